@@ -1,0 +1,7 @@
+//! The two management dialects (Harness and GitFlic), their shared helpers, and the OpenAPI document.
+
+pub mod client_setup;
+pub mod common;
+pub mod gitflic;
+pub mod harness;
+pub mod openapi;

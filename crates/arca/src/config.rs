@@ -1,0 +1,87 @@
+//! Configuration: flags win over environment, environment over the TOML file, the file over the
+//! built-in defaults. clap resolves flag-vs-environment; the file fills whatever is still unset.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use clap::Args;
+use serde::Deserialize;
+
+#[derive(Debug, Clone, Args, Default)]
+pub struct ConfigArgs {
+    /// TOML configuration file (keys: listen, data_dir, database_url, base_url, default_account).
+    #[arg(long, env = "ARCA_CONFIG", global = true)]
+    pub config: Option<PathBuf>,
+    /// Address to listen on [default: 127.0.0.1:8080].
+    #[arg(long, env = "ARCA_LISTEN", global = true)]
+    pub listen: Option<SocketAddr>,
+    /// Data directory: SQLite database, blobs, admin token [default: ./arca-data].
+    #[arg(long, env = "ARCA_DATA_DIR", global = true)]
+    pub data_dir: Option<PathBuf>,
+    /// Metadata store URL: sqlite://... or postgres://... [default: sqlite://<data dir>/arca.db].
+    #[arg(long, env = "ARCA_DATABASE_URL", global = true)]
+    pub database_url: Option<String>,
+    /// Public base URL used in generated links [default: http://<listen address>].
+    #[arg(long, env = "ARCA_BASE_URL", global = true)]
+    pub base_url: Option<String>,
+    /// Account that the GitFlic dialect addresses [default: default].
+    #[arg(long, env = "ARCA_DEFAULT_ACCOUNT", global = true)]
+    pub default_account: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    listen: Option<SocketAddr>,
+    data_dir: Option<PathBuf>,
+    database_url: Option<String>,
+    base_url: Option<String>,
+    default_account: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub listen: SocketAddr,
+    pub data_dir: PathBuf,
+    pub database_url: String,
+    pub base_url: String,
+    pub default_account: String,
+}
+
+impl Config {
+    pub fn load(args: &ConfigArgs) -> anyhow::Result<Config> {
+        let file = match &args.config {
+            Some(path) => {
+                let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+                toml::from_str::<FileConfig>(&text).with_context(|| format!("parsing {}", path.display()))?
+            }
+            None => FileConfig::default(),
+        };
+        let listen = args.listen.or(file.listen).unwrap_or_else(|| ([127, 0, 0, 1], 8080).into());
+        let data_dir = args.data_dir.clone().or(file.data_dir).unwrap_or_else(|| PathBuf::from("./arca-data"));
+        let database_url = args
+            .database_url
+            .clone()
+            .or(file.database_url)
+            .unwrap_or_else(|| default_database_url(&data_dir));
+        let base_url = args
+            .base_url
+            .clone()
+            .or(file.base_url)
+            .unwrap_or_else(|| format!("http://{listen}"))
+            .trim_end_matches('/')
+            .to_string();
+        let default_account = args.default_account.clone().or(file.default_account).unwrap_or_else(|| "default".into());
+        crate::model::validate_identifier("default_account", &default_account).map_err(|e| anyhow::anyhow!("{e}"))?;
+        Ok(Config { listen, data_dir, database_url, base_url, default_account })
+    }
+
+    pub fn blob_dir(&self) -> PathBuf {
+        self.data_dir.join("blobs")
+    }
+}
+
+fn default_database_url(data_dir: &Path) -> String {
+    format!("sqlite://{}/arca.db", data_dir.display())
+}

@@ -1,0 +1,110 @@
+//! Serving stored files: HEAD, single `Range` requests, `ETag`/`If-None-Match`, checksums headers.
+//! Shared by every format.
+
+use axum::body::Body;
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+
+use crate::error::{ApiError, ApiResult};
+use crate::state::AppState;
+use crate::store::artifacts::FileRow;
+
+/// Parses a single `bytes=` range against a length. `Ok(None)`: no (usable) range, serve it all.
+/// Multiple ranges are answered with the whole body, which RFC 9110 allows.
+pub fn parse_range(value: &str, len: u64) -> Result<Option<(u64, u64)>, ()> {
+    let Some(spec) = value.trim().strip_prefix("bytes=") else { return Ok(None) };
+    if spec.contains(',') {
+        return Ok(None);
+    }
+    let (a, b) = spec.split_once('-').ok_or(())?;
+    let (a, b) = (a.trim(), b.trim());
+    let range = if a.is_empty() {
+        let n: u64 = b.parse().map_err(|_| ())?;
+        if n == 0 {
+            return Err(());
+        }
+        (len.saturating_sub(n), len)
+    } else {
+        let start: u64 = a.parse().map_err(|_| ())?;
+        let end = if b.is_empty() { len } else { b.parse::<u64>().map_err(|_| ())?.saturating_add(1).min(len) };
+        (start, end)
+    };
+    if range.0 >= len || range.0 >= range.1 {
+        return Err(());
+    }
+    Ok(Some(range))
+}
+
+fn etag_matches(if_none_match: &str, etag: &str) -> bool {
+    if_none_match.split(',').map(str::trim).any(|t| t == "*" || t == etag || t.trim_start_matches("W/") == etag)
+}
+
+pub fn guess_content_type(name: &str) -> &'static str {
+    let ext = name.rsplit('.').next().unwrap_or("").to_ascii_lowercase();
+    match ext.as_str() {
+        "json" => "application/json",
+        "xml" | "pom" => "application/xml",
+        "txt" | "asc" | "md" => "text/plain; charset=utf-8",
+        "html" => "text/html; charset=utf-8",
+        "gz" | "tgz" => "application/gzip",
+        "zip" | "jar" | "whl" | "nupkg" => "application/zip",
+        "tar" => "application/x-tar",
+        "yaml" | "yml" => "application/yaml",
+        _ => "application/octet-stream",
+    }
+}
+
+fn hv(s: &str) -> HeaderValue {
+    HeaderValue::from_str(s).unwrap_or_else(|_| HeaderValue::from_static(""))
+}
+
+/// Answers GET or HEAD for a stored file.
+pub async fn serve_file(state: &AppState, file: &FileRow, method: &Method, headers: &HeaderMap) -> ApiResult<Response> {
+    let etag = format!("\"{}\"", file.sha256);
+    let content_type = file.content_type.clone().unwrap_or_else(|| guess_content_type(&file.name).to_string());
+    let mut out = HeaderMap::new();
+    out.insert(header::ETAG, hv(&etag));
+    out.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+    out.insert(header::CONTENT_TYPE, hv(&content_type));
+    out.insert("x-checksum-sha256", hv(&file.sha256));
+    out.insert("x-checksum-sha1", hv(&file.sha1));
+    out.insert("x-checksum-md5", hv(&file.md5));
+    if let Ok(t) = time::OffsetDateTime::from_unix_timestamp_nanos(file.updated_at as i128 * 1_000_000) {
+        if let Ok(s) = t.format(&time::format_description::well_known::Rfc2822) {
+            out.insert(header::LAST_MODIFIED, hv(&s.replace("+0000", "GMT")));
+        }
+    }
+    if let Some(inm) = headers.get(header::IF_NONE_MATCH).and_then(|v| v.to_str().ok()) {
+        if etag_matches(inm, &etag) {
+            return Ok((StatusCode::NOT_MODIFIED, out).into_response());
+        }
+    }
+    let len = file.size as u64;
+    let range = match headers.get(header::RANGE).and_then(|v| v.to_str().ok()) {
+        Some(r) => match parse_range(r, len) {
+            Ok(r) => r,
+            Err(()) => {
+                let mut resp = ApiError::RangeNotSatisfiable(format!("range '{r}' is not satisfiable for {len} bytes")).into_response();
+                resp.headers_mut().insert(header::CONTENT_RANGE, hv(&format!("bytes */{len}")));
+                return Ok(resp);
+            }
+        },
+        None => None,
+    };
+    let (status, body_len) = match range {
+        Some((a, b)) => {
+            out.insert(header::CONTENT_RANGE, hv(&format!("bytes {a}-{}/{len}", b - 1)));
+            (StatusCode::PARTIAL_CONTENT, b - a)
+        }
+        None => (StatusCode::OK, len),
+    };
+    out.insert(header::CONTENT_LENGTH, hv(&body_len.to_string()));
+    if *method == Method::HEAD {
+        return Ok((status, out).into_response());
+    }
+    let read = state.blobs.get(&file.sha256, range).await?;
+    if range.is_none() {
+        state.db.count_download(file).await?;
+    }
+    Ok((status, out, Body::from_stream(read.stream)).into_response())
+}

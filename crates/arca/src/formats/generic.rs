@@ -1,0 +1,195 @@
+//! Generic files: `<root>/<package>/<version>/<file path>`.
+//!
+//! * `PUT` a raw body to upload (re-upload per the registry's NONE/OVERRIDE setting),
+//! * `GET`/`HEAD` to download (Range, ETag),
+//! * `DELETE` a file, or a version / package (moved to the account's trash can),
+//! * `GET` of `<root>/`, `<package>/` or `<package>/<version>/` lists packages, versions or files.
+
+use async_trait::async_trait;
+use axum::Json;
+use axum::http::{Method, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+use super::{Format, NativeRequest, Resolver};
+use crate::auth::Need;
+use crate::download::serve_file;
+use crate::error::{ApiError, ApiResult};
+use crate::model::PackageType;
+use crate::state::AppState;
+use crate::store::artifacts::{NewFile, Page};
+
+pub struct Generic;
+
+/// Decodes and checks one path segment: no traversal, no separators or control characters.
+fn segment(field: &str, raw: &str) -> ApiResult<String> {
+    let s = percent_encoding::percent_decode_str(raw)
+        .decode_utf8()
+        .map_err(|_| ApiError::bad(field, format!("{field} is not valid UTF-8")))?
+        .into_owned();
+    if s.is_empty() || s == "." || s == ".." || s.len() > 255 || s.contains(['/', '\\']) || s.chars().any(char::is_control) {
+        return Err(ApiError::bad(field, format!("invalid {field} '{s}'")));
+    }
+    Ok(s)
+}
+
+fn name_like(field: &str, s: &str) -> ApiResult<()> {
+    let ok = s.chars().next().is_some_and(|c| c.is_ascii_alphanumeric())
+        && s.chars().all(|c| c.is_ascii_alphanumeric() || "._-+~".contains(c));
+    if !ok {
+        return Err(ApiError::bad(
+            field,
+            format!("invalid {field} '{s}': letters, digits and . _ - + ~, starting with a letter or digit"),
+        ));
+    }
+    Ok(())
+}
+
+const MAX_PAGE: i64 = 1000;
+
+fn page() -> Page {
+    Page { offset: 0, limit: MAX_PAGE, sort_column: "created_at", descending: false, search: None }
+}
+
+#[async_trait]
+impl Format for Generic {
+    fn package_type(&self) -> PackageType {
+        PackageType::Generic
+    }
+
+    async fn handle(&self, state: &AppState, req: NativeRequest) -> ApiResult<Response> {
+        let raw: Vec<&str> = req.path.split('/').filter(|s| !s.is_empty()).collect();
+        let resolver = Resolver { state };
+        match raw.len() {
+            0 => {
+                if req.method != Method::GET {
+                    return Err(ApiError::MethodNotAllowed("only GET lists packages".into()));
+                }
+                let ids: Vec<String> = resolver.read_chain(&req.registry).await?.into_iter().map(|r| r.id).collect();
+                let (_, pkgs) = state.db.list_packages(&ids, &[], &page()).await?;
+                let names: Vec<_> = pkgs.iter().map(|p| json!({"name": p.name, "latestVersion": p.latest_version})).collect();
+                Ok(Json(json!({ "packages": names })).into_response())
+            }
+            1 | 2 => {
+                let package = segment("package", raw[0])?;
+                let version = raw.get(1).map(|v| segment("version", v)).transpose()?;
+                match req.method {
+                    Method::GET => list(state, &req, &package, version.as_deref()).await,
+                    Method::DELETE => delete_versions(state, &req, &package, version.as_deref()).await,
+                    _ => Err(ApiError::MethodNotAllowed("use GET to list or DELETE to remove".into())),
+                }
+            }
+            _ => {
+                let package = segment("package", raw[0])?;
+                let version = segment("version", raw[1])?;
+                name_like("package", &package)?;
+                name_like("version", &version)?;
+                let mut file_segs = Vec::new();
+                for s in &raw[2..] {
+                    file_segs.push(segment("file name", s)?);
+                }
+                let file_path = file_segs.join("/");
+                let path = format!("{package}/{version}/{file_path}");
+                match req.method {
+                    Method::GET | Method::HEAD => {
+                        let (_, file) = resolver
+                            .find_file(&req.registry, &path)
+                            .await?
+                            .ok_or_else(|| ApiError::not_found(format!("file '{path}' not found")))?;
+                        serve_file(state, &file, &req.method, &req.headers).await
+                    }
+                    Method::PUT => upload(state, req, &package, &version, &file_path, &path).await,
+                    Method::DELETE => {
+                        let target = resolver.write_target(&req.registry).await?;
+                        req.principal.check(&target, Need::Delete)?;
+                        let file = state
+                            .db
+                            .file_by_path(&target.id, &path)
+                            .await?
+                            .ok_or_else(|| ApiError::not_found(format!("file '{path}' not found")))?;
+                        state.db.delete_file(&file).await?;
+                        Ok(StatusCode::NO_CONTENT.into_response())
+                    }
+                    _ => Err(ApiError::MethodNotAllowed("use GET, HEAD, PUT or DELETE".into())),
+                }
+            }
+        }
+    }
+}
+
+async fn upload(state: &AppState, req: NativeRequest, package: &str, version: &str, file_path: &str, path: &str) -> ApiResult<Response> {
+    let target = Resolver { state }.write_target(&req.registry).await?;
+    req.principal.check(&target, Need::Write)?;
+    target.check_patterns(&format!("{package}:{version}"))?;
+    // Refuse early, before streaming a body that cannot be stored; the insert re-checks atomically.
+    if target.reupload == crate::model::Reupload::None && state.db.file_by_path(&target.id, path).await?.is_some() {
+        return Err(ApiError::conflict(format!(
+            "'{path}' already exists in registry '{}' and re-upload is not allowed (packageReuploadType NONE)",
+            target.identifier
+        )));
+    }
+    let content_type = req
+        .headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .filter(|t| !t.starts_with("application/x-www-form-urlencoded") && !t.starts_with("multipart/"))
+        .map(str::to_string);
+    let name = file_path.rsplit('/').next().unwrap_or(file_path).to_string();
+    let blob = state.blobs.put(req.into_body_stream(), None, None).await?;
+    state.db.record_blob(&blob).await?;
+    let file = state
+        .db
+        .put_file(&target, NewFile { package, version, path, name: &name, blob: &blob, content_type: content_type.as_deref() })
+        .await?;
+    let body = json!({
+        "registry": target.identifier,
+        "package": package,
+        "version": version,
+        "path": file_path,
+        "size": file.size,
+        "sha256": file.sha256,
+        "sha1": file.sha1,
+        "md5": file.md5,
+        "sha512": file.sha512,
+    });
+    Ok((StatusCode::CREATED, Json(body)).into_response())
+}
+
+async fn list(state: &AppState, req: &NativeRequest, package: &str, version: Option<&str>) -> ApiResult<Response> {
+    for reg in (Resolver { state }).read_chain(&req.registry).await? {
+        let Some(pkg) = state.db.package_by_name(&reg.id, package).await? else { continue };
+        return match version {
+            None => {
+                let (_, versions) = state.db.list_versions(&pkg.id, &page()).await?;
+                let v: Vec<_> = versions
+                    .iter()
+                    .map(|v| json!({"version": v.version, "size": v.size, "fileCount": v.file_count}))
+                    .collect();
+                Ok(Json(json!({"package": package, "versions": v})).into_response())
+            }
+            Some(version) => {
+                let ver = state
+                    .db
+                    .version_by_name(&pkg.id, version)
+                    .await?
+                    .ok_or_else(|| ApiError::not_found(format!("version '{package}/{version}' not found")))?;
+                let (_, files) = state.db.list_files(&ver.id, &page()).await?;
+                let prefix = format!("{package}/{version}/");
+                let f: Vec<_> = files
+                    .iter()
+                    .map(|f| json!({"path": f.path.strip_prefix(&prefix).unwrap_or(&f.path), "size": f.size, "sha256": f.sha256}))
+                    .collect();
+                Ok(Json(json!({"package": package, "version": version, "files": f})).into_response())
+            }
+        };
+    }
+    Err(ApiError::not_found(format!("package '{package}' not found")))
+}
+
+/// Moves one version, or every version of a package, to the account's trash can.
+async fn delete_versions(state: &AppState, req: &NativeRequest, package: &str, version: Option<&str>) -> ApiResult<Response> {
+    let target = Resolver { state }.write_target(&req.registry).await?;
+    req.principal.check(&target, Need::Delete)?;
+    crate::api::common::trash_versions(state, &target, package, version).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}

@@ -1,0 +1,210 @@
+//! Native package protocols, one module per format, behind one small interface.
+//!
+//! Every format is served under `<base>/pkg/<account>/<registry>/<format>/...`. The router here
+//! finds the registry, checks the format matches its package type and authenticates the caller; the
+//! format module then speaks its protocol. Formats never read storage for a registry directly: they
+//! go through [`Resolver`], which knows the registry's kind:
+//!
+//! * immutable content (a file addressed by its path or digest) is looked up along the registry's
+//!   *read chain*: a hosted registry, then its upstream proxies in order; a group's members in
+//!   order; a proxy's cache (and, once proxying lands, the upstream itself, with the fetched file
+//!   kept in the cache);
+//! * generated metadata (indexes, packuments, `maven-metadata.xml`, tag lists) is built per registry
+//!   by the format from indexed queries and merged across the read chain by the format's own rule;
+//! * writes go to the registry's *write target*: a hosted registry itself, a group's deployment
+//!   member; proxies, caches and the trash can refuse uploads.
+//!
+//! Adding a format: write its module implementing [`Format`], and add one line to [`Formats::new`].
+
+pub mod generic;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, Method};
+use axum::response::Response;
+use futures::TryStreamExt;
+
+use crate::auth::{Need, Principal};
+use crate::blob::ByteStream;
+use crate::error::{ApiError, ApiResult};
+use crate::model::{PackageType, Registry, RegistryKind};
+use crate::state::AppState;
+use crate::store::artifacts::FileRow;
+
+/// One native request, already routed to a registry.
+pub struct NativeRequest {
+    pub method: Method,
+    pub registry: Registry,
+    pub principal: Principal,
+    /// Path below `<format>/`, still percent-encoded.
+    pub path: String,
+    pub query: Option<String>,
+    pub headers: HeaderMap,
+    /// Behind a mutex only so that the request is `Sync` (a `Body` is not) and can be borrowed
+    /// across awaits; it is taken exactly once.
+    pub body: std::sync::Mutex<Option<Body>>,
+}
+
+impl NativeRequest {
+    /// The request body as a stream of chunks for the blob store (chunked and `Expect:
+    /// 100-continue` bodies included: hyper answers the expectation when the stream is first polled).
+    pub fn into_body_stream(self) -> ByteStream {
+        let body = self.body.into_inner().ok().flatten().unwrap_or_else(Body::empty);
+        Box::pin(body.into_data_stream().map_err(std::io::Error::other))
+    }
+}
+
+#[async_trait]
+pub trait Format: Send + Sync {
+    fn package_type(&self) -> PackageType;
+    async fn handle(&self, state: &AppState, req: NativeRequest) -> ApiResult<Response>;
+}
+
+#[derive(Clone)]
+pub struct Formats {
+    by_segment: HashMap<&'static str, Arc<dyn Format>>,
+}
+
+impl Formats {
+    pub fn new() -> Formats {
+        let all: Vec<Arc<dyn Format>> = vec![
+            Arc::new(generic::Generic),
+            // One line per format.
+        ];
+        Formats { by_segment: all.into_iter().map(|f| (f.package_type().path_segment(), f)).collect() }
+    }
+
+    pub fn get(&self, segment: &str) -> Option<&Arc<dyn Format>> {
+        self.by_segment.get(segment)
+    }
+}
+
+impl Default for Formats {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Kind-aware access to a registry's content. See the module documentation.
+pub struct Resolver<'a> {
+    pub state: &'a AppState,
+}
+
+impl Resolver<'_> {
+    /// The registries whose content a read through `reg` can see, in resolution order.
+    pub async fn read_chain(&self, reg: &Registry) -> ApiResult<Vec<Registry>> {
+        let mut out: Vec<Registry> = Vec::new();
+        let mut seen = std::collections::HashSet::new();
+        let mut queue: std::collections::VecDeque<Registry> = std::collections::VecDeque::from([reg.clone()]);
+        while let Some(r) = queue.pop_front() {
+            if !seen.insert(r.id.clone()) {
+                continue;
+            }
+            match r.kind {
+                RegistryKind::Hosted | RegistryKind::Cache | RegistryKind::Trash => {
+                    let members = r.members.clone();
+                    out.push(r);
+                    for m in members {
+                        if let Some(m) = self.state.db.registry_by_id(&m).await? {
+                            queue.push_back(m);
+                        }
+                    }
+                }
+                RegistryKind::Proxy => {
+                    if let Some(cache) = self.state.db.cache_of_proxy(&r.id).await? {
+                        queue.push_front(cache);
+                    }
+                }
+                RegistryKind::Group => {
+                    // Members in order, each fully before the next.
+                    for m in r.members.iter().rev() {
+                        if let Some(m) = self.state.db.registry_by_id(m).await? {
+                            queue.push_front(m);
+                        }
+                    }
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Finds an immutable file by its registry-relative path along the read chain.
+    pub async fn find_file(&self, reg: &Registry, path: &str) -> ApiResult<Option<(Registry, FileRow)>> {
+        for r in self.read_chain(reg).await? {
+            if let Some(f) = self.state.db.file_by_path(&r.id, path).await? {
+                return Ok(Some((r, f)));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Where an upload addressed to `reg` lands.
+    pub async fn write_target(&self, reg: &Registry) -> ApiResult<Registry> {
+        match reg.kind {
+            RegistryKind::Hosted => Ok(reg.clone()),
+            RegistryKind::Group => match &reg.deployment_registry_id {
+                Some(id) => self
+                    .state
+                    .db
+                    .registry_by_id(id)
+                    .await?
+                    .ok_or_else(|| ApiError::conflict(format!("the deployment registry of '{}' no longer exists", reg.identifier))),
+                None => Err(ApiError::MethodNotAllowed(format!(
+                    "virtual registry '{}' has no deployment registry; uploads are not possible",
+                    reg.identifier
+                ))),
+            },
+            kind => Err(ApiError::MethodNotAllowed(format!(
+                "registry '{}' is a {} registry; uploads are not possible",
+                reg.identifier,
+                kind.gitflic()
+            ))),
+        }
+    }
+}
+
+/// Entry point for `/pkg/{account}/{registry}/{format}/...`.
+pub async fn route(State(state): State<AppState>, req: Request) -> Result<Response, ApiError> {
+    let (parts, body) = req.into_parts();
+    let raw = parts.uri.path().strip_prefix("/pkg/").unwrap_or("");
+    let mut it = raw.splitn(4, '/');
+    let (account, identifier, segment) = match (it.next(), it.next(), it.next()) {
+        (Some(a), Some(r), Some(f)) if !a.is_empty() && !r.is_empty() && !f.is_empty() => (a, r, f),
+        _ => return Err(ApiError::not_found("expected /pkg/<account>/<registry>/<format>/...")),
+    };
+    let path = it.next().unwrap_or("").to_string();
+    let principal = state.principal(&parts.headers).await?;
+    let registry = match state.db.registry_by_identifier(account, identifier).await? {
+        Some(r) => r,
+        // Do not reveal which registries exist to callers without credentials.
+        None if principal.is_anonymous() => return Err(ApiError::Unauthenticated("authentication required".into())),
+        None => return Err(ApiError::not_found(format!("registry '{account}/{identifier}' does not exist"))),
+    };
+    let format = state
+        .formats
+        .get(segment)
+        .ok_or_else(|| ApiError::not_found(format!("package type '{segment}' is not supported")))?
+        .clone();
+    if format.package_type() != registry.package_type {
+        return Err(ApiError::not_found(format!(
+            "registry package type mismatch: '{identifier}' is a {} registry, not {segment}",
+            registry.package_type.harness()
+        )));
+    }
+    // Every native route reads at least; the format checks stronger needs itself.
+    principal.check(&registry, Need::Read)?;
+    let native = NativeRequest {
+        method: parts.method,
+        registry,
+        principal,
+        path,
+        query: parts.uri.query().map(str::to_string),
+        headers: parts.headers,
+        body: std::sync::Mutex::new(Some(body)),
+    };
+    format.handle(&state, native).await
+}

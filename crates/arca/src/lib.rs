@@ -1,0 +1,14 @@
+//! Arca: a multi-format artifact registry.
+
+pub mod api;
+pub mod auth;
+pub mod blob;
+pub mod config;
+pub mod download;
+pub mod error;
+pub mod formats;
+pub mod model;
+pub mod server;
+pub mod service;
+pub mod state;
+pub mod store;

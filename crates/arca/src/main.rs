@@ -1,0 +1,153 @@
+//! The `arca` binary: `arca serve`, plus offline admin commands that work directly against the
+//! configured metadata store (so scripts can manage users and tokens without the HTTP API).
+
+use clap::{Parser, Subcommand};
+
+use arca::auth::{generate_token, hash_password, hash_token};
+use arca::config::{Config, ConfigArgs};
+use arca::model::Role;
+use arca::store::Db;
+
+#[derive(Parser)]
+#[command(name = "arca", version, about = "Multi-format artifact registry")]
+struct Cli {
+    #[command(flatten)]
+    config: ConfigArgs,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the HTTP server.
+    Serve,
+    /// Manage API tokens.
+    #[command(subcommand)]
+    Token(TokenCmd),
+    /// Manage users and their roles.
+    #[command(subcommand)]
+    User(UserCmd),
+}
+
+#[derive(Subcommand)]
+enum TokenCmd {
+    /// Create a token for a user and print it (the only time it is shown).
+    Create {
+        #[arg(long)]
+        user: String,
+        #[arg(long, default_value = "cli")]
+        name: String,
+    },
+    /// List tokens (never their secrets).
+    List {
+        #[arg(long)]
+        user: Option<String>,
+    },
+    /// Revoke a token by id.
+    Revoke { id: String },
+}
+
+#[derive(Subcommand)]
+enum UserCmd {
+    /// Create a user. With --role and --scope, also grant a role on a scope (e.g. `acme/web`).
+    Create {
+        name: String,
+        #[arg(long, env = "ARCA_USER_PASSWORD")]
+        password: Option<String>,
+        #[arg(long)]
+        admin: bool,
+        #[arg(long, value_parser = ["reader", "deployer", "admin"], requires = "scope")]
+        role: Option<String>,
+        #[arg(long, requires = "role")]
+        scope: Option<String>,
+    },
+    /// Grant a role (reader, deployer, admin) on a scope; inherited by everything below it.
+    Grant {
+        name: String,
+        #[arg(long, value_parser = ["reader", "deployer", "admin"])]
+        role: String,
+        #[arg(long)]
+        scope: String,
+    },
+    /// List users with their roles.
+    List,
+}
+
+#[tokio::main]
+async fn main() {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("ARCA_LOG").unwrap_or_else(|_| "info,tower_http=warn,sqlx=warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    if let Err(e) = run(cli).await {
+        eprintln!("error: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+fn api(e: arca::error::ApiError) -> anyhow::Error {
+    anyhow::anyhow!("{e}")
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    let config = Config::load(&cli.config)?;
+    if let Command::Serve = cli.command {
+        return arca::server::serve(config).await;
+    }
+    std::fs::create_dir_all(&config.data_dir)?;
+    let db = Db::connect(&config.database_url).await?;
+    match cli.command {
+        Command::Serve => unreachable!("handled above"),
+        Command::Token(TokenCmd::Create { user, name }) => {
+            let u = db.user_by_name(&user).await.map_err(api)?.ok_or_else(|| anyhow::anyhow!("no user '{user}'"))?;
+            let token = generate_token();
+            let id = db.insert_token(&u.id, &name, &hash_token(&token)).await.map_err(api)?;
+            eprintln!("token id: {id}");
+            println!("{token}");
+        }
+        Command::Token(TokenCmd::List { user }) => {
+            for t in db.list_tokens(user.as_deref()).await.map_err(api)? {
+                let state = if t.revoked_at.is_some() { "revoked" } else { "active" };
+                println!("{}\t{}\t{}\t{}\t{}", t.id, t.user_name, t.name, t.created_at, state);
+            }
+        }
+        Command::Token(TokenCmd::Revoke { id }) => {
+            if !db.revoke_token(&id).await.map_err(api)? {
+                anyhow::bail!("no active token '{id}'");
+            }
+            println!("revoked {id}");
+        }
+        Command::User(UserCmd::Create { name, password, admin, role, scope }) => {
+            arca::model::validate_identifier("name", &name).map_err(api)?;
+            let hash = password.as_deref().map(hash_password).transpose()?;
+            let u = db.create_user(&name, hash.as_deref(), admin).await.map_err(api)?;
+            if let (Some(role), Some(scope)) = (role, scope) {
+                grant(&db, &u.id, &role, &scope).await?;
+            }
+            println!("{}", u.id);
+        }
+        Command::User(UserCmd::Grant { name, role, scope }) => {
+            let u = db.user_by_name(&name).await.map_err(api)?.ok_or_else(|| anyhow::anyhow!("no user '{name}'"))?;
+            grant(&db, &u.id, &role, &scope).await?;
+            println!("granted {role} on {scope} to {name}");
+        }
+        Command::User(UserCmd::List) => {
+            for u in db.list_users().await.map_err(api)? {
+                let roles: Vec<String> =
+                    db.roles_of(&u.id).await.map_err(api)?.iter().map(|(p, r)| format!("{}@{p}", r.as_str())).collect();
+                println!("{}\t{}\t{}", u.name, if u.is_admin { "admin" } else { "-" }, roles.join(","));
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn grant(db: &Db, user_id: &str, role: &str, scope: &str) -> anyhow::Result<()> {
+    let role = Role::parse(role).ok_or_else(|| anyhow::anyhow!("unknown role '{role}'"))?;
+    let s = db.ensure_scope(scope.trim_matches('/')).await.map_err(api)?;
+    db.grant_role(user_id, &s.id, role).await.map_err(api)?;
+    Ok(())
+}

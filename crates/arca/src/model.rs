@@ -1,0 +1,354 @@
+//! The one domain model both management dialects translate onto.
+//!
+//! Registry kinds, and how each dialect names them (lossless both ways: every internal kind has one
+//! spelling per dialect, and `kind` is echoed in Harness responses so nothing is guessed back):
+//!
+//! | internal | Harness (`config.type`)                       | GitFlic (`repositoryType`) |
+//! |----------|-----------------------------------------------|----------------------------|
+//! | Hosted   | VIRTUAL (stores artifacts; `upstreamProxies`)  | LOCAL                      |
+//! | Proxy    | UPSTREAM                                       | PROXY                      |
+//! | Cache    | VIRTUAL (read-only, `kind: CACHE`)             | LOCAL_CACHE                |
+//! | Group    | VIRTUAL (`upstreamProxies` = members, `kind: GROUP`) | VIRTUAL              |
+//! | Trash    | VIRTUAL (`kind: TRASH`)                         | TRASH_CAN                  |
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::ApiError;
+
+/// Package types: the union of both seeds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum PackageType {
+    Docker,
+    Maven,
+    Python,
+    Generic,
+    Helm,
+    Nuget,
+    Npm,
+    Rpm,
+    Cargo,
+    Composer,
+    Opm,
+    Debian,
+    Cran,
+}
+
+impl PackageType {
+    pub const ALL: [PackageType; 13] = [
+        PackageType::Docker,
+        PackageType::Maven,
+        PackageType::Python,
+        PackageType::Generic,
+        PackageType::Helm,
+        PackageType::Nuget,
+        PackageType::Npm,
+        PackageType::Rpm,
+        PackageType::Cargo,
+        PackageType::Composer,
+        PackageType::Opm,
+        PackageType::Debian,
+        PackageType::Cran,
+    ];
+
+    /// Harness spelling (and the stored form).
+    pub fn harness(self) -> &'static str {
+        match self {
+            PackageType::Docker => "DOCKER",
+            PackageType::Maven => "MAVEN",
+            PackageType::Python => "PYTHON",
+            PackageType::Generic => "GENERIC",
+            PackageType::Helm => "HELM",
+            PackageType::Nuget => "NUGET",
+            PackageType::Npm => "NPM",
+            PackageType::Rpm => "RPM",
+            PackageType::Cargo => "CARGO",
+            PackageType::Composer => "COMPOSER",
+            PackageType::Opm => "OPM",
+            PackageType::Debian => "DEBIAN",
+            PackageType::Cran => "CRAN",
+        }
+    }
+
+    /// GitFlic spelling.
+    pub fn gitflic(self) -> &'static str {
+        match self {
+            PackageType::Docker => "container",
+            PackageType::Maven => "maven",
+            PackageType::Python => "pypi",
+            PackageType::Generic => "generic",
+            PackageType::Helm => "helm",
+            PackageType::Nuget => "nuget",
+            PackageType::Npm => "npm",
+            PackageType::Rpm => "rpm",
+            PackageType::Cargo => "cargo",
+            PackageType::Composer => "composer",
+            PackageType::Opm => "opm",
+            PackageType::Debian => "debian",
+            PackageType::Cran => "cran",
+        }
+    }
+
+    /// The `<format>` segment of the native URL layout `<base>/pkg/<account>/<registry>/<format>/`.
+    pub fn path_segment(self) -> &'static str {
+        match self {
+            PackageType::Docker => "docker",
+            PackageType::Python => "python",
+            other => other.gitflic(),
+        }
+    }
+
+    pub fn from_harness(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|t| t.harness() == s)
+    }
+
+    pub fn from_gitflic(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|t| t.gitflic() == s)
+    }
+
+    /// Types for which a pull-through proxy protocol exists (union of both products).
+    pub fn supports_proxy(self) -> bool {
+        !matches!(self, PackageType::Composer | PackageType::Opm | PackageType::Cran)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum RegistryKind {
+    /// Stores uploaded artifacts; may list proxies to fall back on, in order.
+    Hosted,
+    /// Fetches from one remote URL; content is kept in its cache registry when caching is on.
+    Proxy,
+    /// The storage side of a caching proxy. Never created directly.
+    Cache,
+    /// Resolves through its members in order; uploads go to its deployment member.
+    Group,
+    /// One per account: where deleted versions go.
+    Trash,
+}
+
+impl RegistryKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RegistryKind::Hosted => "HOSTED",
+            RegistryKind::Proxy => "PROXY",
+            RegistryKind::Cache => "CACHE",
+            RegistryKind::Group => "GROUP",
+            RegistryKind::Trash => "TRASH",
+        }
+    }
+    pub fn parse(s: &str) -> Option<Self> {
+        [Self::Hosted, Self::Proxy, Self::Cache, Self::Group, Self::Trash].into_iter().find(|k| k.as_str() == s)
+    }
+    pub fn gitflic(self) -> &'static str {
+        match self {
+            RegistryKind::Hosted => "LOCAL",
+            RegistryKind::Proxy => "PROXY",
+            RegistryKind::Cache => "LOCAL_CACHE",
+            RegistryKind::Group => "VIRTUAL",
+            RegistryKind::Trash => "TRASH_CAN",
+        }
+    }
+    pub fn harness(self) -> &'static str {
+        match self {
+            RegistryKind::Proxy => "UPSTREAM",
+            _ => "VIRTUAL",
+        }
+    }
+}
+
+/// What happens when a file that already exists is uploaded again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum Reupload {
+    None,
+    Override,
+}
+
+impl Reupload {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Reupload::None => "NONE",
+            Reupload::Override => "OVERRIDE",
+        }
+    }
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "NONE" => Some(Reupload::None),
+            "OVERRIDE" => Some(Reupload::Override),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    Reader,
+    Deployer,
+    Admin,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Reader => "reader",
+            Role::Deployer => "deployer",
+            Role::Admin => "admin",
+        }
+    }
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "reader" => Some(Role::Reader),
+            "deployer" => Some(Role::Deployer),
+            "admin" => Some(Role::Admin),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
+pub struct CleanupPolicy {
+    pub name: String,
+    #[serde(rename = "expireDays")]
+    pub expire_days: i64,
+    #[serde(rename = "packagePrefix", default)]
+    pub package_prefix: Vec<String>,
+    #[serde(rename = "versionPrefix", default)]
+    pub version_prefix: Vec<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ProxySettings {
+    pub url: String,
+    pub username: Option<String>,
+    /// Stored, never returned by any API.
+    pub secret: Option<String>,
+    pub caching: bool,
+    pub offline: bool,
+    pub expire_hours: i64,
+    pub metadata_interval_secs: i64,
+    /// Harness `source` (Custom, Dockerhub, ...). Kept only to echo it back.
+    pub source: Option<String>,
+    /// Harness auth object (secret *references*, never values). Kept only to echo it back.
+    pub harness_auth: Option<serde_json::Value>,
+}
+
+/// A scope: account → org → project.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Scope {
+    pub id: String,
+    pub parent_id: Option<String>,
+    pub path: String,
+    pub depth: i64,
+}
+
+impl Scope {
+    pub fn account(&self) -> &str {
+        self.path.split('/').next().unwrap_or(&self.path)
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Registry {
+    pub id: String,
+    pub account: String,
+    pub scope_id: String,
+    pub scope_path: String,
+    pub identifier: String,
+    pub package_type: PackageType,
+    pub kind: RegistryKind,
+    pub description: Option<String>,
+    pub labels: Vec<String>,
+    pub allowed_patterns: Vec<String>,
+    pub blocked_patterns: Vec<String>,
+    pub cleanup_policies: Vec<CleanupPolicy>,
+    pub scanners: Vec<serde_json::Value>,
+    pub anonymous: bool,
+    pub delete_allowed: bool,
+    pub reupload: Reupload,
+    pub proxy: Option<ProxySettings>,
+    /// For a cache: the proxy it serves. For a proxy: its cache, if any (looked up).
+    pub cache_of: Option<String>,
+    pub allow_remote_proxying: bool,
+    pub deployment_registry_id: Option<String>,
+    /// Ordered member ids: upstream proxies of a hosted registry, or members of a group.
+    pub members: Vec<String>,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+impl Registry {
+    /// `<scope path>/<identifier>`: the Harness registry path.
+    pub fn path(&self) -> String {
+        format!("{}/{}", self.scope_path, self.identifier)
+    }
+
+    /// Checks a package coordinate (`name:version`, or the file path for generic) against the
+    /// registry's blocked and allowed patterns. Blocked wins; an empty allow list allows everything.
+    pub fn check_patterns(&self, subject: &str) -> Result<(), ApiError> {
+        for p in &self.blocked_patterns {
+            if regex::Regex::new(p).map(|r| r.is_match(subject)).unwrap_or(false) {
+                return Err(ApiError::forbidden(format!(
+                    "'{subject}' is blocked by pattern '{p}' of registry '{}'",
+                    self.identifier
+                )));
+            }
+        }
+        if self.allowed_patterns.is_empty() {
+            return Ok(());
+        }
+        if self
+            .allowed_patterns
+            .iter()
+            .any(|p| regex::Regex::new(p).map(|r| r.is_match(subject)).unwrap_or(false))
+        {
+            Ok(())
+        } else {
+            Err(ApiError::forbidden(format!(
+                "'{subject}' matches none of the allowed patterns of registry '{}'",
+                self.identifier
+            )))
+        }
+    }
+}
+
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+pub fn new_id() -> String {
+    uuid::Uuid::new_v4().to_string()
+}
+
+/// Registry (and scope segment) identifier syntax, shared by both dialects: lowercase so that every
+/// registry can also be an OCI repository path component.
+pub fn validate_identifier(field: &str, s: &str) -> Result<(), ApiError> {
+    static RE: std::sync::LazyLock<regex::Regex> =
+        std::sync::LazyLock::new(|| regex::Regex::new(r"^[a-z0-9]+(?:[._-][a-z0-9]+)*$").expect("static regex"));
+    if s.is_empty() || s.len() > 255 || !RE.is_match(s) {
+        return Err(ApiError::bad(
+            field,
+            format!(
+                "invalid {field} '{s}': 1~255 characters of lowercase letters, digits and single '.', '_' or '-' \
+                 separators; must start and end with a letter or digit"
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Human-readable size as Harness prints it ("1.20 GB").
+pub fn human_size(bytes: i64) -> String {
+    const UNITS: [&str; 5] = ["B", "KB", "MB", "GB", "TB"];
+    let mut v = bytes as f64;
+    let mut i = 0;
+    while v >= 1024.0 && i < UNITS.len() - 1 {
+        v /= 1024.0;
+        i += 1;
+    }
+    if i == 0 { format!("{bytes} B") } else { format!("{v:.2} {}", UNITS[i]) }
+}

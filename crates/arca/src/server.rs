@@ -1,0 +1,131 @@
+//! HTTP server: router, health endpoints, graceful shutdown, first-start bootstrap.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use anyhow::Context;
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use axum::routing::{any, get};
+
+use crate::api;
+use crate::auth::{generate_token, hash_token};
+use crate::blob::LocalBlobStore;
+use crate::config::Config;
+use crate::formats::{self, Formats};
+use crate::state::{AppState, Inner};
+use crate::store::Db;
+
+pub async fn build_state(config: Config) -> anyhow::Result<AppState> {
+    std::fs::create_dir_all(&config.data_dir).with_context(|| format!("creating {}", config.data_dir.display()))?;
+    let db = Db::connect(&config.database_url).await?;
+    let blobs = LocalBlobStore::open(&config.blob_dir()).await.context("opening blob store")?;
+    db.ensure_scope(&config.default_account).await.map_err(|e| anyhow::anyhow!("creating default account: {e}"))?;
+    Ok(AppState(Arc::new(Inner {
+        config,
+        db,
+        blobs: Arc::new(blobs),
+        formats: Formats::new(),
+        password_cache: Default::default(),
+    })))
+}
+
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/health", get(|| async { "ok" }))
+        .route("/ready", get(ready))
+        .route("/api/openapi.json", get(api::openapi::openapi_json))
+        .route("/har/api/v1/{*rest}", any(api::harness::dispatch))
+        .route("/api/v1/{*rest}", any(api::harness::dispatch))
+        .route("/pkg/{*rest}", any(formats::route))
+        .merge(api::gitflic::router())
+        // Native uploads stream; management bodies are capped where they are read.
+        .layer(DefaultBodyLimit::disable())
+        .layer(tower_http::trace::TraceLayer::new_for_http())
+        .layer(tower_http::catch_panic::CatchPanicLayer::new())
+        .with_state(state)
+}
+
+async fn ready(State(state): State<AppState>) -> impl IntoResponse {
+    let db = state.db.ping().await;
+    let blobs = state.blobs.ready().await;
+    let status = if db && blobs { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    (status, axum::Json(serde_json::json!({"database": db, "blobStore": blobs})))
+}
+
+/// On first start (no users): an admin user and an API token, from `ARCA_ADMIN_TOKEN` or generated,
+/// printed once and written to `<data dir>/admin-token` (mode 0600).
+pub async fn bootstrap(state: &AppState) -> anyhow::Result<()> {
+    if state.db.user_count().await.map_err(|e| anyhow::anyhow!("{e}"))? > 0 {
+        return Ok(());
+    }
+    let user = match state.db.create_user("admin", None, true).await {
+        Ok(u) => u,
+        // Another server process bootstrapped at the same moment.
+        Err(crate::error::ApiError::Conflict(_)) => return Ok(()),
+        Err(e) => return Err(anyhow::anyhow!("{e}")),
+    };
+    let (token, generated) = match std::env::var("ARCA_ADMIN_TOKEN") {
+        Ok(t) if !t.is_empty() => (t, false),
+        _ => (generate_token(), true),
+    };
+    state.db.insert_token(&user.id, "bootstrap", &hash_token(&token)).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+    let path = state.config.data_dir.join("admin-token");
+    write_secret(&path, &token)?;
+    if generated {
+        tracing::warn!(token = %token, file = %path.display(), "created user 'admin' with a generated API token (shown once)");
+    } else {
+        tracing::info!(file = %path.display(), "created user 'admin' with the token from ARCA_ADMIN_TOKEN");
+    }
+    Ok(())
+}
+
+fn write_secret(path: &Path, secret: &str) -> anyhow::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
+        .with_context(|| format!("writing {}", path.display()))?;
+    f.write_all(secret.as_bytes())?;
+    f.write_all(b"\n")?;
+    Ok(())
+}
+
+pub async fn serve(config: Config) -> anyhow::Result<()> {
+    let state = build_state(config.clone()).await?;
+    bootstrap(&state).await?;
+    let listener = tokio::net::TcpListener::bind(config.listen).await.with_context(|| format!("binding {}", config.listen))?;
+    tracing::info!(listen = %listener.local_addr()?, base_url = %config.base_url, database = %redact(&config.database_url), "arca serving");
+    axum::serve(listener, router(state)).with_graceful_shutdown(shutdown_signal()).await?;
+    tracing::info!("shut down");
+    Ok(())
+}
+
+fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(s), Some(at)) if at > s => format!("{}://***{}", &url[..s], &url[at..]),
+        _ => url.to_string(),
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+    tracing::info!("shutdown requested: finishing in-flight requests");
+}

@@ -1,0 +1,37 @@
+//! Shared, cheaply clonable application state. Servers keep nothing else between requests:
+//! everything lives in the metadata store and the blob store.
+
+use std::sync::Arc;
+
+use axum::http::HeaderMap;
+
+use crate::auth::{PasswordCache, Principal, authenticate};
+use crate::blob::BlobStore;
+use crate::config::Config;
+use crate::error::ApiResult;
+use crate::formats::Formats;
+use crate::store::Db;
+
+#[derive(Clone)]
+pub struct AppState(pub Arc<Inner>);
+
+pub struct Inner {
+    pub config: Config,
+    pub db: Db,
+    pub blobs: Arc<dyn BlobStore>,
+    pub formats: Formats,
+    pub password_cache: PasswordCache,
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Inner;
+    fn deref(&self) -> &Inner {
+        &self.0
+    }
+}
+
+impl AppState {
+    pub async fn principal(&self, headers: &HeaderMap) -> ApiResult<Principal> {
+        authenticate(&self.db, &self.password_cache, headers).await
+    }
+}

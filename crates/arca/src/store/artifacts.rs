@@ -1,0 +1,562 @@
+//! Packages (artifacts), versions and files, and the blobs they point at.
+
+use sqlx::Row;
+use sqlx::any::AnyRow;
+
+use super::{Db, is_unique_violation, json_list};
+use crate::blob::BlobInfo;
+use crate::error::{ApiError, ApiResult};
+use crate::model::{Registry, Reupload, new_id, now_ms};
+
+#[derive(Debug, Clone)]
+pub struct PackageRow {
+    pub id: String,
+    pub registry_id: String,
+    pub name: String,
+    pub labels: Vec<String>,
+    pub latest_version: Option<String>,
+    pub download_count: i64,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+#[derive(Debug, Clone)]
+pub struct VersionRow {
+    pub id: String,
+    pub package_id: String,
+    pub registry_id: String,
+    pub version: String,
+    pub size: i64,
+    pub file_count: i64,
+    pub metadata: serde_json::Value,
+    pub download_count: i64,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+#[derive(Debug, Clone)]
+pub struct FileRow {
+    pub id: String,
+    pub version_id: String,
+    pub registry_id: String,
+    pub path: String,
+    pub name: String,
+    pub size: i64,
+    pub sha256: String,
+    pub md5: String,
+    pub sha1: String,
+    pub sha512: String,
+    pub content_type: Option<String>,
+    pub download_count: i64,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+fn row_to_package(r: &AnyRow) -> Result<PackageRow, sqlx::Error> {
+    Ok(PackageRow {
+        id: r.try_get("id")?,
+        registry_id: r.try_get("registry_id")?,
+        name: r.try_get("name")?,
+        labels: json_list(&r.try_get::<String, _>("labels")?),
+        latest_version: r.try_get("latest_version")?,
+        download_count: r.try_get("download_count")?,
+        created_at: r.try_get("created_at")?,
+        updated_at: r.try_get("updated_at")?,
+    })
+}
+
+fn row_to_version(r: &AnyRow) -> Result<VersionRow, sqlx::Error> {
+    Ok(VersionRow {
+        id: r.try_get("id")?,
+        package_id: r.try_get("package_id")?,
+        registry_id: r.try_get("registry_id")?,
+        version: r.try_get("version")?,
+        size: r.try_get("size")?,
+        file_count: r.try_get("file_count")?,
+        metadata: serde_json::from_str(&r.try_get::<String, _>("metadata")?).unwrap_or_default(),
+        download_count: r.try_get("download_count")?,
+        created_at: r.try_get("created_at")?,
+        updated_at: r.try_get("updated_at")?,
+    })
+}
+
+const FILE_SELECT: &str = "SELECT f.*, b.md5, b.sha1, b.sha512 FROM files f JOIN blobs b ON b.sha256 = f.sha256";
+
+fn row_to_file(r: &AnyRow) -> Result<FileRow, sqlx::Error> {
+    Ok(FileRow {
+        id: r.try_get("id")?,
+        version_id: r.try_get("version_id")?,
+        registry_id: r.try_get("registry_id")?,
+        path: r.try_get("path")?,
+        name: r.try_get("name")?,
+        size: r.try_get("size")?,
+        sha256: r.try_get("sha256")?,
+        md5: r.try_get("md5")?,
+        sha1: r.try_get("sha1")?,
+        sha512: r.try_get("sha512")?,
+        content_type: r.try_get("content_type")?,
+        download_count: r.try_get("download_count")?,
+        created_at: r.try_get("created_at")?,
+        updated_at: r.try_get("updated_at")?,
+    })
+}
+
+/// A file to record under (package, version) at a registry-unique path.
+pub struct NewFile<'a> {
+    pub package: &'a str,
+    pub version: &'a str,
+    pub path: &'a str,
+    pub name: &'a str,
+    pub blob: &'a BlobInfo,
+    pub content_type: Option<&'a str>,
+}
+
+/// Paging and sorting shared by every list query. `sort_column` is validated by the caller.
+#[derive(Debug, Clone)]
+pub struct Page {
+    pub offset: i64,
+    pub limit: i64,
+    pub sort_column: &'static str,
+    pub descending: bool,
+    pub search: Option<String>,
+}
+
+fn like_pattern(term: &str) -> String {
+    format!("%{}%", term.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_"))
+}
+
+impl Page {
+    fn order(&self) -> String {
+        let dir = if self.descending { "DESC" } else { "ASC" };
+        format!("ORDER BY {} {dir}, id {dir} LIMIT {} OFFSET {}", self.sort_column, self.limit, self.offset)
+    }
+}
+
+impl Db {
+    /// Records a blob's digests (idempotent: blobs are content-addressed).
+    pub async fn record_blob(&self, b: &BlobInfo) -> ApiResult<()> {
+        sqlx::query(
+            "INSERT INTO blobs (sha256, size, md5, sha1, sha512, created_at) VALUES ($1, $2, $3, $4, $5, $6) \
+             ON CONFLICT (sha256) DO NOTHING",
+        )
+        .bind(&b.sha256)
+        .bind(b.size as i64)
+        .bind(&b.md5)
+        .bind(&b.sha1)
+        .bind(&b.sha512)
+        .bind(now_ms())
+        .execute(&self.write)
+        .await?;
+        Ok(())
+    }
+
+    /// Adds (or with OVERRIDE replaces) a file of a version, creating package and version as needed.
+    /// With re-upload NONE an existing path is a 409; of concurrent uploads exactly one wins
+    /// (the unique index on (registry, path) decides).
+    pub async fn put_file(&self, reg: &Registry, f: NewFile<'_>) -> ApiResult<FileRow> {
+        let now = now_ms();
+        let mut tx = self.write.begin().await?;
+        // Package.
+        sqlx::query(
+            "INSERT INTO packages (id, registry_id, name, created_at, updated_at) VALUES ($1, $2, $3, $4, $4) \
+             ON CONFLICT (registry_id, name) DO NOTHING",
+        )
+        .bind(new_id())
+        .bind(&reg.id)
+        .bind(f.package)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        let package_id: String = sqlx::query("SELECT id FROM packages WHERE registry_id = $1 AND name = $2")
+            .bind(&reg.id)
+            .bind(f.package)
+            .fetch_one(&mut *tx)
+            .await?
+            .try_get("id")?;
+        // Version.
+        sqlx::query(
+            "INSERT INTO versions (id, package_id, registry_id, version, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $5) ON CONFLICT (package_id, version) DO NOTHING",
+        )
+        .bind(new_id())
+        .bind(&package_id)
+        .bind(&reg.id)
+        .bind(f.version)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        let version_id: String = sqlx::query("SELECT id FROM versions WHERE package_id = $1 AND version = $2")
+            .bind(&package_id)
+            .bind(f.version)
+            .fetch_one(&mut *tx)
+            .await?
+            .try_get("id")?;
+        // File.
+        let existing = sqlx::query("SELECT id, version_id, size FROM files WHERE registry_id = $1 AND path = $2")
+            .bind(&reg.id)
+            .bind(f.path)
+            .fetch_optional(&mut *tx)
+            .await?;
+        let size = f.blob.size as i64;
+        let file_id = match existing {
+            Some(row) => {
+                if reg.reupload == Reupload::None {
+                    return Err(ApiError::conflict(format!(
+                        "'{}' already exists in registry '{}' and re-upload is not allowed (packageReuploadType NONE)",
+                        f.path, reg.identifier
+                    )));
+                }
+                let id: String = row.try_get("id")?;
+                let old_version: String = row.try_get("version_id")?;
+                let old_size: i64 = row.try_get("size")?;
+                sqlx::query(
+                    "UPDATE files SET sha256 = $1, size = $2, content_type = $3, updated_at = $4, version_id = $5 \
+                     WHERE id = $6",
+                )
+                .bind(&f.blob.sha256)
+                .bind(size)
+                .bind(f.content_type)
+                .bind(now)
+                .bind(&version_id)
+                .bind(&id)
+                .execute(&mut *tx)
+                .await?;
+                sqlx::query("UPDATE versions SET size = size - $1, file_count = file_count - 1 WHERE id = $2")
+                    .bind(old_size)
+                    .bind(&old_version)
+                    .execute(&mut *tx)
+                    .await?;
+                id
+            }
+            None => {
+                let id = new_id();
+                let res = sqlx::query(
+                    "INSERT INTO files (id, version_id, registry_id, path, name, size, sha256, content_type, \
+                     created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9)",
+                )
+                .bind(&id)
+                .bind(&version_id)
+                .bind(&reg.id)
+                .bind(f.path)
+                .bind(f.name)
+                .bind(size)
+                .bind(&f.blob.sha256)
+                .bind(f.content_type)
+                .bind(now)
+                .execute(&mut *tx)
+                .await;
+                match res {
+                    Ok(_) => id,
+                    Err(e) if is_unique_violation(&e) => {
+                        return Err(ApiError::conflict(format!(
+                            "'{}' was uploaded concurrently to registry '{}'",
+                            f.path, reg.identifier
+                        )));
+                    }
+                    Err(e) => return Err(e.into()),
+                }
+            }
+        };
+        sqlx::query("UPDATE versions SET size = size + $1, file_count = file_count + 1, updated_at = $2 WHERE id = $3")
+            .bind(size)
+            .bind(now)
+            .bind(&version_id)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("UPDATE packages SET latest_version = $1, updated_at = $2 WHERE id = $3")
+            .bind(f.version)
+            .bind(now)
+            .bind(&package_id)
+            .execute(&mut *tx)
+            .await?;
+        let row = sqlx::query(&format!("{FILE_SELECT} WHERE f.id = $1")).bind(&file_id).fetch_one(&mut *tx).await?;
+        let file = row_to_file(&row)?;
+        tx.commit().await?;
+        Ok(file)
+    }
+
+    pub async fn file_by_path(&self, registry_id: &str, path: &str) -> ApiResult<Option<FileRow>> {
+        let row = sqlx::query(&format!("{FILE_SELECT} WHERE f.registry_id = $1 AND f.path = $2"))
+            .bind(registry_id)
+            .bind(path)
+            .fetch_optional(&self.read)
+            .await?;
+        Ok(row.map(|r| row_to_file(&r)).transpose()?)
+    }
+
+    pub async fn count_download(&self, file: &FileRow) -> ApiResult<()> {
+        let mut tx = self.write.begin().await?;
+        sqlx::query("UPDATE files SET download_count = download_count + 1 WHERE id = $1")
+            .bind(&file.id)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("UPDATE versions SET download_count = download_count + 1 WHERE id = $1")
+            .bind(&file.version_id)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query(
+            "UPDATE packages SET download_count = download_count + 1 WHERE id = \
+             (SELECT package_id FROM versions WHERE id = $1)",
+        )
+        .bind(&file.version_id)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    pub async fn package_by_name(&self, registry_id: &str, name: &str) -> ApiResult<Option<PackageRow>> {
+        let row = sqlx::query("SELECT * FROM packages WHERE registry_id = $1 AND name = $2")
+            .bind(registry_id)
+            .bind(name)
+            .fetch_optional(&self.read)
+            .await?;
+        Ok(row.map(|r| row_to_package(&r)).transpose()?)
+    }
+
+    pub async fn version_by_name(&self, package_id: &str, version: &str) -> ApiResult<Option<VersionRow>> {
+        let row = sqlx::query("SELECT * FROM versions WHERE package_id = $1 AND version = $2")
+            .bind(package_id)
+            .bind(version)
+            .fetch_optional(&self.read)
+            .await?;
+        Ok(row.map(|r| row_to_version(&r)).transpose()?)
+    }
+
+    /// Packages of some registries, with an optional label filter.
+    pub async fn list_packages(
+        &self,
+        registry_ids: &[String],
+        labels: &[String],
+        page: &Page,
+    ) -> ApiResult<(i64, Vec<PackageRow>)> {
+        if registry_ids.is_empty() {
+            return Ok((0, vec![]));
+        }
+        let mut binds: Vec<String> = registry_ids.to_vec();
+        let ph: Vec<String> = (1..=binds.len()).map(|i| format!("${i}")).collect();
+        let mut conds = vec![format!("registry_id IN ({})", ph.join(", "))];
+        if let Some(t) = page.search.as_deref().filter(|t| !t.is_empty()) {
+            binds.push(like_pattern(t));
+            conds.push(format!("name LIKE ${} ESCAPE '\\'", binds.len()));
+        }
+        for l in labels {
+            binds.push(like_pattern(&serde_json::to_string(l).unwrap_or_default()));
+            conds.push(format!("labels LIKE ${} ESCAPE '\\'", binds.len()));
+        }
+        let where_ = conds.join(" AND ");
+        let count_sql = format!("SELECT COUNT(*) AS n FROM packages WHERE {where_}");
+        let list_sql = format!("SELECT * FROM packages WHERE {where_} {}", page.order());
+        let mut q = sqlx::query(&count_sql);
+        for v in &binds {
+            q = q.bind(v.clone());
+        }
+        let total: i64 = q.fetch_one(&self.read).await?.try_get("n")?;
+        let mut q = sqlx::query(&list_sql);
+        for v in &binds {
+            q = q.bind(v.clone());
+        }
+        let rows = q.fetch_all(&self.read).await?;
+        Ok((total, rows.iter().map(row_to_package).collect::<Result<_, _>>()?))
+    }
+
+    pub async fn list_versions(&self, package_id: &str, page: &Page) -> ApiResult<(i64, Vec<VersionRow>)> {
+        let mut binds = vec![package_id.to_string()];
+        let mut where_ = "package_id = $1".to_string();
+        if let Some(t) = page.search.as_deref().filter(|t| !t.is_empty()) {
+            binds.push(like_pattern(t));
+            where_.push_str(" AND version LIKE $2 ESCAPE '\\'");
+        }
+        let count_sql = format!("SELECT COUNT(*) AS n FROM versions WHERE {where_}");
+        let mut q = sqlx::query(&count_sql);
+        for v in &binds {
+            q = q.bind(v.clone());
+        }
+        let total: i64 = q.fetch_one(&self.read).await?.try_get("n")?;
+        let sql = format!("SELECT * FROM versions WHERE {where_} {}", page.order());
+        let mut q = sqlx::query(&sql);
+        for v in &binds {
+            q = q.bind(v.clone());
+        }
+        let rows = q.fetch_all(&self.read).await?;
+        Ok((total, rows.iter().map(row_to_version).collect::<Result<_, _>>()?))
+    }
+
+    pub async fn list_files(&self, version_id: &str, page: &Page) -> ApiResult<(i64, Vec<FileRow>)> {
+        let mut binds = vec![version_id.to_string()];
+        let mut where_ = "f.version_id = $1".to_string();
+        if let Some(t) = page.search.as_deref().filter(|t| !t.is_empty()) {
+            binds.push(like_pattern(t));
+            where_.push_str(" AND f.name LIKE $2 ESCAPE '\\'");
+        }
+        let count_sql = format!("SELECT COUNT(*) AS n FROM files f WHERE {where_}");
+        let mut q = sqlx::query(&count_sql);
+        for v in &binds {
+            q = q.bind(v.clone());
+        }
+        let total: i64 = q.fetch_one(&self.read).await?.try_get("n")?;
+        let dir = if page.descending { "DESC" } else { "ASC" };
+        let sql = format!(
+            "{FILE_SELECT} WHERE {where_} ORDER BY f.{} {dir}, f.id {dir} LIMIT {} OFFSET {}",
+            page.sort_column, page.limit, page.offset
+        );
+        let mut q = sqlx::query(&sql);
+        for v in &binds {
+            q = q.bind(v.clone());
+        }
+        let rows = q.fetch_all(&self.read).await?;
+        Ok((total, rows.iter().map(row_to_file).collect::<Result<_, _>>()?))
+    }
+
+    pub async fn set_package_labels(&self, package_id: &str, labels: &[String]) -> ApiResult<()> {
+        sqlx::query("UPDATE packages SET labels = $1, updated_at = $2 WHERE id = $3")
+            .bind(serde_json::to_string(labels).unwrap_or_default())
+            .bind(now_ms())
+            .bind(package_id)
+            .execute(&self.write)
+            .await?;
+        Ok(())
+    }
+
+    /// Distinct labels used by packages of a registry.
+    pub async fn package_labels(&self, registry_id: &str) -> ApiResult<Vec<String>> {
+        let rows = sqlx::query("SELECT DISTINCT labels FROM packages WHERE registry_id = $1")
+            .bind(registry_id)
+            .fetch_all(&self.read)
+            .await?;
+        let mut set = std::collections::BTreeSet::new();
+        for r in rows {
+            for l in json_list(&r.try_get::<String, _>("labels")?) {
+                set.insert(l);
+            }
+        }
+        Ok(set.into_iter().collect())
+    }
+
+    /// Removes one file; an emptied version and package disappear with it.
+    pub async fn delete_file(&self, file: &FileRow) -> ApiResult<()> {
+        let mut tx = self.write.begin().await?;
+        sqlx::query("DELETE FROM files WHERE id = $1").bind(&file.id).execute(&mut *tx).await?;
+        sqlx::query("UPDATE versions SET size = size - $1, file_count = file_count - 1 WHERE id = $2")
+            .bind(file.size)
+            .bind(&file.version_id)
+            .execute(&mut *tx)
+            .await?;
+        let row = sqlx::query("SELECT package_id, file_count FROM versions WHERE id = $1")
+            .bind(&file.version_id)
+            .fetch_one(&mut *tx)
+            .await?;
+        let package_id: String = row.try_get("package_id")?;
+        let left: i64 = row.try_get("file_count")?;
+        if left <= 0 {
+            sqlx::query("DELETE FROM versions WHERE id = $1").bind(&file.version_id).execute(&mut *tx).await?;
+            Self::refresh_package(&mut tx, &package_id).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Keeps `latest_version` right after versions left a package, and drops an empty package.
+    async fn refresh_package(tx: &mut sqlx::Transaction<'_, sqlx::Any>, package_id: &str) -> ApiResult<()> {
+        let latest = sqlx::query("SELECT version FROM versions WHERE package_id = $1 ORDER BY created_at DESC, id DESC LIMIT 1")
+            .bind(package_id)
+            .fetch_optional(&mut **tx)
+            .await?;
+        match latest {
+            Some(r) => {
+                let v: String = r.try_get("version")?;
+                sqlx::query("UPDATE packages SET latest_version = $1 WHERE id = $2")
+                    .bind(v)
+                    .bind(package_id)
+                    .execute(&mut **tx)
+                    .await?;
+            }
+            None => {
+                sqlx::query("DELETE FROM packages WHERE id = $1").bind(package_id).execute(&mut **tx).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Moves a version (with its files) into the account's trash can, under the package name
+    /// `<registry>/<package>`. A version of that name already in the trash is replaced.
+    pub async fn trash_version(
+        &self,
+        reg: &Registry,
+        package: &PackageRow,
+        version: &VersionRow,
+        trash: &Registry,
+    ) -> ApiResult<()> {
+        let now = now_ms();
+        let trash_name = format!("{}/{}", reg.identifier, package.name);
+        let mut tx = self.write.begin().await?;
+        sqlx::query(
+            "INSERT INTO packages (id, registry_id, name, origin_registry_id, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $5) ON CONFLICT (registry_id, name) DO NOTHING",
+        )
+        .bind(new_id())
+        .bind(&trash.id)
+        .bind(&trash_name)
+        .bind(&reg.id)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        let trash_pkg: String = sqlx::query("SELECT id FROM packages WHERE registry_id = $1 AND name = $2")
+            .bind(&trash.id)
+            .bind(&trash_name)
+            .fetch_one(&mut *tx)
+            .await?
+            .try_get("id")?;
+        if let Some(old) = sqlx::query("SELECT id FROM versions WHERE package_id = $1 AND version = $2")
+            .bind(&trash_pkg)
+            .bind(&version.version)
+            .fetch_optional(&mut *tx)
+            .await?
+        {
+            let old_id: String = old.try_get("id")?;
+            sqlx::query("DELETE FROM files WHERE version_id = $1").bind(&old_id).execute(&mut *tx).await?;
+            sqlx::query("DELETE FROM versions WHERE id = $1").bind(&old_id).execute(&mut *tx).await?;
+        }
+        sqlx::query("UPDATE versions SET package_id = $1, registry_id = $2, updated_at = $3 WHERE id = $4")
+            .bind(&trash_pkg)
+            .bind(&trash.id)
+            .bind(now)
+            .bind(&version.id)
+            .execute(&mut *tx)
+            .await?;
+        let prefix = format!("{}/", reg.identifier);
+        sqlx::query("UPDATE files SET registry_id = $1, path = $2 || path WHERE version_id = $3")
+            .bind(&trash.id)
+            .bind(&prefix)
+            .bind(&version.id)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("UPDATE packages SET latest_version = $1, updated_at = $2 WHERE id = $3")
+            .bind(&version.version)
+            .bind(now)
+            .bind(&trash_pkg)
+            .execute(&mut *tx)
+            .await?;
+        Self::refresh_package(&mut tx, &package.id).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Purges a version for good (used for the trash can itself).
+    pub async fn purge_version(&self, package: &PackageRow, version: &VersionRow) -> ApiResult<()> {
+        let mut tx = self.write.begin().await?;
+        sqlx::query("DELETE FROM files WHERE version_id = $1").bind(&version.id).execute(&mut *tx).await?;
+        sqlx::query("DELETE FROM versions WHERE id = $1").bind(&version.id).execute(&mut *tx).await?;
+        Self::refresh_package(&mut tx, &package.id).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    pub async fn all_versions(&self, package_id: &str) -> ApiResult<Vec<VersionRow>> {
+        let rows = sqlx::query("SELECT * FROM versions WHERE package_id = $1 ORDER BY created_at")
+            .bind(package_id)
+            .fetch_all(&self.read)
+            .await?;
+        Ok(rows.iter().map(row_to_version).collect::<Result<_, _>>()?)
+    }
+}

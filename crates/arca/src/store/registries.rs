@@ -1,0 +1,380 @@
+//! Registry rows and their ordered member lists.
+
+use sqlx::Row;
+use sqlx::any::AnyRow;
+
+use super::{Db, json_list};
+use crate::error::{ApiError, ApiResult};
+use crate::model::{
+    CleanupPolicy, PackageType, ProxySettings, Registry, RegistryKind, Reupload, Scope, new_id, now_ms,
+};
+
+const SELECT: &str = "SELECT r.*, s.path AS scope_path FROM registries r JOIN scopes s ON s.id = r.scope_id";
+
+pub const TRASH_IDENTIFIER: &str = "trash-can";
+
+fn flag(r: &AnyRow, col: &str) -> Result<bool, sqlx::Error> {
+    Ok(r.try_get::<i64, _>(col)? != 0)
+}
+
+fn row_to_registry(r: &AnyRow) -> Result<Registry, sqlx::Error> {
+    let kind_s: String = r.try_get("kind")?;
+    let pt_s: String = r.try_get("package_type")?;
+    let decode = |what: &str, v: &str| sqlx::Error::Decode(format!("bad {what} '{v}' in registries").into());
+    let kind = RegistryKind::parse(&kind_s).ok_or_else(|| decode("kind", &kind_s))?;
+    let package_type = PackageType::from_harness(&pt_s).ok_or_else(|| decode("package_type", &pt_s))?;
+    let reupload_s: String = r.try_get("reupload")?;
+    let proxy_url: Option<String> = r.try_get("proxy_url")?;
+    let proxy = match proxy_url {
+        Some(url) if kind == RegistryKind::Proxy => Some(ProxySettings {
+            url,
+            username: r.try_get("proxy_username")?,
+            secret: r.try_get("proxy_secret")?,
+            caching: flag(r, "proxy_caching")?,
+            offline: flag(r, "proxy_offline")?,
+            expire_hours: r.try_get("proxy_expire_hours")?,
+            metadata_interval_secs: r.try_get("proxy_metadata_interval")?,
+            source: r.try_get("proxy_source")?,
+            harness_auth: r
+                .try_get::<Option<String>, _>("proxy_harness_auth")?
+                .and_then(|s| serde_json::from_str(&s).ok()),
+        }),
+        _ => None,
+    };
+    let cleanup: String = r.try_get("cleanup_policies")?;
+    let scanners: String = r.try_get("scanners")?;
+    Ok(Registry {
+        id: r.try_get("id")?,
+        account: r.try_get("account")?,
+        scope_id: r.try_get("scope_id")?,
+        scope_path: r.try_get("scope_path")?,
+        identifier: r.try_get("identifier")?,
+        package_type,
+        kind,
+        description: r.try_get("description")?,
+        labels: json_list(&r.try_get::<String, _>("labels")?),
+        allowed_patterns: json_list(&r.try_get::<String, _>("allowed_patterns")?),
+        blocked_patterns: json_list(&r.try_get::<String, _>("blocked_patterns")?),
+        cleanup_policies: serde_json::from_str::<Vec<CleanupPolicy>>(&cleanup).unwrap_or_default(),
+        scanners: serde_json::from_str(&scanners).unwrap_or_default(),
+        anonymous: flag(r, "anonymous")?,
+        delete_allowed: flag(r, "delete_allowed")?,
+        reupload: Reupload::parse(&reupload_s).unwrap_or(Reupload::Override),
+        proxy,
+        cache_of: r.try_get("cache_of")?,
+        allow_remote_proxying: flag(r, "allow_remote_proxying")?,
+        deployment_registry_id: r.try_get("deployment_registry_id")?,
+        members: Vec::new(),
+        created_at: r.try_get("created_at")?,
+        updated_at: r.try_get("updated_at")?,
+    })
+}
+
+/// Filters for listing registries.
+#[derive(Debug, Default)]
+pub struct RegistryFilter {
+    pub scope_ids: Vec<String>,
+    pub package_types: Vec<PackageType>,
+    pub kinds: Vec<RegistryKind>,
+    pub search: Option<String>,
+    /// Column to sort by (already validated by the caller) and direction.
+    pub sort_column: &'static str,
+    pub descending: bool,
+    pub offset: i64,
+    pub limit: i64,
+}
+
+fn like_pattern(term: &str) -> String {
+    format!("%{}%", term.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_"))
+}
+
+fn b(v: bool) -> i64 {
+    v as i64
+}
+
+impl Db {
+    async fn load_members(&self, mut reg: Registry) -> ApiResult<Registry> {
+        let rows = sqlx::query("SELECT member_id FROM registry_members WHERE registry_id = $1 ORDER BY position")
+            .bind(&reg.id)
+            .fetch_all(&self.read)
+            .await?;
+        reg.members = rows.iter().map(|r| r.try_get::<String, _>("member_id")).collect::<Result<_, _>>()?;
+        Ok(reg)
+    }
+
+    pub async fn registry_by_id(&self, id: &str) -> ApiResult<Option<Registry>> {
+        let sql = format!("{SELECT} WHERE r.id = $1");
+        let row = sqlx::query(&sql).bind(id).fetch_optional(&self.read).await?;
+        match row {
+            Some(r) => Ok(Some(self.load_members(row_to_registry(&r)?).await?)),
+            None => Ok(None),
+        }
+    }
+
+    pub async fn registry_by_identifier(&self, account: &str, identifier: &str) -> ApiResult<Option<Registry>> {
+        let sql = format!("{SELECT} WHERE r.account = $1 AND r.identifier = $2");
+        let row = sqlx::query(&sql).bind(account).bind(identifier).fetch_optional(&self.read).await?;
+        match row {
+            Some(r) => Ok(Some(self.load_members(row_to_registry(&r)?).await?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Inserts a registry and its members. A duplicate identifier in the account is a 409.
+    pub async fn insert_registry(&self, reg: &Registry) -> ApiResult<()> {
+        let mut tx = self.write.begin().await?;
+        let p = reg.proxy.clone().unwrap_or_default();
+        let res = sqlx::query(
+            "INSERT INTO registries (id, account, scope_id, identifier, package_type, kind, description, labels, \
+             allowed_patterns, blocked_patterns, cleanup_policies, scanners, anonymous, delete_allowed, reupload, \
+             proxy_url, proxy_username, proxy_secret, proxy_caching, proxy_offline, proxy_expire_hours, \
+             proxy_metadata_interval, proxy_source, proxy_harness_auth, cache_of, allow_remote_proxying, \
+             deployment_registry_id, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, \
+             $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27, $28, $29)",
+        )
+        .bind(&reg.id)
+        .bind(&reg.account)
+        .bind(&reg.scope_id)
+        .bind(&reg.identifier)
+        .bind(reg.package_type.harness())
+        .bind(reg.kind.as_str())
+        .bind(reg.description.clone())
+        .bind(serde_json::to_string(&reg.labels).unwrap_or_default())
+        .bind(serde_json::to_string(&reg.allowed_patterns).unwrap_or_default())
+        .bind(serde_json::to_string(&reg.blocked_patterns).unwrap_or_default())
+        .bind(serde_json::to_string(&reg.cleanup_policies).unwrap_or_default())
+        .bind(serde_json::to_string(&reg.scanners).unwrap_or_default())
+        .bind(b(reg.anonymous))
+        .bind(b(reg.delete_allowed))
+        .bind(reg.reupload.as_str())
+        .bind(reg.proxy.as_ref().map(|p| p.url.clone()))
+        .bind(p.username.clone())
+        .bind(p.secret.clone())
+        .bind(b(p.caching))
+        .bind(b(p.offline))
+        .bind(p.expire_hours)
+        .bind(p.metadata_interval_secs)
+        .bind(p.source.clone())
+        .bind(p.harness_auth.as_ref().map(|v| v.to_string()))
+        .bind(reg.cache_of.clone())
+        .bind(b(reg.allow_remote_proxying))
+        .bind(reg.deployment_registry_id.clone())
+        .bind(reg.created_at)
+        .bind(reg.updated_at)
+        .execute(&mut *tx)
+        .await;
+        match res {
+            Ok(_) => {}
+            Err(e) if super::is_unique_violation(&e) => {
+                return Err(ApiError::conflict(format!(
+                    "registry '{}' already exists in account '{}'",
+                    reg.identifier, reg.account
+                )));
+            }
+            Err(e) => return Err(e.into()),
+        }
+        for (i, m) in reg.members.iter().enumerate() {
+            sqlx::query("INSERT INTO registry_members (registry_id, position, member_id) VALUES ($1, $2, $3)")
+                .bind(&reg.id)
+                .bind(i as i64)
+                .bind(m)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Writes every mutable field of a registry and replaces its member list.
+    pub async fn update_registry(&self, reg: &Registry) -> ApiResult<()> {
+        let mut tx = self.write.begin().await?;
+        let p = reg.proxy.clone().unwrap_or_default();
+        sqlx::query(
+            "UPDATE registries SET description = $1, labels = $2, allowed_patterns = $3, blocked_patterns = $4, \
+             cleanup_policies = $5, scanners = $6, anonymous = $7, delete_allowed = $8, reupload = $9, proxy_url = $10, \
+             proxy_username = $11, proxy_secret = $12, proxy_caching = $13, proxy_offline = $14, \
+             proxy_expire_hours = $15, proxy_metadata_interval = $16, proxy_source = $17, proxy_harness_auth = $18, \
+             allow_remote_proxying = $19, deployment_registry_id = $20, updated_at = $21 WHERE id = $22",
+        )
+        .bind(reg.description.clone())
+        .bind(serde_json::to_string(&reg.labels).unwrap_or_default())
+        .bind(serde_json::to_string(&reg.allowed_patterns).unwrap_or_default())
+        .bind(serde_json::to_string(&reg.blocked_patterns).unwrap_or_default())
+        .bind(serde_json::to_string(&reg.cleanup_policies).unwrap_or_default())
+        .bind(serde_json::to_string(&reg.scanners).unwrap_or_default())
+        .bind(b(reg.anonymous))
+        .bind(b(reg.delete_allowed))
+        .bind(reg.reupload.as_str())
+        .bind(reg.proxy.as_ref().map(|p| p.url.clone()))
+        .bind(p.username.clone())
+        .bind(p.secret.clone())
+        .bind(b(p.caching))
+        .bind(b(p.offline))
+        .bind(p.expire_hours)
+        .bind(p.metadata_interval_secs)
+        .bind(p.source.clone())
+        .bind(p.harness_auth.as_ref().map(|v| v.to_string()))
+        .bind(b(reg.allow_remote_proxying))
+        .bind(reg.deployment_registry_id.clone())
+        .bind(now_ms())
+        .bind(&reg.id)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query("DELETE FROM registry_members WHERE registry_id = $1").bind(&reg.id).execute(&mut *tx).await?;
+        for (i, m) in reg.members.iter().enumerate() {
+            sqlx::query("INSERT INTO registry_members (registry_id, position, member_id) VALUES ($1, $2, $3)")
+                .bind(&reg.id)
+                .bind(i as i64)
+                .bind(m)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Deletes a registry with its packages, versions and file rows. Blobs stay (deduplicated and
+    /// possibly shared); unreferenced ones are left for garbage collection.
+    pub async fn delete_registry(&self, id: &str) -> ApiResult<()> {
+        let mut tx = self.write.begin().await?;
+        for sql in [
+            "DELETE FROM files WHERE registry_id = $1",
+            "DELETE FROM versions WHERE registry_id = $1",
+            "DELETE FROM packages WHERE registry_id = $1",
+            "DELETE FROM registry_members WHERE registry_id = $1",
+            "UPDATE registries SET deployment_registry_id = NULL WHERE deployment_registry_id = $1",
+            "DELETE FROM registries WHERE id = $1",
+        ] {
+            sqlx::query(sql).bind(id).execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Registries (hosted or group) whose member list includes `member_id`.
+    pub async fn registries_including(&self, member_id: &str) -> ApiResult<Vec<String>> {
+        let rows = sqlx::query(
+            "SELECT DISTINCT r.identifier FROM registry_members m JOIN registries r ON r.id = m.registry_id \
+             WHERE m.member_id = $1 ORDER BY r.identifier",
+        )
+        .bind(member_id)
+        .fetch_all(&self.read)
+        .await?;
+        Ok(rows.iter().filter_map(|r| r.try_get::<String, _>("identifier").ok()).collect())
+    }
+
+    /// The cache registry of a proxy, if it has one.
+    pub async fn cache_of_proxy(&self, proxy_id: &str) -> ApiResult<Option<Registry>> {
+        let sql = format!("{SELECT} WHERE r.cache_of = $1");
+        let row = sqlx::query(&sql).bind(proxy_id).fetch_optional(&self.read).await?;
+        match row {
+            Some(r) => Ok(Some(row_to_registry(&r)?)),
+            None => Ok(None),
+        }
+    }
+
+    pub async fn list_registries(&self, f: &RegistryFilter) -> ApiResult<(i64, Vec<Registry>)> {
+        let mut conds: Vec<String> = Vec::new();
+        let mut binds: Vec<String> = Vec::new();
+        let push_in = |col: &str, vals: Vec<String>, conds: &mut Vec<String>, binds: &mut Vec<String>| {
+            let start = binds.len();
+            let ph: Vec<String> = (0..vals.len()).map(|i| format!("${}", start + i + 1)).collect();
+            conds.push(format!("{col} IN ({})", ph.join(", ")));
+            binds.extend(vals);
+        };
+        push_in("r.scope_id", f.scope_ids.clone(), &mut conds, &mut binds);
+        if !f.package_types.is_empty() {
+            push_in(
+                "r.package_type",
+                f.package_types.iter().map(|t| t.harness().to_string()).collect(),
+                &mut conds,
+                &mut binds,
+            );
+        }
+        if !f.kinds.is_empty() {
+            push_in("r.kind", f.kinds.iter().map(|k| k.as_str().to_string()).collect(), &mut conds, &mut binds);
+        }
+        if let Some(term) = f.search.as_deref().filter(|t| !t.is_empty()) {
+            binds.push(like_pattern(term));
+            conds.push(format!("r.identifier LIKE ${} ESCAPE '\\'", binds.len()));
+        }
+        let where_ = conds.join(" AND ");
+        let count_sql = format!("SELECT COUNT(*) AS n FROM registries r WHERE {where_}");
+        let mut q = sqlx::query(&count_sql);
+        for v in &binds {
+            q = q.bind(v.clone());
+        }
+        let total: i64 = q.fetch_one(&self.read).await?.try_get("n")?;
+        let dir = if f.descending { "DESC" } else { "ASC" };
+        let sql = format!(
+            "{SELECT} WHERE {where_} ORDER BY {} {dir}, r.id {dir} LIMIT {} OFFSET {}",
+            f.sort_column, f.limit, f.offset
+        );
+        let mut q = sqlx::query(&sql);
+        for v in &binds {
+            q = q.bind(v.clone());
+        }
+        let rows = q.fetch_all(&self.read).await?;
+        let mut out = Vec::with_capacity(rows.len());
+        for r in &rows {
+            out.push(self.load_members(row_to_registry(r)?).await?);
+        }
+        Ok((total, out))
+    }
+
+    /// Creates the account's trash can if it does not exist yet.
+    pub async fn ensure_trash_can(&self, account_scope: &Scope) -> ApiResult<()> {
+        let account = account_scope.account().to_string();
+        if self.registry_by_identifier(&account, TRASH_IDENTIFIER).await?.is_some() {
+            return Ok(());
+        }
+        let now = now_ms();
+        let reg = Registry {
+            id: new_id(),
+            account,
+            scope_id: account_scope.id.clone(),
+            scope_path: account_scope.path.clone(),
+            identifier: TRASH_IDENTIFIER.into(),
+            package_type: PackageType::Generic,
+            kind: RegistryKind::Trash,
+            description: None,
+            labels: vec![],
+            allowed_patterns: vec![],
+            blocked_patterns: vec![],
+            cleanup_policies: vec![],
+            scanners: vec![],
+            anonymous: false,
+            delete_allowed: true,
+            reupload: Reupload::Override,
+            proxy: None,
+            cache_of: None,
+            allow_remote_proxying: false,
+            deployment_registry_id: None,
+            members: vec![],
+            created_at: now,
+            updated_at: now,
+        };
+        match self.insert_registry(&reg).await {
+            Ok(()) | Err(ApiError::Conflict(_)) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Summary numbers for a registry listing: (artifact count, total size, downloads).
+    pub async fn registry_stats(&self, id: &str) -> ApiResult<(i64, i64, i64)> {
+        let row = sqlx::query(
+            "SELECT COUNT(*) AS n, CAST(COALESCE(SUM(download_count), 0) AS BIGINT) AS d FROM packages WHERE registry_id = $1",
+        )
+        .bind(id)
+        .fetch_one(&self.read)
+        .await?;
+        let n: i64 = row.try_get("n")?;
+        let d: i64 = row.try_get("d")?;
+        let size: i64 = sqlx::query("SELECT CAST(COALESCE(SUM(size), 0) AS BIGINT) AS s FROM versions WHERE registry_id = $1")
+            .bind(id)
+            .fetch_one(&self.read)
+            .await?
+            .try_get("s")?;
+        Ok((n, size, d))
+    }
+}

@@ -1,0 +1,107 @@
+//! Scopes: a tree account → org → project, addressed by slash paths ("acct/org/proj").
+//! Ancestry is read off the path itself, so no recursive queries are needed.
+
+use sqlx::Row;
+
+use super::Db;
+use crate::error::{ApiError, ApiResult};
+use crate::model::{Scope, new_id, now_ms, validate_identifier};
+
+fn row_to_scope(r: &sqlx::any::AnyRow) -> Result<Scope, sqlx::Error> {
+    Ok(Scope {
+        id: r.try_get("id")?,
+        parent_id: r.try_get("parent_id")?,
+        path: r.try_get("path")?,
+        depth: r.try_get("depth")?,
+    })
+}
+
+/// Validates a scope path of one to three segments.
+pub fn validate_path(field: &str, path: &str) -> ApiResult<()> {
+    let segs: Vec<&str> = path.split('/').collect();
+    if segs.is_empty() || segs.len() > 3 {
+        return Err(ApiError::bad(field, format!("invalid {field} '{path}': expected account[/org[/project]]")));
+    }
+    for s in segs {
+        validate_identifier(field, s)?;
+    }
+    Ok(())
+}
+
+/// All ancestor paths of a scope path, itself included, nearest first.
+pub fn ancestor_paths(path: &str) -> Vec<String> {
+    let segs: Vec<&str> = path.split('/').collect();
+    (1..=segs.len()).rev().map(|n| segs[..n].join("/")).collect()
+}
+
+impl Db {
+    pub async fn scope_by_path(&self, path: &str) -> ApiResult<Option<Scope>> {
+        let row = sqlx::query("SELECT id, parent_id, path, depth FROM scopes WHERE path = $1")
+            .bind(path)
+            .fetch_optional(&self.read)
+            .await?;
+        Ok(row.map(|r| row_to_scope(&r)).transpose()?)
+    }
+
+    pub async fn scope_by_id(&self, id: &str) -> ApiResult<Option<Scope>> {
+        let row = sqlx::query("SELECT id, parent_id, path, depth FROM scopes WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&self.read)
+            .await?;
+        Ok(row.map(|r| row_to_scope(&r)).transpose()?)
+    }
+
+    /// Creates the scope and any missing ancestors. Returns the scope.
+    pub async fn ensure_scope(&self, path: &str) -> ApiResult<Scope> {
+        validate_path("scope", path)?;
+        let segs: Vec<&str> = path.split('/').collect();
+        let mut parent: Option<String> = None;
+        let mut last = None;
+        for n in 1..=segs.len() {
+            let p = segs[..n].join("/");
+            let scope = match self.scope_by_path(&p).await? {
+                Some(s) => s,
+                None => {
+                    let id = new_id();
+                    let res = sqlx::query(
+                        "INSERT INTO scopes (id, parent_id, path, depth, created_at) VALUES ($1, $2, $3, $4, $5)",
+                    )
+                    .bind(&id)
+                    .bind(parent.clone())
+                    .bind(&p)
+                    .bind(n as i64)
+                    .bind(now_ms())
+                    .execute(&self.write)
+                    .await;
+                    match res {
+                        Ok(_) => {}
+                        Err(e) if super::is_unique_violation(&e) => {}
+                        Err(e) => return Err(e.into()),
+                    }
+                    let s = self
+                        .scope_by_path(&p)
+                        .await?
+                        .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("scope {p} vanished")))?;
+                    if n == 1 {
+                        // Every account has exactly one trash can.
+                        self.ensure_trash_can(&s).await?;
+                    }
+                    s
+                }
+            };
+            parent = Some(scope.id.clone());
+            last = Some(scope);
+        }
+        last.ok_or_else(|| ApiError::bad("scope", "empty scope path"))
+    }
+
+    /// Direct children paths of a scope (for `scope=descendants`): prefix match on the indexed path.
+    pub async fn descendant_scope_ids(&self, path: &str) -> ApiResult<Vec<String>> {
+        let rows = sqlx::query("SELECT id FROM scopes WHERE path = $1 OR path LIKE $2 ESCAPE '\\'")
+            .bind(path)
+            .bind(format!("{}/%", path.replace('%', "\\%").replace('_', "\\_")))
+            .fetch_all(&self.read)
+            .await?;
+        Ok(rows.iter().filter_map(|r| r.try_get::<String, _>("id").ok()).collect())
+    }
+}
