@@ -1,0 +1,209 @@
+//! Test harness: starts a real `arca serve` process on a free 127.0.0.1 port with its own data
+//! directory, on SQLite or on a fresh PostgreSQL database, and stops it when dropped.
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+pub struct Server {
+    pub base: String,
+    pub token: String,
+    pub client: reqwest::Client,
+    pub dir: tempfile::TempDir,
+    database_url: String,
+    child: Child,
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
+}
+
+fn random_hex(n: usize) -> String {
+    let mut s = String::new();
+    while s.len() < n {
+        s.push_str(&uuid::Uuid::new_v4().simple().to_string());
+    }
+    s.truncate(n);
+    s
+}
+
+pub async fn postgres_database() -> String {
+    let admin = std::env::var("ARCA_TEST_PG_URL").expect(
+        "ARCA_TEST_PG_URL is not set: run the suite with scripts/test.sh, which starts a throwaway PostgreSQL",
+    );
+    let name = format!("arca_test_{}", random_hex(12));
+    let pool = sqlx::postgres::PgPoolOptions::new().max_connections(1).connect(&admin).await.expect("connect to PostgreSQL");
+    sqlx::query(&format!("CREATE DATABASE {name}")).execute(&pool).await.expect("create database");
+    pool.close().await;
+    let (prefix, _) = admin.rsplit_once('/').expect("database URL with a path");
+    format!("{prefix}/{name}")
+}
+
+impl Server {
+    pub async fn start(backend: Backend) -> Server {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let database_url = match backend {
+            Backend::Sqlite => format!("sqlite://{}/arca.db", dir.path().display()),
+            Backend::Postgres => postgres_database().await,
+        };
+        Self::start_with(dir, database_url, &[]).await
+    }
+
+    pub async fn start_with(dir: tempfile::TempDir, database_url: String, env: &[(&str, &str)]) -> Server {
+        let port = free_port();
+        let token = format!("arca_test_{}", random_hex(24));
+        let base = format!("http://127.0.0.1:{port}");
+        let log = std::fs::File::create(dir.path().join("server.log")).expect("log file");
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_arca"));
+        cmd.arg("serve")
+            .env("ARCA_LISTEN", format!("127.0.0.1:{port}"))
+            .env("ARCA_DATA_DIR", dir.path().join("data"))
+            .env("ARCA_DATABASE_URL", &database_url)
+            .env("ARCA_ADMIN_TOKEN", &token)
+            .env_remove("ARCA_BASE_URL")
+            .env_remove("ARCA_CONFIG")
+            .stdout(Stdio::null())
+            .stderr(Stdio::from(log));
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let child = cmd.spawn().expect("spawn arca");
+        let client = reqwest::Client::builder().timeout(Duration::from_secs(600)).build().expect("client");
+        let server = Server { base, token, client, dir, database_url, child };
+        server.wait_healthy().await;
+        server
+    }
+
+    async fn wait_healthy(&self) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Ok(r) = self.client.get(format!("{}/health", self.base)).send().await {
+                if r.status().is_success() {
+                    return;
+                }
+            }
+            if Instant::now() > deadline {
+                panic!("server did not become healthy: {}", self.log());
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("server.log")).unwrap_or_default()
+    }
+
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// Runs an offline admin command against this server's database.
+    pub fn cli(&self, args: &[&str]) -> String {
+        let out = Command::new(env!("CARGO_BIN_EXE_arca"))
+            .args(args)
+            .env("ARCA_DATA_DIR", self.data_dir())
+            .env("ARCA_DATABASE_URL", &self.database_url)
+            .env("ARCA_LOG", "warn")
+            .output()
+            .expect("run arca cli");
+        assert!(out.status.success(), "arca {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8(out.stdout).expect("utf8").trim().to_string()
+    }
+
+    /// Creates a user with a role on a scope and returns a fresh API token for it.
+    pub fn user_with_role(&self, name: &str, role: &str, scope: &str) -> String {
+        self.cli(&["user", "create", name, "--role", role, "--scope", scope]);
+        self.cli(&["token", "create", "--user", name])
+    }
+
+    pub fn get(&self, path: &str) -> reqwest::RequestBuilder {
+        self.client.get(self.url(path)).header("x-api-key", &self.token)
+    }
+    pub fn post(&self, path: &str, body: Value) -> reqwest::RequestBuilder {
+        self.client.post(self.url(path)).header("x-api-key", &self.token).json(&body)
+    }
+    pub fn put(&self, path: &str, body: Value) -> reqwest::RequestBuilder {
+        self.client.put(self.url(path)).header("x-api-key", &self.token).json(&body)
+    }
+    pub fn delete(&self, path: &str) -> reqwest::RequestBuilder {
+        self.client.delete(self.url(path)).header("x-api-key", &self.token)
+    }
+
+    /// Creates a registry through the Harness dialect and returns its data object.
+    pub async fn harness_registry(&self, space: &str, body: Value) -> Value {
+        let r = self.post(&format!("/har/api/v1/registry?space_ref={space}/+"), body).send().await.expect("send");
+        let status = r.status();
+        let v: Value = r.json().await.expect("json");
+        assert_eq!(status, 201, "create failed: {v}");
+        v["data"].clone()
+    }
+
+    pub async fn generic_registry(&self, space: &str, identifier: &str) -> Value {
+        self.harness_registry(
+            space,
+            serde_json::json!({"identifier": identifier, "packageType": "GENERIC", "parentRef": space,
+                               "config": {"type": "VIRTUAL"}}),
+        )
+        .await
+    }
+
+    /// Stops the server with SIGTERM and waits for it to exit.
+    pub fn stop(&mut self) -> std::process::ExitStatus {
+        let _ = Command::new("kill").arg("-TERM").arg(self.child.id().to_string()).status();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Ok(Some(st)) = self.child.try_wait() {
+                return st;
+            }
+            if Instant::now() > deadline {
+                let _ = self.child.kill();
+                return self.child.wait().expect("wait");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// Sends a request and returns (status, JSON body or Null).
+pub async fn call(req: reqwest::RequestBuilder) -> (u16, Value) {
+    let r = req.send().await.expect("send");
+    let status = r.status().as_u16();
+    let text = r.text().await.expect("body");
+    (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+}
+
+/// Generates one test per backend from an `async fn name(backend: Backend)`.
+#[macro_export]
+macro_rules! both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $( #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+               async fn $name() { super::$name($crate::common::Backend::Sqlite).await } )*
+        }
+        mod postgres {
+            $( #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+               async fn $name() { super::$name($crate::common::Backend::Postgres).await } )*
+        }
+    };
+}

@@ -1,0 +1,10 @@
+//! End-to-end tests over real HTTP against `arca serve` processes; every test runs on SQLite and on
+//! PostgreSQL (see `both_backends!`).
+
+mod common;
+
+mod auth;
+mod generic;
+mod gitflic;
+mod harness;
+mod ops;

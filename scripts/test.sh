@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Runs the whole test suite: unit tests and end-to-end tests, each end-to-end test on SQLite and on
+# PostgreSQL. Starts a throwaway PostgreSQL cluster on a free 127.0.0.1 port and removes it after.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+pg_bin=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1 || true)
+if [ -z "$pg_bin" ] || [ ! -x "$pg_bin/initdb" ]; then
+  echo "PostgreSQL server binaries not found (apt-get install postgresql); .ci/run installs them" >&2
+  exit 1
+fi
+pg_dir=$(mktemp -d /tmp/arca-pg.XXXXXX)
+pg_port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+as_pg() {
+  # initdb refuses to run as root.
+  if [ "$(id -u)" = 0 ]; then su postgres -s /bin/sh -c "$*"; else sh -c "$*"; fi
+}
+[ "$(id -u)" = 0 ] && chown postgres "$pg_dir"
+stop_pg() {
+  as_pg "'$pg_bin/pg_ctl' -D '$pg_dir/data' -m immediate -w stop" >/dev/null 2>&1 || true
+  rm -rf "$pg_dir"
+}
+trap stop_pg EXIT
+as_pg "'$pg_bin/initdb' -D '$pg_dir/data' -A trust -U postgres --no-sync" >"$pg_dir/initdb.log" 2>&1 \
+  || { cat "$pg_dir/initdb.log" >&2; exit 1; }
+as_pg "'$pg_bin/pg_ctl' -D '$pg_dir/data' -o \"-k '$pg_dir' -h 127.0.0.1 -p $pg_port -F -c max_connections=400\" -l '$pg_dir/log' -w start" >/dev/null \
+  || { cat "$pg_dir/log" >&2; exit 1; }
+export ARCA_TEST_PG_URL="postgres://postgres@127.0.0.1:$pg_port/postgres"
+
+cargo nextest run --workspace --no-fail-fast "$@"
