@@ -633,13 +633,8 @@ async fn list_registries(state: &AppState, principal: &Principal, space: &str, q
     Ok(success(list_json(total, index, size, "registries", json!(items))))
 }
 
-fn package_page(query: &[(String, String)], page: i64, size: i64) -> ApiResult<Page> {
-    let sort_column = match query_get(query, "sort_field") {
-        Some("name") | Some("repoKey") => "name",
-        Some("lastModified") => "updated_at",
-        Some("downloadsCount") => "download_count",
-        _ => "created_at",
-    };
+/// A page of a list: offset from the 0-based `page`, the validated sort column, order and search term.
+fn list_page(query: &[(String, String)], page: i64, size: i64, sort_column: &'static str) -> ApiResult<Page> {
     Ok(Page {
         offset: page * size,
         limit: size,
@@ -647,6 +642,16 @@ fn package_page(query: &[(String, String)], page: i64, size: i64) -> ApiResult<P
         descending: descending(query)?,
         search: query_get(query, "search_term").map(str::to_string),
     })
+}
+
+fn package_page(query: &[(String, String)], page: i64, size: i64) -> ApiResult<Page> {
+    let sort_column = match query_get(query, "sort_field") {
+        Some("name") | Some("repoKey") => "name",
+        Some("lastModified") => "updated_at",
+        Some("downloadsCount") => "download_count",
+        _ => "created_at",
+    };
+    list_page(query, page, size, sort_column)
 }
 
 fn pull_command(state: &AppState, reg: &Registry, name: &str, version: &str) -> String {
@@ -797,13 +802,7 @@ async fn artifact_route(
                 Some("lastModified") => "updated_at",
                 _ => "created_at",
             };
-            let pg = Page {
-                offset: page * size,
-                limit: size,
-                sort_column,
-                descending: descending(query)?,
-                search: query_get(query, "search_term").map(str::to_string),
-            };
+            let pg = list_page(query, page, size, sort_column)?;
             let (total, versions) = state.db.list_versions(&p.id, &pg).await?;
             let items: Vec<Value> = versions.iter().map(|v| version_json(state, reg, &p, v)).collect();
             Ok(success(list_json(total, index, size, "artifactVersions", json!(items))))
@@ -846,13 +845,7 @@ async fn artifact_route(
                         Some("size") => "size",
                         _ => "created_at",
                     };
-                    let pg = Page {
-                        offset: page * size,
-                        limit: size,
-                        sort_column,
-                        descending: descending(query)?,
-                        search: query_get(query, "search_term").map(str::to_string),
-                    };
+                    let pg = list_page(query, page, size, sort_column)?;
                     let (total, files) = state.db.list_files(&v.id, &pg).await?;
                     let items: Vec<Value> = files.iter().map(|f| file_json(state, reg, f)).collect();
                     Ok(success(list_json(total, index, size, "files", json!(items))))

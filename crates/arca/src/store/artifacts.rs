@@ -3,7 +3,7 @@
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
-use super::{Db, is_unique_violation, json_list};
+use super::{Db, is_unique_violation, json_list, like_pattern};
 use crate::blob::BlobInfo;
 use crate::error::{ApiError, ApiResult};
 use crate::model::{Registry, Reupload, new_id, now_ms};
@@ -119,10 +119,6 @@ pub struct Page {
     pub sort_column: &'static str,
     pub descending: bool,
     pub search: Option<String>,
-}
-
-fn like_pattern(term: &str) -> String {
-    format!("%{}%", term.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_"))
 }
 
 impl Page {

@@ -3,7 +3,7 @@
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
-use super::{Db, json_list};
+use super::{Db, json_list, like_pattern};
 use crate::error::{ApiError, ApiResult};
 use crate::model::{
     CleanupPolicy, PackageType, ProxySettings, Registry, RegistryKind, Reupload, Scope, new_id, now_ms,
@@ -82,10 +82,6 @@ pub struct RegistryFilter {
     pub descending: bool,
     pub offset: i64,
     pub limit: i64,
-}
-
-fn like_pattern(term: &str) -> String {
-    format!("%{}%", term.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_"))
 }
 
 fn b(v: bool) -> i64 {
