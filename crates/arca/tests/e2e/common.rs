@@ -18,7 +18,7 @@ pub struct Server {
     pub token: String,
     pub client: reqwest::Client,
     pub dir: tempfile::TempDir,
-    database_url: String,
+    pub database_url: String,
     child: Child,
 }
 
@@ -59,7 +59,12 @@ impl Server {
 
     pub async fn start_with(dir: tempfile::TempDir, database_url: String, env: &[(&str, &str)]) -> Server {
         let port = free_port();
-        let token = format!("arca_test_{}", random_hex(24));
+        // The admin token: the caller's ARCA_ADMIN_TOKEN when given (a restart on existing data), else fresh.
+        let token = env
+            .iter()
+            .find(|(k, v)| *k == "ARCA_ADMIN_TOKEN" && !v.is_empty())
+            .map(|(_, v)| v.to_string())
+            .unwrap_or_else(|| format!("arca_test_{}", random_hex(24)));
         let base = format!("http://127.0.0.1:{port}");
         let log = std::fs::File::create(dir.path().join("server.log")).expect("log file");
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_arca"));
@@ -95,6 +100,10 @@ impl Server {
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     pub fn log(&self) -> String {

@@ -298,7 +298,46 @@ async fn patterns_and_group_registries(b: Backend) {
     assert_eq!(put("trash-can", "x/1/f").await.unwrap().status(), 405);
 }
 
+async fn interrupted_uploads_leave_nothing(b: Backend) {
+    let mut s = Server::start(b).await;
+    s.generic_registry("acme", "files").await;
+    let url = s.url("/pkg/acme/files/generic/p/1/f.bin");
+    // The client dies after 3 MiB: the body stream fails and the request is abandoned.
+    let stream = futures::stream::iter(0..10).map(|i| {
+        if i < 3 { Ok(vec![7u8; 1 << 20]) } else { Err(std::io::Error::other("client crashed")) }
+    });
+    let r = s.client.put(&url).header("x-api-key", &s.token).body(reqwest::Body::wrap_stream(stream)).send().await;
+    assert!(r.is_err() || !r.unwrap().status().is_success());
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert_eq!(s.client.get(&url).header("x-api-key", &s.token).send().await.unwrap().status(), 404);
+    assert_eq!(std::fs::read_dir(s.data_dir().join("blobs/tmp")).unwrap().count(), 0, "temporary data removed");
+    assert_eq!(std::fs::read_dir(s.data_dir().join("blobs/sha256")).unwrap().count(), 0, "no blob committed");
+
+    // The server is killed mid-upload: after a restart nothing is visible and no blob exists.
+    let slow = futures::stream::iter(0..50).then(|_| async {
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        Ok::<_, std::io::Error>(vec![9u8; 64 * 1024])
+    });
+    let upload = tokio::spawn(s.client.put(&url).header("x-api-key", &s.token).body(reqwest::Body::wrap_stream(slow)).send());
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    let pid = s.pid();
+    std::process::Command::new("kill").args(["-KILL", &pid.to_string()]).status().unwrap();
+    assert!(upload.await.unwrap().is_err(), "the upload cannot have succeeded");
+    s.stop();
+    let database_url = s.database_url.clone();
+    let dir = std::mem::replace(&mut s.dir, tempfile::tempdir().unwrap());
+    let token = s.token.clone();
+    drop(s);
+    let s = Server::start_with(dir, database_url, &[("ARCA_ADMIN_TOKEN", token.as_str())]).await;
+    let url = s.url("/pkg/acme/files/generic/p/1/f.bin");
+    assert_eq!(s.client.get(&url).header("x-api-key", &s.token).send().await.unwrap().status(), 404);
+    let (_, v) = call(s.get("/har/api/v1/registry/acme/files/+/artifacts")).await;
+    assert_eq!(v["data"]["itemCount"], 0);
+    assert_eq!(std::fs::read_dir(s.data_dir().join("blobs/sha256")).unwrap().count(), 0, "no half-written blob");
+}
+
 both_backends!(
+    interrupted_uploads_leave_nothing,
     curl_upload_download_head_range_etag,
     chunked_and_expect_continue_uploads,
     reupload_none_and_override,
