@@ -592,7 +592,7 @@ async fn list_registries(state: &AppState, principal: &Principal, space: &str, q
         Some("lastModified") => "r.updated_at",
         Some("type") => "r.kind",
         Some("artifactsCount") => "(SELECT COUNT(*) FROM packages p WHERE p.registry_id = r.id)",
-        Some("registrySize") => "(SELECT COALESCE(SUM(v.size), 0) FROM versions v WHERE v.registry_id = r.id)",
+        Some("registrySize") => "(SELECT COALESCE(SUM(p.size), 0) FROM packages p WHERE p.registry_id = r.id)",
         Some("downloadsCount") => "(SELECT COALESCE(SUM(p.download_count), 0) FROM packages p WHERE p.registry_id = r.id)",
         _ => "r.created_at",
     };

@@ -16,6 +16,8 @@ pub struct PackageRow {
     pub labels: Vec<String>,
     pub latest_version: Option<String>,
     pub download_count: i64,
+    /// Sum of the sizes of its versions.
+    pub size: i64,
     pub created_at: i64,
     pub updated_at: i64,
 }
@@ -60,6 +62,7 @@ fn row_to_package(r: &AnyRow) -> Result<PackageRow, sqlx::Error> {
         labels: json_list(&r.try_get::<String, _>("labels")?),
         latest_version: r.try_get("latest_version")?,
         download_count: r.try_get("download_count")?,
+        size: r.try_get("size")?,
         created_at: r.try_get("created_at")?,
         updated_at: r.try_get("updated_at")?,
     })
@@ -194,6 +197,7 @@ impl Db {
             .fetch_optional(&mut *tx)
             .await?;
         let size = f.blob.size as i64;
+        let mut replaced_size = 0;
         let file_id = match existing {
             Some(row) => {
                 if reg.reupload == Reupload::None {
@@ -205,6 +209,7 @@ impl Db {
                 let id: String = row.try_get("id")?;
                 let old_version: String = row.try_get("version_id")?;
                 let old_size: i64 = row.try_get("size")?;
+                replaced_size = old_size;
                 sqlx::query(
                     "UPDATE files SET sha256 = $1, size = $2, content_type = $3, updated_at = $4, version_id = $5 \
                      WHERE id = $6",
@@ -259,9 +264,10 @@ impl Db {
             .bind(&version_id)
             .execute(&mut *tx)
             .await?;
-        sqlx::query("UPDATE packages SET latest_version = $1, updated_at = $2 WHERE id = $3")
+        sqlx::query("UPDATE packages SET latest_version = $1, updated_at = $2, size = size + $3 WHERE id = $4")
             .bind(f.version)
             .bind(now)
+            .bind(size - replaced_size)
             .bind(&package_id)
             .execute(&mut *tx)
             .await?;
@@ -444,6 +450,11 @@ impl Db {
             .await?;
         let package_id: String = row.try_get("package_id")?;
         let left: i64 = row.try_get("file_count")?;
+        sqlx::query("UPDATE packages SET size = size - $1 WHERE id = $2")
+            .bind(file.size)
+            .bind(&package_id)
+            .execute(&mut *tx)
+            .await?;
         if left <= 0 {
             sqlx::query("DELETE FROM versions WHERE id = $1").bind(&file.version_id).execute(&mut *tx).await?;
             Self::refresh_package(&mut tx, &package_id).await?;
@@ -503,13 +514,15 @@ impl Db {
             .fetch_one(&mut *tx)
             .await?
             .try_get("id")?;
-        if let Some(old) = sqlx::query("SELECT id FROM versions WHERE package_id = $1 AND version = $2")
+        if let Some(old) = sqlx::query("SELECT id, size FROM versions WHERE package_id = $1 AND version = $2")
             .bind(&trash_pkg)
             .bind(&version.version)
             .fetch_optional(&mut *tx)
             .await?
         {
             let old_id: String = old.try_get("id")?;
+            let old_size: i64 = old.try_get("size")?;
+            sqlx::query("UPDATE packages SET size = size - $1 WHERE id = $2").bind(old_size).bind(&trash_pkg).execute(&mut *tx).await?;
             sqlx::query("DELETE FROM files WHERE version_id = $1").bind(&old_id).execute(&mut *tx).await?;
             sqlx::query("DELETE FROM versions WHERE id = $1").bind(&old_id).execute(&mut *tx).await?;
         }
@@ -527,10 +540,16 @@ impl Db {
             .bind(&version.id)
             .execute(&mut *tx)
             .await?;
-        sqlx::query("UPDATE packages SET latest_version = $1, updated_at = $2 WHERE id = $3")
+        sqlx::query("UPDATE packages SET latest_version = $1, updated_at = $2, size = size + $3 WHERE id = $4")
             .bind(&version.version)
             .bind(now)
+            .bind(version.size)
             .bind(&trash_pkg)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("UPDATE packages SET size = size - $1 WHERE id = $2")
+            .bind(version.size)
+            .bind(&package.id)
             .execute(&mut *tx)
             .await?;
         Self::refresh_package(&mut tx, &package.id).await?;
@@ -543,6 +562,11 @@ impl Db {
         let mut tx = self.write.begin().await?;
         sqlx::query("DELETE FROM files WHERE version_id = $1").bind(&version.id).execute(&mut *tx).await?;
         sqlx::query("DELETE FROM versions WHERE id = $1").bind(&version.id).execute(&mut *tx).await?;
+        sqlx::query("UPDATE packages SET size = size - $1 WHERE id = $2")
+            .bind(version.size)
+            .bind(&package.id)
+            .execute(&mut *tx)
+            .await?;
         Self::refresh_package(&mut tx, &package.id).await?;
         tx.commit().await?;
         Ok(())

@@ -356,21 +356,16 @@ impl Db {
         }
     }
 
-    /// Summary numbers for a registry listing: (artifact count, total size, downloads).
+    /// Summary numbers for a registry listing: (artifact count, total size, downloads), from the
+    /// packages' running totals (one indexed pass over the registry's packages, not its files).
     pub async fn registry_stats(&self, id: &str) -> ApiResult<(i64, i64, i64)> {
         let row = sqlx::query(
-            "SELECT COUNT(*) AS n, CAST(COALESCE(SUM(download_count), 0) AS BIGINT) AS d FROM packages WHERE registry_id = $1",
+            "SELECT COUNT(*) AS n, CAST(COALESCE(SUM(size), 0) AS BIGINT) AS s, \
+             CAST(COALESCE(SUM(download_count), 0) AS BIGINT) AS d FROM packages WHERE registry_id = $1",
         )
         .bind(id)
         .fetch_one(&self.read)
         .await?;
-        let n: i64 = row.try_get("n")?;
-        let d: i64 = row.try_get("d")?;
-        let size: i64 = sqlx::query("SELECT CAST(COALESCE(SUM(size), 0) AS BIGINT) AS s FROM versions WHERE registry_id = $1")
-            .bind(id)
-            .fetch_one(&self.read)
-            .await?
-            .try_get("s")?;
-        Ok((n, size, d))
+        Ok((row.try_get("n")?, row.try_get("s")?, row.try_get("d")?))
     }
 }

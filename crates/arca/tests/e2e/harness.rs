@@ -310,9 +310,17 @@ async fn artifacts_versions_files_labels_and_delete(b: Backend) {
     assert_eq!(v["data"]["artifacts"][0]["version"], "2.0");
     assert!(v["data"]["artifacts"][0]["pullCommand"].as_str().unwrap().contains("alpha/2.0"));
 
+    let sizes = || async {
+        let (_, v) = call(s.get("/har/api/v1/spaces/acme/+/registries?sort_field=identifier")).await;
+        v["data"]["registries"].as_array().unwrap().iter()
+            .map(|r| (r["identifier"].as_str().unwrap().to_string(), r["registrySize"].as_str().unwrap().to_string(), r["artifactsCount"].as_i64().unwrap()))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(sizes().await, vec![("files".into(), "10 B".into(), 3), ("trash-can".into(), "0 B".into(), 0)]);
     // Delete a version: gone from the registry, present in the trash can, file no longer served.
     let (st, _) = call(s.delete("/har/api/v1/registry/acme/files/+/artifact/alpha/+/version/1.0")).await;
     assert_eq!(st, 200);
+    assert_eq!(sizes().await, vec![("files".into(), "6 B".into(), 3), ("trash-can".into(), "4 B".into(), 1)]);
     let r = s.client.get(s.url("/pkg/acme/files/generic/alpha/1.0/a.txt")).header("x-api-key", &s.token).send().await.unwrap();
     assert_eq!(r.status(), 404);
     let (_, v) = call(s.get("/har/api/v1/registry/acme/trash-can/+/artifacts")).await;
