@@ -15,3 +15,11 @@ if [ ${#need_apt[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}" >/dev/null
 fi
 command -v cargo-nextest >/dev/null || cargo install --locked cargo-nextest
+
+# Python clients (pip, twine, uv) in their own venv under target/, so tests use known versions.
+tools="$(cd "$(dirname "$0")/.." && pwd)/target/test-tools"
+if [ ! -x "$tools/py/bin/twine" ] || [ ! -x "$tools/py/bin/uv" ]; then
+  mkdir -p "$tools"
+  python3 -m venv "$tools/py"
+  "$tools/py/bin/pip" install -q --disable-pip-version-check twine uv
+fi

@@ -4,6 +4,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# Real clients the end-to-end tests drive (quick when already installed).
+bash scripts/install-test-deps.sh
+export ARCA_TEST_TOOLS="$PWD/target/test-tools"
+
 pg_bin=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1 || true)
 if [ -z "$pg_bin" ] || [ ! -x "$pg_bin/initdb" ]; then
   echo "PostgreSQL server binaries not found (apt-get install postgresql); .ci/run installs them" >&2

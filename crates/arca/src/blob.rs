@@ -77,6 +77,15 @@ pub trait BlobStore: Send + Sync {
     async fn delete(&self, sha256: &str) -> Result<(), BlobError>;
     /// Reachable and writable (for `/ready`).
     async fn ready(&self) -> bool;
+    /// The blob as a local file, for parsers that need to seek (zip, ar): the blob itself where the
+    /// store is a local disk, a temporary copy otherwise.
+    async fn local_file(&self, sha256: &str) -> Result<BlobFile, BlobError>;
+}
+
+/// A blob readable as a file; a temporary copy is removed on drop.
+pub struct BlobFile {
+    pub path: PathBuf,
+    _tmp: Option<tempfile::TempPath>,
 }
 
 /// Computes every digest in one pass.
@@ -226,6 +235,14 @@ impl BlobStore for LocalBlobStore {
             }
         }
         Ok(())
+    }
+
+    async fn local_file(&self, sha256: &str) -> Result<BlobFile, BlobError> {
+        let path = self.blob_path(sha256).ok_or_else(|| BlobError::NotFound(sha256.into()))?;
+        if !tokio::fs::try_exists(&path).await? {
+            return Err(BlobError::NotFound(sha256.into()));
+        }
+        Ok(BlobFile { path, _tmp: None })
     }
 
     async fn ready(&self) -> bool {

@@ -10,7 +10,7 @@ use serde::Deserialize;
 
 #[derive(Debug, Clone, Args, Default)]
 pub struct ConfigArgs {
-    /// TOML configuration file (keys: listen, data_dir, database_url, base_url, default_account).
+    /// TOML configuration file (keys: listen, data_dir, database_url, base_url, default_account, max_upload_bytes).
     #[arg(long, env = "ARCA_CONFIG", global = true)]
     pub config: Option<PathBuf>,
     /// Address to listen on [default: 127.0.0.1:8080].
@@ -28,6 +28,9 @@ pub struct ConfigArgs {
     /// Account that the GitFlic dialect addresses [default: default].
     #[arg(long, env = "ARCA_DEFAULT_ACCOUNT", global = true)]
     pub default_account: Option<String>,
+    /// Largest accepted upload of one file, in bytes [default: 10 GiB].
+    #[arg(long, env = "ARCA_MAX_UPLOAD_BYTES", global = true)]
+    pub max_upload_bytes: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -38,6 +41,7 @@ struct FileConfig {
     database_url: Option<String>,
     base_url: Option<String>,
     default_account: Option<String>,
+    max_upload_bytes: Option<u64>,
 }
 
 #[derive(Debug, Clone)]
@@ -47,6 +51,7 @@ pub struct Config {
     pub database_url: String,
     pub base_url: String,
     pub default_account: String,
+    pub max_upload_bytes: u64,
 }
 
 impl Config {
@@ -74,7 +79,8 @@ impl Config {
             .to_string();
         let default_account = args.default_account.clone().or(file.default_account).unwrap_or_else(|| "default".into());
         crate::model::validate_identifier("default_account", &default_account).map_err(|e| anyhow::anyhow!("{e}"))?;
-        Ok(Config { listen, data_dir, database_url, base_url, default_account })
+        let max_upload_bytes = args.max_upload_bytes.or(file.max_upload_bytes).unwrap_or(10 << 30);
+        Ok(Config { listen, data_dir, database_url, base_url, default_account, max_upload_bytes })
     }
 
     pub fn blob_dir(&self) -> PathBuf {

@@ -58,8 +58,18 @@ fn hv(s: &str) -> HeaderValue {
     HeaderValue::from_str(s).unwrap_or_else(|_| HeaderValue::from_static(""))
 }
 
-/// Answers GET or HEAD for a stored file.
+/// Answers GET or HEAD for a stored file, counting full downloads.
 pub async fn serve_file(state: &AppState, file: &FileRow, method: &Method, headers: &HeaderMap) -> ApiResult<Response> {
+    let resp = serve_blob(state, file, method, headers).await?;
+    if *method == Method::GET && resp.status() == StatusCode::OK {
+        state.db.count_download(file).await?;
+    }
+    Ok(resp)
+}
+
+/// Answers GET or HEAD with the blob a file row describes (no download counting: also used for
+/// derived documents such as a wheel's METADATA).
+pub async fn serve_blob(state: &AppState, file: &FileRow, method: &Method, headers: &HeaderMap) -> ApiResult<Response> {
     let etag = format!("\"{}\"", file.sha256);
     let content_type = file.content_type.clone().unwrap_or_else(|| guess_content_type(&file.name).to_string());
     let mut out = HeaderMap::new();
@@ -103,8 +113,5 @@ pub async fn serve_file(state: &AppState, file: &FileRow, method: &Method, heade
         return Ok((status, out).into_response());
     }
     let read = state.blobs.get(&file.sha256, range).await?;
-    if range.is_none() {
-        state.db.count_download(file).await?;
-    }
     Ok((status, out, Body::from_stream(read.stream)).into_response())
 }

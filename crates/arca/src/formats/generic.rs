@@ -135,11 +135,19 @@ async fn upload(state: &AppState, req: NativeRequest, package: &str, version: &s
         .filter(|t| !t.starts_with("application/x-www-form-urlencoded") && !t.starts_with("multipart/"))
         .map(str::to_string);
     let name = file_path.rsplit('/').next().unwrap_or(file_path).to_string();
-    let blob = state.blobs.put(req.into_body_stream(), None, None).await?;
+    let blob = state.blobs.put(req.into_body_stream(), Some(state.config.max_upload_bytes), None).await?;
     state.db.record_blob(&blob).await?;
     let file = state
         .db
-        .put_file(&target, NewFile { package, version, path, name: &name, blob: &blob, content_type: content_type.as_deref() })
+        .put_file(&target, NewFile {
+            package,
+            version,
+            path,
+            name: &name,
+            blob: &blob,
+            content_type: content_type.as_deref(),
+            metadata: json!({}),
+        })
         .await?;
     let body = json!({
         "registry": target.identifier,

@@ -17,6 +17,7 @@
 //! Adding a format: write its module implementing [`Format`], and add one line to [`Formats::new`].
 
 pub mod generic;
+pub mod pypi;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -73,6 +74,7 @@ impl Formats {
     pub fn new() -> Formats {
         let all: Vec<Arc<dyn Format>> = vec![
             Arc::new(generic::Generic),
+            Arc::new(pypi::Pypi),
             // One line per format.
         ];
         Formats { by_segment: all.into_iter().map(|f| (f.package_type().path_segment(), f)).collect() }

@@ -49,6 +49,8 @@ pub struct FileRow {
     pub sha1: String,
     pub sha512: String,
     pub content_type: Option<String>,
+    /// Format-specific attributes of the file.
+    pub metadata: serde_json::Value,
     pub download_count: i64,
     pub created_at: i64,
     pub updated_at: i64,
@@ -83,6 +85,7 @@ fn row_to_version(r: &AnyRow) -> Result<VersionRow, sqlx::Error> {
     })
 }
 
+const FILE_COLUMNS: &str = "f.*, b.md5, b.sha1, b.sha512";
 const FILE_SELECT: &str = "SELECT f.*, b.md5, b.sha1, b.sha512 FROM files f JOIN blobs b ON b.sha256 = f.sha256";
 
 fn row_to_file(r: &AnyRow) -> Result<FileRow, sqlx::Error> {
@@ -98,6 +101,7 @@ fn row_to_file(r: &AnyRow) -> Result<FileRow, sqlx::Error> {
         sha1: r.try_get("sha1")?,
         sha512: r.try_get("sha512")?,
         content_type: r.try_get("content_type")?,
+        metadata: serde_json::from_str(&r.try_get::<String, _>("metadata")?).unwrap_or_default(),
         download_count: r.try_get("download_count")?,
         created_at: r.try_get("created_at")?,
         updated_at: r.try_get("updated_at")?,
@@ -112,6 +116,8 @@ pub struct NewFile<'a> {
     pub name: &'a str,
     pub blob: &'a BlobInfo,
     pub content_type: Option<&'a str>,
+    /// Format-specific attributes (JSON object).
+    pub metadata: serde_json::Value,
 }
 
 /// Paging and sorting shared by every list query. `sort_column` is validated by the caller.
@@ -211,8 +217,8 @@ impl Db {
                 let old_size: i64 = row.try_get("size")?;
                 replaced_size = old_size;
                 sqlx::query(
-                    "UPDATE files SET sha256 = $1, size = $2, content_type = $3, updated_at = $4, version_id = $5 \
-                     WHERE id = $6",
+                    "UPDATE files SET sha256 = $1, size = $2, content_type = $3, updated_at = $4, version_id = $5, \
+                     metadata = $7 WHERE id = $6",
                 )
                 .bind(&f.blob.sha256)
                 .bind(size)
@@ -220,6 +226,7 @@ impl Db {
                 .bind(now)
                 .bind(&version_id)
                 .bind(&id)
+                .bind(f.metadata.to_string())
                 .execute(&mut *tx)
                 .await?;
                 sqlx::query("UPDATE versions SET size = size - $1, file_count = file_count - 1 WHERE id = $2")
@@ -233,7 +240,7 @@ impl Db {
                 let id = new_id();
                 let res = sqlx::query(
                     "INSERT INTO files (id, version_id, registry_id, path, name, size, sha256, content_type, \
-                     created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9)",
+                     created_at, updated_at, metadata) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9, $10)",
                 )
                 .bind(&id)
                 .bind(&version_id)
@@ -244,6 +251,7 @@ impl Db {
                 .bind(&f.blob.sha256)
                 .bind(f.content_type)
                 .bind(now)
+                .bind(f.metadata.to_string())
                 .execute(&mut *tx)
                 .await;
                 match res {
@@ -569,6 +577,41 @@ impl Db {
             .await?;
         Self::refresh_package(&mut tx, &package.id).await?;
         tx.commit().await?;
+        Ok(())
+    }
+
+    /// Every file of a package, oldest first (for generated indexes; indexed by version).
+    pub async fn package_files(&self, package_id: &str) -> ApiResult<Vec<(String, FileRow)>> {
+        let rows = sqlx::query(&format!(
+            "SELECT {FILE_COLUMNS}, v.version AS version_name FROM files f JOIN blobs b ON b.sha256 = f.sha256 \
+             JOIN versions v ON v.id = f.version_id WHERE v.package_id = $1 ORDER BY f.created_at, f.id"
+        ))
+        .bind(package_id)
+        .fetch_all(&self.read)
+        .await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get::<String, _>("version_name")?, row_to_file(r)?)))
+            .collect::<Result<_, sqlx::Error>>()
+            .map_err(Into::into)
+    }
+
+    /// Replaces a file's format-specific attributes.
+    pub async fn set_file_metadata(&self, file_id: &str, metadata: &serde_json::Value) -> ApiResult<()> {
+        sqlx::query("UPDATE files SET metadata = $1 WHERE id = $2")
+            .bind(metadata.to_string())
+            .bind(file_id)
+            .execute(&self.write)
+            .await?;
+        Ok(())
+    }
+
+    /// Sets a version's format-specific attributes.
+    pub async fn set_version_metadata(&self, version_id: &str, metadata: &serde_json::Value) -> ApiResult<()> {
+        sqlx::query("UPDATE versions SET metadata = $1 WHERE id = $2")
+            .bind(metadata.to_string())
+            .bind(version_id)
+            .execute(&self.write)
+            .await?;
         Ok(())
     }
 

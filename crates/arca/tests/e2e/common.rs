@@ -216,3 +216,32 @@ macro_rules! both_backends {
         }
     };
 }
+
+/// Directory of the real clients installed by `scripts/install-test-deps.sh`.
+pub fn tools() -> PathBuf {
+    PathBuf::from(std::env::var("ARCA_TEST_TOOLS").expect(
+        "ARCA_TEST_TOOLS is not set: run the suite with scripts/test.sh, which installs the real clients",
+    ))
+}
+
+/// Output of a client command.
+pub struct Run {
+    pub ok: bool,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+/// Runs a real client with a clean, isolated environment plus `env`.
+pub fn run(program: impl AsRef<std::ffi::OsStr>, args: &[&str], cwd: &std::path::Path, env: &[(&str, String)]) -> Run {
+    let mut cmd = Command::new(program.as_ref());
+    cmd.args(args).current_dir(cwd).env("HOME", cwd).stdin(Stdio::null());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().unwrap_or_else(|e| panic!("running {:?}: {e}", program.as_ref()));
+    Run {
+        ok: out.status.success(),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}

@@ -8,3 +8,4 @@ mod generic;
 mod gitflic;
 mod harness;
 mod ops;
+mod pypi;
