@@ -1,6 +1,7 @@
 //! Arca: a multi-format artifact registry.
 
 pub mod api;
+pub mod archive;
 pub mod auth;
 pub mod blob;
 pub mod config;

@@ -17,6 +17,7 @@
 //! Adding a format: write its module implementing [`Format`], and add one line to [`Formats::new`].
 
 pub mod generic;
+pub mod npm;
 pub mod pypi;
 
 use std::collections::HashMap;
@@ -62,6 +63,11 @@ impl NativeRequest {
 #[async_trait]
 pub trait Format: Send + Sync {
     fn package_type(&self) -> PackageType;
+    /// Endpoints that authenticate by themselves (a login that exchanges a password for a token)
+    /// and so skip the router's read check. Everything else needs read access to the registry.
+    fn authenticates_itself(&self, _method: &Method, _path: &str) -> bool {
+        false
+    }
     async fn handle(&self, state: &AppState, req: NativeRequest) -> ApiResult<Response>;
 }
 
@@ -75,6 +81,7 @@ impl Formats {
         let all: Vec<Arc<dyn Format>> = vec![
             Arc::new(generic::Generic),
             Arc::new(pypi::Pypi),
+            Arc::new(npm::Npm),
             // One line per format.
         ];
         Formats { by_segment: all.into_iter().map(|f| (f.package_type().path_segment(), f)).collect() }
@@ -198,7 +205,9 @@ pub async fn route(State(state): State<AppState>, req: Request) -> Result<Respon
         )));
     }
     // Every native route reads at least; the format checks stronger needs itself.
-    principal.check(&registry, Need::Read)?;
+    if !format.authenticates_itself(&parts.method, &path) {
+        principal.check(&registry, Need::Read)?;
+    }
     let native = NativeRequest {
         method: parts.method,
         registry,

@@ -18,6 +18,8 @@ pub struct PackageRow {
     pub download_count: i64,
     /// Sum of the sizes of its versions.
     pub size: i64,
+    /// Format-specific attributes of the package.
+    pub metadata: serde_json::Value,
     pub created_at: i64,
     pub updated_at: i64,
 }
@@ -65,6 +67,7 @@ fn row_to_package(r: &AnyRow) -> Result<PackageRow, sqlx::Error> {
         latest_version: r.try_get("latest_version")?,
         download_count: r.try_get("download_count")?,
         size: r.try_get("size")?,
+        metadata: serde_json::from_str(&r.try_get::<String, _>("metadata")?).unwrap_or_default(),
         created_at: r.try_get("created_at")?,
         updated_at: r.try_get("updated_at")?,
     })
@@ -600,6 +603,17 @@ impl Db {
         sqlx::query("UPDATE files SET metadata = $1 WHERE id = $2")
             .bind(metadata.to_string())
             .bind(file_id)
+            .execute(&self.write)
+            .await?;
+        Ok(())
+    }
+
+    /// Sets a package's format-specific attributes.
+    pub async fn set_package_metadata(&self, package_id: &str, metadata: &serde_json::Value) -> ApiResult<()> {
+        sqlx::query("UPDATE packages SET metadata = $1, updated_at = $2 WHERE id = $3")
+            .bind(metadata.to_string())
+            .bind(now_ms())
+            .bind(package_id)
             .execute(&self.write)
             .await?;
         Ok(())

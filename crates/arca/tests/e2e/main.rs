@@ -7,5 +7,6 @@ mod auth;
 mod generic;
 mod gitflic;
 mod harness;
+mod npm;
 mod ops;
 mod pypi;
