@@ -16,6 +16,7 @@
 //!
 //! Adding a format: write its module implementing [`Format`], and add one line to [`Formats::new`].
 
+pub mod cargo;
 pub mod generic;
 pub mod npm;
 pub mod pypi;
@@ -82,6 +83,7 @@ impl Formats {
             Arc::new(generic::Generic),
             Arc::new(pypi::Pypi),
             Arc::new(npm::Npm),
+            Arc::new(cargo::Cargo),
             // One line per format.
         ];
         Formats { by_segment: all.into_iter().map(|f| (f.package_type().path_segment(), f)).collect() }

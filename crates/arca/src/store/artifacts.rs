@@ -608,6 +608,18 @@ impl Db {
         Ok(())
     }
 
+    /// Another package of the registry whose name, with `_` read as `-`, is `canonical` (Cargo's
+    /// crate-name equivalence). Publish-only, so a scan of the registry's names is acceptable.
+    pub async fn package_with_canonical_name(&self, registry_id: &str, canonical: &str, except: &str) -> ApiResult<Option<String>> {
+        let row = sqlx::query("SELECT name FROM packages WHERE registry_id = $1 AND REPLACE(name, '_', '-') = $2 AND name <> $3")
+            .bind(registry_id)
+            .bind(canonical)
+            .bind(except)
+            .fetch_optional(&self.read)
+            .await?;
+        Ok(row.map(|r| r.try_get::<String, _>("name")).transpose()?)
+    }
+
     /// Sets a package's format-specific attributes.
     pub async fn set_package_metadata(&self, package_id: &str, metadata: &serde_json::Value) -> ApiResult<()> {
         sqlx::query("UPDATE packages SET metadata = $1, updated_at = $2 WHERE id = $3")

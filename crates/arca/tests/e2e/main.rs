@@ -4,6 +4,7 @@
 mod common;
 
 mod auth;
+mod cargo;
 mod generic;
 mod gitflic;
 mod harness;
