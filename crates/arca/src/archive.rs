@@ -17,7 +17,11 @@ pub struct Limits {
 
 impl Default for Limits {
     fn default() -> Self {
-        Limits { entry: 8 << 20, total: 1 << 30, entries: 100_000 }
+        Limits {
+            entry: 8 << 20,
+            total: 1 << 30,
+            entries: 100_000,
+        }
     }
 }
 
@@ -30,7 +34,9 @@ struct Capped<R> {
 impl<R: Read> Read for Capped<R> {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
         if self.left == 0 {
-            return Err(std::io::Error::other("archive expands beyond the size limit"));
+            return Err(std::io::Error::other(
+                "archive expands beyond the size limit",
+            ));
         }
         let max = buf.len().min(self.left.min(usize::MAX as u64) as usize);
         let n = self.inner.read(&mut buf[..max])?;
@@ -40,30 +46,50 @@ impl<R: Read> Read for Capped<R> {
 }
 
 fn safe(path: &Path) -> bool {
-    path.components().all(|c| matches!(c, Component::Normal(_) | Component::CurDir))
+    path.components()
+        .all(|c| matches!(c, Component::Normal(_) | Component::CurDir))
 }
 
 /// Finds the first entry of a `.tar.gz` stream for which `want` is true and returns its path and
 /// bytes. `Err` explains what is wrong with the archive.
-pub fn tar_gz_find(reader: impl Read, want: impl Fn(&Path) -> bool, limits: Limits) -> Result<Option<(PathBuf, Vec<u8>)>, String> {
+pub fn tar_gz_find(
+    reader: impl Read,
+    want: impl Fn(&Path) -> bool,
+    limits: Limits,
+) -> Result<Option<(PathBuf, Vec<u8>)>, String> {
     let gz = flate2::read::GzDecoder::new(reader);
-    let mut archive = tar::Archive::new(Capped { inner: gz, left: limits.total });
-    let entries = archive.entries().map_err(|e| format!("not a gzip-compressed tar archive: {e}"))?;
+    let mut archive = tar::Archive::new(Capped {
+        inner: gz,
+        left: limits.total,
+    });
+    let entries = archive
+        .entries()
+        .map_err(|e| format!("not a gzip-compressed tar archive: {e}"))?;
     for (i, entry) in entries.enumerate() {
         if i >= limits.entries {
             return Err(format!("more than {} entries", limits.entries));
         }
         let entry = entry.map_err(|e| format!("not a valid gzip-compressed tar archive: {e}"))?;
-        let path = entry.path().map_err(|e| format!("bad entry name: {e}"))?.into_owned();
+        let path = entry
+            .path()
+            .map_err(|e| format!("bad entry name: {e}"))?
+            .into_owned();
         if !safe(&path) {
             return Err(format!("unsafe entry path '{}'", path.display()));
         }
         if want(&path) {
             if entry.size() > limits.entry {
-                return Err(format!("'{}' is larger than {} bytes", path.display(), limits.entry));
+                return Err(format!(
+                    "'{}' is larger than {} bytes",
+                    path.display(),
+                    limits.entry
+                ));
             }
             let mut buf = Vec::with_capacity(entry.size() as usize);
-            entry.take(limits.entry).read_to_end(&mut buf).map_err(|e| format!("reading '{}': {e}", path.display()))?;
+            entry
+                .take(limits.entry)
+                .read_to_end(&mut buf)
+                .map_err(|e| format!("reading '{}': {e}", path.display()))?;
             return Ok(Some((path, buf)));
         }
     }
@@ -97,13 +123,35 @@ mod tests {
     #[test]
     fn finds_entries_and_refuses_traversal_and_bombs() {
         let a = tgz(&[("package/README", b"r"), ("package/package.json", b"{}")]);
-        let (p, data) = tar_gz_find(&a[..], |p| p.ends_with("package.json"), Limits::default()).unwrap().unwrap();
-        assert_eq!((p.to_str().unwrap(), data.as_slice()), ("package/package.json", &b"{}"[..]));
-        assert_eq!(tar_gz_find(&a[..], |p| p.ends_with("nope"), Limits::default()).unwrap(), None);
+        let (p, data) = tar_gz_find(&a[..], |p| p.ends_with("package.json"), Limits::default())
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            (p.to_str().unwrap(), data.as_slice()),
+            ("package/package.json", &b"{}"[..])
+        );
+        assert_eq!(
+            tar_gz_find(&a[..], |p| p.ends_with("nope"), Limits::default()).unwrap(),
+            None
+        );
         let evil = tgz(&[("../../etc/passwd", b"x")]);
-        assert!(tar_gz_find(&evil[..], |_| true, Limits::default()).unwrap_err().contains("unsafe"));
+        assert!(
+            tar_gz_find(&evil[..], |_| true, Limits::default())
+                .unwrap_err()
+                .contains("unsafe")
+        );
         let big = tgz(&[("a", &vec![0u8; 100_000]), ("b", b"x")]);
-        assert!(tar_gz_find(&big[..], |p| p.ends_with("b"), Limits { total: 50_000, ..Limits::default() }).is_err());
+        assert!(
+            tar_gz_find(
+                &big[..],
+                |p| p.ends_with("b"),
+                Limits {
+                    total: 50_000,
+                    ..Limits::default()
+                }
+            )
+            .is_err()
+        );
         assert!(tar_gz_find(&b"not gzip"[..], |_| true, Limits::default()).is_err());
     }
 }

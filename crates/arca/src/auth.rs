@@ -9,8 +9,8 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::Argon2;
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use axum::http::HeaderMap;
 use base64::Engine;
 use sha2::{Digest, Sha256};
@@ -26,7 +26,10 @@ pub const TOKEN_PREFIX: &str = "arca_";
 #[derive(Debug, Clone)]
 pub enum Principal {
     Anonymous,
-    User { user: User, roles: Vec<(String, Role)> },
+    User {
+        user: User,
+        roles: Vec<(String, Role)>,
+    },
 }
 
 /// What an operation on a registry needs.
@@ -57,7 +60,11 @@ impl Principal {
             Principal::User { user, .. } if user.is_admin => Some(Role::Admin),
             Principal::User { roles, .. } => {
                 let ancestors = ancestor_paths(scope_path);
-                roles.iter().filter(|(p, _)| ancestors.iter().any(|a| a == p)).map(|(_, r)| *r).max()
+                roles
+                    .iter()
+                    .filter(|(p, _)| ancestors.iter().any(|a| a == p))
+                    .map(|(_, r)| *r)
+                    .max()
             }
         }
     }
@@ -69,7 +76,10 @@ impl Principal {
         }
         match self.role_at(scope_path) {
             Some(have) if have >= role => Ok(()),
-            _ => Err(ApiError::forbidden(format!("the {} role on '{scope_path}' is required", role.as_str()))),
+            _ => Err(ApiError::forbidden(format!(
+                "the {} role on '{scope_path}' is required",
+                role.as_str()
+            ))),
         }
     }
 
@@ -118,7 +128,13 @@ pub fn hash_password(password: &str) -> anyhow::Result<String> {
 }
 
 fn verify_password(password: &str, hash: &str) -> bool {
-    PasswordHash::new(hash).map(|h| Argon2::default().verify_password(password.as_bytes(), &h).is_ok()).unwrap_or(false)
+    PasswordHash::new(hash)
+        .map(|h| {
+            Argon2::default()
+                .verify_password(password.as_bytes(), &h)
+                .is_ok()
+        })
+        .unwrap_or(false)
 }
 
 /// Credentials found in a request.
@@ -128,7 +144,13 @@ enum Credentials {
 }
 
 fn credentials(headers: &HeaderMap) -> Option<Credentials> {
-    let get = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).map(str::trim).filter(|v| !v.is_empty());
+    let get = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::trim)
+            .filter(|v| !v.is_empty())
+    };
     if let Some(v) = get("x-api-key").or_else(|| get("x-nuget-apikey")) {
         return Some(Credentials::Token(v.to_string()));
     }
@@ -136,10 +158,15 @@ fn credentials(headers: &HeaderMap) -> Option<Credentials> {
     let (scheme, rest) = auth.split_once(' ').unwrap_or(("", auth));
     match scheme.to_ascii_lowercase().as_str() {
         "basic" => {
-            let decoded = base64::engine::general_purpose::STANDARD.decode(rest.trim()).ok()?;
+            let decoded = base64::engine::general_purpose::STANDARD
+                .decode(rest.trim())
+                .ok()?;
             let text = String::from_utf8(decoded).ok()?;
             let (user, secret) = text.split_once(':')?;
-            Some(Credentials::Basic { user: user.to_string(), secret: secret.to_string() })
+            Some(Credentials::Basic {
+                user: user.to_string(),
+                secret: secret.to_string(),
+            })
         }
         "bearer" | "token" => Some(Credentials::Token(rest.trim().to_string())),
         // cargo sends the raw token with no scheme.
@@ -160,7 +187,9 @@ const PASSWORD_CACHE_TTL: Duration = Duration::from_secs(60);
 impl PasswordCache {
     fn get(&self, key: &str) -> Option<String> {
         let map = self.inner.lock().ok()?;
-        map.get(key).filter(|(_, at)| at.elapsed() < PASSWORD_CACHE_TTL).map(|(id, _)| id.clone())
+        map.get(key)
+            .filter(|(_, at)| at.elapsed() < PASSWORD_CACHE_TTL)
+            .map(|(id, _)| id.clone())
     }
     fn put(&self, key: String, user_id: String) {
         if let Ok(mut map) = self.inner.lock() {
@@ -173,26 +202,38 @@ impl PasswordCache {
 }
 
 /// Resolves the caller. Missing credentials give `Anonymous`; wrong ones are a 401.
-pub async fn authenticate(db: &Db, cache: &PasswordCache, headers: &HeaderMap) -> ApiResult<Principal> {
-    let Some(creds) = credentials(headers) else { return Ok(Principal::Anonymous) };
+pub async fn authenticate(
+    db: &Db,
+    cache: &PasswordCache,
+    headers: &HeaderMap,
+) -> ApiResult<Principal> {
+    let Some(creds) = credentials(headers) else {
+        return Ok(Principal::Anonymous);
+    };
     let user = match creds {
         Credentials::Token(t) => db.user_by_token_hash(&hash_token(&t)).await?,
-        Credentials::Basic { user, secret } => match db.user_by_token_hash(&hash_token(&secret)).await? {
-            Some(u) => Some(u),
-            None => {
-                let key = hash_token(&format!("{user}\0{secret}"));
-                match cache.get(&key) {
-                    Some(id) => db.user_by_id(&id).await?,
-                    None => match db.user_by_name(&user).await? {
-                        Some(u) if u.password_hash.as_deref().is_some_and(|h| verify_password(&secret, h)) => {
-                            cache.put(key, u.id.clone());
+        Credentials::Basic { user, secret } => {
+            match db.user_by_token_hash(&hash_token(&secret)).await? {
+                Some(u) => Some(u),
+                None => {
+                    let key = hash_token(&format!("{user}\0{secret}"));
+                    match cache.get(&key) {
+                        Some(id) => db.user_by_id(&id).await?,
+                        None => match db.user_by_name(&user).await? {
                             Some(u)
-                        }
-                        _ => None,
-                    },
+                                if u.password_hash
+                                    .as_deref()
+                                    .is_some_and(|h| verify_password(&secret, h)) =>
+                            {
+                                cache.put(key, u.id.clone());
+                                Some(u)
+                            }
+                            _ => None,
+                        },
+                    }
                 }
             }
-        },
+        }
     };
     match user {
         Some(user) => {

@@ -70,7 +70,12 @@ pub struct BlobRead {
 pub trait BlobStore: Send + Sync {
     /// Streams a body into the store. `limit` caps the size; `expected_sha256` (hex) is verified
     /// before the blob becomes visible.
-    async fn put(&self, body: ByteStream, limit: Option<u64>, expected_sha256: Option<&str>) -> Result<BlobInfo, BlobError>;
+    async fn put(
+        &self,
+        body: ByteStream,
+        limit: Option<u64>,
+        expected_sha256: Option<&str>,
+    ) -> Result<BlobInfo, BlobError>;
     /// Reads a blob, optionally only the byte range `start..end` (end exclusive).
     async fn get(&self, sha256: &str, range: Option<(u64, u64)>) -> Result<BlobRead, BlobError>;
     async fn exists(&self, sha256: &str) -> Result<bool, BlobError>;
@@ -127,17 +132,26 @@ impl LocalBlobStore {
     pub async fn open(root: &Path) -> std::io::Result<LocalBlobStore> {
         tokio::fs::create_dir_all(root.join("sha256")).await?;
         tokio::fs::create_dir_all(root.join("tmp")).await?;
-        let store = LocalBlobStore { root: root.to_path_buf() };
+        let store = LocalBlobStore {
+            root: root.to_path_buf(),
+        };
         store.sweep_tmp().await;
         Ok(store)
     }
 
     /// Removes temporary files of uploads that died more than an hour ago.
     async fn sweep_tmp(&self) {
-        let Ok(mut dir) = tokio::fs::read_dir(self.root.join("tmp")).await else { return };
+        let Ok(mut dir) = tokio::fs::read_dir(self.root.join("tmp")).await else {
+            return;
+        };
         let cutoff = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
         while let Ok(Some(entry)) = dir.next_entry().await {
-            let old = entry.metadata().await.and_then(|m| m.modified()).map(|t| t < cutoff).unwrap_or(false);
+            let old = entry
+                .metadata()
+                .await
+                .and_then(|m| m.modified())
+                .map(|t| t < cutoff)
+                .unwrap_or(false);
             if old {
                 let _ = tokio::fs::remove_file(entry.path()).await;
             }
@@ -145,7 +159,11 @@ impl LocalBlobStore {
     }
 
     fn blob_path(&self, sha256: &str) -> Option<PathBuf> {
-        if sha256.len() != 64 || !sha256.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()) {
+        if sha256.len() != 64
+            || !sha256
+                .bytes()
+                .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
+        {
             return None;
         }
         Some(self.root.join("sha256").join(&sha256[..2]).join(sha256))
@@ -164,7 +182,12 @@ impl Drop for TmpGuard {
 
 #[async_trait]
 impl BlobStore for LocalBlobStore {
-    async fn put(&self, mut body: ByteStream, limit: Option<u64>, expected_sha256: Option<&str>) -> Result<BlobInfo, BlobError> {
+    async fn put(
+        &self,
+        mut body: ByteStream,
+        limit: Option<u64>,
+        expected_sha256: Option<&str>,
+    ) -> Result<BlobInfo, BlobError> {
         let tmp = self.root.join("tmp").join(uuid::Uuid::new_v4().to_string());
         let mut guard = TmpGuard(Some(tmp.clone()));
         let mut file = tokio::fs::File::create(&tmp).await?;
@@ -184,10 +207,15 @@ impl BlobStore for LocalBlobStore {
         let info = hasher.finish();
         if let Some(expected) = expected_sha256 {
             if !expected.eq_ignore_ascii_case(&info.sha256) {
-                return Err(BlobError::DigestMismatch { expected: expected.to_string(), actual: info.sha256 });
+                return Err(BlobError::DigestMismatch {
+                    expected: expected.to_string(),
+                    actual: info.sha256,
+                });
             }
         }
-        let dest = self.blob_path(&info.sha256).ok_or_else(|| BlobError::NotFound(info.sha256.clone()))?;
+        let dest = self
+            .blob_path(&info.sha256)
+            .ok_or_else(|| BlobError::NotFound(info.sha256.clone()))?;
         if let Some(parent) = dest.parent() {
             tokio::fs::create_dir_all(parent).await?;
         }
@@ -201,10 +229,14 @@ impl BlobStore for LocalBlobStore {
     }
 
     async fn get(&self, sha256: &str, range: Option<(u64, u64)>) -> Result<BlobRead, BlobError> {
-        let path = self.blob_path(sha256).ok_or_else(|| BlobError::NotFound(sha256.into()))?;
+        let path = self
+            .blob_path(sha256)
+            .ok_or_else(|| BlobError::NotFound(sha256.into()))?;
         let mut file = match tokio::fs::File::open(&path).await {
             Ok(f) => f,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(BlobError::NotFound(sha256.into())),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(BlobError::NotFound(sha256.into()));
+            }
             Err(e) => return Err(e.into()),
         };
         let total_size = file.metadata().await?.len();
@@ -212,9 +244,13 @@ impl BlobStore for LocalBlobStore {
             Some((start, end)) => {
                 file.seek(SeekFrom::Start(start)).await?;
                 let reader = file.take(end.saturating_sub(start));
-                Box::pin(tokio_util::io::ReaderStream::with_capacity(reader, READ_CHUNK))
+                Box::pin(tokio_util::io::ReaderStream::with_capacity(
+                    reader, READ_CHUNK,
+                ))
             }
-            None => Box::pin(tokio_util::io::ReaderStream::with_capacity(file, READ_CHUNK)),
+            None => Box::pin(tokio_util::io::ReaderStream::with_capacity(
+                file, READ_CHUNK,
+            )),
         };
         Ok(BlobRead { stream, total_size })
     }
@@ -238,7 +274,9 @@ impl BlobStore for LocalBlobStore {
     }
 
     async fn local_file(&self, sha256: &str) -> Result<BlobFile, BlobError> {
-        let path = self.blob_path(sha256).ok_or_else(|| BlobError::NotFound(sha256.into()))?;
+        let path = self
+            .blob_path(sha256)
+            .ok_or_else(|| BlobError::NotFound(sha256.into()))?;
         if !tokio::fs::try_exists(&path).await? {
             return Err(BlobError::NotFound(sha256.into()));
         }
@@ -246,7 +284,10 @@ impl BlobStore for LocalBlobStore {
     }
 
     async fn ready(&self) -> bool {
-        let probe = self.root.join("tmp").join(format!(".ready-{}", uuid::Uuid::new_v4()));
+        let probe = self
+            .root
+            .join("tmp")
+            .join(format!(".ready-{}", uuid::Uuid::new_v4()));
         let ok = tokio::fs::write(&probe, b"ok").await.is_ok();
         let _ = tokio::fs::remove_file(&probe).await;
         ok
@@ -258,7 +299,8 @@ mod tests {
     use super::*;
 
     fn body(parts: &[&'static [u8]]) -> ByteStream {
-        let items: Vec<Result<Bytes, std::io::Error>> = parts.iter().map(|p| Ok(Bytes::from_static(p))).collect();
+        let items: Vec<Result<Bytes, std::io::Error>> =
+            parts.iter().map(|p| Ok(Bytes::from_static(p))).collect();
         Box::pin(futures::stream::iter(items))
     }
 
@@ -266,31 +308,54 @@ mod tests {
     async fn put_hashes_dedups_and_reads_ranges() {
         let dir = tempfile::tempdir().unwrap();
         let store = LocalBlobStore::open(dir.path()).await.unwrap();
-        let a = store.put(body(&[b"hello ", b"world"]), None, None).await.unwrap();
-        assert_eq!(a.sha256, "b94d27b9934d3e08a52e52d7da7dabfac484efe37a5380ee9088f7ace2efcde9");
+        let a = store
+            .put(body(&[b"hello ", b"world"]), None, None)
+            .await
+            .unwrap();
+        assert_eq!(
+            a.sha256,
+            "b94d27b9934d3e08a52e52d7da7dabfac484efe37a5380ee9088f7ace2efcde9"
+        );
         assert_eq!(a.md5, "5eb63bbbe01eeed093cb22bb8f5acdc3");
         assert_eq!(a.size, 11);
-        let b = store.put(body(&[b"hello world"]), None, None).await.unwrap();
+        let b = store
+            .put(body(&[b"hello world"]), None, None)
+            .await
+            .unwrap();
         assert_eq!(a, b);
         let read = store.get(&a.sha256, Some((6, 11))).await.unwrap();
         let bytes: Vec<u8> = read.stream.map(|c| c.unwrap().to_vec()).concat().await;
         assert_eq!(bytes, b"world");
         assert_eq!(read.total_size, 11);
         // Only the committed blob remains; no temporary files.
-        assert_eq!(std::fs::read_dir(dir.path().join("tmp")).unwrap().count(), 0);
+        assert_eq!(
+            std::fs::read_dir(dir.path().join("tmp")).unwrap().count(),
+            0
+        );
     }
 
     #[tokio::test]
     async fn limit_and_digest_mismatch_store_nothing() {
         let dir = tempfile::tempdir().unwrap();
         let store = LocalBlobStore::open(dir.path()).await.unwrap();
-        assert!(matches!(store.put(body(&[b"0123456789"]), Some(5), None).await, Err(BlobError::TooLarge(5))));
+        assert!(matches!(
+            store.put(body(&[b"0123456789"]), Some(5), None).await,
+            Err(BlobError::TooLarge(5))
+        ));
         let wrong = "0".repeat(64);
         assert!(matches!(
             store.put(body(&[b"abc"]), None, Some(&wrong)).await,
             Err(BlobError::DigestMismatch { .. })
         ));
-        assert_eq!(std::fs::read_dir(dir.path().join("tmp")).unwrap().count(), 0);
-        assert!(std::fs::read_dir(dir.path().join("sha256")).unwrap().next().is_none());
+        assert_eq!(
+            std::fs::read_dir(dir.path().join("tmp")).unwrap().count(),
+            0
+        );
+        assert!(
+            std::fs::read_dir(dir.path().join("sha256"))
+                .unwrap()
+                .next()
+                .is_none()
+        );
     }
 }

@@ -58,13 +58,22 @@ impl Config {
     pub fn load(args: &ConfigArgs) -> anyhow::Result<Config> {
         let file = match &args.config {
             Some(path) => {
-                let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-                toml::from_str::<FileConfig>(&text).with_context(|| format!("parsing {}", path.display()))?
+                let text = std::fs::read_to_string(path)
+                    .with_context(|| format!("reading {}", path.display()))?;
+                toml::from_str::<FileConfig>(&text)
+                    .with_context(|| format!("parsing {}", path.display()))?
             }
             None => FileConfig::default(),
         };
-        let listen = args.listen.or(file.listen).unwrap_or_else(|| ([127, 0, 0, 1], 8080).into());
-        let data_dir = args.data_dir.clone().or(file.data_dir).unwrap_or_else(|| PathBuf::from("./arca-data"));
+        let listen = args
+            .listen
+            .or(file.listen)
+            .unwrap_or_else(|| ([127, 0, 0, 1], 8080).into());
+        let data_dir = args
+            .data_dir
+            .clone()
+            .or(file.data_dir)
+            .unwrap_or_else(|| PathBuf::from("./arca-data"));
         let database_url = args
             .database_url
             .clone()
@@ -77,10 +86,25 @@ impl Config {
             .unwrap_or_else(|| format!("http://{listen}"))
             .trim_end_matches('/')
             .to_string();
-        let default_account = args.default_account.clone().or(file.default_account).unwrap_or_else(|| "default".into());
-        crate::model::validate_identifier("default_account", &default_account).map_err(|e| anyhow::anyhow!("{e}"))?;
-        let max_upload_bytes = args.max_upload_bytes.or(file.max_upload_bytes).unwrap_or(10 << 30);
-        Ok(Config { listen, data_dir, database_url, base_url, default_account, max_upload_bytes })
+        let default_account = args
+            .default_account
+            .clone()
+            .or(file.default_account)
+            .unwrap_or_else(|| "default".into());
+        crate::model::validate_identifier("default_account", &default_account)
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        let max_upload_bytes = args
+            .max_upload_bytes
+            .or(file.max_upload_bytes)
+            .unwrap_or(10 << 30);
+        Ok(Config {
+            listen,
+            data_dir,
+            database_url,
+            base_url,
+            default_account,
+            max_upload_bytes,
+        })
     }
 
     pub fn blob_dir(&self) -> PathBuf {

@@ -12,7 +12,9 @@ use crate::store::artifacts::FileRow;
 /// Parses a single `bytes=` range against a length. `Ok(None)`: no (usable) range, serve it all.
 /// Multiple ranges are answered with the whole body, which RFC 9110 allows.
 pub fn parse_range(value: &str, len: u64) -> Result<Option<(u64, u64)>, ()> {
-    let Some(spec) = value.trim().strip_prefix("bytes=") else { return Ok(None) };
+    let Some(spec) = value.trim().strip_prefix("bytes=") else {
+        return Ok(None);
+    };
     if spec.contains(',') {
         return Ok(None);
     }
@@ -26,7 +28,11 @@ pub fn parse_range(value: &str, len: u64) -> Result<Option<(u64, u64)>, ()> {
         (len.saturating_sub(n), len)
     } else {
         let start: u64 = a.parse().map_err(|_| ())?;
-        let end = if b.is_empty() { len } else { b.parse::<u64>().map_err(|_| ())?.saturating_add(1).min(len) };
+        let end = if b.is_empty() {
+            len
+        } else {
+            b.parse::<u64>().map_err(|_| ())?.saturating_add(1).min(len)
+        };
         (start, end)
     };
     if range.0 >= len || range.0 >= range.1 {
@@ -36,7 +42,10 @@ pub fn parse_range(value: &str, len: u64) -> Result<Option<(u64, u64)>, ()> {
 }
 
 fn etag_matches(if_none_match: &str, etag: &str) -> bool {
-    if_none_match.split(',').map(str::trim).any(|t| t == "*" || t == etag || t.trim_start_matches("W/") == etag)
+    if_none_match
+        .split(',')
+        .map(str::trim)
+        .any(|t| t == "*" || t == etag || t.trim_start_matches("W/") == etag)
 }
 
 pub fn guess_content_type(name: &str) -> &'static str {
@@ -59,7 +68,12 @@ fn hv(s: &str) -> HeaderValue {
 }
 
 /// Answers GET or HEAD for a stored file, counting full downloads.
-pub async fn serve_file(state: &AppState, file: &FileRow, method: &Method, headers: &HeaderMap) -> ApiResult<Response> {
+pub async fn serve_file(
+    state: &AppState,
+    file: &FileRow,
+    method: &Method,
+    headers: &HeaderMap,
+) -> ApiResult<Response> {
     let resp = serve_blob(state, file, method, headers).await?;
     if *method == Method::GET && resp.status() == StatusCode::OK {
         state.db.count_download(file).await?;
@@ -69,9 +83,17 @@ pub async fn serve_file(state: &AppState, file: &FileRow, method: &Method, heade
 
 /// Answers GET or HEAD with the blob a file row describes (no download counting: also used for
 /// derived documents such as a wheel's METADATA).
-pub async fn serve_blob(state: &AppState, file: &FileRow, method: &Method, headers: &HeaderMap) -> ApiResult<Response> {
+pub async fn serve_blob(
+    state: &AppState,
+    file: &FileRow,
+    method: &Method,
+    headers: &HeaderMap,
+) -> ApiResult<Response> {
     let etag = format!("\"{}\"", file.sha256);
-    let content_type = file.content_type.clone().unwrap_or_else(|| guess_content_type(&file.name).to_string());
+    let content_type = file
+        .content_type
+        .clone()
+        .unwrap_or_else(|| guess_content_type(&file.name).to_string());
     let mut out = HeaderMap::new();
     out.insert(header::ETAG, hv(&etag));
     out.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
@@ -79,12 +101,17 @@ pub async fn serve_blob(state: &AppState, file: &FileRow, method: &Method, heade
     out.insert("x-checksum-sha256", hv(&file.sha256));
     out.insert("x-checksum-sha1", hv(&file.sha1));
     out.insert("x-checksum-md5", hv(&file.md5));
-    if let Ok(t) = time::OffsetDateTime::from_unix_timestamp_nanos(file.updated_at as i128 * 1_000_000) {
+    if let Ok(t) =
+        time::OffsetDateTime::from_unix_timestamp_nanos(file.updated_at as i128 * 1_000_000)
+    {
         if let Ok(s) = t.format(&time::format_description::well_known::Rfc2822) {
             out.insert(header::LAST_MODIFIED, hv(&s.replace("+0000", "GMT")));
         }
     }
-    if let Some(inm) = headers.get(header::IF_NONE_MATCH).and_then(|v| v.to_str().ok()) {
+    if let Some(inm) = headers
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+    {
         if etag_matches(inm, &etag) {
             return Ok((StatusCode::NOT_MODIFIED, out).into_response());
         }
@@ -94,8 +121,12 @@ pub async fn serve_blob(state: &AppState, file: &FileRow, method: &Method, heade
         Some(r) => match parse_range(r, len) {
             Ok(r) => r,
             Err(()) => {
-                let mut resp = ApiError::RangeNotSatisfiable(format!("range '{r}' is not satisfiable for {len} bytes")).into_response();
-                resp.headers_mut().insert(header::CONTENT_RANGE, hv(&format!("bytes */{len}")));
+                let mut resp = ApiError::RangeNotSatisfiable(format!(
+                    "range '{r}' is not satisfiable for {len} bytes"
+                ))
+                .into_response();
+                resp.headers_mut()
+                    .insert(header::CONTENT_RANGE, hv(&format!("bytes */{len}")));
                 return Ok(resp);
             }
         },
@@ -103,7 +134,10 @@ pub async fn serve_blob(state: &AppState, file: &FileRow, method: &Method, heade
     };
     let (status, body_len) = match range {
         Some((a, b)) => {
-            out.insert(header::CONTENT_RANGE, hv(&format!("bytes {a}-{}/{len}", b - 1)));
+            out.insert(
+                header::CONTENT_RANGE,
+                hv(&format!("bytes {a}-{}/{len}", b - 1)),
+            );
             (StatusCode::PARTIAL_CONTENT, b - a)
         }
         None => (StatusCode::OK, len),

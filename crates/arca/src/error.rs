@@ -13,7 +13,10 @@ use serde_json::json;
 pub enum ApiError {
     /// Bad input. `field` names the offending field when there is one.
     #[error("{message}")]
-    BadRequest { field: Option<String>, message: String },
+    BadRequest {
+        field: Option<String>,
+        message: String,
+    },
     /// No (valid) credentials. Carries the challenge a client needs to retry with credentials.
     #[error("{0}")]
     Unauthenticated(String),
@@ -41,10 +44,16 @@ pub type ApiResult<T> = Result<T, ApiError>;
 
 impl ApiError {
     pub fn bad(field: &str, message: impl Into<String>) -> Self {
-        ApiError::BadRequest { field: Some(field.to_string()), message: message.into() }
+        ApiError::BadRequest {
+            field: Some(field.to_string()),
+            message: message.into(),
+        }
     }
     pub fn bad_request(message: impl Into<String>) -> Self {
-        ApiError::BadRequest { field: None, message: message.into() }
+        ApiError::BadRequest {
+            field: None,
+            message: message.into(),
+        }
     }
     pub fn not_found(message: impl Into<String>) -> Self {
         ApiError::NotFound(message.into())
@@ -107,8 +116,10 @@ impl IntoResponse for ApiError {
         let mut resp = (status, axum::Json(body)).into_response();
         if status == StatusCode::UNAUTHORIZED {
             // Many clients (cargo, pip, NuGet, composer) only send credentials after a challenge.
-            resp.headers_mut()
-                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Basic realm=\"arca\""));
+            resp.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Basic realm=\"arca\""),
+            );
         }
         resp
     }

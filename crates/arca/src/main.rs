@@ -77,7 +77,8 @@ enum UserCmd {
 async fn main() {
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("ARCA_LOG").unwrap_or_else(|_| "info,tower_http=warn,sqlx=warn".into()),
+            tracing_subscriber::EnvFilter::try_from_env("ARCA_LOG")
+                .unwrap_or_else(|_| "info,tower_http=warn,sqlx=warn".into()),
         )
         .with_writer(std::io::stderr)
         .init();
@@ -102,16 +103,30 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Serve => unreachable!("handled above"),
         Command::Token(TokenCmd::Create { user, name }) => {
-            let u = db.user_by_name(&user).await.map_err(api)?.ok_or_else(|| anyhow::anyhow!("no user '{user}'"))?;
+            let u = db
+                .user_by_name(&user)
+                .await
+                .map_err(api)?
+                .ok_or_else(|| anyhow::anyhow!("no user '{user}'"))?;
             let token = generate_token();
-            let id = db.insert_token(&u.id, &name, &hash_token(&token)).await.map_err(api)?;
+            let id = db
+                .insert_token(&u.id, &name, &hash_token(&token))
+                .await
+                .map_err(api)?;
             eprintln!("token id: {id}");
             println!("{token}");
         }
         Command::Token(TokenCmd::List { user }) => {
             for t in db.list_tokens(user.as_deref()).await.map_err(api)? {
-                let state = if t.revoked_at.is_some() { "revoked" } else { "active" };
-                println!("{}\t{}\t{}\t{}\t{}", t.id, t.user_name, t.name, t.created_at, state);
+                let state = if t.revoked_at.is_some() {
+                    "revoked"
+                } else {
+                    "active"
+                };
+                println!(
+                    "{}\t{}\t{}\t{}\t{}",
+                    t.id, t.user_name, t.name, t.created_at, state
+                );
             }
         }
         Command::Token(TokenCmd::Revoke { id }) => {
@@ -120,25 +135,48 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             }
             println!("revoked {id}");
         }
-        Command::User(UserCmd::Create { name, password, admin, role, scope }) => {
+        Command::User(UserCmd::Create {
+            name,
+            password,
+            admin,
+            role,
+            scope,
+        }) => {
             arca::model::validate_identifier("name", &name).map_err(api)?;
             let hash = password.as_deref().map(hash_password).transpose()?;
-            let u = db.create_user(&name, hash.as_deref(), admin).await.map_err(api)?;
+            let u = db
+                .create_user(&name, hash.as_deref(), admin)
+                .await
+                .map_err(api)?;
             if let (Some(role), Some(scope)) = (role, scope) {
                 grant(&db, &u.id, &role, &scope).await?;
             }
             println!("{}", u.id);
         }
         Command::User(UserCmd::Grant { name, role, scope }) => {
-            let u = db.user_by_name(&name).await.map_err(api)?.ok_or_else(|| anyhow::anyhow!("no user '{name}'"))?;
+            let u = db
+                .user_by_name(&name)
+                .await
+                .map_err(api)?
+                .ok_or_else(|| anyhow::anyhow!("no user '{name}'"))?;
             grant(&db, &u.id, &role, &scope).await?;
             println!("granted {role} on {scope} to {name}");
         }
         Command::User(UserCmd::List) => {
             for u in db.list_users().await.map_err(api)? {
-                let roles: Vec<String> =
-                    db.roles_of(&u.id).await.map_err(api)?.iter().map(|(p, r)| format!("{}@{p}", r.as_str())).collect();
-                println!("{}\t{}\t{}", u.name, if u.is_admin { "admin" } else { "-" }, roles.join(","));
+                let roles: Vec<String> = db
+                    .roles_of(&u.id)
+                    .await
+                    .map_err(api)?
+                    .iter()
+                    .map(|(p, r)| format!("{}@{p}", r.as_str()))
+                    .collect();
+                println!(
+                    "{}\t{}\t{}",
+                    u.name,
+                    if u.is_admin { "admin" } else { "-" },
+                    roles.join(",")
+                );
             }
         }
     }
@@ -147,7 +185,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
 
 async fn grant(db: &Db, user_id: &str, role: &str, scope: &str) -> anyhow::Result<()> {
     let role = Role::parse(role).ok_or_else(|| anyhow::anyhow!("unknown role '{role}'"))?;
-    let s = db.ensure_scope(scope.trim_matches('/')).await.map_err(api)?;
+    let s = db
+        .ensure_scope(scope.trim_matches('/'))
+        .await
+        .map_err(api)?;
     db.grant_role(user_id, &s.id, role).await.map_err(api)?;
     Ok(())
 }

@@ -108,7 +108,10 @@ impl PackageType {
 
     /// Types for which a pull-through proxy protocol exists (union of both products).
     pub fn supports_proxy(self) -> bool {
-        !matches!(self, PackageType::Composer | PackageType::Opm | PackageType::Cran)
+        !matches!(
+            self,
+            PackageType::Composer | PackageType::Opm | PackageType::Cran
+        )
     }
 }
 
@@ -138,7 +141,15 @@ impl RegistryKind {
         }
     }
     pub fn parse(s: &str) -> Option<Self> {
-        [Self::Hosted, Self::Proxy, Self::Cache, Self::Group, Self::Trash].into_iter().find(|k| k.as_str() == s)
+        [
+            Self::Hosted,
+            Self::Proxy,
+            Self::Cache,
+            Self::Group,
+            Self::Trash,
+        ]
+        .into_iter()
+        .find(|k| k.as_str() == s)
     }
     pub fn gitflic(self) -> &'static str {
         match self {
@@ -288,7 +299,10 @@ impl Registry {
     /// registry's blocked and allowed patterns. Blocked wins; an empty allow list allows everything.
     pub fn check_patterns(&self, subject: &str) -> Result<(), ApiError> {
         for p in &self.blocked_patterns {
-            if regex::Regex::new(p).map(|r| r.is_match(subject)).unwrap_or(false) {
+            if regex::Regex::new(p)
+                .map(|r| r.is_match(subject))
+                .unwrap_or(false)
+            {
                 return Err(ApiError::forbidden(format!(
                     "'{subject}' is blocked by pattern '{p}' of registry '{}'",
                     self.identifier
@@ -298,11 +312,11 @@ impl Registry {
         if self.allowed_patterns.is_empty() {
             return Ok(());
         }
-        if self
-            .allowed_patterns
-            .iter()
-            .any(|p| regex::Regex::new(p).map(|r| r.is_match(subject)).unwrap_or(false))
-        {
+        if self.allowed_patterns.iter().any(|p| {
+            regex::Regex::new(p)
+                .map(|r| r.is_match(subject))
+                .unwrap_or(false)
+        }) {
             Ok(())
         } else {
             Err(ApiError::forbidden(format!(
@@ -327,8 +341,9 @@ pub fn new_id() -> String {
 /// Registry (and scope segment) identifier syntax, shared by both dialects: lowercase so that every
 /// registry can also be an OCI repository path component.
 pub fn validate_identifier(field: &str, s: &str) -> Result<(), ApiError> {
-    static RE: std::sync::LazyLock<regex::Regex> =
-        std::sync::LazyLock::new(|| regex::Regex::new(r"^[a-z0-9]+(?:[._-][a-z0-9]+)*$").expect("static regex"));
+    static RE: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
+        regex::Regex::new(r"^[a-z0-9]+(?:[._-][a-z0-9]+)*$").expect("static regex")
+    });
     if s.is_empty() || s.len() > 255 || !RE.is_match(s) {
         return Err(ApiError::bad(
             field,
@@ -350,5 +365,9 @@ pub fn human_size(bytes: i64) -> String {
         v /= 1024.0;
         i += 1;
     }
-    if i == 0 { format!("{bytes} B") } else { format!("{v:.2} {}", UNITS[i]) }
+    if i == 0 {
+        format!("{bytes} B")
+    } else {
+        format!("{v:.2} {}", UNITS[i])
+    }
 }

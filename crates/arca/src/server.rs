@@ -19,16 +19,22 @@ use crate::state::{AppState, Inner};
 use crate::store::Db;
 
 pub async fn build_state(config: Config) -> anyhow::Result<AppState> {
-    std::fs::create_dir_all(&config.data_dir).with_context(|| format!("creating {}", config.data_dir.display()))?;
+    std::fs::create_dir_all(&config.data_dir)
+        .with_context(|| format!("creating {}", config.data_dir.display()))?;
     let db = Db::connect(&config.database_url).await?;
-    let blobs = LocalBlobStore::open(&config.blob_dir()).await.context("opening blob store")?;
-    db.ensure_scope(&config.default_account).await.map_err(|e| anyhow::anyhow!("creating default account: {e}"))?;
+    let blobs = LocalBlobStore::open(&config.blob_dir())
+        .await
+        .context("opening blob store")?;
+    db.ensure_scope(&config.default_account)
+        .await
+        .map_err(|e| anyhow::anyhow!("creating default account: {e}"))?;
     Ok(AppState(Arc::new(Inner {
         config,
         db,
         blobs: Arc::new(blobs),
         formats: Formats::new(),
         password_cache: Default::default(),
+        docs: Default::default(),
     })))
 }
 
@@ -51,14 +57,27 @@ pub fn router(state: AppState) -> Router {
 async fn ready(State(state): State<AppState>) -> impl IntoResponse {
     let db = state.db.ping().await;
     let blobs = state.blobs.ready().await;
-    let status = if db && blobs { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
-    (status, axum::Json(serde_json::json!({"database": db, "blobStore": blobs})))
+    let status = if db && blobs {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (
+        status,
+        axum::Json(serde_json::json!({"database": db, "blobStore": blobs})),
+    )
 }
 
 /// On first start (no users): an admin user and an API token, from `ARCA_ADMIN_TOKEN` or generated,
 /// printed once and written to `<data dir>/admin-token` (mode 0600).
 pub async fn bootstrap(state: &AppState) -> anyhow::Result<()> {
-    if state.db.user_count().await.map_err(|e| anyhow::anyhow!("{e}"))? > 0 {
+    if state
+        .db
+        .user_count()
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?
+        > 0
+    {
         return Ok(());
     }
     let user = match state.db.create_user("admin", None, true).await {
@@ -71,7 +90,11 @@ pub async fn bootstrap(state: &AppState) -> anyhow::Result<()> {
         Ok(t) if !t.is_empty() => (t, false),
         _ => (generate_token(), true),
     };
-    state.db.insert_token(&user.id, "bootstrap", &hash_token(&token)).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+    state
+        .db
+        .insert_token(&user.id, "bootstrap", &hash_token(&token))
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
     let path = state.config.data_dir.join("admin-token");
     write_secret(&path, &token)?;
     if generated {
@@ -100,9 +123,13 @@ fn write_secret(path: &Path, secret: &str) -> anyhow::Result<()> {
 pub async fn serve(config: Config) -> anyhow::Result<()> {
     let state = build_state(config.clone()).await?;
     bootstrap(&state).await?;
-    let listener = tokio::net::TcpListener::bind(config.listen).await.with_context(|| format!("binding {}", config.listen))?;
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("binding {}", config.listen))?;
     tracing::info!(listen = %listener.local_addr()?, base_url = %config.base_url, database = %redact(&config.database_url), "arca serving");
-    axum::serve(listener, router(state)).with_graceful_shutdown(shutdown_signal()).await?;
+    axum::serve(listener, router(state))
+        .with_graceful_shutdown(shutdown_signal())
+        .await?;
     tracing::info!("shut down");
     Ok(())
 }

@@ -10,7 +10,12 @@ use crate::state::AppState;
 use crate::store::scopes::{ancestor_paths, validate_path};
 
 /// Members may be given by UUID (GitFlic) or identifier (Harness); both resolve here.
-pub async fn resolve_member(state: &AppState, account: &str, field: &str, key: &str) -> ApiResult<Registry> {
+pub async fn resolve_member(
+    state: &AppState,
+    account: &str,
+    field: &str,
+    key: &str,
+) -> ApiResult<Registry> {
     let found = if uuid::Uuid::parse_str(key).is_ok() {
         state.db.registry_by_id(key).await?
     } else {
@@ -18,43 +23,72 @@ pub async fn resolve_member(state: &AppState, account: &str, field: &str, key: &
     };
     match found {
         Some(r) if r.account == account => Ok(r),
-        _ => Err(ApiError::bad(field, format!("registry '{key}' does not exist"))),
+        _ => Err(ApiError::bad(
+            field,
+            format!("registry '{key}' does not exist"),
+        )),
     }
 }
 
 /// Checks a registry as it would be stored. `field_members` names the dialect's member field.
 pub async fn validate(state: &AppState, reg: &Registry, field_members: &str) -> ApiResult<()> {
     validate_identifier("identifier", &reg.identifier)?;
-    for (field, pats) in [("allowedPattern", &reg.allowed_patterns), ("blockedPattern", &reg.blocked_patterns)] {
+    for (field, pats) in [
+        ("allowedPattern", &reg.allowed_patterns),
+        ("blockedPattern", &reg.blocked_patterns),
+    ] {
         for p in pats.iter() {
-            regex::Regex::new(p)
-                .map_err(|e| ApiError::bad(field, format!("'{p}' is not a valid regular expression: {e}")))?;
+            regex::Regex::new(p).map_err(|e| {
+                ApiError::bad(
+                    field,
+                    format!("'{p}' is not a valid regular expression: {e}"),
+                )
+            })?;
         }
     }
     if let Some(d) = &reg.description {
         if d.len() > 1024 {
-            return Err(ApiError::bad("description", "description is longer than 1024 characters"));
+            return Err(ApiError::bad(
+                "description",
+                "description is longer than 1024 characters",
+            ));
         }
     }
     for p in &reg.cleanup_policies {
         if p.name.trim().is_empty() || p.expire_days < 0 {
-            return Err(ApiError::bad("cleanupPolicy", "a cleanup policy needs a name and expireDays >= 0"));
+            return Err(ApiError::bad(
+                "cleanupPolicy",
+                "a cleanup policy needs a name and expireDays >= 0",
+            ));
         }
     }
     if reg.kind == RegistryKind::Proxy {
         if !reg.package_type.supports_proxy() {
             return Err(ApiError::bad(
                 "packageType",
-                format!("package type {} has no proxy protocol; PROXY/UPSTREAM registries are not possible", reg.package_type.harness()),
+                format!(
+                    "package type {} has no proxy protocol; PROXY/UPSTREAM registries are not possible",
+                    reg.package_type.harness()
+                ),
             ));
         }
-        let p = reg.proxy.as_ref().ok_or_else(|| ApiError::bad("url", "a proxy registry needs an upstream url"))?;
-        let url = url::Url::parse(&p.url).map_err(|e| ApiError::bad("url", format!("invalid url '{}': {e}", p.url)))?;
+        let p = reg
+            .proxy
+            .as_ref()
+            .ok_or_else(|| ApiError::bad("url", "a proxy registry needs an upstream url"))?;
+        let url = url::Url::parse(&p.url)
+            .map_err(|e| ApiError::bad("url", format!("invalid url '{}': {e}", p.url)))?;
         if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
-            return Err(ApiError::bad("url", format!("url '{}' must be http(s) with a host", p.url)));
+            return Err(ApiError::bad(
+                "url",
+                format!("url '{}' must be http(s) with a host", p.url),
+            ));
         }
         if p.expire_hours < 0 || p.metadata_interval_secs < 0 {
-            return Err(ApiError::bad("expireHours", "expireHours and metadataRetrievalIntervalSeconds must be >= 0"));
+            return Err(ApiError::bad(
+                "expireHours",
+                "expireHours and metadataRetrievalIntervalSeconds must be >= 0",
+            ));
         }
     }
     // Members: exist, same account and package type, in reach (own scope or an ancestor), right kind,
@@ -62,16 +96,20 @@ pub async fn validate(state: &AppState, reg: &Registry, field_members: &str) -> 
     let mut seen = HashSet::new();
     for m in &reg.members {
         if !seen.insert(m.clone()) {
-            return Err(ApiError::bad(field_members, format!("registry '{m}' is listed twice")));
+            return Err(ApiError::bad(
+                field_members,
+                format!("registry '{m}' is listed twice"),
+            ));
         }
         if *m == reg.id {
-            return Err(ApiError::bad(field_members, "a registry cannot include itself"));
+            return Err(ApiError::bad(
+                field_members,
+                "a registry cannot include itself",
+            ));
         }
-        let member = state
-            .db
-            .registry_by_id(m)
-            .await?
-            .ok_or_else(|| ApiError::bad(field_members, format!("registry '{m}' does not exist")))?;
+        let member = state.db.registry_by_id(m).await?.ok_or_else(|| {
+            ApiError::bad(field_members, format!("registry '{m}' does not exist"))
+        })?;
         if member.package_type != reg.package_type {
             return Err(ApiError::bad(
                 field_members,
@@ -101,8 +139,12 @@ pub async fn validate(state: &AppState, reg: &Registry, field_members: &str) -> 
             return Err(ApiError::bad(
                 field_members,
                 match reg.kind {
-                    RegistryKind::Hosted => format!("'{}' is not an upstream proxy registry", member.identifier),
-                    RegistryKind::Group => format!("the trash can '{}' cannot be a member", member.identifier),
+                    RegistryKind::Hosted => {
+                        format!("'{}' is not an upstream proxy registry", member.identifier)
+                    }
+                    RegistryKind::Group => {
+                        format!("the trash can '{}' cannot be a member", member.identifier)
+                    }
                     _ => format!("a {} registry has no members", reg.kind.gitflic()),
                 },
             ));
@@ -115,21 +157,34 @@ pub async fn validate(state: &AppState, reg: &Registry, field_members: &str) -> 
         (None, _) => {}
         (Some(d), RegistryKind::Group) => {
             if !reg.members.contains(d) {
-                return Err(ApiError::bad("deploymentRepositoryUuid", "the deployment registry must be one of the members"));
+                return Err(ApiError::bad(
+                    "deploymentRepositoryUuid",
+                    "the deployment registry must be one of the members",
+                ));
             }
-            let dep = state
-                .db
-                .registry_by_id(d)
-                .await?
-                .ok_or_else(|| ApiError::bad("deploymentRepositoryUuid", format!("registry '{d}' does not exist")))?;
+            let dep = state.db.registry_by_id(d).await?.ok_or_else(|| {
+                ApiError::bad(
+                    "deploymentRepositoryUuid",
+                    format!("registry '{d}' does not exist"),
+                )
+            })?;
             if dep.kind != RegistryKind::Hosted {
                 return Err(ApiError::bad(
                     "deploymentRepositoryUuid",
-                    format!("the deployment registry '{}' must be a LOCAL registry, not {}", dep.identifier, dep.kind.gitflic()),
+                    format!(
+                        "the deployment registry '{}' must be a LOCAL registry, not {}",
+                        dep.identifier,
+                        dep.kind.gitflic()
+                    ),
                 ));
             }
         }
-        (Some(_), _) => return Err(ApiError::bad("deploymentRepositoryUuid", "only VIRTUAL registries have a deployment registry")),
+        (Some(_), _) => {
+            return Err(ApiError::bad(
+                "deploymentRepositoryUuid",
+                "only VIRTUAL registries have a deployment registry",
+            ));
+        }
     }
     Ok(())
 }
@@ -140,7 +195,13 @@ async fn detect_cycle(state: &AppState, reg: &Registry, field: &str) -> ApiResul
     let mut visited = HashSet::new();
     while let Some(id) = stack.pop() {
         if id == reg.id {
-            return Err(ApiError::bad(field, format!("cycle detected: '{}' would include itself through its members", reg.identifier)));
+            return Err(ApiError::bad(
+                field,
+                format!(
+                    "cycle detected: '{}' would include itself through its members",
+                    reg.identifier
+                ),
+            ));
         }
         if !visited.insert(id.clone()) {
             continue;
@@ -153,19 +214,39 @@ async fn detect_cycle(state: &AppState, reg: &Registry, field: &str) -> ApiResul
 }
 
 /// Creates a registry in `scope_path` (creating missing scopes) and, for a caching proxy, its cache.
-pub async fn create(state: &AppState, principal: &Principal, scope_path: &str, mut reg: Registry, field_members: &str) -> ApiResult<Registry> {
+pub async fn create(
+    state: &AppState,
+    principal: &Principal,
+    scope_path: &str,
+    mut reg: Registry,
+    field_members: &str,
+) -> ApiResult<Registry> {
     validate_path("parentRef", scope_path)?;
     principal.require_scope(scope_path, Role::Admin)?;
     if matches!(reg.kind, RegistryKind::Cache | RegistryKind::Trash) {
-        return Err(ApiError::bad("type", format!("{} registries are created by the server, not through the API", reg.kind.gitflic())));
+        return Err(ApiError::bad(
+            "type",
+            format!(
+                "{} registries are created by the server, not through the API",
+                reg.kind.gitflic()
+            ),
+        ));
     }
     let scope = state.db.ensure_scope(scope_path).await?;
     reg.scope_id = scope.id.clone();
     reg.scope_path = scope.path.clone();
     reg.account = scope.account().to_string();
     validate(state, &reg, field_members).await?;
-    if state.db.registry_by_identifier(&reg.account, &reg.identifier).await?.is_some() {
-        return Err(ApiError::conflict(format!("registry '{}' already exists in account '{}'", reg.identifier, reg.account)));
+    if state
+        .db
+        .registry_by_identifier(&reg.account, &reg.identifier)
+        .await?
+        .is_some()
+    {
+        return Err(ApiError::conflict(format!(
+            "registry '{}' already exists in account '{}'",
+            reg.identifier, reg.account
+        )));
     }
     state.db.insert_registry(&reg).await?;
     if let Err(e) = ensure_cache(state, &reg).await {
@@ -177,7 +258,8 @@ pub async fn create(state: &AppState, principal: &Principal, scope_path: &str, m
 
 /// A caching proxy keeps what it fetched in `<proxy>-cache` (LOCAL_CACHE).
 async fn ensure_cache(state: &AppState, proxy: &Registry) -> ApiResult<()> {
-    let caching = proxy.kind == RegistryKind::Proxy && proxy.proxy.as_ref().is_some_and(|p| p.caching);
+    let caching =
+        proxy.kind == RegistryKind::Proxy && proxy.proxy.as_ref().is_some_and(|p| p.caching);
     if !caching || state.db.cache_of_proxy(&proxy.id).await?.is_some() {
         return Ok(());
     }
@@ -213,7 +295,12 @@ async fn ensure_cache(state: &AppState, proxy: &Registry) -> ApiResult<()> {
 }
 
 /// Stores an updated registry (identity fields unchanged by the caller).
-pub async fn update(state: &AppState, principal: &Principal, reg: Registry, field_members: &str) -> ApiResult<Registry> {
+pub async fn update(
+    state: &AppState,
+    principal: &Principal,
+    reg: Registry,
+    field_members: &str,
+) -> ApiResult<Registry> {
     principal.check(&reg, crate::auth::Need::Admin)?;
     validate(state, &reg, field_members).await?;
     state.db.update_registry(&reg).await?;
@@ -224,7 +311,11 @@ pub async fn update(state: &AppState, principal: &Principal, reg: Registry, fiel
 pub async fn delete(state: &AppState, principal: &Principal, reg: &Registry) -> ApiResult<()> {
     principal.check(reg, crate::auth::Need::Admin)?;
     match reg.kind {
-        RegistryKind::Trash => return Err(ApiError::bad_request("the account's trash can cannot be deleted")),
+        RegistryKind::Trash => {
+            return Err(ApiError::bad_request(
+                "the account's trash can cannot be deleted",
+            ));
+        }
         RegistryKind::Cache => {
             return Err(ApiError::bad_request(format!(
                 "'{}' is the cache of a proxy registry: delete the proxy instead",
@@ -237,12 +328,22 @@ pub async fn delete(state: &AppState, principal: &Principal, reg: &Registry) -> 
     let mut ids = vec![reg.id.clone()];
     ids.extend(cache.iter().map(|c| c.id.clone()));
     for id in &ids {
-        let users: Vec<String> = state.db.registries_including(id).await?.into_iter().filter(|u| *u != reg.identifier).collect();
+        let users: Vec<String> = state
+            .db
+            .registries_including(id)
+            .await?
+            .into_iter()
+            .filter(|u| *u != reg.identifier)
+            .collect();
         if !users.is_empty() {
             return Err(ApiError::conflict(format!(
                 "registry '{}' is included by {}; remove it there first",
                 reg.identifier,
-                users.iter().map(|u| format!("'{u}'")).collect::<Vec<_>>().join(", ")
+                users
+                    .iter()
+                    .map(|u| format!("'{u}'"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
             )));
         }
     }

@@ -21,6 +21,7 @@ pub struct Inner {
     pub blobs: Arc<dyn BlobStore>,
     pub formats: Formats,
     pub password_cache: PasswordCache,
+    pub docs: crate::formats::cache::DocCache,
 }
 
 impl std::ops::Deref for AppState {

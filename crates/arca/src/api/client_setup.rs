@@ -17,37 +17,83 @@ fn inline(header: &str, steps: Vec<Value>) -> Value {
     json!({"type": "INLINE", "header": header, "steps": steps})
 }
 
-pub fn details(state: &AppState, reg: &Registry, principal: &Principal, artifact: Option<&str>, version: Option<&str>) -> Value {
+pub fn details(
+    state: &AppState,
+    reg: &Registry,
+    principal: &Principal,
+    artifact: Option<&str>,
+    version: Option<&str>,
+) -> Value {
     let base = state.config.base_url.clone();
     let host = base.split("://").nth(1).unwrap_or(&base).to_string();
     let scheme = base.split("://").next().unwrap_or("http").to_string();
     let account = &reg.account;
     let id = &reg.identifier;
-    let root = format!("{base}/pkg/{account}/{id}/{}", reg.package_type.path_segment());
+    let root = format!(
+        "{base}/pkg/{account}/{id}/{}",
+        reg.package_type.path_segment()
+    );
     let user = principal.user_name().unwrap_or("<USERNAME>").to_string();
     let art = artifact.unwrap_or("<ARTIFACT_NAME>");
     let ver = version.unwrap_or("<VERSION>");
     let anonymous = principal.is_anonymous();
-    let read_only = anonymous || matches!(reg.kind, RegistryKind::Proxy | RegistryKind::Cache | RegistryKind::Trash);
+    let read_only = anonymous
+        || matches!(
+            reg.kind,
+            RegistryKind::Proxy | RegistryKind::Cache | RegistryKind::Trash
+        );
     let (title, mut sections): (&str, Vec<Value>) = match reg.package_type {
         PackageType::Generic => (
             "Generic Client Setup",
             vec![
-                inline("Upload a file", vec![step("Upload with curl", &[("", format!("curl -u {user}:<TOKEN> -T <FILE> {root}/{art}/{ver}/<FILE>"))])]),
-                inline("Download a file", vec![step("Download with curl", &[("", format!("curl -u {user}:<TOKEN> -O {root}/{art}/{ver}/<FILE>"))])]),
+                inline(
+                    "Upload a file",
+                    vec![step(
+                        "Upload with curl",
+                        &[(
+                            "",
+                            format!("curl -u {user}:<TOKEN> -T <FILE> {root}/{art}/{ver}/<FILE>"),
+                        )],
+                    )],
+                ),
+                inline(
+                    "Download a file",
+                    vec![step(
+                        "Download with curl",
+                        &[(
+                            "",
+                            format!("curl -u {user}:<TOKEN> -O {root}/{art}/{ver}/<FILE>"),
+                        )],
+                    )],
+                ),
             ],
         ),
         PackageType::Docker => (
             "Docker Client Setup",
             vec![
-                inline("Login", vec![step("Log in to the registry", &[("", format!("docker login {host}"))])]),
-                inline("Pull an image", vec![step("Pull", &[("", format!("docker pull {host}/{account}/{id}/{art}:{ver}"))])]),
+                inline(
+                    "Login",
+                    vec![step(
+                        "Log in to the registry",
+                        &[("", format!("docker login {host}"))],
+                    )],
+                ),
+                inline(
+                    "Pull an image",
+                    vec![step(
+                        "Pull",
+                        &[("", format!("docker pull {host}/{account}/{id}/{art}:{ver}"))],
+                    )],
+                ),
                 inline(
                     "Push an image",
                     vec![step(
                         "Tag and push",
                         &[
-                            ("", format!("docker tag {art}:{ver} {host}/{account}/{id}/{art}:{ver}")),
+                            (
+                                "",
+                                format!("docker tag {art}:{ver} {host}/{account}/{id}/{art}:{ver}"),
+                            ),
                             ("", format!("docker push {host}/{account}/{id}/{art}:{ver}")),
                         ],
                     )],
@@ -57,9 +103,33 @@ pub fn details(state: &AppState, reg: &Registry, principal: &Principal, artifact
         PackageType::Helm => (
             "Helm Client Setup",
             vec![
-                inline("Login", vec![step("Log in to the registry", &[("", format!("helm registry login {host}"))])]),
-                inline("Push a chart", vec![step("Push", &[("", format!("helm push {art}-{ver}.tgz oci://{host}/{account}/{id}"))])]),
-                inline("Pull a chart", vec![step("Pull", &[("", format!("helm pull oci://{host}/{account}/{id}/{art} --version {ver}"))])]),
+                inline(
+                    "Login",
+                    vec![step(
+                        "Log in to the registry",
+                        &[("", format!("helm registry login {host}"))],
+                    )],
+                ),
+                inline(
+                    "Push a chart",
+                    vec![step(
+                        "Push",
+                        &[(
+                            "",
+                            format!("helm push {art}-{ver}.tgz oci://{host}/{account}/{id}"),
+                        )],
+                    )],
+                ),
+                inline(
+                    "Pull a chart",
+                    vec![step(
+                        "Pull",
+                        &[(
+                            "",
+                            format!("helm pull oci://{host}/{account}/{id}/{art} --version {ver}"),
+                        )],
+                    )],
+                ),
             ],
         ),
         PackageType::Npm => (
@@ -69,11 +139,23 @@ pub fn details(state: &AppState, reg: &Registry, principal: &Principal, artifact
                     "Configure npm",
                     vec![step(
                         "Add to .npmrc",
-                        &[("", format!("registry={root}/\n//{}/:_authToken=<TOKEN>", root.split("://").nth(1).unwrap_or(&root)))],
+                        &[(
+                            "",
+                            format!(
+                                "registry={root}/\n//{}/:_authToken=<TOKEN>",
+                                root.split("://").nth(1).unwrap_or(&root)
+                            ),
+                        )],
                     )],
                 ),
-                inline("Publish", vec![step("Publish", &[("", "npm publish".to_string())])]),
-                inline("Install", vec![step("Install", &[("", format!("npm install {art}@{ver}"))])]),
+                inline(
+                    "Publish",
+                    vec![step("Publish", &[("", "npm publish".to_string())])],
+                ),
+                inline(
+                    "Install",
+                    vec![step("Install", &[("", format!("npm install {art}@{ver}"))])],
+                ),
             ],
         ),
         PackageType::Python => (
@@ -81,13 +163,39 @@ pub fn details(state: &AppState, reg: &Registry, principal: &Principal, artifact
             vec![
                 inline(
                     "Configure pip",
-                    vec![step("Add to pip.conf", &[("", format!("[global]\nindex-url = {scheme}://{user}:<TOKEN>@{}/simple/", root.split("://").nth(1).unwrap_or(&root)))])],
+                    vec![step(
+                        "Add to pip.conf",
+                        &[(
+                            "",
+                            format!(
+                                "[global]\nindex-url = {scheme}://{user}:<TOKEN>@{}/simple/",
+                                root.split("://").nth(1).unwrap_or(&root)
+                            ),
+                        )],
+                    )],
                 ),
                 inline(
                     "Upload with twine",
-                    vec![step("Upload", &[("", format!("twine upload --repository-url {root}/ -u {user} -p <TOKEN> dist/*"))])],
+                    vec![step(
+                        "Upload",
+                        &[(
+                            "",
+                            format!(
+                                "twine upload --repository-url {root}/ -u {user} -p <TOKEN> dist/*"
+                            ),
+                        )],
+                    )],
                 ),
-                inline("Install", vec![step("Install", &[("", format!("pip install --index-url {root}/simple/ {art}=={ver}"))])]),
+                inline(
+                    "Install",
+                    vec![step(
+                        "Install",
+                        &[(
+                            "",
+                            format!("pip install --index-url {root}/simple/ {art}=={ver}"),
+                        )],
+                    )],
+                ),
             ],
         ),
         PackageType::Maven => (
@@ -97,17 +205,36 @@ pub fn details(state: &AppState, reg: &Registry, principal: &Principal, artifact
                     "Configure settings.xml",
                     vec![step(
                         "Add a server to ~/.m2/settings.xml",
-                        &[("", format!("<settings><servers><server><id>{id}</id><username>{user}</username><password>&lt;TOKEN&gt;</password></server></servers></settings>"))],
+                        &[(
+                            "",
+                            format!(
+                                "<settings><servers><server><id>{id}</id><username>{user}</username><password>&lt;TOKEN&gt;</password></server></servers></settings>"
+                            ),
+                        )],
                     )],
                 ),
                 inline(
                     "Configure pom.xml",
                     vec![step(
                         "Repository and deployment target",
-                        &[("", format!("<repositories><repository><id>{id}</id><url>{root}/</url></repository></repositories>\n<distributionManagement><repository><id>{id}</id><url>{root}/</url></repository></distributionManagement>"))],
+                        &[(
+                            "",
+                            format!(
+                                "<repositories><repository><id>{id}</id><url>{root}/</url></repository></repositories>\n<distributionManagement><repository><id>{id}</id><url>{root}/</url></repository></distributionManagement>"
+                            ),
+                        )],
                     )],
                 ),
-                inline("Deploy and resolve", vec![step("Commands", &[("", "mvn deploy".to_string()), ("", format!("mvn dependency:get -Dartifact={art}:{ver}"))])]),
+                inline(
+                    "Deploy and resolve",
+                    vec![step(
+                        "Commands",
+                        &[
+                            ("", "mvn deploy".to_string()),
+                            ("", format!("mvn dependency:get -Dartifact={art}:{ver}")),
+                        ],
+                    )],
+                ),
             ],
         ),
         PackageType::Nuget => (
@@ -115,10 +242,36 @@ pub fn details(state: &AppState, reg: &Registry, principal: &Principal, artifact
             vec![
                 inline(
                     "Add the source",
-                    vec![step("nuget sources add", &[("", format!("nuget sources add -Name {id} -Source {root}/index.json -Username {user} -Password <TOKEN>"))])],
+                    vec![step(
+                        "nuget sources add",
+                        &[(
+                            "",
+                            format!(
+                                "nuget sources add -Name {id} -Source {root}/index.json -Username {user} -Password <TOKEN>"
+                            ),
+                        )],
+                    )],
                 ),
-                inline("Push", vec![step("Push", &[("", format!("nuget push {art}.{ver}.nupkg -Source {id} -ApiKey <TOKEN>"))])]),
-                inline("Install", vec![step("Install", &[("", format!("nuget install {art} -Version {ver} -Source {id}"))])]),
+                inline(
+                    "Push",
+                    vec![step(
+                        "Push",
+                        &[(
+                            "",
+                            format!("nuget push {art}.{ver}.nupkg -Source {id} -ApiKey <TOKEN>"),
+                        )],
+                    )],
+                ),
+                inline(
+                    "Install",
+                    vec![step(
+                        "Install",
+                        &[(
+                            "",
+                            format!("nuget install {art} -Version {ver} -Source {id}"),
+                        )],
+                    )],
+                ),
             ],
         ),
         PackageType::Cargo => (
@@ -128,11 +281,31 @@ pub fn details(state: &AppState, reg: &Registry, principal: &Principal, artifact
                     "Configure cargo",
                     vec![step(
                         "Add to .cargo/config.toml",
-                        &[("", format!("[registries.{id}]\nindex = \"sparse+{root}/index/\"\ncredential-provider = \"cargo:token\""))],
+                        &[(
+                            "",
+                            format!(
+                                "[registries.{id}]\nindex = \"sparse+{root}/index/\"\ncredential-provider = \"cargo:token\""
+                            ),
+                        )],
                     )],
                 ),
-                inline("Log in", vec![step("Store the token", &[("", format!("cargo login --registry {id} <TOKEN>"))])]),
-                inline("Publish and use", vec![step("Commands", &[("", format!("cargo publish --registry {id}")), ("", format!("cargo add {art}@{ver} --registry {id}"))])]),
+                inline(
+                    "Log in",
+                    vec![step(
+                        "Store the token",
+                        &[("", format!("cargo login --registry {id} <TOKEN>"))],
+                    )],
+                ),
+                inline(
+                    "Publish and use",
+                    vec![step(
+                        "Commands",
+                        &[
+                            ("", format!("cargo publish --registry {id}")),
+                            ("", format!("cargo add {art}@{ver} --registry {id}")),
+                        ],
+                    )],
+                ),
             ],
         ),
         PackageType::Rpm => (
@@ -142,11 +315,28 @@ pub fn details(state: &AppState, reg: &Registry, principal: &Principal, artifact
                     "Add a .repo file",
                     vec![step(
                         "/etc/yum.repos.d/arca.repo",
-                        &[("", format!("[{id}]\nname={id}\nbaseurl={root}\nenabled=1\ngpgcheck=0\nrepo_gpgcheck=1\ngpgkey={root}/public.key\nusername={user}\npassword=<TOKEN>"))],
+                        &[(
+                            "",
+                            format!(
+                                "[{id}]\nname={id}\nbaseurl={root}\nenabled=1\ngpgcheck=0\nrepo_gpgcheck=1\ngpgkey={root}/public.key\nusername={user}\npassword=<TOKEN>"
+                            ),
+                        )],
                     )],
                 ),
-                inline("Upload", vec![step("Upload with curl", &[("", format!("curl -u {user}:<TOKEN> -T <FILE>.rpm {root}/<FILE>.rpm"))])]),
-                inline("Install", vec![step("Install", &[("", format!("dnf install {art}-{ver}"))])]),
+                inline(
+                    "Upload",
+                    vec![step(
+                        "Upload with curl",
+                        &[(
+                            "",
+                            format!("curl -u {user}:<TOKEN> -T <FILE>.rpm {root}/<FILE>.rpm"),
+                        )],
+                    )],
+                ),
+                inline(
+                    "Install",
+                    vec![step("Install", &[("", format!("dnf install {art}-{ver}"))])],
+                ),
             ],
         ),
         PackageType::Debian => (
@@ -157,13 +347,40 @@ pub fn details(state: &AppState, reg: &Registry, principal: &Principal, artifact
                     vec![step(
                         "Key and sources.list",
                         &[
-                            ("", format!("curl -u {user}:<TOKEN> -o /etc/apt/keyrings/{id}.asc {root}/public.key")),
-                            ("", format!("echo 'deb [signed-by=/etc/apt/keyrings/{id}.asc] {root} stable main' > /etc/apt/sources.list.d/{id}.list")),
+                            (
+                                "",
+                                format!(
+                                    "curl -u {user}:<TOKEN> -o /etc/apt/keyrings/{id}.asc {root}/public.key"
+                                ),
+                            ),
+                            (
+                                "",
+                                format!(
+                                    "echo 'deb [signed-by=/etc/apt/keyrings/{id}.asc] {root} stable main' > /etc/apt/sources.list.d/{id}.list"
+                                ),
+                            ),
                         ],
                     )],
                 ),
-                inline("Upload", vec![step("Upload with curl", &[("", format!("curl -u {user}:<TOKEN> -T <FILE>.deb '{root}/<FILE>.deb?distribution=stable&component=main'"))])]),
-                inline("Install", vec![step("Install", &[("", format!("apt-get update && apt-get install {art}"))])]),
+                inline(
+                    "Upload",
+                    vec![step(
+                        "Upload with curl",
+                        &[(
+                            "",
+                            format!(
+                                "curl -u {user}:<TOKEN> -T <FILE>.deb '{root}/<FILE>.deb?distribution=stable&component=main'"
+                            ),
+                        )],
+                    )],
+                ),
+                inline(
+                    "Install",
+                    vec![step(
+                        "Install",
+                        &[("", format!("apt-get update && apt-get install {art}"))],
+                    )],
+                ),
             ],
         ),
         PackageType::Composer => (
@@ -174,21 +391,68 @@ pub fn details(state: &AppState, reg: &Registry, principal: &Principal, artifact
                     vec![step(
                         "Repository and credentials",
                         &[
-                            ("", format!("composer config repositories.{id} composer {root}")),
-                            ("", format!("composer config http-basic.{} {user} <TOKEN>", host.split(':').next().unwrap_or(&host))),
+                            (
+                                "",
+                                format!("composer config repositories.{id} composer {root}"),
+                            ),
+                            (
+                                "",
+                                format!(
+                                    "composer config http-basic.{} {user} <TOKEN>",
+                                    host.split(':').next().unwrap_or(&host)
+                                ),
+                            ),
                         ],
                     )],
                 ),
-                inline("Upload", vec![step("Upload a zip", &[("", format!("curl -u {user}:<TOKEN> -T <FILE>.zip {root}/<FILE>.zip"))])]),
-                inline("Install", vec![step("Require", &[("", format!("composer require {art}:{ver}"))])]),
+                inline(
+                    "Upload",
+                    vec![step(
+                        "Upload a zip",
+                        &[(
+                            "",
+                            format!("curl -u {user}:<TOKEN> -T <FILE>.zip {root}/<FILE>.zip"),
+                        )],
+                    )],
+                ),
+                inline(
+                    "Install",
+                    vec![step(
+                        "Require",
+                        &[("", format!("composer require {art}:{ver}"))],
+                    )],
+                ),
             ],
         ),
         PackageType::Cran => (
             "CRAN Client Setup",
             vec![
-                inline("Configure R", vec![step("Set the repository", &[("", format!("options(repos = c({id} = \"{root}\"))"))])]),
-                inline("Upload", vec![step("Upload a source package", &[("", format!("curl -u {user}:<TOKEN> -T <FILE>.tar.gz {root}/src/contrib/<FILE>.tar.gz"))])]),
-                inline("Install", vec![step("Install", &[("", format!("install.packages(\"{art}\")"))])]),
+                inline(
+                    "Configure R",
+                    vec![step(
+                        "Set the repository",
+                        &[("", format!("options(repos = c({id} = \"{root}\"))"))],
+                    )],
+                ),
+                inline(
+                    "Upload",
+                    vec![step(
+                        "Upload a source package",
+                        &[(
+                            "",
+                            format!(
+                                "curl -u {user}:<TOKEN> -T <FILE>.tar.gz {root}/src/contrib/<FILE>.tar.gz"
+                            ),
+                        )],
+                    )],
+                ),
+                inline(
+                    "Install",
+                    vec![step(
+                        "Install",
+                        &[("", format!("install.packages(\"{art}\")"))],
+                    )],
+                ),
             ],
         ),
         PackageType::Opm => (
@@ -198,10 +462,18 @@ pub fn details(state: &AppState, reg: &Registry, principal: &Principal, artifact
                     "Configure opm",
                     vec![step(
                         "opm.cfg server entry",
-                        &[("", format!("{{\"СервераПакетов\": [{{\"Имя\": \"{id}\", \"Сервер\": \"{base}\", \"ПутьНаСервере\": \"/pkg/{account}/{id}/opm/\", \"РесурсПубликацииПакетов\": \"/pkg/{account}/{id}/opm/push\", \"Приоритет\": 1}}]}}"))],
+                        &[(
+                            "",
+                            format!(
+                                "{{\"СервераПакетов\": [{{\"Имя\": \"{id}\", \"Сервер\": \"{base}\", \"ПутьНаСервере\": \"/pkg/{account}/{id}/opm/\", \"РесурсПубликацииПакетов\": \"/pkg/{account}/{id}/opm/push\", \"Приоритет\": 1}}]}}"
+                            ),
+                        )],
                     )],
                 ),
-                inline("Install", vec![step("Install", &[("", format!("opm install {art}"))])]),
+                inline(
+                    "Install",
+                    vec![step("Install", &[("", format!("opm install {art}"))])],
+                ),
             ],
         ),
     };
@@ -209,7 +481,10 @@ pub fn details(state: &AppState, reg: &Registry, principal: &Principal, artifact
         // Anonymous callers and read-only registries get no push/upload/publish steps.
         sections.retain(|s| {
             let h = s["header"].as_str().unwrap_or("");
-            !(h.starts_with("Upload") || h.starts_with("Push") || h.starts_with("Publish") || h.starts_with("Deploy"))
+            !(h.starts_with("Upload")
+                || h.starts_with("Push")
+                || h.starts_with("Publish")
+                || h.starts_with("Deploy"))
         });
     }
     if !anonymous {

@@ -7,11 +7,16 @@ use crate::store::registries::TRASH_IDENTIFIER;
 
 /// Query string as ordered pairs; repeated keys (`package_type=A&package_type=B`) are kept.
 pub fn query_pairs(q: Option<&str>) -> Vec<(String, String)> {
-    form_urlencoded::parse(q.unwrap_or("").as_bytes()).into_owned().collect()
+    form_urlencoded::parse(q.unwrap_or("").as_bytes())
+        .into_owned()
+        .collect()
 }
 
 pub fn query_get<'a>(pairs: &'a [(String, String)], key: &str) -> Option<&'a str> {
-    pairs.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
+    pairs
+        .iter()
+        .find(|(k, _)| k == key)
+        .map(|(_, v)| v.as_str())
 }
 
 pub fn query_all<'a>(pairs: &'a [(String, String)], key: &str) -> Vec<&'a str> {
@@ -33,7 +38,12 @@ pub fn query_int(pairs: &[(String, String)], key: &str) -> ApiResult<Option<i64>
             .ok()
             .filter(|n| *n >= 0)
             .map(Some)
-            .ok_or_else(|| ApiError::bad(key, format!("{key} must be a non-negative integer, got '{v}'"))),
+            .ok_or_else(|| {
+                ApiError::bad(
+                    key,
+                    format!("{key} must be a non-negative integer, got '{v}'"),
+                )
+            }),
     }
 }
 
@@ -41,25 +51,36 @@ pub const MAX_PAGE_SIZE: i64 = 1000;
 
 pub fn check_size(size: i64) -> ApiResult<i64> {
     if size == 0 || size > MAX_PAGE_SIZE {
-        return Err(ApiError::bad("size", format!("size must be between 1 and {MAX_PAGE_SIZE}")));
+        return Err(ApiError::bad(
+            "size",
+            format!("size must be between 1 and {MAX_PAGE_SIZE}"),
+        ));
     }
     Ok(size)
 }
 
 /// Moves one version, or all versions of a package, to the account's trash can. In the trash can
 /// itself, deleting purges.
-pub async fn trash_versions(state: &AppState, reg: &Registry, package: &str, version: Option<&str>) -> ApiResult<()> {
+pub async fn trash_versions(
+    state: &AppState,
+    reg: &Registry,
+    package: &str,
+    version: Option<&str>,
+) -> ApiResult<()> {
     let pkg = state
         .db
         .package_by_name(&reg.id, package)
         .await?
-        .ok_or_else(|| ApiError::not_found(format!("artifact '{package}' not found in registry '{}'", reg.identifier)))?;
+        .ok_or_else(|| {
+            ApiError::not_found(format!(
+                "artifact '{package}' not found in registry '{}'",
+                reg.identifier
+            ))
+        })?;
     let versions = match version {
-        Some(v) => vec![state
-            .db
-            .version_by_name(&pkg.id, v)
-            .await?
-            .ok_or_else(|| ApiError::not_found(format!("version '{v}' of '{package}' not found")))?],
+        Some(v) => vec![state.db.version_by_name(&pkg.id, v).await?.ok_or_else(|| {
+            ApiError::not_found(format!("version '{v}' of '{package}' not found"))
+        })?],
         None => state.db.all_versions(&pkg.id).await?,
     };
     if reg.kind == RegistryKind::Trash {
@@ -68,17 +89,17 @@ pub async fn trash_versions(state: &AppState, reg: &Registry, package: &str, ver
         }
         return Ok(());
     }
-    let account_scope = state
-        .db
-        .scope_by_path(&reg.account)
-        .await?
-        .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("account scope {} missing", reg.account)))?;
+    let account_scope = state.db.scope_by_path(&reg.account).await?.ok_or_else(|| {
+        ApiError::Internal(anyhow::anyhow!("account scope {} missing", reg.account))
+    })?;
     state.db.ensure_trash_can(&account_scope).await?;
     let trash = state
         .db
         .registry_by_identifier(&reg.account, TRASH_IDENTIFIER)
         .await?
-        .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("trash can of {} missing", reg.account)))?;
+        .ok_or_else(|| {
+            ApiError::Internal(anyhow::anyhow!("trash can of {} missing", reg.account))
+        })?;
     for v in &versions {
         state.db.trash_version(reg, &pkg, v, &trash).await?;
     }

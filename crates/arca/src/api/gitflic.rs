@@ -20,36 +20,61 @@ use serde_json::{Value, json};
 use super::common::{check_size, query_int, query_pairs};
 use crate::auth::{Need, Principal};
 use crate::error::{ApiError, ApiResult};
-use crate::model::{PackageType, ProxySettings, Registry, RegistryKind, Reupload, Role, new_id, now_ms};
+use crate::model::{
+    PackageType, ProxySettings, Registry, RegistryKind, Reupload, Role, new_id, now_ms,
+};
 use crate::service;
 use crate::state::AppState;
 use crate::store::registries::RegistryFilter;
 
 pub fn router() -> Router<AppState> {
     Router::new()
-        .route("/registry/project/{owner}/{project}/repositories", get(list_project).post(create_project))
+        .route(
+            "/registry/project/{owner}/{project}/repositories",
+            get(list_project).post(create_project),
+        )
         .route(
             "/registry/project/{owner}/{project}/repositories/{uuid}",
             get(get_project).put(modify_project).delete(delete_project),
         )
-        .route("/registry/company/{company}/repositories", get(list_company).post(create_company))
+        .route(
+            "/registry/company/{company}/repositories",
+            get(list_company).post(create_company),
+        )
         .route(
             "/registry/company/{company}/repositories/{uuid}",
             get(get_company).put(modify_company).delete(delete_company),
         )
-        .route("/registry/instance/{alias}/repositories", get(list_instance).post(create_instance))
-        .route("/registry/instance/{alias}/repositories/{uuid}", get(get_instance_alias))
+        .route(
+            "/registry/instance/{alias}/repositories",
+            get(list_instance).post(create_instance),
+        )
+        .route(
+            "/registry/instance/{alias}/repositories/{uuid}",
+            get(get_instance_alias),
+        )
         .route(
             "/registry/instance/repositories/{uuid}",
-            get(get_instance).put(modify_instance).delete(delete_instance),
+            get(get_instance)
+                .put(modify_instance)
+                .delete(delete_instance),
         )
 }
 
 fn project_scope(state: &AppState, owner: &str, project: &str) -> String {
-    format!("{}/{}/{}", state.config.default_account, owner.to_ascii_lowercase(), project.to_ascii_lowercase())
+    format!(
+        "{}/{}/{}",
+        state.config.default_account,
+        owner.to_ascii_lowercase(),
+        project.to_ascii_lowercase()
+    )
 }
 fn company_scope(state: &AppState, company: &str) -> String {
-    format!("{}/{}", state.config.default_account, company.to_ascii_lowercase())
+    format!(
+        "{}/{}",
+        state.config.default_account,
+        company.to_ascii_lowercase()
+    )
 }
 fn instance_scope(state: &AppState) -> String {
     state.config.default_account.clone()
@@ -68,7 +93,9 @@ fn short_json(reg: &Registry) -> Value {
 /// The single-repository view: the seed's short shape plus the settings (secrets never included).
 async fn full_json(state: &AppState, reg: &Registry) -> ApiResult<Value> {
     let mut v = short_json(reg);
-    let o = v.as_object_mut().ok_or_else(|| ApiError::Internal(anyhow::anyhow!("not an object")))?;
+    let o = v
+        .as_object_mut()
+        .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("not an object")))?;
     o.insert(
         "settings".into(),
         json!({"hasAnonymousAccess": reg.anonymous, "isDeletePackageAllowed": reg.delete_allowed, "packageReuploadType": reg.reupload.as_str()}),
@@ -100,52 +127,125 @@ async fn full_json(state: &AppState, reg: &Registry) -> ApiResult<Value> {
 
 // --- handlers (thin: each scope form maps onto the same four operations) ---
 
-async fn list_project(State(s): State<AppState>, Path((o, p)): Path<(String, String)>, h: HeaderMap, RawQuery(q): RawQuery) -> ApiResult<Response> {
+async fn list_project(
+    State(s): State<AppState>,
+    Path((o, p)): Path<(String, String)>,
+    h: HeaderMap,
+    RawQuery(q): RawQuery,
+) -> ApiResult<Response> {
     list(&s, &h, &project_scope(&s, &o, &p), q).await
 }
-async fn list_company(State(s): State<AppState>, Path(c): Path<String>, h: HeaderMap, RawQuery(q): RawQuery) -> ApiResult<Response> {
+async fn list_company(
+    State(s): State<AppState>,
+    Path(c): Path<String>,
+    h: HeaderMap,
+    RawQuery(q): RawQuery,
+) -> ApiResult<Response> {
     list(&s, &h, &company_scope(&s, &c), q).await
 }
-async fn list_instance(State(s): State<AppState>, Path(_alias): Path<String>, h: HeaderMap, RawQuery(q): RawQuery) -> ApiResult<Response> {
+async fn list_instance(
+    State(s): State<AppState>,
+    Path(_alias): Path<String>,
+    h: HeaderMap,
+    RawQuery(q): RawQuery,
+) -> ApiResult<Response> {
     list(&s, &h, &instance_scope(&s), q).await
 }
-async fn get_project(State(s): State<AppState>, Path((o, p, u)): Path<(String, String, String)>, h: HeaderMap) -> ApiResult<Response> {
+async fn get_project(
+    State(s): State<AppState>,
+    Path((o, p, u)): Path<(String, String, String)>,
+    h: HeaderMap,
+) -> ApiResult<Response> {
     get_one(&s, &h, &project_scope(&s, &o, &p), &u).await
 }
-async fn get_company(State(s): State<AppState>, Path((c, u)): Path<(String, String)>, h: HeaderMap) -> ApiResult<Response> {
+async fn get_company(
+    State(s): State<AppState>,
+    Path((c, u)): Path<(String, String)>,
+    h: HeaderMap,
+) -> ApiResult<Response> {
     get_one(&s, &h, &company_scope(&s, &c), &u).await
 }
-async fn get_instance(State(s): State<AppState>, Path(u): Path<String>, h: HeaderMap) -> ApiResult<Response> {
+async fn get_instance(
+    State(s): State<AppState>,
+    Path(u): Path<String>,
+    h: HeaderMap,
+) -> ApiResult<Response> {
     get_one(&s, &h, &instance_scope(&s), &u).await
 }
-async fn get_instance_alias(State(s): State<AppState>, Path((_a, u)): Path<(String, String)>, h: HeaderMap) -> ApiResult<Response> {
+async fn get_instance_alias(
+    State(s): State<AppState>,
+    Path((_a, u)): Path<(String, String)>,
+    h: HeaderMap,
+) -> ApiResult<Response> {
     get_one(&s, &h, &instance_scope(&s), &u).await
 }
-async fn create_project(State(s): State<AppState>, Path((o, p)): Path<(String, String)>, h: HeaderMap, b: Bytes) -> ApiResult<Response> {
+async fn create_project(
+    State(s): State<AppState>,
+    Path((o, p)): Path<(String, String)>,
+    h: HeaderMap,
+    b: Bytes,
+) -> ApiResult<Response> {
     create(&s, &h, &project_scope(&s, &o, &p), &b).await
 }
-async fn create_company(State(s): State<AppState>, Path(c): Path<String>, h: HeaderMap, b: Bytes) -> ApiResult<Response> {
+async fn create_company(
+    State(s): State<AppState>,
+    Path(c): Path<String>,
+    h: HeaderMap,
+    b: Bytes,
+) -> ApiResult<Response> {
     create(&s, &h, &company_scope(&s, &c), &b).await
 }
-async fn create_instance(State(s): State<AppState>, Path(_alias): Path<String>, h: HeaderMap, b: Bytes) -> ApiResult<Response> {
+async fn create_instance(
+    State(s): State<AppState>,
+    Path(_alias): Path<String>,
+    h: HeaderMap,
+    b: Bytes,
+) -> ApiResult<Response> {
     create(&s, &h, &instance_scope(&s), &b).await
 }
-async fn modify_project(State(s): State<AppState>, Path((o, p, u)): Path<(String, String, String)>, h: HeaderMap, b: Bytes) -> ApiResult<Response> {
+async fn modify_project(
+    State(s): State<AppState>,
+    Path((o, p, u)): Path<(String, String, String)>,
+    h: HeaderMap,
+    b: Bytes,
+) -> ApiResult<Response> {
     modify(&s, &h, &project_scope(&s, &o, &p), &u, &b).await
 }
-async fn modify_company(State(s): State<AppState>, Path((c, u)): Path<(String, String)>, h: HeaderMap, b: Bytes) -> ApiResult<Response> {
+async fn modify_company(
+    State(s): State<AppState>,
+    Path((c, u)): Path<(String, String)>,
+    h: HeaderMap,
+    b: Bytes,
+) -> ApiResult<Response> {
     modify(&s, &h, &company_scope(&s, &c), &u, &b).await
 }
-async fn modify_instance(State(s): State<AppState>, Path(u): Path<String>, h: HeaderMap, b: Bytes) -> ApiResult<Response> {
+async fn modify_instance(
+    State(s): State<AppState>,
+    Path(u): Path<String>,
+    h: HeaderMap,
+    b: Bytes,
+) -> ApiResult<Response> {
     modify(&s, &h, &instance_scope(&s), &u, &b).await
 }
-async fn delete_project(State(s): State<AppState>, Path((o, p, u)): Path<(String, String, String)>, h: HeaderMap) -> ApiResult<Response> {
+async fn delete_project(
+    State(s): State<AppState>,
+    Path((o, p, u)): Path<(String, String, String)>,
+    h: HeaderMap,
+) -> ApiResult<Response> {
     delete(&s, &h, &project_scope(&s, &o, &p), &u).await
 }
-async fn delete_company(State(s): State<AppState>, Path((c, u)): Path<(String, String)>, h: HeaderMap) -> ApiResult<Response> {
+async fn delete_company(
+    State(s): State<AppState>,
+    Path((c, u)): Path<(String, String)>,
+    h: HeaderMap,
+) -> ApiResult<Response> {
     delete(&s, &h, &company_scope(&s, &c), &u).await
 }
-async fn delete_instance(State(s): State<AppState>, Path(u): Path<String>, h: HeaderMap) -> ApiResult<Response> {
+async fn delete_instance(
+    State(s): State<AppState>,
+    Path(u): Path<String>,
+    h: HeaderMap,
+) -> ApiResult<Response> {
     delete(&s, &h, &instance_scope(&s), &u).await
 }
 
@@ -159,7 +259,12 @@ async fn authed(state: &AppState, headers: &HeaderMap) -> ApiResult<Principal> {
     Ok(p)
 }
 
-async fn list(state: &AppState, headers: &HeaderMap, scope_path: &str, query: Option<String>) -> ApiResult<Response> {
+async fn list(
+    state: &AppState,
+    headers: &HeaderMap,
+    scope_path: &str,
+    query: Option<String>,
+) -> ApiResult<Response> {
     let principal = authed(state, headers).await?;
     let scope = state
         .db
@@ -188,15 +293,27 @@ async fn list(state: &AppState, headers: &HeaderMap, scope_path: &str, query: Op
     Ok(Json(body).into_response())
 }
 
-async fn find_in_scope(state: &AppState, principal: &Principal, scope_path: &str, uuid: &str) -> ApiResult<Registry> {
+async fn find_in_scope(
+    state: &AppState,
+    principal: &Principal,
+    scope_path: &str,
+    uuid: &str,
+) -> ApiResult<Registry> {
     let _ = principal;
     match state.db.registry_by_id(uuid).await? {
         Some(r) if r.scope_path == scope_path => Ok(r),
-        _ => Err(ApiError::not_found(format!("registry repository '{uuid}' not found in '{scope_path}'"))),
+        _ => Err(ApiError::not_found(format!(
+            "registry repository '{uuid}' not found in '{scope_path}'"
+        ))),
     }
 }
 
-async fn get_one(state: &AppState, headers: &HeaderMap, scope_path: &str, uuid: &str) -> ApiResult<Response> {
+async fn get_one(
+    state: &AppState,
+    headers: &HeaderMap,
+    scope_path: &str,
+    uuid: &str,
+) -> ApiResult<Response> {
     let principal = authed(state, headers).await?;
     let reg = find_in_scope(state, &principal, scope_path, uuid).await?;
     principal.check(&reg, Need::Read)?;
@@ -248,7 +365,8 @@ fn parse_body(body: &[u8]) -> ApiResult<RepositoryRequest> {
     if body.is_empty() {
         return Err(ApiError::bad("body", "request body is required"));
     }
-    serde_json::from_slice(body).map_err(|e| ApiError::bad("body", format!("invalid JSON body: {e}")))
+    serde_json::from_slice(body)
+        .map_err(|e| ApiError::bad("body", format!("invalid JSON body: {e}")))
 }
 
 fn parse_kind(s: Option<&str>) -> ApiResult<RegistryKind> {
@@ -256,9 +374,18 @@ fn parse_kind(s: Option<&str>) -> ApiResult<RegistryKind> {
         Some("LOCAL") => Ok(RegistryKind::Hosted),
         Some("PROXY") => Ok(RegistryKind::Proxy),
         Some("VIRTUAL") => Ok(RegistryKind::Group),
-        Some(t @ ("LOCAL_CACHE" | "TRASH_CAN")) => Err(ApiError::bad("type", format!("{t} repositories are created by the server"))),
-        Some(t) => Err(ApiError::bad("type", format!("unknown type '{t}': expected LOCAL, PROXY or VIRTUAL"))),
-        None => Err(ApiError::bad("type", "type is required (LOCAL, PROXY or VIRTUAL)")),
+        Some(t @ ("LOCAL_CACHE" | "TRASH_CAN")) => Err(ApiError::bad(
+            "type",
+            format!("{t} repositories are created by the server"),
+        )),
+        Some(t) => Err(ApiError::bad(
+            "type",
+            format!("unknown type '{t}': expected LOCAL, PROXY or VIRTUAL"),
+        )),
+        None => Err(ApiError::bad(
+            "type",
+            "type is required (LOCAL, PROXY or VIRTUAL)",
+        )),
     }
 }
 
@@ -270,14 +397,21 @@ fn apply_local(reg: &mut Registry, s: &LocalSettings) -> ApiResult<()> {
         reg.delete_allowed = v;
     }
     if let Some(v) = &s.package_reupload_type {
-        reg.reupload = Reupload::parse(v)
-            .ok_or_else(|| ApiError::bad("settings.packageReuploadType", format!("unknown packageReuploadType '{v}': expected NONE or OVERRIDE")))?;
+        reg.reupload = Reupload::parse(v).ok_or_else(|| {
+            ApiError::bad(
+                "settings.packageReuploadType",
+                format!("unknown packageReuploadType '{v}': expected NONE or OVERRIDE"),
+            )
+        })?;
     }
     Ok(())
 }
 
 fn apply_proxy(reg: &mut Registry, s: &ProxySettingsDto) {
-    let mut p = reg.proxy.clone().unwrap_or(ProxySettings { metadata_interval_secs: 7200, ..Default::default() });
+    let mut p = reg.proxy.clone().unwrap_or(ProxySettings {
+        metadata_interval_secs: 7200,
+        ..Default::default()
+    });
     if let Some(v) = &s.url {
         p.url = v.trim().to_string();
     }
@@ -302,7 +436,12 @@ fn apply_proxy(reg: &mut Registry, s: &ProxySettingsDto) {
     reg.proxy = Some(p);
 }
 
-async fn resolve_uuids(state: &AppState, account: &str, field: &str, uuids: &[String]) -> ApiResult<Vec<String>> {
+async fn resolve_uuids(
+    state: &AppState,
+    account: &str,
+    field: &str,
+    uuids: &[String],
+) -> ApiResult<Vec<String>> {
     let mut out = Vec::new();
     for u in uuids {
         if uuid::Uuid::parse_str(u).is_err() {
@@ -313,21 +452,41 @@ async fn resolve_uuids(state: &AppState, account: &str, field: &str, uuids: &[St
     Ok(out)
 }
 
-async fn apply_virtual(state: &AppState, reg: &mut Registry, s: &VirtualSettingsDto, creating: bool) -> ApiResult<()> {
-    if !creating && (s.included_repository_uuids.is_some() != s.deployment_repository_uuid.is_some()) {
+async fn apply_virtual(
+    state: &AppState,
+    reg: &mut Registry,
+    s: &VirtualSettingsDto,
+    creating: bool,
+) -> ApiResult<()> {
+    if !creating
+        && (s.included_repository_uuids.is_some() != s.deployment_repository_uuid.is_some())
+    {
         return Err(ApiError::bad(
             "virtualSettings",
             "includedRepositoryUuids and deploymentRepositoryUuid must be modified together",
         ));
     }
     if let Some(list) = &s.included_repository_uuids {
-        reg.members = resolve_uuids(state, &reg.account, "virtualSettings.includedRepositoryUuids", list).await?;
+        reg.members = resolve_uuids(
+            state,
+            &reg.account,
+            "virtualSettings.includedRepositoryUuids",
+            list,
+        )
+        .await?;
     }
     if s.included_repository_uuids.is_some() || s.deployment_repository_uuid.is_some() {
         reg.deployment_registry_id = match &s.deployment_repository_uuid {
-            Some(d) if !d.is_empty() => {
-                Some(resolve_uuids(state, &reg.account, "virtualSettings.deploymentRepositoryUuid", std::slice::from_ref(d)).await?.remove(0))
-            }
+            Some(d) if !d.is_empty() => Some(
+                resolve_uuids(
+                    state,
+                    &reg.account,
+                    "virtualSettings.deploymentRepositoryUuid",
+                    std::slice::from_ref(d),
+                )
+                .await?
+                .remove(0),
+            ),
             _ => None,
         };
     }
@@ -337,19 +496,34 @@ async fn apply_virtual(state: &AppState, reg: &mut Registry, s: &VirtualSettings
     Ok(())
 }
 
-async fn create(state: &AppState, headers: &HeaderMap, scope_path: &str, body: &[u8]) -> ApiResult<Response> {
+async fn create(
+    state: &AppState,
+    headers: &HeaderMap,
+    scope_path: &str,
+    body: &[u8],
+) -> ApiResult<Response> {
     let principal = authed(state, headers).await?;
     let req = parse_body(body)?;
     let kind = parse_kind(req.kind.as_deref())?;
-    let name = req.repository_name.clone().ok_or_else(|| ApiError::bad("repositoryName", "repositoryName is required"))?;
+    let name = req
+        .repository_name
+        .clone()
+        .ok_or_else(|| ApiError::bad("repositoryName", "repositoryName is required"))?;
     crate::model::validate_identifier("repositoryName", &name)?;
-    let pt_s = req.package_type.as_deref().ok_or_else(|| ApiError::bad("packageType", "packageType is required"))?;
+    let pt_s = req
+        .package_type
+        .as_deref()
+        .ok_or_else(|| ApiError::bad("packageType", "packageType is required"))?;
     let package_type = PackageType::from_gitflic(pt_s).ok_or_else(|| {
         ApiError::bad(
             "packageType",
             format!(
                 "unknown packageType '{pt_s}': expected one of {}",
-                PackageType::ALL.iter().map(|t| t.gitflic()).collect::<Vec<_>>().join(", ")
+                PackageType::ALL
+                    .iter()
+                    .map(|t| t.gitflic())
+                    .collect::<Vec<_>>()
+                    .join(", ")
             ),
         )
     })?;
@@ -386,23 +560,49 @@ async fn create(state: &AppState, headers: &HeaderMap, scope_path: &str, body: &
             }
         }
         RegistryKind::Proxy => {
-            let s = req.proxy_settings.as_ref().ok_or_else(|| ApiError::bad("proxySettings", "proxySettings are required for a PROXY repository"))?;
+            let s = req.proxy_settings.as_ref().ok_or_else(|| {
+                ApiError::bad(
+                    "proxySettings",
+                    "proxySettings are required for a PROXY repository",
+                )
+            })?;
             if s.url.as_deref().is_none_or(|u| u.trim().is_empty()) {
-                return Err(ApiError::bad("proxySettings.url", "proxySettings.url is required"));
+                return Err(ApiError::bad(
+                    "proxySettings.url",
+                    "proxySettings.url is required",
+                ));
             }
             apply_proxy(&mut reg, s);
         }
         RegistryKind::Group => {
-            let s = req.virtual_settings.as_ref().ok_or_else(|| ApiError::bad("virtualSettings", "virtualSettings are required for a VIRTUAL repository"))?;
+            let s = req.virtual_settings.as_ref().ok_or_else(|| {
+                ApiError::bad(
+                    "virtualSettings",
+                    "virtualSettings are required for a VIRTUAL repository",
+                )
+            })?;
             apply_virtual(state, &mut reg, s, true).await?;
         }
         _ => unreachable!("parse_kind only yields LOCAL, PROXY or VIRTUAL"),
     }
-    let reg = service::create(state, &principal, scope_path, reg, "virtualSettings.includedRepositoryUuids").await?;
+    let reg = service::create(
+        state,
+        &principal,
+        scope_path,
+        reg,
+        "virtualSettings.includedRepositoryUuids",
+    )
+    .await?;
     Ok((StatusCode::CREATED, Json(short_json(&reg))).into_response())
 }
 
-async fn modify(state: &AppState, headers: &HeaderMap, scope_path: &str, uuid: &str, body: &[u8]) -> ApiResult<Response> {
+async fn modify(
+    state: &AppState,
+    headers: &HeaderMap,
+    scope_path: &str,
+    uuid: &str,
+    body: &[u8],
+) -> ApiResult<Response> {
     let principal = authed(state, headers).await?;
     let mut reg = find_in_scope(state, &principal, scope_path, uuid).await?;
     principal.check(&reg, Need::Admin)?;
@@ -411,12 +611,20 @@ async fn modify(state: &AppState, headers: &HeaderMap, scope_path: &str, uuid: &
     if kind != reg.kind {
         return Err(ApiError::bad(
             "type",
-            format!("repository '{}' is {}, not {}", reg.identifier, reg.kind.gitflic(), kind.gitflic()),
+            format!(
+                "repository '{}' is {}, not {}",
+                reg.identifier,
+                reg.kind.gitflic(),
+                kind.gitflic()
+            ),
         ));
     }
     if let Some(n) = &req.repository_name {
         if *n != reg.identifier {
-            return Err(ApiError::bad("repositoryName", "repositoryName cannot be changed"));
+            return Err(ApiError::bad(
+                "repositoryName",
+                "repositoryName cannot be changed",
+            ));
         }
     }
     if let Some(d) = &req.description {
@@ -440,11 +648,22 @@ async fn modify(state: &AppState, headers: &HeaderMap, scope_path: &str, uuid: &
         }
         _ => {}
     }
-    let reg = service::update(state, &principal, reg, "virtualSettings.includedRepositoryUuids").await?;
+    let reg = service::update(
+        state,
+        &principal,
+        reg,
+        "virtualSettings.includedRepositoryUuids",
+    )
+    .await?;
     Ok(Json(short_json(&reg)).into_response())
 }
 
-async fn delete(state: &AppState, headers: &HeaderMap, scope_path: &str, uuid: &str) -> ApiResult<Response> {
+async fn delete(
+    state: &AppState,
+    headers: &HeaderMap,
+    scope_path: &str,
+    uuid: &str,
+) -> ApiResult<Response> {
     let principal = authed(state, headers).await?;
     let reg = find_in_scope(state, &principal, scope_path, uuid).await?;
     service::delete(state, &principal, &reg).await?;

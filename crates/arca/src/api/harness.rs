@@ -18,7 +18,8 @@ use super::common::{check_size, query_all, query_get, query_int, query_pairs, tr
 use crate::auth::{Need, Principal};
 use crate::error::{ApiError, ApiResult};
 use crate::model::{
-    CleanupPolicy, PackageType, ProxySettings, Registry, RegistryKind, Reupload, human_size, new_id, now_ms,
+    CleanupPolicy, PackageType, ProxySettings, Registry, RegistryKind, Reupload, human_size,
+    new_id, now_ms,
 };
 use crate::service;
 use crate::state::AppState;
@@ -41,21 +42,38 @@ fn decode(s: &str) -> ApiResult<String> {
 fn split_ref(path: &str) -> ApiResult<(String, Vec<String>)> {
     let segs: Vec<&str> = path.split('/').collect();
     if let Some(pos) = segs.iter().position(|s| *s == "+") {
-        let r = segs[..pos].iter().map(|s| decode(s)).collect::<ApiResult<Vec<_>>>()?.join("/");
-        let rest = segs[pos + 1..].iter().filter(|s| !s.is_empty()).map(|s| decode(s)).collect::<ApiResult<_>>()?;
+        let r = segs[..pos]
+            .iter()
+            .map(|s| decode(s))
+            .collect::<ApiResult<Vec<_>>>()?
+            .join("/");
+        let rest = segs[pos + 1..]
+            .iter()
+            .filter(|s| !s.is_empty())
+            .map(|s| decode(s))
+            .collect::<ApiResult<_>>()?;
         return Ok((r, rest));
     }
     let first = segs.first().copied().unwrap_or("");
-    let rest = segs[1..].iter().filter(|s| !s.is_empty()).map(|s| decode(s)).collect::<ApiResult<_>>()?;
+    let rest = segs[1..]
+        .iter()
+        .filter(|s| !s.is_empty())
+        .map(|s| decode(s))
+        .collect::<ApiResult<_>>()?;
     Ok((decode(first)?, rest))
 }
 
 /// `acct[/org[/proj]]/registry` → (space path, identifier).
 fn split_registry_ref(r: &str) -> ApiResult<(String, String)> {
     let r = r.trim_matches('/');
-    let (space, ident) = r
-        .rsplit_once('/')
-        .ok_or_else(|| ApiError::bad("registry_ref", format!("invalid registry_ref '{r}': expected <account>[/<org>[/<project>]]/<registry>")))?;
+    let (space, ident) = r.rsplit_once('/').ok_or_else(|| {
+        ApiError::bad(
+            "registry_ref",
+            format!(
+                "invalid registry_ref '{r}': expected <account>[/<org>[/<project>]]/<registry>"
+            ),
+        )
+    })?;
     validate_path("registry_ref", space)?;
     Ok((space.to_string(), ident.to_string()))
 }
@@ -71,7 +89,10 @@ pub async fn dispatch(State(state): State<AppState>, req: Request) -> Response {
 async fn route(state: &AppState, req: Request) -> ApiResult<Response> {
     let (parts, body) = req.into_parts();
     let path = parts.uri.path();
-    let rest = path.strip_prefix("/har/api/v1/").or_else(|| path.strip_prefix("/api/v1/")).unwrap_or("");
+    let rest = path
+        .strip_prefix("/har/api/v1/")
+        .or_else(|| path.strip_prefix("/api/v1/"))
+        .unwrap_or("");
     let query = query_pairs(parts.uri.query());
     let principal = state.principal(&parts.headers).await?;
     let method = parts.method.clone();
@@ -82,7 +103,9 @@ async fn route(state: &AppState, req: Request) -> ApiResult<Response> {
     if rest == "registry" || rest == "registry/" {
         return match method {
             Method::POST => create_registry(state, &principal, &query, &body).await,
-            _ => Err(ApiError::MethodNotAllowed("use POST /registry?space_ref=... to create a registry".into())),
+            _ => Err(ApiError::MethodNotAllowed(
+                "use POST /registry?space_ref=... to create a registry".into(),
+            )),
         };
     }
     if let Some(r) = rest.strip_prefix("registry/") {
@@ -100,7 +123,9 @@ async fn route(state: &AppState, req: Request) -> ApiResult<Response> {
                 service::delete(state, &principal, &reg).await?;
                 Ok(Json(json!({"status": "SUCCESS"})).into_response())
             }
-            (Method::GET, ["artifacts"]) => list_registry_artifacts(state, &principal, &reg, &query).await,
+            (Method::GET, ["artifacts"]) => {
+                list_registry_artifacts(state, &principal, &reg, &query).await
+            }
             (Method::GET, ["client-setup-details"]) => {
                 principal.check(&reg, Need::Read)?;
                 let data = super::client_setup::details(
@@ -117,8 +142,18 @@ async fn route(state: &AppState, req: Request) -> ApiResult<Response> {
                 let labels = state.db.package_labels(&reg.id).await?;
                 let (page, size, index) = paging(&query)?;
                 let total = labels.len() as i64;
-                let items: Vec<_> = labels.into_iter().skip((page * size) as usize).take(size as usize).collect();
-                Ok(success(list_json(total, index, size, "labels", json!(items))))
+                let items: Vec<_> = labels
+                    .into_iter()
+                    .skip((page * size) as usize)
+                    .take(size as usize)
+                    .collect();
+                Ok(success(list_json(
+                    total,
+                    index,
+                    size,
+                    "labels",
+                    json!(items),
+                )))
             }
             (m, ["artifact", ..]) => {
                 // Artifact names may contain slashes: re-split the raw remainder after "artifact/".
@@ -127,7 +162,10 @@ async fn route(state: &AppState, req: Request) -> ApiResult<Response> {
                 let sub2: Vec<&str> = sub2.iter().map(String::as_str).collect();
                 artifact_route(state, &principal, &reg, m, &name, &sub2, &query, &body).await
             }
-            _ => Err(ApiError::not_found(format!("no such endpoint: {} /registry/{r}", parts.method))),
+            _ => Err(ApiError::not_found(format!(
+                "no such endpoint: {} /registry/{r}",
+                parts.method
+            ))),
         };
     }
     if let Some(r) = rest.strip_prefix("spaces/") {
@@ -136,9 +174,15 @@ async fn route(state: &AppState, req: Request) -> ApiResult<Response> {
         validate_path("space_ref", &space)?;
         let sub: Vec<&str> = sub.iter().map(String::as_str).collect();
         return match (method, sub.as_slice()) {
-            (Method::GET, ["registries"]) => list_registries(state, &principal, &space, &query).await,
-            (Method::GET, ["artifacts"]) => list_space_artifacts(state, &principal, &space, &query).await,
-            _ => Err(ApiError::not_found(format!("no such endpoint under /spaces/{space}"))),
+            (Method::GET, ["registries"]) => {
+                list_registries(state, &principal, &space, &query).await
+            }
+            (Method::GET, ["artifacts"]) => {
+                list_space_artifacts(state, &principal, &space, &query).await
+            }
+            _ => Err(ApiError::not_found(format!(
+                "no such endpoint under /spaces/{space}"
+            ))),
         };
     }
     Err(ApiError::not_found(format!("no such endpoint: {path}")))
@@ -151,12 +195,21 @@ fn raw_after_artifact(r: &str) -> ApiResult<String> {
         .ok_or_else(|| ApiError::bad("artifact", "missing artifact name"))
 }
 
-async fn load_registry(state: &AppState, principal: &Principal, space: &str, ident: &str) -> ApiResult<Registry> {
+async fn load_registry(
+    state: &AppState,
+    principal: &Principal,
+    space: &str,
+    ident: &str,
+) -> ApiResult<Registry> {
     let account = space.split('/').next().unwrap_or(space);
     match state.db.registry_by_identifier(account, ident).await? {
         Some(r) if r.scope_path == space => Ok(r),
-        _ if principal.is_anonymous() => Err(ApiError::Unauthenticated("authentication required".into())),
-        _ => Err(ApiError::not_found(format!("registry '{space}/{ident}' doesn't exist"))),
+        _ if principal.is_anonymous() => {
+            Err(ApiError::Unauthenticated("authentication required".into()))
+        }
+        _ => Err(ApiError::not_found(format!(
+            "registry '{space}/{ident}' doesn't exist"
+        ))),
     }
 }
 
@@ -178,10 +231,16 @@ fn list_json(total: i64, index: i64, size: i64, key: &str, items: Value) -> Valu
 }
 
 fn descending(query: &[(String, String)]) -> ApiResult<bool> {
-    match query_get(query, "sort_order").map(str::to_ascii_uppercase).as_deref() {
+    match query_get(query, "sort_order")
+        .map(str::to_ascii_uppercase)
+        .as_deref()
+    {
         None | Some("") | Some("ASC") => Ok(false),
         Some("DESC") => Ok(true),
-        Some(o) => Err(ApiError::bad("sort_order", format!("sort_order must be ASC or DESC, got '{o}'"))),
+        Some(o) => Err(ApiError::bad(
+            "sort_order",
+            format!("sort_order must be ASC or DESC, got '{o}'"),
+        )),
     }
 }
 
@@ -215,7 +274,8 @@ fn parse_body<T: serde::de::DeserializeOwned>(body: &[u8]) -> ApiResult<T> {
     if body.is_empty() {
         return Err(ApiError::bad("body", "request body is required"));
     }
-    serde_json::from_slice(body).map_err(|e| ApiError::bad("body", format!("invalid JSON body: {e}")))
+    serde_json::from_slice(body)
+        .map_err(|e| ApiError::bad("body", format!("invalid JSON body: {e}")))
 }
 
 fn str_field<'a>(v: &'a Value, key: &str) -> Option<&'a str> {
@@ -231,7 +291,11 @@ struct ParsedConfig {
 
 fn parse_config(config: Option<&Value>, existing: Option<&Registry>) -> ApiResult<ParsedConfig> {
     let Some(c) = config.filter(|c| !c.is_null()) else {
-        return Ok(ParsedConfig { kind: existing.map(|r| r.kind).unwrap_or(RegistryKind::Hosted), upstreams: None, proxy: None });
+        return Ok(ParsedConfig {
+            kind: existing.map(|r| r.kind).unwrap_or(RegistryKind::Hosted),
+            upstreams: None,
+            proxy: None,
+        });
     };
     if !c.is_object() {
         return Err(ApiError::bad("config", "config must be an object"));
@@ -242,16 +306,32 @@ fn parse_config(config: Option<&Value>, existing: Option<&Registry>) -> ApiResul
                 None | Some(Value::Null) => None,
                 Some(Value::Array(a)) => Some(
                     a.iter()
-                        .map(|v| v.as_str().map(str::to_string).ok_or_else(|| ApiError::bad("config.upstreamProxies", "must be a list of registry identifiers")))
+                        .map(|v| {
+                            v.as_str().map(str::to_string).ok_or_else(|| {
+                                ApiError::bad(
+                                    "config.upstreamProxies",
+                                    "must be a list of registry identifiers",
+                                )
+                            })
+                        })
                         .collect::<ApiResult<Vec<_>>>()?,
                 ),
-                Some(_) => return Err(ApiError::bad("config.upstreamProxies", "must be a list of registry identifiers")),
+                Some(_) => {
+                    return Err(ApiError::bad(
+                        "config.upstreamProxies",
+                        "must be a list of registry identifiers",
+                    ));
+                }
             };
             let kind = match existing.map(|r| r.kind) {
                 Some(k @ (RegistryKind::Group | RegistryKind::Cache | RegistryKind::Trash)) => k,
                 _ => RegistryKind::Hosted,
             };
-            Ok(ParsedConfig { kind, upstreams, proxy: None })
+            Ok(ParsedConfig {
+                kind,
+                upstreams,
+                proxy: None,
+            })
         }
         Some("UPSTREAM") => {
             let auth_type = str_field(c, "authType").unwrap_or("Anonymous");
@@ -259,13 +339,20 @@ fn parse_config(config: Option<&Value>, existing: Option<&Registry>) -> ApiResul
             let (username, secret, refs) = match auth_type {
                 "Anonymous" => (None, None, None),
                 "UserPassword" => {
-                    let a = auth.ok_or_else(|| ApiError::bad("config.auth", "authType UserPassword needs auth.userName"))?;
-                    let user = str_field(a, "userName").ok_or_else(|| ApiError::bad("config.auth.userName", "userName is required"))?;
+                    let a = auth.ok_or_else(|| {
+                        ApiError::bad("config.auth", "authType UserPassword needs auth.userName")
+                    })?;
+                    let user = str_field(a, "userName").ok_or_else(|| {
+                        ApiError::bad("config.auth.userName", "userName is required")
+                    })?;
                     // Harness passes secret references; Arca also accepts the secret itself (`password`),
                     // which is stored and never returned.
                     let secret = str_field(a, "password").map(str::to_string);
                     if secret.is_none() && str_field(a, "secretIdentifier").is_none() {
-                        return Err(ApiError::bad("config.auth.secretIdentifier", "secretIdentifier (or password) is required"));
+                        return Err(ApiError::bad(
+                            "config.auth.secretIdentifier",
+                            "secretIdentifier (or password) is required",
+                        ));
                     }
                     let mut refs = a.clone();
                     if let Some(o) = refs.as_object_mut() {
@@ -274,28 +361,55 @@ fn parse_config(config: Option<&Value>, existing: Option<&Registry>) -> ApiResul
                     (Some(user.to_string()), secret, Some(refs))
                 }
                 "AccessKeySecretKey" => {
-                    let a = auth.ok_or_else(|| ApiError::bad("config.auth", "authType AccessKeySecretKey needs auth"))?;
+                    let a = auth.ok_or_else(|| {
+                        ApiError::bad("config.auth", "authType AccessKeySecretKey needs auth")
+                    })?;
                     if str_field(a, "secretKeyIdentifier").is_none() {
-                        return Err(ApiError::bad("config.auth.secretKeyIdentifier", "secretKeyIdentifier is required"));
+                        return Err(ApiError::bad(
+                            "config.auth.secretKeyIdentifier",
+                            "secretKeyIdentifier is required",
+                        ));
                     }
-                    (str_field(a, "accessKey").map(str::to_string), None, Some(a.clone()))
+                    (
+                        str_field(a, "accessKey").map(str::to_string),
+                        None,
+                        Some(a.clone()),
+                    )
                 }
                 other => {
                     return Err(ApiError::bad(
                         "config.authType",
-                        format!("unknown authType '{other}': expected UserPassword, AccessKeySecretKey or Anonymous"),
+                        format!(
+                            "unknown authType '{other}': expected UserPassword, AccessKeySecretKey or Anonymous"
+                        ),
                     ));
                 }
             };
             let source = str_field(c, "source").unwrap_or("Custom").to_string();
-            const SOURCES: [&str; 10] =
-                ["Dockerhub", "Custom", "AwsEcr", "MavenCentral", "PyPi", "NpmJs", "NugetOrg", "Crates", "GoProxy", "HuggingFace"];
+            const SOURCES: [&str; 10] = [
+                "Dockerhub",
+                "Custom",
+                "AwsEcr",
+                "MavenCentral",
+                "PyPi",
+                "NpmJs",
+                "NugetOrg",
+                "Crates",
+                "GoProxy",
+                "HuggingFace",
+            ];
             if !SOURCES.contains(&source.as_str()) {
-                return Err(ApiError::bad("config.source", format!("unknown source '{source}'")));
+                return Err(ApiError::bad(
+                    "config.source",
+                    format!("unknown source '{source}'"),
+                ));
             }
             let url = str_field(c, "url").map(str::trim).unwrap_or("").to_string();
             if url.is_empty() {
-                return Err(ApiError::bad("config.url", "config.url is required: Arca has no built-in upstream addresses"));
+                return Err(ApiError::bad(
+                    "config.url",
+                    "config.url is required: Arca has no built-in upstream addresses",
+                ));
             }
             let prev = existing.and_then(|r| r.proxy.clone());
             let proxy = ProxySettings {
@@ -305,7 +419,10 @@ fn parse_config(config: Option<&Value>, existing: Option<&Registry>) -> ApiResul
                 caching: prev.as_ref().map(|p| p.caching).unwrap_or(true),
                 offline: prev.as_ref().map(|p| p.offline).unwrap_or(false),
                 expire_hours: prev.as_ref().map(|p| p.expire_hours).unwrap_or(0),
-                metadata_interval_secs: prev.as_ref().map(|p| p.metadata_interval_secs).unwrap_or(7200),
+                metadata_interval_secs: prev
+                    .as_ref()
+                    .map(|p| p.metadata_interval_secs)
+                    .unwrap_or(7200),
                 source: Some(source),
                 harness_auth: refs.map(|mut r| {
                     if let Some(o) = r.as_object_mut() {
@@ -314,10 +431,20 @@ fn parse_config(config: Option<&Value>, existing: Option<&Registry>) -> ApiResul
                     r
                 }),
             };
-            Ok(ParsedConfig { kind: RegistryKind::Proxy, upstreams: None, proxy: Some(proxy) })
+            Ok(ParsedConfig {
+                kind: RegistryKind::Proxy,
+                upstreams: None,
+                proxy: Some(proxy),
+            })
         }
-        Some(t) => Err(ApiError::bad("config.type", format!("unknown config.type '{t}': expected VIRTUAL or UPSTREAM"))),
-        None => Err(ApiError::bad("config.type", "config.type is required (VIRTUAL or UPSTREAM)")),
+        Some(t) => Err(ApiError::bad(
+            "config.type",
+            format!("unknown config.type '{t}': expected VIRTUAL or UPSTREAM"),
+        )),
+        None => Err(ApiError::bad(
+            "config.type",
+            "config.type is required (VIRTUAL or UPSTREAM)",
+        )),
     }
 }
 
@@ -328,31 +455,58 @@ fn parse_package_type(s: Option<&str>) -> ApiResult<PackageType> {
             "packageType",
             format!(
                 "unknown packageType '{s}': expected one of {}",
-                PackageType::ALL.iter().map(|t| t.harness()).collect::<Vec<_>>().join(", ")
+                PackageType::ALL
+                    .iter()
+                    .map(|t| t.harness())
+                    .collect::<Vec<_>>()
+                    .join(", ")
             ),
         )
     })
 }
 
-async fn resolve_upstreams(state: &AppState, account: &str, names: &[String]) -> ApiResult<Vec<String>> {
+async fn resolve_upstreams(
+    state: &AppState,
+    account: &str,
+    names: &[String],
+) -> ApiResult<Vec<String>> {
     let mut ids = Vec::new();
     for n in names {
-        ids.push(service::resolve_member(state, account, "config.upstreamProxies", n).await?.id);
+        ids.push(
+            service::resolve_member(state, account, "config.upstreamProxies", n)
+                .await?
+                .id,
+        );
     }
     Ok(ids)
 }
 
 fn parse_reupload(s: Option<&str>) -> ApiResult<Option<Reupload>> {
-    s.map(|v| Reupload::parse(v).ok_or_else(|| ApiError::bad("packageReuploadType", format!("unknown packageReuploadType '{v}': expected NONE or OVERRIDE"))))
-        .transpose()
+    s.map(|v| {
+        Reupload::parse(v).ok_or_else(|| {
+            ApiError::bad(
+                "packageReuploadType",
+                format!("unknown packageReuploadType '{v}': expected NONE or OVERRIDE"),
+            )
+        })
+    })
+    .transpose()
 }
 
-async fn create_registry(state: &AppState, principal: &Principal, query: &[(String, String)], body: &[u8]) -> ApiResult<Response> {
+async fn create_registry(
+    state: &AppState,
+    principal: &Principal,
+    query: &[(String, String)],
+    body: &[u8],
+) -> ApiResult<Response> {
     if principal.is_anonymous() {
         return Err(ApiError::Unauthenticated("authentication required".into()));
     }
     let req: RegistryRequest = parse_body(body)?;
-    let identifier = req.identifier.clone().ok_or_else(|| ApiError::bad("identifier", "identifier is required"))?;
+    let identifier = req
+        .identifier
+        .clone()
+        .ok_or_else(|| ApiError::bad("identifier", "identifier is required"))?;
     crate::model::validate_identifier("identifier", &identifier)?;
     let package_type = parse_package_type(req.package_type.as_deref())?;
     // The body's parentRef wins, as on the Harness server; space_ref is the fallback.
@@ -387,7 +541,8 @@ async fn create_registry(state: &AppState, principal: &Principal, query: &[(Stri
         scanners: req.scanners.unwrap_or_default(),
         anonymous: req.is_public.unwrap_or(false),
         delete_allowed: req.is_delete_package_allowed.unwrap_or(false),
-        reupload: parse_reupload(req.package_reupload_type.as_deref())?.unwrap_or(Reupload::Override),
+        reupload: parse_reupload(req.package_reupload_type.as_deref())?
+            .unwrap_or(Reupload::Override),
         proxy: cfg.proxy,
         cache_of: None,
         allow_remote_proxying: false,
@@ -398,10 +553,19 @@ async fn create_registry(state: &AppState, principal: &Principal, query: &[(Stri
     };
     let reg = service::create(state, principal, &parent, reg, "config.upstreamProxies").await?;
     let data = registry_json(state, &reg).await?;
-    Ok((StatusCode::CREATED, Json(json!({"status": "SUCCESS", "data": data}))).into_response())
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({"status": "SUCCESS", "data": data})),
+    )
+        .into_response())
 }
 
-async fn update_registry(state: &AppState, principal: &Principal, mut reg: Registry, body: &[u8]) -> ApiResult<Response> {
+async fn update_registry(
+    state: &AppState,
+    principal: &Principal,
+    mut reg: Registry,
+    body: &[u8],
+) -> ApiResult<Response> {
     principal.check(&reg, Need::Admin)?;
     let req: RegistryRequest = parse_body(body)?;
     if let Some(i) = &req.identifier {
@@ -411,7 +575,10 @@ async fn update_registry(state: &AppState, principal: &Principal, mut reg: Regis
     }
     if let Some(t) = &req.package_type {
         if parse_package_type(Some(t))? != reg.package_type {
-            return Err(ApiError::bad("packageType", "packageType cannot be changed"));
+            return Err(ApiError::bad(
+                "packageType",
+                "packageType cannot be changed",
+            ));
         }
     }
     if let Some(p) = &req.parent_ref {
@@ -421,11 +588,17 @@ async fn update_registry(state: &AppState, principal: &Principal, mut reg: Regis
     }
     let cfg = parse_config(req.config.as_ref(), Some(&reg))?;
     if (cfg.kind == RegistryKind::Proxy) != (reg.kind == RegistryKind::Proxy) {
-        return Err(ApiError::bad("config.type", "config.type cannot be changed"));
+        return Err(ApiError::bad(
+            "config.type",
+            "config.type cannot be changed",
+        ));
     }
     if let Some(names) = &cfg.upstreams {
         if matches!(reg.kind, RegistryKind::Cache | RegistryKind::Trash) && !names.is_empty() {
-            return Err(ApiError::bad("config.upstreamProxies", format!("a {} registry has no upstream proxies", reg.kind.gitflic())));
+            return Err(ApiError::bad(
+                "config.upstreamProxies",
+                format!("a {} registry has no upstream proxies", reg.kind.gitflic()),
+            ));
         }
         reg.members = resolve_upstreams(state, &reg.account, names).await?;
         if reg.kind == RegistryKind::Group {
@@ -482,8 +655,15 @@ pub fn registry_url(state: &AppState, reg: &Registry) -> String {
 pub fn native_url(state: &AppState, reg: &Registry) -> String {
     let base = &state.config.base_url;
     match reg.package_type {
-        PackageType::Docker | PackageType::Helm => format!("{base}/{}/{}", reg.account, reg.identifier),
-        t => format!("{base}/pkg/{}/{}/{}", reg.account, reg.identifier, t.path_segment()),
+        PackageType::Docker | PackageType::Helm => {
+            format!("{base}/{}/{}", reg.account, reg.identifier)
+        }
+        t => format!(
+            "{base}/pkg/{}/{}/{}",
+            reg.account,
+            reg.identifier,
+            t.path_segment()
+        ),
     }
 }
 
@@ -503,8 +683,18 @@ pub async fn registry_json(state: &AppState, reg: &Registry) -> ApiResult<Value>
             let auth_type = p
                 .harness_auth
                 .as_ref()
-                .and_then(|a| a.get("authType").and_then(Value::as_str).map(str::to_string))
-                .unwrap_or_else(|| if p.username.is_some() { "UserPassword".into() } else { "Anonymous".into() });
+                .and_then(|a| {
+                    a.get("authType")
+                        .and_then(Value::as_str)
+                        .map(str::to_string)
+                })
+                .unwrap_or_else(|| {
+                    if p.username.is_some() {
+                        "UserPassword".into()
+                    } else {
+                        "Anonymous".into()
+                    }
+                });
             let auth = p.harness_auth.clone().map(|mut a| {
                 if let Some(o) = a.as_object_mut() {
                     o.remove("authType");
@@ -542,7 +732,12 @@ pub async fn registry_json(state: &AppState, reg: &Registry) -> ApiResult<Value>
 // ---------------------------------------------------------------------------------------------
 // Lists.
 
-async fn list_registries(state: &AppState, principal: &Principal, space: &str, query: &[(String, String)]) -> ApiResult<Response> {
+async fn list_registries(
+    state: &AppState,
+    principal: &Principal,
+    space: &str,
+    query: &[(String, String)],
+) -> ApiResult<Response> {
     if principal.is_anonymous() {
         return Err(ApiError::Unauthenticated("authentication required".into()));
     }
@@ -550,9 +745,18 @@ async fn list_registries(state: &AppState, principal: &Principal, space: &str, q
         Some("ancestors") => "ancestors",
         Some("descendants") => "descendants",
         Some("none") | Some("") | None => {
-            if query_get(query, "recursive") == Some("true") { "ancestors" } else { "none" }
+            if query_get(query, "recursive") == Some("true") {
+                "ancestors"
+            } else {
+                "none"
+            }
         }
-        Some(o) => return Err(ApiError::bad("scope", format!("scope must be none, ancestors or descendants, got '{o}'"))),
+        Some(o) => {
+            return Err(ApiError::bad(
+                "scope",
+                format!("scope must be none, ancestors or descendants, got '{o}'"),
+            ));
+        }
     };
     let mut scope_ids = Vec::new();
     match scope_mode {
@@ -571,29 +775,55 @@ async fn list_registries(state: &AppState, principal: &Principal, space: &str, q
         }
     }
     if state.db.scope_by_path(space).await?.is_none() {
-        return Err(ApiError::not_found(format!("space '{space}' doesn't exist")));
+        return Err(ApiError::not_found(format!(
+            "space '{space}' doesn't exist"
+        )));
     }
-    principal.require_scope(space, crate::model::Role::Reader).or_else(|e| {
-        // Readers of a descendant only may still list what they can see there.
-        if scope_mode == "descendants" { Ok(()) } else { Err(e) }
-    })?;
+    principal
+        .require_scope(space, crate::model::Role::Reader)
+        .or_else(|e| {
+            // Readers of a descendant only may still list what they can see there.
+            if scope_mode == "descendants" {
+                Ok(())
+            } else {
+                Err(e)
+            }
+        })?;
     let mut package_types = Vec::new();
     for t in query_all(query, "package_type") {
-        package_types.push(parse_package_type(Some(t)).map_err(|_| ApiError::bad("package_type", format!("unknown package_type '{t}'")))?);
+        package_types.push(
+            parse_package_type(Some(t)).map_err(|_| {
+                ApiError::bad("package_type", format!("unknown package_type '{t}'"))
+            })?,
+        );
     }
     let kinds = match query_get(query, "type") {
         None | Some("") => vec![],
         Some("UPSTREAM") => vec![RegistryKind::Proxy],
-        Some("VIRTUAL") => vec![RegistryKind::Hosted, RegistryKind::Group, RegistryKind::Cache, RegistryKind::Trash],
-        Some(o) => return Err(ApiError::bad("type", format!("type must be VIRTUAL or UPSTREAM, got '{o}'"))),
+        Some("VIRTUAL") => vec![
+            RegistryKind::Hosted,
+            RegistryKind::Group,
+            RegistryKind::Cache,
+            RegistryKind::Trash,
+        ],
+        Some(o) => {
+            return Err(ApiError::bad(
+                "type",
+                format!("type must be VIRTUAL or UPSTREAM, got '{o}'"),
+            ));
+        }
     };
     let sort_column = match query_get(query, "sort_field") {
         Some("identifier") => "r.identifier",
         Some("lastModified") => "r.updated_at",
         Some("type") => "r.kind",
         Some("artifactsCount") => "(SELECT COUNT(*) FROM packages p WHERE p.registry_id = r.id)",
-        Some("registrySize") => "(SELECT COALESCE(SUM(p.size), 0) FROM packages p WHERE p.registry_id = r.id)",
-        Some("downloadsCount") => "(SELECT COALESCE(SUM(p.download_count), 0) FROM packages p WHERE p.registry_id = r.id)",
+        Some("registrySize") => {
+            "(SELECT COALESCE(SUM(p.size), 0) FROM packages p WHERE p.registry_id = r.id)"
+        }
+        Some("downloadsCount") => {
+            "(SELECT COALESCE(SUM(p.download_count), 0) FROM packages p WHERE p.registry_id = r.id)"
+        }
         _ => "r.created_at",
     };
     let (page, size, index) = paging(query)?;
@@ -630,11 +860,22 @@ async fn list_registries(state: &AppState, principal: &Principal, space: &str, q
             "path": r.path(),
         }));
     }
-    Ok(success(list_json(total, index, size, "registries", json!(items))))
+    Ok(success(list_json(
+        total,
+        index,
+        size,
+        "registries",
+        json!(items),
+    )))
 }
 
 /// A page of a list: offset from the 0-based `page`, the validated sort column, order and search term.
-fn list_page(query: &[(String, String)], page: i64, size: i64, sort_column: &'static str) -> ApiResult<Page> {
+fn list_page(
+    query: &[(String, String)],
+    page: i64,
+    size: i64,
+    sort_column: &'static str,
+) -> ApiResult<Page> {
     Ok(Page {
         offset: page * size,
         limit: size,
@@ -656,15 +897,30 @@ fn package_page(query: &[(String, String)], page: i64, size: i64) -> ApiResult<P
 
 fn pull_command(state: &AppState, reg: &Registry, name: &str, version: &str) -> String {
     let url = native_url(state, reg);
-    let host = state.config.base_url.split("://").nth(1).unwrap_or(&state.config.base_url);
+    let host = state
+        .config
+        .base_url
+        .split("://")
+        .nth(1)
+        .unwrap_or(&state.config.base_url);
     match reg.package_type {
-        PackageType::Generic => format!("curl -u <USERNAME>:<TOKEN> -O {url}/{name}/{version}/<FILENAME>"),
-        PackageType::Docker => format!("docker pull {host}/{}/{}/{name}:{version}", reg.account, reg.identifier),
-        PackageType::Helm => format!("helm pull oci://{host}/{}/{}/{name} --version {version}", reg.account, reg.identifier),
+        PackageType::Generic => {
+            format!("curl -u <USERNAME>:<TOKEN> -O {url}/{name}/{version}/<FILENAME>")
+        }
+        PackageType::Docker => format!(
+            "docker pull {host}/{}/{}/{name}:{version}",
+            reg.account, reg.identifier
+        ),
+        PackageType::Helm => format!(
+            "helm pull oci://{host}/{}/{}/{name} --version {version}",
+            reg.account, reg.identifier
+        ),
         PackageType::Python => format!("pip install {name}=={version}"),
         PackageType::Npm => format!("npm install {name}@{version}"),
         PackageType::Rpm => format!("yum install {name}-{version}"),
-        PackageType::Nuget => format!("nuget install {name} -Version {version} -Source {url}/index.json"),
+        PackageType::Nuget => {
+            format!("nuget install {name} -Version {version} -Source {url}/index.json")
+        }
         PackageType::Cargo => format!("cargo add {name}@{version} --registry {}", reg.identifier),
         PackageType::Maven => format!("mvn dependency:get -Dartifact={name}:{version}"),
         PackageType::Composer => format!("composer require {name}:{version}"),
@@ -692,23 +948,60 @@ fn registry_artifact_json(reg: &Registry, p: &PackageRow) -> Value {
     })
 }
 
-async fn list_registry_artifacts(state: &AppState, principal: &Principal, reg: &Registry, query: &[(String, String)]) -> ApiResult<Response> {
+async fn list_registry_artifacts(
+    state: &AppState,
+    principal: &Principal,
+    reg: &Registry,
+    query: &[(String, String)],
+) -> ApiResult<Response> {
     principal.check(reg, Need::Read)?;
     let (page, size, index) = paging(query)?;
-    let labels: Vec<String> = query_all(query, "label").into_iter().map(str::to_string).collect();
-    let (total, pkgs) = state.db.list_packages(std::slice::from_ref(&reg.id), &labels, &package_page(query, page, size)?).await?;
-    let items: Vec<Value> = pkgs.iter().map(|p| registry_artifact_json(reg, p)).collect();
-    Ok(success(list_json(total, index, size, "artifacts", json!(items))))
+    let labels: Vec<String> = query_all(query, "label")
+        .into_iter()
+        .map(str::to_string)
+        .collect();
+    let (total, pkgs) = state
+        .db
+        .list_packages(
+            std::slice::from_ref(&reg.id),
+            &labels,
+            &package_page(query, page, size)?,
+        )
+        .await?;
+    let items: Vec<Value> = pkgs
+        .iter()
+        .map(|p| registry_artifact_json(reg, p))
+        .collect();
+    Ok(success(list_json(
+        total,
+        index,
+        size,
+        "artifacts",
+        json!(items),
+    )))
 }
 
-async fn list_space_artifacts(state: &AppState, principal: &Principal, space: &str, query: &[(String, String)]) -> ApiResult<Response> {
+async fn list_space_artifacts(
+    state: &AppState,
+    principal: &Principal,
+    space: &str,
+    query: &[(String, String)],
+) -> ApiResult<Response> {
     if principal.is_anonymous() {
         return Err(ApiError::Unauthenticated("authentication required".into()));
     }
-    let scope = state.db.scope_by_path(space).await?.ok_or_else(|| ApiError::not_found(format!("space '{space}' doesn't exist")))?;
+    let scope = state
+        .db
+        .scope_by_path(space)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("space '{space}' doesn't exist")))?;
     let mut package_types = Vec::new();
     for t in query_all(query, "package_type") {
-        package_types.push(parse_package_type(Some(t)).map_err(|_| ApiError::bad("package_type", format!("unknown package_type '{t}'")))?);
+        package_types.push(
+            parse_package_type(Some(t)).map_err(|_| {
+                ApiError::bad("package_type", format!("unknown package_type '{t}'"))
+            })?,
+        );
     }
     let wanted: Vec<&str> = query_all(query, "reg_identifier");
     let filter = RegistryFilter {
@@ -729,10 +1022,15 @@ async fn list_space_artifacts(state: &AppState, principal: &Principal, space: &s
         .collect();
     let ids: Vec<String> = regs.iter().map(|r| r.id.clone()).collect();
     let (page, size, index) = paging(query)?;
-    let (total, pkgs) = state.db.list_packages(&ids, &[], &package_page(query, page, size)?).await?;
+    let (total, pkgs) = state
+        .db
+        .list_packages(&ids, &[], &package_page(query, page, size)?)
+        .await?;
     let mut items = Vec::new();
     for p in &pkgs {
-        let Some(reg) = regs.iter().find(|r| r.id == p.registry_id) else { continue };
+        let Some(reg) = regs.iter().find(|r| r.id == p.registry_id) else {
+            continue;
+        };
         let version = p.latest_version.clone().unwrap_or_default();
         items.push(json!({
             "name": p.name,
@@ -751,7 +1049,13 @@ async fn list_space_artifacts(state: &AppState, principal: &Principal, space: &s
             "deletedAt": Value::Null,
         }));
     }
-    Ok(success(list_json(total, index, size, "artifacts", json!(items))))
+    Ok(success(list_json(
+        total,
+        index,
+        size,
+        "artifacts",
+        json!(items),
+    )))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -804,8 +1108,17 @@ async fn artifact_route(
             };
             let pg = list_page(query, page, size, sort_column)?;
             let (total, versions) = state.db.list_versions(&p.id, &pg).await?;
-            let items: Vec<Value> = versions.iter().map(|v| version_json(state, reg, &p, v)).collect();
-            Ok(success(list_json(total, index, size, "artifactVersions", json!(items))))
+            let items: Vec<Value> = versions
+                .iter()
+                .map(|v| version_json(state, reg, &p, v))
+                .collect();
+            Ok(success(list_json(
+                total,
+                index,
+                size,
+                "artifactVersions",
+                json!(items),
+            )))
         }
         (method, ["version", version, rest @ ..]) => {
             let p = package(state, reg, name).await?;
@@ -813,7 +1126,9 @@ async fn artifact_route(
                 .db
                 .version_by_name(&p.id, version)
                 .await?
-                .ok_or_else(|| ApiError::not_found(format!("version '{version}' of '{name}' doesn't exist")))?;
+                .ok_or_else(|| {
+                    ApiError::not_found(format!("version '{version}' of '{name}' doesn't exist"))
+                })?;
             match (method, rest) {
                 (Method::DELETE, []) => {
                     principal.check(reg, Need::Delete)?;
@@ -847,19 +1162,34 @@ async fn artifact_route(
                     };
                     let pg = list_page(query, page, size, sort_column)?;
                     let (total, files) = state.db.list_files(&v.id, &pg).await?;
-                    let items: Vec<Value> = files.iter().map(|f| file_json(state, reg, f)).collect();
-                    Ok(success(list_json(total, index, size, "files", json!(items))))
+                    let items: Vec<Value> =
+                        files.iter().map(|f| file_json(state, reg, f)).collect();
+                    Ok(success(list_json(
+                        total,
+                        index,
+                        size,
+                        "files",
+                        json!(items),
+                    )))
                 }
                 (Method::GET, ["file", file]) => {
                     principal.check(reg, Need::Read)?;
                     let (_, files) = state
                         .db
-                        .list_files(&v.id, &Page { offset: 0, limit: 1, sort_column: "name", descending: false, search: Some(file.to_string()) })
+                        .list_files(
+                            &v.id,
+                            &Page {
+                                offset: 0,
+                                limit: 1,
+                                sort_column: "name",
+                                descending: false,
+                                search: Some(file.to_string()),
+                            },
+                        )
                         .await?;
-                    let f = files
-                        .into_iter()
-                        .find(|f| f.name == *file)
-                        .ok_or_else(|| ApiError::not_found(format!("file '{file}' doesn't exist")))?;
+                    let f = files.into_iter().find(|f| f.name == *file).ok_or_else(|| {
+                        ApiError::not_found(format!("file '{file}' doesn't exist"))
+                    })?;
                     Ok(Json(json!({"status": "SUCCESS", "downloadUrl": format!("{}/{}", native_url(state, reg), f.path)})).into_response())
                 }
                 _ => Err(ApiError::not_found("no such version endpoint")),
@@ -874,7 +1204,12 @@ async fn package(state: &AppState, reg: &Registry, name: &str) -> ApiResult<Pack
         .db
         .package_by_name(&reg.id, name)
         .await?
-        .ok_or_else(|| ApiError::not_found(format!("artifact '{name}' doesn't exist in registry '{}'", reg.identifier)))
+        .ok_or_else(|| {
+            ApiError::not_found(format!(
+                "artifact '{name}' doesn't exist in registry '{}'",
+                reg.identifier
+            ))
+        })
 }
 
 fn artifact_summary(reg: &Registry, p: &PackageRow) -> Value {

@@ -25,40 +25,167 @@ macro_rules! doc_op {
     };
 }
 
-doc_op!(h_create, post, "/har/api/v1/registry", "Harness registries", "Create a registry", body = RegistryRequest,
-    params(("space_ref" = String, Query, description = "account/+, account/org/+ or account/org/project/+")));
-doc_op!(h_get, get, "/har/api/v1/registry/{registry_ref}", "Harness registries", "Get a registry",
-    params(("registry_ref" = String, Path, description = "account[/org[/project]]/registry followed by /+, or percent-encoded")));
-doc_op!(h_update, put, "/har/api/v1/registry/{registry_ref}", "Harness registries", "Update a registry", body = RegistryRequest,
-    params(("registry_ref" = String, Path,)));
-doc_op!(h_delete, delete, "/har/api/v1/registry/{registry_ref}", "Harness registries", "Delete a registry",
-    params(("registry_ref" = String, Path,)));
+doc_op!(
+    h_create,
+    post,
+    "/har/api/v1/registry",
+    "Harness registries",
+    "Create a registry",
+    body = RegistryRequest,
+    params((
+        "space_ref" = String,
+        Query,
+        description = "account/+, account/org/+ or account/org/project/+"
+    ))
+);
+doc_op!(
+    h_get,
+    get,
+    "/har/api/v1/registry/{registry_ref}",
+    "Harness registries",
+    "Get a registry",
+    params((
+        "registry_ref" = String,
+        Path,
+        description = "account[/org[/project]]/registry followed by /+, or percent-encoded"
+    ))
+);
+doc_op!(
+    h_update,
+    put,
+    "/har/api/v1/registry/{registry_ref}",
+    "Harness registries",
+    "Update a registry",
+    body = RegistryRequest,
+    params(("registry_ref" = String, Path,))
+);
+doc_op!(
+    h_delete,
+    delete,
+    "/har/api/v1/registry/{registry_ref}",
+    "Harness registries",
+    "Delete a registry",
+    params(("registry_ref" = String, Path,))
+);
 doc_op!(h_artifacts, get, "/har/api/v1/registry/{registry_ref}/artifacts", "Harness artifacts", "List artifacts of a registry",
     params(("registry_ref" = String, Path,), ("label" = Option<Vec<String>>, Query,), ("page" = Option<i64>, Query,),
            ("size" = Option<i64>, Query,), ("sort_order" = Option<String>, Query,), ("sort_field" = Option<String>, Query,),
            ("search_term" = Option<String>, Query,)));
 doc_op!(h_setup, get, "/har/api/v1/registry/{registry_ref}/client-setup-details", "Harness registries", "Client setup details",
     params(("registry_ref" = String, Path,), ("artifact" = Option<String>, Query,), ("version" = Option<String>, Query,)));
-doc_op!(h_labels, get, "/har/api/v1/registry/{registry_ref}/artifact/labels", "Harness artifacts", "List artifact labels",
-    params(("registry_ref" = String, Path,)));
-doc_op!(h_art_delete, delete, "/har/api/v1/registry/{registry_ref}/artifact/{artifact}", "Harness artifacts", "Delete an artifact (to the trash can)",
-    params(("registry_ref" = String, Path,), ("artifact" = String, Path,)));
-doc_op!(h_art_summary, get, "/har/api/v1/registry/{registry_ref}/artifact/{artifact}/summary", "Harness artifacts", "Artifact summary",
-    params(("registry_ref" = String, Path,), ("artifact" = String, Path,)));
-doc_op!(h_art_labels, put, "/har/api/v1/registry/{registry_ref}/artifact/{artifact}/labels", "Harness artifacts", "Replace artifact labels",
-    params(("registry_ref" = String, Path,), ("artifact" = String, Path,)));
-doc_op!(h_versions, get, "/har/api/v1/registry/{registry_ref}/artifact/{artifact}/versions", "Harness artifacts", "List versions",
-    params(("registry_ref" = String, Path,), ("artifact" = String, Path,)));
-doc_op!(h_ver_delete, delete, "/har/api/v1/registry/{registry_ref}/artifact/{artifact}/version/{version}", "Harness artifacts", "Delete a version (to the trash can)",
-    params(("registry_ref" = String, Path,), ("artifact" = String, Path,), ("version" = String, Path,)));
-doc_op!(h_ver_summary, get, "/har/api/v1/registry/{registry_ref}/artifact/{artifact}/version/{version}/summary", "Harness artifacts", "Version summary",
-    params(("registry_ref" = String, Path,), ("artifact" = String, Path,), ("version" = String, Path,)));
-doc_op!(h_ver_details, get, "/har/api/v1/registry/{registry_ref}/artifact/{artifact}/version/{version}/details", "Harness artifacts", "Version details",
-    params(("registry_ref" = String, Path,), ("artifact" = String, Path,), ("version" = String, Path,)));
-doc_op!(h_files, get, "/har/api/v1/registry/{registry_ref}/artifact/{artifact}/version/{version}/files", "Harness artifacts", "List files of a version",
-    params(("registry_ref" = String, Path,), ("artifact" = String, Path,), ("version" = String, Path,)));
-doc_op!(h_file, get, "/har/api/v1/registry/{registry_ref}/artifact/{artifact}/version/{version}/file/{file_name}", "Harness artifacts", "Check a file exists",
-    params(("registry_ref" = String, Path,), ("artifact" = String, Path,), ("version" = String, Path,), ("file_name" = String, Path,)));
+doc_op!(
+    h_labels,
+    get,
+    "/har/api/v1/registry/{registry_ref}/artifact/labels",
+    "Harness artifacts",
+    "List artifact labels",
+    params(("registry_ref" = String, Path,))
+);
+doc_op!(
+    h_art_delete,
+    delete,
+    "/har/api/v1/registry/{registry_ref}/artifact/{artifact}",
+    "Harness artifacts",
+    "Delete an artifact (to the trash can)",
+    params(
+        ("registry_ref" = String, Path,),
+        ("artifact" = String, Path,)
+    )
+);
+doc_op!(
+    h_art_summary,
+    get,
+    "/har/api/v1/registry/{registry_ref}/artifact/{artifact}/summary",
+    "Harness artifacts",
+    "Artifact summary",
+    params(
+        ("registry_ref" = String, Path,),
+        ("artifact" = String, Path,)
+    )
+);
+doc_op!(
+    h_art_labels,
+    put,
+    "/har/api/v1/registry/{registry_ref}/artifact/{artifact}/labels",
+    "Harness artifacts",
+    "Replace artifact labels",
+    params(
+        ("registry_ref" = String, Path,),
+        ("artifact" = String, Path,)
+    )
+);
+doc_op!(
+    h_versions,
+    get,
+    "/har/api/v1/registry/{registry_ref}/artifact/{artifact}/versions",
+    "Harness artifacts",
+    "List versions",
+    params(
+        ("registry_ref" = String, Path,),
+        ("artifact" = String, Path,)
+    )
+);
+doc_op!(
+    h_ver_delete,
+    delete,
+    "/har/api/v1/registry/{registry_ref}/artifact/{artifact}/version/{version}",
+    "Harness artifacts",
+    "Delete a version (to the trash can)",
+    params(
+        ("registry_ref" = String, Path,),
+        ("artifact" = String, Path,),
+        ("version" = String, Path,)
+    )
+);
+doc_op!(
+    h_ver_summary,
+    get,
+    "/har/api/v1/registry/{registry_ref}/artifact/{artifact}/version/{version}/summary",
+    "Harness artifacts",
+    "Version summary",
+    params(
+        ("registry_ref" = String, Path,),
+        ("artifact" = String, Path,),
+        ("version" = String, Path,)
+    )
+);
+doc_op!(
+    h_ver_details,
+    get,
+    "/har/api/v1/registry/{registry_ref}/artifact/{artifact}/version/{version}/details",
+    "Harness artifacts",
+    "Version details",
+    params(
+        ("registry_ref" = String, Path,),
+        ("artifact" = String, Path,),
+        ("version" = String, Path,)
+    )
+);
+doc_op!(
+    h_files,
+    get,
+    "/har/api/v1/registry/{registry_ref}/artifact/{artifact}/version/{version}/files",
+    "Harness artifacts",
+    "List files of a version",
+    params(
+        ("registry_ref" = String, Path,),
+        ("artifact" = String, Path,),
+        ("version" = String, Path,)
+    )
+);
+doc_op!(
+    h_file,
+    get,
+    "/har/api/v1/registry/{registry_ref}/artifact/{artifact}/version/{version}/file/{file_name}",
+    "Harness artifacts",
+    "Check a file exists",
+    params(
+        ("registry_ref" = String, Path,),
+        ("artifact" = String, Path,),
+        ("version" = String, Path,),
+        ("file_name" = String, Path,)
+    )
+);
 doc_op!(h_space_regs, get, "/har/api/v1/spaces/{space_ref}/registries", "Harness spaces", "List registries of a space",
     params(("space_ref" = String, Path,), ("package_type" = Option<Vec<String>>, Query,), ("type" = Option<String>, Query,),
            ("scope" = Option<String>, Query,), ("page" = Option<i64>, Query,), ("size" = Option<i64>, Query,)));
@@ -67,43 +194,189 @@ doc_op!(h_space_arts, get, "/har/api/v1/spaces/{space_ref}/artifacts", "Harness 
 
 doc_op!(g_list_p, get, "/registry/project/{ownerAlias}/{projectAlias}/repositories", "GitFlic", "List repositories of a project",
     params(("ownerAlias" = String, Path,), ("projectAlias" = String, Path,), ("page" = Option<i64>, Query,), ("size" = Option<i64>, Query,)));
-doc_op!(g_create_p, post, "/registry/project/{ownerAlias}/{projectAlias}/repositories", "GitFlic", "Create a repository in a project", body = RepositoryRequest,
-    params(("ownerAlias" = String, Path,), ("projectAlias" = String, Path,)));
-doc_op!(g_get_p, get, "/registry/project/{ownerAlias}/{projectAlias}/repositories/{uuid}", "GitFlic", "Get a repository of a project",
-    params(("ownerAlias" = String, Path,), ("projectAlias" = String, Path,), ("uuid" = String, Path,)));
-doc_op!(g_mod_p, put, "/registry/project/{ownerAlias}/{projectAlias}/repositories/{uuid}", "GitFlic", "Modify a repository of a project", body = RepositoryRequest,
-    params(("ownerAlias" = String, Path,), ("projectAlias" = String, Path,), ("uuid" = String, Path,)));
-doc_op!(g_del_p, delete, "/registry/project/{ownerAlias}/{projectAlias}/repositories/{uuid}", "GitFlic", "Delete a repository of a project",
-    params(("ownerAlias" = String, Path,), ("projectAlias" = String, Path,), ("uuid" = String, Path,)));
-doc_op!(g_list_c, get, "/registry/company/{companyAlias}/repositories", "GitFlic", "List repositories of a company",
-    params(("companyAlias" = String, Path,)));
-doc_op!(g_create_c, post, "/registry/company/{companyAlias}/repositories", "GitFlic", "Create a repository in a company", body = RepositoryRequest,
-    params(("companyAlias" = String, Path,)));
-doc_op!(g_get_c, get, "/registry/company/{companyAlias}/repositories/{uuid}", "GitFlic", "Get a repository of a company",
-    params(("companyAlias" = String, Path,), ("uuid" = String, Path,)));
-doc_op!(g_mod_c, put, "/registry/company/{companyAlias}/repositories/{uuid}", "GitFlic", "Modify a repository of a company", body = RepositoryRequest,
-    params(("companyAlias" = String, Path,), ("uuid" = String, Path,)));
-doc_op!(g_del_c, delete, "/registry/company/{companyAlias}/repositories/{uuid}", "GitFlic", "Delete a repository of a company",
-    params(("companyAlias" = String, Path,), ("uuid" = String, Path,)));
-doc_op!(g_list_i, get, "/registry/instance/{projectAlias}/repositories", "GitFlic", "List service-wide repositories",
-    params(("projectAlias" = String, Path,)));
-doc_op!(g_create_i, post, "/registry/instance/{projectAlias}/repositories", "GitFlic", "Create a service-wide repository", body = RepositoryRequest,
-    params(("projectAlias" = String, Path,)));
-doc_op!(g_get_i, get, "/registry/instance/{projectAlias}/repositories/{uuid}", "GitFlic", "Get a service-wide repository",
-    params(("projectAlias" = String, Path,), ("uuid" = String, Path,)));
-doc_op!(g_mod_i, put, "/registry/instance/repositories/{uuid}", "GitFlic", "Modify a service-wide repository", body = RepositoryRequest,
-    params(("uuid" = String, Path,)));
-doc_op!(g_del_i, delete, "/registry/instance/repositories/{uuid}", "GitFlic", "Delete a service-wide repository",
-    params(("uuid" = String, Path,)));
+doc_op!(
+    g_create_p,
+    post,
+    "/registry/project/{ownerAlias}/{projectAlias}/repositories",
+    "GitFlic",
+    "Create a repository in a project",
+    body = RepositoryRequest,
+    params(
+        ("ownerAlias" = String, Path,),
+        ("projectAlias" = String, Path,)
+    )
+);
+doc_op!(
+    g_get_p,
+    get,
+    "/registry/project/{ownerAlias}/{projectAlias}/repositories/{uuid}",
+    "GitFlic",
+    "Get a repository of a project",
+    params(
+        ("ownerAlias" = String, Path,),
+        ("projectAlias" = String, Path,),
+        ("uuid" = String, Path,)
+    )
+);
+doc_op!(
+    g_mod_p,
+    put,
+    "/registry/project/{ownerAlias}/{projectAlias}/repositories/{uuid}",
+    "GitFlic",
+    "Modify a repository of a project",
+    body = RepositoryRequest,
+    params(
+        ("ownerAlias" = String, Path,),
+        ("projectAlias" = String, Path,),
+        ("uuid" = String, Path,)
+    )
+);
+doc_op!(
+    g_del_p,
+    delete,
+    "/registry/project/{ownerAlias}/{projectAlias}/repositories/{uuid}",
+    "GitFlic",
+    "Delete a repository of a project",
+    params(
+        ("ownerAlias" = String, Path,),
+        ("projectAlias" = String, Path,),
+        ("uuid" = String, Path,)
+    )
+);
+doc_op!(
+    g_list_c,
+    get,
+    "/registry/company/{companyAlias}/repositories",
+    "GitFlic",
+    "List repositories of a company",
+    params(("companyAlias" = String, Path,))
+);
+doc_op!(
+    g_create_c,
+    post,
+    "/registry/company/{companyAlias}/repositories",
+    "GitFlic",
+    "Create a repository in a company",
+    body = RepositoryRequest,
+    params(("companyAlias" = String, Path,))
+);
+doc_op!(
+    g_get_c,
+    get,
+    "/registry/company/{companyAlias}/repositories/{uuid}",
+    "GitFlic",
+    "Get a repository of a company",
+    params(("companyAlias" = String, Path,), ("uuid" = String, Path,))
+);
+doc_op!(
+    g_mod_c,
+    put,
+    "/registry/company/{companyAlias}/repositories/{uuid}",
+    "GitFlic",
+    "Modify a repository of a company",
+    body = RepositoryRequest,
+    params(("companyAlias" = String, Path,), ("uuid" = String, Path,))
+);
+doc_op!(
+    g_del_c,
+    delete,
+    "/registry/company/{companyAlias}/repositories/{uuid}",
+    "GitFlic",
+    "Delete a repository of a company",
+    params(("companyAlias" = String, Path,), ("uuid" = String, Path,))
+);
+doc_op!(
+    g_list_i,
+    get,
+    "/registry/instance/{projectAlias}/repositories",
+    "GitFlic",
+    "List service-wide repositories",
+    params(("projectAlias" = String, Path,))
+);
+doc_op!(
+    g_create_i,
+    post,
+    "/registry/instance/{projectAlias}/repositories",
+    "GitFlic",
+    "Create a service-wide repository",
+    body = RepositoryRequest,
+    params(("projectAlias" = String, Path,))
+);
+doc_op!(
+    g_get_i,
+    get,
+    "/registry/instance/{projectAlias}/repositories/{uuid}",
+    "GitFlic",
+    "Get a service-wide repository",
+    params(("projectAlias" = String, Path,), ("uuid" = String, Path,))
+);
+doc_op!(
+    g_mod_i,
+    put,
+    "/registry/instance/repositories/{uuid}",
+    "GitFlic",
+    "Modify a service-wide repository",
+    body = RepositoryRequest,
+    params(("uuid" = String, Path,))
+);
+doc_op!(
+    g_del_i,
+    delete,
+    "/registry/instance/repositories/{uuid}",
+    "GitFlic",
+    "Delete a service-wide repository",
+    params(("uuid" = String, Path,))
+);
 
 #[derive(OpenApi)]
 #[openapi(
-    info(title = "Arca", description = "Multi-format artifact registry: Harness and GitFlic management dialects"),
-    paths(h_create, h_get, h_update, h_delete, h_artifacts, h_setup, h_labels, h_art_delete, h_art_summary, h_art_labels,
-          h_versions, h_ver_delete, h_ver_summary, h_ver_details, h_files, h_file, h_space_regs, h_space_arts,
-          g_list_p, g_create_p, g_get_p, g_mod_p, g_del_p, g_list_c, g_create_c, g_get_c, g_mod_c, g_del_c,
-          g_list_i, g_create_i, g_get_i, g_mod_i, g_del_i),
-    components(schemas(RegistryRequest, CleanupPolicy, RepositoryRequest, LocalSettings, ProxySettingsDto, VirtualSettingsDto))
+    info(
+        title = "Arca",
+        description = "Multi-format artifact registry: Harness and GitFlic management dialects"
+    ),
+    paths(
+        h_create,
+        h_get,
+        h_update,
+        h_delete,
+        h_artifacts,
+        h_setup,
+        h_labels,
+        h_art_delete,
+        h_art_summary,
+        h_art_labels,
+        h_versions,
+        h_ver_delete,
+        h_ver_summary,
+        h_ver_details,
+        h_files,
+        h_file,
+        h_space_regs,
+        h_space_arts,
+        g_list_p,
+        g_create_p,
+        g_get_p,
+        g_mod_p,
+        g_del_p,
+        g_list_c,
+        g_create_c,
+        g_get_c,
+        g_mod_c,
+        g_del_c,
+        g_list_i,
+        g_create_i,
+        g_get_i,
+        g_mod_i,
+        g_del_i
+    ),
+    components(schemas(
+        RegistryRequest,
+        CleanupPolicy,
+        RepositoryRequest,
+        LocalSettings,
+        ProxySettingsDto,
+        VirtualSettingsDto
+    ))
 )]
 struct ApiDoc;
 

@@ -19,6 +19,7 @@ use axum::response::{IntoResponse, Response};
 use bytes::{Buf, Bytes};
 use serde_json::{Value, json};
 
+use super::cache::{self, Doc};
 use super::{Format, NativeRequest, Resolver};
 use crate::archive::{Limits, tar_gz_find};
 use crate::auth::Need;
@@ -27,7 +28,7 @@ use crate::download::serve_file;
 use crate::error::{ApiError, ApiResult};
 use crate::model::PackageType;
 use crate::state::AppState;
-use crate::store::artifacts::{NewFile, Page};
+use crate::store::artifacts::{NewFile, PackageRow, Page};
 
 pub struct Cargo;
 
@@ -43,14 +44,21 @@ fn cargo_error(e: ApiError) -> Response {
     };
     let mut resp = (status, Json(json!({"errors": [{"detail": detail}]}))).into_response();
     if status == StatusCode::UNAUTHORIZED {
-        resp.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Cargo login_url=\"\", Basic realm=\"arca\""));
+        resp.headers_mut().insert(
+            header::WWW_AUTHENTICATE,
+            HeaderValue::from_static("Cargo login_url=\"\", Basic realm=\"arca\""),
+        );
     }
     resp
 }
 
 fn valid_name(name: &str) -> bool {
     let b = name.as_bytes();
-    !b.is_empty() && b.len() <= 64 && b[0].is_ascii_alphabetic() && b.iter().all(|c| c.is_ascii_alphanumeric() || *c == b'-' || *c == b'_')
+    !b.is_empty()
+        && b.len() <= 64
+        && b[0].is_ascii_alphabetic()
+        && b.iter()
+            .all(|c| c.is_ascii_alphanumeric() || *c == b'-' || *c == b'_')
 }
 
 /// Crates that differ only in case or `-`/`_` are the same crate.
@@ -84,19 +92,30 @@ async fn route(state: &AppState, req: NativeRequest) -> ApiResult<Response> {
         .path
         .split('/')
         .filter(|s| !s.is_empty())
-        .map(|s| percent_encoding::percent_decode_str(s).decode_utf8_lossy().into_owned())
+        .map(|s| {
+            percent_encoding::percent_decode_str(s)
+                .decode_utf8_lossy()
+                .into_owned()
+        })
         .collect();
     let segs: Vec<&str> = segs.iter().map(String::as_str).collect();
     let method = req.method.clone();
     match (&method, segs.as_slice()) {
         (&Method::GET, ["index", "config.json"]) => {
-            let root = format!("{}/pkg/{}/{}/cargo", state.config.base_url, req.registry.account, req.registry.identifier);
+            let root = format!(
+                "{}/pkg/{}/{}/cargo",
+                state.config.base_url, req.registry.account, req.registry.identifier
+            );
             Ok(Json(json!({"dl": format!("{root}/api/v1/crates"), "api": root, "auth-required": !req.registry.anonymous})).into_response())
         }
         (&Method::GET | &Method::HEAD, ["index", path @ ..]) => index_file(state, &req, path).await,
         (&Method::PUT, ["api", "v1", "crates", "new"]) => publish(state, req).await,
-        (&Method::DELETE, ["api", "v1", "crates", name, version, "yank"]) => yank(state, req, &name.to_string(), &version.to_string(), true).await,
-        (&Method::PUT, ["api", "v1", "crates", name, version, "unyank"]) => yank(state, req, &name.to_string(), &version.to_string(), false).await,
+        (&Method::DELETE, ["api", "v1", "crates", name, version, "yank"]) => {
+            yank(state, req, &name.to_string(), &version.to_string(), true).await
+        }
+        (&Method::PUT, ["api", "v1", "crates", name, version, "unyank"]) => {
+            yank(state, req, &name.to_string(), &version.to_string(), false).await
+        }
         (&Method::GET, ["api", "v1", "crates", name, "owners"]) => owners(state, &req, name).await,
         (&Method::GET, ["api", "v1", "crates"]) => search(state, &req).await,
         (&Method::GET | &Method::HEAD, ["api", "v1", "crates", name, version, "download"]) => {
@@ -120,53 +139,65 @@ async fn index_file(state: &AppState, req: &NativeRequest, path: &[&str]) -> Api
     if name.is_empty() || name != name.to_ascii_lowercase() || path.join("/") != index_path(&name) {
         return Err(ApiError::not_found("not an index file"));
     }
-    let mut lines: Vec<(String, String)> = Vec::new();
-    let mut modified = 0i64;
-    for r in (Resolver { state }).read_chain(&req.registry).await? {
-        let Some(pkg) = state.db.package_by_name(&r.id, &name).await? else { continue };
-        modified = modified.max(pkg.updated_at);
-        for v in state.db.all_versions(&pkg.id).await? {
-            if lines.iter().any(|(ver, _)| *ver == v.version) {
-                continue;
+    let chain = (Resolver { state }).packages(&req.registry, &name).await?;
+    let modified = chain.iter().map(|(_, p)| p.updated_at).max().unwrap_or(0);
+    let pkgs: Vec<PackageRow> = chain.iter().map(|(_, p)| p.clone()).collect();
+    let stamp = cache::stamp(&pkgs);
+    let key = format!("cargo|{}|{name}", req.registry.id);
+    let doc = state
+        .docs
+        .get_or_build(key, stamp, || async {
+            let mut lines: Vec<(String, String)> = Vec::new();
+            for (_, pkg) in &chain {
+                for v in state.db.all_versions(&pkg.id).await? {
+                    if lines.iter().any(|(ver, _)| *ver == v.version) {
+                        continue;
+                    }
+                    let mut line = v.metadata.get("index").cloned().unwrap_or(json!({}));
+                    line["yanked"] = json!(
+                        v.metadata
+                            .get("yanked")
+                            .and_then(Value::as_bool)
+                            .unwrap_or(false)
+                    );
+                    lines.push((v.version.clone(), line.to_string()));
+                }
             }
-            let mut line = v.metadata.get("index").cloned().unwrap_or(json!({}));
-            line["yanked"] = json!(v.metadata.get("yanked").and_then(Value::as_bool).unwrap_or(false));
-            lines.push((v.version.clone(), line.to_string()));
-        }
-    }
-    if lines.is_empty() {
-        return Err(ApiError::not_found(format!("crate '{name}' not found")));
-    }
-    let body: String = lines.iter().map(|(_, l)| format!("{l}\n")).collect();
-    let etag = format!("\"{}\"", hex::encode(&<sha2::Sha256 as sha2::Digest>::digest(body.as_bytes())[..16]));
-    let mut h = HeaderMap::new();
-    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
-    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-    if let Ok(v) = HeaderValue::from_str(&etag) {
-        h.insert(header::ETAG, v);
-    }
+            if lines.is_empty() {
+                return Err(ApiError::not_found(format!("crate '{name}' not found")));
+            }
+            let body: String = lines.iter().map(|(_, l)| format!("{l}\n")).collect();
+            Ok(Doc::new(body, "text/plain; charset=utf-8"))
+        })
+        .await?;
+    // Cargo revalidates with If-None-Match; If-Modified-Since is honoured too.
     let last_modified = httpdate(modified);
-    if let Ok(v) = HeaderValue::from_str(&last_modified) {
-        h.insert(header::LAST_MODIFIED, v);
-    }
-    let inm = req.headers.get(header::IF_NONE_MATCH).and_then(|v| v.to_str().ok());
-    let not_modified = match inm {
-        Some(v) => v.split(',').any(|t| t.trim() == etag),
-        None => req.headers.get(header::IF_MODIFIED_SINCE).and_then(|v| v.to_str().ok()) == Some(last_modified.as_str()),
+    let since = req
+        .headers
+        .get(header::IF_MODIFIED_SINCE)
+        .and_then(|v| v.to_str().ok());
+    let mut resp = if req.headers.get(header::IF_NONE_MATCH).is_none()
+        && since == Some(last_modified.as_str())
+    {
+        let mut r = doc.respond(&HeaderMap::new(), true);
+        *r.status_mut() = StatusCode::NOT_MODIFIED;
+        r
+    } else {
+        doc.respond(&req.headers, req.method == Method::HEAD)
     };
-    if not_modified {
-        return Ok((StatusCode::NOT_MODIFIED, h).into_response());
+    if let Ok(v) = HeaderValue::from_str(&last_modified) {
+        resp.headers_mut().insert(header::LAST_MODIFIED, v);
     }
-    if req.method == Method::HEAD {
-        return Ok((StatusCode::OK, h).into_response());
-    }
-    Ok((StatusCode::OK, h, body).into_response())
+    Ok(resp)
 }
 
 fn httpdate(ms: i64) -> String {
     time::OffsetDateTime::from_unix_timestamp(ms / 1000)
         .ok()
-        .and_then(|t| t.format(&time::format_description::well_known::Rfc2822).ok())
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc2822)
+                .ok()
+        })
         .map(|s| s.replace("+0000", "GMT"))
         .unwrap_or_default()
 }
@@ -189,7 +220,8 @@ fn split_publish(mut body: Bytes) -> ApiResult<(Value, Bytes)> {
     if body.len() != crate_len {
         return Err(bad("the .crate length does not match"));
     }
-    let meta: Value = serde_json::from_slice(&meta).map_err(|e| ApiError::bad("body", format!("malformed metadata JSON: {e}")))?;
+    let meta: Value = serde_json::from_slice(&meta)
+        .map_err(|e| ApiError::bad("body", format!("malformed metadata JSON: {e}")))?;
     Ok((meta, body))
 }
 
@@ -219,50 +251,128 @@ async fn publish(state: &AppState, req: NativeRequest) -> ApiResult<Response> {
     let target = Resolver { state }.write_target(&req.registry).await?;
     req.principal.check(&target, Need::Write)?;
     let publisher = req.principal.user_name().unwrap_or("").to_string();
-    let limit = state.config.max_upload_bytes.saturating_add(16 << 20).min(usize::MAX as u64) as usize;
+    let limit = state
+        .config
+        .max_upload_bytes
+        .saturating_add(16 << 20)
+        .min(usize::MAX as u64) as usize;
     let body = req.body.into_inner().ok().flatten().unwrap_or_default();
-    let body = axum::body::to_bytes(body, limit).await.map_err(|_| ApiError::PayloadTooLarge(format!("publish request larger than {limit} bytes")))?;
+    let body = axum::body::to_bytes(body, limit).await.map_err(|_| {
+        ApiError::PayloadTooLarge(format!("publish request larger than {limit} bytes"))
+    })?;
     let (meta, krate) = split_publish(body)?;
-    let name = meta.get("name").and_then(Value::as_str).ok_or_else(|| ApiError::bad("name", "metadata has no name"))?.to_string();
-    let vers = meta.get("vers").and_then(Value::as_str).ok_or_else(|| ApiError::bad("vers", "metadata has no vers"))?.to_string();
+    let name = meta
+        .get("name")
+        .and_then(Value::as_str)
+        .ok_or_else(|| ApiError::bad("name", "metadata has no name"))?
+        .to_string();
+    let vers = meta
+        .get("vers")
+        .and_then(Value::as_str)
+        .ok_or_else(|| ApiError::bad("vers", "metadata has no vers"))?
+        .to_string();
     if !valid_name(&name) {
-        return Err(ApiError::bad("name", format!("invalid crate name '{name}'")));
+        return Err(ApiError::bad(
+            "name",
+            format!("invalid crate name '{name}'"),
+        ));
     }
-    let parsed = semver::Version::parse(&vers).map_err(|e| ApiError::bad("vers", format!("'{vers}' is not a valid semver version: {e}")))?;
+    let parsed = semver::Version::parse(&vers).map_err(|e| {
+        ApiError::bad(
+            "vers",
+            format!("'{vers}' is not a valid semver version: {e}"),
+        )
+    })?;
     if parsed.to_string() != vers {
-        return Err(ApiError::bad("vers", format!("'{vers}' is not in normal form ('{parsed}')")));
+        return Err(ApiError::bad(
+            "vers",
+            format!("'{vers}' is not in normal form ('{parsed}')"),
+        ));
     }
     let key = name.to_ascii_lowercase();
     target.check_patterns(&format!("{name}:{vers}"))?;
     // The manifest inside the .crate must agree with the metadata.
     let reader = krate.clone();
     let manifest_path = format!("{name}-{vers}/Cargo.toml");
-    let found = tokio::task::spawn_blocking(move || tar_gz_find(&reader[..], |p| p.to_str() == Some(manifest_path.as_str()), Limits::default()))
-        .await
-        .map_err(|e| ApiError::Internal(anyhow::anyhow!("crate reader panicked: {e}")))?
-        .map_err(|e| ApiError::bad("crate", format!(".crate file: {e}")))?
-        .ok_or_else(|| ApiError::bad("crate", format!("the .crate has no {name}-{vers}/Cargo.toml")))?;
-    let toml: toml::Value = toml::from_str(&String::from_utf8_lossy(&found.1)).map_err(|e| ApiError::bad("crate", format!("Cargo.toml in the .crate: {e}")))?;
-    let (tname, tvers) = (toml.get("package").and_then(|p| p.get("name")).and_then(|v| v.as_str()), toml.get("package").and_then(|p| p.get("version")).and_then(|v| v.as_str()));
+    let found = tokio::task::spawn_blocking(move || {
+        tar_gz_find(
+            &reader[..],
+            |p| p.to_str() == Some(manifest_path.as_str()),
+            Limits::default(),
+        )
+    })
+    .await
+    .map_err(|e| ApiError::Internal(anyhow::anyhow!("crate reader panicked: {e}")))?
+    .map_err(|e| ApiError::bad("crate", format!(".crate file: {e}")))?
+    .ok_or_else(|| {
+        ApiError::bad(
+            "crate",
+            format!("the .crate has no {name}-{vers}/Cargo.toml"),
+        )
+    })?;
+    let toml: toml::Value = toml::from_str(&String::from_utf8_lossy(&found.1))
+        .map_err(|e| ApiError::bad("crate", format!("Cargo.toml in the .crate: {e}")))?;
+    let (tname, tvers) = (
+        toml.get("package")
+            .and_then(|p| p.get("name"))
+            .and_then(|v| v.as_str()),
+        toml.get("package")
+            .and_then(|p| p.get("version"))
+            .and_then(|v| v.as_str()),
+    );
     if tname != Some(name.as_str()) || tvers != Some(vers.as_str()) {
-        return Err(ApiError::bad("crate", format!("the .crate's Cargo.toml is {}@{}, not {name}@{vers}", tname.unwrap_or("?"), tvers.unwrap_or("?"))));
+        return Err(ApiError::bad(
+            "crate",
+            format!(
+                "the .crate's Cargo.toml is {}@{}, not {name}@{vers}",
+                tname.unwrap_or("?"),
+                tvers.unwrap_or("?")
+            ),
+        ));
     }
     // Same crate under another spelling (`-` and `_` are interchangeable)?
-    if let Some(other) = state.db.package_with_canonical_name(&target.id, &canonical(&key), &key).await? {
-        return Err(ApiError::bad("name", format!("crate '{name}' conflicts with the existing crate '{other}'")));
+    if let Some(other) = state
+        .db
+        .package_with_canonical_name(&target.id, &canonical(&key), &key)
+        .await?
+    {
+        return Err(ApiError::bad(
+            "name",
+            format!("crate '{name}' conflicts with the existing crate '{other}'"),
+        ));
     }
     if let Some(pkg) = state.db.package_by_name(&target.id, &key).await? {
-        if let Some(first) = pkg.metadata.get("name").and_then(Value::as_str).filter(|n| *n != name) {
-            return Err(ApiError::bad("name", format!("crate '{name}' conflicts with the existing crate '{first}'")));
+        if let Some(first) = pkg
+            .metadata
+            .get("name")
+            .and_then(Value::as_str)
+            .filter(|n| *n != name)
+        {
+            return Err(ApiError::bad(
+                "name",
+                format!("crate '{name}' conflicts with the existing crate '{first}'"),
+            ));
         }
         if state.db.version_by_name(&pkg.id, &vers).await?.is_some() {
-            return Err(ApiError::bad("vers", format!("crate version `{name}@{vers}` is already uploaded")));
+            return Err(ApiError::bad(
+                "vers",
+                format!("crate version `{name}@{vers}` is already uploaded"),
+            ));
         }
     }
-    let stream: ByteStream = Box::pin(futures::stream::once(async move { Ok::<_, std::io::Error>(krate) }));
-    let blob = state.blobs.put(stream, Some(state.config.max_upload_bytes), None).await?;
+    let stream: ByteStream = Box::pin(futures::stream::once(async move {
+        Ok::<_, std::io::Error>(krate)
+    }));
+    let blob = state
+        .blobs
+        .put(stream, Some(state.config.max_upload_bytes), None)
+        .await?;
     state.db.record_blob(&blob).await?;
-    let deps: Vec<Value> = meta.get("deps").and_then(Value::as_array).map(|d| d.iter().map(index_dep).collect()).unwrap_or_default();
+    let deps: Vec<Value> = meta
+        .get("deps")
+        .and_then(Value::as_array)
+        .map(|d| d.iter().map(index_dep).collect())
+        .unwrap_or_default();
     let mut line = json!({
         "name": name, "vers": vers, "deps": deps, "cksum": blob.sha256,
         "features": meta.get("features").cloned().unwrap_or(json!({})),
@@ -275,32 +385,79 @@ async fn publish(state: &AppState, req: NativeRequest) -> ApiResult<Response> {
     let path = format!("crates/{key}/{vers}/{file_name}");
     let file = state
         .db
-        .put_file(&target, NewFile { package: &key, version: &vers, path: &path, name: &file_name, blob: &blob, content_type: Some("application/x-tar"), metadata: json!({}) })
+        .put_file(
+            &target,
+            NewFile {
+                package: &key,
+                version: &vers,
+                path: &path,
+                name: &file_name,
+                blob: &blob,
+                content_type: Some("application/x-tar"),
+                metadata: json!({}),
+            },
+        )
         .await
         .map_err(|e| match e {
-            ApiError::Conflict(_) => ApiError::bad("vers", format!("crate version `{name}@{vers}` is already uploaded")),
+            ApiError::Conflict(_) => ApiError::bad(
+                "vers",
+                format!("crate version `{name}@{vers}` is already uploaded"),
+            ),
             other => other,
         })?;
     let info = json!({"description": meta.get("description"), "license": meta.get("license"), "repository": meta.get("repository"), "keywords": meta.get("keywords")});
-    state.db.set_version_metadata(&file.version_id, &json!({"index": line, "yanked": false, "info": info})).await?;
-    let pkg = state.db.package_by_name(&target.id, &key).await?.ok_or_else(|| ApiError::Internal(anyhow::anyhow!("package vanished")))?;
+    state
+        .db
+        .set_version_metadata(
+            &file.version_id,
+            &json!({"index": line, "yanked": false, "info": info}),
+        )
+        .await?;
+    let pkg = state
+        .db
+        .package_by_name(&target.id, &key)
+        .await?
+        .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("package vanished")))?;
     if pkg.metadata.get("owners").is_none() {
-        state.db.set_package_metadata(&pkg.id, &json!({"owners": [publisher], "name": name})).await?;
+        state
+            .db
+            .set_package_metadata(&pkg.id, &json!({"owners": [publisher], "name": name}))
+            .await?;
     }
-    Ok(Json(json!({"warnings": {"invalid_categories": [], "invalid_badges": [], "other": []}})).into_response())
+    Ok(
+        Json(json!({"warnings": {"invalid_categories": [], "invalid_badges": [], "other": []}}))
+            .into_response(),
+    )
 }
 
-async fn yank(state: &AppState, req: NativeRequest, name: &str, version: &str, yanked: bool) -> ApiResult<Response> {
+async fn yank(
+    state: &AppState,
+    req: NativeRequest,
+    name: &str,
+    version: &str,
+    yanked: bool,
+) -> ApiResult<Response> {
     let target = Resolver { state }.write_target(&req.registry).await?;
     req.principal.check(&target, Need::Write)?;
     let key = name.to_ascii_lowercase();
-    let pkg = state.db.package_by_name(&target.id, &key).await?.ok_or_else(|| ApiError::not_found(format!("crate '{name}' not found")))?;
-    let v = state.db.version_by_name(&pkg.id, version).await?.ok_or_else(|| ApiError::not_found(format!("crate {name}@{version} not found")))?;
+    let pkg = state
+        .db
+        .package_by_name(&target.id, &key)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("crate '{name}' not found")))?;
+    let v = state
+        .db
+        .version_by_name(&pkg.id, version)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("crate {name}@{version} not found")))?;
     let mut m = v.metadata.clone();
     m["yanked"] = json!(yanked);
     state.db.set_version_metadata(&v.id, &m).await?;
     // The index file changes: bump the package so Last-Modified moves.
-    state.db.set_package_metadata(&pkg.id, &pkg.metadata).await?;
+    state
+        .db
+        .set_package_metadata(&pkg.id, &pkg.metadata)
+        .await?;
     Ok(Json(json!({"ok": true})).into_response())
 }
 
@@ -326,16 +483,36 @@ async fn owners(state: &AppState, req: &NativeRequest, name: &str) -> ApiResult<
 
 async fn search(state: &AppState, req: &NativeRequest) -> ApiResult<Response> {
     let q = crate::api::common::query_pairs(req.query.as_deref());
-    let text = crate::api::common::query_get(&q, "q").unwrap_or("").trim().to_ascii_lowercase();
-    let per_page = crate::api::common::query_int(&q, "per_page")?.unwrap_or(10).clamp(1, 100);
-    let ids: Vec<String> = (Resolver { state }).read_chain(&req.registry).await?.into_iter().map(|r| r.id).collect();
-    let page = Page { offset: 0, limit: per_page, sort_column: "name", descending: false, search: Some(text) };
+    let text = crate::api::common::query_get(&q, "q")
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    let per_page = crate::api::common::query_int(&q, "per_page")?
+        .unwrap_or(10)
+        .clamp(1, 100);
+    let ids: Vec<String> = (Resolver { state })
+        .read_chain(&req.registry)
+        .await?
+        .into_iter()
+        .map(|r| r.id)
+        .collect();
+    let page = Page {
+        offset: 0,
+        limit: per_page,
+        sort_column: "name",
+        descending: false,
+        search: Some(text),
+    };
     let (total, pkgs) = state.db.list_packages(&ids, &[], &page).await?;
     let mut crates = Vec::new();
     for p in pkgs {
         let latest = p.latest_version.clone().unwrap_or_default();
         let description = match state.db.version_by_name(&p.id, &latest).await? {
-            Some(v) => v.metadata.pointer("/info/description").cloned().unwrap_or(Value::Null),
+            Some(v) => v
+                .metadata
+                .pointer("/info/description")
+                .cloned()
+                .unwrap_or(Value::Null),
             None => Value::Null,
         };
         let name = p.metadata.get("name").cloned().unwrap_or(json!(p.name));
@@ -354,7 +531,13 @@ mod tests {
         assert_eq!(index_path("ab"), "2/ab");
         assert_eq!(index_path("abc"), "3/a/abc");
         assert_eq!(index_path("serde_json"), "se/rd/serde_json");
-        assert!(valid_name("serde_json") && valid_name("a-b") && !valid_name("1abc") && !valid_name("a b") && !valid_name(""));
+        assert!(
+            valid_name("serde_json")
+                && valid_name("a-b")
+                && !valid_name("1abc")
+                && !valid_name("a b")
+                && !valid_name("")
+        );
         assert_eq!(canonical("Serde_Json"), canonical("serde-json"));
     }
 

@@ -27,7 +27,13 @@ fn segment(field: &str, raw: &str) -> ApiResult<String> {
         .decode_utf8()
         .map_err(|_| ApiError::bad(field, format!("{field} is not valid UTF-8")))?
         .into_owned();
-    if s.is_empty() || s == "." || s == ".." || s.len() > 255 || s.contains(['/', '\\']) || s.chars().any(char::is_control) {
+    if s.is_empty()
+        || s == "."
+        || s == ".."
+        || s.len() > 255
+        || s.contains(['/', '\\'])
+        || s.chars().any(char::is_control)
+    {
         return Err(ApiError::bad(field, format!("invalid {field} '{s}'")));
     }
     Ok(s)
@@ -35,11 +41,14 @@ fn segment(field: &str, raw: &str) -> ApiResult<String> {
 
 fn name_like(field: &str, s: &str) -> ApiResult<()> {
     let ok = s.chars().next().is_some_and(|c| c.is_ascii_alphanumeric())
-        && s.chars().all(|c| c.is_ascii_alphanumeric() || "._-+~".contains(c));
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "._-+~".contains(c));
     if !ok {
         return Err(ApiError::bad(
             field,
-            format!("invalid {field} '{s}': letters, digits and . _ - + ~, starting with a letter or digit"),
+            format!(
+                "invalid {field} '{s}': letters, digits and . _ - + ~, starting with a letter or digit"
+            ),
         ));
     }
     Ok(())
@@ -48,7 +57,13 @@ fn name_like(field: &str, s: &str) -> ApiResult<()> {
 const MAX_PAGE: i64 = 1000;
 
 fn page() -> Page {
-    Page { offset: 0, limit: MAX_PAGE, sort_column: "created_at", descending: false, search: None }
+    Page {
+        offset: 0,
+        limit: MAX_PAGE,
+        sort_column: "created_at",
+        descending: false,
+        search: None,
+    }
 }
 
 #[async_trait]
@@ -65,9 +80,17 @@ impl Format for Generic {
                 if req.method != Method::GET {
                     return Err(ApiError::MethodNotAllowed("only GET lists packages".into()));
                 }
-                let ids: Vec<String> = resolver.read_chain(&req.registry).await?.into_iter().map(|r| r.id).collect();
+                let ids: Vec<String> = resolver
+                    .read_chain(&req.registry)
+                    .await?
+                    .into_iter()
+                    .map(|r| r.id)
+                    .collect();
                 let (_, pkgs) = state.db.list_packages(&ids, &[], &page()).await?;
-                let names: Vec<_> = pkgs.iter().map(|p| json!({"name": p.name, "latestVersion": p.latest_version})).collect();
+                let names: Vec<_> = pkgs
+                    .iter()
+                    .map(|p| json!({"name": p.name, "latestVersion": p.latest_version}))
+                    .collect();
                 Ok(Json(json!({ "packages": names })).into_response())
             }
             1 | 2 => {
@@ -75,8 +98,12 @@ impl Format for Generic {
                 let version = raw.get(1).map(|v| segment("version", v)).transpose()?;
                 match req.method {
                     Method::GET => list(state, &req, &package, version.as_deref()).await,
-                    Method::DELETE => delete_versions(state, &req, &package, version.as_deref()).await,
-                    _ => Err(ApiError::MethodNotAllowed("use GET to list or DELETE to remove".into())),
+                    Method::DELETE => {
+                        delete_versions(state, &req, &package, version.as_deref()).await
+                    }
+                    _ => Err(ApiError::MethodNotAllowed(
+                        "use GET to list or DELETE to remove".into(),
+                    )),
                 }
             }
             _ => {
@@ -95,34 +122,50 @@ impl Format for Generic {
                         let (_, file) = resolver
                             .find_file(&req.registry, &path)
                             .await?
-                            .ok_or_else(|| ApiError::not_found(format!("file '{path}' not found")))?;
+                            .ok_or_else(|| {
+                                ApiError::not_found(format!("file '{path}' not found"))
+                            })?;
                         serve_file(state, &file, &req.method, &req.headers).await
                     }
                     Method::PUT => upload(state, req, &package, &version, &file_path, &path).await,
                     Method::DELETE => {
                         let target = resolver.write_target(&req.registry).await?;
                         req.principal.check(&target, Need::Delete)?;
-                        let file = state
-                            .db
-                            .file_by_path(&target.id, &path)
-                            .await?
-                            .ok_or_else(|| ApiError::not_found(format!("file '{path}' not found")))?;
+                        let file =
+                            state
+                                .db
+                                .file_by_path(&target.id, &path)
+                                .await?
+                                .ok_or_else(|| {
+                                    ApiError::not_found(format!("file '{path}' not found"))
+                                })?;
                         state.db.delete_file(&file).await?;
                         Ok(StatusCode::NO_CONTENT.into_response())
                     }
-                    _ => Err(ApiError::MethodNotAllowed("use GET, HEAD, PUT or DELETE".into())),
+                    _ => Err(ApiError::MethodNotAllowed(
+                        "use GET, HEAD, PUT or DELETE".into(),
+                    )),
                 }
             }
         }
     }
 }
 
-async fn upload(state: &AppState, req: NativeRequest, package: &str, version: &str, file_path: &str, path: &str) -> ApiResult<Response> {
+async fn upload(
+    state: &AppState,
+    req: NativeRequest,
+    package: &str,
+    version: &str,
+    file_path: &str,
+    path: &str,
+) -> ApiResult<Response> {
     let target = Resolver { state }.write_target(&req.registry).await?;
     req.principal.check(&target, Need::Write)?;
     target.check_patterns(&format!("{package}:{version}"))?;
     // Refuse early, before streaming a body that cannot be stored; the insert re-checks atomically.
-    if target.reupload == crate::model::Reupload::None && state.db.file_by_path(&target.id, path).await?.is_some() {
+    if target.reupload == crate::model::Reupload::None
+        && state.db.file_by_path(&target.id, path).await?.is_some()
+    {
         return Err(ApiError::conflict(format!(
             "'{path}' already exists in registry '{}' and re-upload is not allowed (packageReuploadType NONE)",
             target.identifier
@@ -132,22 +175,38 @@ async fn upload(state: &AppState, req: NativeRequest, package: &str, version: &s
         .headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .filter(|t| !t.starts_with("application/x-www-form-urlencoded") && !t.starts_with("multipart/"))
+        .filter(|t| {
+            !t.starts_with("application/x-www-form-urlencoded") && !t.starts_with("multipart/")
+        })
         .map(str::to_string);
-    let name = file_path.rsplit('/').next().unwrap_or(file_path).to_string();
-    let blob = state.blobs.put(req.into_body_stream(), Some(state.config.max_upload_bytes), None).await?;
+    let name = file_path
+        .rsplit('/')
+        .next()
+        .unwrap_or(file_path)
+        .to_string();
+    let blob = state
+        .blobs
+        .put(
+            req.into_body_stream(),
+            Some(state.config.max_upload_bytes),
+            None,
+        )
+        .await?;
     state.db.record_blob(&blob).await?;
     let file = state
         .db
-        .put_file(&target, NewFile {
-            package,
-            version,
-            path,
-            name: &name,
-            blob: &blob,
-            content_type: content_type.as_deref(),
-            metadata: json!({}),
-        })
+        .put_file(
+            &target,
+            NewFile {
+                package,
+                version,
+                path,
+                name: &name,
+                blob: &blob,
+                content_type: content_type.as_deref(),
+                metadata: json!({}),
+            },
+        )
         .await?;
     let body = json!({
         "registry": target.identifier,
@@ -163,9 +222,16 @@ async fn upload(state: &AppState, req: NativeRequest, package: &str, version: &s
     Ok((StatusCode::CREATED, Json(body)).into_response())
 }
 
-async fn list(state: &AppState, req: &NativeRequest, package: &str, version: Option<&str>) -> ApiResult<Response> {
+async fn list(
+    state: &AppState,
+    req: &NativeRequest,
+    package: &str,
+    version: Option<&str>,
+) -> ApiResult<Response> {
     for reg in (Resolver { state }).read_chain(&req.registry).await? {
-        let Some(pkg) = state.db.package_by_name(&reg.id, package).await? else { continue };
+        let Some(pkg) = state.db.package_by_name(&reg.id, package).await? else {
+            continue;
+        };
         return match version {
             None => {
                 let (_, versions) = state.db.list_versions(&pkg.id, &page()).await?;
@@ -180,22 +246,34 @@ async fn list(state: &AppState, req: &NativeRequest, package: &str, version: Opt
                     .db
                     .version_by_name(&pkg.id, version)
                     .await?
-                    .ok_or_else(|| ApiError::not_found(format!("version '{package}/{version}' not found")))?;
+                    .ok_or_else(|| {
+                        ApiError::not_found(format!("version '{package}/{version}' not found"))
+                    })?;
                 let (_, files) = state.db.list_files(&ver.id, &page()).await?;
                 let prefix = format!("{package}/{version}/");
                 let f: Vec<_> = files
                     .iter()
                     .map(|f| json!({"path": f.path.strip_prefix(&prefix).unwrap_or(&f.path), "size": f.size, "sha256": f.sha256}))
                     .collect();
-                Ok(Json(json!({"package": package, "version": version, "files": f})).into_response())
+                Ok(
+                    Json(json!({"package": package, "version": version, "files": f}))
+                        .into_response(),
+                )
             }
         };
     }
-    Err(ApiError::not_found(format!("package '{package}' not found")))
+    Err(ApiError::not_found(format!(
+        "package '{package}' not found"
+    )))
 }
 
 /// Moves one version, or every version of a package, to the account's trash can.
-async fn delete_versions(state: &AppState, req: &NativeRequest, package: &str, version: Option<&str>) -> ApiResult<Response> {
+async fn delete_versions(
+    state: &AppState,
+    req: &NativeRequest,
+    package: &str,
+    version: Option<&str>,
+) -> ApiResult<Response> {
     let target = Resolver { state }.write_target(&req.registry).await?;
     req.principal.check(&target, Need::Delete)?;
     crate::api::common::trash_versions(state, &target, package, version).await?;

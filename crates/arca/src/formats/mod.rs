@@ -16,6 +16,7 @@
 //!
 //! Adding a format: write its module implementing [`Format`], and add one line to [`Formats::new`].
 
+pub mod cache;
 pub mod cargo;
 pub mod generic;
 pub mod npm;
@@ -56,7 +57,12 @@ impl NativeRequest {
     /// The request body as a stream of chunks for the blob store (chunked and `Expect:
     /// 100-continue` bodies included: hyper answers the expectation when the stream is first polled).
     pub fn into_body_stream(self) -> ByteStream {
-        let body = self.body.into_inner().ok().flatten().unwrap_or_else(Body::empty);
+        let body = self
+            .body
+            .into_inner()
+            .ok()
+            .flatten()
+            .unwrap_or_else(Body::empty);
         Box::pin(body.into_data_stream().map_err(std::io::Error::other))
     }
 }
@@ -86,7 +92,12 @@ impl Formats {
             Arc::new(cargo::Cargo),
             // One line per format.
         ];
-        Formats { by_segment: all.into_iter().map(|f| (f.package_type().path_segment(), f)).collect() }
+        Formats {
+            by_segment: all
+                .into_iter()
+                .map(|f| (f.package_type().path_segment(), f))
+                .collect(),
+        }
     }
 
     pub fn get(&self, segment: &str) -> Option<&Arc<dyn Format>> {
@@ -110,7 +121,8 @@ impl Resolver<'_> {
     pub async fn read_chain(&self, reg: &Registry) -> ApiResult<Vec<Registry>> {
         let mut out: Vec<Registry> = Vec::new();
         let mut seen = std::collections::HashSet::new();
-        let mut queue: std::collections::VecDeque<Registry> = std::collections::VecDeque::from([reg.clone()]);
+        let mut queue: std::collections::VecDeque<Registry> =
+            std::collections::VecDeque::from([reg.clone()]);
         while let Some(r) = queue.pop_front() {
             if !seen.insert(r.id.clone()) {
                 continue;
@@ -143,8 +155,27 @@ impl Resolver<'_> {
         Ok(out)
     }
 
+    /// The package called `name` in each registry of the read chain that has one, in order.
+    pub async fn packages(
+        &self,
+        reg: &Registry,
+        name: &str,
+    ) -> ApiResult<Vec<(Registry, crate::store::artifacts::PackageRow)>> {
+        let mut out = Vec::new();
+        for r in self.read_chain(reg).await? {
+            if let Some(p) = self.state.db.package_by_name(&r.id, name).await? {
+                out.push((r, p));
+            }
+        }
+        Ok(out)
+    }
+
     /// Finds an immutable file by its registry-relative path along the read chain.
-    pub async fn find_file(&self, reg: &Registry, path: &str) -> ApiResult<Option<(Registry, FileRow)>> {
+    pub async fn find_file(
+        &self,
+        reg: &Registry,
+        path: &str,
+    ) -> ApiResult<Option<(Registry, FileRow)>> {
         for r in self.read_chain(reg).await? {
             if let Some(f) = self.state.db.file_by_path(&r.id, path).await? {
                 return Ok(Some((r, f)));
@@ -158,12 +189,12 @@ impl Resolver<'_> {
         match reg.kind {
             RegistryKind::Hosted => Ok(reg.clone()),
             RegistryKind::Group => match &reg.deployment_registry_id {
-                Some(id) => self
-                    .state
-                    .db
-                    .registry_by_id(id)
-                    .await?
-                    .ok_or_else(|| ApiError::conflict(format!("the deployment registry of '{}' no longer exists", reg.identifier))),
+                Some(id) => self.state.db.registry_by_id(id).await?.ok_or_else(|| {
+                    ApiError::conflict(format!(
+                        "the deployment registry of '{}' no longer exists",
+                        reg.identifier
+                    ))
+                }),
                 None => Err(ApiError::MethodNotAllowed(format!(
                     "virtual registry '{}' has no deployment registry; uploads are not possible",
                     reg.identifier
@@ -185,15 +216,25 @@ pub async fn route(State(state): State<AppState>, req: Request) -> Result<Respon
     let mut it = raw.splitn(4, '/');
     let (account, identifier, segment) = match (it.next(), it.next(), it.next()) {
         (Some(a), Some(r), Some(f)) if !a.is_empty() && !r.is_empty() && !f.is_empty() => (a, r, f),
-        _ => return Err(ApiError::not_found("expected /pkg/<account>/<registry>/<format>/...")),
+        _ => {
+            return Err(ApiError::not_found(
+                "expected /pkg/<account>/<registry>/<format>/...",
+            ));
+        }
     };
     let path = it.next().unwrap_or("").to_string();
     let principal = state.principal(&parts.headers).await?;
     let registry = match state.db.registry_by_identifier(account, identifier).await? {
         Some(r) => r,
         // Do not reveal which registries exist to callers without credentials.
-        None if principal.is_anonymous() => return Err(ApiError::Unauthenticated("authentication required".into())),
-        None => return Err(ApiError::not_found(format!("registry '{account}/{identifier}' does not exist"))),
+        None if principal.is_anonymous() => {
+            return Err(ApiError::Unauthenticated("authentication required".into()));
+        }
+        None => {
+            return Err(ApiError::not_found(format!(
+                "registry '{account}/{identifier}' does not exist"
+            )));
+        }
     };
     let format = state
         .formats

@@ -26,6 +26,7 @@ use base64::Engine;
 use bytes::Bytes;
 use serde_json::{Map, Value, json};
 
+use super::cache::{self, Doc};
 use super::{Format, NativeRequest, Resolver};
 use crate::archive::{Limits, tar_gz_find};
 use crate::auth::{Need, Principal, generate_token, hash_token};
@@ -34,7 +35,7 @@ use crate::download::serve_file;
 use crate::error::{ApiError, ApiResult};
 use crate::model::{PackageType, Registry};
 use crate::state::AppState;
-use crate::store::artifacts::{FileRow, NewFile, Page};
+use crate::store::artifacts::{FileRow, NewFile, PackageRow, Page};
 
 pub struct Npm;
 
@@ -43,7 +44,8 @@ const ABBREVIATED: &str = "application/vnd.npm.install-v1+json";
 /// npm package name rules (new packages): lowercase, URL-safe, at most 214 characters.
 fn valid_name(name: &str) -> bool {
     static RE: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
-        regex::Regex::new(r"^(?:@[a-z0-9~-][a-z0-9._~-]*/)?[a-z0-9~-][a-z0-9._~-]*$").expect("static regex")
+        regex::Regex::new(r"^(?:@[a-z0-9~-][a-z0-9._~-]*/)?[a-z0-9~-][a-z0-9._~-]*$")
+            .expect("static regex")
     });
     name.len() <= 214 && RE.is_match(name)
 }
@@ -76,7 +78,10 @@ fn npm_error(e: ApiError) -> Response {
     };
     let mut resp = (status, Json(json!({"error": message, "reason": message, "code": status.as_u16().to_string(), "message": message}))).into_response();
     if status == StatusCode::UNAUTHORIZED {
-        resp.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Basic realm=\"arca\""));
+        resp.headers_mut().insert(
+            header::WWW_AUTHENTICATE,
+            HeaderValue::from_static("Basic realm=\"arca\""),
+        );
     }
     resp
 }
@@ -101,7 +106,11 @@ async fn route(state: &AppState, req: NativeRequest) -> ApiResult<Response> {
         .path
         .split('/')
         .filter(|s| !s.is_empty())
-        .map(|s| percent_encoding::percent_decode_str(s).decode_utf8_lossy().into_owned())
+        .map(|s| {
+            percent_encoding::percent_decode_str(s)
+                .decode_utf8_lossy()
+                .into_owned()
+        })
         .collect();
     let method = req.method.clone();
     if segs.first().map(String::as_str) == Some("-") {
@@ -114,14 +123,16 @@ async fn route(state: &AppState, req: NativeRequest) -> ApiResult<Response> {
             (&Method::PUT, ["user", user]) => login(state, req, user).await,
             (&Method::GET, ["v1", "search"]) => search(state, &req).await,
             (_, ["package", ..]) => {
-                let (name, rest) = split_name(&segs[2..]).ok_or_else(|| ApiError::not_found("missing package name"))?;
+                let (name, rest) = split_name(&segs[2..])
+                    .ok_or_else(|| ApiError::not_found("missing package name"))?;
                 let rest: Vec<&str> = rest.iter().map(String::as_str).collect();
                 dist_tags(state, req, &name, &rest).await
             }
             _ => Err(ApiError::not_found("no such npm endpoint")),
         };
     }
-    let (name, rest) = split_name(&segs).ok_or_else(|| ApiError::not_found("missing package name"))?;
+    let (name, rest) =
+        split_name(&segs).ok_or_else(|| ApiError::not_found("missing package name"))?;
     let rest: Vec<&str> = rest.iter().map(String::as_str).collect();
     match (&method, rest.as_slice()) {
         (&Method::GET, []) => packument_response(state, &req, &name).await,
@@ -136,19 +147,28 @@ async fn route(state: &AppState, req: NativeRequest) -> ApiResult<Response> {
 }
 
 fn registry_root(state: &AppState, reg: &Registry) -> String {
-    format!("{}/pkg/{}/{}/npm", state.config.base_url, reg.account, reg.identifier)
+    format!(
+        "{}/pkg/{}/{}/npm",
+        state.config.base_url, reg.account, reg.identifier
+    )
 }
 
 fn iso(ms: i64) -> String {
     time::OffsetDateTime::from_unix_timestamp_nanos(ms as i128 * 1_000_000)
         .ok()
-        .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
         .unwrap_or_default()
 }
 
 fn integrity(sha512_hex: &str) -> String {
     let bytes = hex::decode(sha512_hex).unwrap_or_default();
-    format!("sha512-{}", base64::engine::general_purpose::STANDARD.encode(bytes))
+    format!(
+        "sha512-{}",
+        base64::engine::general_purpose::STANDARD.encode(bytes)
+    )
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -171,12 +191,26 @@ struct Packument {
 }
 
 async fn load(state: &AppState, reg: &Registry, name: &str) -> ApiResult<Option<Packument>> {
+    let chain = (Resolver { state }).packages(reg, name).await?;
+    load_from(state, &chain).await
+}
+
+/// Builds the packument from the package rows found along the read chain (first one wins).
+async fn load_from(
+    state: &AppState,
+    chain: &[(Registry, PackageRow)],
+) -> ApiResult<Option<Packument>> {
     let mut out: Option<Packument> = None;
-    for r in (Resolver { state }).read_chain(reg).await? {
-        let Some(pkg) = state.db.package_by_name(&r.id, name).await? else { continue };
-        let files: BTreeMap<String, FileRow> = state.db.package_files(&pkg.id).await?.into_iter().collect();
+    for (_, pkg) in chain {
+        let files: BTreeMap<String, FileRow> =
+            state.db.package_files(&pkg.id).await?.into_iter().collect();
         let p = out.get_or_insert_with(|| Packument {
-            dist_tags: pkg.metadata.get("dist-tags").and_then(Value::as_object).cloned().unwrap_or_default(),
+            dist_tags: pkg
+                .metadata
+                .get("dist-tags")
+                .and_then(Value::as_object)
+                .cloned()
+                .unwrap_or_default(),
             versions: BTreeMap::new(),
             meta: pkg.metadata.clone(),
             created: pkg.created_at,
@@ -184,14 +218,26 @@ async fn load(state: &AppState, reg: &Registry, name: &str) -> ApiResult<Option<
         });
         for v in state.db.all_versions(&pkg.id).await? {
             if let Some(file) = files.get(&v.version) {
-                p.versions.entry(v.version.clone()).or_insert(StoredVersion { manifest: v.metadata, file: file.clone(), created_at: v.created_at });
+                p.versions
+                    .entry(v.version.clone())
+                    .or_insert(StoredVersion {
+                        manifest: v.metadata,
+                        file: file.clone(),
+                        created_at: v.created_at,
+                    });
             }
         }
     }
     Ok(out.filter(|p| !p.versions.is_empty()))
 }
 
-fn render_version(state: &AppState, reg: &Registry, name: &str, v: &str, sv: &StoredVersion) -> Value {
+fn render_version(
+    state: &AppState,
+    reg: &Registry,
+    name: &str,
+    v: &str,
+    sv: &StoredVersion,
+) -> Value {
     let mut m = sv.manifest.clone();
     if !m.is_object() {
         m = json!({});
@@ -199,8 +245,16 @@ fn render_version(state: &AppState, reg: &Registry, name: &str, v: &str, sv: &St
     m["name"] = json!(name);
     m["version"] = json!(v);
     m["_id"] = json!(format!("{name}@{v}"));
-    let mut dist = m.get("dist").cloned().filter(Value::is_object).unwrap_or_else(|| json!({}));
-    dist["tarball"] = json!(format!("{}/{name}/-/{}-{v}.tgz", registry_root(state, reg), basename(name)));
+    let mut dist = m
+        .get("dist")
+        .cloned()
+        .filter(Value::is_object)
+        .unwrap_or_else(|| json!({}));
+    dist["tarball"] = json!(format!(
+        "{}/{name}/-/{}-{v}.tgz",
+        registry_root(state, reg),
+        basename(name)
+    ));
     dist["shasum"] = json!(sv.file.sha1);
     dist["integrity"] = json!(integrity(&sv.file.sha512));
     m["dist"] = dist;
@@ -212,10 +266,24 @@ fn rev(p: &Packument) -> String {
     for (v, sv) in &p.versions {
         sha2::Digest::update(&mut h, v.as_bytes());
         sha2::Digest::update(&mut h, sv.file.sha256.as_bytes());
-        sha2::Digest::update(&mut h, sv.manifest.get("deprecated").map(|d| d.to_string()).unwrap_or_default().as_bytes());
+        sha2::Digest::update(
+            &mut h,
+            sv.manifest
+                .get("deprecated")
+                .map(|d| d.to_string())
+                .unwrap_or_default()
+                .as_bytes(),
+        );
     }
-    sha2::Digest::update(&mut h, Value::Object(p.dist_tags.clone()).to_string().as_bytes());
-    format!("{}-{}", p.versions.len(), hex::encode(&sha2::Digest::finalize(h)[..8]))
+    sha2::Digest::update(
+        &mut h,
+        Value::Object(p.dist_tags.clone()).to_string().as_bytes(),
+    );
+    format!(
+        "{}-{}",
+        p.versions.len(),
+        hex::encode(&sha2::Digest::finalize(h)[..8])
+    )
 }
 
 fn full_packument(state: &AppState, reg: &Registry, name: &str, p: &Packument) -> Value {
@@ -227,8 +295,14 @@ fn full_packument(state: &AppState, reg: &Registry, name: &str, p: &Packument) -
         versions.insert(v.clone(), render_version(state, reg, name, v, sv));
         times.insert(v.clone(), json!(iso(sv.created_at)));
     }
-    let latest = p.dist_tags.get("latest").and_then(Value::as_str).and_then(|l| p.versions.get(l));
-    let description = latest.and_then(|l| l.manifest.get("description").cloned()).unwrap_or(json!(""));
+    let latest = p
+        .dist_tags
+        .get("latest")
+        .and_then(Value::as_str)
+        .and_then(|l| p.versions.get(l));
+    let description = latest
+        .and_then(|l| l.manifest.get("description").cloned())
+        .unwrap_or(json!(""));
     json!({
         "_id": name, "_rev": rev(p), "name": name, "description": description,
         "dist-tags": p.dist_tags, "versions": versions, "time": times,
@@ -238,8 +312,21 @@ fn full_packument(state: &AppState, reg: &Registry, name: &str, p: &Packument) -
 
 fn abbreviated_packument(state: &AppState, reg: &Registry, name: &str, p: &Packument) -> Value {
     const KEEP: [&str; 15] = [
-        "name", "version", "dependencies", "optionalDependencies", "devDependencies", "bundleDependencies", "peerDependencies",
-        "peerDependenciesMeta", "bin", "directories", "engines", "dist", "deprecated", "os", "cpu",
+        "name",
+        "version",
+        "dependencies",
+        "optionalDependencies",
+        "devDependencies",
+        "bundleDependencies",
+        "peerDependencies",
+        "peerDependenciesMeta",
+        "bin",
+        "directories",
+        "engines",
+        "dist",
+        "deprecated",
+        "os",
+        "cpu",
     ];
     let mut versions = Map::new();
     for (v, sv) in &p.versions {
@@ -250,7 +337,10 @@ fn abbreviated_packument(state: &AppState, reg: &Registry, name: &str, p: &Packu
                 m.insert(k.into(), x.clone());
             }
         }
-        if full.pointer("/scripts/install").is_some() || full.pointer("/scripts/preinstall").is_some() || full.pointer("/scripts/postinstall").is_some() {
+        if full.pointer("/scripts/install").is_some()
+            || full.pointer("/scripts/preinstall").is_some()
+            || full.pointer("/scripts/postinstall").is_some()
+        {
             m.insert("hasInstallScript".into(), json!(true));
         }
         versions.insert(v.clone(), Value::Object(m));
@@ -258,43 +348,68 @@ fn abbreviated_packument(state: &AppState, reg: &Registry, name: &str, p: &Packu
     json!({"name": name, "modified": iso(p.modified), "dist-tags": p.dist_tags, "versions": versions})
 }
 
-fn json_with_etag(headers: &HeaderMap, content_type: &'static str, body: String) -> Response {
-    let etag = format!("\"{}\"", hex::encode(&<sha2::Sha256 as sha2::Digest>::digest(body.as_bytes())[..16]));
-    let mut h = HeaderMap::new();
-    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
-    h.insert(header::VARY, HeaderValue::from_static("Accept"));
-    if let Ok(v) = HeaderValue::from_str(&etag) {
-        h.insert(header::ETAG, v);
-    }
-    if headers.get(header::IF_NONE_MATCH).and_then(|v| v.to_str().ok()).is_some_and(|v| v.split(',').any(|t| t.trim() == etag)) {
-        return (StatusCode::NOT_MODIFIED, h).into_response();
-    }
-    (StatusCode::OK, h, body).into_response()
+async fn packument_response(
+    state: &AppState,
+    req: &NativeRequest,
+    name: &str,
+) -> ApiResult<Response> {
+    let abbreviated = req
+        .headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|a| a.contains(ABBREVIATED));
+    let chain = (Resolver { state }).packages(&req.registry, name).await?;
+    let key = format!("npm|{}|{abbreviated}|{name}", req.registry.id);
+    let pkgs: Vec<PackageRow> = chain.iter().map(|(_, p)| p.clone()).collect();
+    let stamp = cache::stamp(&pkgs);
+    let doc = state
+        .docs
+        .get_or_build(key, stamp, || async {
+            let p = load_from(state, &chain)
+                .await?
+                .ok_or_else(|| ApiError::not_found(format!("package '{name}' not found")))?;
+            Ok::<_, ApiError>(if abbreviated {
+                Doc::new(
+                    abbreviated_packument(state, &req.registry, name, &p).to_string(),
+                    ABBREVIATED,
+                )
+            } else {
+                Doc::new(
+                    full_packument(state, &req.registry, name, &p).to_string(),
+                    "application/json",
+                )
+            })
+        })
+        .await?;
+    Ok(doc.respond(&req.headers, false))
 }
 
-async fn packument_response(state: &AppState, req: &NativeRequest, name: &str) -> ApiResult<Response> {
-    let p = load(state, &req.registry, name).await?.ok_or_else(|| ApiError::not_found(format!("package '{name}' not found")))?;
-    let abbreviated = req.headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()).is_some_and(|a| a.contains(ABBREVIATED));
-    if abbreviated {
-        let body = abbreviated_packument(state, &req.registry, name, &p).to_string();
-        Ok(json_with_etag(&req.headers, ABBREVIATED, body))
-    } else {
-        let body = full_packument(state, &req.registry, name, &p).to_string();
-        Ok(json_with_etag(&req.headers, "application/json", body))
-    }
-}
-
-async fn version_manifest(state: &AppState, req: &NativeRequest, name: &str, spec: &str) -> ApiResult<Response> {
-    let p = load(state, &req.registry, name).await?.ok_or_else(|| ApiError::not_found(format!("package '{name}' not found")))?;
+async fn version_manifest(
+    state: &AppState,
+    req: &NativeRequest,
+    name: &str,
+    spec: &str,
+) -> ApiResult<Response> {
+    let p = load(state, &req.registry, name)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("package '{name}' not found")))?;
     let version = match p.dist_tags.get(spec).and_then(Value::as_str) {
         Some(v) => v.to_string(),
         None => spec.to_string(),
     };
-    let sv = p.versions.get(&version).ok_or_else(|| ApiError::not_found(format!("version '{spec}' of '{name}' not found")))?;
+    let sv = p
+        .versions
+        .get(&version)
+        .ok_or_else(|| ApiError::not_found(format!("version '{spec}' of '{name}' not found")))?;
     Ok(Json(render_version(state, &req.registry, name, &version, sv)).into_response())
 }
 
-async fn tarball(state: &AppState, req: &NativeRequest, name: &str, file: &str) -> ApiResult<Response> {
+async fn tarball(
+    state: &AppState,
+    req: &NativeRequest,
+    name: &str,
+    file: &str,
+) -> ApiResult<Response> {
     let path = format!("{name}/-/{file}");
     let (_, f) = (Resolver { state })
         .find_file(&req.registry, &path)
@@ -307,47 +422,105 @@ async fn tarball(state: &AppState, req: &NativeRequest, name: &str, file: &str) 
 // Writing: publish, deprecate, unpublish, dist-tags.
 
 async fn read_json(req: NativeRequest, limit: usize) -> ApiResult<(Principal, Registry, Value)> {
-    let NativeRequest { principal, registry, body, .. } = req;
+    let NativeRequest {
+        principal,
+        registry,
+        body,
+        ..
+    } = req;
     let body = body.into_inner().ok().flatten().unwrap_or_default();
-    let bytes = axum::body::to_bytes(body, limit)
-        .await
-        .map_err(|_| ApiError::PayloadTooLarge(format!("request body larger than {limit} bytes")))?;
-    let v: Value = serde_json::from_slice(&bytes).map_err(|e| ApiError::bad("body", format!("malformed JSON: {e}")))?;
+    let bytes = axum::body::to_bytes(body, limit).await.map_err(|_| {
+        ApiError::PayloadTooLarge(format!("request body larger than {limit} bytes"))
+    })?;
+    let v: Value = serde_json::from_slice(&bytes)
+        .map_err(|e| ApiError::bad("body", format!("malformed JSON: {e}")))?;
     Ok((principal, registry, v))
 }
 
-async fn publish(state: &AppState, req: NativeRequest, name: &str, may_remove: bool) -> ApiResult<Response> {
+async fn publish(
+    state: &AppState,
+    req: NativeRequest,
+    name: &str,
+    may_remove: bool,
+) -> ApiResult<Response> {
     // The tarball travels base64-encoded inside the JSON document.
-    let limit = (state.config.max_upload_bytes.saturating_mul(4) / 3).saturating_add(16 << 20).min(usize::MAX as u64) as usize;
+    let limit = (state.config.max_upload_bytes.saturating_mul(4) / 3)
+        .saturating_add(16 << 20)
+        .min(usize::MAX as u64) as usize;
     let (principal, registry, body) = read_json(req, limit).await?;
     let target = Resolver { state }.write_target(&registry).await?;
     principal.check(&target, Need::Write)?;
     if !valid_name(name) {
-        return Err(ApiError::bad("name", format!("invalid package name '{name}'")));
+        return Err(ApiError::bad(
+            "name",
+            format!("invalid package name '{name}'"),
+        ));
     }
-    if body.get("name").and_then(Value::as_str).is_some_and(|n| n != name) {
-        return Err(ApiError::bad("name", format!("the document names '{}', not '{name}'", body["name"].as_str().unwrap_or(""))));
+    if body
+        .get("name")
+        .and_then(Value::as_str)
+        .is_some_and(|n| n != name)
+    {
+        return Err(ApiError::bad(
+            "name",
+            format!(
+                "the document names '{}', not '{name}'",
+                body["name"].as_str().unwrap_or("")
+            ),
+        ));
     }
-    let versions = body.get("versions").and_then(Value::as_object).cloned().unwrap_or_default();
-    let attachments = body.get("_attachments").and_then(Value::as_object).cloned().unwrap_or_default();
+    let versions = body
+        .get("versions")
+        .and_then(Value::as_object)
+        .cloned()
+        .unwrap_or_default();
+    let attachments = body
+        .get("_attachments")
+        .and_then(Value::as_object)
+        .cloned()
+        .unwrap_or_default();
     if attachments.is_empty() {
-        return update_metadata(state, &principal, &target, name, &body, &versions, may_remove).await;
+        return update_metadata(
+            state, &principal, &target, name, &body, &versions, may_remove,
+        )
+        .await;
     }
     if versions.len() != 1 {
-        return Err(ApiError::bad("versions", "a publish carries exactly one new version"));
+        return Err(ApiError::bad(
+            "versions",
+            "a publish carries exactly one new version",
+        ));
     }
-    let (version, manifest) = versions.into_iter().next().ok_or_else(|| ApiError::bad("versions", "no version"))?;
-    let parsed = semver::Version::parse(&version).map_err(|e| ApiError::bad("version", format!("'{version}' is not a valid semver version: {e}")))?;
+    let (version, manifest) = versions
+        .into_iter()
+        .next()
+        .ok_or_else(|| ApiError::bad("versions", "no version"))?;
+    let parsed = semver::Version::parse(&version).map_err(|e| {
+        ApiError::bad(
+            "version",
+            format!("'{version}' is not a valid semver version: {e}"),
+        )
+    })?;
     if parsed.to_string() != version {
-        return Err(ApiError::bad("version", format!("'{version}' is not in normal form ('{parsed}')")));
+        return Err(ApiError::bad(
+            "version",
+            format!("'{version}' is not in normal form ('{parsed}')"),
+        ));
     }
-    if manifest.get("name").and_then(Value::as_str) != Some(name) || manifest.get("version").and_then(Value::as_str) != Some(version.as_str()) {
-        return Err(ApiError::bad("versions", format!("the manifest of {version} does not name {name}@{version}")));
+    if manifest.get("name").and_then(Value::as_str) != Some(name)
+        || manifest.get("version").and_then(Value::as_str) != Some(version.as_str())
+    {
+        return Err(ApiError::bad(
+            "versions",
+            format!("the manifest of {version} does not name {name}@{version}"),
+        ));
     }
     target.check_patterns(&format!("{name}:{version}"))?;
     if let Some(pkg) = state.db.package_by_name(&target.id, name).await? {
         if state.db.version_by_name(&pkg.id, &version).await?.is_some() {
-            return Err(ApiError::forbidden(format!("You cannot publish over the previously published versions: {version}.")));
+            return Err(ApiError::forbidden(format!(
+                "You cannot publish over the previously published versions: {version}."
+            )));
         }
     }
     let file_name = format!("{}-{version}.tgz", basename(name));
@@ -356,42 +529,78 @@ async fn publish(state: &AppState, req: NativeRequest, name: &str, may_remove: b
         .find(|(k, _)| k.ends_with(&file_name) || attachments.len() == 1)
         .map(|(_, v)| v.clone())
         .ok_or_else(|| ApiError::bad("_attachments", format!("no attachment '{file_name}'")))?;
-    let data = attachment.get("data").and_then(Value::as_str).ok_or_else(|| ApiError::bad("_attachments", "attachment has no data"))?;
+    let data = attachment
+        .get("data")
+        .and_then(Value::as_str)
+        .ok_or_else(|| ApiError::bad("_attachments", "attachment has no data"))?;
     let tgz = base64::engine::general_purpose::STANDARD
         .decode(data.trim())
-        .map_err(|e| ApiError::bad("_attachments", format!("attachment data is not base64: {e}")))?;
+        .map_err(|e| {
+            ApiError::bad(
+                "_attachments",
+                format!("attachment data is not base64: {e}"),
+            )
+        })?;
     if let Some(len) = attachment.get("length").and_then(Value::as_u64) {
         if len != tgz.len() as u64 {
-            return Err(ApiError::bad("_attachments", format!("attachment length {len} does not match its {} bytes", tgz.len())));
+            return Err(ApiError::bad(
+                "_attachments",
+                format!(
+                    "attachment length {len} does not match its {} bytes",
+                    tgz.len()
+                ),
+            ));
         }
     }
     // The tarball's own package.json must agree with the document.
     let tgz = Bytes::from(tgz);
     let reader = tgz.clone();
     let pj = tokio::task::spawn_blocking(move || {
-        tar_gz_find(&reader[..], |p| p.components().count() == 2 && p.ends_with("package.json"), Limits::default())
+        tar_gz_find(
+            &reader[..],
+            |p| p.components().count() == 2 && p.ends_with("package.json"),
+            Limits::default(),
+        )
     })
     .await
     .map_err(|e| ApiError::Internal(anyhow::anyhow!("tarball reader panicked: {e}")))?
     .map_err(|e| ApiError::bad("_attachments", format!("tarball: {e}")))?
     .ok_or_else(|| ApiError::bad("_attachments", "the tarball has no package/package.json"))?;
-    let pj: Value = serde_json::from_slice(&pj.1).map_err(|e| ApiError::bad("_attachments", format!("package.json in the tarball: {e}")))?;
-    if pj.get("name").and_then(Value::as_str) != Some(name) || pj.get("version").and_then(Value::as_str) != Some(version.as_str()) {
+    let pj: Value = serde_json::from_slice(&pj.1)
+        .map_err(|e| ApiError::bad("_attachments", format!("package.json in the tarball: {e}")))?;
+    if pj.get("name").and_then(Value::as_str) != Some(name)
+        || pj.get("version").and_then(Value::as_str) != Some(version.as_str())
+    {
         return Err(ApiError::bad(
             "_attachments",
-            format!("the tarball's package.json is {}@{}, not {name}@{version}", pj["name"].as_str().unwrap_or("?"), pj["version"].as_str().unwrap_or("?")),
+            format!(
+                "the tarball's package.json is {}@{}, not {name}@{version}",
+                pj["name"].as_str().unwrap_or("?"),
+                pj["version"].as_str().unwrap_or("?")
+            ),
         ));
     }
-    let stream: ByteStream = Box::pin(futures::stream::once(async move { Ok::<_, std::io::Error>(tgz) }));
-    let blob = state.blobs.put(stream, Some(state.config.max_upload_bytes), None).await?;
+    let stream: ByteStream = Box::pin(futures::stream::once(async move {
+        Ok::<_, std::io::Error>(tgz)
+    }));
+    let blob = state
+        .blobs
+        .put(stream, Some(state.config.max_upload_bytes), None)
+        .await?;
     if let Some(shasum) = manifest.pointer("/dist/shasum").and_then(Value::as_str) {
         if !shasum.eq_ignore_ascii_case(&blob.sha1) {
-            return Err(ApiError::bad("dist.shasum", "dist.shasum does not match the tarball"));
+            return Err(ApiError::bad(
+                "dist.shasum",
+                "dist.shasum does not match the tarball",
+            ));
         }
     }
     if let Some(integ) = manifest.pointer("/dist/integrity").and_then(Value::as_str) {
         if integ.starts_with("sha512-") && integ != integrity(&blob.sha512) {
-            return Err(ApiError::bad("dist.integrity", "dist.integrity does not match the tarball"));
+            return Err(ApiError::bad(
+                "dist.integrity",
+                "dist.integrity does not match the tarball",
+            ));
         }
     }
     state.db.record_blob(&blob).await?;
@@ -406,20 +615,44 @@ async fn publish(state: &AppState, req: NativeRequest, name: &str, may_remove: b
     let path = format!("{name}/-/{file_name}");
     let file = state
         .db
-        .put_file(&target, NewFile { package: name, version: &version, path: &path, name: &file_name, blob: &blob, content_type: Some("application/octet-stream"), metadata: json!({}) })
+        .put_file(
+            &target,
+            NewFile {
+                package: name,
+                version: &version,
+                path: &path,
+                name: &file_name,
+                blob: &blob,
+                content_type: Some("application/octet-stream"),
+                metadata: json!({}),
+            },
+        )
         .await
         .map_err(|e| match e {
-            ApiError::Conflict(_) => ApiError::forbidden(format!("You cannot publish over the previously published versions: {version}.")),
+            ApiError::Conflict(_) => ApiError::forbidden(format!(
+                "You cannot publish over the previously published versions: {version}."
+            )),
             other => other,
         })?;
-    state.db.set_version_metadata(&file.version_id, &stored).await?;
+    state
+        .db
+        .set_version_metadata(&file.version_id, &stored)
+        .await?;
     // Package metadata: dist-tags from the document (npm sends the tag it publishes under).
-    let pkg = state.db.package_by_name(&target.id, name).await?.ok_or_else(|| ApiError::Internal(anyhow::anyhow!("package vanished")))?;
+    let pkg = state
+        .db
+        .package_by_name(&target.id, name)
+        .await?
+        .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("package vanished")))?;
     let mut meta = pkg.metadata.clone();
     if !meta.is_object() {
         meta = json!({});
     }
-    let mut tags = meta.get("dist-tags").and_then(Value::as_object).cloned().unwrap_or_default();
+    let mut tags = meta
+        .get("dist-tags")
+        .and_then(Value::as_object)
+        .cloned()
+        .unwrap_or_default();
     match body.get("dist-tags").and_then(Value::as_object) {
         Some(t) if !t.is_empty() => {
             for (k, v) in t {
@@ -435,7 +668,11 @@ async fn publish(state: &AppState, req: NativeRequest, name: &str, may_remove: b
         meta["readme"] = json!(readme.chars().take(64 * 1024).collect::<String>());
     }
     state.db.set_package_metadata(&pkg.id, &meta).await?;
-    Ok((StatusCode::CREATED, Json(json!({"ok": true, "id": name, "success": true}))).into_response())
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({"ok": true, "id": name, "success": true})),
+    )
+        .into_response())
 }
 
 /// A PUT without attachments: deprecations and dist-tags; with `may_remove`, versions missing
@@ -449,9 +686,17 @@ async fn update_metadata(
     versions: &Map<String, Value>,
     may_remove: bool,
 ) -> ApiResult<Response> {
-    let pkg = state.db.package_by_name(&target.id, name).await?.ok_or_else(|| ApiError::not_found(format!("package '{name}' not found")))?;
+    let pkg = state
+        .db
+        .package_by_name(&target.id, name)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("package '{name}' not found")))?;
     let stored = state.db.all_versions(&pkg.id).await?;
-    let removed: Vec<String> = stored.iter().filter(|v| !versions.contains_key(&v.version)).map(|v| v.version.clone()).collect();
+    let removed: Vec<String> = stored
+        .iter()
+        .filter(|v| !versions.contains_key(&v.version))
+        .map(|v| v.version.clone())
+        .collect();
     if may_remove && !removed.is_empty() {
         principal.check(target, Need::Delete)?;
         for v in &removed {
@@ -459,9 +704,15 @@ async fn update_metadata(
         }
     }
     for v in &stored {
-        let Some(doc) = versions.get(&v.version) else { continue };
+        let Some(doc) = versions.get(&v.version) else {
+            continue;
+        };
         let mut m = v.metadata.clone();
-        match doc.get("deprecated").and_then(Value::as_str).filter(|d| !d.is_empty()) {
+        match doc
+            .get("deprecated")
+            .and_then(Value::as_str)
+            .filter(|d| !d.is_empty())
+        {
             Some(msg) => m["deprecated"] = json!(msg),
             None => {
                 if let Some(o) = m.as_object_mut() {
@@ -475,8 +726,18 @@ async fn update_metadata(
     }
     if let Some(pkg) = state.db.package_by_name(&target.id, name).await? {
         if let Some(tags) = body.get("dist-tags").and_then(Value::as_object) {
-            let live: std::collections::HashSet<String> = state.db.all_versions(&pkg.id).await?.into_iter().map(|v| v.version).collect();
-            let tags: Map<String, Value> = tags.iter().filter(|(_, v)| v.as_str().is_some_and(|v| live.contains(v))).map(|(k, v)| (k.clone(), v.clone())).collect();
+            let live: std::collections::HashSet<String> = state
+                .db
+                .all_versions(&pkg.id)
+                .await?
+                .into_iter()
+                .map(|v| v.version)
+                .collect();
+            let tags: Map<String, Value> = tags
+                .iter()
+                .filter(|(_, v)| v.as_str().is_some_and(|v| live.contains(v)))
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect();
             let mut meta = pkg.metadata.clone();
             if !meta.is_object() {
                 meta = json!({});
@@ -495,13 +756,25 @@ async fn unpublish_all(state: &AppState, req: NativeRequest, name: &str) -> ApiR
     Ok(Json(json!({"ok": true})).into_response())
 }
 
-async fn delete_tarball(state: &AppState, req: NativeRequest, name: &str, file: &str) -> ApiResult<Response> {
+async fn delete_tarball(
+    state: &AppState,
+    req: NativeRequest,
+    name: &str,
+    file: &str,
+) -> ApiResult<Response> {
     let target = Resolver { state }.write_target(&req.registry).await?;
     req.principal.check(&target, Need::Delete)?;
     // npm removes the version from the packument first (PUT .../-rev), which already moved it to
     // the trash can; a tarball still present belongs to a version being removed now.
-    if let Some(f) = state.db.file_by_path(&target.id, &format!("{name}/-/{file}")).await? {
-        let version = file.strip_prefix(&format!("{}-", basename(name))).and_then(|v| v.strip_suffix(".tgz")).unwrap_or("");
+    if let Some(f) = state
+        .db
+        .file_by_path(&target.id, &format!("{name}/-/{file}"))
+        .await?
+    {
+        let version = file
+            .strip_prefix(&format!("{}-", basename(name)))
+            .and_then(|v| v.strip_suffix(".tgz"))
+            .unwrap_or("");
         if state.db.package_by_name(&target.id, name).await?.is_some() && !version.is_empty() {
             crate::api::common::trash_versions(state, &target, name, Some(version)).await?;
         } else {
@@ -511,51 +784,92 @@ async fn delete_tarball(state: &AppState, req: NativeRequest, name: &str, file: 
     Ok(Json(json!({"ok": true})).into_response())
 }
 
-async fn dist_tags(state: &AppState, req: NativeRequest, name: &str, rest: &[&str]) -> ApiResult<Response> {
+async fn dist_tags(
+    state: &AppState,
+    req: NativeRequest,
+    name: &str,
+    rest: &[&str],
+) -> ApiResult<Response> {
     match (&req.method, rest) {
         (&Method::GET, ["dist-tags"]) => {
-            let p = load(state, &req.registry, name).await?.ok_or_else(|| ApiError::not_found(format!("package '{name}' not found")))?;
+            let p = load(state, &req.registry, name)
+                .await?
+                .ok_or_else(|| ApiError::not_found(format!("package '{name}' not found")))?;
             Ok(Json(Value::Object(p.dist_tags)).into_response())
         }
-        (&Method::PUT | &Method::POST, ["dist-tags", tag]) => set_tag(state, req, name, &tag.to_string(), false).await,
-        (&Method::DELETE, ["dist-tags", tag]) => set_tag(state, req, name, &tag.to_string(), true).await,
+        (&Method::PUT | &Method::POST, ["dist-tags", tag]) => {
+            set_tag(state, req, name, &tag.to_string(), false).await
+        }
+        (&Method::DELETE, ["dist-tags", tag]) => {
+            set_tag(state, req, name, &tag.to_string(), true).await
+        }
         _ => Err(ApiError::not_found("no such dist-tags endpoint")),
     }
 }
 
-async fn set_tag(state: &AppState, req: NativeRequest, name: &str, tag: &str, delete: bool) -> ApiResult<Response> {
+async fn set_tag(
+    state: &AppState,
+    req: NativeRequest,
+    name: &str,
+    tag: &str,
+    delete: bool,
+) -> ApiResult<Response> {
     if semver::Version::parse(tag).is_ok() {
-        return Err(ApiError::bad("tag", format!("'{tag}' looks like a version and cannot be a dist-tag")));
+        return Err(ApiError::bad(
+            "tag",
+            format!("'{tag}' looks like a version and cannot be a dist-tag"),
+        ));
     }
     let (principal, registry, body) = if delete {
-        let NativeRequest { principal, registry, .. } = req;
+        let NativeRequest {
+            principal,
+            registry,
+            ..
+        } = req;
         (principal, registry, Value::Null)
     } else {
         read_json(req, 4096).await?
     };
     let target = Resolver { state }.write_target(&registry).await?;
     principal.check(&target, Need::Write)?;
-    let pkg = state.db.package_by_name(&target.id, name).await?.ok_or_else(|| ApiError::not_found(format!("package '{name}' not found")))?;
+    let pkg = state
+        .db
+        .package_by_name(&target.id, name)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("package '{name}' not found")))?;
     let mut meta = pkg.metadata.clone();
     if !meta.is_object() {
         meta = json!({});
     }
-    let mut tags = meta.get("dist-tags").and_then(Value::as_object).cloned().unwrap_or_default();
+    let mut tags = meta
+        .get("dist-tags")
+        .and_then(Value::as_object)
+        .cloned()
+        .unwrap_or_default();
     if delete {
         if tag == "latest" {
             return Err(ApiError::bad("tag", "the 'latest' tag cannot be removed"));
         }
-        tags.remove(tag).ok_or_else(|| ApiError::not_found(format!("no dist-tag '{tag}' on '{name}'")))?;
+        tags.remove(tag)
+            .ok_or_else(|| ApiError::not_found(format!("no dist-tag '{tag}' on '{name}'")))?;
     } else {
-        let version = body.as_str().ok_or_else(|| ApiError::bad("body", "expected the version as a JSON string"))?;
+        let version = body
+            .as_str()
+            .ok_or_else(|| ApiError::bad("body", "expected the version as a JSON string"))?;
         if state.db.version_by_name(&pkg.id, version).await?.is_none() {
-            return Err(ApiError::not_found(format!("version '{version}' of '{name}' not found")));
+            return Err(ApiError::not_found(format!(
+                "version '{version}' of '{name}' not found"
+            )));
         }
         tags.insert(tag.to_string(), json!(version));
     }
     meta["dist-tags"] = Value::Object(tags.clone());
     state.db.set_package_metadata(&pkg.id, &meta).await?;
-    Ok((StatusCode::CREATED, Json(json!({"ok": true, "dist-tags": tags}))).into_response())
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({"ok": true, "dist-tags": tags})),
+    )
+        .into_response())
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -563,34 +877,77 @@ async fn set_tag(state: &AppState, req: NativeRequest, name: &str, tag: &str, de
 
 /// Legacy `npm login` / `npm adduser`: checks the password and answers with a new API token.
 async fn login(state: &AppState, req: NativeRequest, user: &str) -> ApiResult<Response> {
-    let name = user.strip_prefix("org.couchdb.user:").ok_or_else(|| ApiError::not_found("no such user endpoint"))?.to_string();
+    let name = user
+        .strip_prefix("org.couchdb.user:")
+        .ok_or_else(|| ApiError::not_found("no such user endpoint"))?
+        .to_string();
     let mut headers = HeaderMap::new();
     let (_, _, body) = read_json(req, 64 * 1024).await?;
-    let password = body.get("password").and_then(Value::as_str).ok_or_else(|| ApiError::bad("password", "password is required"))?;
+    let password = body
+        .get("password")
+        .and_then(Value::as_str)
+        .ok_or_else(|| ApiError::bad("password", "password is required"))?;
     let basic = base64::engine::general_purpose::STANDARD.encode(format!("{name}:{password}"));
-    headers.insert(header::AUTHORIZATION, HeaderValue::from_str(&format!("Basic {basic}")).map_err(|_| ApiError::bad("name", "invalid user name"))?);
+    headers.insert(
+        header::AUTHORIZATION,
+        HeaderValue::from_str(&format!("Basic {basic}"))
+            .map_err(|_| ApiError::bad("name", "invalid user name"))?,
+    );
     let principal = state.principal(&headers).await?;
-    let Principal::User { user, .. } = principal else { return Err(ApiError::Unauthenticated("invalid credentials".into())) };
+    let Principal::User { user, .. } = principal else {
+        return Err(ApiError::Unauthenticated("invalid credentials".into()));
+    };
     if user.name != name || user.password_hash.is_none() {
         // A token used as the password is not a login.
-        return Err(ApiError::Unauthenticated("invalid user name or password".into()));
+        return Err(ApiError::Unauthenticated(
+            "invalid user name or password".into(),
+        ));
     }
     let token = generate_token();
-    state.db.insert_token(&user.id, "npm login", &hash_token(&token)).await?;
-    Ok((StatusCode::CREATED, Json(json!({"ok": true, "id": format!("org.couchdb.user:{name}"), "token": token}))).into_response())
+    state
+        .db
+        .insert_token(&user.id, "npm login", &hash_token(&token))
+        .await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({"ok": true, "id": format!("org.couchdb.user:{name}"), "token": token})),
+    )
+        .into_response())
 }
 
 async fn search(state: &AppState, req: &NativeRequest) -> ApiResult<Response> {
     let q = crate::api::common::query_pairs(req.query.as_deref());
-    let text = crate::api::common::query_get(&q, "text").unwrap_or("").trim().to_string();
-    let size = crate::api::common::query_int(&q, "size")?.unwrap_or(20).clamp(1, 250);
+    let text = crate::api::common::query_get(&q, "text")
+        .unwrap_or("")
+        .trim()
+        .to_string();
+    let size = crate::api::common::query_int(&q, "size")?
+        .unwrap_or(20)
+        .clamp(1, 250);
     let from = crate::api::common::query_int(&q, "from")?.unwrap_or(0);
-    let ids: Vec<String> = (Resolver { state }).read_chain(&req.registry).await?.into_iter().map(|r| r.id).collect();
-    let page = Page { offset: from, limit: size, sort_column: "name", descending: false, search: Some(text.clone()) };
+    let ids: Vec<String> = (Resolver { state })
+        .read_chain(&req.registry)
+        .await?
+        .into_iter()
+        .map(|r| r.id)
+        .collect();
+    let page = Page {
+        offset: from,
+        limit: size,
+        sort_column: "name",
+        descending: false,
+        search: Some(text.clone()),
+    };
     let (total, pkgs) = state.db.list_packages(&ids, &[], &page).await?;
     let mut objects = Vec::new();
     for p in pkgs {
-        let latest = p.metadata.pointer("/dist-tags/latest").and_then(Value::as_str).map(str::to_string).or(p.latest_version.clone()).unwrap_or_default();
+        let latest = p
+            .metadata
+            .pointer("/dist-tags/latest")
+            .and_then(Value::as_str)
+            .map(str::to_string)
+            .or(p.latest_version.clone())
+            .unwrap_or_default();
         let manifest = match state.db.version_by_name(&p.id, &latest).await? {
             Some(v) => v.metadata,
             None => json!({}),
@@ -605,7 +962,10 @@ async fn search(state: &AppState, req: &NativeRequest) -> ApiResult<Response> {
             "flags": {}, "score": {"final": 1.0, "detail": {"quality": 1.0, "popularity": 1.0, "maintenance": 1.0}}, "searchScore": 1.0,
         }));
     }
-    Ok(Json(json!({"objects": objects, "total": total, "time": iso(crate::model::now_ms())})).into_response())
+    Ok(
+        Json(json!({"objects": objects, "total": total, "time": iso(crate::model::now_ms())}))
+            .into_response(),
+    )
 }
 
 #[cfg(test)]
@@ -615,13 +975,28 @@ mod tests {
     #[test]
     fn names_and_paths() {
         assert!(valid_name("lodash") && valid_name("@acme/lib-b") && valid_name("a.b_c~d"));
-        assert!(!valid_name("Upper") && !valid_name(".hidden") && !valid_name("@scope/") && !valid_name("a/b") && !valid_name(&"a".repeat(215)));
-        let segs: Vec<String> = ["@acme", "lib", "-", "lib-1.0.0.tgz"].iter().map(|s| s.to_string()).collect();
+        assert!(
+            !valid_name("Upper")
+                && !valid_name(".hidden")
+                && !valid_name("@scope/")
+                && !valid_name("a/b")
+                && !valid_name(&"a".repeat(215))
+        );
+        let segs: Vec<String> = ["@acme", "lib", "-", "lib-1.0.0.tgz"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
         let (n, rest) = split_name(&segs).unwrap();
         assert_eq!((n.as_str(), rest.len()), ("@acme/lib", 2));
-        let segs: Vec<String> = ["@acme/lib", "1.0.0"].iter().map(|s| s.to_string()).collect();
+        let segs: Vec<String> = ["@acme/lib", "1.0.0"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
         assert_eq!(split_name(&segs).unwrap().0, "@acme/lib");
         assert_eq!(basename("@acme/lib"), "lib");
-        assert_eq!(integrity(&"00".repeat(64)), format!("sha512-{}", "A".repeat(86) + "=="));
+        assert_eq!(
+            integrity(&"00".repeat(64)),
+            format!("sha512-{}", "A".repeat(86) + "==")
+        );
     }
 }

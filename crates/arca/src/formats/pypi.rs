@@ -16,12 +16,13 @@ use std::io::Read;
 use std::str::FromStr;
 
 use async_trait::async_trait;
-use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::http::{HeaderMap, Method, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use bytes::Bytes;
 use futures::TryStreamExt;
 use serde_json::{Value, json};
 
+use super::cache::{self, Doc};
 use super::{Format, NativeRequest, Resolver};
 use crate::auth::Need;
 use crate::blob::ByteStream;
@@ -29,7 +30,7 @@ use crate::download::{serve_blob, serve_file};
 use crate::error::{ApiError, ApiResult};
 use crate::model::{PackageType, Registry, Reupload};
 use crate::state::AppState;
-use crate::store::artifacts::{FileRow, NewFile};
+use crate::store::artifacts::{FileRow, NewFile, PackageRow};
 
 pub struct Pypi;
 
@@ -64,22 +65,33 @@ fn valid_name(name: &str) -> bool {
     !b.is_empty()
         && b[0].is_ascii_alphanumeric()
         && b[b.len() - 1].is_ascii_alphanumeric()
-        && b.iter().all(|c| c.is_ascii_alphanumeric() || b"._-".contains(c))
+        && b.iter()
+            .all(|c| c.is_ascii_alphanumeric() || b"._-".contains(c))
 }
 
 fn html_escape(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;").replace('\'', "&#39;")
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+        .replace('\'', "&#39;")
 }
 
 /// Picks JSON or HTML from an `Accept` header by q-value (PEP 691); HTML when nothing matches.
 fn wants_json(headers: &HeaderMap) -> Result<bool, ()> {
-    let Some(accept) = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()) else { return Ok(false) };
+    let Some(accept) = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()) else {
+        return Ok(false);
+    };
     let mut best: Option<(f32, bool)> = None;
     for part in accept.split(',') {
         let mut it = part.split(';');
         let mime = it.next().unwrap_or("").trim().to_ascii_lowercase();
         let q = it
-            .filter_map(|p| p.trim().strip_prefix("q=").and_then(|v| v.trim().parse::<f32>().ok()))
+            .filter_map(|p| {
+                p.trim()
+                    .strip_prefix("q=")
+                    .and_then(|v| v.trim().parse::<f32>().ok())
+            })
             .next()
             .unwrap_or(1.0);
         let json = match mime.as_str() {
@@ -119,7 +131,9 @@ fn parse_core_metadata(text: &str) -> BTreeMap<String, Vec<String>> {
         }
         if let Some((k, v)) = line.split_once(':') {
             let key = k.trim().to_ascii_lowercase();
-            out.entry(key.clone()).or_default().push(v.trim().to_string());
+            out.entry(key.clone())
+                .or_default()
+                .push(v.trim().to_string());
             last = Some(key);
         }
     }
@@ -133,7 +147,14 @@ enum Dist {
 
 /// The distribution kind and (name, version) encoded in a file name.
 fn parse_filename(filename: &str) -> ApiResult<(Dist, String, String)> {
-    let bad = || ApiError::bad("content", format!("'{filename}' is not a wheel (.whl) or source distribution (.tar.gz, .zip) file name"));
+    let bad = || {
+        ApiError::bad(
+            "content",
+            format!(
+                "'{filename}' is not a wheel (.whl) or source distribution (.tar.gz, .zip) file name"
+            ),
+        )
+    };
     if filename.contains(['/', '\\']) || filename.starts_with('.') {
         return Err(bad());
     }
@@ -144,7 +165,10 @@ fn parse_filename(filename: &str) -> ApiResult<(Dist, String, String)> {
         }
         return Ok((Dist::Wheel, parts[0].to_string(), parts[1].to_string()));
     }
-    let stem = filename.strip_suffix(".tar.gz").or_else(|| filename.strip_suffix(".zip")).ok_or_else(bad)?;
+    let stem = filename
+        .strip_suffix(".tar.gz")
+        .or_else(|| filename.strip_suffix(".zip"))
+        .ok_or_else(bad)?;
     // Source distributions: <name>-<version>; the name may itself contain '-' in old sdists.
     let (name, version) = stem.rsplit_once('-').ok_or_else(bad)?;
     Ok((Dist::Sdist, name.to_string(), version.to_string()))
@@ -157,7 +181,8 @@ fn read_core_metadata(path: &std::path::Path, dist: &Dist, filename: &str) -> Ap
     let mut text = String::new();
     match dist {
         Dist::Wheel => {
-            let mut zip = zip::ZipArchive::new(file).map_err(|e| bad(format!("'{filename}' is not a valid wheel: {e}")))?;
+            let mut zip = zip::ZipArchive::new(file)
+                .map_err(|e| bad(format!("'{filename}' is not a valid wheel: {e}")))?;
             let name = zip
                 .file_names()
                 .find(|n| {
@@ -166,29 +191,49 @@ fn read_core_metadata(path: &std::path::Path, dist: &Dist, filename: &str) -> Ap
                 })
                 .map(str::to_string)
                 .ok_or_else(|| bad(format!("wheel '{filename}' has no .dist-info/METADATA")))?;
-            let entry = zip.by_name(&name).map_err(|e| bad(format!("reading {name}: {e}")))?;
-            entry.take(MAX_METADATA).read_to_string(&mut text).map_err(|e| bad(format!("reading {name}: {e}")))?;
+            let entry = zip
+                .by_name(&name)
+                .map_err(|e| bad(format!("reading {name}: {e}")))?;
+            entry
+                .take(MAX_METADATA)
+                .read_to_string(&mut text)
+                .map_err(|e| bad(format!("reading {name}: {e}")))?;
         }
         Dist::Sdist if filename.ends_with(".zip") => {
-            let mut zip = zip::ZipArchive::new(file).map_err(|e| bad(format!("'{filename}' is not a valid zip: {e}")))?;
+            let mut zip = zip::ZipArchive::new(file)
+                .map_err(|e| bad(format!("'{filename}' is not a valid zip: {e}")))?;
             let name = zip
                 .file_names()
                 .find(|n| n.split('/').count() == 2 && n.ends_with("/PKG-INFO"))
                 .map(str::to_string)
                 .ok_or_else(|| bad(format!("sdist '{filename}' has no PKG-INFO")))?;
-            let entry = zip.by_name(&name).map_err(|e| bad(format!("reading {name}: {e}")))?;
-            entry.take(MAX_METADATA).read_to_string(&mut text).map_err(|e| bad(format!("reading {name}: {e}")))?;
+            let entry = zip
+                .by_name(&name)
+                .map_err(|e| bad(format!("reading {name}: {e}")))?;
+            entry
+                .take(MAX_METADATA)
+                .read_to_string(&mut text)
+                .map_err(|e| bad(format!("reading {name}: {e}")))?;
         }
         Dist::Sdist => {
             let mut tar = tar::Archive::new(flate2::read::GzDecoder::new(file));
-            let entries = tar.entries().map_err(|e| bad(format!("'{filename}' is not a valid .tar.gz: {e}")))?;
+            let entries = tar
+                .entries()
+                .map_err(|e| bad(format!("'{filename}' is not a valid .tar.gz: {e}")))?;
             let mut found = false;
             for entry in entries {
-                let entry = entry.map_err(|e| bad(format!("'{filename}' is not a valid .tar.gz: {e}")))?;
-                let path = entry.path().map_err(|e| bad(format!("bad path in '{filename}': {e}")))?.into_owned();
+                let entry =
+                    entry.map_err(|e| bad(format!("'{filename}' is not a valid .tar.gz: {e}")))?;
+                let path = entry
+                    .path()
+                    .map_err(|e| bad(format!("bad path in '{filename}': {e}")))?
+                    .into_owned();
                 let comps: Vec<_> = path.components().collect();
                 if comps.len() == 2 && path.ends_with("PKG-INFO") {
-                    entry.take(MAX_METADATA).read_to_string(&mut text).map_err(|e| bad(format!("reading PKG-INFO: {e}")))?;
+                    entry
+                        .take(MAX_METADATA)
+                        .read_to_string(&mut text)
+                        .map_err(|e| bad(format!("reading PKG-INFO: {e}")))?;
                     found = true;
                     break;
                 }
@@ -218,7 +263,11 @@ impl Format for Pypi {
             .path
             .split('/')
             .filter(|s| !s.is_empty())
-            .map(|s| percent_encoding::percent_decode_str(s).decode_utf8_lossy().into_owned())
+            .map(|s| {
+                percent_encoding::percent_decode_str(s)
+                    .decode_utf8_lossy()
+                    .into_owned()
+            })
             .collect();
         let segs: Vec<&str> = segs.iter().map(String::as_str).collect();
         match (&req.method, segs.as_slice()) {
@@ -228,19 +277,36 @@ impl Format for Pypi {
                 let norm = normalize(project);
                 if norm != *project || !req.path.ends_with('/') {
                     // PEP 503: redirect to the normalised URL.
-                    return Ok(Redirect::permanent(&format!("{}/simple/{norm}/", root_url(state, &req.registry))).into_response());
+                    return Ok(Redirect::permanent(&format!(
+                        "{}/simple/{norm}/",
+                        root_url(state, &req.registry)
+                    ))
+                    .into_response());
                 }
                 project_page(state, &req, &norm).await
             }
-            (&Method::GET | &Method::HEAD, ["files", project, version, filename]) => download(state, &req, project, version, filename).await,
-            (&Method::PUT | &Method::DELETE, ["yank", project, version]) => yank(state, req, &normalize(&project.to_string()), &version.to_string()).await,
+            (&Method::GET | &Method::HEAD, ["files", project, version, filename]) => {
+                download(state, &req, project, version, filename).await
+            }
+            (&Method::PUT | &Method::DELETE, ["yank", project, version]) => {
+                yank(
+                    state,
+                    req,
+                    &normalize(&project.to_string()),
+                    &version.to_string(),
+                )
+                .await
+            }
             _ => Err(ApiError::not_found("no such PyPI endpoint")),
         }
     }
 }
 
 fn root_url(state: &AppState, reg: &Registry) -> String {
-    format!("{}/pkg/{}/{}/python", state.config.base_url, reg.account, reg.identifier)
+    format!(
+        "{}/pkg/{}/{}/python",
+        state.config.base_url, reg.account, reg.identifier
+    )
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -249,41 +315,72 @@ fn root_url(state: &AppState, reg: &Registry) -> String {
 async fn upload(state: &AppState, req: NativeRequest) -> ApiResult<Response> {
     let target = Resolver { state }.write_target(&req.registry).await?;
     req.principal.check(&target, Need::Write)?;
-    let content_type = req.headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
-    let boundary = multer::parse_boundary(&content_type)
-        .map_err(|_| ApiError::bad("body", "expected a multipart/form-data upload (twine upload / uv publish)"))?;
+    let content_type = req
+        .headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_string();
+    let boundary = multer::parse_boundary(&content_type).map_err(|_| {
+        ApiError::bad(
+            "body",
+            "expected a multipart/form-data upload (twine upload / uv publish)",
+        )
+    })?;
     let limit = state.config.max_upload_bytes;
     let body: ByteStream = req.into_body_stream();
     let mut multipart = multer::Multipart::new(body, boundary);
     let mut fields: BTreeMap<String, String> = BTreeMap::new();
     let mut upload: Option<(String, crate::blob::BlobInfo)> = None;
-    while let Some(field) = multipart.next_field().await.map_err(|e| ApiError::bad("body", format!("malformed multipart body: {e}")))? {
+    while let Some(field) = multipart
+        .next_field()
+        .await
+        .map_err(|e| ApiError::bad("body", format!("malformed multipart body: {e}")))?
+    {
         let name = field.name().unwrap_or("").to_string();
         if name == "content" {
             let filename = field.file_name().unwrap_or("").to_string();
             let (_, fname, fversion) = parse_filename(&filename)?;
             // Refuse early, before storing a body that cannot be kept (re-checked atomically later).
             if target.reupload == Reupload::None {
-                let path = format!("files/{}/{}/{filename}", normalize(&fname), normalize_version("version", &fversion).unwrap_or(fversion));
+                let path = format!(
+                    "files/{}/{}/{filename}",
+                    normalize(&fname),
+                    normalize_version("version", &fversion).unwrap_or(fversion)
+                );
                 if state.db.file_by_path(&target.id, &path).await?.is_some() {
                     return Err(file_exists(&filename));
                 }
             }
-            let expected = fields.get("sha256_digest").filter(|s| !s.is_empty()).map(|s| s.to_ascii_lowercase());
+            let expected = fields
+                .get("sha256_digest")
+                .filter(|s| !s.is_empty())
+                .map(|s| s.to_ascii_lowercase());
             let stream: ByteStream = Box::pin(field.map_err(std::io::Error::other));
-            let blob = state.blobs.put(stream, Some(limit), expected.as_deref()).await.map_err(|e| match e {
-                crate::blob::BlobError::DigestMismatch { .. } => {
-                    ApiError::bad("sha256_digest", format!("the uploaded file's SHA-256 does not match sha256_digest: {e}"))
-                }
-                other => other.into(),
-            })?;
+            let blob = state
+                .blobs
+                .put(stream, Some(limit), expected.as_deref())
+                .await
+                .map_err(|e| match e {
+                    crate::blob::BlobError::DigestMismatch { .. } => ApiError::bad(
+                        "sha256_digest",
+                        format!("the uploaded file's SHA-256 does not match sha256_digest: {e}"),
+                    ),
+                    other => other.into(),
+                })?;
             upload = Some((filename, blob));
         } else {
             let mut text = Vec::new();
             let mut field = field;
-            while let Some(chunk) = field.chunk().await.map_err(|e| ApiError::bad("body", format!("malformed multipart body: {e}")))? {
+            while let Some(chunk) = field
+                .chunk()
+                .await
+                .map_err(|e| ApiError::bad("body", format!("malformed multipart body: {e}")))?
+            {
                 if text.len() + chunk.len() > MAX_FIELD {
-                    return Err(ApiError::PayloadTooLarge(format!("form field '{name}' is larger than {MAX_FIELD} bytes")));
+                    return Err(ApiError::PayloadTooLarge(format!(
+                        "form field '{name}' is larger than {MAX_FIELD} bytes"
+                    )));
                 }
                 text.extend_from_slice(&chunk);
             }
@@ -292,28 +389,54 @@ async fn upload(state: &AppState, req: NativeRequest) -> ApiResult<Response> {
     }
     if let Some(action) = fields.get(":action") {
         if action != "file_upload" {
-            return Err(ApiError::bad(":action", format!("unsupported :action '{action}'")));
+            return Err(ApiError::bad(
+                ":action",
+                format!("unsupported :action '{action}'"),
+            ));
         }
     }
-    let (filename, blob) = upload.ok_or_else(|| ApiError::bad("content", "the upload has no 'content' file"))?;
-    let form_name = fields.get("name").cloned().ok_or_else(|| ApiError::bad("name", "'name' is required"))?;
-    let form_version = fields.get("version").cloned().ok_or_else(|| ApiError::bad("version", "'version' is required"))?;
+    let (filename, blob) =
+        upload.ok_or_else(|| ApiError::bad("content", "the upload has no 'content' file"))?;
+    let form_name = fields
+        .get("name")
+        .cloned()
+        .ok_or_else(|| ApiError::bad("name", "'name' is required"))?;
+    let form_version = fields
+        .get("version")
+        .cloned()
+        .ok_or_else(|| ApiError::bad("version", "'version' is required"))?;
     if !valid_name(&form_name) {
-        return Err(ApiError::bad("name", format!("'{form_name}' is not a valid project name")));
+        return Err(ApiError::bad(
+            "name",
+            format!("'{form_name}' is not a valid project name"),
+        ));
     }
     let norm = normalize(&form_name);
     let version = normalize_version("version", &form_version)?;
     if let Some(md5) = fields.get("md5_digest").filter(|m| !m.is_empty()) {
         if !md5.eq_ignore_ascii_case(&blob.md5) {
-            return Err(ApiError::bad("md5_digest", "the uploaded file's MD5 does not match md5_digest"));
+            return Err(ApiError::bad(
+                "md5_digest",
+                "the uploaded file's MD5 does not match md5_digest",
+            ));
         }
     }
     let (dist, file_name_part, file_version_part) = parse_filename(&filename)?;
     if normalize(&file_name_part) != norm {
-        return Err(ApiError::bad("content", format!("file '{filename}' does not belong to project '{form_name}'")));
+        return Err(ApiError::bad(
+            "content",
+            format!("file '{filename}' does not belong to project '{form_name}'"),
+        ));
     }
-    if normalize_version("content", &file_version_part).ok().as_deref() != Some(version.as_str()) {
-        return Err(ApiError::bad("content", format!("file '{filename}' is not version {form_version}")));
+    if normalize_version("content", &file_version_part)
+        .ok()
+        .as_deref()
+        != Some(version.as_str())
+    {
+        return Err(ApiError::bad(
+            "content",
+            format!("file '{filename}' is not version {form_version}"),
+        ));
     }
     // The archive's own metadata must agree with the form.
     let local = state.blobs.local_file(&blob.sha256).await?;
@@ -329,13 +452,29 @@ async fn upload(state: &AppState, req: NativeRequest) -> ApiResult<Response> {
     let (meta_text, is_wheel) = meta_text;
     let meta = parse_core_metadata(&meta_text);
     let first = |k: &str| meta.get(k).and_then(|v| v.first()).cloned();
-    let meta_name = first("name").ok_or_else(|| ApiError::bad("content", format!("the metadata of '{filename}' has no Name")))?;
+    let meta_name = first("name").ok_or_else(|| {
+        ApiError::bad(
+            "content",
+            format!("the metadata of '{filename}' has no Name"),
+        )
+    })?;
     if normalize(&meta_name) != norm {
-        return Err(ApiError::bad("content", format!("'{filename}' contains project '{meta_name}', not '{form_name}'")));
+        return Err(ApiError::bad(
+            "content",
+            format!("'{filename}' contains project '{meta_name}', not '{form_name}'"),
+        ));
     }
-    let meta_version = first("version").ok_or_else(|| ApiError::bad("content", format!("the metadata of '{filename}' has no Version")))?;
+    let meta_version = first("version").ok_or_else(|| {
+        ApiError::bad(
+            "content",
+            format!("the metadata of '{filename}' has no Version"),
+        )
+    })?;
     if normalize_version("content", &meta_version)? != version {
-        return Err(ApiError::bad("content", format!("'{filename}' contains version {meta_version}, not {form_version}")));
+        return Err(ApiError::bad(
+            "content",
+            format!("'{filename}' contains version {meta_version}, not {form_version}"),
+        ));
     }
     target.check_patterns(&format!("{norm}:{version}"))?;
 
@@ -356,7 +495,9 @@ async fn upload(state: &AppState, req: NativeRequest) -> ApiResult<Response> {
         // PEP 658: serve the wheel's METADATA next to it.
         let bytes = Bytes::from(meta_text.clone().into_bytes());
         let len = bytes.len();
-        let stream: ByteStream = Box::pin(futures::stream::once(async move { Ok::<_, std::io::Error>(bytes) }));
+        let stream: ByteStream = Box::pin(futures::stream::once(async move {
+            Ok::<_, std::io::Error>(bytes)
+        }));
         let mblob = state.blobs.put(stream, None, None).await?;
         state.db.record_blob(&mblob).await?;
         file_meta["coreMetadata"] = json!({"sha256": mblob.sha256, "size": len});
@@ -366,14 +507,26 @@ async fn upload(state: &AppState, req: NativeRequest) -> ApiResult<Response> {
         .db
         .put_file(
             &target,
-            NewFile { package: &norm, version: &version, path: &path, name: &filename, blob: &blob, content_type: None, metadata: file_meta },
+            NewFile {
+                package: &norm,
+                version: &version,
+                path: &path,
+                name: &filename,
+                blob: &blob,
+                content_type: None,
+                metadata: file_meta,
+            },
         )
         .await
         .map_err(|e| match e {
             ApiError::Conflict(_) => file_exists(&filename),
             other => other,
         })?;
-    let summary = fields.get("summary").cloned().or_else(|| first("summary")).unwrap_or_default();
+    let summary = fields
+        .get("summary")
+        .cloned()
+        .or_else(|| first("summary"))
+        .unwrap_or_default();
     let mut description = fields.get("description").cloned().unwrap_or_default();
     description.truncate(64 * 1024);
     state
@@ -388,7 +541,12 @@ async fn upload(state: &AppState, req: NativeRequest) -> ApiResult<Response> {
 }
 
 fn file_exists(filename: &str) -> ApiError {
-    ApiError::bad("content", format!("File already exists ('{filename}'). Re-uploading a file is not allowed in this registry."))
+    ApiError::bad(
+        "content",
+        format!(
+            "File already exists ('{filename}'). Re-uploading a file is not allowed in this registry."
+        ),
+    )
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -402,15 +560,23 @@ struct Link {
 }
 
 /// Files of a project along the read chain; the first registry holding a filename wins.
-async fn project_files(state: &AppState, reg: &Registry, norm: &str) -> ApiResult<Vec<Link>> {
+async fn project_files(
+    state: &AppState,
+    chain: &[(Registry, PackageRow)],
+    norm: &str,
+) -> ApiResult<Vec<Link>> {
     let mut out: Vec<Link> = Vec::new();
     let mut seen = std::collections::HashSet::new();
-    for r in (Resolver { state }).read_chain(reg).await? {
-        let Some(pkg) = state.db.package_by_name(&r.id, norm).await? else { continue };
+    for (_, pkg) in chain {
         for (version, f) in state.db.package_files(&pkg.id).await? {
             if seen.insert(f.name.clone()) {
                 let url = format!("../../files/{norm}/{version}/{}", f.name);
-                out.push(Link { filename: f.name.clone(), version, url, file: f });
+                out.push(Link {
+                    filename: f.name.clone(),
+                    version,
+                    url,
+                    file: f,
+                });
             }
         }
     }
@@ -422,33 +588,35 @@ fn negotiated(headers: &HeaderMap) -> ApiResult<bool> {
 }
 
 fn page_response(headers: &HeaderMap, json: bool, body: String) -> Response {
-    let etag = format!("\"{}\"", hex::encode(&<sha2::Sha256 as sha2::Digest>::digest(body.as_bytes())[..16]));
-    let ctype = if json { JSON_TYPE } else { HTML_TYPE };
-    let mut h = HeaderMap::new();
-    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(ctype));
-    h.insert(header::VARY, HeaderValue::from_static("Accept"));
-    if let Ok(v) = HeaderValue::from_str(&etag) {
-        h.insert(header::ETAG, v);
-    }
-    if headers.get(header::IF_NONE_MATCH).and_then(|v| v.to_str().ok()).is_some_and(|v| v.split(',').any(|t| t.trim() == etag)) {
-        return (StatusCode::NOT_MODIFIED, h).into_response();
-    }
-    (StatusCode::OK, h, body).into_response()
+    Doc::new(body, if json { JSON_TYPE } else { HTML_TYPE }).respond(headers, false)
 }
 
 async fn index(state: &AppState, req: &NativeRequest) -> ApiResult<Response> {
     let json = negotiated(&req.headers)?;
     let mut names = std::collections::BTreeSet::new();
     for r in (Resolver { state }).read_chain(&req.registry).await? {
-        let page = crate::store::artifacts::Page { offset: 0, limit: 1_000_000, sort_column: "name", descending: false, search: None };
-        for p in state.db.list_packages(std::slice::from_ref(&r.id), &[], &page).await?.1 {
+        let page = crate::store::artifacts::Page {
+            offset: 0,
+            limit: 1_000_000,
+            sort_column: "name",
+            descending: false,
+            search: None,
+        };
+        for p in state
+            .db
+            .list_packages(std::slice::from_ref(&r.id), &[], &page)
+            .await?
+            .1
+        {
             names.insert(p.name);
         }
     }
     let body = if json {
         json!({"meta": {"api-version": "1.1"}, "projects": names.iter().map(|n| json!({"name": n})).collect::<Vec<_>>()}).to_string()
     } else {
-        let mut s = String::from("<!DOCTYPE html>\n<html><head><meta name=\"pypi:repository-version\" content=\"1.1\"><title>Simple index</title></head><body>\n");
+        let mut s = String::from(
+            "<!DOCTYPE html>\n<html><head><meta name=\"pypi:repository-version\" content=\"1.1\"><title>Simple index</title></head><body>\n",
+        );
         for n in &names {
             s.push_str(&format!("<a href=\"{0}/\">{0}</a><br/>\n", html_escape(n)));
         }
@@ -460,7 +628,12 @@ async fn index(state: &AppState, req: &NativeRequest) -> ApiResult<Response> {
 
 async fn project_page(state: &AppState, req: &NativeRequest, norm: &str) -> ApiResult<Response> {
     let json = negotiated(&req.headers)?;
-    let links = project_files(state, &req.registry, norm).await?;
+    let chain = (Resolver { state }).packages(&req.registry, norm).await?;
+    let pkgs: Vec<PackageRow> = chain.iter().map(|(_, p)| p.clone()).collect();
+    let stamp = cache::stamp(&pkgs);
+    let key = format!("pypi|{}|{json}|{norm}", req.registry.id);
+    let doc = state.docs.get_or_build(key, stamp, || async {
+    let links = project_files(state, &chain, norm).await?;
     if links.is_empty() {
         return Err(ApiError::not_found(format!("project '{norm}' not found")));
     }
@@ -521,26 +694,48 @@ async fn project_page(state: &AppState, req: &NativeRequest, norm: &str) -> ApiR
         s.push_str("</body></html>\n");
         s
     };
-    Ok(page_response(&req.headers, json, body))
+    Ok::<_, ApiError>(Doc::new(body, if json { JSON_TYPE } else { HTML_TYPE }))
+    }).await?;
+    Ok(doc.respond(&req.headers, false))
 }
 
 fn upload_time(ms: i64) -> String {
     time::OffsetDateTime::from_unix_timestamp_nanos(ms as i128 * 1_000_000)
         .ok()
-        .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
         .unwrap_or_default()
 }
 
 // ---------------------------------------------------------------------------------------------
 // Downloads and yanking.
 
-async fn download(state: &AppState, req: &NativeRequest, project: &str, version: &str, filename: &str) -> ApiResult<Response> {
+async fn download(
+    state: &AppState,
+    req: &NativeRequest,
+    project: &str,
+    version: &str,
+    filename: &str,
+) -> ApiResult<Response> {
     let resolver = Resolver { state };
     if let Some(wheel) = filename.strip_suffix(".metadata") {
         let path = format!("files/{project}/{version}/{wheel}");
-        let (_, file) = resolver.find_file(&req.registry, &path).await?.ok_or_else(|| ApiError::not_found(format!("'{filename}' not found")))?;
-        let core = file.metadata.get("coreMetadata").cloned().ok_or_else(|| ApiError::not_found(format!("'{wheel}' has no core metadata")))?;
-        let sha = core.get("sha256").and_then(Value::as_str).unwrap_or_default().to_string();
+        let (_, file) = resolver
+            .find_file(&req.registry, &path)
+            .await?
+            .ok_or_else(|| ApiError::not_found(format!("'{filename}' not found")))?;
+        let core = file
+            .metadata
+            .get("coreMetadata")
+            .cloned()
+            .ok_or_else(|| ApiError::not_found(format!("'{wheel}' has no core metadata")))?;
+        let sha = core
+            .get("sha256")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string();
         let size = core.get("size").and_then(Value::as_i64).unwrap_or_default();
         let doc = FileRow {
             sha256: sha,
@@ -555,27 +750,57 @@ async fn download(state: &AppState, req: &NativeRequest, project: &str, version:
         return serve_blob(state, &doc, &req.method, &req.headers).await;
     }
     let path = format!("files/{project}/{version}/{filename}");
-    let (_, file) = resolver.find_file(&req.registry, &path).await?.ok_or_else(|| ApiError::not_found(format!("'{filename}' not found")))?;
+    let (_, file) = resolver
+        .find_file(&req.registry, &path)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("'{filename}' not found")))?;
     serve_file(state, &file, &req.method, &req.headers).await
 }
 
-async fn yank(state: &AppState, req: NativeRequest, norm: &str, version: &str) -> ApiResult<Response> {
+async fn yank(
+    state: &AppState,
+    req: NativeRequest,
+    norm: &str,
+    version: &str,
+) -> ApiResult<Response> {
     let target = Resolver { state }.write_target(&req.registry).await?;
     req.principal.check(&target, Need::Write)?;
     let yanking = req.method == Method::PUT;
-    let body = axum::body::to_bytes(req.body.into_inner().ok().flatten().unwrap_or_default(), 4096)
-        .await
-        .map_err(|_| ApiError::bad("body", "the yank reason is limited to 4 KiB"))?;
+    let body = axum::body::to_bytes(
+        req.body.into_inner().ok().flatten().unwrap_or_default(),
+        4096,
+    )
+    .await
+    .map_err(|_| ApiError::bad("body", "the yank reason is limited to 4 KiB"))?;
     let reason = String::from_utf8_lossy(&body).trim().to_string();
     let version = normalize_version("version", version)?;
-    let pkg = state.db.package_by_name(&target.id, norm).await?.ok_or_else(|| ApiError::not_found(format!("project '{norm}' not found")))?;
-    let files: Vec<FileRow> = state.db.package_files(&pkg.id).await?.into_iter().filter(|(v, _)| *v == version).map(|(_, f)| f).collect();
+    let pkg = state
+        .db
+        .package_by_name(&target.id, norm)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("project '{norm}' not found")))?;
+    let files: Vec<FileRow> = state
+        .db
+        .package_files(&pkg.id)
+        .await?
+        .into_iter()
+        .filter(|(v, _)| *v == version)
+        .map(|(_, f)| f)
+        .collect();
     if files.is_empty() {
-        return Err(ApiError::not_found(format!("version {version} of '{norm}' not found")));
+        return Err(ApiError::not_found(format!(
+            "version {version} of '{norm}' not found"
+        )));
     }
     for f in files {
         let mut m = f.metadata.clone();
-        m["yanked"] = if !yanking { json!(false) } else if reason.is_empty() { json!(true) } else { json!(reason) };
+        m["yanked"] = if !yanking {
+            json!(false)
+        } else if reason.is_empty() {
+            json!(true)
+        } else {
+            json!(reason)
+        };
         state.db.set_file_metadata(&f.id, &m).await?;
     }
     Ok(StatusCode::NO_CONTENT.into_response())
@@ -584,6 +809,7 @@ async fn yank(state: &AppState, req: NativeRequest, norm: &str, version: &str) -
 #[cfg(test)]
 mod tests {
     use super::*;
+    use axum::http::HeaderValue;
 
     #[test]
     fn normalizes_names_per_pep_503() {
@@ -610,16 +836,26 @@ mod tests {
             m.insert(header::ACCEPT, HeaderValue::from_str(v).unwrap());
             m
         };
-        assert_eq!(wants_json(&h("application/vnd.pypi.simple.v1+json, application/vnd.pypi.simple.v1+html; q=0.1, text/html; q=0.01")), Ok(true));
+        assert_eq!(
+            wants_json(&h(
+                "application/vnd.pypi.simple.v1+json, application/vnd.pypi.simple.v1+html; q=0.1, text/html; q=0.01"
+            )),
+            Ok(true)
+        );
         assert_eq!(wants_json(&h("text/html")), Ok(false));
-        assert_eq!(wants_json(&h("application/vnd.pypi.simple.v1+json; q=0.1, text/html")), Ok(false));
+        assert_eq!(
+            wants_json(&h("application/vnd.pypi.simple.v1+json; q=0.1, text/html")),
+            Ok(false)
+        );
         assert_eq!(wants_json(&h("application/xml")), Err(()));
         assert_eq!(wants_json(&HeaderMap::new()), Ok(false));
     }
 
     #[test]
     fn reads_core_metadata_headers() {
-        let m = parse_core_metadata("Metadata-Version: 2.1\nName: Foo\nVersion: 1.0\nRequires-Python: >=3.8\nClassifier: A\nClassifier: B\n\nLong description\nName: Not a header\n");
+        let m = parse_core_metadata(
+            "Metadata-Version: 2.1\nName: Foo\nVersion: 1.0\nRequires-Python: >=3.8\nClassifier: A\nClassifier: B\n\nLong description\nName: Not a header\n",
+        );
         assert_eq!(m["name"], vec!["Foo"]);
         assert_eq!(m["requires-python"], vec![">=3.8"]);
         assert_eq!(m["classifier"].len(), 2);

@@ -20,6 +20,8 @@ pub struct PackageRow {
     pub size: i64,
     /// Format-specific attributes of the package.
     pub metadata: serde_json::Value,
+    /// Changes whenever the package's generated documents would.
+    pub revision: i64,
     pub created_at: i64,
     pub updated_at: i64,
 }
@@ -68,6 +70,7 @@ fn row_to_package(r: &AnyRow) -> Result<PackageRow, sqlx::Error> {
         download_count: r.try_get("download_count")?,
         size: r.try_get("size")?,
         metadata: serde_json::from_str(&r.try_get::<String, _>("metadata")?).unwrap_or_default(),
+        revision: r.try_get("revision")?,
         created_at: r.try_get("created_at")?,
         updated_at: r.try_get("updated_at")?,
     })
@@ -89,7 +92,8 @@ fn row_to_version(r: &AnyRow) -> Result<VersionRow, sqlx::Error> {
 }
 
 const FILE_COLUMNS: &str = "f.*, b.md5, b.sha1, b.sha512";
-const FILE_SELECT: &str = "SELECT f.*, b.md5, b.sha1, b.sha512 FROM files f JOIN blobs b ON b.sha256 = f.sha256";
+const FILE_SELECT: &str =
+    "SELECT f.*, b.md5, b.sha1, b.sha512 FROM files f JOIN blobs b ON b.sha256 = f.sha256";
 
 fn row_to_file(r: &AnyRow) -> Result<FileRow, sqlx::Error> {
     Ok(FileRow {
@@ -136,7 +140,10 @@ pub struct Page {
 impl Page {
     fn order(&self) -> String {
         let dir = if self.descending { "DESC" } else { "ASC" };
-        format!("ORDER BY {} {dir}, id {dir} LIMIT {} OFFSET {}", self.sort_column, self.limit, self.offset)
+        format!(
+            "ORDER BY {} {dir}, id {dir} LIMIT {} OFFSET {}",
+            self.sort_column, self.limit, self.offset
+        )
     }
 }
 
@@ -175,12 +182,13 @@ impl Db {
         .bind(now)
         .execute(&mut *tx)
         .await?;
-        let package_id: String = sqlx::query("SELECT id FROM packages WHERE registry_id = $1 AND name = $2")
-            .bind(&reg.id)
-            .bind(f.package)
-            .fetch_one(&mut *tx)
-            .await?
-            .try_get("id")?;
+        let package_id: String =
+            sqlx::query("SELECT id FROM packages WHERE registry_id = $1 AND name = $2")
+                .bind(&reg.id)
+                .bind(f.package)
+                .fetch_one(&mut *tx)
+                .await?
+                .try_get("id")?;
         // Version.
         sqlx::query(
             "INSERT INTO versions (id, package_id, registry_id, version, created_at, updated_at) \
@@ -193,18 +201,21 @@ impl Db {
         .bind(now)
         .execute(&mut *tx)
         .await?;
-        let version_id: String = sqlx::query("SELECT id FROM versions WHERE package_id = $1 AND version = $2")
-            .bind(&package_id)
-            .bind(f.version)
-            .fetch_one(&mut *tx)
-            .await?
-            .try_get("id")?;
+        let version_id: String =
+            sqlx::query("SELECT id FROM versions WHERE package_id = $1 AND version = $2")
+                .bind(&package_id)
+                .bind(f.version)
+                .fetch_one(&mut *tx)
+                .await?
+                .try_get("id")?;
         // File.
-        let existing = sqlx::query("SELECT id, version_id, size FROM files WHERE registry_id = $1 AND path = $2")
-            .bind(&reg.id)
-            .bind(f.path)
-            .fetch_optional(&mut *tx)
-            .await?;
+        let existing = sqlx::query(
+            "SELECT id, version_id, size FROM files WHERE registry_id = $1 AND path = $2",
+        )
+        .bind(&reg.id)
+        .bind(f.path)
+        .fetch_optional(&mut *tx)
+        .await?;
         let size = f.blob.size as i64;
         let mut replaced_size = 0;
         let file_id = match existing {
@@ -275,25 +286,30 @@ impl Db {
             .bind(&version_id)
             .execute(&mut *tx)
             .await?;
-        sqlx::query("UPDATE packages SET latest_version = $1, updated_at = $2, size = size + $3 WHERE id = $4")
+        sqlx::query("UPDATE packages SET latest_version = $1, updated_at = $2, size = size + $3, revision = revision + 1 WHERE id = $4")
             .bind(f.version)
             .bind(now)
             .bind(size - replaced_size)
             .bind(&package_id)
             .execute(&mut *tx)
             .await?;
-        let row = sqlx::query(&format!("{FILE_SELECT} WHERE f.id = $1")).bind(&file_id).fetch_one(&mut *tx).await?;
+        let row = sqlx::query(&format!("{FILE_SELECT} WHERE f.id = $1"))
+            .bind(&file_id)
+            .fetch_one(&mut *tx)
+            .await?;
         let file = row_to_file(&row)?;
         tx.commit().await?;
         Ok(file)
     }
 
     pub async fn file_by_path(&self, registry_id: &str, path: &str) -> ApiResult<Option<FileRow>> {
-        let row = sqlx::query(&format!("{FILE_SELECT} WHERE f.registry_id = $1 AND f.path = $2"))
-            .bind(registry_id)
-            .bind(path)
-            .fetch_optional(&self.read)
-            .await?;
+        let row = sqlx::query(&format!(
+            "{FILE_SELECT} WHERE f.registry_id = $1 AND f.path = $2"
+        ))
+        .bind(registry_id)
+        .bind(path)
+        .fetch_optional(&self.read)
+        .await?;
         Ok(row.map(|r| row_to_file(&r)).transpose()?)
     }
 
@@ -318,7 +334,11 @@ impl Db {
         Ok(())
     }
 
-    pub async fn package_by_name(&self, registry_id: &str, name: &str) -> ApiResult<Option<PackageRow>> {
+    pub async fn package_by_name(
+        &self,
+        registry_id: &str,
+        name: &str,
+    ) -> ApiResult<Option<PackageRow>> {
         let row = sqlx::query("SELECT * FROM packages WHERE registry_id = $1 AND name = $2")
             .bind(registry_id)
             .bind(name)
@@ -327,7 +347,11 @@ impl Db {
         Ok(row.map(|r| row_to_package(&r)).transpose()?)
     }
 
-    pub async fn version_by_name(&self, package_id: &str, version: &str) -> ApiResult<Option<VersionRow>> {
+    pub async fn version_by_name(
+        &self,
+        package_id: &str,
+        version: &str,
+    ) -> ApiResult<Option<VersionRow>> {
         let row = sqlx::query("SELECT * FROM versions WHERE package_id = $1 AND version = $2")
             .bind(package_id)
             .bind(version)
@@ -370,10 +394,17 @@ impl Db {
             q = q.bind(v.clone());
         }
         let rows = q.fetch_all(&self.read).await?;
-        Ok((total, rows.iter().map(row_to_package).collect::<Result<_, _>>()?))
+        Ok((
+            total,
+            rows.iter().map(row_to_package).collect::<Result<_, _>>()?,
+        ))
     }
 
-    pub async fn list_versions(&self, package_id: &str, page: &Page) -> ApiResult<(i64, Vec<VersionRow>)> {
+    pub async fn list_versions(
+        &self,
+        package_id: &str,
+        page: &Page,
+    ) -> ApiResult<(i64, Vec<VersionRow>)> {
         let mut binds = vec![package_id.to_string()];
         let mut where_ = "package_id = $1".to_string();
         if let Some(t) = page.search.as_deref().filter(|t| !t.is_empty()) {
@@ -392,10 +423,17 @@ impl Db {
             q = q.bind(v.clone());
         }
         let rows = q.fetch_all(&self.read).await?;
-        Ok((total, rows.iter().map(row_to_version).collect::<Result<_, _>>()?))
+        Ok((
+            total,
+            rows.iter().map(row_to_version).collect::<Result<_, _>>()?,
+        ))
     }
 
-    pub async fn list_files(&self, version_id: &str, page: &Page) -> ApiResult<(i64, Vec<FileRow>)> {
+    pub async fn list_files(
+        &self,
+        version_id: &str,
+        page: &Page,
+    ) -> ApiResult<(i64, Vec<FileRow>)> {
         let mut binds = vec![version_id.to_string()];
         let mut where_ = "f.version_id = $1".to_string();
         if let Some(t) = page.search.as_deref().filter(|t| !t.is_empty()) {
@@ -418,11 +456,14 @@ impl Db {
             q = q.bind(v.clone());
         }
         let rows = q.fetch_all(&self.read).await?;
-        Ok((total, rows.iter().map(row_to_file).collect::<Result<_, _>>()?))
+        Ok((
+            total,
+            rows.iter().map(row_to_file).collect::<Result<_, _>>()?,
+        ))
     }
 
     pub async fn set_package_labels(&self, package_id: &str, labels: &[String]) -> ApiResult<()> {
-        sqlx::query("UPDATE packages SET labels = $1, updated_at = $2 WHERE id = $3")
+        sqlx::query("UPDATE packages SET labels = $1, updated_at = $2, revision = revision + 1 WHERE id = $3")
             .bind(serde_json::to_string(labels).unwrap_or_default())
             .bind(now_ms())
             .bind(package_id)
@@ -449,25 +490,33 @@ impl Db {
     /// Removes one file; an emptied version and package disappear with it.
     pub async fn delete_file(&self, file: &FileRow) -> ApiResult<()> {
         let mut tx = self.write.begin().await?;
-        sqlx::query("DELETE FROM files WHERE id = $1").bind(&file.id).execute(&mut *tx).await?;
-        sqlx::query("UPDATE versions SET size = size - $1, file_count = file_count - 1 WHERE id = $2")
-            .bind(file.size)
-            .bind(&file.version_id)
+        sqlx::query("DELETE FROM files WHERE id = $1")
+            .bind(&file.id)
             .execute(&mut *tx)
             .await?;
+        sqlx::query(
+            "UPDATE versions SET size = size - $1, file_count = file_count - 1 WHERE id = $2",
+        )
+        .bind(file.size)
+        .bind(&file.version_id)
+        .execute(&mut *tx)
+        .await?;
         let row = sqlx::query("SELECT package_id, file_count FROM versions WHERE id = $1")
             .bind(&file.version_id)
             .fetch_one(&mut *tx)
             .await?;
         let package_id: String = row.try_get("package_id")?;
         let left: i64 = row.try_get("file_count")?;
-        sqlx::query("UPDATE packages SET size = size - $1 WHERE id = $2")
+        sqlx::query("UPDATE packages SET size = size - $1, revision = revision + 1 WHERE id = $2")
             .bind(file.size)
             .bind(&package_id)
             .execute(&mut *tx)
             .await?;
         if left <= 0 {
-            sqlx::query("DELETE FROM versions WHERE id = $1").bind(&file.version_id).execute(&mut *tx).await?;
+            sqlx::query("DELETE FROM versions WHERE id = $1")
+                .bind(&file.version_id)
+                .execute(&mut *tx)
+                .await?;
             Self::refresh_package(&mut tx, &package_id).await?;
         }
         tx.commit().await?;
@@ -475,7 +524,10 @@ impl Db {
     }
 
     /// Keeps `latest_version` right after versions left a package, and drops an empty package.
-    async fn refresh_package(tx: &mut sqlx::Transaction<'_, sqlx::Any>, package_id: &str) -> ApiResult<()> {
+    async fn refresh_package(
+        tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+        package_id: &str,
+    ) -> ApiResult<()> {
         let latest = sqlx::query("SELECT version FROM versions WHERE package_id = $1 ORDER BY created_at DESC, id DESC LIMIT 1")
             .bind(package_id)
             .fetch_optional(&mut **tx)
@@ -483,14 +535,17 @@ impl Db {
         match latest {
             Some(r) => {
                 let v: String = r.try_get("version")?;
-                sqlx::query("UPDATE packages SET latest_version = $1 WHERE id = $2")
+                sqlx::query("UPDATE packages SET latest_version = $1, revision = revision + 1 WHERE id = $2")
                     .bind(v)
                     .bind(package_id)
                     .execute(&mut **tx)
                     .await?;
             }
             None => {
-                sqlx::query("DELETE FROM packages WHERE id = $1").bind(package_id).execute(&mut **tx).await?;
+                sqlx::query("DELETE FROM packages WHERE id = $1")
+                    .bind(package_id)
+                    .execute(&mut **tx)
+                    .await?;
             }
         }
         Ok(())
@@ -519,31 +574,47 @@ impl Db {
         .bind(now)
         .execute(&mut *tx)
         .await?;
-        let trash_pkg: String = sqlx::query("SELECT id FROM packages WHERE registry_id = $1 AND name = $2")
-            .bind(&trash.id)
-            .bind(&trash_name)
-            .fetch_one(&mut *tx)
-            .await?
-            .try_get("id")?;
-        if let Some(old) = sqlx::query("SELECT id, size FROM versions WHERE package_id = $1 AND version = $2")
-            .bind(&trash_pkg)
-            .bind(&version.version)
-            .fetch_optional(&mut *tx)
-            .await?
+        let trash_pkg: String =
+            sqlx::query("SELECT id FROM packages WHERE registry_id = $1 AND name = $2")
+                .bind(&trash.id)
+                .bind(&trash_name)
+                .fetch_one(&mut *tx)
+                .await?
+                .try_get("id")?;
+        if let Some(old) =
+            sqlx::query("SELECT id, size FROM versions WHERE package_id = $1 AND version = $2")
+                .bind(&trash_pkg)
+                .bind(&version.version)
+                .fetch_optional(&mut *tx)
+                .await?
         {
             let old_id: String = old.try_get("id")?;
             let old_size: i64 = old.try_get("size")?;
-            sqlx::query("UPDATE packages SET size = size - $1 WHERE id = $2").bind(old_size).bind(&trash_pkg).execute(&mut *tx).await?;
-            sqlx::query("DELETE FROM files WHERE version_id = $1").bind(&old_id).execute(&mut *tx).await?;
-            sqlx::query("DELETE FROM versions WHERE id = $1").bind(&old_id).execute(&mut *tx).await?;
-        }
-        sqlx::query("UPDATE versions SET package_id = $1, registry_id = $2, updated_at = $3 WHERE id = $4")
+            sqlx::query(
+                "UPDATE packages SET size = size - $1, revision = revision + 1 WHERE id = $2",
+            )
+            .bind(old_size)
             .bind(&trash_pkg)
-            .bind(&trash.id)
-            .bind(now)
-            .bind(&version.id)
             .execute(&mut *tx)
             .await?;
+            sqlx::query("DELETE FROM files WHERE version_id = $1")
+                .bind(&old_id)
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query("DELETE FROM versions WHERE id = $1")
+                .bind(&old_id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        sqlx::query(
+            "UPDATE versions SET package_id = $1, registry_id = $2, updated_at = $3 WHERE id = $4",
+        )
+        .bind(&trash_pkg)
+        .bind(&trash.id)
+        .bind(now)
+        .bind(&version.id)
+        .execute(&mut *tx)
+        .await?;
         let prefix = format!("{}/", reg.identifier);
         sqlx::query("UPDATE files SET registry_id = $1, path = $2 || path WHERE version_id = $3")
             .bind(&trash.id)
@@ -551,14 +622,14 @@ impl Db {
             .bind(&version.id)
             .execute(&mut *tx)
             .await?;
-        sqlx::query("UPDATE packages SET latest_version = $1, updated_at = $2, size = size + $3 WHERE id = $4")
+        sqlx::query("UPDATE packages SET latest_version = $1, updated_at = $2, size = size + $3, revision = revision + 1 WHERE id = $4")
             .bind(&version.version)
             .bind(now)
             .bind(version.size)
             .bind(&trash_pkg)
             .execute(&mut *tx)
             .await?;
-        sqlx::query("UPDATE packages SET size = size - $1 WHERE id = $2")
+        sqlx::query("UPDATE packages SET size = size - $1, revision = revision + 1 WHERE id = $2")
             .bind(version.size)
             .bind(&package.id)
             .execute(&mut *tx)
@@ -571,9 +642,15 @@ impl Db {
     /// Purges a version for good (used for the trash can itself).
     pub async fn purge_version(&self, package: &PackageRow, version: &VersionRow) -> ApiResult<()> {
         let mut tx = self.write.begin().await?;
-        sqlx::query("DELETE FROM files WHERE version_id = $1").bind(&version.id).execute(&mut *tx).await?;
-        sqlx::query("DELETE FROM versions WHERE id = $1").bind(&version.id).execute(&mut *tx).await?;
-        sqlx::query("UPDATE packages SET size = size - $1 WHERE id = $2")
+        sqlx::query("DELETE FROM files WHERE version_id = $1")
+            .bind(&version.id)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("DELETE FROM versions WHERE id = $1")
+            .bind(&version.id)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("UPDATE packages SET size = size - $1, revision = revision + 1 WHERE id = $2")
             .bind(version.size)
             .bind(&package.id)
             .execute(&mut *tx)
@@ -599,18 +676,36 @@ impl Db {
     }
 
     /// Replaces a file's format-specific attributes.
-    pub async fn set_file_metadata(&self, file_id: &str, metadata: &serde_json::Value) -> ApiResult<()> {
+    pub async fn set_file_metadata(
+        &self,
+        file_id: &str,
+        metadata: &serde_json::Value,
+    ) -> ApiResult<()> {
+        let mut tx = self.write.begin().await?;
         sqlx::query("UPDATE files SET metadata = $1 WHERE id = $2")
             .bind(metadata.to_string())
             .bind(file_id)
-            .execute(&self.write)
+            .execute(&mut *tx)
             .await?;
+        sqlx::query(
+            "UPDATE packages SET revision = revision + 1 WHERE id = \
+             (SELECT v.package_id FROM files f JOIN versions v ON v.id = f.version_id WHERE f.id = $1)",
+        )
+        .bind(file_id)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
         Ok(())
     }
 
     /// Another package of the registry whose name, with `_` read as `-`, is `canonical` (Cargo's
     /// crate-name equivalence). Publish-only, so a scan of the registry's names is acceptable.
-    pub async fn package_with_canonical_name(&self, registry_id: &str, canonical: &str, except: &str) -> ApiResult<Option<String>> {
+    pub async fn package_with_canonical_name(
+        &self,
+        registry_id: &str,
+        canonical: &str,
+        except: &str,
+    ) -> ApiResult<Option<String>> {
         let row = sqlx::query("SELECT name FROM packages WHERE registry_id = $1 AND REPLACE(name, '_', '-') = $2 AND name <> $3")
             .bind(registry_id)
             .bind(canonical)
@@ -621,8 +716,12 @@ impl Db {
     }
 
     /// Sets a package's format-specific attributes.
-    pub async fn set_package_metadata(&self, package_id: &str, metadata: &serde_json::Value) -> ApiResult<()> {
-        sqlx::query("UPDATE packages SET metadata = $1, updated_at = $2 WHERE id = $3")
+    pub async fn set_package_metadata(
+        &self,
+        package_id: &str,
+        metadata: &serde_json::Value,
+    ) -> ApiResult<()> {
+        sqlx::query("UPDATE packages SET metadata = $1, updated_at = $2, revision = revision + 1 WHERE id = $3")
             .bind(metadata.to_string())
             .bind(now_ms())
             .bind(package_id)
@@ -632,12 +731,22 @@ impl Db {
     }
 
     /// Sets a version's format-specific attributes.
-    pub async fn set_version_metadata(&self, version_id: &str, metadata: &serde_json::Value) -> ApiResult<()> {
+    pub async fn set_version_metadata(
+        &self,
+        version_id: &str,
+        metadata: &serde_json::Value,
+    ) -> ApiResult<()> {
+        let mut tx = self.write.begin().await?;
         sqlx::query("UPDATE versions SET metadata = $1 WHERE id = $2")
             .bind(metadata.to_string())
             .bind(version_id)
-            .execute(&self.write)
+            .execute(&mut *tx)
             .await?;
+        sqlx::query("UPDATE packages SET revision = revision + 1 WHERE id = (SELECT package_id FROM versions WHERE id = $1)")
+            .bind(version_id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
         Ok(())
     }
 

@@ -36,10 +36,18 @@ fn row_to_user(r: &sqlx::any::AnyRow) -> Result<User, sqlx::Error> {
 
 impl Db {
     pub async fn user_count(&self) -> ApiResult<i64> {
-        Ok(sqlx::query("SELECT COUNT(*) AS n FROM users").fetch_one(&self.read).await?.try_get("n")?)
+        Ok(sqlx::query("SELECT COUNT(*) AS n FROM users")
+            .fetch_one(&self.read)
+            .await?
+            .try_get("n")?)
     }
 
-    pub async fn create_user(&self, name: &str, password_hash: Option<&str>, is_admin: bool) -> ApiResult<User> {
+    pub async fn create_user(
+        &self,
+        name: &str,
+        password_hash: Option<&str>,
+        is_admin: bool,
+    ) -> ApiResult<User> {
         let id = new_id();
         let now = now_ms();
         let res = sqlx::query("INSERT INTO users (id, name, password_hash, is_admin, created_at) VALUES ($1, $2, $3, $4, $5)")
@@ -52,28 +60,49 @@ impl Db {
             .await;
         match res {
             Ok(_) => {}
-            Err(e) if is_unique_violation(&e) => return Err(ApiError::conflict(format!("user '{name}' already exists"))),
+            Err(e) if is_unique_violation(&e) => {
+                return Err(ApiError::conflict(format!("user '{name}' already exists")));
+            }
             Err(e) => return Err(e.into()),
         }
-        Ok(User { id, name: name.into(), password_hash: password_hash.map(Into::into), is_admin, created_at: now })
+        Ok(User {
+            id,
+            name: name.into(),
+            password_hash: password_hash.map(Into::into),
+            is_admin,
+            created_at: now,
+        })
     }
 
     pub async fn user_by_name(&self, name: &str) -> ApiResult<Option<User>> {
-        let row = sqlx::query("SELECT * FROM users WHERE name = $1").bind(name).fetch_optional(&self.read).await?;
+        let row = sqlx::query("SELECT * FROM users WHERE name = $1")
+            .bind(name)
+            .fetch_optional(&self.read)
+            .await?;
         Ok(row.map(|r| row_to_user(&r)).transpose()?)
     }
 
     pub async fn user_by_id(&self, id: &str) -> ApiResult<Option<User>> {
-        let row = sqlx::query("SELECT * FROM users WHERE id = $1").bind(id).fetch_optional(&self.read).await?;
+        let row = sqlx::query("SELECT * FROM users WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&self.read)
+            .await?;
         Ok(row.map(|r| row_to_user(&r)).transpose()?)
     }
 
     pub async fn list_users(&self) -> ApiResult<Vec<User>> {
-        let rows = sqlx::query("SELECT * FROM users ORDER BY name").fetch_all(&self.read).await?;
+        let rows = sqlx::query("SELECT * FROM users ORDER BY name")
+            .fetch_all(&self.read)
+            .await?;
         Ok(rows.iter().map(row_to_user).collect::<Result<_, _>>()?)
     }
 
-    pub async fn insert_token(&self, user_id: &str, name: &str, token_hash: &str) -> ApiResult<String> {
+    pub async fn insert_token(
+        &self,
+        user_id: &str,
+        name: &str,
+        token_hash: &str,
+    ) -> ApiResult<String> {
         let id = new_id();
         sqlx::query("INSERT INTO tokens (id, user_id, name, token_hash, created_at) VALUES ($1, $2, $3, $4, $5)")
             .bind(&id)
@@ -120,11 +149,12 @@ impl Db {
     }
 
     pub async fn revoke_token(&self, id: &str) -> ApiResult<bool> {
-        let res = sqlx::query("UPDATE tokens SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL")
-            .bind(now_ms())
-            .bind(id)
-            .execute(&self.write)
-            .await?;
+        let res =
+            sqlx::query("UPDATE tokens SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL")
+                .bind(now_ms())
+                .bind(id)
+                .execute(&self.write)
+                .await?;
         Ok(res.rows_affected() > 0)
     }
 

@@ -38,21 +38,34 @@ impl Db {
                 .connect_with(opts)
                 .await
                 .context("connecting to PostgreSQL")?;
-            let db = Db { read: pool.clone(), write: pool, is_postgres: true };
+            let db = Db {
+                read: pool.clone(),
+                write: pool,
+                is_postgres: true,
+            };
             db.migrate().await?;
             return Ok(db);
         }
         let path = url
             .strip_prefix("sqlite://")
             .or_else(|| url.strip_prefix("sqlite:"))
-            .ok_or_else(|| anyhow::anyhow!("unsupported database URL '{url}': use sqlite://... or postgres://..."))?;
+            .ok_or_else(|| {
+                anyhow::anyhow!(
+                    "unsupported database URL '{url}': use sqlite://... or postgres://..."
+                )
+            })?;
         let (file, _) = path.split_once('?').unwrap_or((path, ""));
         if let Some(dir) = std::path::Path::new(file).parent() {
             if !dir.as_os_str().is_empty() {
-                std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+                std::fs::create_dir_all(dir)
+                    .with_context(|| format!("creating {}", dir.display()))?;
             }
         }
-        let full = if url.contains('?') { url.to_string() } else { format!("{url}?mode=rwc") };
+        let full = if url.contains('?') {
+            url.to_string()
+        } else {
+            format!("{url}?mode=rwc")
+        };
         let opts = AnyConnectOptions::from_str(&full).context("parsing database URL")?;
         let write = AnyPoolOptions::new()
             .max_connections(1)
@@ -61,7 +74,11 @@ impl Db {
             .connect_with(opts.clone())
             .await
             .context("opening SQLite database")?;
-        let db_tmp = Db { read: write.clone(), write: write.clone(), is_postgres: false };
+        let db_tmp = Db {
+            read: write.clone(),
+            write: write.clone(),
+            is_postgres: false,
+        };
         db_tmp.migrate().await?;
         let read = AnyPoolOptions::new()
             .max_connections(8)
@@ -70,11 +87,18 @@ impl Db {
             .connect_with(opts)
             .await
             .context("opening SQLite database")?;
-        Ok(Db { read, write, is_postgres: false })
+        Ok(Db {
+            read,
+            write,
+            is_postgres: false,
+        })
     }
 
     async fn migrate(&self) -> anyhow::Result<()> {
-        MIGRATOR.run(&self.write).await.context("running migrations")?;
+        MIGRATOR
+            .run(&self.write)
+            .await
+            .context("running migrations")?;
         Ok(())
     }
 
@@ -107,7 +131,12 @@ pub fn is_unique_violation(e: &sqlx::Error) -> bool {
 
 /// A `LIKE` pattern matching `term` anywhere, with its wildcards escaped (use with `ESCAPE '\'`).
 pub(crate) fn like_pattern(term: &str) -> String {
-    format!("%{}%", term.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_"))
+    format!(
+        "%{}%",
+        term.replace('\\', "\\\\")
+            .replace('%', "\\%")
+            .replace('_', "\\_")
+    )
 }
 
 pub(crate) fn json_list(s: &str) -> Vec<String> {

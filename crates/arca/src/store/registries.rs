@@ -6,10 +6,12 @@ use sqlx::any::AnyRow;
 use super::{Db, json_list, like_pattern};
 use crate::error::{ApiError, ApiResult};
 use crate::model::{
-    CleanupPolicy, PackageType, ProxySettings, Registry, RegistryKind, Reupload, Scope, new_id, now_ms,
+    CleanupPolicy, PackageType, ProxySettings, Registry, RegistryKind, Reupload, Scope, new_id,
+    now_ms,
 };
 
-const SELECT: &str = "SELECT r.*, s.path AS scope_path FROM registries r JOIN scopes s ON s.id = r.scope_id";
+const SELECT: &str =
+    "SELECT r.*, s.path AS scope_path FROM registries r JOIN scopes s ON s.id = r.scope_id";
 
 pub const TRASH_IDENTIFIER: &str = "trash-can";
 
@@ -20,9 +22,11 @@ fn flag(r: &AnyRow, col: &str) -> Result<bool, sqlx::Error> {
 fn row_to_registry(r: &AnyRow) -> Result<Registry, sqlx::Error> {
     let kind_s: String = r.try_get("kind")?;
     let pt_s: String = r.try_get("package_type")?;
-    let decode = |what: &str, v: &str| sqlx::Error::Decode(format!("bad {what} '{v}' in registries").into());
+    let decode =
+        |what: &str, v: &str| sqlx::Error::Decode(format!("bad {what} '{v}' in registries").into());
     let kind = RegistryKind::parse(&kind_s).ok_or_else(|| decode("kind", &kind_s))?;
-    let package_type = PackageType::from_harness(&pt_s).ok_or_else(|| decode("package_type", &pt_s))?;
+    let package_type =
+        PackageType::from_harness(&pt_s).ok_or_else(|| decode("package_type", &pt_s))?;
     let reupload_s: String = r.try_get("reupload")?;
     let proxy_url: Option<String> = r.try_get("proxy_url")?;
     let proxy = match proxy_url {
@@ -90,26 +94,42 @@ fn b(v: bool) -> i64 {
 
 impl Db {
     async fn load_members(&self, mut reg: Registry) -> ApiResult<Registry> {
-        let rows = sqlx::query("SELECT member_id FROM registry_members WHERE registry_id = $1 ORDER BY position")
-            .bind(&reg.id)
-            .fetch_all(&self.read)
-            .await?;
-        reg.members = rows.iter().map(|r| r.try_get::<String, _>("member_id")).collect::<Result<_, _>>()?;
+        let rows = sqlx::query(
+            "SELECT member_id FROM registry_members WHERE registry_id = $1 ORDER BY position",
+        )
+        .bind(&reg.id)
+        .fetch_all(&self.read)
+        .await?;
+        reg.members = rows
+            .iter()
+            .map(|r| r.try_get::<String, _>("member_id"))
+            .collect::<Result<_, _>>()?;
         Ok(reg)
     }
 
     pub async fn registry_by_id(&self, id: &str) -> ApiResult<Option<Registry>> {
         let sql = format!("{SELECT} WHERE r.id = $1");
-        let row = sqlx::query(&sql).bind(id).fetch_optional(&self.read).await?;
+        let row = sqlx::query(&sql)
+            .bind(id)
+            .fetch_optional(&self.read)
+            .await?;
         match row {
             Some(r) => Ok(Some(self.load_members(row_to_registry(&r)?).await?)),
             None => Ok(None),
         }
     }
 
-    pub async fn registry_by_identifier(&self, account: &str, identifier: &str) -> ApiResult<Option<Registry>> {
+    pub async fn registry_by_identifier(
+        &self,
+        account: &str,
+        identifier: &str,
+    ) -> ApiResult<Option<Registry>> {
         let sql = format!("{SELECT} WHERE r.account = $1 AND r.identifier = $2");
-        let row = sqlx::query(&sql).bind(account).bind(identifier).fetch_optional(&self.read).await?;
+        let row = sqlx::query(&sql)
+            .bind(account)
+            .bind(identifier)
+            .fetch_optional(&self.read)
+            .await?;
         match row {
             Some(r) => Ok(Some(self.load_members(row_to_registry(&r)?).await?)),
             None => Ok(None),
@@ -216,7 +236,10 @@ impl Db {
         .bind(&reg.id)
         .execute(&mut *tx)
         .await?;
-        sqlx::query("DELETE FROM registry_members WHERE registry_id = $1").bind(&reg.id).execute(&mut *tx).await?;
+        sqlx::query("DELETE FROM registry_members WHERE registry_id = $1")
+            .bind(&reg.id)
+            .execute(&mut *tx)
+            .await?;
         for (i, m) in reg.members.iter().enumerate() {
             sqlx::query("INSERT INTO registry_members (registry_id, position, member_id) VALUES ($1, $2, $3)")
                 .bind(&reg.id)
@@ -256,13 +279,19 @@ impl Db {
         .bind(member_id)
         .fetch_all(&self.read)
         .await?;
-        Ok(rows.iter().filter_map(|r| r.try_get::<String, _>("identifier").ok()).collect())
+        Ok(rows
+            .iter()
+            .filter_map(|r| r.try_get::<String, _>("identifier").ok())
+            .collect())
     }
 
     /// The cache registry of a proxy, if it has one.
     pub async fn cache_of_proxy(&self, proxy_id: &str) -> ApiResult<Option<Registry>> {
         let sql = format!("{SELECT} WHERE r.cache_of = $1");
-        let row = sqlx::query(&sql).bind(proxy_id).fetch_optional(&self.read).await?;
+        let row = sqlx::query(&sql)
+            .bind(proxy_id)
+            .fetch_optional(&self.read)
+            .await?;
         match row {
             Some(r) => Ok(Some(row_to_registry(&r)?)),
             None => Ok(None),
@@ -272,23 +301,34 @@ impl Db {
     pub async fn list_registries(&self, f: &RegistryFilter) -> ApiResult<(i64, Vec<Registry>)> {
         let mut conds: Vec<String> = Vec::new();
         let mut binds: Vec<String> = Vec::new();
-        let push_in = |col: &str, vals: Vec<String>, conds: &mut Vec<String>, binds: &mut Vec<String>| {
-            let start = binds.len();
-            let ph: Vec<String> = (0..vals.len()).map(|i| format!("${}", start + i + 1)).collect();
-            conds.push(format!("{col} IN ({})", ph.join(", ")));
-            binds.extend(vals);
-        };
+        let push_in =
+            |col: &str, vals: Vec<String>, conds: &mut Vec<String>, binds: &mut Vec<String>| {
+                let start = binds.len();
+                let ph: Vec<String> = (0..vals.len())
+                    .map(|i| format!("${}", start + i + 1))
+                    .collect();
+                conds.push(format!("{col} IN ({})", ph.join(", ")));
+                binds.extend(vals);
+            };
         push_in("r.scope_id", f.scope_ids.clone(), &mut conds, &mut binds);
         if !f.package_types.is_empty() {
             push_in(
                 "r.package_type",
-                f.package_types.iter().map(|t| t.harness().to_string()).collect(),
+                f.package_types
+                    .iter()
+                    .map(|t| t.harness().to_string())
+                    .collect(),
                 &mut conds,
                 &mut binds,
             );
         }
         if !f.kinds.is_empty() {
-            push_in("r.kind", f.kinds.iter().map(|k| k.as_str().to_string()).collect(), &mut conds, &mut binds);
+            push_in(
+                "r.kind",
+                f.kinds.iter().map(|k| k.as_str().to_string()).collect(),
+                &mut conds,
+                &mut binds,
+            );
         }
         if let Some(term) = f.search.as_deref().filter(|t| !t.is_empty()) {
             binds.push(like_pattern(term));
@@ -321,7 +361,11 @@ impl Db {
     /// Creates the account's trash can if it does not exist yet.
     pub async fn ensure_trash_can(&self, account_scope: &Scope) -> ApiResult<()> {
         let account = account_scope.account().to_string();
-        if self.registry_by_identifier(&account, TRASH_IDENTIFIER).await?.is_some() {
+        if self
+            .registry_by_identifier(&account, TRASH_IDENTIFIER)
+            .await?
+            .is_some()
+        {
             return Ok(());
         }
         let now = now_ms();

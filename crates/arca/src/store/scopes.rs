@@ -20,7 +20,10 @@ fn row_to_scope(r: &sqlx::any::AnyRow) -> Result<Scope, sqlx::Error> {
 pub fn validate_path(field: &str, path: &str) -> ApiResult<()> {
     let segs: Vec<&str> = path.split('/').collect();
     if segs.is_empty() || segs.len() > 3 {
-        return Err(ApiError::bad(field, format!("invalid {field} '{path}': expected account[/org[/project]]")));
+        return Err(ApiError::bad(
+            field,
+            format!("invalid {field} '{path}': expected account[/org[/project]]"),
+        ));
     }
     for s in segs {
         validate_identifier(field, s)?;
@@ -31,7 +34,10 @@ pub fn validate_path(field: &str, path: &str) -> ApiResult<()> {
 /// All ancestor paths of a scope path, itself included, nearest first.
 pub fn ancestor_paths(path: &str) -> Vec<String> {
     let segs: Vec<&str> = path.split('/').collect();
-    (1..=segs.len()).rev().map(|n| segs[..n].join("/")).collect()
+    (1..=segs.len())
+        .rev()
+        .map(|n| segs[..n].join("/"))
+        .collect()
 }
 
 impl Db {
@@ -99,9 +105,15 @@ impl Db {
     pub async fn descendant_scope_ids(&self, path: &str) -> ApiResult<Vec<String>> {
         let rows = sqlx::query("SELECT id FROM scopes WHERE path = $1 OR path LIKE $2 ESCAPE '\\'")
             .bind(path)
-            .bind(format!("{}/%", path.replace('%', "\\%").replace('_', "\\_")))
+            .bind(format!(
+                "{}/%",
+                path.replace('%', "\\%").replace('_', "\\_")
+            ))
             .fetch_all(&self.read)
             .await?;
-        Ok(rows.iter().filter_map(|r| r.try_get::<String, _>("id").ok()).collect())
+        Ok(rows
+            .iter()
+            .filter_map(|r| r.try_get::<String, _>("id").ok())
+            .collect())
     }
 }

@@ -23,7 +23,11 @@ pub struct Server {
 }
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port()
 }
 
 fn random_hex(n: usize) -> String {
@@ -40,8 +44,15 @@ pub async fn postgres_database() -> String {
         "ARCA_TEST_PG_URL is not set: run the suite with scripts/test.sh, which starts a throwaway PostgreSQL",
     );
     let name = format!("arca_test_{}", random_hex(12));
-    let pool = sqlx::postgres::PgPoolOptions::new().max_connections(1).connect(&admin).await.expect("connect to PostgreSQL");
-    sqlx::query(&format!("CREATE DATABASE {name}")).execute(&pool).await.expect("create database");
+    let pool = sqlx::postgres::PgPoolOptions::new()
+        .max_connections(1)
+        .connect(&admin)
+        .await
+        .expect("connect to PostgreSQL");
+    sqlx::query(&format!("CREATE DATABASE {name}"))
+        .execute(&pool)
+        .await
+        .expect("create database");
     pool.close().await;
     let (prefix, _) = admin.rsplit_once('/').expect("database URL with a path");
     format!("{prefix}/{name}")
@@ -57,7 +68,11 @@ impl Server {
         Self::start_with(dir, database_url, &[]).await
     }
 
-    pub async fn start_with(dir: tempfile::TempDir, database_url: String, env: &[(&str, &str)]) -> Server {
+    pub async fn start_with(
+        dir: tempfile::TempDir,
+        database_url: String,
+        env: &[(&str, &str)],
+    ) -> Server {
         let port = free_port();
         // The admin token: the caller's ARCA_ADMIN_TOKEN when given (a restart on existing data), else fresh.
         let token = env
@@ -81,8 +96,18 @@ impl Server {
             cmd.env(k, v);
         }
         let child = cmd.spawn().expect("spawn arca");
-        let client = reqwest::Client::builder().timeout(Duration::from_secs(600)).build().expect("client");
-        let server = Server { base, token, client, dir, database_url, child };
+        let client = reqwest::Client::builder()
+            .timeout(Duration::from_secs(600))
+            .build()
+            .expect("client");
+        let server = Server {
+            base,
+            token,
+            client,
+            dir,
+            database_url,
+            child,
+        };
         server.wait_healthy().await;
         server
     }
@@ -90,7 +115,12 @@ impl Server {
     async fn wait_healthy(&self) {
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
-            if let Ok(r) = self.client.get(format!("{}/health", self.base)).send().await {
+            if let Ok(r) = self
+                .client
+                .get(format!("{}/health", self.base))
+                .send()
+                .await
+            {
                 if r.status().is_success() {
                     return;
                 }
@@ -127,8 +157,15 @@ impl Server {
             .env("ARCA_LOG", "warn")
             .output()
             .expect("run arca cli");
-        assert!(out.status.success(), "arca {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
-        String::from_utf8(out.stdout).expect("utf8").trim().to_string()
+        assert!(
+            out.status.success(),
+            "arca {args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout)
+            .expect("utf8")
+            .trim()
+            .to_string()
     }
 
     /// Creates a user with a role on a scope and returns a fresh API token for it.
@@ -138,21 +175,35 @@ impl Server {
     }
 
     pub fn get(&self, path: &str) -> reqwest::RequestBuilder {
-        self.client.get(self.url(path)).header("x-api-key", &self.token)
+        self.client
+            .get(self.url(path))
+            .header("x-api-key", &self.token)
     }
     pub fn post(&self, path: &str, body: Value) -> reqwest::RequestBuilder {
-        self.client.post(self.url(path)).header("x-api-key", &self.token).json(&body)
+        self.client
+            .post(self.url(path))
+            .header("x-api-key", &self.token)
+            .json(&body)
     }
     pub fn put(&self, path: &str, body: Value) -> reqwest::RequestBuilder {
-        self.client.put(self.url(path)).header("x-api-key", &self.token).json(&body)
+        self.client
+            .put(self.url(path))
+            .header("x-api-key", &self.token)
+            .json(&body)
     }
     pub fn delete(&self, path: &str) -> reqwest::RequestBuilder {
-        self.client.delete(self.url(path)).header("x-api-key", &self.token)
+        self.client
+            .delete(self.url(path))
+            .header("x-api-key", &self.token)
     }
 
     /// Creates a registry through the Harness dialect and returns its data object.
     pub async fn harness_registry(&self, space: &str, body: Value) -> Value {
-        let r = self.post(&format!("/har/api/v1/registry?space_ref={space}/+"), body).send().await.expect("send");
+        let r = self
+            .post(&format!("/har/api/v1/registry?space_ref={space}/+"), body)
+            .send()
+            .await
+            .expect("send");
         let status = r.status();
         let v: Value = r.json().await.expect("json");
         assert_eq!(status, 201, "create failed: {v}");
@@ -170,7 +221,10 @@ impl Server {
 
     /// Stops the server with SIGTERM and waits for it to exit.
     pub fn stop(&mut self) -> std::process::ExitStatus {
-        let _ = Command::new("kill").arg("-TERM").arg(self.child.id().to_string()).status();
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.child.id().to_string())
+            .status();
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
             if let Ok(Some(st)) = self.child.try_wait() {
@@ -232,13 +286,23 @@ pub struct Run {
 }
 
 /// Runs a real client with a clean, isolated environment plus `env`.
-pub fn run(program: impl AsRef<std::ffi::OsStr>, args: &[&str], cwd: &std::path::Path, env: &[(&str, String)]) -> Run {
+pub fn run(
+    program: impl AsRef<std::ffi::OsStr>,
+    args: &[&str],
+    cwd: &std::path::Path,
+    env: &[(&str, String)],
+) -> Run {
     let mut cmd = Command::new(program.as_ref());
-    cmd.args(args).current_dir(cwd).env("HOME", cwd).stdin(Stdio::null());
+    cmd.args(args)
+        .current_dir(cwd)
+        .env("HOME", cwd)
+        .stdin(Stdio::null());
     for (k, v) in env {
         cmd.env(k, v);
     }
-    let out = cmd.output().unwrap_or_else(|e| panic!("running {:?}: {e}", program.as_ref()));
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("running {:?}: {e}", program.as_ref()));
     Run {
         ok: out.status.success(),
         stdout: String::from_utf8_lossy(&out.stdout).into_owned(),

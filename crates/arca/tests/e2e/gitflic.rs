@@ -29,9 +29,18 @@ async fn crud_in_project_company_and_instance(b: Backend) {
     let s = Server::start(b).await;
     // (list/create base, modify/delete base)
     let scopes = [
-        ("/registry/project/alice/webapp/repositories", "/registry/project/alice/webapp/repositories"),
-        ("/registry/company/acme/repositories", "/registry/company/acme/repositories"),
-        ("/registry/instance/anything/repositories", "/registry/instance/repositories"),
+        (
+            "/registry/project/alice/webapp/repositories",
+            "/registry/project/alice/webapp/repositories",
+        ),
+        (
+            "/registry/company/acme/repositories",
+            "/registry/company/acme/repositories",
+        ),
+        (
+            "/registry/instance/anything/repositories",
+            "/registry/instance/repositories",
+        ),
     ];
     for (i, (base, mbase)) in scopes.iter().enumerate() {
         let name = format!("generic-local-{i}");
@@ -56,22 +65,39 @@ async fn crud_in_project_company_and_instance(b: Backend) {
         assert_eq!(v["description"], "changed");
         let (_, v) = gf_get(&s, &format!("{mbase}/{uuid}")).await;
         assert_eq!(v["settings"]["packageReuploadType"], "OVERRIDE");
-        assert_eq!(v["settings"]["isDeletePackageAllowed"], true, "unsent settings are kept");
+        assert_eq!(
+            v["settings"]["isDeletePackageAllowed"], true,
+            "unsent settings are kept"
+        );
 
-        let (st, v) = gf_put(&s, &format!("{mbase}/{uuid}"), json!({"type": "PROXY", "proxySettings": {"url": "http://127.0.0.1/"}})).await;
+        let (st, v) = gf_put(
+            &s,
+            &format!("{mbase}/{uuid}"),
+            json!({"type": "PROXY", "proxySettings": {"url": "http://127.0.0.1/"}}),
+        )
+        .await;
         assert_eq!((st, v["details"]["field"].as_str()), (400, Some("type")));
 
         let (st, v) = gf_get(&s, base).await;
         assert_eq!(st, 200);
-        let list = v["_embedded"]["shortRegistryRepositoryDtoList"].as_array().unwrap();
+        let list = v["_embedded"]["shortRegistryRepositoryDtoList"]
+            .as_array()
+            .unwrap();
         assert!(list.iter().any(|r| r["repositoryUuid"] == uuid.as_str()));
         assert_eq!(v["page"]["number"], 0);
 
         // The uuid is not found under another scope.
-        let (st, _) = gf_get(&s, &format!("/registry/company/elsewhere/repositories/{uuid}")).await;
+        let (st, _) = gf_get(
+            &s,
+            &format!("/registry/company/elsewhere/repositories/{uuid}"),
+        )
+        .await;
         assert_eq!(st, 404);
 
-        let r = auth(&s, s.client.delete(s.url(&format!("{mbase}/{uuid}")))).send().await.unwrap();
+        let r = auth(&s, s.client.delete(s.url(&format!("{mbase}/{uuid}"))))
+            .send()
+            .await
+            .unwrap();
         assert_eq!(r.status(), 204);
         let (st, _) = gf_get(&s, &format!("{mbase}/{uuid}")).await;
         assert_eq!(st, 404);
@@ -86,15 +112,31 @@ async fn crud_in_project_company_and_instance(b: Backend) {
 async fn paging_is_spring_style(b: Backend) {
     let s = Server::start(b).await;
     for i in 0..5 {
-        let (st, _) = gf_post(&s, "/registry/company/acme/repositories", local(&format!("r{i}"), "npm")).await;
+        let (st, _) = gf_post(
+            &s,
+            "/registry/company/acme/repositories",
+            local(&format!("r{i}"), "npm"),
+        )
+        .await;
         assert_eq!(st, 201);
     }
     let (_, v) = gf_get(&s, "/registry/company/acme/repositories?page=1&size=2").await;
-    assert_eq!(v["page"], json!({"size": 2, "totalElements": 5, "totalPages": 3, "number": 1}));
-    let titles: Vec<&str> = v["_embedded"]["shortRegistryRepositoryDtoList"].as_array().unwrap().iter().map(|r| r["title"].as_str().unwrap()).collect();
+    assert_eq!(
+        v["page"],
+        json!({"size": 2, "totalElements": 5, "totalPages": 3, "number": 1})
+    );
+    let titles: Vec<&str> = v["_embedded"]["shortRegistryRepositoryDtoList"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["title"].as_str().unwrap())
+        .collect();
     assert_eq!(titles, vec!["r2", "r3"]);
     let (_, v) = gf_get(&s, "/registry/company/acme/repositories?page=5&size=2").await;
-    assert!(v.get("_embedded").is_none(), "an empty page has no _embedded: {v}");
+    assert!(
+        v.get("_embedded").is_none(),
+        "an empty page has no _embedded: {v}"
+    );
     let (st, _) = gf_get(&s, "/registry/company/acme/repositories?size=-1").await;
     assert_eq!(st, 400);
 }
@@ -111,10 +153,18 @@ async fn proxy_and_cache(b: Backend) {
     let (_, v) = gf_get(&s, &format!("/registry/company/acme/repositories/{uuid}")).await;
     assert_eq!(v["proxySettings"]["expireHours"], 24);
     assert_eq!(v["proxySettings"]["metadataRetrievalIntervalSeconds"], 600);
-    assert!(!v.to_string().contains("qwerty123"), "token never returned: {v}");
+    assert!(
+        !v.to_string().contains("qwerty123"),
+        "token never returned: {v}"
+    );
     let (_, list) = gf_get(&s, "/registry/company/acme/repositories").await;
-    let cache = list["_embedded"]["shortRegistryRepositoryDtoList"].as_array().unwrap().iter()
-        .find(|r| r["title"] == "maven-proxy-cache").cloned().expect("cache listed");
+    let cache = list["_embedded"]["shortRegistryRepositoryDtoList"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["title"] == "maven-proxy-cache")
+        .cloned()
+        .expect("cache listed");
     assert_eq!(cache["repositoryType"], "LOCAL_CACHE");
     assert_eq!(cache["description"], Value::Null);
     // Same registry seen through Harness: UPSTREAM with its remote as url.
@@ -122,21 +172,50 @@ async fn proxy_and_cache(b: Backend) {
     assert_eq!(h["data"]["config"]["type"], "UPSTREAM");
     assert_eq!(h["data"]["url"], "http://127.0.0.1:9/maven2/");
     // Non-caching proxy: no cache.
-    let (st, _) = gf_post(&s, "/registry/company/acme/repositories", json!({"type": "PROXY", "repositoryName": "npm-proxy",
-        "packageType": "npm", "proxySettings": {"url": "https://127.0.0.1/"}})).await;
+    let (st, _) = gf_post(
+        &s,
+        "/registry/company/acme/repositories",
+        json!({"type": "PROXY", "repositoryName": "npm-proxy",
+        "packageType": "npm", "proxySettings": {"url": "https://127.0.0.1/"}}),
+    )
+    .await;
     assert_eq!(st, 201);
     let (st, _) = call(s.get("/har/api/v1/registry/default/acme/npm-proxy-cache/+")).await;
     assert_eq!(st, 404);
     // Bad proxies.
     for (body, field) in [
-        (json!({"type": "PROXY", "repositoryName": "p1", "packageType": "cran", "proxySettings": {"url": "http://127.0.0.1/"}}), "packageType"),
-        (json!({"type": "PROXY", "repositoryName": "p1", "packageType": "npm", "proxySettings": {"url": "file:///etc"}}), "url"),
-        (json!({"type": "PROXY", "repositoryName": "p1", "packageType": "npm"}), "proxySettings"),
-        (json!({"type": "PROXY", "repositoryName": "p1", "packageType": "npm", "proxySettings": {}}), "proxySettings.url"),
-        (json!({"type": "LOCAL_CACHE", "repositoryName": "p1", "packageType": "npm"}), "type"),
-        (json!({"type": "LOCAL", "repositoryName": "p1", "packageType": "docker"}), "packageType"),
-        (json!({"type": "LOCAL", "repositoryName": "P 1", "packageType": "npm"}), "repositoryName"),
-        (json!({"type": "LOCAL", "repositoryName": "p1", "packageType": "npm", "settings": {"packageReuploadType": "SOMETIMES"}}), "settings.packageReuploadType"),
+        (
+            json!({"type": "PROXY", "repositoryName": "p1", "packageType": "cran", "proxySettings": {"url": "http://127.0.0.1/"}}),
+            "packageType",
+        ),
+        (
+            json!({"type": "PROXY", "repositoryName": "p1", "packageType": "npm", "proxySettings": {"url": "file:///etc"}}),
+            "url",
+        ),
+        (
+            json!({"type": "PROXY", "repositoryName": "p1", "packageType": "npm"}),
+            "proxySettings",
+        ),
+        (
+            json!({"type": "PROXY", "repositoryName": "p1", "packageType": "npm", "proxySettings": {}}),
+            "proxySettings.url",
+        ),
+        (
+            json!({"type": "LOCAL_CACHE", "repositoryName": "p1", "packageType": "npm"}),
+            "type",
+        ),
+        (
+            json!({"type": "LOCAL", "repositoryName": "p1", "packageType": "docker"}),
+            "packageType",
+        ),
+        (
+            json!({"type": "LOCAL", "repositoryName": "P 1", "packageType": "npm"}),
+            "repositoryName",
+        ),
+        (
+            json!({"type": "LOCAL", "repositoryName": "p1", "packageType": "npm", "settings": {"packageReuploadType": "SOMETIMES"}}),
+            "settings.packageReuploadType",
+        ),
     ] {
         let (st, v) = gf_post(&s, "/registry/company/acme/repositories", body.clone()).await;
         assert_eq!(st, 400, "{body} -> {v}");
@@ -152,19 +231,41 @@ async fn virtual_members_and_deployment(b: Backend) {
     let (_, p) = gf_post(&s, base, json!({"type": "PROXY", "repositoryName": "m-proxy", "packageType": "maven",
                                           "proxySettings": {"url": "http://127.0.0.1:9/", "isCaching": true}})).await;
     let (_, n) = gf_post(&s, base, mk("n-local", "npm")).await;
-    let (_, deep) = gf_post(&s, "/registry/project/acme/app/repositories", mk("m-deep", "maven")).await;
+    let (_, deep) = gf_post(
+        &s,
+        "/registry/project/acme/app/repositories",
+        mk("m-deep", "maven"),
+    )
+    .await;
     let a = a["repositoryUuid"].as_str().unwrap().to_string();
     let p = p["repositoryUuid"].as_str().unwrap().to_string();
     let n = n["repositoryUuid"].as_str().unwrap().to_string();
     let deep = deep["repositoryUuid"].as_str().unwrap().to_string();
-    let virt = |members: Vec<&str>, dep: Option<&str>| json!({"type": "VIRTUAL", "repositoryName": "m-virtual", "packageType": "maven",
-        "virtualSettings": {"includedRepositoryUuids": members, "allowRemoteProxying": true, "deploymentRepositoryUuid": dep}});
+    let virt = |members: Vec<&str>, dep: Option<&str>| {
+        json!({"type": "VIRTUAL", "repositoryName": "m-virtual", "packageType": "maven",
+        "virtualSettings": {"includedRepositoryUuids": members, "allowRemoteProxying": true, "deploymentRepositoryUuid": dep}})
+    };
     for (body, field) in [
-        (virt(vec![&a, &n], None), "virtualSettings.includedRepositoryUuids"),
-        (virt(vec![&a, "00000000-0000-0000-0000-000000000000"], None), "virtualSettings.includedRepositoryUuids"),
-        (virt(vec![&a, "not-a-uuid"], None), "virtualSettings.includedRepositoryUuids"),
-        (virt(vec![&a, &deep], None), "virtualSettings.includedRepositoryUuids"),
-        (virt(vec![&a, &a], None), "virtualSettings.includedRepositoryUuids"),
+        (
+            virt(vec![&a, &n], None),
+            "virtualSettings.includedRepositoryUuids",
+        ),
+        (
+            virt(vec![&a, "00000000-0000-0000-0000-000000000000"], None),
+            "virtualSettings.includedRepositoryUuids",
+        ),
+        (
+            virt(vec![&a, "not-a-uuid"], None),
+            "virtualSettings.includedRepositoryUuids",
+        ),
+        (
+            virt(vec![&a, &deep], None),
+            "virtualSettings.includedRepositoryUuids",
+        ),
+        (
+            virt(vec![&a, &a], None),
+            "virtualSettings.includedRepositoryUuids",
+        ),
         (virt(vec![&a], Some(&p)), "deploymentRepositoryUuid"),
         (virt(vec![&a, &p], Some(&p)), "deploymentRepositoryUuid"),
     ] {
@@ -176,24 +277,46 @@ async fn virtual_members_and_deployment(b: Backend) {
     assert_eq!(st, 201, "{v}");
     let vid = v["repositoryUuid"].as_str().unwrap().to_string();
     let (_, v) = gf_get(&s, &format!("{base}/{vid}")).await;
-    assert_eq!(v["virtualSettings"]["includedRepositoryUuids"], json!([p, a]), "order is kept");
+    assert_eq!(
+        v["virtualSettings"]["includedRepositoryUuids"],
+        json!([p, a]),
+        "order is kept"
+    );
     assert_eq!(v["virtualSettings"]["deploymentRepositoryUuid"], a.as_str());
     assert_eq!(v["virtualSettings"]["allowRemoteProxying"], true);
     // Through Harness the group is VIRTUAL with its members in order.
     let (_, h) = call(s.get("/har/api/v1/registry/default/acme/m-virtual/+")).await;
-    assert_eq!(h["data"]["config"]["upstreamProxies"], json!(["m-proxy", "m-local"]));
+    assert_eq!(
+        h["data"]["config"]["upstreamProxies"],
+        json!(["m-proxy", "m-local"])
+    );
     assert_eq!(h["data"]["kind"], "GROUP");
 
     // Members and deployment must be modified together.
-    let (st, v) = gf_put(&s, &format!("{base}/{vid}"), json!({"type": "VIRTUAL", "virtualSettings": {"includedRepositoryUuids": [a]}})).await;
+    let (st, v) = gf_put(
+        &s,
+        &format!("{base}/{vid}"),
+        json!({"type": "VIRTUAL", "virtualSettings": {"includedRepositoryUuids": [a]}}),
+    )
+    .await;
     assert_eq!(st, 400, "{v}");
-    let (st, _) = gf_put(&s, &format!("{base}/{vid}"), json!({"type": "VIRTUAL", "virtualSettings": {"deploymentRepositoryUuid": a}})).await;
+    let (st, _) = gf_put(
+        &s,
+        &format!("{base}/{vid}"),
+        json!({"type": "VIRTUAL", "virtualSettings": {"deploymentRepositoryUuid": a}}),
+    )
+    .await;
     assert_eq!(st, 400);
     let (st, v) = gf_put(&s, &format!("{base}/{vid}"), json!({"type": "VIRTUAL", "virtualSettings": {"includedRepositoryUuids": [a], "deploymentRepositoryUuid": a}})).await;
     assert_eq!(st, 200, "{v}");
     // A group can include a group, but not in a cycle.
-    let (st, v) = gf_post(&s, base, json!({"type": "VIRTUAL", "repositoryName": "outer", "packageType": "maven",
-        "virtualSettings": {"includedRepositoryUuids": [vid]}})).await;
+    let (st, v) = gf_post(
+        &s,
+        base,
+        json!({"type": "VIRTUAL", "repositoryName": "outer", "packageType": "maven",
+        "virtualSettings": {"includedRepositoryUuids": [vid]}}),
+    )
+    .await;
     assert_eq!(st, 201, "{v}");
     let outer = v["repositoryUuid"].as_str().unwrap().to_string();
     let (st, v) = gf_put(&s, &format!("{base}/{vid}"), json!({"type": "VIRTUAL", "virtualSettings": {"includedRepositoryUuids": [a, outer], "deploymentRepositoryUuid": a}})).await;
@@ -210,7 +333,12 @@ async fn virtual_members_and_deployment(b: Backend) {
 async fn visible_across_dialects(b: Backend) {
     let s = Server::start(b).await;
     // GitFlic → Harness.
-    let (_, v) = gf_post(&s, "/registry/project/bob/tools/repositories", local("bin", "generic")).await;
+    let (_, v) = gf_post(
+        &s,
+        "/registry/project/bob/tools/repositories",
+        local("bin", "generic"),
+    )
+    .await;
     let uuid = v["repositoryUuid"].as_str().unwrap();
     let (st, h) = call(s.get("/har/api/v1/registry/default/bob/tools/bin/+")).await;
     assert_eq!(st, 200);
@@ -220,9 +348,21 @@ async fn visible_across_dialects(b: Backend) {
     assert_eq!(h["data"]["config"]["type"], "VIRTUAL");
     assert_eq!(h["data"]["kind"], "HOSTED");
     // Harness → GitFlic.
-    let created = s.harness_registry("default/acme", json!({"identifier": "py-hosted", "packageType": "PYTHON", "parentRef": "default/acme",
-        "description": "from harness", "isPublic": false, "isDeletePackageAllowed": true})).await;
-    let (st, g) = gf_get(&s, &format!("/registry/company/acme/repositories/{}", created["uuid"].as_str().unwrap())).await;
+    let created = s
+        .harness_registry(
+            "default/acme",
+            json!({"identifier": "py-hosted", "packageType": "PYTHON", "parentRef": "default/acme",
+        "description": "from harness", "isPublic": false, "isDeletePackageAllowed": true}),
+        )
+        .await;
+    let (st, g) = gf_get(
+        &s,
+        &format!(
+            "/registry/company/acme/repositories/{}",
+            created["uuid"].as_str().unwrap()
+        ),
+    )
+    .await;
     assert_eq!(st, 200);
     assert_eq!(g["title"], "py-hosted");
     assert_eq!(g["repositoryType"], "LOCAL");
@@ -230,14 +370,26 @@ async fn visible_across_dialects(b: Backend) {
     assert_eq!(g["description"], "from harness");
     assert_eq!(g["settings"]["isDeletePackageAllowed"], true);
     // A change through one dialect shows in the other.
-    let (st, _) = gf_put(&s, &format!("/registry/company/acme/repositories/{}", created["uuid"].as_str().unwrap()),
-        json!({"type": "LOCAL", "settings": {"hasAnonymousAccess": true}})).await;
+    let (st, _) = gf_put(
+        &s,
+        &format!(
+            "/registry/company/acme/repositories/{}",
+            created["uuid"].as_str().unwrap()
+        ),
+        json!({"type": "LOCAL", "settings": {"hasAnonymousAccess": true}}),
+    )
+    .await;
     assert_eq!(st, 200);
     let (_, h) = call(s.get("/har/api/v1/registry/default/acme/py-hosted/+")).await;
     assert_eq!(h["data"]["isPublic"], true);
     assert_eq!(h["data"]["description"], "from harness");
     // A registry name is unique across the account, whichever dialect created it.
-    let (st, _) = gf_post(&s, "/registry/company/other/repositories", local("py-hosted", "pypi")).await;
+    let (st, _) = gf_post(
+        &s,
+        "/registry/company/other/repositories",
+        local("py-hosted", "pypi"),
+    )
+    .await;
     assert_eq!(st, 409);
 }
 

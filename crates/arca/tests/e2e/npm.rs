@@ -13,12 +13,18 @@ struct Npm {
 
 impl Npm {
     fn new(s: &Server, reg: &str, token: &str) -> Npm {
-        let dir = s.dir.path().join(format!("npm-{}", &token[token.len() - 6..]));
+        let dir = s
+            .dir
+            .path()
+            .join(format!("npm-{}", &token[token.len() - 6..]));
         std::fs::create_dir_all(&dir).unwrap();
         let host = s.base.trim_start_matches("http://");
         let rc = dir.join("npmrc");
         std::fs::write(&rc, format!("registry=http://{host}/pkg/acme/{reg}/npm/\n//{host}/pkg/acme/{reg}/npm/:_authToken={token}\n")).unwrap();
-        Npm { rc, cache: dir.join("cache") }
+        Npm {
+            rc,
+            cache: dir.join("cache"),
+        }
     }
 
     fn run(&self, cwd: &Path, args: &[&str]) -> Run {
@@ -44,8 +50,19 @@ impl Npm {
 
 fn package(dir: &Path, manifest: Value) -> PathBuf {
     std::fs::create_dir_all(dir).unwrap();
-    std::fs::write(dir.join("package.json"), serde_json::to_string_pretty(&manifest).unwrap()).unwrap();
-    std::fs::write(dir.join("index.js"), format!("module.exports = {:?};\n", manifest["version"].as_str().unwrap())).unwrap();
+    std::fs::write(
+        dir.join("package.json"),
+        serde_json::to_string_pretty(&manifest).unwrap(),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("index.js"),
+        format!(
+            "module.exports = {:?};\n",
+            manifest["version"].as_str().unwrap()
+        ),
+    )
+    .unwrap();
     dir.to_path_buf()
 }
 
@@ -56,19 +73,36 @@ async fn publish_install_ci_view_tags_deprecate_unpublish(b: Backend) {
     let npm = Npm::new(&s, "npmreg", &dev);
     let w = s.dir.path();
 
-    let a = package(&w.join("lib-a"), json!({"name": "lib-a", "version": "1.0.0", "description": "first library", "keywords": ["alpha"]}));
+    let a = package(
+        &w.join("lib-a"),
+        json!({"name": "lib-a", "version": "1.0.0", "description": "first library", "keywords": ["alpha"]}),
+    );
     npm.ok(&a, &["publish"]);
-    let b2 = package(&w.join("lib-b"), json!({"name": "@acme/lib-b", "version": "1.0.0", "dependencies": {"lib-a": "^1.0.0"}}));
+    let b2 = package(
+        &w.join("lib-b"),
+        json!({"name": "@acme/lib-b", "version": "1.0.0", "dependencies": {"lib-a": "^1.0.0"}}),
+    );
     npm.ok(&b2, &["publish"]);
 
     // Install a tree that lives entirely in Arca, then reproduce it from the lockfile.
-    let app = package(&w.join("app"), json!({"name": "app", "version": "0.0.1", "private": true, "dependencies": {"@acme/lib-b": "^1.0.0"}}));
+    let app = package(
+        &w.join("app"),
+        json!({"name": "app", "version": "0.0.1", "private": true, "dependencies": {"@acme/lib-b": "^1.0.0"}}),
+    );
     npm.ok(&app, &["install"]);
     assert!(app.join("node_modules/@acme/lib-b/package.json").exists());
     assert!(app.join("node_modules/lib-a/index.js").exists());
-    let lock: Value = serde_json::from_str(&std::fs::read_to_string(app.join("package-lock.json")).unwrap()).unwrap();
+    let lock: Value =
+        serde_json::from_str(&std::fs::read_to_string(app.join("package-lock.json")).unwrap())
+            .unwrap();
     let entry = &lock["packages"]["node_modules/lib-a"];
-    assert!(entry["resolved"].as_str().unwrap().starts_with(&s.url("/pkg/acme/npmreg/npm/lib-a/-/lib-a-1.0.0.tgz")), "{entry}");
+    assert!(
+        entry["resolved"]
+            .as_str()
+            .unwrap()
+            .starts_with(&s.url("/pkg/acme/npmreg/npm/lib-a/-/lib-a-1.0.0.tgz")),
+        "{entry}"
+    );
     assert!(entry["integrity"].as_str().unwrap().starts_with("sha512-"));
     std::fs::remove_dir_all(app.join("node_modules")).unwrap();
     npm.ok(&app, &["ci"]);
@@ -76,42 +110,72 @@ async fn publish_install_ci_view_tags_deprecate_unpublish(b: Backend) {
 
     // view, new version, immutability.
     assert_eq!(npm.ok(w, &["view", "lib-a", "version"]).trim(), "1.0.0");
-    let a11 = package(&w.join("lib-a-11"), json!({"name": "lib-a", "version": "1.1.0"}));
+    let a11 = package(
+        &w.join("lib-a-11"),
+        json!({"name": "lib-a", "version": "1.1.0"}),
+    );
     npm.ok(&a11, &["publish"]);
-    let versions: Value = serde_json::from_str(&npm.ok(w, &["view", "lib-a", "versions", "--json"])).unwrap();
+    let versions: Value =
+        serde_json::from_str(&npm.ok(w, &["view", "lib-a", "versions", "--json"])).unwrap();
     assert_eq!(versions, json!(["1.0.0", "1.1.0"]));
     let r = npm.run(&a11, &["publish"]);
     assert!(!r.ok);
-    assert!(r.stderr.contains("You cannot publish over the previously published versions: 1.1.0"), "{}", r.stderr);
+    assert!(
+        r.stderr
+            .contains("You cannot publish over the previously published versions: 1.1.0"),
+        "{}",
+        r.stderr
+    );
 
     // dist-tags.
     npm.ok(w, &["dist-tag", "add", "lib-a@1.0.0", "stable"]);
     let tags = npm.ok(w, &["dist-tag", "ls", "lib-a"]);
-    assert!(tags.contains("stable: 1.0.0") && tags.contains("latest: 1.1.0"), "{tags}");
+    assert!(
+        tags.contains("stable: 1.0.0") && tags.contains("latest: 1.1.0"),
+        "{tags}"
+    );
     npm.ok(w, &["dist-tag", "rm", "lib-a", "stable"]);
     assert!(!npm.ok(w, &["dist-tag", "ls", "lib-a"]).contains("stable"));
 
     // deprecate.
     npm.ok(w, &["deprecate", "lib-a@1.0.0", "use 1.1"]);
-    assert_eq!(npm.ok(w, &["view", "lib-a@1.0.0", "deprecated"]).trim(), "use 1.1");
+    assert_eq!(
+        npm.ok(w, &["view", "lib-a@1.0.0", "deprecated"]).trim(),
+        "use 1.1"
+    );
     assert_eq!(npm.ok(w, &["view", "lib-a@1.1.0", "deprecated"]).trim(), "");
 
     // whoami, search.
     assert_eq!(npm.ok(w, &["whoami"]).trim(), "dev");
     let found: Value = serde_json::from_str(&npm.ok(w, &["search", "lib", "--json"])).unwrap();
-    let names: Vec<&str> = found.as_array().unwrap().iter().map(|p| p["name"].as_str().unwrap()).collect();
-    assert!(names.contains(&"lib-a") && names.contains(&"@acme/lib-b"), "{names:?}");
+    let names: Vec<&str> = found
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["name"].as_str().unwrap())
+        .collect();
+    assert!(
+        names.contains(&"lib-a") && names.contains(&"@acme/lib-b"),
+        "{names:?}"
+    );
 
     // unpublish one version: gone from the packument, kept in the trash can.
     npm.ok(w, &["unpublish", "lib-a@1.1.0", "--force"]);
-    let versions: Value = serde_json::from_str(&npm.ok(w, &["view", "lib-a", "versions", "--json"])).unwrap();
+    let versions: Value =
+        serde_json::from_str(&npm.ok(w, &["view", "lib-a", "versions", "--json"])).unwrap();
     assert_eq!(versions, json!(["1.0.0"]));
-    let (_, v) = call(s.get("/har/api/v1/registry/acme/trash-can/+/artifact/npmreg%2Flib-a/versions")).await;
+    let (_, v) =
+        call(s.get("/har/api/v1/registry/acme/trash-can/+/artifact/npmreg%2Flib-a/versions")).await;
     assert_eq!(v["data"]["artifactVersions"][0]["name"], "1.1.0");
 
     // Both dialects list the packages.
     let (_, v) = call(s.get("/har/api/v1/registry/acme/npmreg/+/artifacts?sort_field=name")).await;
-    let names: Vec<&str> = v["data"]["artifacts"].as_array().unwrap().iter().map(|a| a["name"].as_str().unwrap()).collect();
+    let names: Vec<&str> = v["data"]["artifacts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["name"].as_str().unwrap())
+        .collect();
     assert_eq!(names, vec!["@acme/lib-b", "lib-a"]);
 }
 
@@ -120,37 +184,104 @@ async fn protocol_details_and_bad_input(b: Backend) {
     s.harness_registry("acme", json!({"identifier": "npmreg", "packageType": "NPM", "parentRef": "acme", "blockedPattern": ["^evil"]})).await;
     let npm = Npm::new(&s, "npmreg", &s.token);
     let w = s.dir.path();
-    let p = package(&w.join("pkg"), json!({"name": "thing", "version": "2.0.0", "scripts": {"postinstall": "true"}}));
+    let p = package(
+        &w.join("pkg"),
+        json!({"name": "thing", "version": "2.0.0", "scripts": {"postinstall": "true"}}),
+    );
     npm.ok(&p, &["publish"]);
 
     // Abbreviated metadata.
-    let r = s.client.get(s.url("/pkg/acme/npmreg/npm/thing")).header("x-api-key", &s.token).header("accept", "application/vnd.npm.install-v1+json").send().await.unwrap();
-    assert_eq!(r.headers()["content-type"], "application/vnd.npm.install-v1+json");
+    let r = s
+        .client
+        .get(s.url("/pkg/acme/npmreg/npm/thing"))
+        .header("x-api-key", &s.token)
+        .header("accept", "application/vnd.npm.install-v1+json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        r.headers()["content-type"],
+        "application/vnd.npm.install-v1+json"
+    );
     let v: Value = r.json().await.unwrap();
     assert_eq!(v["dist-tags"]["latest"], "2.0.0");
     assert_eq!(v["versions"]["2.0.0"]["hasInstallScript"], true);
     assert!(v["versions"]["2.0.0"].get("scripts").is_none());
-    let tarball_url = v["versions"]["2.0.0"]["dist"]["tarball"].as_str().unwrap().to_string();
-    let integrity = v["versions"]["2.0.0"]["dist"]["integrity"].as_str().unwrap().to_string();
-    let tgz = s.client.get(&tarball_url).header("x-api-key", &s.token).send().await.unwrap().bytes().await.unwrap();
+    let tarball_url = v["versions"]["2.0.0"]["dist"]["tarball"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let integrity = v["versions"]["2.0.0"]["dist"]["integrity"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let tgz = s
+        .client
+        .get(&tarball_url)
+        .header("x-api-key", &s.token)
+        .send()
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
     let digest = <sha2::Sha512 as sha2::Digest>::digest(&tgz);
-    assert_eq!(integrity, format!("sha512-{}", base64::engine::general_purpose::STANDARD.encode(digest)));
+    assert_eq!(
+        integrity,
+        format!(
+            "sha512-{}",
+            base64::engine::general_purpose::STANDARD.encode(digest)
+        )
+    );
     // Full packument, single-version manifest, dist-tag lookup, encoded scoped names.
-    let (st, v) = call(s.client.get(s.url("/pkg/acme/npmreg/npm/thing/latest")).header("x-api-key", &s.token)).await;
+    let (st, v) = call(
+        s.client
+            .get(s.url("/pkg/acme/npmreg/npm/thing/latest"))
+            .header("x-api-key", &s.token),
+    )
+    .await;
     assert_eq!((st, v["version"].as_str()), (200, Some("2.0.0")));
-    let (st, _) = call(s.client.get(s.url("/pkg/acme/npmreg/npm/%40nope%2Fx")).header("x-api-key", &s.token)).await;
+    let (st, _) = call(
+        s.client
+            .get(s.url("/pkg/acme/npmreg/npm/%40nope%2Fx"))
+            .header("x-api-key", &s.token),
+    )
+    .await;
     assert_eq!(st, 404);
 
     // Legacy login returns a token that npm then uses.
-    s.cli(&["user", "create", "carol", "--password", "pw-123456", "--role", "reader", "--scope", "acme"]);
-    let (st, v) = call(s.client.put(s.url("/pkg/acme/npmreg/npm/-/user/org.couchdb.user:carol")).json(&json!({"name": "carol", "password": "pw-123456"}))).await;
+    s.cli(&[
+        "user",
+        "create",
+        "carol",
+        "--password",
+        "pw-123456",
+        "--role",
+        "reader",
+        "--scope",
+        "acme",
+    ]);
+    let (st, v) = call(
+        s.client
+            .put(s.url("/pkg/acme/npmreg/npm/-/user/org.couchdb.user:carol"))
+            .json(&json!({"name": "carol", "password": "pw-123456"})),
+    )
+    .await;
     assert_eq!(st, 201, "{v}");
     let carol = Npm::new(&s, "npmreg", v["token"].as_str().unwrap());
     assert_eq!(carol.ok(w, &["whoami"]).trim(), "carol");
-    let (st, _) = call(s.client.put(s.url("/pkg/acme/npmreg/npm/-/user/org.couchdb.user:carol")).json(&json!({"name": "carol", "password": "wrong"}))).await;
+    let (st, _) = call(
+        s.client
+            .put(s.url("/pkg/acme/npmreg/npm/-/user/org.couchdb.user:carol"))
+            .json(&json!({"name": "carol", "password": "wrong"})),
+    )
+    .await;
     assert_eq!(st, 401);
     // A reader cannot publish; the message reaches the npm user.
-    let p2 = package(&w.join("pkg2"), json!({"name": "other", "version": "1.0.0"}));
+    let p2 = package(
+        &w.join("pkg2"),
+        json!({"name": "other", "version": "1.0.0"}),
+    );
     let r = carol.run(&p2, &["publish"]);
     assert!(!r.ok && r.stderr.contains("403"), "{}", r.stderr);
 
@@ -170,19 +301,45 @@ async fn protocol_details_and_bad_input(b: Backend) {
         ("evil-pkg", doc("evil-pkg", "1.0.0"), 403),
         ("Other", doc("Other", "1.0.0"), 400),
     ] {
-        let (st, v) = call(s.client.put(s.url(&format!("/pkg/acme/npmreg/npm/{name}"))).header("x-api-key", &s.token).json(&body)).await;
+        let (st, v) = call(
+            s.client
+                .put(s.url(&format!("/pkg/acme/npmreg/npm/{name}")))
+                .header("x-api-key", &s.token)
+                .json(&body),
+        )
+        .await;
         assert_eq!(st, status, "{name}: {v}");
         assert!(v["error"].as_str().is_some_and(|e| !e.is_empty()), "{v}");
     }
-    let (st, _) = call(s.client.put(s.url("/pkg/acme/npmreg/npm/other")).header("x-api-key", &s.token).body("{oops")).await;
+    let (st, _) = call(
+        s.client
+            .put(s.url("/pkg/acme/npmreg/npm/other"))
+            .header("x-api-key", &s.token)
+            .body("{oops"),
+    )
+    .await;
     assert_eq!(st, 400);
-    let (st, _) = call(s.client.put(s.url("/pkg/acme/npmreg/npm/other")).json(&doc("other", "1.0.0"))).await;
+    let (st, _) = call(
+        s.client
+            .put(s.url("/pkg/acme/npmreg/npm/other"))
+            .json(&doc("other", "1.0.0")),
+    )
+    .await;
     assert_eq!(st, 401);
     // The good document goes through, once.
-    let (st, v) = call(s.client.put(s.url("/pkg/acme/npmreg/npm/other")).header("x-api-key", &s.token).json(&doc("other", "1.0.0"))).await;
+    let (st, v) = call(
+        s.client
+            .put(s.url("/pkg/acme/npmreg/npm/other"))
+            .header("x-api-key", &s.token)
+            .json(&doc("other", "1.0.0")),
+    )
+    .await;
     assert_eq!(st, 201, "{v}");
     let (_, v) = call(s.get("/har/api/v1/registry/acme/npmreg/+/artifacts")).await;
     assert_eq!(v["data"]["itemCount"], 2);
 }
 
-both_backends!(publish_install_ci_view_tags_deprecate_unpublish, protocol_details_and_bad_input);
+both_backends!(
+    publish_install_ci_view_tags_deprecate_unpublish,
+    protocol_details_and_bad_input
+);

@@ -11,12 +11,20 @@ async fn health_ready_openapi(b: Backend) {
     let (st, _) = call(s.client.get(s.url("/health"))).await;
     assert_eq!(st, 200);
     let (st, v) = call(s.client.get(s.url("/ready"))).await;
-    assert_eq!((st, v["database"].as_bool(), v["blobStore"].as_bool()), (200, Some(true), Some(true)));
+    assert_eq!(
+        (st, v["database"].as_bool(), v["blobStore"].as_bool()),
+        (200, Some(true), Some(true))
+    );
     let (st, v) = call(s.client.get(s.url("/api/openapi.json"))).await;
     assert_eq!(st, 200);
     let paths = v["paths"].as_object().unwrap();
-    for p in ["/har/api/v1/registry", "/har/api/v1/registry/{registry_ref}/artifacts", "/har/api/v1/spaces/{space_ref}/registries",
-              "/registry/project/{ownerAlias}/{projectAlias}/repositories", "/registry/instance/repositories/{uuid}"] {
+    for p in [
+        "/har/api/v1/registry",
+        "/har/api/v1/registry/{registry_ref}/artifacts",
+        "/har/api/v1/spaces/{space_ref}/registries",
+        "/registry/project/{ownerAlias}/{projectAlias}/repositories",
+        "/registry/instance/repositories/{uuid}",
+    ] {
         assert!(paths.contains_key(p), "{p} missing");
     }
     assert!(v["components"]["schemas"]["RegistryRequest"].is_object());
@@ -45,9 +53,22 @@ async fn check_generated_token(s: &Server, first_start: bool) -> String {
     let path = s.data_dir().join("admin-token");
     let token = std::fs::read_to_string(&path).unwrap().trim().to_string();
     assert!(token.starts_with("arca_") && token.len() > 30, "{token}");
-    assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
-    assert_eq!(s.log().contains(&token), first_start, "the generated token is printed once, when created");
-    let r = s.client.get(s.url("/har/api/v1/spaces/default/+/registries")).header("x-api-key", &token).send().await.unwrap();
+    assert_eq!(
+        std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    assert_eq!(
+        s.log().contains(&token),
+        first_start,
+        "the generated token is printed once, when created"
+    );
+    let r = s
+        .client
+        .get(s.url("/har/api/v1/spaces/default/+/registries"))
+        .header("x-api-key", &token)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 200);
     token
 }
@@ -60,7 +81,11 @@ async fn graceful_shutdown_finishes_inflight_upload(b: Backend) {
         tokio::time::sleep(Duration::from_millis(100)).await;
         Ok::<_, std::io::Error>(vec![i as u8; 1000])
     });
-    let req = s.client.put(s.url("/pkg/acme/files/generic/slow/1/f")).header("x-api-key", &s.token).body(reqwest::Body::wrap_stream(stream));
+    let req = s
+        .client
+        .put(s.url("/pkg/acme/files/generic/slow/1/f"))
+        .header("x-api-key", &s.token)
+        .body(reqwest::Body::wrap_stream(stream));
     let upload = tokio::spawn(req.send());
     tokio::time::sleep(Duration::from_millis(500)).await;
     let status = tokio::task::spawn_blocking(move || {
@@ -79,50 +104,91 @@ async fn graceful_shutdown_finishes_inflight_upload(b: Backend) {
 #[tokio::test]
 async fn config_file_env_and_flags() {
     let dir = tempfile::tempdir().unwrap();
-    let port_file = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let port_env = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port_file = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let port_env = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let cfg = dir.path().join("arca.toml");
     std::fs::write(&cfg, format!("listen = \"127.0.0.1:{port_file}\"\ndata_dir = \"{}\"\nbase_url = \"http://file.example:1/\"\n", dir.path().join("d").display())).unwrap();
     // File only.
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_arca"))
         .args(["serve", "--config", cfg.to_str().unwrap()])
-        .env_remove("ARCA_LISTEN").env_remove("ARCA_DATA_DIR").env_remove("ARCA_DATABASE_URL").env_remove("ARCA_BASE_URL")
+        .env_remove("ARCA_LISTEN")
+        .env_remove("ARCA_DATA_DIR")
+        .env_remove("ARCA_DATABASE_URL")
+        .env_remove("ARCA_BASE_URL")
         .env("ARCA_ADMIN_TOKEN", "arca_cfgtest")
         .stderr(std::process::Stdio::null())
-        .spawn().unwrap();
+        .spawn()
+        .unwrap();
     let client = reqwest::Client::new();
     let url = format!("http://127.0.0.1:{port_file}");
     let mut ok = false;
     for _ in 0..100 {
-        if client.get(format!("{url}/health")).send().await.is_ok() { ok = true; break; }
+        if client.get(format!("{url}/health")).send().await.is_ok() {
+            ok = true;
+            break;
+        }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     assert!(ok, "listens on the file's address");
-    assert!(dir.path().join("d/arca.db").exists(), "data dir from the file");
+    assert!(
+        dir.path().join("d/arca.db").exists(),
+        "data dir from the file"
+    );
     let (_, v) = call(client.post(format!("{url}/har/api/v1/registry")).header("x-api-key", "arca_cfgtest")
         .json(&serde_json::json!({"identifier": "g", "packageType": "GENERIC", "parentRef": "acme"}))).await;
-    assert_eq!(v["data"]["url"], "http://file.example:1/pkg/acme/g/generic", "base URL from the file");
+    assert_eq!(
+        v["data"]["url"], "http://file.example:1/pkg/acme/g/generic",
+        "base URL from the file"
+    );
     child.kill().unwrap();
     child.wait().unwrap();
     // Environment beats the file, and a flag beats the environment.
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_arca"))
-        .args(["serve", "--config", cfg.to_str().unwrap(), "--base-url", "http://flag.example"])
+        .args([
+            "serve",
+            "--config",
+            cfg.to_str().unwrap(),
+            "--base-url",
+            "http://flag.example",
+        ])
         .env("ARCA_LISTEN", format!("127.0.0.1:{port_env}"))
         .env("ARCA_BASE_URL", "http://env.example")
-        .env_remove("ARCA_DATA_DIR").env_remove("ARCA_DATABASE_URL")
+        .env_remove("ARCA_DATA_DIR")
+        .env_remove("ARCA_DATABASE_URL")
         .stderr(std::process::Stdio::null())
-        .spawn().unwrap();
+        .spawn()
+        .unwrap();
     let url = format!("http://127.0.0.1:{port_env}");
     let mut ok = false;
     for _ in 0..100 {
-        if client.get(format!("{url}/health")).send().await.is_ok() { ok = true; break; }
+        if client.get(format!("{url}/health")).send().await.is_ok() {
+            ok = true;
+            break;
+        }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     assert!(ok, "listens on the environment's address");
-    let (_, v) = call(client.get(format!("{url}/har/api/v1/registry/acme/g/+")).header("x-api-key", "arca_cfgtest")).await;
+    let (_, v) = call(
+        client
+            .get(format!("{url}/har/api/v1/registry/acme/g/+"))
+            .header("x-api-key", "arca_cfgtest"),
+    )
+    .await;
     assert_eq!(v["data"]["url"], "http://flag.example/pkg/acme/g/generic");
     child.kill().unwrap();
     child.wait().unwrap();
 }
 
-both_backends!(health_ready_openapi, bootstrap_generates_and_stores_admin_token, graceful_shutdown_finishes_inflight_upload);
+both_backends!(
+    health_ready_openapi,
+    bootstrap_generates_and_stores_admin_token,
+    graceful_shutdown_finishes_inflight_upload
+);

@@ -1,0 +1,153 @@
+//! Generated metadata documents (packuments, simple pages, index files), cached per process and
+//! validated on every request against the revisions of the packages they were built from.
+//!
+//! A server keeps no state that a request depends on: a cached document is served only when the
+//! packages it came from still have the same revisions in the metadata store (one indexed lookup
+//! per registry of the read chain), so a publish through any server process is visible at once.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+
+use crate::store::artifacts::PackageRow;
+
+/// A rendered document with its validator.
+pub struct Doc {
+    pub body: Bytes,
+    pub etag: String,
+    pub content_type: &'static str,
+}
+
+impl Doc {
+    pub fn new(body: impl Into<Bytes>, content_type: &'static str) -> Doc {
+        let body = body.into();
+        let etag = format!(
+            "\"{}\"",
+            hex::encode(&<sha2::Sha256 as sha2::Digest>::digest(&body)[..16])
+        );
+        Doc {
+            body,
+            etag,
+            content_type,
+        }
+    }
+
+    /// 200 with the body, or 304 when the client already has this version.
+    pub fn respond(&self, headers: &HeaderMap, head: bool) -> Response {
+        let mut h = HeaderMap::new();
+        h.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static(self.content_type),
+        );
+        h.insert(header::VARY, HeaderValue::from_static("Accept"));
+        h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+        if let Ok(v) = HeaderValue::from_str(&self.etag) {
+            h.insert(header::ETAG, v);
+        }
+        let fresh = headers
+            .get(header::IF_NONE_MATCH)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| {
+                v.split(',')
+                    .any(|t| t.trim() == self.etag || t.trim() == "*")
+            });
+        if fresh {
+            return (StatusCode::NOT_MODIFIED, h).into_response();
+        }
+        if head {
+            return (StatusCode::OK, h).into_response();
+        }
+        (StatusCode::OK, h, self.body.clone()).into_response()
+    }
+}
+
+/// What a document was built from: the packages (id and revision) found along the read chain.
+pub fn stamp(packages: &[PackageRow]) -> String {
+    packages
+        .iter()
+        .map(|p| format!("{}:{}", p.id, p.revision))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+const MAX_BYTES: usize = 32 << 20;
+
+#[derive(Default)]
+pub struct DocCache {
+    inner: Mutex<Inner>,
+    /// One builder per key at a time: concurrent misses wait for the first build instead of all
+    /// rebuilding the same document (after a publish, every client asks at once).
+    building: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+}
+
+#[derive(Default)]
+struct Inner {
+    map: HashMap<String, (String, Arc<Doc>)>,
+    bytes: usize,
+}
+
+impl DocCache {
+    pub fn get(&self, key: &str, stamp: &str) -> Option<Arc<Doc>> {
+        let inner = self.inner.lock().ok()?;
+        inner
+            .map
+            .get(key)
+            .filter(|(s, _)| s == stamp)
+            .map(|(_, d)| d.clone())
+    }
+
+    /// Returns the cached document for `stamp`, or builds it with `build` (once per key at a time).
+    pub async fn get_or_build<F, Fut, E>(
+        &self,
+        key: String,
+        stamp: String,
+        build: F,
+    ) -> Result<Arc<Doc>, E>
+    where
+        F: FnOnce() -> Fut,
+        Fut: std::future::Future<Output = Result<Doc, E>>,
+    {
+        if let Some(doc) = self.get(&key, &stamp) {
+            return Ok(doc);
+        }
+        let lock = match self.building.lock() {
+            Ok(mut b) => b.entry(key.clone()).or_default().clone(),
+            Err(_) => Arc::default(),
+        };
+        let guard = lock.lock().await;
+        let result = match self.get(&key, &stamp) {
+            Some(doc) => Ok(doc),
+            None => build().await.map(|doc| self.put(key.clone(), stamp, doc)),
+        };
+        drop(guard);
+        if let Ok(mut b) = self.building.lock() {
+            // Forget the lock once nobody else holds it.
+            if b.get(&key).is_some_and(|l| Arc::strong_count(l) <= 2) {
+                b.remove(&key);
+            }
+        }
+        result
+    }
+
+    pub fn put(&self, key: String, stamp: String, doc: Doc) -> Arc<Doc> {
+        let doc = Arc::new(doc);
+        if let Ok(mut inner) = self.inner.lock() {
+            if doc.body.len() > MAX_BYTES / 8 {
+                return doc;
+            }
+            if inner.bytes + doc.body.len() > MAX_BYTES {
+                // Crude but bounded: start over rather than track recency.
+                inner.map.clear();
+                inner.bytes = 0;
+            }
+            inner.bytes += doc.body.len();
+            if let Some((_, old)) = inner.map.insert(key, (stamp, doc.clone())) {
+                inner.bytes -= old.body.len();
+            }
+        }
+        doc
+    }
+}
