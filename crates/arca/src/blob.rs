@@ -124,6 +124,21 @@ impl MultiHasher {
 
 const READ_CHUNK: usize = 1 << 20;
 
+/// How much of a refused body is still read (and discarded) so that the client, which is still
+/// sending, gets to read the error response instead of a reset connection.
+pub const DRAIN_LIMIT: u64 = 64 << 20;
+
+/// Reads and discards up to [`DRAIN_LIMIT`] more bytes of a body.
+pub async fn drain(mut body: ByteStream) {
+    let mut left = DRAIN_LIMIT;
+    while let Some(Ok(chunk)) = body.next().await {
+        left = left.saturating_sub(chunk.len() as u64);
+        if left == 0 {
+            break;
+        }
+    }
+}
+
 pub struct LocalBlobStore {
     root: PathBuf,
 }
@@ -196,6 +211,7 @@ impl BlobStore for LocalBlobStore {
             let chunk = chunk.map_err(BlobError::Body)?;
             if let Some(max) = limit {
                 if hasher.size + chunk.len() as u64 > max {
+                    drain(body).await;
                     return Err(BlobError::TooLarge(max));
                 }
             }

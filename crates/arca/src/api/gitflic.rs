@@ -59,6 +59,34 @@ pub fn router() -> Router<AppState> {
                 .put(modify_instance)
                 .delete(delete_instance),
         )
+        // Packages (GitFlic's package API), over every registry repository of the scope.
+        .route(
+            "/registry/project/{owner}/{project}/package",
+            get(packages_project),
+        )
+        .route(
+            "/registry/project/{owner}/{project}/package/{package}",
+            get(package_project),
+        )
+        .route(
+            "/registry/project/{owner}/{project}/package/{package}/version-list",
+            get(versions_project),
+        )
+        .route("/registry/company/{company}/package", get(packages_company))
+        .route(
+            "/registry/company/{company}/package/{package}",
+            get(package_company),
+        )
+        .route(
+            "/registry/company/{company}/package/{package}/version-list",
+            get(versions_company),
+        )
+        .route("/registry/package", get(packages_instance))
+        .route("/registry/package/{package}", get(package_instance))
+        .route(
+            "/registry/package/{package}/version-list",
+            get(versions_instance),
+        )
 }
 
 fn project_scope(state: &AppState, owner: &str, project: &str) -> String {
@@ -668,4 +696,243 @@ async fn delete(
     let reg = find_in_scope(state, &principal, scope_path, uuid).await?;
     service::delete(state, &principal, &reg).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+// --- packages ---
+
+async fn packages_project(
+    State(s): State<AppState>,
+    Path((o, p)): Path<(String, String)>,
+    h: HeaderMap,
+    RawQuery(q): RawQuery,
+) -> ApiResult<Response> {
+    list_packages(&s, &h, &project_scope(&s, &o, &p), q).await
+}
+async fn packages_company(
+    State(s): State<AppState>,
+    Path(c): Path<String>,
+    h: HeaderMap,
+    RawQuery(q): RawQuery,
+) -> ApiResult<Response> {
+    list_packages(&s, &h, &company_scope(&s, &c), q).await
+}
+async fn packages_instance(
+    State(s): State<AppState>,
+    h: HeaderMap,
+    RawQuery(q): RawQuery,
+) -> ApiResult<Response> {
+    list_packages(&s, &h, &instance_scope(&s), q).await
+}
+async fn package_project(
+    State(s): State<AppState>,
+    Path((o, p, id)): Path<(String, String, String)>,
+    h: HeaderMap,
+) -> ApiResult<Response> {
+    one_package(&s, &h, &project_scope(&s, &o, &p), &id).await
+}
+async fn package_company(
+    State(s): State<AppState>,
+    Path((c, id)): Path<(String, String)>,
+    h: HeaderMap,
+) -> ApiResult<Response> {
+    one_package(&s, &h, &company_scope(&s, &c), &id).await
+}
+async fn package_instance(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+    h: HeaderMap,
+) -> ApiResult<Response> {
+    one_package(&s, &h, &instance_scope(&s), &id).await
+}
+async fn versions_project(
+    State(s): State<AppState>,
+    Path((o, p, id)): Path<(String, String, String)>,
+    h: HeaderMap,
+    RawQuery(q): RawQuery,
+) -> ApiResult<Response> {
+    version_list(&s, &h, &project_scope(&s, &o, &p), &id, q).await
+}
+async fn versions_company(
+    State(s): State<AppState>,
+    Path((c, id)): Path<(String, String)>,
+    h: HeaderMap,
+    RawQuery(q): RawQuery,
+) -> ApiResult<Response> {
+    version_list(&s, &h, &company_scope(&s, &c), &id, q).await
+}
+async fn versions_instance(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+    h: HeaderMap,
+    RawQuery(q): RawQuery,
+) -> ApiResult<Response> {
+    version_list(&s, &h, &instance_scope(&s), &id, q).await
+}
+
+/// GitFlic's package `type` (it says `deb` where repositories say `debian`).
+fn package_type_name(t: PackageType) -> &'static str {
+    match t {
+        PackageType::Debian => "deb",
+        other => other.gitflic(),
+    }
+}
+
+fn package_json(reg: &Registry, p: &crate::store::artifacts::PackageRow) -> Value {
+    let (group, artifact) = match (reg.package_type, p.name.split_once(':')) {
+        (PackageType::Maven, Some((g, a))) => (json!(g), json!(a)),
+        _ => (Value::Null, Value::Null),
+    };
+    json!({
+        "id": p.id, "name": p.name, "version": p.latest_version, "groupId": group, "artifactId": artifact,
+        "type": package_type_name(reg.package_type), "ownerUuid": reg.id, "ownerType": "REPOSITORY",
+        "repositoryTitle": reg.identifier,
+    })
+}
+
+fn pager(q: Option<String>) -> ApiResult<(i64, i64)> {
+    let q = query_pairs(q.as_deref());
+    Ok((
+        query_int(&q, "page")?.unwrap_or(0),
+        check_size(query_int(&q, "size")?.unwrap_or(20))?,
+    ))
+}
+
+fn paged(key: &str, items: Vec<Value>, total: i64, page: i64, size: i64) -> Value {
+    let mut body = json!({"page": {"size": size, "totalElements": total, "totalPages": (total + size - 1) / size, "number": page}});
+    if !items.is_empty() {
+        body["_embedded"] = json!({ key: items });
+    }
+    body
+}
+
+/// The registries of a scope the caller may read.
+async fn readable_registries(
+    state: &AppState,
+    principal: &Principal,
+    scope_path: &str,
+) -> ApiResult<Vec<Registry>> {
+    let scope = state
+        .db
+        .scope_by_path(scope_path)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("'{scope_path}' not found")))?;
+    let filter = RegistryFilter {
+        scope_ids: vec![scope.id],
+        sort_column: "r.created_at",
+        offset: 0,
+        limit: 10_000,
+        ..Default::default()
+    };
+    let (_, regs) = state.db.list_registries(&filter).await?;
+    Ok(regs
+        .into_iter()
+        .filter(|r| principal.can(r, Need::Read))
+        .collect())
+}
+
+async fn list_packages(
+    state: &AppState,
+    headers: &HeaderMap,
+    scope_path: &str,
+    q: Option<String>,
+) -> ApiResult<Response> {
+    let principal = authed(state, headers).await?;
+    let regs = readable_registries(state, &principal, scope_path).await?;
+    let (page, size) = pager(q)?;
+    let ids: Vec<String> = regs.iter().map(|r| r.id.clone()).collect();
+    let pg = crate::store::artifacts::Page {
+        offset: page * size,
+        limit: size,
+        sort_column: "created_at",
+        descending: false,
+        search: None,
+    };
+    let (total, pkgs) = state.db.list_packages(&ids, &[], &pg).await?;
+    let items = pkgs
+        .iter()
+        .filter_map(|p| {
+            regs.iter()
+                .find(|r| r.id == p.registry_id)
+                .map(|r| package_json(r, p))
+        })
+        .collect();
+    Ok(Json(paged(
+        "simplePackageInfoModelList",
+        items,
+        total,
+        page,
+        size,
+    ))
+    .into_response())
+}
+
+async fn find_package(
+    state: &AppState,
+    principal: &Principal,
+    scope_path: &str,
+    id: &str,
+) -> ApiResult<(Registry, crate::store::artifacts::PackageRow)> {
+    let not_found = || ApiError::not_found(format!("package '{id}' not found in '{scope_path}'"));
+    let pkg = state.db.package_by_id(id).await?.ok_or_else(not_found)?;
+    let reg = state
+        .db
+        .registry_by_id(&pkg.registry_id)
+        .await?
+        .ok_or_else(not_found)?;
+    if reg.scope_path != scope_path {
+        return Err(not_found());
+    }
+    principal.check(&reg, Need::Read)?;
+    Ok((reg, pkg))
+}
+
+async fn one_package(
+    state: &AppState,
+    headers: &HeaderMap,
+    scope_path: &str,
+    id: &str,
+) -> ApiResult<Response> {
+    let principal = authed(state, headers).await?;
+    let (reg, pkg) = find_package(state, &principal, scope_path, id).await?;
+    Ok(Json(package_json(&reg, &pkg)).into_response())
+}
+
+async fn version_list(
+    state: &AppState,
+    headers: &HeaderMap,
+    scope_path: &str,
+    id: &str,
+    q: Option<String>,
+) -> ApiResult<Response> {
+    let principal = authed(state, headers).await?;
+    let (_, pkg) = find_package(state, &principal, scope_path, id).await?;
+    let (page, size) = pager(q)?;
+    let pg = crate::store::artifacts::Page {
+        offset: page * size,
+        limit: size,
+        sort_column: "created_at",
+        descending: false,
+        search: None,
+    };
+    let (total, versions) = state.db.list_versions(&pkg.id, &pg).await?;
+    let mut items = Vec::new();
+    for v in versions {
+        let all = crate::store::artifacts::Page {
+            offset: 0,
+            limit: 1000,
+            sort_column: "name",
+            descending: false,
+            search: None,
+        };
+        let (_, files) = state.db.list_files(&v.id, &all).await?;
+        let files: Vec<Value> = files
+            .iter()
+            .map(|f| json!({"id": f.id, "name": f.name, "size": f.size, "hashMd5": f.md5, "hashSHA1": f.sha1, "hashSHA256": f.sha256,
+                            "packageUploadType": "TRANSPORT", "createdAt": f.created_at}))
+            .collect();
+        items.push(json!({"id": v.id, "baseVersion": v.version, "version": v.version, "lowerVersion": v.version.to_lowercase(),
+                          "downloadCount": v.download_count, "languageVersion": Value::Null, "packageUploadType": "TRANSPORT",
+                          "packageFiles": files}));
+    }
+    Ok(Json(paged("packageVersionModelList", items, total, page, size)).into_response())
 }

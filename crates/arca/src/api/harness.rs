@@ -96,9 +96,7 @@ async fn route(state: &AppState, req: Request) -> ApiResult<Response> {
     let query = query_pairs(parts.uri.query());
     let principal = state.principal(&parts.headers).await?;
     let method = parts.method.clone();
-    let body = axum::body::to_bytes(body, 4 << 20)
-        .await
-        .map_err(|_| ApiError::PayloadTooLarge("request body larger than 4 MiB".into()))?;
+    let body = crate::formats::read_body(body, 4 << 20).await?;
 
     if rest == "registry" || rest == "registry/" {
         return match method {

@@ -257,9 +257,7 @@ async fn publish(state: &AppState, req: NativeRequest) -> ApiResult<Response> {
         .saturating_add(16 << 20)
         .min(usize::MAX as u64) as usize;
     let body = req.body.into_inner().ok().flatten().unwrap_or_default();
-    let body = axum::body::to_bytes(body, limit).await.map_err(|_| {
-        ApiError::PayloadTooLarge(format!("publish request larger than {limit} bytes"))
-    })?;
+    let body = super::read_body(body, limit).await?;
     let (meta, krate) = split_publish(body)?;
     let name = meta
         .get("name")

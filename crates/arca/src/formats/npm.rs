@@ -429,9 +429,7 @@ async fn read_json(req: NativeRequest, limit: usize) -> ApiResult<(Principal, Re
         ..
     } = req;
     let body = body.into_inner().ok().flatten().unwrap_or_default();
-    let bytes = axum::body::to_bytes(body, limit).await.map_err(|_| {
-        ApiError::PayloadTooLarge(format!("request body larger than {limit} bytes"))
-    })?;
+    let bytes = super::read_body(body, limit).await?;
     let v: Value = serde_json::from_slice(&bytes)
         .map_err(|e| ApiError::bad("body", format!("malformed JSON: {e}")))?;
     Ok((principal, registry, v))

@@ -766,12 +766,11 @@ async fn yank(
     let target = Resolver { state }.write_target(&req.registry).await?;
     req.principal.check(&target, Need::Write)?;
     let yanking = req.method == Method::PUT;
-    let body = axum::body::to_bytes(
+    let body = super::read_body(
         req.body.into_inner().ok().flatten().unwrap_or_default(),
         4096,
     )
-    .await
-    .map_err(|_| ApiError::bad("body", "the yank reason is limited to 4 KiB"))?;
+    .await?;
     let reason = String::from_utf8_lossy(&body).trim().to_string();
     let version = normalize_version("version", version)?;
     let pkg = state

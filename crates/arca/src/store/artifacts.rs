@@ -334,6 +334,14 @@ impl Db {
         Ok(())
     }
 
+    pub async fn package_by_id(&self, id: &str) -> ApiResult<Option<PackageRow>> {
+        let row = sqlx::query("SELECT * FROM packages WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&self.read)
+            .await?;
+        Ok(row.map(|r| row_to_package(&r)).transpose()?)
+    }
+
     pub async fn package_by_name(
         &self,
         registry_id: &str,

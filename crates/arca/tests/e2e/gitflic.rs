@@ -393,7 +393,79 @@ async fn visible_across_dialects(b: Backend) {
     assert_eq!(st, 409);
 }
 
+async fn packages_listed_with_versions_and_files(b: Backend) {
+    let s = Server::start(b).await;
+    let (_, v) = gf_post(
+        &s,
+        "/registry/company/acme/repositories",
+        local("bin", "generic"),
+    )
+    .await;
+    let repo = v["repositoryUuid"].as_str().unwrap().to_string();
+    for (p, ver, body) in [
+        ("tool", "1.0", "one"),
+        ("tool", "2.0", "two!"),
+        ("lib", "0.1", "l"),
+    ] {
+        let r = s
+            .client
+            .put(s.url(&format!("/pkg/default/bin/generic/{p}/{ver}/{p}.bin")))
+            .header("x-api-key", &s.token)
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 201);
+    }
+    let (st, v) = gf_get(&s, "/registry/company/acme/package?size=10").await;
+    assert_eq!(st, 200, "{v}");
+    assert_eq!(v["page"]["totalElements"], 2);
+    let list = v["_embedded"]["simplePackageInfoModelList"]
+        .as_array()
+        .unwrap();
+    let tool = list.iter().find(|p| p["name"] == "tool").unwrap().clone();
+    assert_eq!(tool["version"], "2.0");
+    assert_eq!(tool["type"], "generic");
+    assert_eq!(tool["ownerType"], "REPOSITORY");
+    assert_eq!(tool["ownerUuid"], repo.as_str());
+    let id = tool["id"].as_str().unwrap();
+    let (st, one) = gf_get(&s, &format!("/registry/company/acme/package/{id}")).await;
+    assert_eq!((st, one["name"].as_str()), (200, Some("tool")));
+    let (_, versions) = gf_get(
+        &s,
+        &format!("/registry/company/acme/package/{id}/version-list"),
+    )
+    .await;
+    let vs = versions["_embedded"]["packageVersionModelList"]
+        .as_array()
+        .unwrap();
+    assert_eq!(vs.len(), 2);
+    let f = &vs[1]["packageFiles"][0];
+    assert_eq!(f["name"], "tool.bin");
+    assert_eq!(f["size"], 4);
+    assert_eq!(
+        f["hashSHA256"],
+        hex::encode(<sha2::Sha256 as sha2::Digest>::digest(b"two!")).as_str()
+    );
+    // Another scope does not see it; anonymous callers are challenged.
+    let (st, _) = gf_get(&s, &format!("/registry/project/acme/app/package/{id}")).await;
+    assert_eq!(st, 404);
+    assert_eq!(
+        s.client
+            .get(s.url("/registry/company/acme/package"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        401
+    );
+    // Instance level lists the default account's own registries.
+    let (st, v) = gf_get(&s, "/registry/package").await;
+    assert_eq!((st, v["page"]["totalElements"].as_i64()), (200, Some(0)));
+}
+
 both_backends!(
+    packages_listed_with_versions_and_files,
     crud_in_project_company_and_instance,
     paging_is_spring_style,
     proxy_and_cache,

@@ -188,7 +188,90 @@ async fn config_file_env_and_flags() {
 }
 
 both_backends!(
+    oversize_uploads_are_refused,
     health_ready_openapi,
     bootstrap_generates_and_stores_admin_token,
     graceful_shutdown_finishes_inflight_upload
 );
+
+/// Every upload route refuses bodies over ARCA_MAX_UPLOAD_BYTES with 413 and stores nothing.
+async fn oversize_uploads_are_refused(b: Backend) {
+    let dir = tempfile::tempdir().unwrap();
+    let database_url = match b {
+        Backend::Sqlite => format!("sqlite://{}/arca.db", dir.path().display()),
+        Backend::Postgres => crate::common::postgres_database().await,
+    };
+    let s = Server::start_with(dir, database_url, &[("ARCA_MAX_UPLOAD_BYTES", "1000")]).await;
+    for (id, pt) in [
+        ("gen", "GENERIC"),
+        ("npmr", "NPM"),
+        ("pyr", "PYTHON"),
+        ("cr", "CARGO"),
+    ] {
+        s.harness_registry(
+            "acme",
+            serde_json::json!({"identifier": id, "packageType": pt, "parentRef": "acme"}),
+        )
+        .await;
+    }
+    let big = vec![b'x'; 5000];
+    let r = s
+        .client
+        .put(s.url("/pkg/acme/gen/generic/p/1/f"))
+        .header("x-api-key", &s.token)
+        .body(big.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 413);
+    let r = s
+        .client
+        .put(s.url("/pkg/acme/gen/generic/p/1/f"))
+        .header("x-api-key", &s.token)
+        .body(vec![b'x'; 1000])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201, "at the limit is fine");
+    let doc = serde_json::json!({"name": "p", "versions": {"1.0.0": {"name": "p", "version": "1.0.0"}},
+                                 "_attachments": {"p-1.0.0.tgz": {"data": "A".repeat(20 << 20)}}});
+    let r = s
+        .client
+        .put(s.url("/pkg/acme/npmr/npm/p"))
+        .header("x-api-key", &s.token)
+        .json(&doc)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 413);
+    let form = reqwest::multipart::Form::new()
+        .text(":action", "file_upload")
+        .text("name", "p")
+        .text("version", "1.0")
+        .part(
+            "content",
+            reqwest::multipart::Part::bytes(big.clone()).file_name("p-1.0-py3-none-any.whl"),
+        );
+    let r = s
+        .client
+        .post(s.url("/pkg/acme/pyr/python/"))
+        .header("x-api-key", &s.token)
+        .multipart(form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 413);
+    let r = s
+        .client
+        .put(s.url("/pkg/acme/cr/cargo/api/v1/crates/new"))
+        .header("authorization", &s.token)
+        .body(vec![0u8; 20 << 20])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 413);
+    for id in ["npmr", "pyr", "cr"] {
+        let (_, v) = call(s.get(&format!("/har/api/v1/registry/acme/{id}/+/artifacts"))).await;
+        assert_eq!(v["data"]["itemCount"], 0, "{id}");
+    }
+}

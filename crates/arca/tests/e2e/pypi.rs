@@ -640,22 +640,58 @@ async fn bad_uploads_store_nothing(b: Backend) {
 /// served stale after the other accepts an upload.
 async fn cached_pages_follow_writes_on_other_servers(b: Backend) {
     let a = Server::start(b).await;
-    a.harness_registry("acme", json!({"identifier": "py", "packageType": "PYTHON", "parentRef": "acme"})).await;
+    a.harness_registry(
+        "acme",
+        json!({"identifier": "py", "packageType": "PYTHON", "parentRef": "acme"}),
+    )
+    .await;
     let second_dir = tempfile::tempdir().unwrap();
     let data = a.data_dir().display().to_string();
-    let b2 = Server::start_with(second_dir, a.database_url.clone(), &[("ARCA_ADMIN_TOKEN", a.token.as_str()), ("ARCA_DATA_DIR", data.as_str())]).await;
+    let b2 = Server::start_with(
+        second_dir,
+        a.database_url.clone(),
+        &[
+            ("ARCA_ADMIN_TOKEN", a.token.as_str()),
+            ("ARCA_DATA_DIR", data.as_str()),
+        ],
+    )
+    .await;
     let dist = a.dir.path().join("dist");
-    let files = make_dists(&dist, json!([{"kind": "wheel", "name": "omega", "version": "1.0"}, {"kind": "wheel", "name": "omega", "version": "2.0"}]));
+    let files = make_dists(
+        &dist,
+        json!([{"kind": "wheel", "name": "omega", "version": "1.0"}, {"kind": "wheel", "name": "omega", "version": "2.0"}]),
+    );
     let page = |s: &Server| {
-        let req = s.client.get(s.url("/pkg/acme/py/python/simple/omega/")).header("x-api-key", &s.token).header("accept", "application/vnd.pypi.simple.v1+json");
+        let req = s
+            .client
+            .get(s.url("/pkg/acme/py/python/simple/omega/"))
+            .header("x-api-key", &s.token)
+            .header("accept", "application/vnd.pypi.simple.v1+json");
         async move { req.send().await.unwrap().json::<Value>().await.unwrap()["versions"].clone() }
     };
     assert!(twine(&a, &a.url("/pkg/acme/py/python/"), &a.token, &files[..1]).ok);
-    assert_eq!(page(&b2).await, json!(["1.0"]), "served and cached by the second server");
+    assert_eq!(
+        page(&b2).await,
+        json!(["1.0"]),
+        "served and cached by the second server"
+    );
     assert!(twine(&a, &a.url("/pkg/acme/py/python/"), &a.token, &files[1..]).ok);
-    assert_eq!(page(&b2).await, json!(["1.0", "2.0"]), "the upload through the first server is visible at once");
-    let r = b2.client.get(b2.url("/pkg/acme/py/python/files/omega/2.0/omega-2.0-py3-none-any.whl")).header("x-api-key", &b2.token).send().await.unwrap();
-    assert_eq!(r.bytes().await.unwrap().as_ref(), std::fs::read(&files[1]).unwrap().as_slice());
+    assert_eq!(
+        page(&b2).await,
+        json!(["1.0", "2.0"]),
+        "the upload through the first server is visible at once"
+    );
+    let r = b2
+        .client
+        .get(b2.url("/pkg/acme/py/python/files/omega/2.0/omega-2.0-py3-none-any.whl"))
+        .header("x-api-key", &b2.token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        r.bytes().await.unwrap().as_ref(),
+        std::fs::read(&files[1]).unwrap().as_slice()
+    );
 }
 
 both_backends!(
