@@ -328,6 +328,86 @@ doc_op!(
     params(("uuid" = String, Path,))
 );
 
+doc_op!(g_pkgs_p, get, "/registry/project/{ownerAlias}/{projectAlias}/package", "GitFlic packages", "List packages of a project's registry repositories",
+    params(("ownerAlias" = String, Path,), ("projectAlias" = String, Path,), ("page" = Option<i64>, Query,), ("size" = Option<i64>, Query,)));
+doc_op!(
+    g_pkg_p,
+    get,
+    "/registry/project/{ownerAlias}/{projectAlias}/package/{packageUuid}",
+    "GitFlic packages",
+    "Get a package",
+    params(
+        ("ownerAlias" = String, Path,),
+        ("projectAlias" = String, Path,),
+        ("packageUuid" = String, Path,)
+    )
+);
+doc_op!(
+    g_vers_p,
+    get,
+    "/registry/project/{ownerAlias}/{projectAlias}/package/{packageUuid}/version-list",
+    "GitFlic packages",
+    "List versions of a package with their files",
+    params(
+        ("ownerAlias" = String, Path,),
+        ("projectAlias" = String, Path,),
+        ("packageUuid" = String, Path,)
+    )
+);
+doc_op!(
+    g_pkgs_c,
+    get,
+    "/registry/company/{companyAlias}/package",
+    "GitFlic packages",
+    "List packages of a company's registry repositories",
+    params(("companyAlias" = String, Path,))
+);
+doc_op!(
+    g_pkg_c,
+    get,
+    "/registry/company/{companyAlias}/package/{packageUuid}",
+    "GitFlic packages",
+    "Get a package",
+    params(
+        ("companyAlias" = String, Path,),
+        ("packageUuid" = String, Path,)
+    )
+);
+doc_op!(
+    g_vers_c,
+    get,
+    "/registry/company/{companyAlias}/package/{packageUuid}/version-list",
+    "GitFlic packages",
+    "List versions of a package",
+    params(
+        ("companyAlias" = String, Path,),
+        ("packageUuid" = String, Path,)
+    )
+);
+doc_op!(
+    g_pkgs_i,
+    get,
+    "/registry/package",
+    "GitFlic packages",
+    "List packages of service-wide registry repositories"
+);
+doc_op!(
+    g_pkg_i,
+    get,
+    "/registry/package/{packageUuid}",
+    "GitFlic packages",
+    "Get a package",
+    params(("packageUuid" = String, Path,))
+);
+doc_op!(
+    g_vers_i,
+    get,
+    "/registry/package/{packageUuid}/version-list",
+    "GitFlic packages",
+    "List versions of a package",
+    params(("packageUuid" = String, Path,))
+);
+
 #[derive(OpenApi)]
 #[openapi(
     info(
@@ -367,7 +447,16 @@ doc_op!(
         g_create_i,
         g_get_i,
         g_mod_i,
-        g_del_i
+        g_del_i,
+        g_pkgs_p,
+        g_pkg_p,
+        g_vers_p,
+        g_pkgs_c,
+        g_pkg_c,
+        g_vers_c,
+        g_pkgs_i,
+        g_pkg_i,
+        g_vers_i
     ),
     components(schemas(
         RegistryRequest,

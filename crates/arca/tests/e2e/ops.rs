@@ -24,6 +24,7 @@ async fn health_ready_openapi(b: Backend) {
         "/har/api/v1/spaces/{space_ref}/registries",
         "/registry/project/{ownerAlias}/{projectAlias}/repositories",
         "/registry/instance/repositories/{uuid}",
+        "/registry/company/{companyAlias}/package/{packageUuid}/version-list",
     ] {
         assert!(paths.contains_key(p), "{p} missing");
     }
