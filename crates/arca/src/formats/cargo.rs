@@ -88,16 +88,7 @@ impl Format for Cargo {
 }
 
 async fn route(state: &AppState, req: NativeRequest) -> ApiResult<Response> {
-    let segs: Vec<String> = req
-        .path
-        .split('/')
-        .filter(|s| !s.is_empty())
-        .map(|s| {
-            percent_encoding::percent_decode_str(s)
-                .decode_utf8_lossy()
-                .into_owned()
-        })
-        .collect();
+    let segs = req.segments();
     let segs: Vec<&str> = segs.iter().map(String::as_str).collect();
     let method = req.method.clone();
     match (&method, segs.as_slice()) {

@@ -54,6 +54,19 @@ pub struct NativeRequest {
 }
 
 impl NativeRequest {
+    /// The path below `<format>/` as percent-decoded, non-empty segments.
+    pub fn segments(&self) -> Vec<String> {
+        self.path
+            .split('/')
+            .filter(|s| !s.is_empty())
+            .map(|s| {
+                percent_encoding::percent_decode_str(s)
+                    .decode_utf8_lossy()
+                    .into_owned()
+            })
+            .collect()
+    }
+
     /// The request body as a stream of chunks for the blob store (chunked and `Expect:
     /// 100-continue` bodies included: hyper answers the expectation when the stream is first polled).
     pub fn into_body_stream(self) -> ByteStream {

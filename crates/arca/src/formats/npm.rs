@@ -102,16 +102,7 @@ impl Format for Npm {
 }
 
 async fn route(state: &AppState, req: NativeRequest) -> ApiResult<Response> {
-    let segs: Vec<String> = req
-        .path
-        .split('/')
-        .filter(|s| !s.is_empty())
-        .map(|s| {
-            percent_encoding::percent_decode_str(s)
-                .decode_utf8_lossy()
-                .into_owned()
-        })
-        .collect();
+    let segs = req.segments();
     let method = req.method.clone();
     if segs.first().map(String::as_str) == Some("-") {
         let rest: Vec<&str> = segs[1..].iter().map(String::as_str).collect();

@@ -259,16 +259,7 @@ impl Format for Pypi {
     }
 
     async fn handle(&self, state: &AppState, req: NativeRequest) -> ApiResult<Response> {
-        let segs: Vec<String> = req
-            .path
-            .split('/')
-            .filter(|s| !s.is_empty())
-            .map(|s| {
-                percent_encoding::percent_decode_str(s)
-                    .decode_utf8_lossy()
-                    .into_owned()
-            })
-            .collect();
+        let segs = req.segments();
         let segs: Vec<&str> = segs.iter().map(String::as_str).collect();
         match (&req.method, segs.as_slice()) {
             (&Method::POST, [] | ["legacy"]) => upload(state, req).await,
