@@ -23,3 +23,17 @@ if [ ! -x "$tools/py/bin/twine" ] || [ ! -x "$tools/py/bin/uv" ]; then
   python3 -m venv "$tools/py"
   "$tools/py/bin/pip" install -q --disable-pip-version-check twine uv
 fi
+
+# Maven with Debian's plugin repository (no remote repository is reachable from tests).
+if ! command -v mvn >/dev/null || [ ! -d /usr/share/maven-repo/org/apache/maven/plugins/maven-source-plugin ]; then
+  if [ "$(id -u)" = 0 ]; then
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends maven default-jdk-headless maven-repo-helper \
+      maven-debian-helper libmaven-deploy-plugin-java libmaven-install-plugin-java libmaven-jar-plugin-java \
+      libmaven-compiler-plugin-java libmaven-resources-plugin-java libmaven-dependency-plugin-java libsurefire-java \
+      libmaven-source-plugin-java >/dev/null
+  else
+    echo "Maven and Debian's Maven plugins are missing (run as root to install them)" >&2
+    exit 1
+  fi
+fi

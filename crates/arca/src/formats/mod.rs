@@ -19,6 +19,7 @@
 pub mod cache;
 pub mod cargo;
 pub mod generic;
+pub mod maven;
 pub mod npm;
 pub mod pypi;
 
@@ -54,6 +55,15 @@ pub struct NativeRequest {
 }
 
 impl NativeRequest {
+    /// Takes the body out of the request (for handlers that keep using the request's other parts).
+    pub fn take_body(&self) -> Body {
+        self.body
+            .lock()
+            .ok()
+            .and_then(|mut b| b.take())
+            .unwrap_or_else(Body::empty)
+    }
+
     /// The path below `<format>/` as percent-decoded, non-empty segments.
     pub fn segments(&self) -> Vec<String> {
         self.path
@@ -123,6 +133,7 @@ impl Formats {
             Arc::new(pypi::Pypi),
             Arc::new(npm::Npm),
             Arc::new(cargo::Cargo),
+            Arc::new(maven::Maven),
             // One line per format.
         ];
         Formats {

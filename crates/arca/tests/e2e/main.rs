@@ -8,6 +8,7 @@ mod cargo;
 mod generic;
 mod gitflic;
 mod harness;
+mod maven;
 mod npm;
 mod ops;
 mod pypi;

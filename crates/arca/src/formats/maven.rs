@@ -1,0 +1,775 @@
+//! Maven (MAVEN registries): the Maven 2 repository layout under
+//! `<base>/pkg/<account>/<registry>/maven/<group path>/<artifactId>/<version>/<file>`.
+//!
+//! * Files are stored as uploaded; `.md5`, `.sha1`, `.sha256` and `.sha512` of every file are
+//!   computed by Arca. An uploaded checksum is compared with the stored file (a mismatch is a 400)
+//!   and not stored; `.asc` signatures are stored like any file.
+//! * `maven-metadata.xml` (artifact level, and version level for SNAPSHOTs) is generated from the
+//!   stored versions and files on every read (cached, revalidated per package revision); uploads of
+//!   it are accepted and ignored, never trusted.
+//! * SNAPSHOT files may always be redeployed; release files only when the registry's re-upload
+//!   setting is OVERRIDE (otherwise 409, which mvn reports).
+//! * Packages are `groupId:artifactId`; allowed/blocked patterns match `groupId:artifactId:version`.
+
+use std::cmp::Ordering;
+
+use async_trait::async_trait;
+use axum::http::{HeaderValue, Method, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+use super::cache::{self, Doc};
+use super::{Format, NativeRequest, Resolver};
+use crate::auth::Need;
+use crate::blob::ByteStream;
+use crate::download::serve_file;
+use crate::error::{ApiError, ApiResult};
+use crate::model::{PackageType, Registry, Reupload};
+use crate::state::AppState;
+use crate::store::artifacts::{FileRow, NewFile, PackageRow};
+
+pub struct Maven;
+
+const METADATA: &str = "maven-metadata.xml";
+const CHECKSUMS: [&str; 4] = ["md5", "sha1", "sha256", "sha512"];
+const MAX_POM: usize = 4 << 20;
+
+fn valid_segment(s: &str) -> bool {
+    !s.is_empty()
+        && s != "."
+        && s != ".."
+        && s.len() <= 255
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "._-+~".contains(c))
+}
+
+fn is_snapshot(version: &str) -> bool {
+    version.ends_with("-SNAPSHOT")
+}
+
+/// Splits `file.ext.sha1` into (`file.ext`, `sha1`).
+fn checksum_of(filename: &str) -> Option<(&str, &'static str)> {
+    CHECKSUMS.iter().find_map(|alg| {
+        filename
+            .strip_suffix(&format!(".{alg}"))
+            .map(|base| (base, *alg))
+    })
+}
+
+fn digest_of(file: &FileRow, alg: &str) -> String {
+    match alg {
+        "md5" => file.md5.clone(),
+        "sha1" => file.sha1.clone(),
+        "sha256" => file.sha256.clone(),
+        _ => file.sha512.clone(),
+    }
+}
+
+fn digest_bytes(data: &[u8], alg: &str) -> String {
+    use sha2::Digest;
+    match alg {
+        "md5" => hex::encode(md5::Md5::digest(data)),
+        "sha1" => hex::encode(sha1::Sha1::digest(data)),
+        "sha256" => hex::encode(sha2::Sha256::digest(data)),
+        _ => hex::encode(sha2::Sha512::digest(data)),
+    }
+}
+
+fn text(body: String) -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/plain; charset=utf-8"),
+        )],
+        body,
+    )
+        .into_response()
+}
+
+/// A parsed repository path.
+enum Target {
+    /// `<g>/<a>/maven-metadata.xml[.alg]`
+    ArtifactMetadata {
+        group: String,
+        artifact: String,
+        alg: Option<&'static str>,
+    },
+    /// `<g>/<a>/<v>/maven-metadata.xml[.alg]`
+    VersionMetadata {
+        group: String,
+        artifact: String,
+        version: String,
+        alg: Option<&'static str>,
+    },
+    /// `<g>/<a>/<v>/<file>[.alg]`
+    File {
+        group: String,
+        artifact: String,
+        version: String,
+        filename: String,
+        alg: Option<&'static str>,
+    },
+}
+
+fn parse(segs: &[String]) -> ApiResult<Target> {
+    if let Some(bad) = segs.iter().find(|s| !valid_segment(s)) {
+        return Err(ApiError::bad(
+            "path",
+            format!("invalid path segment '{bad}'"),
+        ));
+    }
+    let n = segs.len();
+    if n < 3 {
+        return Err(ApiError::not_found(
+            "expected <group>/<artifactId>/<version>/<file>",
+        ));
+    }
+    let last = segs[n - 1].as_str();
+    let (base, alg) = match checksum_of(last) {
+        Some((b, a)) => (b, Some(a)),
+        None => (last, None),
+    };
+    if base == METADATA {
+        // Version-level metadata sits in a SNAPSHOT version directory.
+        if n >= 4 && is_snapshot(&segs[n - 2]) {
+            return Ok(Target::VersionMetadata {
+                group: segs[..n - 3].join("."),
+                artifact: segs[n - 3].clone(),
+                version: segs[n - 2].clone(),
+                alg,
+            });
+        }
+        return Ok(Target::ArtifactMetadata {
+            group: segs[..n - 2].join("."),
+            artifact: segs[n - 2].clone(),
+            alg,
+        });
+    }
+    if n < 4 {
+        return Err(ApiError::not_found(
+            "expected <group>/<artifactId>/<version>/<file>",
+        ));
+    }
+    Ok(Target::File {
+        group: segs[..n - 3].join("."),
+        artifact: segs[n - 3].clone(),
+        version: segs[n - 2].clone(),
+        filename: base.to_string(),
+        alg,
+    })
+}
+
+/// For `artifact-1.0-20261123.083012-3-sources.jar` in version `1.0-SNAPSHOT`: the timestamped
+/// version, timestamp and build number.
+fn snapshot_parts<'a>(
+    artifact: &str,
+    version: &str,
+    filename: &'a str,
+) -> Option<(&'a str, &'a str, u32)> {
+    let base = version.strip_suffix("-SNAPSHOT")?;
+    let rest = filename
+        .strip_prefix(artifact)?
+        .strip_prefix('-')?
+        .strip_prefix(base)?
+        .strip_prefix('-')?;
+    // rest: yyyyMMdd.HHmmss-N[-classifier].ext
+    let ts = rest.get(..15)?;
+    if !(ts.len() == 15
+        && ts.as_bytes()[8] == b'.'
+        && ts
+            .bytes()
+            .enumerate()
+            .all(|(i, b)| i == 8 || b.is_ascii_digit()))
+    {
+        return None;
+    }
+    let after = rest.get(16..)?;
+    let digits: String = after.chars().take_while(|c| c.is_ascii_digit()).collect();
+    let build: u32 = digits.parse().ok()?;
+    let value_len = artifact.len() + 1 + base.len() + 1 + 15 + 1 + digits.len();
+    Some((&filename[artifact.len() + 1..value_len], ts, build))
+}
+
+/// The file name must be `<artifactId>-<version>[-<classifier>].<ext>` (the version timestamped
+/// for SNAPSHOTs). Returns (classifier, extension).
+fn file_parts(artifact: &str, version: &str, filename: &str) -> Option<(Option<String>, String)> {
+    let value = match snapshot_parts(artifact, version, filename) {
+        Some((value, _, _)) => value.to_string(),
+        None => version.to_string(),
+    };
+    let rest = filename
+        .strip_prefix(artifact)?
+        .strip_prefix('-')?
+        .strip_prefix(value.as_str())?;
+    let (classifier, ext) = match rest.strip_prefix('-') {
+        Some(r) => {
+            let (c, e) = r.split_once('.')?;
+            (Some(c.to_string()), e.to_string())
+        }
+        None => (None, rest.strip_prefix('.')?.to_string()),
+    };
+    if ext.is_empty() || classifier.as_deref() == Some("") {
+        return None;
+    }
+    Some((classifier, ext))
+}
+
+/// Maven's version order, simplified from ComparableVersion: numeric runs compare as numbers,
+/// known qualifiers in Maven's order (alpha < beta < milestone < rc < snapshot < release < sp),
+/// other text alphabetically after them.
+fn compare_versions(a: &str, b: &str) -> Ordering {
+    fn tokens(v: &str) -> Vec<(u8, u64, String)> {
+        let lower = v.to_ascii_lowercase();
+        let mut out = Vec::new();
+        let mut cur = String::new();
+        let mut digit = None;
+        let flush = |cur: &mut String, out: &mut Vec<(u8, u64, String)>| {
+            if cur.is_empty() {
+                return;
+            }
+            let t = std::mem::take(cur);
+            if let Ok(n) = t.parse::<u64>() {
+                out.push((2, n, String::new()));
+            } else {
+                let rank = match t.as_str() {
+                    "alpha" | "a" => 0,
+                    "beta" | "b" => 1,
+                    "milestone" | "m" => 2,
+                    "rc" | "cr" => 3,
+                    "snapshot" => 4,
+                    "ga" | "final" | "release" => 5,
+                    "sp" => 6,
+                    _ => 7,
+                };
+                out.push((0, rank, t));
+            }
+        };
+        for c in lower.chars() {
+            if c == '.' || c == '-' || c == '_' {
+                flush(&mut cur, &mut out);
+                digit = None;
+                continue;
+            }
+            let d = c.is_ascii_digit();
+            if digit.is_some_and(|p| p != d) {
+                flush(&mut cur, &mut out);
+            }
+            digit = Some(d);
+            cur.push(c);
+        }
+        flush(&mut cur, &mut out);
+        out
+    }
+    let (ta, tb) = (tokens(a), tokens(b));
+    for i in 0..ta.len().max(tb.len()) {
+        // A missing token is a release: after qualifiers, before numbers.
+        let pad = (1u8, 5u64, String::new());
+        let x = ta.get(i).unwrap_or(&pad);
+        let y = tb.get(i).unwrap_or(&pad);
+        let key = |t: &(u8, u64, String)| match t.0 {
+            2 => (2u8, t.1, String::new()),
+            1 => (1, 5, String::new()),
+            _ => {
+                if t.1 <= 4 {
+                    (0, t.1, String::new())
+                } else if t.1 == 5 {
+                    (1, 5, String::new())
+                } else {
+                    (1, t.1, t.2.clone())
+                }
+            }
+        };
+        match key(x).cmp(&key(y)) {
+            Ordering::Equal => continue,
+            o => return o,
+        }
+    }
+    Ordering::Equal
+}
+
+fn xml_escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+fn maven_time(ms: i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp(ms / 1000)
+        .ok()
+        .and_then(|t| {
+            t.format(&time::macros::format_description!(
+                "[year][month][day][hour][minute][second]"
+            ))
+            .ok()
+        })
+        .unwrap_or_default()
+}
+
+#[async_trait]
+impl Format for Maven {
+    fn package_type(&self) -> PackageType {
+        PackageType::Maven
+    }
+
+    async fn handle(&self, state: &AppState, req: NativeRequest) -> ApiResult<Response> {
+        let segs = req.segments();
+        let target = parse(&segs)?;
+        match (req.method.clone(), target) {
+            (
+                Method::GET | Method::HEAD,
+                Target::ArtifactMetadata {
+                    group,
+                    artifact,
+                    alg,
+                },
+            ) => {
+                let doc = artifact_metadata(state, &req.registry, &group, &artifact).await?;
+                metadata_response(&doc, alg, &req)
+            }
+            (
+                Method::GET | Method::HEAD,
+                Target::VersionMetadata {
+                    group,
+                    artifact,
+                    version,
+                    alg,
+                },
+            ) => {
+                let doc =
+                    version_metadata(state, &req.registry, &group, &artifact, &version).await?;
+                metadata_response(&doc, alg, &req)
+            }
+            (Method::GET | Method::HEAD, Target::File { filename, alg, .. }) => {
+                let dir = segs[..segs.len() - 1].join("/");
+                let path = format!("{dir}/{filename}");
+                let (_, file) = (Resolver { state })
+                    .find_file(&req.registry, &path)
+                    .await?
+                    .ok_or_else(|| ApiError::not_found(format!("'{path}' not found")))?;
+                match alg {
+                    Some(alg) => Ok(text(digest_of(&file, alg))),
+                    None => serve_file(state, &file, &req.method, &req.headers).await,
+                }
+            }
+            (Method::PUT, Target::ArtifactMetadata { .. } | Target::VersionMetadata { .. }) => {
+                // Generated by Arca; what the client computed is not trusted.
+                let target = Resolver { state }.write_target(&req.registry).await?;
+                req.principal.check(&target, Need::Write)?;
+                crate::blob::drain(req.into_body_stream()).await;
+                Ok(StatusCode::CREATED.into_response())
+            }
+            (
+                Method::PUT,
+                Target::File {
+                    group,
+                    artifact,
+                    version,
+                    filename,
+                    alg: Some(alg),
+                },
+            ) => {
+                let target = Resolver { state }.write_target(&req.registry).await?;
+                req.principal.check(&target, Need::Write)?;
+                let path = format!(
+                    "{}/{artifact}/{version}/{filename}",
+                    group.replace('.', "/")
+                );
+                let body = super::read_body(req.take_body(), 1024).await?;
+                let given = String::from_utf8_lossy(&body)
+                    .split_whitespace()
+                    .next()
+                    .unwrap_or("")
+                    .to_ascii_lowercase();
+                let file = state
+                    .db
+                    .file_by_path(&target.id, &path)
+                    .await?
+                    .ok_or_else(|| {
+                        ApiError::not_found(format!(
+                            "'{filename}' is not stored; upload it before its checksum"
+                        ))
+                    })?;
+                if given != digest_of(&file, alg) {
+                    return Err(ApiError::bad(
+                        alg,
+                        format!("the uploaded {alg} '{given}' does not match '{filename}'"),
+                    ));
+                }
+                Ok(StatusCode::CREATED.into_response())
+            }
+            (
+                Method::PUT,
+                Target::File {
+                    group,
+                    artifact,
+                    version,
+                    filename,
+                    alg: None,
+                },
+            ) => upload(state, req, &group, &artifact, &version, &filename).await,
+            (
+                Method::DELETE,
+                Target::File {
+                    group,
+                    artifact,
+                    version,
+                    filename,
+                    alg: None,
+                },
+            ) => {
+                let target = Resolver { state }.write_target(&req.registry).await?;
+                req.principal.check(&target, Need::Delete)?;
+                let path = format!(
+                    "{}/{artifact}/{version}/{filename}",
+                    group.replace('.', "/")
+                );
+                let file = state
+                    .db
+                    .file_by_path(&target.id, &path)
+                    .await?
+                    .ok_or_else(|| ApiError::not_found(format!("'{path}' not found")))?;
+                state.db.delete_file(&file).await?;
+                Ok(StatusCode::NO_CONTENT.into_response())
+            }
+            _ => Err(ApiError::MethodNotAllowed(
+                "use GET, HEAD, PUT or DELETE on files".into(),
+            )),
+        }
+    }
+}
+
+fn metadata_response(doc: &Doc, alg: Option<&str>, req: &NativeRequest) -> ApiResult<Response> {
+    match alg {
+        Some(alg) => Ok(text(digest_bytes(&doc.body, alg))),
+        None => Ok(doc.respond(&req.headers, req.method == Method::HEAD)),
+    }
+}
+
+async fn upload(
+    state: &AppState,
+    req: NativeRequest,
+    group: &str,
+    artifact: &str,
+    version: &str,
+    filename: &str,
+) -> ApiResult<Response> {
+    let target = Resolver { state }.write_target(&req.registry).await?;
+    req.principal.check(&target, Need::Write)?;
+    let (_, ext) = file_parts(artifact, version, filename).ok_or_else(|| {
+        ApiError::bad("path", format!("'{filename}' is not named <artifactId>-<version>[-<classifier>].<extension> for {artifact} {version}"))
+    })?;
+    let coordinate = format!("{group}:{artifact}:{version}");
+    target.check_patterns(&coordinate)?;
+    let path = format!(
+        "{}/{artifact}/{version}/{filename}",
+        group.replace('.', "/")
+    );
+    // SNAPSHOTs may always be redeployed; releases follow the registry's setting.
+    let mut effective = target.clone();
+    if is_snapshot(version) {
+        effective.reupload = Reupload::Override;
+    } else if target.reupload == Reupload::None
+        && state.db.file_by_path(&target.id, &path).await?.is_some()
+    {
+        return Err(ApiError::conflict(format!(
+            "{coordinate} is released and '{filename}' exists; redeploying releases is not allowed in '{}'",
+            target.identifier
+        )));
+    }
+    let blob = if ext == "pom" {
+        // POMs are small: check they are XML naming these coordinates before storing.
+        let body = super::read_body(req.take_body(), MAX_POM).await?;
+        check_pom(&body, group, artifact, version)?;
+        let stream: ByteStream = Box::pin(futures::stream::once(async move {
+            Ok::<_, std::io::Error>(body)
+        }));
+        state.blobs.put(stream, None, None).await?
+    } else {
+        state
+            .blobs
+            .put(
+                req.into_body_stream(),
+                Some(state.config.max_upload_bytes),
+                None,
+            )
+            .await?
+    };
+    state.db.record_blob(&blob).await?;
+    let package = format!("{group}:{artifact}");
+    state
+        .db
+        .put_file(
+            &effective,
+            NewFile {
+                package: &package,
+                version,
+                path: &path,
+                name: filename,
+                blob: &blob,
+                content_type: None,
+                metadata: json!({}),
+            },
+        )
+        .await?;
+    Ok(StatusCode::CREATED.into_response())
+}
+
+/// Reads groupId, artifactId and version of a POM (falling back to the parent's) and compares them
+/// with the path.
+fn check_pom(body: &[u8], group: &str, artifact: &str, version: &str) -> ApiResult<()> {
+    use quick_xml::events::Event;
+    let mut reader = quick_xml::Reader::from_reader(body);
+    let mut path: Vec<String> = Vec::new();
+    let mut found: std::collections::HashMap<String, String> = std::collections::HashMap::new();
+    let mut buf = Vec::new();
+    loop {
+        match reader.read_event_into(&mut buf) {
+            Ok(Event::Start(e)) => {
+                path.push(String::from_utf8_lossy(e.local_name().as_ref()).into_owned())
+            }
+            Ok(Event::End(_)) => {
+                path.pop();
+            }
+            Ok(Event::Text(t)) => {
+                let key = path.join("/");
+                if matches!(
+                    key.as_str(),
+                    "project/groupId"
+                        | "project/artifactId"
+                        | "project/version"
+                        | "project/parent/groupId"
+                        | "project/parent/version"
+                ) {
+                    let v = t
+                        .unescape()
+                        .map_err(|e| ApiError::bad("pom", format!("malformed POM: {e}")))?;
+                    found.insert(key, v.trim().to_string());
+                }
+            }
+            Ok(Event::Eof) => break,
+            Err(e) => return Err(ApiError::bad("pom", format!("malformed POM: {e}"))),
+            _ => {}
+        }
+        buf.clear();
+    }
+    if !path.is_empty() {
+        return Err(ApiError::bad("pom", "malformed POM: unclosed elements"));
+    }
+    let get = |k: &str, parent: &str| found.get(k).or_else(|| found.get(parent)).cloned();
+    let (g, a, v) = (
+        get("project/groupId", "project/parent/groupId"),
+        found.get("project/artifactId").cloned(),
+        get("project/version", "project/parent/version"),
+    );
+    let (Some(g), Some(a), Some(v)) = (g, a, v) else {
+        return Err(ApiError::bad(
+            "pom",
+            "the POM lacks groupId, artifactId or version",
+        ));
+    };
+    if g != group || a != artifact || v != version {
+        return Err(ApiError::bad(
+            "pom",
+            format!("the POM describes {g}:{a}:{v}, not {group}:{artifact}:{version}"),
+        ));
+    }
+    Ok(())
+}
+
+async fn chain_packages(
+    state: &AppState,
+    reg: &Registry,
+    group: &str,
+    artifact: &str,
+) -> ApiResult<Vec<(Registry, PackageRow)>> {
+    (Resolver { state })
+        .packages(reg, &format!("{group}:{artifact}"))
+        .await
+}
+
+async fn artifact_metadata(
+    state: &AppState,
+    reg: &Registry,
+    group: &str,
+    artifact: &str,
+) -> ApiResult<std::sync::Arc<Doc>> {
+    let chain = chain_packages(state, reg, group, artifact).await?;
+    if chain.is_empty() {
+        return Err(ApiError::not_found(format!("{group}:{artifact} not found")));
+    }
+    let pkgs: Vec<PackageRow> = chain.iter().map(|(_, p)| p.clone()).collect();
+    let key = format!("maven|{}|{group}:{artifact}", reg.id);
+    state
+        .docs
+        .get_or_build(key, cache::stamp(&pkgs), || async {
+            let mut versions: Vec<String> = Vec::new();
+            for (_, p) in &chain {
+                for v in state.db.all_versions(&p.id).await? {
+                    if !versions.contains(&v.version) {
+                        versions.push(v.version);
+                    }
+                }
+            }
+            versions.sort_by(|a, b| compare_versions(a, b));
+            let latest = versions.last().cloned().unwrap_or_default();
+            let release = versions.iter().rev().find(|v| !is_snapshot(v)).cloned();
+            let updated = pkgs.iter().map(|p| p.updated_at).max().unwrap_or(0);
+            let mut x = format!(
+                "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<metadata>\n  <groupId>{}</groupId>\n  <artifactId>{}</artifactId>\n  <versioning>\n    <latest>{}</latest>\n",
+                xml_escape(group),
+                xml_escape(artifact),
+                xml_escape(&latest)
+            );
+            if let Some(r) = release {
+                x.push_str(&format!("    <release>{}</release>\n", xml_escape(&r)));
+            }
+            x.push_str("    <versions>\n");
+            for v in &versions {
+                x.push_str(&format!("      <version>{}</version>\n", xml_escape(v)));
+            }
+            x.push_str(&format!("    </versions>\n    <lastUpdated>{}</lastUpdated>\n  </versioning>\n</metadata>\n", maven_time(updated)));
+            Ok::<_, ApiError>(Doc::new(x, "application/xml"))
+        })
+        .await
+}
+
+async fn version_metadata(
+    state: &AppState,
+    reg: &Registry,
+    group: &str,
+    artifact: &str,
+    version: &str,
+) -> ApiResult<std::sync::Arc<Doc>> {
+    let chain = chain_packages(state, reg, group, artifact).await?;
+    let pkgs: Vec<PackageRow> = chain.iter().map(|(_, p)| p.clone()).collect();
+    let key = format!("maven|{}|{group}:{artifact}:{version}", reg.id);
+    state
+        .docs
+        .get_or_build(key, cache::stamp(&pkgs), || async {
+            // (timestamp, build) of the newest build, and per (classifier, extension) its value.
+            let mut newest: Option<(String, u32)> = None;
+            let mut entries: std::collections::BTreeMap<(String, String), (String, u32, i64)> = Default::default();
+            let mut updated = 0;
+            for (_, p) in &chain {
+                for (v, f) in state.db.package_files(&p.id).await? {
+                    if v != version {
+                        continue;
+                    }
+                    updated = updated.max(f.updated_at);
+                    let Some((value, ts, build)) = snapshot_parts(artifact, version, &f.name) else { continue };
+                    let Some((classifier, ext)) = file_parts(artifact, version, &f.name) else { continue };
+                    if newest.as_ref().is_none_or(|(_, b)| build > *b) {
+                        newest = Some((ts.to_string(), build));
+                    }
+                    let k = (classifier.unwrap_or_default(), ext);
+                    if entries.get(&k).is_none_or(|(_, b, _)| build > *b) {
+                        entries.insert(k, (value.to_string(), build, f.updated_at));
+                    }
+                }
+            }
+            if updated == 0 {
+                return Err(ApiError::not_found(format!("{group}:{artifact}:{version} not found")));
+            }
+            let mut x = format!(
+                "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<metadata modelVersion=\"1.1.0\">\n  <groupId>{}</groupId>\n  <artifactId>{}</artifactId>\n  <version>{}</version>\n  <versioning>\n",
+                xml_escape(group),
+                xml_escape(artifact),
+                xml_escape(version)
+            );
+            match &newest {
+                Some((ts, build)) => x.push_str(&format!("    <snapshot>\n      <timestamp>{ts}</timestamp>\n      <buildNumber>{build}</buildNumber>\n    </snapshot>\n")),
+                None => x.push_str("    <snapshot>\n      <localCopy>true</localCopy>\n    </snapshot>\n"),
+            }
+            x.push_str(&format!("    <lastUpdated>{}</lastUpdated>\n    <snapshotVersions>\n", maven_time(updated)));
+            for ((classifier, ext), (value, _, at)) in &entries {
+                x.push_str("      <snapshotVersion>\n");
+                if !classifier.is_empty() {
+                    x.push_str(&format!("        <classifier>{}</classifier>\n", xml_escape(classifier)));
+                }
+                x.push_str(&format!(
+                    "        <extension>{}</extension>\n        <value>{}</value>\n        <updated>{}</updated>\n      </snapshotVersion>\n",
+                    xml_escape(ext),
+                    xml_escape(value),
+                    maven_time(*at)
+                ));
+            }
+            x.push_str("    </snapshotVersions>\n  </versioning>\n</metadata>\n");
+            Ok(Doc::new(x, "application/xml"))
+        })
+        .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_names_and_snapshots() {
+        assert_eq!(
+            file_parts("lib", "1.0", "lib-1.0.jar"),
+            Some((None, "jar".into()))
+        );
+        assert_eq!(
+            file_parts("lib", "1.0", "lib-1.0-sources.jar"),
+            Some((Some("sources".into()), "jar".into()))
+        );
+        assert_eq!(
+            file_parts("lib", "1.0", "lib-1.0.pom.asc"),
+            Some((None, "pom.asc".into()))
+        );
+        assert_eq!(file_parts("lib", "1.0", "other-1.0.jar"), None);
+        assert_eq!(file_parts("lib", "1.0", "lib-2.0.jar"), None);
+        let f = "lib-1.1-20261123.083012-3-sources.jar";
+        assert_eq!(
+            snapshot_parts("lib", "1.1-SNAPSHOT", f),
+            Some(("1.1-20261123.083012-3", "20261123.083012", 3))
+        );
+        assert_eq!(
+            file_parts("lib", "1.1-SNAPSHOT", f),
+            Some((Some("sources".into()), "jar".into()))
+        );
+        assert_eq!(
+            file_parts("lib", "1.1-SNAPSHOT", "lib-1.1-SNAPSHOT.jar"),
+            Some((None, "jar".into()))
+        );
+        assert_eq!(checksum_of("a.jar.sha256"), Some(("a.jar", "sha256")));
+    }
+
+    #[test]
+    fn maven_version_order() {
+        let mut v = vec![
+            "1.10",
+            "1.2",
+            "1.0-SNAPSHOT",
+            "1.0",
+            "1.0-rc1",
+            "1.0-alpha",
+            "1.0.1",
+            "2.0-beta-2",
+        ];
+        v.sort_by(|a, b| compare_versions(a, b));
+        assert_eq!(
+            v,
+            vec![
+                "1.0-alpha",
+                "1.0-rc1",
+                "1.0-SNAPSHOT",
+                "1.0",
+                "1.0.1",
+                "1.2",
+                "1.10",
+                "2.0-beta-2"
+            ]
+        );
+    }
+
+    #[test]
+    fn poms_must_match_their_path() {
+        let pom = br#"<project><parent><groupId>com.acme</groupId><version>1.0</version></parent><artifactId>lib</artifactId></project>"#;
+        assert!(check_pom(pom, "com.acme", "lib", "1.0").is_ok());
+        assert!(check_pom(pom, "com.acme", "other", "1.0").is_err());
+        assert!(check_pom(b"<project><groupId>x", "x", "y", "1").is_err());
+        assert!(check_pom(b"not xml at all <<", "x", "y", "1").is_err());
+    }
+}
