@@ -101,13 +101,10 @@ pub async fn serve_blob(
     out.insert("x-checksum-sha256", hv(&file.sha256));
     out.insert("x-checksum-sha1", hv(&file.sha1));
     out.insert("x-checksum-md5", hv(&file.md5));
-    if let Ok(t) =
-        time::OffsetDateTime::from_unix_timestamp_nanos(file.updated_at as i128 * 1_000_000)
-    {
-        if let Ok(s) = t.format(&time::format_description::well_known::Rfc2822) {
-            out.insert(header::LAST_MODIFIED, hv(&s.replace("+0000", "GMT")));
-        }
-    }
+    out.insert(
+        header::LAST_MODIFIED,
+        hv(&crate::model::http_date(file.updated_at)),
+    );
     if let Some(inm) = headers
         .get(header::IF_NONE_MATCH)
         .and_then(|v| v.to_str().ok())

@@ -65,6 +65,18 @@ impl ApiError {
         ApiError::Forbidden(message.into())
     }
 
+    /// The message a client may see: internal details go to the log, not to the client.
+    /// Every rendering of errors (this module's, and format-specific ones) goes through it.
+    pub fn public_message(&self) -> String {
+        match self {
+            ApiError::Internal(e) => {
+                tracing::error!(error = ?e, "internal error");
+                "internal server error".to_string()
+            }
+            other => other.to_string(),
+        }
+    }
+
     pub fn status(&self) -> StatusCode {
         match self {
             ApiError::BadRequest { .. } => StatusCode::BAD_REQUEST,
@@ -96,14 +108,7 @@ impl From<std::io::Error> for ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = self.status();
-        let message = match &self {
-            // Internal details go to the log, not to the client.
-            ApiError::Internal(e) => {
-                tracing::error!(error = ?e, "internal error");
-                "internal server error".to_string()
-            }
-            other => other.to_string(),
-        };
+        let message = self.public_message();
         let mut details = serde_json::Map::new();
         if let ApiError::BadRequest { field: Some(f), .. } = &self {
             details.insert("field".into(), json!(f));

@@ -334,6 +334,29 @@ pub fn now_ms() -> i64 {
         .unwrap_or(0)
 }
 
+/// Epoch milliseconds as RFC 3339 (npm `time`, PEP 700 `upload-time`).
+pub fn rfc3339(ms: i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp_nanos(ms as i128 * 1_000_000)
+        .ok()
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_default()
+}
+
+/// Epoch milliseconds as an HTTP date (`Last-Modified`), e.g. `Mon, 23 Nov 2026 11:10:44 GMT`.
+pub fn http_date(ms: i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp(ms.div_euclid(1000))
+        .ok()
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc2822)
+                .ok()
+        })
+        .map(|s| s.replace("+0000", "GMT"))
+        .unwrap_or_default()
+}
+
 pub fn new_id() -> String {
     uuid::Uuid::new_v4().to_string()
 }

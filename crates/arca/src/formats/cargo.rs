@@ -26,7 +26,7 @@ use crate::auth::Need;
 use crate::blob::ByteStream;
 use crate::download::serve_file;
 use crate::error::{ApiError, ApiResult};
-use crate::model::PackageType;
+use crate::model::{PackageType, http_date};
 use crate::state::AppState;
 use crate::store::artifacts::{NewFile, PackageRow, Page};
 
@@ -35,13 +35,7 @@ pub struct Cargo;
 /// Cargo reads `errors[].detail` from error bodies and shows it to the user.
 fn cargo_error(e: ApiError) -> Response {
     let status = e.status();
-    let detail = match &e {
-        ApiError::Internal(err) => {
-            tracing::error!(error = ?err, "internal error");
-            "internal server error".to_string()
-        }
-        other => other.to_string(),
-    };
+    let detail = e.public_message();
     let mut resp = (status, Json(json!({"errors": [{"detail": detail}]}))).into_response();
     if status == StatusCode::UNAUTHORIZED {
         resp.headers_mut().insert(
@@ -162,7 +156,7 @@ async fn index_file(state: &AppState, req: &NativeRequest, path: &[&str]) -> Api
         })
         .await?;
     // Cargo revalidates with If-None-Match; If-Modified-Since is honoured too.
-    let last_modified = httpdate(modified);
+    let last_modified = http_date(modified);
     let since = req
         .headers
         .get(header::IF_MODIFIED_SINCE)
@@ -180,17 +174,6 @@ async fn index_file(state: &AppState, req: &NativeRequest, path: &[&str]) -> Api
         resp.headers_mut().insert(header::LAST_MODIFIED, v);
     }
     Ok(resp)
-}
-
-fn httpdate(ms: i64) -> String {
-    time::OffsetDateTime::from_unix_timestamp(ms / 1000)
-        .ok()
-        .and_then(|t| {
-            t.format(&time::format_description::well_known::Rfc2822)
-                .ok()
-        })
-        .map(|s| s.replace("+0000", "GMT"))
-        .unwrap_or_default()
 }
 
 // ---------------------------------------------------------------------------------------------

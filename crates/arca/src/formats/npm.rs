@@ -33,7 +33,7 @@ use crate::auth::{Need, Principal, generate_token, hash_token};
 use crate::blob::ByteStream;
 use crate::download::serve_file;
 use crate::error::{ApiError, ApiResult};
-use crate::model::{PackageType, Registry};
+use crate::model::{PackageType, Registry, rfc3339};
 use crate::state::AppState;
 use crate::store::artifacts::{FileRow, NewFile, PackageRow, Page};
 
@@ -69,13 +69,7 @@ fn split_name(segs: &[String]) -> Option<(String, &[String])> {
 /// npm reads `error` from error bodies and shows it to the user.
 fn npm_error(e: ApiError) -> Response {
     let status = e.status();
-    let message = match &e {
-        ApiError::Internal(err) => {
-            tracing::error!(error = ?err, "internal error");
-            "internal server error".to_string()
-        }
-        other => other.to_string(),
-    };
+    let message = e.public_message();
     let mut resp = (status, Json(json!({"error": message, "reason": message, "code": status.as_u16().to_string(), "message": message}))).into_response();
     if status == StatusCode::UNAUTHORIZED {
         resp.headers_mut().insert(
@@ -142,16 +136,6 @@ fn registry_root(state: &AppState, reg: &Registry) -> String {
         "{}/pkg/{}/{}/npm",
         state.config.base_url, reg.account, reg.identifier
     )
-}
-
-fn iso(ms: i64) -> String {
-    time::OffsetDateTime::from_unix_timestamp_nanos(ms as i128 * 1_000_000)
-        .ok()
-        .and_then(|t| {
-            t.format(&time::format_description::well_known::Rfc3339)
-                .ok()
-        })
-        .unwrap_or_default()
 }
 
 fn integrity(sha512_hex: &str) -> String {
@@ -280,11 +264,11 @@ fn rev(p: &Packument) -> String {
 fn full_packument(state: &AppState, reg: &Registry, name: &str, p: &Packument) -> Value {
     let mut versions = Map::new();
     let mut times = Map::new();
-    times.insert("created".into(), json!(iso(p.created)));
-    times.insert("modified".into(), json!(iso(p.modified)));
+    times.insert("created".into(), json!(rfc3339(p.created)));
+    times.insert("modified".into(), json!(rfc3339(p.modified)));
     for (v, sv) in &p.versions {
         versions.insert(v.clone(), render_version(state, reg, name, v, sv));
-        times.insert(v.clone(), json!(iso(sv.created_at)));
+        times.insert(v.clone(), json!(rfc3339(sv.created_at)));
     }
     let latest = p
         .dist_tags
@@ -336,7 +320,7 @@ fn abbreviated_packument(state: &AppState, reg: &Registry, name: &str, p: &Packu
         }
         versions.insert(v.clone(), Value::Object(m));
     }
-    json!({"name": name, "modified": iso(p.modified), "dist-tags": p.dist_tags, "versions": versions})
+    json!({"name": name, "modified": rfc3339(p.modified), "dist-tags": p.dist_tags, "versions": versions})
 }
 
 async fn packument_response(
@@ -945,14 +929,14 @@ async fn search(state: &AppState, req: &NativeRequest) -> ApiResult<Response> {
             "package": {
                 "name": p.name, "scope": if p.name.starts_with('@') { p.name[1..].split('/').next().unwrap_or("unscoped") } else { "unscoped" },
                 "version": latest, "description": manifest.get("description").cloned().unwrap_or(json!("")),
-                "keywords": manifest.get("keywords").cloned().unwrap_or(json!([])), "date": iso(p.updated_at),
+                "keywords": manifest.get("keywords").cloned().unwrap_or(json!([])), "date": rfc3339(p.updated_at),
                 "links": {}, "publisher": {}, "maintainers": [],
             },
             "flags": {}, "score": {"final": 1.0, "detail": {"quality": 1.0, "popularity": 1.0, "maintenance": 1.0}}, "searchScore": 1.0,
         }));
     }
     Ok(
-        Json(json!({"objects": objects, "total": total, "time": iso(crate::model::now_ms())}))
+        Json(json!({"objects": objects, "total": total, "time": rfc3339(crate::model::now_ms())}))
             .into_response(),
     )
 }

@@ -28,7 +28,7 @@ use crate::auth::Need;
 use crate::blob::ByteStream;
 use crate::download::{serve_blob, serve_file};
 use crate::error::{ApiError, ApiResult};
-use crate::model::{PackageType, Registry, Reupload};
+use crate::model::{PackageType, Registry, Reupload, rfc3339};
 use crate::state::AppState;
 use crate::store::artifacts::{FileRow, NewFile, PackageRow};
 
@@ -651,7 +651,7 @@ async fn project_page(state: &AppState, req: &NativeRequest, norm: &str) -> ApiR
                     "filename": l.filename, "url": l.url, "hashes": {"sha256": l.file.sha256},
                     "requires-python": m.get("requiresPython").cloned().unwrap_or(Value::Null),
                     "core-metadata": core, "dist-info-metadata": core, "yanked": yanked,
-                    "size": l.file.size, "upload-time": upload_time(l.file.created_at),
+                    "size": l.file.size, "upload-time": rfc3339(l.file.created_at),
                 })
             })
             .collect();
@@ -688,16 +688,6 @@ async fn project_page(state: &AppState, req: &NativeRequest, norm: &str) -> ApiR
     Ok::<_, ApiError>(Doc::new(body, if json { JSON_TYPE } else { HTML_TYPE }))
     }).await?;
     Ok(doc.respond(&req.headers, false))
-}
-
-fn upload_time(ms: i64) -> String {
-    time::OffsetDateTime::from_unix_timestamp_nanos(ms as i128 * 1_000_000)
-        .ok()
-        .and_then(|t| {
-            t.format(&time::format_description::well_known::Rfc3339)
-                .ok()
-        })
-        .unwrap_or_default()
 }
 
 // ---------------------------------------------------------------------------------------------
