@@ -37,3 +37,28 @@ if ! command -v mvn >/dev/null || [ ! -d /usr/share/maven-repo/org/apache/maven/
     exit 1
   fi
 fi
+
+# apt packages the remaining real clients need, installed in one go when any is missing:
+# NuGet.exe runs under mono (Debian's `nuget` brings most of mono, the rest are listed),
+# Composer with PHP, and Gradle.
+need_apt=()
+command -v mono >/dev/null && [ -f /usr/lib/mono/4.5/Microsoft.Build.Utilities.v4.0.dll ] || need_apt+=(nuget)
+for p in libmono-system-net-http4.0-cil libmono-system-net-http-webrequest4.0-cil libmono-system-xml-linq4.0-cil \
+         libmono-system-componentmodel-composition4.0-cil libmono-system-io-compression4.0-cil libmono-system-security4.0-cil \
+         composer php-cli php-zip unzip gradle; do
+  dpkg -s "$p" >/dev/null 2>&1 || need_apt+=("$p")
+done
+if [ ${#need_apt[@]} -gt 0 ]; then
+  if [ "$(id -u)" != 0 ]; then
+    echo "missing packages: ${need_apt[*]} (run as root or install them)" >&2
+    exit 1
+  fi
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need_apt[@]}" >/dev/null
+fi
+
+# NuGet.exe 5.8 (a v3 client; Debian's nuget 2.8 speaks only v2) comes inside the npm package nuget-exe.
+if [ ! -f "$tools/nuget/package/nuget-5.8.0.exe" ]; then
+  mkdir -p "$tools/nuget"
+  (cd "$tools/nuget" && npm pack --silent --userconfig /dev/null nuget-exe@5.8.0 >/dev/null && tar xzf nuget-exe-5.8.0.tgz)
+fi

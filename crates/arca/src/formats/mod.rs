@@ -21,6 +21,7 @@ pub mod cargo;
 pub mod generic;
 pub mod maven;
 pub mod npm;
+pub mod nuget;
 pub mod pypi;
 
 use std::collections::HashMap;
@@ -134,6 +135,7 @@ impl Formats {
             Arc::new(npm::Npm),
             Arc::new(cargo::Cargo),
             Arc::new(maven::Maven),
+            Arc::new(nuget::Nuget),
             // One line per format.
         ];
         Formats {

@@ -10,5 +10,6 @@ mod gitflic;
 mod harness;
 mod maven;
 mod npm;
+mod nuget;
 mod ops;
 mod pypi;

@@ -1,0 +1,886 @@
+//! NuGet (NUGET registries): the NuGet v3 protocol.
+//!
+//! Layout under `<base>/pkg/<account>/<registry>/nuget/`:
+//! * `index.json`: the service index;
+//! * `PUT api/v2/package[/]` (also `PUT` on the root, as Harness does): push a `.nupkg`
+//!   (multipart/form-data, chunked or not, or the raw package); `DELETE api/v2/package/<id>/<ver>`
+//!   unlists, `POST` on the same URL relists (as on nuget.org; hard deletion, to the trash can, is
+//!   a management-API operation); `PUT api/v2/symbolpackage[/]`: push a `.snupkg`;
+//! * `package/<id>/index.json`, `package/<id>/<ver>/<id>.<ver>.nupkg`, `package/<id>/<ver>/<id>.nuspec`
+//!   (PackageBaseAddress, lowercase ids and normalised versions);
+//! * `registration/<id>/index.json`, `registration/<id>/page/<lower>/<upper>.json`,
+//!   `registration/<id>/<ver>.json` (RegistrationsBaseUrl; pages of 64 versions, inlined in the
+//!   index up to 128 versions, as nuget.org does);
+//! * `query` (SearchQueryService) and `autocomplete` (SearchAutocompleteService).
+//!
+//! Packages are keyed by their lowercase id and versions by their lowercase normalised version
+//! (`1.0` and `1.0.0.0` are `1.0.0`); the original spellings are kept in the metadata. The v2
+//! OData feed is not served: every NuGet client since 3.0 speaks v3.
+
+mod nuspec;
+mod v2;
+mod version;
+
+use std::collections::BTreeMap;
+use std::io::Read;
+
+use async_trait::async_trait;
+use axum::Json;
+use axum::http::{Method, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use futures::TryStreamExt;
+use serde_json::{Value, json};
+
+use super::cache::{self, Doc};
+use super::{Format, NativeRequest, Resolver};
+use crate::auth::Need;
+use crate::blob::{BlobInfo, ByteStream};
+use crate::download::serve_file;
+use crate::error::{ApiError, ApiResult};
+use crate::model::{PackageType, Registry, Reupload, rfc3339};
+use crate::state::AppState;
+use crate::store::artifacts::{NewFile, PackageRow, Page, VersionRow};
+use version::NuVersion;
+
+pub struct Nuget;
+
+/// Versions per registration page (nuget.org's page size).
+const PAGE_SIZE: usize = 64;
+/// Up to this many versions the pages are inlined in the registration index.
+const INLINE_LIMIT: usize = 128;
+const MAX_NUSPEC: u64 = 1 << 20;
+/// nuget.org marks unlisted versions by this publish date; clients rely on it.
+const UNLISTED_DATE: &str = "1900-01-01T00:00:00+00:00";
+
+#[async_trait]
+impl Format for Nuget {
+    fn package_type(&self) -> PackageType {
+        PackageType::Nuget
+    }
+
+    async fn handle(&self, state: &AppState, req: NativeRequest) -> ApiResult<Response> {
+        let segs = req.segments();
+        let segs: Vec<&str> = segs.iter().map(String::as_str).collect();
+        let method = req.method.clone();
+        let get = method == Method::GET || method == Method::HEAD;
+        match (&method, segs.as_slice()) {
+            (_, ["index.json"]) if get => service_index(state, &req),
+            (&Method::PUT, [] | ["api", "v2", "package"]) => push(state, req, false).await,
+            (&Method::PUT, ["api", "v2", "symbolpackage"]) => push(state, req, true).await,
+            (&Method::DELETE, ["api", "v2", "package", id, ver] | [id, ver]) => {
+                set_listed(state, &req, id, ver, false).await
+            }
+            (&Method::POST, ["api", "v2", "package", id, ver]) => {
+                set_listed(state, &req, id, ver, true).await
+            }
+            (_, ["package", id, "index.json"]) if get => flat_versions(state, &req, id).await,
+            (_, ["package", id, ver, file]) if get => flat_file(state, &req, id, ver, file).await,
+            (_, ["registration", id, "index.json"]) if get => {
+                registration_index(state, &req, id).await
+            }
+            (_, ["registration", id, "page", lower, upper]) if get => {
+                let upper = upper.strip_suffix(".json").unwrap_or(upper);
+                registration_page(state, &req, id, lower, upper).await
+            }
+            (_, ["registration", id, leaf]) if get => {
+                let ver = leaf
+                    .strip_suffix(".json")
+                    .ok_or_else(|| ApiError::not_found("no such NuGet endpoint"))?;
+                registration_leaf(state, &req, id, ver).await
+            }
+            (_, ["query"]) if get => search(state, &req).await,
+            // v2: downloads by id and version, and the OData feed.
+            (_, ["api", "v2", "package", id, ver]) if get => {
+                let (lid, lver) = keys(id, ver)?;
+                let file = format!("{lid}.{lver}.nupkg");
+                flat_file(state, &req, &lid, &lver, &file).await
+            }
+            (_, ["api", "v2", rest @ ..]) if get => v2::handle(state, &req, rest).await,
+            (_, ["autocomplete"]) if get => autocomplete(state, &req).await,
+            _ => Err(ApiError::not_found("no such NuGet endpoint")),
+        }
+    }
+}
+
+pub(super) fn root_url(state: &AppState, reg: &Registry) -> String {
+    format!(
+        "{}/pkg/{}/{}/nuget",
+        state.config.base_url, reg.account, reg.identifier
+    )
+}
+
+fn json_doc(v: &Value) -> Doc {
+    Doc::new(v.to_string(), "application/json")
+}
+
+fn service_index(state: &AppState, req: &NativeRequest) -> ApiResult<Response> {
+    let root = root_url(state, &req.registry);
+    let mut resources = vec![
+        json!({"@id": format!("{root}/api/v2/package"), "@type": "PackagePublish/2.0.0"}),
+        json!({"@id": format!("{root}/api/v2/symbolpackage"), "@type": "SymbolPackagePublish/4.9.0"}),
+        json!({"@id": format!("{root}/package/"), "@type": "PackageBaseAddress/3.0.0"}),
+        // NuGet.exe `list` goes through the v2 feed.
+        json!({"@id": format!("{root}/api/v2"), "@type": "LegacyGallery"}),
+        json!({"@id": format!("{root}/api/v2"), "@type": "LegacyGallery/2.0.0"}),
+    ];
+    // NuGet 5.x needs the -rc and -beta aliases besides the versioned ones.
+    for t in [
+        "",
+        "/3.0.0-rc",
+        "/3.0.0-beta",
+        "/3.4.0",
+        "/3.6.0",
+        "/Versioned",
+    ] {
+        resources.push(json!({"@id": format!("{root}/registration/"), "@type": format!("RegistrationsBaseUrl{t}")}));
+    }
+    for t in ["", "/3.0.0-rc", "/3.0.0-beta", "/3.5.0"] {
+        resources.push(
+            json!({"@id": format!("{root}/query"), "@type": format!("SearchQueryService{t}")}),
+        );
+        resources.push(json!({"@id": format!("{root}/autocomplete"), "@type": format!("SearchAutocompleteService{t}")}));
+    }
+    let doc = json_doc(&json!({"version": "3.0.0", "resources": resources}));
+    Ok(doc.respond(&req.headers, req.method == Method::HEAD))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Push.
+
+/// The uploaded package: the body itself, or the first file part of a multipart body.
+async fn store_upload(state: &AppState, req: NativeRequest) -> ApiResult<BlobInfo> {
+    let limit = state.config.max_upload_bytes;
+    let content_type = req
+        .headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_string();
+    let body: ByteStream = req.into_body_stream();
+    let Ok(boundary) = multer::parse_boundary(&content_type) else {
+        return Ok(state.blobs.put(body, Some(limit), None).await?);
+    };
+    let mut multipart = multer::Multipart::new(body, boundary);
+    let field = multipart
+        .next_field()
+        .await
+        .map_err(|e| ApiError::bad("package", format!("malformed multipart body: {e}")))?
+        .ok_or_else(|| ApiError::bad("package", "the multipart body has no package"))?;
+    let stream: ByteStream = Box::pin(field.map_err(std::io::Error::other));
+    let blob = state.blobs.put(stream, Some(limit), None).await?;
+    // Let the client finish sending (there should be nothing after the package).
+    while let Ok(Some(_)) = multipart.next_field().await {}
+    Ok(blob)
+}
+
+/// Finds the manifest at the root of a package (zip) and returns its bytes.
+fn read_manifest(path: &std::path::Path) -> Result<Vec<u8>, String> {
+    let file = std::fs::File::open(path).map_err(|e| e.to_string())?;
+    let mut zip =
+        zip::ZipArchive::new(file).map_err(|e| format!("the package is not a zip archive: {e}"))?;
+    let names: Vec<String> = zip
+        .file_names()
+        .filter(|n| {
+            !n.contains('/') && !n.contains('\\') && n.to_ascii_lowercase().ends_with(".nuspec")
+        })
+        .map(str::to_string)
+        .collect();
+    let name = match names.as_slice() {
+        [one] => one.clone(),
+        [] => return Err("the package has no .nuspec at its root".into()),
+        _ => return Err("the package has more than one .nuspec at its root".into()),
+    };
+    let entry = zip.by_name(&name).map_err(|e| e.to_string())?;
+    let mut out = Vec::new();
+    entry
+        .take(MAX_NUSPEC + 1)
+        .read_to_end(&mut out)
+        .map_err(|e| format!("reading {name}: {e}"))?;
+    if out.len() as u64 > MAX_NUSPEC {
+        return Err(format!("{name} is larger than {MAX_NUSPEC} bytes"));
+    }
+    Ok(out)
+}
+
+async fn push(state: &AppState, req: NativeRequest, symbols: bool) -> ApiResult<Response> {
+    let target = Resolver { state }.write_target(&req.registry).await?;
+    req.principal.check(&target, Need::Write)?;
+    let blob = store_upload(state, req).await?;
+    let local = state.blobs.local_file(&blob.sha256).await?;
+    let path = local.path.clone();
+    let manifest = tokio::task::spawn_blocking(move || read_manifest(&path))
+        .await
+        .map_err(|e| ApiError::Internal(anyhow::anyhow!("package reader panicked: {e}")))?
+        .map_err(|e| ApiError::bad("package", e))?;
+    drop(local);
+    let spec = nuspec::parse(&manifest).map_err(|e| ApiError::bad("package", e))?;
+    let is_symbols = spec
+        .package_types
+        .iter()
+        .any(|t| t.eq_ignore_ascii_case("SymbolsPackage"));
+    if symbols != is_symbols {
+        return Err(ApiError::bad(
+            "package",
+            if symbols {
+                "not a symbol package (its nuspec lacks the SymbolsPackage package type)"
+            } else {
+                "a symbol package (.snupkg) must be pushed to the symbol package endpoint"
+            },
+        ));
+    }
+    let lid = spec.id.to_ascii_lowercase();
+    let norm = spec.version.normalized();
+    let lver = norm.to_ascii_lowercase();
+    target.check_patterns(&format!("{}:{norm}", spec.id))?;
+    let dir = format!("package/{lid}/{lver}");
+    let exists = |what: &str| {
+        ApiError::conflict(format!(
+            "{what} {} {norm} already exists and this registry does not allow re-uploads",
+            spec.id
+        ))
+    };
+    if symbols {
+        let pkg = state.db.package_by_name(&target.id, &lid).await?;
+        let base = match &pkg {
+            Some(p) => state.db.version_by_name(&p.id, &lver).await?,
+            None => None,
+        };
+        if base.is_none() {
+            return Err(ApiError::not_found(format!(
+                "push the package {} {norm} before its symbols",
+                spec.id
+            )));
+        }
+        let name = format!("{lid}.{lver}.snupkg");
+        state.db.record_blob(&blob).await?;
+        state
+            .db
+            .put_file(
+                &target,
+                NewFile {
+                    package: &lid,
+                    version: &lver,
+                    path: &format!("{dir}/{name}"),
+                    name: &name,
+                    blob: &blob,
+                    content_type: Some("application/octet-stream"),
+                    metadata: json!({"symbols": true}),
+                },
+            )
+            .await
+            .map_err(|e| match e {
+                ApiError::Conflict(_) => exists("the symbol package of"),
+                other => other,
+            })?;
+        return Ok(StatusCode::CREATED.into_response());
+    }
+    let nupkg_name = format!("{lid}.{lver}.nupkg");
+    let nupkg_path = format!("{dir}/{nupkg_name}");
+    if target.reupload == Reupload::None
+        && state
+            .db
+            .file_by_path(&target.id, &nupkg_path)
+            .await?
+            .is_some()
+    {
+        return Err(exists("package"));
+    }
+    // The manifest is served on its own (PackageBaseAddress `.nuspec`).
+    let manifest_bytes = Bytes::from(manifest);
+    let stream: ByteStream = Box::pin(futures::stream::once(async move {
+        Ok::<_, std::io::Error>(manifest_bytes)
+    }));
+    let spec_blob = state.blobs.put(stream, None, None).await?;
+    state.db.record_blob(&blob).await?;
+    state.db.record_blob(&spec_blob).await?;
+    let file = state
+        .db
+        .put_file(
+            &target,
+            NewFile {
+                package: &lid,
+                version: &lver,
+                path: &nupkg_path,
+                name: &nupkg_name,
+                blob: &blob,
+                content_type: Some("application/octet-stream"),
+                metadata: json!({}),
+            },
+        )
+        .await
+        .map_err(|e| match e {
+            ApiError::Conflict(_) => exists("package"),
+            other => other,
+        })?;
+    let spec_name = format!("{lid}.nuspec");
+    state
+        .db
+        .put_file(
+            &target,
+            NewFile {
+                package: &lid,
+                version: &lver,
+                path: &format!("{dir}/{spec_name}"),
+                name: &spec_name,
+                blob: &spec_blob,
+                content_type: Some("application/xml"),
+                metadata: json!({}),
+            },
+        )
+        .await?;
+    let mut meta = json!({
+        "id": spec.id,
+        "version": norm,
+        "fullVersion": spec.version.full(),
+        "prerelease": spec.version.is_prerelease(),
+        "semver2": spec.version.is_semver2(),
+        "listed": true,
+        "dependencyGroups": spec.dependency_groups,
+        "packageTypes": spec.package_types,
+        "licenseExpression": spec.license_expression,
+        "nupkg": {"size": blob.size, "sha512": blob.sha512},
+    });
+    for (k, v) in &spec.fields {
+        if matches!(
+            k.as_str(),
+            "title"
+                | "authors"
+                | "owners"
+                | "description"
+                | "summary"
+                | "tags"
+                | "projectUrl"
+                | "iconUrl"
+                | "licenseUrl"
+                | "requireLicenseAcceptance"
+                | "releaseNotes"
+                | "minClientVersion"
+                | "language"
+                | "copyright"
+                | "readme"
+        ) {
+            meta[k] = json!(v);
+        }
+    }
+    state
+        .db
+        .set_version_metadata(&file.version_id, &meta)
+        .await?;
+    if let Some(pkg) = state.db.package_by_name(&target.id, &lid).await? {
+        if pkg.metadata.get("id").is_none() {
+            state
+                .db
+                .set_package_metadata(&pkg.id, &json!({"id": spec.id}))
+                .await?;
+        }
+    }
+    Ok(StatusCode::CREATED.into_response())
+}
+
+async fn set_listed(
+    state: &AppState,
+    req: &NativeRequest,
+    id: &str,
+    ver: &str,
+    listed: bool,
+) -> ApiResult<Response> {
+    let target = Resolver { state }.write_target(&req.registry).await?;
+    req.principal.check(&target, Need::Write)?;
+    let (lid, lver) = keys(id, ver)?;
+    let pkg = state
+        .db
+        .package_by_name(&target.id, &lid)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("package '{id}' not found")))?;
+    let v = state
+        .db
+        .version_by_name(&pkg.id, &lver)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("package {id} {ver} not found")))?;
+    let mut m = v.metadata.clone();
+    m["listed"] = json!(listed);
+    state.db.set_version_metadata(&v.id, &m).await?;
+    Ok(if listed {
+        StatusCode::OK
+    } else {
+        StatusCode::NO_CONTENT
+    }
+    .into_response())
+}
+
+/// The storage keys of an id and a version as clients send them.
+pub(super) fn keys(id: &str, ver: &str) -> ApiResult<(String, String)> {
+    let v = NuVersion::parse(ver)
+        .ok_or_else(|| ApiError::not_found(format!("'{ver}' is not a NuGet version")))?;
+    Ok((id.to_ascii_lowercase(), v.normalized().to_ascii_lowercase()))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Reading.
+
+/// One version as the read chain sees it (the first registry that has it wins).
+pub(super) struct Entry {
+    pub(super) version: NuVersion,
+    pub(super) row: VersionRow,
+}
+
+/// The versions of `lid` along the read chain, ascending, with the packages they came from.
+pub(super) async fn chain_versions(
+    state: &AppState,
+    reg: &Registry,
+    lid: &str,
+) -> ApiResult<(Vec<PackageRow>, Vec<Entry>)> {
+    let chain = (Resolver { state }).packages(reg, lid).await?;
+    let mut by_key: BTreeMap<String, Entry> = BTreeMap::new();
+    for (_, pkg) in &chain {
+        for row in state.db.all_versions(&pkg.id).await? {
+            // Versions without a manifest (a symbol package alone cannot exist) are skipped.
+            let Some(version) = row
+                .metadata
+                .get("fullVersion")
+                .and_then(Value::as_str)
+                .and_then(NuVersion::parse)
+            else {
+                continue;
+            };
+            by_key
+                .entry(row.version.clone())
+                .or_insert(Entry { version, row });
+        }
+    }
+    let mut entries: Vec<Entry> = by_key.into_values().collect();
+    entries.sort_by(|a, b| a.version.cmp(&b.version));
+    Ok((chain.into_iter().map(|(_, p)| p).collect(), entries))
+}
+
+pub(super) fn listed(row: &VersionRow) -> bool {
+    row.metadata
+        .get("listed")
+        .and_then(Value::as_bool)
+        .unwrap_or(true)
+}
+
+async fn flat_versions(state: &AppState, req: &NativeRequest, id: &str) -> ApiResult<Response> {
+    let lid = id.to_ascii_lowercase();
+    let (pkgs, entries) = chain_versions(state, &req.registry, &lid).await?;
+    if entries.is_empty() {
+        return Err(ApiError::not_found(format!("package '{id}' not found")));
+    }
+    let versions: Vec<&str> = entries.iter().map(|e| e.row.version.as_str()).collect();
+    let doc = state
+        .docs
+        .get_or_build(
+            format!("nuget-flat|{}|{lid}", req.registry.id),
+            cache::stamp(&pkgs),
+            || async { Ok::<_, ApiError>(json_doc(&json!({"versions": versions}))) },
+        )
+        .await?;
+    Ok(doc.respond(&req.headers, req.method == Method::HEAD))
+}
+
+async fn flat_file(
+    state: &AppState,
+    req: &NativeRequest,
+    id: &str,
+    ver: &str,
+    file: &str,
+) -> ApiResult<Response> {
+    let (lid, lver) = keys(id, ver)?;
+    let expected = [
+        format!("{lid}.{lver}.nupkg"),
+        format!("{lid}.nuspec"),
+        format!("{lid}.{lver}.snupkg"),
+    ];
+    let lfile = file.to_ascii_lowercase();
+    if !expected.contains(&lfile) {
+        return Err(ApiError::not_found(format!(
+            "no file '{file}' in {id} {ver}"
+        )));
+    }
+    let (_, f) = (Resolver { state })
+        .find_file(&req.registry, &format!("package/{lid}/{lver}/{lfile}"))
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("package {id} {ver} not found")))?;
+    serve_file(state, &f, &req.method, &req.headers).await
+}
+
+/// URLs of one package's registration documents.
+pub(super) struct Urls {
+    pub(super) root: String,
+    pub(super) lid: String,
+}
+
+impl Urls {
+    fn index(&self) -> String {
+        format!("{}/registration/{}/index.json", self.root, self.lid)
+    }
+    fn leaf(&self, lver: &str) -> String {
+        format!("{}/registration/{}/{lver}.json", self.root, self.lid)
+    }
+    fn page(&self, lower: &str, upper: &str) -> String {
+        format!(
+            "{}/registration/{}/page/{lower}/{upper}.json",
+            self.root, self.lid
+        )
+    }
+    fn content(&self, lver: &str) -> String {
+        format!(
+            "{}/package/{}/{lver}/{}.{lver}.nupkg",
+            self.root, self.lid, self.lid
+        )
+    }
+}
+
+pub(super) fn published(row: &VersionRow) -> String {
+    if listed(row) {
+        rfc3339(row.created_at)
+    } else {
+        UNLISTED_DATE.into()
+    }
+}
+
+fn catalog_entry(urls: &Urls, e: &Entry) -> Value {
+    let m = &e.row.metadata;
+    let lver = &e.row.version;
+    let leaf = urls.leaf(lver);
+    let groups: Vec<Value> = m
+        .get("dependencyGroups")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default()
+        .iter()
+        .enumerate()
+        .map(|(i, g)| {
+            let gid = format!("{leaf}#dependencygroup/{i}");
+            let deps: Vec<Value> = g
+                .get("dependencies")
+                .and_then(Value::as_array)
+                .cloned()
+                .unwrap_or_default()
+                .iter()
+                .map(|d| {
+                    let did = d.get("id").and_then(Value::as_str).unwrap_or("");
+                    json!({
+                        "@id": format!("{gid}/{}", did.to_ascii_lowercase()),
+                        "@type": "PackageDependency",
+                        "id": did,
+                        "range": d.get("range"),
+                        "registration": format!("{}/registration/{}/index.json", urls.root, did.to_ascii_lowercase()),
+                    })
+                })
+                .collect();
+            let mut group = json!({"@id": gid, "@type": "PackageDependencyGroup", "dependencies": deps});
+            if let Some(tf) = g.get("targetFramework").and_then(Value::as_str) {
+                group["targetFramework"] = json!(tf);
+            }
+            group
+        })
+        .collect();
+    let text = |k: &str| m.get(k).and_then(Value::as_str).unwrap_or("").to_string();
+    let tags: Vec<&str> = m
+        .get("tags")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .split([' ', ','])
+        .filter(|t| !t.is_empty())
+        .collect();
+    json!({
+        "@id": leaf,
+        "@type": "PackageDetails",
+        "id": m.get("id"),
+        "version": e.version.full(),
+        "authors": text("authors"),
+        "description": text("description"),
+        "summary": text("summary"),
+        "title": text("title"),
+        "tags": tags,
+        "iconUrl": text("iconUrl"),
+        "licenseUrl": text("licenseUrl"),
+        "licenseExpression": text("licenseExpression"),
+        "projectUrl": text("projectUrl"),
+        "language": text("language"),
+        "minClientVersion": text("minClientVersion"),
+        "requireLicenseAcceptance": text("requireLicenseAcceptance") == "true",
+        "listed": listed(&e.row),
+        "published": published(&e.row),
+        "packageContent": urls.content(lver),
+        "dependencyGroups": groups,
+    })
+}
+
+fn page_items(urls: &Urls, entries: &[Entry]) -> Vec<Value> {
+    entries
+        .iter()
+        .map(|e| {
+            json!({
+                "@id": urls.leaf(&e.row.version),
+                "@type": "Package",
+                "commitId": e.row.id,
+                "commitTimeStamp": rfc3339(e.row.updated_at),
+                "catalogEntry": catalog_entry(urls, e),
+                "packageContent": urls.content(&e.row.version),
+                "registration": urls.index(),
+            })
+        })
+        .collect()
+}
+
+fn page(urls: &Urls, chunk: &[Entry], inline: bool) -> Value {
+    let lower = chunk.first().map(|e| e.version.full()).unwrap_or_default();
+    let upper = chunk.last().map(|e| e.version.full()).unwrap_or_default();
+    let (lk, uk) = (
+        chunk.first().map(|e| e.row.version.as_str()).unwrap_or(""),
+        chunk.last().map(|e| e.row.version.as_str()).unwrap_or(""),
+    );
+    let mut p = json!({
+        "@id": urls.page(lk, uk),
+        "@type": "catalog:CatalogPage",
+        "count": chunk.len(),
+        "lower": lower,
+        "upper": upper,
+        "parent": urls.index(),
+    });
+    if inline {
+        p["items"] = json!(page_items(urls, chunk));
+    }
+    p
+}
+
+async fn registration_index(
+    state: &AppState,
+    req: &NativeRequest,
+    id: &str,
+) -> ApiResult<Response> {
+    let lid = id.to_ascii_lowercase();
+    let (pkgs, entries) = chain_versions(state, &req.registry, &lid).await?;
+    if entries.is_empty() {
+        return Err(ApiError::not_found(format!("package '{id}' not found")));
+    }
+    let urls = Urls {
+        root: root_url(state, &req.registry),
+        lid: lid.clone(),
+    };
+    let doc = state
+        .docs
+        .get_or_build(
+            format!("nuget-reg|{}|{lid}", req.registry.id),
+            cache::stamp(&pkgs),
+            || async {
+                let inline = entries.len() <= INLINE_LIMIT;
+                let pages: Vec<Value> = entries
+                    .chunks(PAGE_SIZE)
+                    .map(|c| page(&urls, c, inline))
+                    .collect();
+                Ok::<_, ApiError>(json_doc(&json!({
+                    "@id": urls.index(),
+                    "@type": ["catalog:CatalogRoot", "PackageRegistration", "catalog:Permalink"],
+                    "count": pages.len(),
+                    "items": pages,
+                })))
+            },
+        )
+        .await?;
+    Ok(doc.respond(&req.headers, req.method == Method::HEAD))
+}
+
+async fn registration_page(
+    state: &AppState,
+    req: &NativeRequest,
+    id: &str,
+    lower: &str,
+    upper: &str,
+) -> ApiResult<Response> {
+    let lid = id.to_ascii_lowercase();
+    let (_, entries) = chain_versions(state, &req.registry, &lid).await?;
+    let urls = Urls {
+        root: root_url(state, &req.registry),
+        lid,
+    };
+    let chunk = entries
+        .chunks(PAGE_SIZE)
+        .find(|c| {
+            c.first().map(|e| e.row.version.as_str()) == Some(lower)
+                && c.last().map(|e| e.row.version.as_str()) == Some(upper)
+        })
+        .ok_or_else(|| ApiError::not_found("no such registration page"))?;
+    let mut p = page(&urls, chunk, true);
+    p["@context"] = json!({"@vocab": "http://schema.nuget.org/schema#"});
+    Ok(json_doc(&p).respond(&req.headers, req.method == Method::HEAD))
+}
+
+async fn registration_leaf(
+    state: &AppState,
+    req: &NativeRequest,
+    id: &str,
+    ver: &str,
+) -> ApiResult<Response> {
+    let (lid, lver) = keys(id, ver)?;
+    let (_, entries) = chain_versions(state, &req.registry, &lid).await?;
+    let e = entries
+        .iter()
+        .find(|e| e.row.version == lver)
+        .ok_or_else(|| ApiError::not_found(format!("package {id} {ver} not found")))?;
+    let urls = Urls {
+        root: root_url(state, &req.registry),
+        lid,
+    };
+    let leaf = json!({
+        "@id": urls.leaf(&lver),
+        "@type": ["Package", "http://schema.nuget.org/catalog#Permalink"],
+        "catalogEntry": urls.leaf(&lver),
+        "listed": listed(&e.row),
+        "packageContent": urls.content(&lver),
+        "published": published(&e.row),
+        "registration": urls.index(),
+    });
+    Ok(json_doc(&leaf).respond(&req.headers, req.method == Method::HEAD))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Search.
+
+struct SearchParams {
+    text: String,
+    skip: i64,
+    take: i64,
+    prerelease: bool,
+    semver2: bool,
+}
+
+fn search_params(req: &NativeRequest) -> ApiResult<SearchParams> {
+    use crate::api::common::{query_get, query_int, query_pairs};
+    let q = query_pairs(req.query.as_deref());
+    let mut text = query_get(&q, "q").unwrap_or("").trim().to_ascii_lowercase();
+    // `packageid:Foo` / `id:Foo` narrow to ids; everything searches ids here.
+    for prefix in ["packageid:", "id:"] {
+        if let Some(rest) = text.strip_prefix(prefix) {
+            text = rest.trim().to_string();
+        }
+    }
+    let flag = |k: &str| query_get(&q, k).is_some_and(|v| v.eq_ignore_ascii_case("true"));
+    let semver2 = query_get(&q, "semVerLevel")
+        .and_then(|v| v.split('.').next())
+        .and_then(|m| m.parse::<u32>().ok())
+        .is_some_and(|m| m >= 2);
+    Ok(SearchParams {
+        text,
+        skip: query_int(&q, "skip")?.unwrap_or(0).max(0),
+        take: query_int(&q, "take")?.unwrap_or(20).clamp(0, 1000),
+        prerelease: flag("prerelease"),
+        semver2,
+    })
+}
+
+fn visible(e: &Entry, p: &SearchParams) -> bool {
+    listed(&e.row)
+        && (p.prerelease || !e.version.is_prerelease())
+        && (p.semver2 || !e.version.is_semver2())
+}
+
+/// Packages matching the text, paged in the database (`totalHits` counts packages whose every
+/// version may still be filtered out by `prerelease`/`semVerLevel`; nuget.org's counts are
+/// approximate in the same way).
+async fn search_packages(
+    state: &AppState,
+    req: &NativeRequest,
+    p: &SearchParams,
+) -> ApiResult<(i64, Vec<PackageRow>)> {
+    let ids: Vec<String> = (Resolver { state })
+        .read_chain(&req.registry)
+        .await?
+        .into_iter()
+        .map(|r| r.id)
+        .collect();
+    let page = Page {
+        offset: p.skip,
+        limit: p.take,
+        sort_column: "name",
+        descending: false,
+        search: Some(p.text.clone()),
+    };
+    state.db.list_packages(&ids, &[], &page).await
+}
+
+async fn search(state: &AppState, req: &NativeRequest) -> ApiResult<Response> {
+    let p = search_params(req)?;
+    let root = root_url(state, &req.registry);
+    let (total, pkgs) = search_packages(state, req, &p).await?;
+    let mut data = Vec::new();
+    let mut seen = std::collections::HashSet::new();
+    for pkg in pkgs {
+        if !seen.insert(pkg.name.clone()) {
+            continue;
+        }
+        let (_, entries) = chain_versions(state, &req.registry, &pkg.name).await?;
+        let shown: Vec<&Entry> = entries.iter().filter(|e| visible(e, &p)).collect();
+        let Some(latest) = shown.last() else {
+            continue;
+        };
+        let urls = Urls {
+            root: root.clone(),
+            lid: pkg.name.clone(),
+        };
+        let m = &latest.row.metadata;
+        let entry = catalog_entry(&urls, latest);
+        let versions: Vec<Value> = shown
+            .iter()
+            .map(|e| json!({"version": e.version.full(), "downloads": e.row.download_count, "@id": urls.leaf(&e.row.version)}))
+            .collect();
+        let authors: Vec<&str> = m
+            .get("authors")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .split(',')
+            .map(str::trim)
+            .filter(|a| !a.is_empty())
+            .collect();
+        let types: Vec<Value> = m
+            .get("packageTypes")
+            .and_then(Value::as_array)
+            .filter(|t| !t.is_empty())
+            .map(|t| t.iter().map(|n| json!({"name": n})).collect())
+            .unwrap_or_else(|| vec![json!({"name": "Dependency"})]);
+        data.push(json!({
+            "@id": urls.index(),
+            "@type": "Package",
+            "registration": urls.index(),
+            "id": m.get("id").cloned().unwrap_or(json!(pkg.name)),
+            "version": latest.version.full(),
+            "description": entry["description"],
+            "summary": entry["summary"],
+            "title": entry["title"],
+            "iconUrl": entry["iconUrl"],
+            "licenseUrl": entry["licenseUrl"],
+            "projectUrl": entry["projectUrl"],
+            "tags": entry["tags"],
+            "authors": authors,
+            "owners": [],
+            "totalDownloads": pkg.download_count,
+            "verified": false,
+            "packageTypes": types,
+            "versions": versions,
+        }));
+    }
+    Ok(Json(json!({"totalHits": total, "data": data})).into_response())
+}
+
+async fn autocomplete(state: &AppState, req: &NativeRequest) -> ApiResult<Response> {
+    let p = search_params(req)?;
+    let q = crate::api::common::query_pairs(req.query.as_deref());
+    if let Some(id) = crate::api::common::query_get(&q, "id") {
+        let (_, entries) = chain_versions(state, &req.registry, &id.to_ascii_lowercase()).await?;
+        let versions: Vec<String> = entries
+            .iter()
+            .filter(|e| visible(e, &p))
+            .map(|e| e.version.full())
+            .collect();
+        return Ok(Json(json!({"totalHits": versions.len(), "data": versions})).into_response());
+    }
+    let (total, pkgs) = search_packages(state, req, &p).await?;
+    let names: Vec<Value> = pkgs
+        .iter()
+        .map(|p| p.metadata.get("id").cloned().unwrap_or(json!(p.name)))
+        .collect();
+    Ok(Json(json!({"totalHits": total, "data": names})).into_response())
+}
