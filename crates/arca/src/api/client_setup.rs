@@ -397,10 +397,17 @@ pub fn details(
                             ),
                             (
                                 "",
-                                format!(
-                                    "composer config http-basic.{} {user} <TOKEN>",
-                                    host.split(':').next().unwrap_or(&host)
-                                ),
+                                // Composer refuses plain-http repositories unless told otherwise.
+                                if root.starts_with("http://") {
+                                    "composer config secure-http false".to_string()
+                                } else {
+                                    "composer config secure-http true".to_string()
+                                },
+                            ),
+                            (
+                                "",
+                                // Composer keys credentials by host *and* port.
+                                format!("composer config http-basic.{host} {user} <TOKEN>"),
                             ),
                         ],
                     )],

@@ -18,6 +18,7 @@
 
 pub mod cache;
 pub mod cargo;
+pub mod composer;
 pub mod generic;
 pub mod maven;
 pub mod npm;
@@ -136,6 +137,7 @@ impl Formats {
             Arc::new(cargo::Cargo),
             Arc::new(maven::Maven),
             Arc::new(nuget::Nuget),
+            Arc::new(composer::Composer),
             // One line per format.
         ];
         Formats {

@@ -758,6 +758,27 @@ impl Db {
         Ok(())
     }
 
+    /// Names of the packages in these registries, sorted and without duplicates.
+    pub async fn package_names(&self, registry_ids: &[String]) -> ApiResult<Vec<String>> {
+        if registry_ids.is_empty() {
+            return Ok(vec![]);
+        }
+        let ph: Vec<String> = (1..=registry_ids.len()).map(|i| format!("${i}")).collect();
+        let sql = format!(
+            "SELECT DISTINCT name FROM packages WHERE registry_id IN ({}) ORDER BY name",
+            ph.join(", ")
+        );
+        let mut q = sqlx::query(&sql);
+        for id in registry_ids {
+            q = q.bind(id.clone());
+        }
+        let rows = q.fetch_all(&self.read).await?;
+        Ok(rows
+            .iter()
+            .map(|r| r.try_get("name"))
+            .collect::<Result<_, _>>()?)
+    }
+
     pub async fn all_versions(&self, package_id: &str) -> ApiResult<Vec<VersionRow>> {
         let rows = sqlx::query("SELECT * FROM versions WHERE package_id = $1 ORDER BY created_at")
             .bind(package_id)

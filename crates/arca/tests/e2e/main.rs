@@ -5,6 +5,7 @@ mod common;
 
 mod auth;
 mod cargo;
+mod composer;
 mod generic;
 mod gitflic;
 mod harness;

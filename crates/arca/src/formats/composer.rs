@@ -1,0 +1,567 @@
+//! Composer (COMPOSER registries): a Composer 2 repository of uploaded package zips.
+//!
+//! Layout under `<base>/pkg/<account>/<registry>/composer/`:
+//! * `packages.json`: `metadata-url`, `available-packages`, `notify-batch` and `search`;
+//! * `p2/<vendor>/<package>.json` (tagged versions) and `p2/<vendor>/<package>~dev.json` (dev
+//!   versions), generated from the metadata store and cached per package revision;
+//! * `PUT <file>.zip`: upload a package archive (raw body). Name and version come from the
+//!   `composer.json` in the archive (at its root or in its single top-level directory); `?version=`
+//!   supplies or overrides the version, as for archives built from a VCS tag;
+//! * `dists/<vendor>/<package>/<version>/<vendor>-<package>-<version>.zip`: the archives, whose
+//!   SHA-1 is the `shasum` in the metadata;
+//! * `POST downloads`: Composer's `notify-batch` (downloads are counted when archives are served);
+//! * `search.json?q=`: `composer search`.
+//!
+//! Packages are keyed by their lowercase name, versions by the version string as uploaded;
+//! two spellings of one version (`1.0` and `1.0.0`) normalise alike and are the same version.
+
+use std::io::Read;
+
+use async_trait::async_trait;
+use axum::Json;
+use axum::http::{Method, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde_json::{Map, Value, json};
+
+use super::cache::{self, Doc};
+use super::{Format, NativeRequest, Resolver};
+use crate::auth::Need;
+use crate::download::serve_file;
+use crate::error::{ApiError, ApiResult};
+use crate::model::{PackageType, Registry, Reupload, rfc3339};
+use crate::state::AppState;
+use crate::store::artifacts::{NewFile, Page};
+
+pub struct Composer;
+
+const MAX_COMPOSER_JSON: u64 = 1 << 20;
+
+#[async_trait]
+impl Format for Composer {
+    fn package_type(&self) -> PackageType {
+        PackageType::Composer
+    }
+
+    async fn handle(&self, state: &AppState, req: NativeRequest) -> ApiResult<Response> {
+        let segs = req.segments();
+        let segs: Vec<&str> = segs.iter().map(String::as_str).collect();
+        let get = req.method == Method::GET || req.method == Method::HEAD;
+        match (&req.method, segs.as_slice()) {
+            (_, ["packages.json"]) if get => packages_json(state, &req).await,
+            (_, ["p2", vendor, file]) if get => {
+                let stem = file
+                    .strip_suffix(".json")
+                    .ok_or_else(|| ApiError::not_found("no such Composer endpoint"))?;
+                let (name, dev) = match stem.strip_suffix("~dev") {
+                    Some(n) => (n, true),
+                    None => (stem, false),
+                };
+                metadata(state, &req, &format!("{vendor}/{name}"), dev).await
+            }
+            (_, ["dists", vendor, name, version, file]) if get => {
+                let path = format!("dists/{vendor}/{name}/{version}/{file}");
+                let (_, f) = (Resolver { state })
+                    .find_file(&req.registry, &path.to_ascii_lowercase())
+                    .await?
+                    .ok_or_else(|| ApiError::not_found(format!("no archive at {path}")))?;
+                serve_file(state, &f, &req.method, &req.headers).await
+            }
+            (_, ["search.json"]) if get => search(state, &req).await,
+            (&Method::POST, ["downloads"]) => notify_batch(req).await,
+            (&Method::PUT, [file]) => upload(state, req, &file.to_string()).await,
+            (&Method::PUT, _) => Err(ApiError::bad(
+                "file",
+                "upload a package archive as PUT <repository>/<file name>.zip",
+            )),
+            _ => Err(ApiError::not_found("no such Composer endpoint")),
+        }
+    }
+}
+
+fn root_url(state: &AppState, reg: &Registry) -> String {
+    format!(
+        "{}/pkg/{}/{}/composer",
+        state.config.base_url, reg.account, reg.identifier
+    )
+}
+
+/// Composer package names: `vendor/package`, lowercase, with single separators.
+fn valid_name(name: &str) -> bool {
+    fn part(p: &str, dashes: bool) -> bool {
+        let b = p.as_bytes();
+        if b.is_empty() || !b[0].is_ascii_alphanumeric() || !b[b.len() - 1].is_ascii_alphanumeric()
+        {
+            return false;
+        }
+        let mut prev_sep = false;
+        let mut run = 0;
+        for &c in b {
+            let sep = matches!(c, b'_' | b'.' | b'-');
+            if !(c.is_ascii_lowercase() || c.is_ascii_digit() || sep) {
+                return false;
+            }
+            if sep {
+                run += 1;
+                // Two dashes are allowed in the package part ("--"), nothing else doubles.
+                if prev_sep && !(dashes && c == b'-' && run == 2) {
+                    return false;
+                }
+            } else {
+                run = 0;
+            }
+            prev_sep = sep;
+        }
+        true
+    }
+    match name.split_once('/') {
+        Some((v, p)) => part(v, false) && part(p, true),
+        None => false,
+    }
+}
+
+/// Composer's `VersionParser::normalize` for the versions a package archive can carry:
+/// `1.0` → `1.0.0.0`, `v2.1.3-beta.2` → `2.1.3.0-beta2`, `1.x-dev` →
+/// `1.9999999.9999999.9999999-dev`, `dev-main` stays. Written by hand: there is no Rust
+/// implementation of Composer's version rules.
+fn normalize_version(raw: &str) -> Option<String> {
+    let v = raw.trim();
+    if v.is_empty() || v.len() > 255 {
+        return None;
+    }
+    if let Some(branch) = v.strip_prefix("dev-") {
+        return (!branch.is_empty()
+            && branch
+                .bytes()
+                .all(|c| c.is_ascii_alphanumeric() || b"._-/".contains(&c)))
+        .then(|| format!("dev-{branch}"));
+    }
+    let lower = v.to_ascii_lowercase();
+    // Branch aliases such as 1.x-dev / 1.2.x-dev.
+    if let Some(stem) = lower
+        .strip_suffix(".x-dev")
+        .or_else(|| lower.strip_suffix(".*-dev"))
+    {
+        let stem = stem.strip_prefix('v').unwrap_or(stem);
+        let nums: Vec<&str> = stem.split('.').collect();
+        if nums.is_empty()
+            || nums.len() > 3
+            || !nums
+                .iter()
+                .all(|n| !n.is_empty() && n.bytes().all(|c| c.is_ascii_digit()))
+        {
+            return None;
+        }
+        let mut parts: Vec<String> = nums.iter().map(|n| n.to_string()).collect();
+        while parts.len() < 4 {
+            parts.push("9999999".into());
+        }
+        return Some(format!("{}-dev", parts.join(".")));
+    }
+    let s = lower.strip_prefix('v').unwrap_or(&lower);
+    // Numeric part: up to four dot-separated numbers.
+    let end = s
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(s.len());
+    let (numeric, rest) = s.split_at(end);
+    let numeric = numeric.trim_end_matches('.');
+    let nums: Vec<&str> = numeric.split('.').collect();
+    if numeric.is_empty() || nums.len() > 4 || nums.iter().any(|n| n.is_empty()) {
+        return None;
+    }
+    let mut parts: Vec<String> = nums.iter().map(|n| n.to_string()).collect();
+    while parts.len() < 4 {
+        parts.push("0".into());
+    }
+    let mut out = parts.join(".");
+    let mut rest = rest.trim_start_matches(['-', '_', '.']);
+    let mut dev = false;
+    if let Some(r) = rest.strip_suffix("dev") {
+        dev = true;
+        rest = r.trim_end_matches(['-', '.']);
+    }
+    if !rest.is_empty() {
+        let (label, tail) = [
+            ("stable", "stable"),
+            ("alpha", "alpha"),
+            ("beta", "beta"),
+            ("patch", "patch"),
+            ("rc", "RC"),
+            ("pl", "patch"),
+            ("a", "alpha"),
+            ("b", "beta"),
+            ("p", "patch"),
+        ]
+        .iter()
+        .find_map(|(prefix, norm)| rest.strip_prefix(prefix).map(|t| (*norm, t)))?;
+        let tail = tail.trim_start_matches(['.', '-']);
+        if !tail
+            .bytes()
+            .all(|c| c.is_ascii_digit() || c == b'.' || c == b'-')
+        {
+            return None;
+        }
+        if label != "stable" {
+            out.push('-');
+            out.push_str(label);
+            out.push_str(tail);
+        }
+    }
+    if dev {
+        out.push_str("-dev");
+    }
+    Some(out)
+}
+
+fn is_dev(normalized: &str) -> bool {
+    normalized.starts_with("dev-") || normalized.ends_with("-dev")
+}
+
+// ---------------------------------------------------------------------------------------------
+// Upload.
+
+/// Finds `composer.json` at the archive's root or in its single top-level directory.
+fn read_composer_json(path: &std::path::Path) -> Result<Vec<u8>, String> {
+    let file = std::fs::File::open(path).map_err(|e| e.to_string())?;
+    let mut zip =
+        zip::ZipArchive::new(file).map_err(|e| format!("the upload is not a zip archive: {e}"))?;
+    let mut candidates: Vec<String> = zip
+        .file_names()
+        .filter(|n| {
+            let parts: Vec<&str> = n.split('/').collect();
+            parts.last() == Some(&"composer.json") && parts.len() <= 2
+        })
+        .map(str::to_string)
+        .collect();
+    candidates.sort_by_key(|n| n.len());
+    let name = candidates
+        .first()
+        .cloned()
+        .ok_or("the archive has no composer.json at its root")?;
+    let entry = zip.by_name(&name).map_err(|e| e.to_string())?;
+    let mut out = Vec::new();
+    entry
+        .take(MAX_COMPOSER_JSON + 1)
+        .read_to_end(&mut out)
+        .map_err(|e| format!("reading {name}: {e}"))?;
+    if out.len() as u64 > MAX_COMPOSER_JSON {
+        return Err(format!("{name} is larger than {MAX_COMPOSER_JSON} bytes"));
+    }
+    Ok(out)
+}
+
+async fn upload(state: &AppState, req: NativeRequest, file: &str) -> ApiResult<Response> {
+    let target = Resolver { state }.write_target(&req.registry).await?;
+    req.principal.check(&target, Need::Write)?;
+    if !file.ends_with(".zip")
+        || file.contains(['/', '\\'])
+        || file.starts_with('.')
+        || file.chars().any(char::is_control)
+    {
+        return Err(ApiError::bad(
+            "file",
+            format!("'{file}' is not a valid archive name (expected <name>.zip)"),
+        ));
+    }
+    let q = crate::api::common::query_pairs(req.query.as_deref());
+    let query_version = crate::api::common::query_get(&q, "version")
+        .map(str::trim)
+        .filter(|v| !v.is_empty())
+        .map(str::to_string);
+    let body = req.into_body_stream();
+    let blob = state
+        .blobs
+        .put(body, Some(state.config.max_upload_bytes), None)
+        .await?;
+    let local = state.blobs.local_file(&blob.sha256).await?;
+    let path = local.path.clone();
+    let raw = tokio::task::spawn_blocking(move || read_composer_json(&path))
+        .await
+        .map_err(|e| ApiError::Internal(anyhow::anyhow!("archive reader panicked: {e}")))?
+        .map_err(|e| ApiError::bad("file", e))?;
+    drop(local);
+    let mut manifest: Map<String, Value> = serde_json::from_slice(&raw)
+        .map_err(|e| ApiError::bad("file", format!("composer.json is not valid JSON: {e}")))?;
+    let name = manifest
+        .get("name")
+        .and_then(Value::as_str)
+        .ok_or_else(|| ApiError::bad("file", "composer.json has no name"))?
+        .to_string();
+    if !valid_name(&name) {
+        return Err(ApiError::bad(
+            "file",
+            format!("'{name}' is not a valid package name (vendor/package, lowercase)"),
+        ));
+    }
+    let version = query_version
+        .or_else(|| {
+            manifest
+                .get("version")
+                .and_then(Value::as_str)
+                .map(str::to_string)
+        })
+        .ok_or_else(|| {
+            ApiError::bad(
+                "version",
+                "composer.json has no version: pass one as ?version=",
+            )
+        })?;
+    let normalized = normalize_version(&version).ok_or_else(|| {
+        ApiError::bad(
+            "version",
+            format!("'{version}' is not a valid Composer version"),
+        )
+    })?;
+    if (version.contains(['/', '\\']) && !version.starts_with("dev-")) || version.contains("..") {
+        return Err(ApiError::bad(
+            "version",
+            format!("'{version}' is not a valid Composer version"),
+        ));
+    }
+    target.check_patterns(&format!("{name}:{version}"))?;
+    let key = name.clone();
+    // One version, however it is spelled.
+    if let Some(pkg) = state.db.package_by_name(&target.id, &key).await? {
+        for v in state.db.all_versions(&pkg.id).await? {
+            let same = v.metadata.get("version_normalized").and_then(Value::as_str)
+                == Some(normalized.as_str());
+            if same && (v.version != version || target.reupload == Reupload::None) {
+                return Err(ApiError::conflict(format!(
+                    "{name} {} already exists (as {}) and this registry does not allow re-uploads",
+                    version, v.version
+                )));
+            }
+        }
+    }
+    let (vendor, short) = name.split_once('/').unwrap_or((&name, ""));
+    let safe_version = version.replace('/', "-");
+    let dist_name = format!("{vendor}-{short}-{safe_version}.zip");
+    let dist_path = format!("dists/{name}/{safe_version}/{dist_name}").to_ascii_lowercase();
+    state.db.record_blob(&blob).await?;
+    let stored = state
+        .db
+        .put_file(
+            &target,
+            NewFile {
+                package: &key,
+                version: &version,
+                path: &dist_path,
+                name: &dist_name,
+                blob: &blob,
+                content_type: Some("application/zip"),
+                metadata: json!({}),
+            },
+        )
+        .await
+        .map_err(|e| match e {
+            ApiError::Conflict(_) => ApiError::conflict(format!(
+                "{name} {version} already exists and this registry does not allow re-uploads"
+            )),
+            other => other,
+        })?;
+    manifest.remove("version");
+    manifest.remove("version_normalized");
+    state
+        .db
+        .set_version_metadata(
+            &stored.version_id,
+            &json!({"composer": manifest, "version_normalized": normalized, "dist": dist_path, "sha1": blob.sha1}),
+        )
+        .await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({"name": name, "version": version, "version_normalized": normalized})),
+    )
+        .into_response())
+}
+
+// ---------------------------------------------------------------------------------------------
+// Reading.
+
+async fn packages_json(state: &AppState, req: &NativeRequest) -> ApiResult<Response> {
+    let root = root_url(state, &req.registry);
+    let chain: Vec<String> = (Resolver { state })
+        .read_chain(&req.registry)
+        .await?
+        .into_iter()
+        .map(|r| r.id)
+        .collect();
+    let names = state.db.package_names(&chain).await?;
+    let doc = Doc::new(
+        json!({
+            "packages": [],
+            "metadata-url": format!("{root}/p2/%package%.json"),
+            "available-packages": names,
+            "notify-batch": format!("{root}/downloads"),
+            "search": format!("{root}/search.json?q=%query%&type=%type%"),
+        })
+        .to_string(),
+        "application/json",
+    );
+    Ok(doc.respond(&req.headers, req.method == Method::HEAD))
+}
+
+async fn metadata(
+    state: &AppState,
+    req: &NativeRequest,
+    name: &str,
+    dev: bool,
+) -> ApiResult<Response> {
+    let key = name.to_ascii_lowercase();
+    let chain = (Resolver { state }).packages(&req.registry, &key).await?;
+    if chain.is_empty() {
+        return Err(ApiError::not_found(format!("package '{name}' not found")));
+    }
+    let pkgs: Vec<_> = chain.iter().map(|(_, p)| p.clone()).collect();
+    let root = root_url(state, &req.registry);
+    let doc = state
+        .docs
+        .get_or_build(
+            format!("composer|{}|{key}|{dev}", req.registry.id),
+            cache::stamp(&pkgs),
+            || async {
+                let mut seen = std::collections::HashSet::new();
+                let mut versions = Vec::new();
+                for (_, pkg) in &chain {
+                    for v in state.db.all_versions(&pkg.id).await? {
+                        let norm = v
+                            .metadata
+                            .get("version_normalized")
+                            .and_then(Value::as_str)
+                            .unwrap_or("")
+                            .to_string();
+                        if norm.is_empty() || is_dev(&norm) != dev || !seen.insert(norm.clone()) {
+                            continue;
+                        }
+                        let mut entry = v
+                            .metadata
+                            .get("composer")
+                            .and_then(Value::as_object)
+                            .cloned()
+                            .unwrap_or_default();
+                        let sha1 = v.metadata.get("sha1").cloned().unwrap_or(Value::Null);
+                        let dist = v.metadata.get("dist").and_then(Value::as_str).unwrap_or("");
+                        entry.insert("name".into(), json!(key));
+                        entry.insert("version".into(), json!(v.version));
+                        entry.insert("version_normalized".into(), json!(norm));
+                        entry.insert(
+                            "dist".into(),
+                            json!({"type": "zip", "url": format!("{root}/{dist}"), "shasum": sha1, "reference": sha1}),
+                        );
+                        entry.insert("time".into(), json!(rfc3339(v.created_at)));
+                        versions.push(Value::Object(entry));
+                    }
+                }
+                Ok::<_, ApiError>(Doc::new(
+                    json!({"packages": {key.clone(): versions}}).to_string(),
+                    "application/json",
+                ))
+            },
+        )
+        .await?;
+    Ok(doc.respond(&req.headers, req.method == Method::HEAD))
+}
+
+/// Accepts Composer's install notifications. Downloads are already counted when archives are
+/// served, so the notification only has to be well-formed.
+async fn notify_batch(req: NativeRequest) -> ApiResult<Response> {
+    let body = req.take_body();
+    let body = super::read_body(body, 1 << 20).await?;
+    let v: Value = serde_json::from_slice(&body)
+        .map_err(|e| ApiError::bad("downloads", format!("malformed notification: {e}")))?;
+    if !v.get("downloads").is_some_and(Value::is_array) {
+        return Err(ApiError::bad(
+            "downloads",
+            "expected {\"downloads\": [...]}",
+        ));
+    }
+    Ok(Json(json!({"status": "success"})).into_response())
+}
+
+async fn search(state: &AppState, req: &NativeRequest) -> ApiResult<Response> {
+    let q = crate::api::common::query_pairs(req.query.as_deref());
+    let text = crate::api::common::query_get(&q, "q")
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    let ids: Vec<String> = (Resolver { state })
+        .read_chain(&req.registry)
+        .await?
+        .into_iter()
+        .map(|r| r.id)
+        .collect();
+    let page = Page {
+        offset: 0,
+        limit: 100,
+        sort_column: "name",
+        descending: false,
+        search: Some(text),
+    };
+    let (total, pkgs) = state.db.list_packages(&ids, &[], &page).await?;
+    let root = root_url(state, &req.registry);
+    let mut results = Vec::new();
+    for p in pkgs {
+        let latest = p.latest_version.clone().unwrap_or_default();
+        let description = match state.db.version_by_name(&p.id, &latest).await? {
+            Some(v) => v
+                .metadata
+                .pointer("/composer/description")
+                .cloned()
+                .unwrap_or(json!("")),
+            None => json!(""),
+        };
+        results.push(json!({"name": p.name, "description": description, "url": format!("{root}/p2/{}.json", p.name), "downloads": p.download_count}));
+    }
+    Ok(Json(json!({"results": results, "total": total})).into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn normalises_versions_like_composer() {
+        for (raw, want) in [
+            ("1.0", "1.0.0.0"),
+            ("v2.1.3", "2.1.3.0"),
+            ("1.0.0-beta.2", "1.0.0.0-beta2"),
+            ("1.0.0-RC1", "1.0.0.0-RC1"),
+            ("1.0.0-alpha", "1.0.0.0-alpha"),
+            ("1.2.3.4", "1.2.3.4"),
+            ("1.0.0-p1", "1.0.0.0-patch1"),
+            ("1.x-dev", "1.9999999.9999999.9999999-dev"),
+            ("1.2.x-dev", "1.2.9999999.9999999-dev"),
+            ("dev-main", "dev-main"),
+            ("1.0-dev", "1.0.0.0-dev"),
+        ] {
+            assert_eq!(normalize_version(raw).as_deref(), Some(want), "{raw}");
+        }
+        for bad in ["", "abc", "1.0.0.0.0", "1..0", "1.0-gamma", "dev-"] {
+            assert_eq!(normalize_version(bad), None, "{bad}");
+        }
+        assert!(is_dev("dev-main") && is_dev("1.0.0.0-dev") && !is_dev("1.0.0.0"));
+    }
+
+    #[test]
+    fn package_names() {
+        for ok in [
+            "acme/hello",
+            "acme-co/hello_world",
+            "a1/b.c",
+            "acme/foo--bar",
+        ] {
+            assert!(valid_name(ok), "{ok}");
+        }
+        for bad in [
+            "Acme/hello",
+            "acme",
+            "acme/",
+            "/x",
+            "acme/-x",
+            "ac--me/x",
+            "a/b/c",
+            "a/b..c",
+        ] {
+            assert!(!valid_name(bad), "{bad}");
+        }
+    }
+}
