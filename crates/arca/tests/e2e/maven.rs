@@ -421,4 +421,80 @@ async fn bad_deploys_store_nothing(b: Backend) {
     assert_eq!(v["data"]["itemCount"], 1, "only 1.0 stored: {v}");
 }
 
-both_backends!(deploy_snapshots_and_resolve, bad_deploys_store_nothing);
+/// Gradle (Debian's 4.4) resolves a dependency from Arca with credentials; wrong ones fail.
+async fn gradle_resolves(b: Backend) {
+    let s = Server::start(b).await;
+    s.harness_registry(
+        "acme",
+        json!({"identifier": "mvn", "packageType": "MAVEN", "parentRef": "acme"}),
+    )
+    .await;
+    let ro = s.user_with_role("ro", "reader", "acme");
+    let base = s.url("/pkg/acme/mvn/maven/");
+    let jar = {
+        let mut z = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+        z.start_file("hello.txt", zip::write::SimpleFileOptions::default())
+            .unwrap();
+        std::io::Write::write_all(&mut z, b"hello").unwrap();
+        z.finish().unwrap().into_inner()
+    };
+    let pom = "<project xmlns=\"http://maven.apache.org/POM/4.0.0\"><modelVersion>4.0.0</modelVersion>\
+               <groupId>com.acme</groupId><artifactId>hello</artifactId><version>1.0.0</version></project>";
+    for (file, body) in [
+        ("hello-1.0.0.pom", pom.as_bytes().to_vec()),
+        ("hello-1.0.0.jar", jar.clone()),
+    ] {
+        let r = s
+            .client
+            .put(format!("{base}com/acme/hello/1.0.0/{file}"))
+            .header("x-api-key", &s.token)
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 201, "{file}");
+    }
+    let build = |dir: &Path, password: &str| {
+        write(
+            &dir.join("build.gradle"),
+            &format!(
+                "apply plugin: 'java'\n\
+                 repositories {{ maven {{ url '{base}'; credentials {{ username 'ro'; password '{password}' }} }} }}\n\
+                 dependencies {{ compile 'com.acme:hello:1.0.0' }}\n\
+                 task copyDeps(type: Copy) {{ from configurations.compile; into 'deps' }}\n"
+            ),
+        );
+        run(
+            "gradle",
+            &[
+                "-q",
+                "--no-daemon",
+                "-g",
+                dir.join("gradle-home").to_str().unwrap(),
+                "copyDeps",
+            ],
+            dir,
+            &[],
+        )
+    };
+    let bad = s.dir.path().join("gradle-bad");
+    let r = build(&bad, "wrong");
+    assert!(
+        !r.ok && !bad.join("deps/hello-1.0.0.jar").exists(),
+        "{}",
+        r.stdout
+    );
+    let good = s.dir.path().join("gradle");
+    let r = build(&good, &ro);
+    assert!(r.ok, "gradle failed:\n{}\n{}", r.stdout, r.stderr);
+    assert_eq!(
+        std::fs::read(good.join("deps/hello-1.0.0.jar")).unwrap(),
+        jar
+    );
+}
+
+both_backends!(
+    deploy_snapshots_and_resolve,
+    bad_deploys_store_nothing,
+    gradle_resolves
+);
