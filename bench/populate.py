@@ -3,6 +3,8 @@
 usage: populate.py npm  <registry url ending in />  <token or ''>  <package> <versions>
        populate.py pypi <upload url>                <user:token>   <project> <files>
        populate.py cargo <api root>                 <token>        <crate>   <versions>
+       populate.py maven <repository root ending in /> <token>       <group:artifact> <versions>
+       populate.py nuget <push url>                 <token>        <id>      <versions>
 """
 import base64, hashlib, io, json, sys, tarfile, urllib.request, uuid, zipfile
 
@@ -84,9 +86,37 @@ def cargo(api, token, name, n):
         send("PUT", api + "/api/v1/crates/new", body, {"authorization": token})
 
 
+def maven(root, token, coords, n):
+    group, artifact = coords.split(":")
+    base = root + group.replace(".", "/") + "/" + artifact
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as z:
+        z.writestr("bench.txt", "bench")
+    jar = buf.getvalue()
+    for i in range(n):
+        v = f"1.0.{i}"
+        pom = (f'<project xmlns="http://maven.apache.org/POM/4.0.0"><modelVersion>4.0.0</modelVersion><groupId>{group}</groupId>'
+               f'<artifactId>{artifact}</artifactId><version>{v}</version></project>').encode()
+        send("PUT", f"{base}/{v}/{artifact}-{v}.pom", pom, {"x-api-key": token})
+        send("PUT", f"{base}/{v}/{artifact}-{v}.jar", jar, {"x-api-key": token})
+
+
+def nuget(url, token, pid, n):
+    for i in range(n):
+        v = f"1.0.{i}"
+        spec = (f'<?xml version="1.0"?><package><metadata><id>{pid}</id><version>{v}</version><authors>bench</authors>'
+                f'<description>bench package</description><dependencies><group targetFramework="netstandard2.0">'
+                f'<dependency id="Bench.Dep" version="1.0" /></group></dependencies></metadata></package>').encode()
+        buf = io.BytesIO()
+        with zipfile.ZipFile(buf, "w") as z:
+            z.writestr(f"{pid}.nuspec", spec)
+            z.writestr("lib/netstandard2.0/bench.txt", "bench")
+        send("PUT", url, buf.getvalue(), {"x-nuget-apikey": token, "content-type": "application/octet-stream"})
+
+
 if __name__ == "__main__":
     kind = sys.argv[1]
     if kind == "pypi-dir":
         pypi_dir(sys.argv[2], sys.argv[3], int(sys.argv[4]))
     else:
-        {"npm": npm, "pypi": pypi, "cargo": cargo}[kind](sys.argv[2], sys.argv[3], sys.argv[4], int(sys.argv[5]))
+        {"npm": npm, "pypi": pypi, "cargo": cargo, "maven": maven, "nuget": nuget}[kind](sys.argv[2], sys.argv[3], sys.argv[4], int(sys.argv[5]))

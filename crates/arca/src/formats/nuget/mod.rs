@@ -431,9 +431,27 @@ pub(super) async fn chain_versions(
     reg: &Registry,
     lid: &str,
 ) -> ApiResult<(Vec<PackageRow>, Vec<Entry>)> {
-    let chain = (Resolver { state }).packages(reg, lid).await?;
+    let pkgs = chain_packages(state, reg, lid).await?;
+    let entries = versions_of(state, &pkgs).await?;
+    Ok((pkgs, entries))
+}
+
+/// The package `lid` in each registry of the read chain (one indexed lookup each): enough to
+/// validate a cached document.
+async fn chain_packages(state: &AppState, reg: &Registry, lid: &str) -> ApiResult<Vec<PackageRow>> {
+    Ok((Resolver { state })
+        .packages(reg, lid)
+        .await?
+        .into_iter()
+        .map(|(_, p)| p)
+        .collect())
+}
+
+/// The versions of these packages, ascending by NuGet's order (the first package that has a
+/// version wins).
+async fn versions_of(state: &AppState, pkgs: &[PackageRow]) -> ApiResult<Vec<Entry>> {
     let mut by_key: BTreeMap<String, Entry> = BTreeMap::new();
-    for (_, pkg) in &chain {
+    for pkg in pkgs {
         for row in state.db.all_versions(&pkg.id).await? {
             // Versions without a manifest (a symbol package alone cannot exist) are skipped.
             let Some(version) = row
@@ -451,7 +469,7 @@ pub(super) async fn chain_versions(
     }
     let mut entries: Vec<Entry> = by_key.into_values().collect();
     entries.sort_by(|a, b| a.version.cmp(&b.version));
-    Ok((chain.into_iter().map(|(_, p)| p).collect(), entries))
+    Ok(entries)
 }
 
 pub(super) fn listed(row: &VersionRow) -> bool {
@@ -463,17 +481,20 @@ pub(super) fn listed(row: &VersionRow) -> bool {
 
 async fn flat_versions(state: &AppState, req: &NativeRequest, id: &str) -> ApiResult<Response> {
     let lid = id.to_ascii_lowercase();
-    let (pkgs, entries) = chain_versions(state, &req.registry, &lid).await?;
-    if entries.is_empty() {
-        return Err(ApiError::not_found(format!("package '{id}' not found")));
-    }
-    let versions: Vec<&str> = entries.iter().map(|e| e.row.version.as_str()).collect();
+    let pkgs = chain_packages(state, &req.registry, &lid).await?;
     let doc = state
         .docs
         .get_or_build(
             format!("nuget-flat|{}|{lid}", req.registry.id),
             cache::stamp(&pkgs),
-            || async { Ok::<_, ApiError>(json_doc(&json!({"versions": versions}))) },
+            || async {
+                let entries = versions_of(state, &pkgs).await?;
+                if entries.is_empty() {
+                    return Err(ApiError::not_found(format!("package '{id}' not found")));
+                }
+                let versions: Vec<&str> = entries.iter().map(|e| e.row.version.as_str()).collect();
+                Ok(json_doc(&json!({"versions": versions})))
+            },
         )
         .await?;
     Ok(doc.respond(&req.headers, req.method == Method::HEAD))
@@ -653,10 +674,7 @@ async fn registration_index(
     id: &str,
 ) -> ApiResult<Response> {
     let lid = id.to_ascii_lowercase();
-    let (pkgs, entries) = chain_versions(state, &req.registry, &lid).await?;
-    if entries.is_empty() {
-        return Err(ApiError::not_found(format!("package '{id}' not found")));
-    }
+    let pkgs = chain_packages(state, &req.registry, &lid).await?;
     let urls = Urls {
         root: root_url(state, &req.registry),
         lid: lid.clone(),
@@ -667,12 +685,16 @@ async fn registration_index(
             format!("nuget-reg|{}|{lid}", req.registry.id),
             cache::stamp(&pkgs),
             || async {
+                let entries = versions_of(state, &pkgs).await?;
+                if entries.is_empty() {
+                    return Err(ApiError::not_found(format!("package '{id}' not found")));
+                }
                 let inline = entries.len() <= INLINE_LIMIT;
                 let pages: Vec<Value> = entries
                     .chunks(PAGE_SIZE)
                     .map(|c| page(&urls, c, inline))
                     .collect();
-                Ok::<_, ApiError>(json_doc(&json!({
+                Ok(json_doc(&json!({
                     "@id": urls.index(),
                     "@type": ["catalog:CatalogRoot", "PackageRegistration", "catalog:Permalink"],
                     "count": pages.len(),
@@ -692,21 +714,32 @@ async fn registration_page(
     upper: &str,
 ) -> ApiResult<Response> {
     let lid = id.to_ascii_lowercase();
-    let (_, entries) = chain_versions(state, &req.registry, &lid).await?;
+    let pkgs = chain_packages(state, &req.registry, &lid).await?;
     let urls = Urls {
         root: root_url(state, &req.registry),
-        lid,
+        lid: lid.clone(),
     };
-    let chunk = entries
-        .chunks(PAGE_SIZE)
-        .find(|c| {
-            c.first().map(|e| e.row.version.as_str()) == Some(lower)
-                && c.last().map(|e| e.row.version.as_str()) == Some(upper)
-        })
-        .ok_or_else(|| ApiError::not_found("no such registration page"))?;
-    let mut p = page(&urls, chunk, true);
-    p["@context"] = json!({"@vocab": "http://schema.nuget.org/schema#"});
-    Ok(json_doc(&p).respond(&req.headers, req.method == Method::HEAD))
+    let doc = state
+        .docs
+        .get_or_build(
+            format!("nuget-page|{}|{lid}|{lower}|{upper}", req.registry.id),
+            cache::stamp(&pkgs),
+            || async {
+                let entries = versions_of(state, &pkgs).await?;
+                let chunk = entries
+                    .chunks(PAGE_SIZE)
+                    .find(|c| {
+                        c.first().map(|e| e.row.version.as_str()) == Some(lower)
+                            && c.last().map(|e| e.row.version.as_str()) == Some(upper)
+                    })
+                    .ok_or_else(|| ApiError::not_found("no such registration page"))?;
+                let mut p = page(&urls, chunk, true);
+                p["@context"] = json!({"@vocab": "http://schema.nuget.org/schema#"});
+                Ok::<_, ApiError>(json_doc(&p))
+            },
+        )
+        .await?;
+    Ok(doc.respond(&req.headers, req.method == Method::HEAD))
 }
 
 async fn registration_leaf(
