@@ -46,6 +46,11 @@ pub fn router(state: AppState) -> Router {
         .route("/har/api/v1/{*rest}", any(api::harness::dispatch))
         .route("/api/v1/{*rest}", any(api::harness::dispatch))
         .route("/pkg/{*rest}", any(formats::route))
+        // OCI distribution (DOCKER and HELM registries) lives at /v2 as clients require.
+        .route("/v2/token", get(formats::oci::token_endpoint))
+        .route("/v2", any(formats::oci::route))
+        .route("/v2/", any(formats::oci::route))
+        .route("/v2/{*rest}", any(formats::oci::route))
         .merge(api::gitflic::router())
         // Native uploads stream; management bodies are capped where they are read.
         .layer(DefaultBodyLimit::disable())

@@ -23,6 +23,7 @@ pub mod generic;
 pub mod maven;
 pub mod npm;
 pub mod nuget;
+pub mod oci;
 pub mod pypi;
 
 use std::collections::HashMap;

@@ -92,10 +92,10 @@ fn row_to_version(r: &AnyRow) -> Result<VersionRow, sqlx::Error> {
 }
 
 const FILE_COLUMNS: &str = "f.*, b.md5, b.sha1, b.sha512";
-const FILE_SELECT: &str =
+pub(crate) const FILE_SELECT: &str =
     "SELECT f.*, b.md5, b.sha1, b.sha512 FROM files f JOIN blobs b ON b.sha256 = f.sha256";
 
-fn row_to_file(r: &AnyRow) -> Result<FileRow, sqlx::Error> {
+pub(crate) fn row_to_file(r: &AnyRow) -> Result<FileRow, sqlx::Error> {
     Ok(FileRow {
         id: r.try_get("id")?,
         version_id: r.try_get("version_id")?,

@@ -1,0 +1,333 @@
+//! Blobs and blob uploads.
+
+use std::path::PathBuf;
+
+use axum::body::Body;
+use axum::http::{HeaderValue, Method, StatusCode, header};
+use axum::response::Response;
+use futures::{StreamExt, TryStreamExt};
+use tokio::io::AsyncWriteExt;
+
+use super::{Ctx, OciError, OciResult, Repo, empty, parse_digest, resolve_repo};
+use crate::auth::Need;
+use crate::blob::{BlobError, BlobInfo, ByteStream};
+use crate::formats::Resolver;
+use crate::model::Registry;
+use crate::store::oci::RepoBlob;
+
+fn hv(s: &str) -> HeaderValue {
+    HeaderValue::from_str(s).unwrap_or_else(|_| HeaderValue::from_static(""))
+}
+
+/// The blob as seen through the repository's read chain (a group sees its members' blobs).
+pub(super) async fn find_blob(
+    ctx: &Ctx<'_>,
+    repo: &Repo,
+    digest: &str,
+) -> OciResult<Option<(Registry, RepoBlob)>> {
+    for r in (Resolver { state: ctx.state })
+        .read_chain(&repo.registry)
+        .await?
+    {
+        if let Some(b) = ctx.state.db.repo_blob(&r.id, &repo.image, digest).await? {
+            return Ok(Some((r, b)));
+        }
+    }
+    Ok(None)
+}
+
+pub(super) async fn blob(ctx: &Ctx<'_>, repo: &Repo, digest: &str) -> OciResult<Response> {
+    parse_digest(digest)?;
+    match ctx.method {
+        Method::GET | Method::HEAD => {
+            ctx.who.check(repo, Need::Read)?;
+            let (_, b) = find_blob(ctx, repo, digest)
+                .await?
+                .ok_or_else(|| OciError::blob_unknown(digest))?;
+            let file = ctx
+                .state
+                .db
+                .blob_as_file(&b.sha256, digest)
+                .await?
+                .ok_or_else(|| OciError::blob_unknown(digest))?;
+            let mut resp =
+                crate::download::serve_blob(ctx.state, &file, &ctx.method, &ctx.headers).await?;
+            let h = resp.headers_mut();
+            h.insert("docker-content-digest", hv(digest));
+            h.insert(header::ETAG, hv(&format!("\"{digest}\"")));
+            Ok(resp)
+        }
+        Method::DELETE => {
+            let target = (Resolver { state: ctx.state })
+                .write_target(&repo.registry)
+                .await?;
+            ctx.who.check(repo, Need::Delete)?;
+            if !ctx
+                .state
+                .db
+                .unlink_blob(&target.id, &repo.image, digest)
+                .await?
+            {
+                return Err(OciError::blob_unknown(digest));
+            }
+            Ok(empty(StatusCode::ACCEPTED))
+        }
+        _ => Err(OciError::unsupported("blobs support GET, HEAD and DELETE")),
+    }
+}
+
+fn upload_dir(ctx: &Ctx<'_>) -> PathBuf {
+    ctx.state.config.data_dir.join("oci-uploads")
+}
+
+fn upload_path(ctx: &Ctx<'_>, id: &str) -> PathBuf {
+    upload_dir(ctx).join(id)
+}
+
+fn location(repo: &Repo, id: &str) -> String {
+    format!("/v2/{}/blobs/uploads/{id}", repo.name)
+}
+
+/// 202 with the upload's location and the bytes received so far.
+fn accepted(repo: &Repo, id: &str, size: i64, status: StatusCode) -> Response {
+    let mut resp = empty(status);
+    let h = resp.headers_mut();
+    h.insert(header::LOCATION, hv(&location(repo, id)));
+    h.insert("docker-upload-uuid", hv(id));
+    h.insert(header::RANGE, hv(&format!("0-{}", (size - 1).max(0))));
+    h.insert(header::CONTENT_LENGTH, HeaderValue::from_static("0"));
+    resp
+}
+
+fn created(repo: &Repo, digest: &str) -> Response {
+    let mut resp = empty(StatusCode::CREATED);
+    let h = resp.headers_mut();
+    h.insert(
+        header::LOCATION,
+        hv(&format!("/v2/{}/blobs/{digest}", repo.name)),
+    );
+    h.insert("docker-content-digest", hv(digest));
+    h.insert(header::CONTENT_LENGTH, HeaderValue::from_static("0"));
+    resp
+}
+
+fn body_stream(body: Body) -> ByteStream {
+    Box::pin(body.into_data_stream().map_err(std::io::Error::other))
+}
+
+/// Stores a stream as the blob `digest`, verifying it; nothing is kept when it does not match.
+async fn store_verified(ctx: &Ctx<'_>, stream: ByteStream, digest: &str) -> OciResult<BlobInfo> {
+    let (alg, hex) = parse_digest(digest)?;
+    let expected = (alg == "sha256").then_some(hex.as_str());
+    let blob = ctx
+        .state
+        .blobs
+        .put(stream, Some(ctx.state.config.max_upload_bytes), expected)
+        .await
+        .map_err(|e| match e {
+            BlobError::DigestMismatch { actual, .. } => OciError::digest_invalid(format!(
+                "the content's digest is sha256:{actual}, not {digest}"
+            )),
+            other => other.into(),
+        })?;
+    if alg == "sha512" && blob.sha512 != hex {
+        return Err(OciError::digest_invalid(format!(
+            "the content's digest is sha512:{}, not {digest}",
+            blob.sha512
+        )));
+    }
+    Ok(blob)
+}
+
+pub(super) async fn upload(
+    ctx: &Ctx<'_>,
+    repo: &Repo,
+    session: &str,
+    body: Body,
+) -> OciResult<Response> {
+    let target = (Resolver { state: ctx.state })
+        .write_target(&repo.registry)
+        .await?;
+    ctx.who.check(repo, Need::Write)?;
+    if session.is_empty() {
+        if ctx.method != Method::POST {
+            return Err(OciError::unsupported("start an upload with POST"));
+        }
+        return start(ctx, repo, &target, body).await;
+    }
+    if session.contains('/') {
+        return Err(OciError::upload_unknown());
+    }
+    let up = ctx
+        .state
+        .db
+        .upload(session)
+        .await?
+        .filter(|u| u.registry_id == target.id && u.image == repo.image)
+        .ok_or_else(OciError::upload_unknown)?;
+    match ctx.method {
+        Method::GET => Ok(accepted(repo, &up.id, up.size, StatusCode::NO_CONTENT)),
+        Method::PATCH => {
+            let size = append(ctx, &up.id, up.size, body, true).await?;
+            Ok(accepted(repo, &up.id, size, StatusCode::ACCEPTED))
+        }
+        Method::PUT => {
+            let digest = ctx
+                .query("digest")
+                .ok_or_else(|| OciError::digest_invalid("the final PUT needs ?digest="))?;
+            parse_digest(&digest)?;
+            append(ctx, &up.id, up.size, body, false).await?;
+            let path = upload_path(ctx, &up.id);
+            let file = tokio::fs::File::open(&path)
+                .await
+                .map_err(|_| OciError::upload_unknown())?;
+            let stream: ByteStream = Box::pin(tokio_util::io::ReaderStream::with_capacity(
+                file,
+                256 * 1024,
+            ));
+            let result = store_verified(ctx, stream, &digest).await;
+            // The session ends either way: a failed upload leaves nothing behind.
+            ctx.state.db.delete_upload(&up.id).await?;
+            let _ = tokio::fs::remove_file(&path).await;
+            let blob = result?;
+            ctx.state
+                .db
+                .link_blob(&target.id, &repo.image, &digest, &blob)
+                .await?;
+            Ok(created(repo, &digest))
+        }
+        Method::DELETE => {
+            ctx.state.db.delete_upload(&up.id).await?;
+            let _ = tokio::fs::remove_file(upload_path(ctx, &up.id)).await;
+            Ok(empty(StatusCode::NO_CONTENT))
+        }
+        _ => Err(OciError::unsupported(
+            "uploads support GET, PATCH, PUT and DELETE",
+        )),
+    }
+}
+
+/// `POST .../blobs/uploads/`: a cross-repository mount, a single-request upload with `?digest=`,
+/// or a new session.
+async fn start(ctx: &Ctx<'_>, repo: &Repo, target: &Registry, body: Body) -> OciResult<Response> {
+    if let (Some(digest), Some(from)) = (ctx.query("mount"), ctx.query("from")) {
+        parse_digest(&digest)?;
+        // Mount only what the caller may read; otherwise fall back to a normal upload.
+        if let Ok(source) = resolve_repo(ctx.state, &from).await {
+            if ctx.who.check(&source, Need::Read).is_ok() {
+                if let Some((_, b)) = find_blob(ctx, &source, &digest).await? {
+                    let info = BlobInfo {
+                        sha256: b.sha256.clone(),
+                        sha1: String::new(),
+                        md5: String::new(),
+                        sha512: String::new(),
+                        size: b.size as u64,
+                    };
+                    // The blob row exists already; link_blob's insert of it is a no-op.
+                    ctx.state
+                        .db
+                        .link_blob(&target.id, &repo.image, &digest, &info)
+                        .await?;
+                    return Ok(created(repo, &digest));
+                }
+            }
+        }
+    } else if let Some(digest) = ctx.query("digest") {
+        let blob = store_verified(ctx, body_stream(body), &digest).await?;
+        ctx.state
+            .db
+            .link_blob(&target.id, &repo.image, &digest, &blob)
+            .await?;
+        return Ok(created(repo, &digest));
+    }
+    let id = uuid::Uuid::new_v4().to_string();
+    tokio::fs::create_dir_all(upload_dir(ctx))
+        .await
+        .map_err(|e| crate::error::ApiError::Internal(e.into()))?;
+    tokio::fs::File::create(upload_path(ctx, &id))
+        .await
+        .map_err(|e| crate::error::ApiError::Internal(e.into()))?;
+    ctx.state
+        .db
+        .create_upload(&id, &target.id, &repo.image)
+        .await?;
+    Ok(accepted(repo, &id, 0, StatusCode::ACCEPTED))
+}
+
+/// Appends a request body to an upload; `Content-Range` (PATCH) must continue where it stopped.
+async fn append(ctx: &Ctx<'_>, id: &str, size: i64, body: Body, patch: bool) -> OciResult<i64> {
+    let range_error = |m: String| {
+        let mut e = OciError::new(StatusCode::RANGE_NOT_SATISFIABLE, "BLOB_UPLOAD_INVALID", m);
+        e.scope = None;
+        e
+    };
+    if patch {
+        if let Some(cr) = ctx
+            .headers
+            .get(header::CONTENT_RANGE)
+            .and_then(|v| v.to_str().ok())
+        {
+            let cr = cr
+                .trim()
+                .trim_start_matches("bytes")
+                .trim_start_matches([' ', '=']);
+            let start = cr
+                .split_once('-')
+                .and_then(|(a, _)| a.trim().parse::<i64>().ok())
+                .ok_or_else(|| range_error(format!("malformed Content-Range '{cr}'")))?;
+            if start != size {
+                return Err(range_error(format!(
+                    "the chunk starts at {start}, but the upload has {size} bytes"
+                )));
+            }
+        }
+    }
+    let path = upload_path(ctx, id);
+    let mut file = tokio::fs::OpenOptions::new()
+        .append(true)
+        .open(&path)
+        .await
+        .map_err(|_| OciError::upload_unknown())?;
+    // Chunks go at the end of what was received; a chunk another process appended meanwhile
+    // shows up as a size mismatch below.
+    file.set_len(size as u64)
+        .await
+        .map_err(|e| crate::error::ApiError::Internal(e.into()))?;
+    let mut stream = body_stream(body);
+    let mut written: i64 = 0;
+    let limit = ctx.state.config.max_upload_bytes as i64;
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|e| {
+            OciError::new(
+                StatusCode::BAD_REQUEST,
+                "BLOB_UPLOAD_INVALID",
+                format!("reading the chunk: {e}"),
+            )
+        })?;
+        written += chunk.len() as i64;
+        if size + written > limit {
+            crate::blob::drain(stream).await;
+            return Err(OciError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "SIZE_INVALID",
+                format!("the blob is larger than {limit} bytes"),
+            ));
+        }
+        file.write_all(&chunk)
+            .await
+            .map_err(|e| crate::error::ApiError::Internal(e.into()))?;
+    }
+    file.flush()
+        .await
+        .map_err(|e| crate::error::ApiError::Internal(e.into()))?;
+    if written > 0
+        && !ctx
+            .state
+            .db
+            .advance_upload(id, size, size + written)
+            .await?
+    {
+        return Err(range_error("the upload moved on concurrently".into()));
+    }
+    Ok(size + written)
+}
