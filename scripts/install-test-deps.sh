@@ -62,3 +62,21 @@ if [ ! -f "$tools/nuget/package/nuget-5.8.0.exe" ]; then
   mkdir -p "$tools/nuget"
   (cd "$tools/nuget" && npm pack --silent --userconfig /dev/null nuget-exe@5.8.0 >/dev/null && tar xzf nuget-exe-5.8.0.tgz)
 fi
+
+# OCI clients: skopeo, umoci, buildah and podman (vfs storage, chroot isolation), Debian's
+# docker-registry (the benchmark's peer), and oras-py plus Helm's Go SDK (helm-python-sdk) in the venv.
+need_apt=()
+for p in skopeo umoci buildah podman docker-registry; do
+  dpkg -s "$p" >/dev/null 2>&1 || need_apt+=("$p")
+done
+if [ ${#need_apt[@]} -gt 0 ]; then
+  if [ "$(id -u)" != 0 ]; then
+    echo "missing packages: ${need_apt[*]} (run as root or install them)" >&2
+    exit 1
+  fi
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need_apt[@]}" >/dev/null
+fi
+if ! "$tools/py/bin/python" -c 'import oras.client, helm_python' 2>/dev/null; then
+  "$tools/py/bin/pip" install -q --disable-pip-version-check oras==0.2.43 helm-python-sdk==0.2.2
+fi

@@ -12,5 +12,7 @@ mod harness;
 mod maven;
 mod npm;
 mod nuget;
+mod oci;
+mod oci_conformance;
 mod ops;
 mod pypi;
