@@ -80,6 +80,13 @@ pub trait BlobStore: Send + Sync {
     async fn get(&self, sha256: &str, range: Option<(u64, u64)>) -> Result<BlobRead, BlobError>;
     async fn exists(&self, sha256: &str) -> Result<bool, BlobError>;
     async fn delete(&self, sha256: &str) -> Result<(), BlobError>;
+    /// Garbage collection, step 1: moves the blob out of reach (false when it is not stored).
+    /// A concurrent `put` of the same content stores it afresh.
+    async fn quarantine(&self, sha256: &str) -> Result<bool, BlobError>;
+    /// Step 2a: the blob turned out to be needed after all; put it back.
+    async fn restore(&self, sha256: &str) -> Result<(), BlobError>;
+    /// Step 2b: the blob is gone for good.
+    async fn discard(&self, sha256: &str) -> Result<(), BlobError>;
     /// Reachable and writable (for `/ready`).
     async fn ready(&self) -> bool;
     /// The blob as a local file, for parsers that need to seek (zip, ar): the blob itself where the
@@ -183,6 +190,11 @@ impl LocalBlobStore {
         }
         Some(self.root.join("sha256").join(&sha256[..2]).join(sha256))
     }
+
+    fn quarantine_path(&self, sha256: &str) -> Option<PathBuf> {
+        self.blob_path(sha256)
+            .map(|_| self.root.join("quarantine").join(sha256))
+    }
 }
 
 /// Deletes the temporary file unless the upload was committed.
@@ -281,6 +293,45 @@ impl BlobStore for LocalBlobStore {
     async fn delete(&self, sha256: &str) -> Result<(), BlobError> {
         if let Some(p) = self.blob_path(sha256) {
             match tokio::fs::remove_file(p).await {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(())
+    }
+
+    async fn quarantine(&self, sha256: &str) -> Result<bool, BlobError> {
+        let (Some(path), Some(q)) = (self.blob_path(sha256), self.quarantine_path(sha256)) else {
+            return Ok(false);
+        };
+        tokio::fs::create_dir_all(self.root.join("quarantine")).await?;
+        match tokio::fs::rename(&path, &q).await {
+            Ok(()) => Ok(true),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    async fn restore(&self, sha256: &str) -> Result<(), BlobError> {
+        let (Some(path), Some(q)) = (self.blob_path(sha256), self.quarantine_path(sha256)) else {
+            return Ok(());
+        };
+        if tokio::fs::try_exists(&path).await? {
+            // Stored again meanwhile (same content): the quarantined copy is redundant.
+            let _ = tokio::fs::remove_file(&q).await;
+            return Ok(());
+        }
+        match tokio::fs::rename(&q, &path).await {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    async fn discard(&self, sha256: &str) -> Result<(), BlobError> {
+        if let Some(q) = self.quarantine_path(sha256) {
+            match tokio::fs::remove_file(q).await {
                 Ok(()) => {}
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
                 Err(e) => return Err(e.into()),

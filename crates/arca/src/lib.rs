@@ -8,6 +8,7 @@ pub mod config;
 pub mod download;
 pub mod error;
 pub mod formats;
+pub mod gc;
 pub mod model;
 pub mod server;
 pub mod service;

@@ -27,6 +27,12 @@ enum Command {
     /// Manage users and their roles.
     #[command(subcommand)]
     User(UserCmd),
+    /// Collect blobs nothing refers to any more (safe while servers run).
+    Gc {
+        /// Leave blobs stored or referenced within this many seconds alone.
+        #[arg(long, default_value_t = 3600)]
+        grace_secs: u64,
+    },
 }
 
 #[derive(Subcommand)]
@@ -98,10 +104,27 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     if let Command::Serve = cli.command {
         return arca::server::serve(config).await;
     }
+    if let Command::Gc { grace_secs } = cli.command {
+        let data_dir = config.data_dir.clone();
+        let state = arca::server::build_state(config).await?;
+        let r = arca::gc::collect(
+            &state.db,
+            state.blobs.as_ref(),
+            &data_dir,
+            std::time::Duration::from_secs(grace_secs),
+        )
+        .await
+        .map_err(api)?;
+        println!(
+            "collected {} blobs ({} bytes), {} expired OCI links, {} abandoned uploads",
+            r.blobs, r.bytes, r.links, r.uploads
+        );
+        return Ok(());
+    }
     std::fs::create_dir_all(&config.data_dir)?;
     let db = Db::connect(&config.database_url).await?;
     match cli.command {
-        Command::Serve => unreachable!("handled above"),
+        Command::Serve | Command::Gc { .. } => unreachable!("handled above"),
         Command::Token(TokenCmd::Create { user, name }) => {
             let u = db
                 .user_by_name(&user)

@@ -132,11 +132,50 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("binding {}", config.listen))?;
     tracing::info!(listen = %listener.local_addr()?, base_url = %config.base_url, database = %redact(&config.database_url), "arca serving");
+    spawn_gc(state.clone(), config.data_dir.clone());
     axum::serve(listener, router(state))
         .with_graceful_shutdown(shutdown_signal())
         .await?;
     tracing::info!("shut down");
     Ok(())
+}
+
+/// Runs the blob garbage collector periodically (every `ARCA_GC_INTERVAL_SECS`, default an hour,
+/// 0 disables; grace `ARCA_GC_GRACE_SECS`, default an hour). Every process may run it: the
+/// collector's steps are conditional updates, so concurrent runs do not conflict.
+fn spawn_gc(state: AppState, data_dir: std::path::PathBuf) {
+    let secs = |name: &str| {
+        std::env::var(name)
+            .ok()
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(3600)
+    };
+    let (interval, grace) = (secs("ARCA_GC_INTERVAL_SECS"), secs("ARCA_GC_GRACE_SECS"));
+    if interval == 0 {
+        return;
+    }
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(std::time::Duration::from_secs(interval)).await;
+            match crate::gc::collect(
+                &state.db,
+                state.blobs.as_ref(),
+                &data_dir,
+                std::time::Duration::from_secs(grace),
+            )
+            .await
+            {
+                Ok(r) => tracing::info!(
+                    blobs = r.blobs,
+                    bytes = r.bytes,
+                    links = r.links,
+                    uploads = r.uploads,
+                    "garbage collected"
+                ),
+                Err(e) => tracing::warn!(error = %e, "garbage collection failed"),
+            }
+        }
+    });
 }
 
 fn redact(url: &str) -> String {

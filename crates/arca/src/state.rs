@@ -32,6 +32,20 @@ impl std::ops::Deref for AppState {
 }
 
 impl AppState {
+    /// Records stored content in the metadata store (refreshing its garbage-collection clock)
+    /// and checks it is still there: a collector that quarantined it just before cannot then
+    /// take it, and if it already did, the write fails instead of pointing at nothing.
+    pub async fn commit_blob(&self, blob: &crate::blob::BlobInfo) -> ApiResult<()> {
+        self.db.record_blob(blob).await?;
+        if !self.blobs.exists(&blob.sha256).await? {
+            return Err(crate::error::ApiError::Internal(anyhow::anyhow!(
+                "blob {} was garbage-collected while being stored; retry the upload",
+                blob.sha256
+            )));
+        }
+        Ok(())
+    }
+
     pub async fn principal(&self, headers: &HeaderMap) -> ApiResult<Principal> {
         authenticate(&self.db, &self.password_cache, headers).await
     }

@@ -339,7 +339,7 @@ async fn publish(state: &AppState, req: NativeRequest) -> ApiResult<Response> {
         .blobs
         .put(stream, Some(state.config.max_upload_bytes), None)
         .await?;
-    state.db.record_blob(&blob).await?;
+    state.commit_blob(&blob).await?;
     let deps: Vec<Value> = meta
         .get("deps")
         .and_then(Value::as_array)

@@ -336,7 +336,7 @@ async fn upload(state: &AppState, req: NativeRequest, file: &str) -> ApiResult<R
     let safe_version = version.replace('/', "-");
     let dist_name = format!("{vendor}-{short}-{safe_version}.zip");
     let dist_path = format!("dists/{name}/{safe_version}/{dist_name}").to_ascii_lowercase();
-    state.db.record_blob(&blob).await?;
+    state.commit_blob(&blob).await?;
     let stored = state
         .db
         .put_file(

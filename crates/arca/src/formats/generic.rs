@@ -192,7 +192,7 @@ async fn upload(
             None,
         )
         .await?;
-    state.db.record_blob(&blob).await?;
+    state.commit_blob(&blob).await?;
     let file = state
         .db
         .put_file(

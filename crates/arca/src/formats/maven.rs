@@ -495,7 +495,7 @@ async fn upload(
             )
             .await?
     };
-    state.db.record_blob(&blob).await?;
+    state.commit_blob(&blob).await?;
     let package = format!("{group}:{artifact}");
     state
         .db

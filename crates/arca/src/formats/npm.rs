@@ -576,7 +576,7 @@ async fn publish(
             ));
         }
     }
-    state.db.record_blob(&blob).await?;
+    state.commit_blob(&blob).await?;
     let mut stored = manifest.clone();
     if let Some(o) = stored.as_object_mut() {
         o.remove("_id");

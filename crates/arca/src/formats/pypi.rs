@@ -469,7 +469,7 @@ async fn upload(state: &AppState, req: NativeRequest) -> ApiResult<Response> {
     }
     target.check_patterns(&format!("{norm}:{version}"))?;
 
-    state.db.record_blob(&blob).await?;
+    state.commit_blob(&blob).await?;
     let requires_python = fields
         .get("requires_python")
         .filter(|s| !s.is_empty())
@@ -490,7 +490,7 @@ async fn upload(state: &AppState, req: NativeRequest) -> ApiResult<Response> {
             Ok::<_, std::io::Error>(bytes)
         }));
         let mblob = state.blobs.put(stream, None, None).await?;
-        state.db.record_blob(&mblob).await?;
+        state.commit_blob(&mblob).await?;
         file_meta["coreMetadata"] = json!({"sha256": mblob.sha256, "size": len});
     }
     let path = format!("files/{norm}/{version}/{filename}");

@@ -151,8 +151,8 @@ impl Db {
     /// Records a blob's digests (idempotent: blobs are content-addressed).
     pub async fn record_blob(&self, b: &BlobInfo) -> ApiResult<()> {
         sqlx::query(
-            "INSERT INTO blobs (sha256, size, md5, sha1, sha512, created_at) VALUES ($1, $2, $3, $4, $5, $6) \
-             ON CONFLICT (sha256) DO NOTHING",
+            "INSERT INTO blobs (sha256, size, md5, sha1, sha512, created_at, touched_at) VALUES ($1, $2, $3, $4, $5, $6, $6) \
+             ON CONFLICT (sha256) DO UPDATE SET touched_at = $6",
         )
         .bind(&b.sha256)
         .bind(b.size as i64)

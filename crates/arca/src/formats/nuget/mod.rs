@@ -253,7 +253,7 @@ async fn push(state: &AppState, req: NativeRequest, symbols: bool) -> ApiResult<
             )));
         }
         let name = format!("{lid}.{lver}.snupkg");
-        state.db.record_blob(&blob).await?;
+        state.commit_blob(&blob).await?;
         state
             .db
             .put_file(
@@ -292,8 +292,8 @@ async fn push(state: &AppState, req: NativeRequest, symbols: bool) -> ApiResult<
         Ok::<_, std::io::Error>(manifest_bytes)
     }));
     let spec_blob = state.blobs.put(stream, None, None).await?;
-    state.db.record_blob(&blob).await?;
-    state.db.record_blob(&spec_blob).await?;
+    state.commit_blob(&blob).await?;
+    state.commit_blob(&spec_blob).await?;
     let file = state
         .db
         .put_file(

@@ -190,6 +190,7 @@ pub(super) async fn upload(
             ctx.state.db.delete_upload(&up.id).await?;
             let _ = tokio::fs::remove_file(&path).await;
             let blob = result?;
+            ctx.state.commit_blob(&blob).await?;
             ctx.state
                 .db
                 .link_blob(&target.id, &repo.image, &digest, &blob)
@@ -224,6 +225,7 @@ async fn start(ctx: &Ctx<'_>, repo: &Repo, target: &Registry, body: Body) -> Oci
                         size: b.size as u64,
                     };
                     // The blob row exists already; link_blob's insert of it is a no-op.
+                    ctx.state.commit_blob(&info).await?;
                     ctx.state
                         .db
                         .link_blob(&target.id, &repo.image, &digest, &info)
@@ -234,6 +236,7 @@ async fn start(ctx: &Ctx<'_>, repo: &Repo, target: &Registry, body: Body) -> Oci
         }
     } else if let Some(digest) = ctx.query("digest") {
         let blob = store_verified(ctx, body_stream(body), &digest).await?;
+        ctx.state.commit_blob(&blob).await?;
         ctx.state
             .db
             .link_blob(&target.id, &repo.image, &digest, &blob)

@@ -304,7 +304,7 @@ async fn put(ctx: &Ctx<'_>, repo: &Repo, reference: &str, body: Body) -> OciResu
     }
     let name = format!("{}:{}", repo.image, reference);
     target.check_patterns(&name)?;
-    state.db.record_blob(&blob).await?;
+    state.commit_blob(&blob).await?;
 
     let version = reference.to_string();
     let path = manifest_path(&repo.image, &version);

@@ -173,7 +173,11 @@ fn valid_component(c: &str) -> bool {
             i += 1;
         }
         let run = &b[start..i];
-        let ok = run == b"." || run == b"_" || run == b"__" || run.iter().all(|&x| x == b'-');
+        // An empty run is a character that is neither allowed nor a separator.
+        let ok = run == b"."
+            || run == b"_"
+            || run == b"__"
+            || (!run.is_empty() && run.iter().all(|&x| x == b'-'));
         if !ok {
             return false;
         }
