@@ -50,7 +50,7 @@ transfer() {
   loc=$(curl -sf -X POST -H "$auth" -D - -o /dev/null "$base/v2/$repo/blobs/uploads/" | awk 'tolower($1)=="location:"{print $2}' | tr -d '\r')
   case "$loc" in http*) ;; *) loc="$base$loc" ;; esac
   case "$loc" in *\?*) sep='&' ;; *) sep='?' ;; esac
-  curl -sf -X PUT -H "$auth" -H 'content-type: application/octet-stream' --data-binary @"$work/layer" "${loc}${sep}digest=$digest" -o /dev/null
+  curl -sf -X PUT -H "$auth" -H 'content-type: application/octet-stream' -T "$work/layer" "${loc}${sep}digest=$digest" -o /dev/null
   t1=$(date +%s.%N); c1=$(cpu "$pid")
   printf '%-28s upload   %7.0f MiB/s   server CPU %5.2f s/GiB\n' "$label" "$(echo "$mib / ($t1 - $t0)" | bc -l)" "$(echo "($c1 - $c0) * 1024 / $mib" | bc -l)"
   c0=$(cpu "$pid"); t0=$(date +%s.%N)
@@ -59,21 +59,21 @@ transfer() {
   printf '%-28s download %7.0f MiB/s   server CPU %5.2f s/GiB   peak RSS %d MiB\n' "$label" "$(echo "$mib / ($t1 - $t0)" | bc -l)" "$(echo "($c1 - $c0) * 1024 / $mib" | bc -l)" "$(( $(hwm "$pid") / 1024 ))"
 }
 # A small image to GET the manifest of.
-push_image() { # base repo auth
-  local base=$1 repo=$2 auth=$3 cfg='{}' cdig ldig m
-  cdig="sha256:$(printf '%s' "$cfg" | sha256sum | cut -d' ' -f1)"
-  printf 'layer' > "$work/small"; ldig="sha256:$(sha256sum "$work/small" | cut -d' ' -f1)"
-  curl -sf -X POST -H "$auth" --data-binary "$cfg" "$base/v2/$repo/blobs/uploads/?digest=$cdig" -o /dev/null || {
-    loc=$(curl -sf -X POST -H "$auth" -D - -o /dev/null "$base/v2/$repo/blobs/uploads/" | awk 'tolower($1)=="location:"{print $2}' | tr -d '\r')
-    case "$loc" in http*) ;; *) loc="$base$loc" ;; esac
-    case "$loc" in *\?*) sep='&' ;; *) sep='?' ;; esac
-    curl -sf -X PUT -H "$auth" --data-binary "$cfg" "${loc}${sep}digest=$cdig" -o /dev/null; }
-  loc=$(curl -sf -X POST -H "$auth" -D - -o /dev/null "$base/v2/$repo/blobs/uploads/" | awk 'tolower($1)=="location:"{print $2}' | tr -d '\r')
-  case "$loc" in http*) ;; *) loc="$base$loc" ;; esac
+put_blob() { # base repo auth file digest (POST + PUT, which every registry supports)
+  local loc sep
+  loc=$(curl -sf -X POST -H "$3" -D - -o /dev/null "$1/v2/$2/blobs/uploads/" | awk 'tolower($1)=="location:"{print $2}' | tr -d '\r')
+  case "$loc" in http*) ;; *) loc="$1$loc" ;; esac
   case "$loc" in *\?*) sep='&' ;; *) sep='?' ;; esac
-  curl -sf -X PUT -H "$auth" --data-binary @"$work/small" "${loc}${sep}digest=$ldig" -o /dev/null
+  curl -sf -X PUT -H "$3" -H 'content-type: application/octet-stream' --data-binary @"$4" "${loc}${sep}digest=$5" -o /dev/null
+}
+push_image() { # base repo auth: a small image to GET the manifest of
+  local cdig ldig m
+  printf '{}' > "$work/cfg"; cdig="sha256:$(sha256sum "$work/cfg" | cut -d' ' -f1)"
+  printf 'layer' > "$work/small"; ldig="sha256:$(sha256sum "$work/small" | cut -d' ' -f1)"
+  put_blob "$1" "$2" "$3" "$work/cfg" "$cdig"
+  put_blob "$1" "$2" "$3" "$work/small" "$ldig"
   m="{\"schemaVersion\":2,\"mediaType\":\"application/vnd.oci.image.manifest.v1+json\",\"config\":{\"mediaType\":\"application/vnd.oci.empty.v1+json\",\"digest\":\"$cdig\",\"size\":2},\"layers\":[{\"mediaType\":\"application/vnd.oci.image.layer.v1.tar\",\"digest\":\"$ldig\",\"size\":5}]}"
-  curl -sf -X PUT -H "$auth" -H 'content-type: application/vnd.oci.image.manifest.v1+json' --data-binary "$m" "$base/v2/$repo/manifests/v1" -o /dev/null
+  curl -sf -X PUT -H "$3" -H 'content-type: application/vnd.oci.image.manifest.v1+json' --data-binary "$m" "$1/v2/$2/manifests/v1" -o /dev/null
 }
 measure() { # label url pid
   local out rps p99 c0 c1

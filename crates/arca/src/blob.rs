@@ -75,7 +75,33 @@ pub trait BlobStore: Send + Sync {
         body: ByteStream,
         limit: Option<u64>,
         expected_sha256: Option<&str>,
+    ) -> Result<BlobInfo, BlobError> {
+        self.put_with(body, limit, expected_sha256, Digests::All)
+            .await
+    }
+    async fn put_with(
+        &self,
+        body: ByteStream,
+        limit: Option<u64>,
+        expected_sha256: Option<&str>,
+        digests: Digests,
     ) -> Result<BlobInfo, BlobError>;
+    /// Stores a complete local file (an OCI upload session), taking it over: on a local disk
+    /// it is hashed in place and moved, not copied. The file is gone afterwards either way.
+    async fn put_file(
+        &self,
+        path: &Path,
+        expected_sha256: Option<&str>,
+        digests: Digests,
+    ) -> Result<BlobInfo, BlobError> {
+        let file = tokio::fs::File::open(path).await?;
+        let stream: ByteStream = Box::pin(tokio_util::io::ReaderStream::with_capacity(
+            file, READ_CHUNK,
+        ));
+        let r = self.put_with(stream, None, expected_sha256, digests).await;
+        let _ = tokio::fs::remove_file(path).await;
+        r
+    }
     /// Reads a blob, optionally only the byte range `start..end` (end exclusive).
     async fn get(&self, sha256: &str, range: Option<(u64, u64)>) -> Result<BlobRead, BlobError>;
     async fn exists(&self, sha256: &str) -> Result<bool, BlobError>;
@@ -100,30 +126,60 @@ pub struct BlobFile {
     _tmp: Option<tempfile::TempPath>,
 }
 
-/// Computes every digest in one pass.
-#[derive(Default)]
+/// Which digests a write computes. Every format needs SHA-256 (the content address); Maven
+/// sidecars, npm and NuGet also need MD5, SHA-1 and SHA-512. OCI blobs skip those: they are
+/// filled in (`record_blob`) if a format that needs them ever stores the same content.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Digests {
+    All,
+    Sha256,
+}
+
+/// Computes the chosen digests in one pass.
 pub struct MultiHasher {
     sha256: Sha256,
-    sha1: Sha1,
-    md5: Md5,
-    sha512: Sha512,
+    others: Option<(Sha1, Md5, Sha512)>,
     size: u64,
 }
 
+impl Default for MultiHasher {
+    fn default() -> Self {
+        Self::new(Digests::All)
+    }
+}
+
 impl MultiHasher {
+    pub fn new(digests: Digests) -> Self {
+        MultiHasher {
+            sha256: Sha256::default(),
+            others: (digests == Digests::All)
+                .then(|| (Sha1::default(), Md5::default(), Sha512::default())),
+            size: 0,
+        }
+    }
     pub fn update(&mut self, data: &[u8]) {
         self.sha256.update(data);
-        self.sha1.update(data);
-        self.md5.update(data);
-        self.sha512.update(data);
+        if let Some((sha1, md5, sha512)) = &mut self.others {
+            sha1.update(data);
+            md5.update(data);
+            sha512.update(data);
+        }
         self.size += data.len() as u64;
     }
     pub fn finish(self) -> BlobInfo {
+        let (sha1, md5, sha512) = match self.others {
+            Some((a, b, c)) => (
+                hex::encode(a.finalize()),
+                hex::encode(b.finalize()),
+                hex::encode(c.finalize()),
+            ),
+            None => Default::default(),
+        };
         BlobInfo {
             sha256: hex::encode(self.sha256.finalize()),
-            sha1: hex::encode(self.sha1.finalize()),
-            md5: hex::encode(self.md5.finalize()),
-            sha512: hex::encode(self.sha512.finalize()),
+            sha1,
+            md5,
+            sha512,
             size: self.size,
         }
     }
@@ -209,16 +265,17 @@ impl Drop for TmpGuard {
 
 #[async_trait]
 impl BlobStore for LocalBlobStore {
-    async fn put(
+    async fn put_with(
         &self,
         mut body: ByteStream,
         limit: Option<u64>,
         expected_sha256: Option<&str>,
+        digests: Digests,
     ) -> Result<BlobInfo, BlobError> {
         let tmp = self.root.join("tmp").join(uuid::Uuid::new_v4().to_string());
         let mut guard = TmpGuard(Some(tmp.clone()));
         let mut file = tokio::fs::File::create(&tmp).await?;
-        let mut hasher = MultiHasher::default();
+        let mut hasher = MultiHasher::new(digests);
         while let Some(chunk) = body.next().await {
             let chunk = chunk.map_err(BlobError::Body)?;
             if let Some(max) = limit {
@@ -249,6 +306,59 @@ impl BlobStore for LocalBlobStore {
         }
         if tokio::fs::try_exists(&dest).await? {
             // Deduplicated: the content is already stored; the guard removes the temporary copy.
+            return Ok(info);
+        }
+        tokio::fs::rename(&tmp, &dest).await?;
+        guard.0 = None;
+        Ok(info)
+    }
+
+    async fn put_file(
+        &self,
+        path: &Path,
+        expected_sha256: Option<&str>,
+        digests: Digests,
+    ) -> Result<BlobInfo, BlobError> {
+        // Take the file over first so that it is removed whatever happens next.
+        let tmp = self.root.join("tmp").join(uuid::Uuid::new_v4().to_string());
+        if tokio::fs::rename(path, &tmp).await.is_err() {
+            // Another filesystem: copy through the streaming path.
+            let file = tokio::fs::File::open(path).await?;
+            let stream: ByteStream = Box::pin(tokio_util::io::ReaderStream::with_capacity(
+                file, READ_CHUNK,
+            ));
+            let r = self.put_with(stream, None, expected_sha256, digests).await;
+            let _ = tokio::fs::remove_file(path).await;
+            return r;
+        }
+        let mut guard = TmpGuard(Some(tmp.clone()));
+        let mut file = tokio::fs::File::open(&tmp).await?;
+        let mut hasher = MultiHasher::new(digests);
+        let mut buf = vec![0u8; READ_CHUNK];
+        loop {
+            let n = file.read(&mut buf).await?;
+            if n == 0 {
+                break;
+            }
+            hasher.update(&buf[..n]);
+        }
+        let info = hasher.finish();
+        if let Some(expected) = expected_sha256 {
+            if !expected.eq_ignore_ascii_case(&info.sha256) {
+                return Err(BlobError::DigestMismatch {
+                    expected: expected.to_string(),
+                    actual: info.sha256,
+                });
+            }
+        }
+        tokio::fs::File::open(&tmp).await?.sync_all().await?;
+        let dest = self
+            .blob_path(&info.sha256)
+            .ok_or_else(|| BlobError::NotFound(info.sha256.clone()))?;
+        if let Some(parent) = dest.parent() {
+            tokio::fs::create_dir_all(parent).await?;
+        }
+        if tokio::fs::try_exists(&dest).await? {
             return Ok(info);
         }
         tokio::fs::rename(&tmp, &dest).await?;

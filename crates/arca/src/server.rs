@@ -35,6 +35,7 @@ pub async fn build_state(config: Config) -> anyhow::Result<AppState> {
         formats: Formats::new(),
         password_cache: Default::default(),
         docs: Default::default(),
+        downloads: Default::default(),
     })))
 }
 
@@ -52,11 +53,34 @@ pub fn router(state: AppState) -> Router {
         .route("/v2/", any(formats::oci::route))
         .route("/v2/{*rest}", any(formats::oci::route))
         .merge(api::gitflic::router())
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            current_download_counts,
+        ))
         // Native uploads stream; management bodies are capped where they are read.
         .layer(DefaultBodyLimit::disable())
         .layer(tower_http::trace::TraceLayer::new_for_http())
         .layer(tower_http::catch_panic::CatchPanicLayer::new())
         .with_state(state)
+}
+
+/// Management reads show download counts that include this process's pending ones.
+async fn current_download_counts(
+    State(state): State<AppState>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let path = req.uri().path();
+    if req.method() == axum::http::Method::GET
+        && (path.starts_with("/har/")
+            || path.starts_with("/api/v1/")
+            || path.starts_with("/registry/"))
+    {
+        if let Err(e) = state.flush_downloads().await {
+            tracing::warn!(error = %e, "writing download counts failed");
+        }
+    }
+    next.run(req).await
 }
 
 async fn ready(State(state): State<AppState>) -> impl IntoResponse {
@@ -133,9 +157,19 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         .with_context(|| format!("binding {}", config.listen))?;
     tracing::info!(listen = %listener.local_addr()?, base_url = %config.base_url, database = %redact(&config.database_url), "arca serving");
     spawn_gc(state.clone(), config.data_dir.clone());
-    axum::serve(listener, router(state))
+    // No Nagle: a response's headers and a small body go out at once instead of waiting for
+    // the client's delayed ACK (a 40 ms stall per small streamed response otherwise).
+    use axum::serve::ListenerExt;
+    let listener = listener.tap_io(|tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
+    axum::serve(listener, router(state.clone()))
         .with_graceful_shutdown(shutdown_signal())
         .await?;
+    state
+        .flush_downloads()
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
     tracing::info!("shut down");
     Ok(())
 }

@@ -22,6 +22,7 @@ pub struct Inner {
     pub formats: Formats,
     pub password_cache: PasswordCache,
     pub docs: crate::formats::cache::DocCache,
+    pub downloads: crate::download::DownloadCounter,
 }
 
 impl std::ops::Deref for AppState {
@@ -44,6 +45,25 @@ impl AppState {
             )));
         }
         Ok(())
+    }
+
+    /// Counts a download; the count is written shortly after, batched with others.
+    pub fn record_download(&self, file: &crate::store::artifacts::FileRow) {
+        if self.downloads.add(file) {
+            let state = self.clone();
+            tokio::spawn(async move {
+                tokio::time::sleep(crate::download::FLUSH_DELAY).await;
+                if let Err(e) = state.flush_downloads().await {
+                    tracing::warn!(error = %e, "writing download counts failed");
+                }
+            });
+        }
+    }
+
+    /// Writes the download counts this process has not written yet.
+    pub async fn flush_downloads(&self) -> ApiResult<()> {
+        let counts = self.downloads.take();
+        self.db.count_downloads(&counts).await
     }
 
     pub async fn principal(&self, headers: &HeaderMap) -> ApiResult<Principal> {

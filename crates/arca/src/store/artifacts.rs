@@ -152,7 +152,10 @@ impl Db {
     pub async fn record_blob(&self, b: &BlobInfo) -> ApiResult<()> {
         sqlx::query(
             "INSERT INTO blobs (sha256, size, md5, sha1, sha512, created_at, touched_at) VALUES ($1, $2, $3, $4, $5, $6, $6) \
-             ON CONFLICT (sha256) DO UPDATE SET touched_at = $6",
+             ON CONFLICT (sha256) DO UPDATE SET touched_at = $6, \
+             md5 = CASE WHEN blobs.md5 = '' THEN excluded.md5 ELSE blobs.md5 END, \
+             sha1 = CASE WHEN blobs.sha1 = '' THEN excluded.sha1 ELSE blobs.sha1 END, \
+             sha512 = CASE WHEN blobs.sha512 = '' THEN excluded.sha512 ELSE blobs.sha512 END",
         )
         .bind(&b.sha256)
         .bind(b.size as i64)
@@ -313,23 +316,32 @@ impl Db {
         Ok(row.map(|r| row_to_file(&r)).transpose()?)
     }
 
-    pub async fn count_download(&self, file: &FileRow) -> ApiResult<()> {
+    /// Adds batched download counts: `(file id, version id, downloads)`.
+    pub async fn count_downloads(&self, counts: &[(String, String, i64)]) -> ApiResult<()> {
+        if counts.is_empty() {
+            return Ok(());
+        }
         let mut tx = self.write.begin().await?;
-        sqlx::query("UPDATE files SET download_count = download_count + 1 WHERE id = $1")
-            .bind(&file.id)
+        for (file_id, version_id, n) in counts {
+            sqlx::query("UPDATE files SET download_count = download_count + $1 WHERE id = $2")
+                .bind(n)
+                .bind(file_id)
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query("UPDATE versions SET download_count = download_count + $1 WHERE id = $2")
+                .bind(n)
+                .bind(version_id)
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query(
+                "UPDATE packages SET download_count = download_count + $1 WHERE id = \
+                 (SELECT package_id FROM versions WHERE id = $2)",
+            )
+            .bind(n)
+            .bind(version_id)
             .execute(&mut *tx)
             .await?;
-        sqlx::query("UPDATE versions SET download_count = download_count + 1 WHERE id = $1")
-            .bind(&file.version_id)
-            .execute(&mut *tx)
-            .await?;
-        sqlx::query(
-            "UPDATE packages SET download_count = download_count + 1 WHERE id = \
-             (SELECT package_id FROM versions WHERE id = $1)",
-        )
-        .bind(&file.version_id)
-        .execute(&mut *tx)
-        .await?;
+        }
         tx.commit().await?;
         Ok(())
     }

@@ -10,7 +10,7 @@ use tokio::io::AsyncWriteExt;
 
 use super::{Ctx, OciError, OciResult, Repo, empty, parse_digest, resolve_repo};
 use crate::auth::Need;
-use crate::blob::{BlobError, BlobInfo, ByteStream};
+use crate::blob::{BlobError, BlobInfo, ByteStream, Digests};
 use crate::formats::Resolver;
 use crate::model::Registry;
 use crate::store::oci::RepoBlob;
@@ -122,21 +122,45 @@ async fn store_verified(ctx: &Ctx<'_>, stream: ByteStream, digest: &str) -> OciR
     let blob = ctx
         .state
         .blobs
-        .put(stream, Some(ctx.state.config.max_upload_bytes), expected)
+        .put_with(
+            stream,
+            Some(ctx.state.config.max_upload_bytes),
+            expected,
+            digests_for(alg),
+        )
         .await
-        .map_err(|e| match e {
-            BlobError::DigestMismatch { actual, .. } => OciError::digest_invalid(format!(
-                "the content's digest is sha256:{actual}, not {digest}"
-            )),
-            other => other.into(),
-        })?;
+        .map_err(|e| mismatch(e, digest))?;
+    check_sha512(&blob, alg, &hex, digest)?;
+    Ok(blob)
+}
+
+/// SHA-256 digests need only SHA-256 (the other digests are filled in if another format ever
+/// stores the same content); SHA-512 digests need SHA-512 too.
+fn digests_for(alg: &str) -> Digests {
+    if alg == "sha256" {
+        Digests::Sha256
+    } else {
+        Digests::All
+    }
+}
+
+fn mismatch(e: BlobError, digest: &str) -> OciError {
+    match e {
+        BlobError::DigestMismatch { actual, .. } => OciError::digest_invalid(format!(
+            "the content's digest is sha256:{actual}, not {digest}"
+        )),
+        other => other.into(),
+    }
+}
+
+fn check_sha512(blob: &BlobInfo, alg: &str, hex: &str, digest: &str) -> OciResult<()> {
     if alg == "sha512" && blob.sha512 != hex {
         return Err(OciError::digest_invalid(format!(
             "the content's digest is sha512:{}, not {digest}",
             blob.sha512
         )));
     }
-    Ok(blob)
+    Ok(())
 }
 
 pub(super) async fn upload(
@@ -175,20 +199,29 @@ pub(super) async fn upload(
             let digest = ctx
                 .query("digest")
                 .ok_or_else(|| OciError::digest_invalid("the final PUT needs ?digest="))?;
-            parse_digest(&digest)?;
-            append(ctx, &up.id, up.size, body, false).await?;
+            let (alg, hex) = parse_digest(&digest)?;
             let path = upload_path(ctx, &up.id);
-            let file = tokio::fs::File::open(&path)
-                .await
-                .map_err(|_| OciError::upload_unknown())?;
-            let stream: ByteStream = Box::pin(tokio_util::io::ReaderStream::with_capacity(
-                file,
-                256 * 1024,
-            ));
-            let result = store_verified(ctx, stream, &digest).await;
+            let result = if up.size == 0 {
+                // Monolithic: the body is the whole blob; store it in one pass.
+                let r = store_verified(ctx, body_stream(body), &digest).await;
+                let _ = tokio::fs::remove_file(&path).await;
+                r
+            } else {
+                append(ctx, &up.id, up.size, body, false).await?;
+                // Hashed in place and moved into the blob store, not copied.
+                let expected = (alg == "sha256").then_some(hex.as_str());
+                match ctx
+                    .state
+                    .blobs
+                    .put_file(&path, expected, digests_for(alg))
+                    .await
+                {
+                    Ok(b) => check_sha512(&b, alg, &hex, &digest).map(|_| b),
+                    Err(e) => Err(mismatch(e, &digest)),
+                }
+            };
             // The session ends either way: a failed upload leaves nothing behind.
             ctx.state.db.delete_upload(&up.id).await?;
-            let _ = tokio::fs::remove_file(&path).await;
             let blob = result?;
             ctx.state.commit_blob(&blob).await?;
             ctx.state
