@@ -15,8 +15,6 @@
 //! Packages are keyed by their lowercase name, versions by the version string as uploaded;
 //! two spellings of one version (`1.0` and `1.0.0`) normalise alike and are the same version.
 
-use std::io::Read;
-
 use async_trait::async_trait;
 use axum::Json;
 use axum::http::{Method, StatusCode};
@@ -24,11 +22,11 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{Map, Value, json};
 
 use super::cache::{self, Doc};
-use super::{Format, NativeRequest, Resolver};
+use super::{Format, NativeRequest, Resolver, native_root};
 use crate::auth::Need;
 use crate::download::serve_file;
 use crate::error::{ApiError, ApiResult};
-use crate::model::{PackageType, Registry, Reupload, rfc3339};
+use crate::model::{PackageType, Reupload, rfc3339};
 use crate::state::AppState;
 use crate::store::artifacts::{NewFile, Page};
 
@@ -76,13 +74,6 @@ impl Format for Composer {
             _ => Err(ApiError::not_found("no such Composer endpoint")),
         }
     }
-}
-
-fn root_url(state: &AppState, reg: &Registry) -> String {
-    format!(
-        "{}/pkg/{}/{}/composer",
-        state.config.base_url, reg.account, reg.identifier
-    )
 }
 
 /// Composer package names: `vendor/package`, lowercase, with single separators.
@@ -221,32 +212,18 @@ fn is_dev(normalized: &str) -> bool {
 
 /// Finds `composer.json` at the archive's root or in its single top-level directory.
 fn read_composer_json(path: &std::path::Path) -> Result<Vec<u8>, String> {
-    let file = std::fs::File::open(path).map_err(|e| e.to_string())?;
-    let mut zip =
-        zip::ZipArchive::new(file).map_err(|e| format!("the upload is not a zip archive: {e}"))?;
-    let mut candidates: Vec<String> = zip
-        .file_names()
-        .filter(|n| {
-            let parts: Vec<&str> = n.split('/').collect();
-            parts.last() == Some(&"composer.json") && parts.len() <= 2
-        })
-        .map(str::to_string)
-        .collect();
-    candidates.sort_by_key(|n| n.len());
-    let name = candidates
-        .first()
-        .cloned()
-        .ok_or("the archive has no composer.json at its root")?;
-    let entry = zip.by_name(&name).map_err(|e| e.to_string())?;
-    let mut out = Vec::new();
-    entry
-        .take(MAX_COMPOSER_JSON + 1)
-        .read_to_end(&mut out)
-        .map_err(|e| format!("reading {name}: {e}"))?;
-    if out.len() as u64 > MAX_COMPOSER_JSON {
-        return Err(format!("{name} is larger than {MAX_COMPOSER_JSON} bytes"));
-    }
-    Ok(out)
+    let pick = |names: Vec<&str>| {
+        names
+            .into_iter()
+            .filter(|n| {
+                let parts: Vec<&str> = n.split('/').collect();
+                parts.last() == Some(&"composer.json") && parts.len() <= 2
+            })
+            .min_by_key(|n| n.len())
+            .map(str::to_string)
+            .ok_or_else(|| "the archive has no composer.json at its root".to_string())
+    };
+    crate::archive::zip_entry(path, pick, MAX_COMPOSER_JSON)
 }
 
 async fn upload(state: &AppState, req: NativeRequest, file: &str) -> ApiResult<Response> {
@@ -378,7 +355,7 @@ async fn upload(state: &AppState, req: NativeRequest, file: &str) -> ApiResult<R
 // Reading.
 
 async fn packages_json(state: &AppState, req: &NativeRequest) -> ApiResult<Response> {
-    let root = root_url(state, &req.registry);
+    let root = native_root(state, &req.registry);
     let chain: Vec<String> = (Resolver { state })
         .read_chain(&req.registry)
         .await?
@@ -412,7 +389,7 @@ async fn metadata(
         return Err(ApiError::not_found(format!("package '{name}' not found")));
     }
     let pkgs: Vec<_> = chain.iter().map(|(_, p)| p.clone()).collect();
-    let root = root_url(state, &req.registry);
+    let root = native_root(state, &req.registry);
     let doc = state
         .docs
         .get_or_build(
@@ -497,7 +474,7 @@ async fn search(state: &AppState, req: &NativeRequest) -> ApiResult<Response> {
         search: Some(text),
     };
     let (total, pkgs) = state.db.list_packages(&ids, &[], &page).await?;
-    let root = root_url(state, &req.registry);
+    let root = native_root(state, &req.registry);
     let mut results = Vec::new();
     for p in pkgs {
         let latest = p.latest_version.clone().unwrap_or_default();

@@ -160,6 +160,17 @@ impl Default for Formats {
     }
 }
 
+/// The public URL of a registry's native root: `<base>/pkg/<account>/<registry>/<format>`.
+pub fn native_root(state: &AppState, reg: &Registry) -> String {
+    format!(
+        "{}/pkg/{}/{}/{}",
+        state.config.base_url,
+        reg.account,
+        reg.identifier,
+        reg.package_type.path_segment()
+    )
+}
+
 /// Kind-aware access to a registry's content. See the module documentation.
 pub struct Resolver<'a> {
     pub state: &'a AppState,

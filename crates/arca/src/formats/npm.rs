@@ -27,7 +27,7 @@ use bytes::Bytes;
 use serde_json::{Map, Value, json};
 
 use super::cache::{self, Doc};
-use super::{Format, NativeRequest, Resolver};
+use super::{Format, NativeRequest, Resolver, native_root};
 use crate::archive::{Limits, tar_gz_find};
 use crate::auth::{Need, Principal, generate_token, hash_token};
 use crate::blob::ByteStream;
@@ -131,13 +131,6 @@ async fn route(state: &AppState, req: NativeRequest) -> ApiResult<Response> {
     }
 }
 
-fn registry_root(state: &AppState, reg: &Registry) -> String {
-    format!(
-        "{}/pkg/{}/{}/npm",
-        state.config.base_url, reg.account, reg.identifier
-    )
-}
-
 fn integrity(sha512_hex: &str) -> String {
     let bytes = hex::decode(sha512_hex).unwrap_or_default();
     format!(
@@ -227,7 +220,7 @@ fn render_version(
         .unwrap_or_else(|| json!({}));
     dist["tarball"] = json!(format!(
         "{}/{name}/-/{}-{v}.tgz",
-        registry_root(state, reg),
+        native_root(state, reg),
         basename(name)
     ));
     dist["shasum"] = json!(sv.file.sha1);

@@ -23,7 +23,7 @@ use futures::TryStreamExt;
 use serde_json::{Value, json};
 
 use super::cache::{self, Doc};
-use super::{Format, NativeRequest, Resolver};
+use super::{Format, NativeRequest, Resolver, native_root};
 use crate::auth::Need;
 use crate::blob::ByteStream;
 use crate::download::{serve_blob, serve_file};
@@ -270,7 +270,7 @@ impl Format for Pypi {
                     // PEP 503: redirect to the normalised URL.
                     return Ok(Redirect::permanent(&format!(
                         "{}/simple/{norm}/",
-                        root_url(state, &req.registry)
+                        native_root(state, &req.registry)
                     ))
                     .into_response());
                 }
@@ -291,13 +291,6 @@ impl Format for Pypi {
             _ => Err(ApiError::not_found("no such PyPI endpoint")),
         }
     }
-}
-
-fn root_url(state: &AppState, reg: &Registry) -> String {
-    format!(
-        "{}/pkg/{}/{}/python",
-        state.config.base_url, reg.account, reg.identifier
-    )
 }
 
 // ---------------------------------------------------------------------------------------------

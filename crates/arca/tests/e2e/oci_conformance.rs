@@ -969,13 +969,14 @@ async fn immutable_and_movable_tags(b: Backend) {
 
 async fn artifacts_appear_in_management_api(b: Backend) {
     let r = Reg::new(b, json!({})).await;
-    let (_, bytes) = r.push_image(REPO, "1.0", &[b"0123456789"], json!({})).await;
+    let (digest, bytes) = r.push_image(REPO, "1.0", &[b"0123456789"], json!({})).await;
     let (_, v) = call(r.s.get("/har/api/v1/registry/acme/docker/+/artifacts")).await;
     assert_eq!(v["data"]["artifacts"][0]["name"], "app", "{v}");
     let (_, versions) =
         call(r.s.get("/har/api/v1/registry/acme/docker/+/artifact/app/+/versions")).await;
     let ver = &versions["data"]["artifactVersions"][0];
     assert_eq!(ver["name"], "1.0", "{versions}");
+    assert_eq!(ver["metadata"]["digest"], digest.as_str(), "{versions}");
     // The version's size counts the manifest, the config and the layer.
     assert_eq!(
         ver["size"],

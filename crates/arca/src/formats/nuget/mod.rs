@@ -22,7 +22,6 @@ mod v2;
 mod version;
 
 use std::collections::BTreeMap;
-use std::io::Read;
 
 use async_trait::async_trait;
 use axum::Json;
@@ -33,7 +32,7 @@ use futures::TryStreamExt;
 use serde_json::{Value, json};
 
 use super::cache::{self, Doc};
-use super::{Format, NativeRequest, Resolver};
+use super::{Format, NativeRequest, Resolver, native_root};
 use crate::auth::Need;
 use crate::blob::{BlobInfo, ByteStream};
 use crate::download::serve_file;
@@ -103,19 +102,12 @@ impl Format for Nuget {
     }
 }
 
-pub(super) fn root_url(state: &AppState, reg: &Registry) -> String {
-    format!(
-        "{}/pkg/{}/{}/nuget",
-        state.config.base_url, reg.account, reg.identifier
-    )
-}
-
 fn json_doc(v: &Value) -> Doc {
     Doc::new(v.to_string(), "application/json")
 }
 
 fn service_index(state: &AppState, req: &NativeRequest) -> ApiResult<Response> {
-    let root = root_url(state, &req.registry);
+    let root = native_root(state, &req.registry);
     let mut resources = vec![
         json!({"@id": format!("{root}/api/v2/package"), "@type": "PackagePublish/2.0.0"}),
         json!({"@id": format!("{root}/api/v2/symbolpackage"), "@type": "SymbolPackagePublish/4.9.0"}),
@@ -176,31 +168,18 @@ async fn store_upload(state: &AppState, req: NativeRequest) -> ApiResult<BlobInf
 
 /// Finds the manifest at the root of a package (zip) and returns its bytes.
 fn read_manifest(path: &std::path::Path) -> Result<Vec<u8>, String> {
-    let file = std::fs::File::open(path).map_err(|e| e.to_string())?;
-    let mut zip =
-        zip::ZipArchive::new(file).map_err(|e| format!("the package is not a zip archive: {e}"))?;
-    let names: Vec<String> = zip
-        .file_names()
-        .filter(|n| {
-            !n.contains('/') && !n.contains('\\') && n.to_ascii_lowercase().ends_with(".nuspec")
-        })
-        .map(str::to_string)
-        .collect();
-    let name = match names.as_slice() {
-        [one] => one.clone(),
-        [] => return Err("the package has no .nuspec at its root".into()),
-        _ => return Err("the package has more than one .nuspec at its root".into()),
+    let pick = |names: Vec<&str>| {
+        let found: Vec<&str> = names
+            .into_iter()
+            .filter(|n| !n.contains(['/', '\\']) && n.to_ascii_lowercase().ends_with(".nuspec"))
+            .collect();
+        match found.as_slice() {
+            [one] => Ok(one.to_string()),
+            [] => Err("the package has no .nuspec at its root".to_string()),
+            _ => Err("the package has more than one .nuspec at its root".to_string()),
+        }
     };
-    let entry = zip.by_name(&name).map_err(|e| e.to_string())?;
-    let mut out = Vec::new();
-    entry
-        .take(MAX_NUSPEC + 1)
-        .read_to_end(&mut out)
-        .map_err(|e| format!("reading {name}: {e}"))?;
-    if out.len() as u64 > MAX_NUSPEC {
-        return Err(format!("{name} is larger than {MAX_NUSPEC} bytes"));
-    }
-    Ok(out)
+    crate::archive::zip_entry(path, pick, MAX_NUSPEC)
 }
 
 async fn push(state: &AppState, req: NativeRequest, symbols: bool) -> ApiResult<Response> {
@@ -676,7 +655,7 @@ async fn registration_index(
     let lid = id.to_ascii_lowercase();
     let pkgs = chain_packages(state, &req.registry, &lid).await?;
     let urls = Urls {
-        root: root_url(state, &req.registry),
+        root: native_root(state, &req.registry),
         lid: lid.clone(),
     };
     let doc = state
@@ -716,7 +695,7 @@ async fn registration_page(
     let lid = id.to_ascii_lowercase();
     let pkgs = chain_packages(state, &req.registry, &lid).await?;
     let urls = Urls {
-        root: root_url(state, &req.registry),
+        root: native_root(state, &req.registry),
         lid: lid.clone(),
     };
     let doc = state
@@ -755,7 +734,7 @@ async fn registration_leaf(
         .find(|e| e.row.version == lver)
         .ok_or_else(|| ApiError::not_found(format!("package {id} {ver} not found")))?;
     let urls = Urls {
-        root: root_url(state, &req.registry),
+        root: native_root(state, &req.registry),
         lid,
     };
     let leaf = json!({
@@ -837,7 +816,7 @@ async fn search_packages(
 
 async fn search(state: &AppState, req: &NativeRequest) -> ApiResult<Response> {
     let p = search_params(req)?;
-    let root = root_url(state, &req.registry);
+    let root = native_root(state, &req.registry);
     let (total, pkgs) = search_packages(state, req, &p).await?;
     let mut data = Vec::new();
     let mut seen = std::collections::HashSet::new();

@@ -10,9 +10,10 @@ use base64::Engine;
 use quick_xml::escape::escape;
 use serde_json::Value;
 
-use super::{Entry, NativeRequest, Urls, chain_versions, listed, published, root_url};
+use super::{Entry, NativeRequest, Urls, chain_versions, listed, published};
 use crate::api::common::{query_get, query_int, query_pairs};
 use crate::error::{ApiError, ApiResult};
+use crate::formats::native_root;
 use crate::model::rfc3339;
 use crate::state::AppState;
 use crate::store::artifacts::Page;
@@ -65,7 +66,7 @@ fn key_predicate(seg: &str) -> Option<(String, String)> {
 }
 
 pub async fn handle(state: &AppState, req: &NativeRequest, rest: &[&str]) -> ApiResult<Response> {
-    let root = root_url(state, &req.registry);
+    let root = native_root(state, &req.registry);
     let base = format!("{root}/api/v2");
     match rest {
         [] => Ok(xml(format!(
