@@ -96,6 +96,29 @@ pub fn tar_gz_find(
     Ok(None)
 }
 
+/// Reads one entry of a zip archive, at most `limit` bytes: `select` picks its name from all
+/// the archive's names (or says why none fits). Nothing is extracted to disk.
+pub fn zip_entry(
+    path: &Path,
+    select: impl FnOnce(Vec<&str>) -> Result<String, String>,
+    limit: u64,
+) -> Result<Vec<u8>, String> {
+    let file = std::fs::File::open(path).map_err(|e| e.to_string())?;
+    let mut zip =
+        zip::ZipArchive::new(file).map_err(|e| format!("the upload is not a zip archive: {e}"))?;
+    let name = select(zip.file_names().collect())?;
+    let entry = zip.by_name(&name).map_err(|e| e.to_string())?;
+    let mut out = Vec::new();
+    entry
+        .take(limit + 1)
+        .read_to_end(&mut out)
+        .map_err(|e| format!("reading {name}: {e}"))?;
+    if out.len() as u64 > limit {
+        return Err(format!("{name} is larger than {limit} bytes"));
+    }
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -154,27 +177,4 @@ mod tests {
         );
         assert!(tar_gz_find(&b"not gzip"[..], |_| true, Limits::default()).is_err());
     }
-}
-
-/// Reads one entry of a zip archive, at most `limit` bytes: `select` picks its name from all
-/// the archive's names (or says why none fits). Nothing is extracted to disk.
-pub fn zip_entry(
-    path: &Path,
-    select: impl FnOnce(Vec<&str>) -> Result<String, String>,
-    limit: u64,
-) -> Result<Vec<u8>, String> {
-    let file = std::fs::File::open(path).map_err(|e| e.to_string())?;
-    let mut zip =
-        zip::ZipArchive::new(file).map_err(|e| format!("the upload is not a zip archive: {e}"))?;
-    let name = select(zip.file_names().collect())?;
-    let entry = zip.by_name(&name).map_err(|e| e.to_string())?;
-    let mut out = Vec::new();
-    entry
-        .take(limit + 1)
-        .read_to_end(&mut out)
-        .map_err(|e| format!("reading {name}: {e}"))?;
-    if out.len() as u64 > limit {
-        return Err(format!("{name} is larger than {limit} bytes"));
-    }
-    Ok(out)
 }

@@ -278,11 +278,11 @@ impl BlobStore for LocalBlobStore {
         let mut hasher = MultiHasher::new(digests);
         while let Some(chunk) = body.next().await {
             let chunk = chunk.map_err(BlobError::Body)?;
-            if let Some(max) = limit {
-                if hasher.size + chunk.len() as u64 > max {
-                    drain(body).await;
-                    return Err(BlobError::TooLarge(max));
-                }
+            if let Some(max) = limit
+                && hasher.size + chunk.len() as u64 > max
+            {
+                drain(body).await;
+                return Err(BlobError::TooLarge(max));
             }
             hasher.update(&chunk);
             file.write_all(&chunk).await?;
@@ -290,13 +290,13 @@ impl BlobStore for LocalBlobStore {
         file.sync_all().await?;
         drop(file);
         let info = hasher.finish();
-        if let Some(expected) = expected_sha256 {
-            if !expected.eq_ignore_ascii_case(&info.sha256) {
-                return Err(BlobError::DigestMismatch {
-                    expected: expected.to_string(),
-                    actual: info.sha256,
-                });
-            }
+        if let Some(expected) = expected_sha256
+            && !expected.eq_ignore_ascii_case(&info.sha256)
+        {
+            return Err(BlobError::DigestMismatch {
+                expected: expected.to_string(),
+                actual: info.sha256,
+            });
         }
         let dest = self
             .blob_path(&info.sha256)
@@ -343,13 +343,13 @@ impl BlobStore for LocalBlobStore {
             hasher.update(&buf[..n]);
         }
         let info = hasher.finish();
-        if let Some(expected) = expected_sha256 {
-            if !expected.eq_ignore_ascii_case(&info.sha256) {
-                return Err(BlobError::DigestMismatch {
-                    expected: expected.to_string(),
-                    actual: info.sha256,
-                });
-            }
+        if let Some(expected) = expected_sha256
+            && !expected.eq_ignore_ascii_case(&info.sha256)
+        {
+            return Err(BlobError::DigestMismatch {
+                expected: expected.to_string(),
+                actual: info.sha256,
+            });
         }
         tokio::fs::File::open(&tmp).await?.sync_all().await?;
         let dest = self

@@ -142,10 +142,9 @@ pub async fn serve_blob(
     if let Some(inm) = headers
         .get(header::IF_NONE_MATCH)
         .and_then(|v| v.to_str().ok())
+        && etag_matches(inm, &etag)
     {
-        if etag_matches(inm, &etag) {
-            return Ok((StatusCode::NOT_MODIFIED, out).into_response());
-        }
+        return Ok((StatusCode::NOT_MODIFIED, out).into_response());
     }
     let len = file.size as u64;
     let range = match headers.get(header::RANGE).and_then(|v| v.to_str().ok()) {

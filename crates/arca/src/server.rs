@@ -75,10 +75,9 @@ async fn current_download_counts(
         && (path.starts_with("/har/")
             || path.starts_with("/api/v1/")
             || path.starts_with("/registry/"))
+        && let Err(e) = state.flush_downloads().await
     {
-        if let Err(e) = state.flush_downloads().await {
-            tracing::warn!(error = %e, "writing download counts failed");
-        }
+        tracing::warn!(error = %e, "writing download counts failed");
     }
     next.run(req).await
 }

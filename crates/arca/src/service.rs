@@ -46,13 +46,13 @@ pub async fn validate(state: &AppState, reg: &Registry, field_members: &str) -> 
             })?;
         }
     }
-    if let Some(d) = &reg.description {
-        if d.len() > 1024 {
-            return Err(ApiError::bad(
-                "description",
-                "description is longer than 1024 characters",
-            ));
-        }
+    if let Some(d) = &reg.description
+        && d.len() > 1024
+    {
+        return Err(ApiError::bad(
+            "description",
+            "description is longer than 1024 characters",
+        ));
     }
     for p in &reg.cleanup_policies {
         if p.name.trim().is_empty() || p.expire_days < 0 {

@@ -647,13 +647,13 @@ async fn modify(
             ),
         ));
     }
-    if let Some(n) = &req.repository_name {
-        if *n != reg.identifier {
-            return Err(ApiError::bad(
-                "repositoryName",
-                "repositoryName cannot be changed",
-            ));
-        }
+    if let Some(n) = &req.repository_name
+        && *n != reg.identifier
+    {
+        return Err(ApiError::bad(
+            "repositoryName",
+            "repositoryName cannot be changed",
+        ));
     }
     if let Some(d) = &req.description {
         reg.description = Some(d.clone());

@@ -566,23 +566,23 @@ async fn update_registry(
 ) -> ApiResult<Response> {
     principal.check(&reg, Need::Admin)?;
     let req: RegistryRequest = parse_body(body)?;
-    if let Some(i) = &req.identifier {
-        if *i != reg.identifier {
-            return Err(ApiError::bad("identifier", "identifier cannot be changed"));
-        }
+    if let Some(i) = &req.identifier
+        && *i != reg.identifier
+    {
+        return Err(ApiError::bad("identifier", "identifier cannot be changed"));
     }
-    if let Some(t) = &req.package_type {
-        if parse_package_type(Some(t))? != reg.package_type {
-            return Err(ApiError::bad(
-                "packageType",
-                "packageType cannot be changed",
-            ));
-        }
+    if let Some(t) = &req.package_type
+        && parse_package_type(Some(t))? != reg.package_type
+    {
+        return Err(ApiError::bad(
+            "packageType",
+            "packageType cannot be changed",
+        ));
     }
-    if let Some(p) = &req.parent_ref {
-        if p.trim_matches('/') != reg.scope_path {
-            return Err(ApiError::bad("parentRef", "parentRef cannot be changed"));
-        }
+    if let Some(p) = &req.parent_ref
+        && p.trim_matches('/') != reg.scope_path
+    {
+        return Err(ApiError::bad("parentRef", "parentRef cannot be changed"));
     }
     let cfg = parse_config(req.config.as_ref(), Some(&reg))?;
     if (cfg.kind == RegistryKind::Proxy) != (reg.kind == RegistryKind::Proxy) {
@@ -599,12 +599,11 @@ async fn update_registry(
             ));
         }
         reg.members = resolve_upstreams(state, &reg.account, names).await?;
-        if reg.kind == RegistryKind::Group {
-            if let Some(d) = &reg.deployment_registry_id {
-                if !reg.members.contains(d) {
-                    reg.deployment_registry_id = None;
-                }
-            }
+        if reg.kind == RegistryKind::Group
+            && let Some(d) = &reg.deployment_registry_id
+            && !reg.members.contains(d)
+        {
+            reg.deployment_registry_id = None;
         }
     }
     if let Some(p) = cfg.proxy {

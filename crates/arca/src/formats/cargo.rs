@@ -96,10 +96,10 @@ async fn route(state: &AppState, req: NativeRequest) -> ApiResult<Response> {
         (&Method::GET | &Method::HEAD, ["index", path @ ..]) => index_file(state, &req, path).await,
         (&Method::PUT, ["api", "v1", "crates", "new"]) => publish(state, req).await,
         (&Method::DELETE, ["api", "v1", "crates", name, version, "yank"]) => {
-            yank(state, req, &name.to_string(), &version.to_string(), true).await
+            yank(state, req, name, version, true).await
         }
         (&Method::PUT, ["api", "v1", "crates", name, version, "unyank"]) => {
-            yank(state, req, &name.to_string(), &version.to_string(), false).await
+            yank(state, req, name, version, false).await
         }
         (&Method::GET, ["api", "v1", "crates", name, "owners"]) => owners(state, &req, name).await,
         (&Method::GET, ["api", "v1", "crates"]) => search(state, &req).await,

@@ -66,7 +66,7 @@ impl Format for Composer {
             }
             (_, ["search.json"]) if get => search(state, &req).await,
             (&Method::POST, ["downloads"]) => notify_batch(req).await,
-            (&Method::PUT, [file]) => upload(state, req, &file.to_string()).await,
+            (&Method::PUT, [file]) => upload(state, req, file).await,
             (&Method::PUT, _) => Err(ApiError::bad(
                 "file",
                 "upload a package archive as PUT <repository>/<file name>.zip",

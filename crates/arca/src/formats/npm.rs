@@ -482,12 +482,12 @@ async fn publish(
         ));
     }
     target.check_patterns(&format!("{name}:{version}"))?;
-    if let Some(pkg) = state.db.package_by_name(&target.id, name).await? {
-        if state.db.version_by_name(&pkg.id, &version).await?.is_some() {
-            return Err(ApiError::forbidden(format!(
-                "You cannot publish over the previously published versions: {version}."
-            )));
-        }
+    if let Some(pkg) = state.db.package_by_name(&target.id, name).await?
+        && state.db.version_by_name(&pkg.id, &version).await?.is_some()
+    {
+        return Err(ApiError::forbidden(format!(
+            "You cannot publish over the previously published versions: {version}."
+        )));
     }
     let file_name = format!("{}-{version}.tgz", basename(name));
     let attachment = attachments
@@ -507,16 +507,16 @@ async fn publish(
                 format!("attachment data is not base64: {e}"),
             )
         })?;
-    if let Some(len) = attachment.get("length").and_then(Value::as_u64) {
-        if len != tgz.len() as u64 {
-            return Err(ApiError::bad(
-                "_attachments",
-                format!(
-                    "attachment length {len} does not match its {} bytes",
-                    tgz.len()
-                ),
-            ));
-        }
+    if let Some(len) = attachment.get("length").and_then(Value::as_u64)
+        && len != tgz.len() as u64
+    {
+        return Err(ApiError::bad(
+            "_attachments",
+            format!(
+                "attachment length {len} does not match its {} bytes",
+                tgz.len()
+            ),
+        ));
     }
     // The tarball's own package.json must agree with the document.
     let tgz = Bytes::from(tgz);
@@ -553,21 +553,22 @@ async fn publish(
         .blobs
         .put(stream, Some(state.config.max_upload_bytes), None)
         .await?;
-    if let Some(shasum) = manifest.pointer("/dist/shasum").and_then(Value::as_str) {
-        if !shasum.eq_ignore_ascii_case(&blob.sha1) {
-            return Err(ApiError::bad(
-                "dist.shasum",
-                "dist.shasum does not match the tarball",
-            ));
-        }
+    if let Some(shasum) = manifest.pointer("/dist/shasum").and_then(Value::as_str)
+        && !shasum.eq_ignore_ascii_case(&blob.sha1)
+    {
+        return Err(ApiError::bad(
+            "dist.shasum",
+            "dist.shasum does not match the tarball",
+        ));
     }
-    if let Some(integ) = manifest.pointer("/dist/integrity").and_then(Value::as_str) {
-        if integ.starts_with("sha512-") && integ != integrity(&blob.sha512) {
-            return Err(ApiError::bad(
-                "dist.integrity",
-                "dist.integrity does not match the tarball",
-            ));
-        }
+    if let Some(integ) = manifest.pointer("/dist/integrity").and_then(Value::as_str)
+        && integ.starts_with("sha512-")
+        && integ != integrity(&blob.sha512)
+    {
+        return Err(ApiError::bad(
+            "dist.integrity",
+            "dist.integrity does not match the tarball",
+        ));
     }
     state.commit_blob(&blob).await?;
     let mut stored = manifest.clone();
@@ -690,27 +691,27 @@ async fn update_metadata(
             state.db.set_version_metadata(&v.id, &m).await?;
         }
     }
-    if let Some(pkg) = state.db.package_by_name(&target.id, name).await? {
-        if let Some(tags) = body.get("dist-tags").and_then(Value::as_object) {
-            let live: std::collections::HashSet<String> = state
-                .db
-                .all_versions(&pkg.id)
-                .await?
-                .into_iter()
-                .map(|v| v.version)
-                .collect();
-            let tags: Map<String, Value> = tags
-                .iter()
-                .filter(|(_, v)| v.as_str().is_some_and(|v| live.contains(v)))
-                .map(|(k, v)| (k.clone(), v.clone()))
-                .collect();
-            let mut meta = pkg.metadata.clone();
-            if !meta.is_object() {
-                meta = json!({});
-            }
-            meta["dist-tags"] = Value::Object(tags);
-            state.db.set_package_metadata(&pkg.id, &meta).await?;
+    if let Some(pkg) = state.db.package_by_name(&target.id, name).await?
+        && let Some(tags) = body.get("dist-tags").and_then(Value::as_object)
+    {
+        let live: std::collections::HashSet<String> = state
+            .db
+            .all_versions(&pkg.id)
+            .await?
+            .into_iter()
+            .map(|v| v.version)
+            .collect();
+        let tags: Map<String, Value> = tags
+            .iter()
+            .filter(|(_, v)| v.as_str().is_some_and(|v| live.contains(v)))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        let mut meta = pkg.metadata.clone();
+        if !meta.is_object() {
+            meta = json!({});
         }
+        meta["dist-tags"] = Value::Object(tags);
+        state.db.set_package_metadata(&pkg.id, &meta).await?;
     }
     Ok(Json(json!({"ok": true, "id": name})).into_response())
 }
@@ -764,11 +765,9 @@ async fn dist_tags(
             Ok(Json(Value::Object(p.dist_tags)).into_response())
         }
         (&Method::PUT | &Method::POST, ["dist-tags", tag]) => {
-            set_tag(state, req, name, &tag.to_string(), false).await
+            set_tag(state, req, name, tag, false).await
         }
-        (&Method::DELETE, ["dist-tags", tag]) => {
-            set_tag(state, req, name, &tag.to_string(), true).await
-        }
+        (&Method::DELETE, ["dist-tags", tag]) => set_tag(state, req, name, tag, true).await,
         _ => Err(ApiError::not_found("no such dist-tags endpoint")),
     }
 }

@@ -121,11 +121,11 @@ fn parse_core_metadata(text: &str) -> BTreeMap<String, Vec<String>> {
             break;
         }
         if line.starts_with([' ', '\t']) {
-            if let Some(k) = &last {
-                if let Some(v) = out.get_mut(k).and_then(|v| v.last_mut()) {
-                    v.push('\n');
-                    v.push_str(line.trim());
-                }
+            if let Some(k) = &last
+                && let Some(v) = out.get_mut(k).and_then(|v| v.last_mut())
+            {
+                v.push('\n');
+                v.push_str(line.trim());
             }
             continue;
         }
@@ -280,13 +280,7 @@ impl Format for Pypi {
                 download(state, &req, project, version, filename).await
             }
             (&Method::PUT | &Method::DELETE, ["yank", project, version]) => {
-                yank(
-                    state,
-                    req,
-                    &normalize(&project.to_string()),
-                    &version.to_string(),
-                )
-                .await
+                yank(state, req, &normalize(project), version).await
             }
             _ => Err(ApiError::not_found("no such PyPI endpoint")),
         }
@@ -371,13 +365,13 @@ async fn upload(state: &AppState, req: NativeRequest) -> ApiResult<Response> {
             fields.insert(name, String::from_utf8_lossy(&text).into_owned());
         }
     }
-    if let Some(action) = fields.get(":action") {
-        if action != "file_upload" {
-            return Err(ApiError::bad(
-                ":action",
-                format!("unsupported :action '{action}'"),
-            ));
-        }
+    if let Some(action) = fields.get(":action")
+        && action != "file_upload"
+    {
+        return Err(ApiError::bad(
+            ":action",
+            format!("unsupported :action '{action}'"),
+        ));
     }
     let (filename, blob) =
         upload.ok_or_else(|| ApiError::bad("content", "the upload has no 'content' file"))?;
@@ -397,13 +391,13 @@ async fn upload(state: &AppState, req: NativeRequest) -> ApiResult<Response> {
     }
     let norm = normalize(&form_name);
     let version = normalize_version("version", &form_version)?;
-    if let Some(md5) = fields.get("md5_digest").filter(|m| !m.is_empty()) {
-        if !md5.eq_ignore_ascii_case(&blob.md5) {
-            return Err(ApiError::bad(
-                "md5_digest",
-                "the uploaded file's MD5 does not match md5_digest",
-            ));
-        }
+    if let Some(md5) = fields.get("md5_digest").filter(|m| !m.is_empty())
+        && !md5.eq_ignore_ascii_case(&blob.md5)
+    {
+        return Err(ApiError::bad(
+            "md5_digest",
+            "the uploaded file's MD5 does not match md5_digest",
+        ));
     }
     let (dist, file_name_part, file_version_part) = parse_filename(&filename)?;
     if normalize(&file_name_part) != norm {

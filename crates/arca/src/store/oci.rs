@@ -284,10 +284,10 @@ impl Db {
         .bind(fresh)
         .execute(&self.write)
         .await;
-        if let Err(e) = r {
-            if !is_unique_violation(&e) {
-                return Err(e.into());
-            }
+        if let Err(e) = r
+            && !is_unique_violation(&e)
+        {
+            return Err(e.into());
         }
         let row = sqlx::query("SELECT value FROM server_secrets WHERE name = $1")
             .bind(name)

@@ -120,10 +120,9 @@ impl Server {
                 .get(format!("{}/health", self.base))
                 .send()
                 .await
+                && r.status().is_success()
             {
-                if r.status().is_success() {
-                    return;
-                }
+                return;
             }
             if Instant::now() > deadline {
                 panic!("server did not become healthy: {}", self.log());

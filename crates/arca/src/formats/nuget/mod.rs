@@ -346,13 +346,13 @@ async fn push(state: &AppState, req: NativeRequest, symbols: bool) -> ApiResult<
         .db
         .set_version_metadata(&file.version_id, &meta)
         .await?;
-    if let Some(pkg) = state.db.package_by_name(&target.id, &lid).await? {
-        if pkg.metadata.get("id").is_none() {
-            state
-                .db
-                .set_package_metadata(&pkg.id, &json!({"id": spec.id}))
-                .await?;
-        }
+    if let Some(pkg) = state.db.package_by_name(&target.id, &lid).await?
+        && pkg.metadata.get("id").is_none()
+    {
+        state
+            .db
+            .set_package_metadata(&pkg.id, &json!({"id": spec.id}))
+            .await?;
     }
     Ok(StatusCode::CREATED.into_response())
 }

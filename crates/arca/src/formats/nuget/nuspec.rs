@@ -81,10 +81,10 @@ pub fn parse(xml: &[u8]) -> Result<Nuspec, String> {
                     })?;
                     let dep = json!({"id": id, "range": range});
                     if parent.ends_with("group") {
-                        if let Some(g) = groups.last_mut() {
-                            if let Some(list) = g["dependencies"].as_array_mut() {
-                                list.push(dep);
-                            }
+                        if let Some(g) = groups.last_mut()
+                            && let Some(list) = g["dependencies"].as_array_mut()
+                        {
+                            list.push(dep);
                         }
                     } else {
                         ungrouped.push(dep);
@@ -108,13 +108,11 @@ pub fn parse(xml: &[u8]) -> Result<Nuspec, String> {
             Event::End(_) => {
                 path.pop();
             }
-            Event::Text(t) => {
-                if path.len() == 3 && path[0] == "package" && path[1] == "metadata" {
-                    let v = t.unescape().map_err(|e| format!("malformed nuspec: {e}"))?;
-                    let v = v.trim();
-                    if !v.is_empty() {
-                        fields.insert(path[2].clone(), v.chars().take(64 * 1024).collect());
-                    }
+            Event::Text(t) if path.len() == 3 && path[0] == "package" && path[1] == "metadata" => {
+                let v = t.unescape().map_err(|e| format!("malformed nuspec: {e}"))?;
+                let v = v.trim();
+                if !v.is_empty() {
+                    fields.insert(path[2].clone(), v.chars().take(64 * 1024).collect());
                 }
             }
             Event::Eof => break,

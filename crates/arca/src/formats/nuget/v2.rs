@@ -271,7 +271,7 @@ fn entry_xml(root: &str, base: &str, r: &Row) -> String {
     let m = &r.entry.row.metadata;
     let field = |k: &str| escape(m.get(k).and_then(Value::as_str).unwrap_or("")).into_owned();
     let id = field("id");
-    let version = escape(&r.entry.version.full()).into_owned();
+    let version = escape(r.entry.version.full()).into_owned();
     let urls = Urls {
         root: root.to_string(),
         lid: r.lid.clone(),
@@ -327,8 +327,8 @@ fn entry_xml(root: &str, base: &str, r: &Row) -> String {
         summary = field("summary"),
         updated = rfc3339(r.entry.row.updated_at),
         authors = field("authors"),
-        content = escape(&urls.content(&r.entry.row.version)),
-        norm = escape(&r.entry.version.normalized()),
+        content = escape(urls.content(&r.entry.row.version)),
+        norm = escape(r.entry.version.normalized()),
         title = field("title"),
         description = field("description"),
         tags = field("tags"),
@@ -336,7 +336,7 @@ fn entry_xml(root: &str, base: &str, r: &Row) -> String {
         icon = field("iconUrl"),
         license = field("licenseUrl"),
         rla = field("requireLicenseAcceptance") == "true",
-        deps = escape(&deps.join("|")),
+        deps = escape(deps.join("|")),
         dl = r.entry.row.download_count,
         latest = r.latest,
         abs = r.absolute_latest,

@@ -207,7 +207,7 @@ mod tests {
             "2.0",
             "1.0.0-1",
         ];
-        vs.sort_by(|a, b| v(a).cmp(&v(b)));
+        vs.sort_by_key(|a| v(a));
         assert_eq!(
             vs,
             [

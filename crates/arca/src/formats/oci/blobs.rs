@@ -247,25 +247,24 @@ async fn start(ctx: &Ctx<'_>, repo: &Repo, target: &Registry, body: Body) -> Oci
     if let (Some(digest), Some(from)) = (ctx.query("mount"), ctx.query("from")) {
         parse_digest(&digest)?;
         // Mount only what the caller may read; otherwise fall back to a normal upload.
-        if let Ok(source) = resolve_repo(ctx.state, &from).await {
-            if ctx.who.check(&source, Need::Read).is_ok() {
-                if let Some((_, b)) = find_blob(ctx, &source, &digest).await? {
-                    let info = BlobInfo {
-                        sha256: b.sha256.clone(),
-                        sha1: String::new(),
-                        md5: String::new(),
-                        sha512: String::new(),
-                        size: b.size as u64,
-                    };
-                    // The blob row exists already; link_blob's insert of it is a no-op.
-                    ctx.state.commit_blob(&info).await?;
-                    ctx.state
-                        .db
-                        .link_blob(&target.id, &repo.image, &digest, &info)
-                        .await?;
-                    return Ok(created(repo, &digest));
-                }
-            }
+        if let Ok(source) = resolve_repo(ctx.state, &from).await
+            && ctx.who.check(&source, Need::Read).is_ok()
+            && let Some((_, b)) = find_blob(ctx, &source, &digest).await?
+        {
+            let info = BlobInfo {
+                sha256: b.sha256.clone(),
+                sha1: String::new(),
+                md5: String::new(),
+                sha512: String::new(),
+                size: b.size as u64,
+            };
+            // The blob row exists already; link_blob's insert of it is a no-op.
+            ctx.state.commit_blob(&info).await?;
+            ctx.state
+                .db
+                .link_blob(&target.id, &repo.image, &digest, &info)
+                .await?;
+            return Ok(created(repo, &digest));
         }
     } else if let Some(digest) = ctx.query("digest") {
         let blob = store_verified(ctx, body_stream(body), &digest).await?;
@@ -297,25 +296,24 @@ async fn append(ctx: &Ctx<'_>, id: &str, size: i64, body: Body, patch: bool) -> 
         e.scope = None;
         e
     };
-    if patch {
-        if let Some(cr) = ctx
+    if patch
+        && let Some(cr) = ctx
             .headers
             .get(header::CONTENT_RANGE)
             .and_then(|v| v.to_str().ok())
-        {
-            let cr = cr
-                .trim()
-                .trim_start_matches("bytes")
-                .trim_start_matches([' ', '=']);
-            let start = cr
-                .split_once('-')
-                .and_then(|(a, _)| a.trim().parse::<i64>().ok())
-                .ok_or_else(|| range_error(format!("malformed Content-Range '{cr}'")))?;
-            if start != size {
-                return Err(range_error(format!(
-                    "the chunk starts at {start}, but the upload has {size} bytes"
-                )));
-            }
+    {
+        let cr = cr
+            .trim()
+            .trim_start_matches("bytes")
+            .trim_start_matches([' ', '=']);
+        let start = cr
+            .split_once('-')
+            .and_then(|(a, _)| a.trim().parse::<i64>().ok())
+            .ok_or_else(|| range_error(format!("malformed Content-Range '{cr}'")))?;
+        if start != size {
+            return Err(range_error(format!(
+                "the chunk starts at {start}, but the upload has {size} bytes"
+            )));
         }
     }
     let path = upload_path(ctx, id);

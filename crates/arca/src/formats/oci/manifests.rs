@@ -460,17 +460,17 @@ async fn move_tag_away(
                     .await?;
                 }
             }
-            if let Some(v) = state.db.version_by_name(&pkg.id, &old_digest).await? {
-                if let Some(tv) = state.db.version_by_name(&pkg.id, tag).await? {
-                    state.db.set_version_metadata(&v.id, &tv.metadata).await?;
-                }
+            if let Some(v) = state.db.version_by_name(&pkg.id, &old_digest).await?
+                && let Some(tv) = state.db.version_by_name(&pkg.id, tag).await?
+            {
+                state.db.set_version_metadata(&v.id, &tv.metadata).await?;
             }
         }
     }
-    if let Some(pkg) = state.db.package_by_name(&target.id, &repo.image).await? {
-        if let Some(v) = state.db.version_by_name(&pkg.id, tag).await? {
-            state.db.purge_version(&pkg, &v).await?;
-        }
+    if let Some(pkg) = state.db.package_by_name(&target.id, &repo.image).await?
+        && let Some(v) = state.db.version_by_name(&pkg.id, tag).await?
+    {
+        state.db.purge_version(&pkg, &v).await?;
     }
     Ok(())
 }
@@ -603,10 +603,10 @@ pub(super) async fn referrers(ctx: &Ctx<'_>, repo: &Repo, digest: &str) -> OciRe
             if find_in(ctx.state, &r, &repo.image, &d).await?.is_none() || !seen.insert(d) {
                 continue;
             }
-            if let Some(f) = &filter {
-                if desc.get("artifactType").and_then(Value::as_str) != Some(f.as_str()) {
-                    continue;
-                }
+            if let Some(f) = &filter
+                && desc.get("artifactType").and_then(Value::as_str) != Some(f.as_str())
+            {
+                continue;
             }
             manifests.push(desc);
         }

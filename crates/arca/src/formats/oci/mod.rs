@@ -240,16 +240,16 @@ impl Caller {
                 "pull,push"
             }
         );
-        if let Some(claims) = &self.token {
-            if !claims.grants(&repo.name, action) {
-                let mut e = OciError::new(
-                    StatusCode::UNAUTHORIZED,
-                    "UNAUTHORIZED",
-                    format!("the token does not grant {action} on {}", repo.name),
-                );
-                e.scope = Some(scope);
-                return Err(e);
-            }
+        if let Some(claims) = &self.token
+            && !claims.grants(&repo.name, action)
+        {
+            let mut e = OciError::new(
+                StatusCode::UNAUTHORIZED,
+                "UNAUTHORIZED",
+                format!("the token does not grant {action} on {}", repo.name),
+            );
+            e.scope = Some(scope);
+            return Err(e);
         }
         match self.principal.check(&repo.registry, need) {
             Ok(()) => Ok(()),
