@@ -151,7 +151,11 @@ fn credentials(headers: &HeaderMap) -> Option<Credentials> {
             .map(str::trim)
             .filter(|v| !v.is_empty())
     };
-    if let Some(v) = get("x-api-key").or_else(|| get("x-nuget-apikey")) {
+    // Token headers of the native clients: Harness, NuGet, and OneScript's opm.
+    if let Some(v) = get("x-api-key")
+        .or_else(|| get("x-nuget-apikey"))
+        .or_else(|| get("oauth-token"))
+    {
         return Some(Credentials::Token(v.to_string()));
     }
     let auth = get("authorization")?;

@@ -438,7 +438,14 @@ pub fn details(
                     "Configure R",
                     vec![step(
                         "Set the repository",
-                        &[("", format!("options(repos = c({id} = \"{root}\"))"))],
+                        // R sends credentials from the URL (up front, no challenge).
+                        &[(
+                            "",
+                            format!(
+                                "options(repos = c({id} = \"{}\"))",
+                                root.replacen("://", &format!("://{user}:<TOKEN>@"), 1)
+                            ),
+                        )],
                     )],
                 ),
                 inline(

@@ -19,11 +19,13 @@
 pub mod cache;
 pub mod cargo;
 pub mod composer;
+pub mod cran;
 pub mod generic;
 pub mod maven;
 pub mod npm;
 pub mod nuget;
 pub mod oci;
+pub mod opm;
 pub mod pypi;
 
 use std::collections::HashMap;
@@ -139,6 +141,8 @@ impl Formats {
             Arc::new(maven::Maven),
             Arc::new(nuget::Nuget),
             Arc::new(composer::Composer),
+            Arc::new(cran::Cran),
+            Arc::new(opm::Opm),
             // One line per format.
         ];
         Formats {

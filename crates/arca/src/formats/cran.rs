@@ -1,0 +1,322 @@
+//! CRAN (CRAN registries): a CRAN-like repository of R source packages.
+//!
+//! Layout under `<base>/pkg/<account>/<registry>/cran/`:
+//! * `PUT src/contrib/<pkg>_<version>.tar.gz`: upload a source package (raw body, as built by
+//!   `R CMD build`); `DESCRIPTION` is read from the archive and must name the same package and
+//!   version;
+//! * `src/contrib/PACKAGES` and `PACKAGES.gz`: the index, one DCF stanza per package (its latest
+//!   version), generated from the metadata store and cached per package revisions;
+//! * `src/contrib/<pkg>_<version>.tar.gz` and `src/contrib/Archive/<pkg>/<pkg>_<version>.tar.gz`.
+//!
+//! R asks for `PACKAGES.rds` first and falls back to `PACKAGES.gz` when it is missing (404), so the
+//! R serialization format is not produced.
+
+use std::io::Write;
+
+use async_trait::async_trait;
+use axum::http::{Method, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde_json::{Map, Value, json};
+
+use super::cache::{self, Doc};
+use super::{Format, NativeRequest, Resolver};
+use crate::archive::{Limits, tar_gz_find};
+use crate::auth::Need;
+use crate::download::serve_file;
+use crate::error::{ApiError, ApiResult};
+use crate::model::PackageType;
+use crate::state::AppState;
+use crate::store::artifacts::{NewFile, Page};
+
+pub struct Cran;
+
+/// The DESCRIPTION fields PACKAGES carries (as CRAN's `tools::write_PACKAGES` does).
+const INDEX_FIELDS: [&str; 10] = [
+    "Package",
+    "Version",
+    "Priority",
+    "Depends",
+    "Imports",
+    "LinkingTo",
+    "Suggests",
+    "Enhances",
+    "License",
+    "NeedsCompilation",
+];
+
+#[async_trait]
+impl Format for Cran {
+    fn package_type(&self) -> PackageType {
+        PackageType::Cran
+    }
+
+    async fn handle(&self, state: &AppState, req: NativeRequest) -> ApiResult<Response> {
+        let segs = req.segments();
+        let segs: Vec<&str> = segs.iter().map(String::as_str).collect();
+        let get = req.method == Method::GET || req.method == Method::HEAD;
+        match (&req.method, segs.as_slice()) {
+            (_, ["src", "contrib", "PACKAGES"]) if get => index(state, &req, false).await,
+            (_, ["src", "contrib", "PACKAGES.gz"]) if get => index(state, &req, true).await,
+            (_, ["src", "contrib", file]) if get => download(state, &req, file).await,
+            (_, ["src", "contrib", "Archive", _, file]) if get => download(state, &req, file).await,
+            (&Method::PUT, ["src", "contrib", file]) => upload(state, req, &file.to_string()).await,
+            (&Method::PUT, _) => Err(ApiError::bad(
+                "file",
+                "upload source packages as PUT <root>/src/contrib/<pkg>_<version>.tar.gz",
+            )),
+            _ => Err(ApiError::not_found("no such CRAN repository path")),
+        }
+    }
+}
+
+/// `<pkg>_<version>.tar.gz` → (pkg, version).
+fn split_file(file: &str) -> Option<(&str, &str)> {
+    let stem = file.strip_suffix(".tar.gz")?;
+    let (pkg, version) = stem.split_once('_')?;
+    (valid_name(pkg) && valid_version(version)).then_some((pkg, version))
+}
+
+/// R package names: letters, digits and dots, starting with a letter, not ending in a dot.
+fn valid_name(n: &str) -> bool {
+    let b = n.as_bytes();
+    b.len() >= 2
+        && b[0].is_ascii_alphabetic()
+        && b[b.len() - 1] != b'.'
+        && b.iter().all(|c| c.is_ascii_alphanumeric() || *c == b'.')
+}
+
+/// R versions: at least two non-negative integers separated by `.` or `-`.
+fn valid_version(v: &str) -> bool {
+    let parts: Vec<&str> = v.split(['.', '-']).collect();
+    parts.len() >= 2
+        && parts
+            .iter()
+            .all(|p| !p.is_empty() && p.bytes().all(|c| c.is_ascii_digit()))
+}
+
+fn version_key(v: &str) -> Vec<u64> {
+    v.split(['.', '-'])
+        .map(|p| p.parse().unwrap_or(0))
+        .collect()
+}
+
+/// Parses Debian-control-style DCF (R's DESCRIPTION): `Field: value`, continuation lines indented.
+/// Written by hand: a dozen lines, and the Debian crates want Debian semantics.
+fn parse_dcf(text: &str) -> Result<Vec<(String, String)>, String> {
+    let mut out: Vec<(String, String)> = Vec::new();
+    for line in text.lines() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        if line.starts_with([' ', '\t']) {
+            let last = out
+                .last_mut()
+                .ok_or("DESCRIPTION starts with a continuation line")?;
+            last.1.push(' ');
+            last.1.push_str(line.trim());
+            continue;
+        }
+        let (k, v) = line
+            .split_once(':')
+            .ok_or_else(|| format!("DESCRIPTION line '{line}' is not 'Field: value'"))?;
+        out.push((k.trim().to_string(), v.trim().to_string()));
+    }
+    Ok(out)
+}
+
+async fn upload(state: &AppState, req: NativeRequest, file: &str) -> ApiResult<Response> {
+    let target = Resolver { state }.write_target(&req.registry).await?;
+    req.principal.check(&target, Need::Write)?;
+    let (pkg, version) = split_file(file).ok_or_else(|| {
+        ApiError::bad(
+            "file",
+            format!("'{file}' is not a source package name (<pkg>_<version>.tar.gz)"),
+        )
+    })?;
+    let (pkg, version) = (pkg.to_string(), version.to_string());
+    target.check_patterns(&format!("{pkg}:{version}"))?;
+    if target.reupload == crate::model::Reupload::None {
+        if let Some(p) = state.db.package_by_name(&target.id, &pkg).await? {
+            if state.db.version_by_name(&p.id, &version).await?.is_some() {
+                return Err(ApiError::conflict(format!(
+                    "{pkg} {version} already exists and this registry does not allow re-uploads"
+                )));
+            }
+        }
+    }
+    let blob = state
+        .blobs
+        .put(
+            req.into_body_stream(),
+            Some(state.config.max_upload_bytes),
+            None,
+        )
+        .await?;
+    let local = state.blobs.local_file(&blob.sha256).await?;
+    let path = local.path.clone();
+    let wanted = format!("{pkg}/DESCRIPTION");
+    let found = tokio::task::spawn_blocking(move || {
+        let f = std::fs::File::open(&path).map_err(|e| e.to_string())?;
+        tar_gz_find(
+            f,
+            |p| p.to_str() == Some(wanted.as_str()),
+            Limits::default(),
+        )
+    })
+    .await
+    .map_err(|e| ApiError::Internal(anyhow::anyhow!("archive reader panicked: {e}")))?
+    .map_err(|e| ApiError::bad("file", e))?
+    .ok_or_else(|| ApiError::bad("file", format!("the archive has no {pkg}/DESCRIPTION")))?;
+    drop(local);
+    let text = String::from_utf8(found.1)
+        .map_err(|_| ApiError::bad("file", "DESCRIPTION is not UTF-8"))?;
+    let fields = parse_dcf(&text).map_err(|e| ApiError::bad("file", e))?;
+    let field = |k: &str| fields.iter().find(|(f, _)| f == k).map(|(_, v)| v.as_str());
+    if field("Package") != Some(pkg.as_str()) || field("Version") != Some(version.as_str()) {
+        return Err(ApiError::bad(
+            "file",
+            format!(
+                "DESCRIPTION describes {} {}, not {pkg} {version}",
+                field("Package").unwrap_or("?"),
+                field("Version").unwrap_or("?")
+            ),
+        ));
+    }
+    let mut meta = Map::new();
+    for (k, v) in &fields {
+        if INDEX_FIELDS.contains(&k.as_str()) || matches!(k.as_str(), "Title" | "Description") {
+            meta.insert(k.clone(), json!(v));
+        }
+    }
+    meta.insert("MD5sum".into(), json!(blob.md5));
+    state.commit_blob(&blob).await?;
+    let stored = state
+        .db
+        .put_file(
+            &target,
+            NewFile {
+                package: &pkg,
+                version: &version,
+                path: &format!("src/contrib/Archive/{pkg}/{pkg}_{version}.tar.gz"),
+                name: &format!("{pkg}_{version}.tar.gz"),
+                blob: &blob,
+                content_type: Some("application/gzip"),
+                metadata: json!({}),
+            },
+        )
+        .await?;
+    state
+        .db
+        .set_version_metadata(&stored.version_id, &json!({"description": meta}))
+        .await?;
+    Ok((StatusCode::CREATED, format!("{pkg} {version} uploaded\n")).into_response())
+}
+
+async fn download(state: &AppState, req: &NativeRequest, file: &str) -> ApiResult<Response> {
+    let (pkg, version) =
+        split_file(file).ok_or_else(|| ApiError::not_found(format!("no file '{file}'")))?;
+    let path = format!("src/contrib/Archive/{pkg}/{pkg}_{version}.tar.gz");
+    let (_, f) = (Resolver { state })
+        .find_file(&req.registry, &path)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("{pkg} {version} not found")))?;
+    serve_file(state, &f, &req.method, &req.headers).await
+}
+
+/// `PACKAGES`: the latest version of every package along the read chain.
+async fn index(state: &AppState, req: &NativeRequest, gz: bool) -> ApiResult<Response> {
+    // One query for every package of the read chain (in chain order, so the first registry
+    // that has a package wins): enough to validate the cached index.
+    let mut pkgs = Vec::new();
+    for r in (Resolver { state }).read_chain(&req.registry).await? {
+        let page = Page {
+            offset: 0,
+            limit: 10_000_000,
+            sort_column: "name",
+            descending: false,
+            search: None,
+        };
+        pkgs.extend(state.db.list_packages(&[r.id], &[], &page).await?.1);
+    }
+    let doc = state
+        .docs
+        .get_or_build(
+            format!("cran|{}|{gz}", req.registry.id),
+            cache::stamp(&pkgs),
+            || async {
+                let mut text = String::new();
+                let mut seen = std::collections::HashSet::new();
+                for p in &pkgs {
+                    if !seen.insert(p.name.clone()) {
+                        continue;
+                    }
+                    let versions = state.db.all_versions(&p.id).await?;
+                    let Some(latest) = versions
+                        .iter()
+                        .max_by(|a, b| version_key(&a.version).cmp(&version_key(&b.version)))
+                    else {
+                        continue;
+                    };
+                    let d = latest
+                        .metadata
+                        .get("description")
+                        .cloned()
+                        .unwrap_or(Value::Null);
+                    for k in INDEX_FIELDS.iter().copied().chain(["MD5sum"]) {
+                        if let Some(v) = d.get(k).and_then(Value::as_str) {
+                            text.push_str(&format!("{k}: {v}\n"));
+                        }
+                    }
+                    text.push('\n');
+                }
+                if gz {
+                    let mut enc =
+                        flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+                    enc.write_all(text.as_bytes())
+                        .and_then(|_| enc.finish())
+                        .map(|b| Doc::new(b, "application/gzip"))
+                        .map_err(|e| ApiError::Internal(e.into()))
+                } else {
+                    Ok(Doc::new(text, "text/plain; charset=utf-8"))
+                }
+            },
+        )
+        .await?;
+    Ok(doc.respond(&req.headers, req.method == Method::HEAD))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_names_and_versions() {
+        assert_eq!(split_file("hellor_0.1.0.tar.gz"), Some(("hellor", "0.1.0")));
+        assert_eq!(
+            split_file("data.table_1.14-8.tar.gz"),
+            Some(("data.table", "1.14-8"))
+        );
+        for bad in [
+            "x_1.0.tar.gz",
+            "hellor-0.1.tar.gz",
+            "hellor_1.tar.gz",
+            "../x_1.0.tar.gz",
+            "a_b.c.tar.gz",
+        ] {
+            assert_eq!(split_file(bad), None, "{bad}");
+        }
+        assert!(version_key("1.10.0") > version_key("1.9.2"));
+    }
+
+    #[test]
+    fn reads_dcf() {
+        let d =
+            parse_dcf("Package: hellor\nVersion: 0.1.0\nDepends: R (>= 3.5),\n    base\n").unwrap();
+        assert_eq!(
+            d[2],
+            ("Depends".to_string(), "R (>= 3.5), base".to_string())
+        );
+        assert!(parse_dcf("  continuation first\n").is_err());
+        assert!(parse_dcf("no colon here\n").is_err());
+    }
+}
