@@ -21,6 +21,7 @@ pub mod cargo;
 pub mod composer;
 pub mod cran;
 pub mod generic;
+pub mod helm;
 pub mod maven;
 pub mod npm;
 pub mod nuget;
@@ -143,6 +144,7 @@ impl Formats {
             Arc::new(composer::Composer),
             Arc::new(cran::Cran),
             Arc::new(opm::Opm),
+            Arc::new(helm::Helm),
             // One line per format.
         ];
         Formats {

@@ -346,6 +346,20 @@ impl Db {
         Ok(())
     }
 
+    /// The package name and version name of a version.
+    pub async fn version_names(&self, version_id: &str) -> ApiResult<Option<(String, String)>> {
+        let row = sqlx::query(
+            "SELECT p.name AS package, v.version AS version FROM versions v JOIN packages p ON p.id = v.package_id WHERE v.id = $1",
+        )
+        .bind(version_id)
+        .fetch_optional(&self.read)
+        .await?;
+        Ok(match row {
+            Some(r) => Some((r.try_get("package")?, r.try_get("version")?)),
+            None => None,
+        })
+    }
+
     pub async fn package_by_id(&self, id: &str) -> ApiResult<Option<PackageRow>> {
         let row = sqlx::query("SELECT * FROM packages WHERE id = $1")
             .bind(id)

@@ -10,6 +10,7 @@ mod cran;
 mod generic;
 mod gitflic;
 mod harness;
+mod helm;
 mod maven;
 mod npm;
 mod nuget;
