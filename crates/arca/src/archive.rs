@@ -57,19 +57,27 @@ pub fn tar_gz_find(
     want: impl Fn(&Path) -> bool,
     limits: Limits,
 ) -> Result<Option<(PathBuf, Vec<u8>)>, String> {
-    let gz = flate2::read::GzDecoder::new(reader);
+    tar_find(flate2::read::GzDecoder::new(reader), want, limits)
+}
+
+/// [`tar_gz_find`] over an already decompressed (or differently compressed) tar stream.
+pub fn tar_find(
+    decoded: impl Read,
+    want: impl Fn(&Path) -> bool,
+    limits: Limits,
+) -> Result<Option<(PathBuf, Vec<u8>)>, String> {
     let mut archive = tar::Archive::new(Capped {
-        inner: gz,
+        inner: decoded,
         left: limits.total,
     });
     let entries = archive
         .entries()
-        .map_err(|e| format!("not a gzip-compressed tar archive: {e}"))?;
+        .map_err(|e| format!("not a compressed tar archive: {e}"))?;
     for (i, entry) in entries.enumerate() {
         if i >= limits.entries {
             return Err(format!("more than {} entries", limits.entries));
         }
-        let entry = entry.map_err(|e| format!("not a valid gzip-compressed tar archive: {e}"))?;
+        let entry = entry.map_err(|e| format!("not a valid compressed tar archive: {e}"))?;
         let path = entry
             .path()
             .map_err(|e| format!("bad entry name: {e}"))?

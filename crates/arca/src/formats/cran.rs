@@ -100,30 +100,6 @@ fn version_key(v: &str) -> Vec<u64> {
         .collect()
 }
 
-/// Parses Debian-control-style DCF (R's DESCRIPTION): `Field: value`, continuation lines indented.
-/// Written by hand: a dozen lines, and the Debian crates want Debian semantics.
-fn parse_dcf(text: &str) -> Result<Vec<(String, String)>, String> {
-    let mut out: Vec<(String, String)> = Vec::new();
-    for line in text.lines() {
-        if line.trim().is_empty() {
-            continue;
-        }
-        if line.starts_with([' ', '\t']) {
-            let last = out
-                .last_mut()
-                .ok_or("DESCRIPTION starts with a continuation line")?;
-            last.1.push(' ');
-            last.1.push_str(line.trim());
-            continue;
-        }
-        let (k, v) = line
-            .split_once(':')
-            .ok_or_else(|| format!("DESCRIPTION line '{line}' is not 'Field: value'"))?;
-        out.push((k.trim().to_string(), v.trim().to_string()));
-    }
-    Ok(out)
-}
-
 async fn upload(state: &AppState, req: NativeRequest, file: &str) -> ApiResult<Response> {
     let target = Resolver { state }.write_target(&req.registry).await?;
     req.principal.check(&target, Need::Write)?;
@@ -170,7 +146,7 @@ async fn upload(state: &AppState, req: NativeRequest, file: &str) -> ApiResult<R
     drop(local);
     let text = String::from_utf8(found.1)
         .map_err(|_| ApiError::bad("file", "DESCRIPTION is not UTF-8"))?;
-    let fields = parse_dcf(&text).map_err(|e| ApiError::bad("file", e))?;
+    let fields = crate::dcf::parse(&text).map_err(|e| ApiError::bad("file", e))?;
     let field = |k: &str| fields.iter().find(|(f, _)| f == k).map(|(_, v)| v.as_str());
     if field("Package") != Some(pkg.as_str()) || field("Version") != Some(version.as_str()) {
         return Err(ApiError::bad(
@@ -185,7 +161,7 @@ async fn upload(state: &AppState, req: NativeRequest, file: &str) -> ApiResult<R
     let mut meta = Map::new();
     for (k, v) in &fields {
         if INDEX_FIELDS.contains(&k.as_str()) || matches!(k.as_str(), "Title" | "Description") {
-            meta.insert(k.clone(), json!(v));
+            meta.insert(k.clone(), json!(crate::dcf::folded(v)));
         }
     }
     meta.insert("MD5sum".into(), json!(blob.md5));
@@ -306,17 +282,5 @@ mod tests {
             assert_eq!(split_file(bad), None, "{bad}");
         }
         assert!(version_key("1.10.0") > version_key("1.9.2"));
-    }
-
-    #[test]
-    fn reads_dcf() {
-        let d =
-            parse_dcf("Package: hellor\nVersion: 0.1.0\nDepends: R (>= 3.5),\n    base\n").unwrap();
-        assert_eq!(
-            d[2],
-            ("Depends".to_string(), "R (>= 3.5), base".to_string())
-        );
-        assert!(parse_dcf("  continuation first\n").is_err());
-        assert!(parse_dcf("no colon here\n").is_err());
     }
 }

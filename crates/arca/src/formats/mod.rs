@@ -20,6 +20,7 @@ pub mod cache;
 pub mod cargo;
 pub mod composer;
 pub mod cran;
+pub mod debian;
 pub mod generic;
 pub mod helm;
 pub mod maven;
@@ -145,6 +146,7 @@ impl Formats {
             Arc::new(cran::Cran),
             Arc::new(opm::Opm),
             Arc::new(helm::Helm),
+            Arc::new(debian::Debian),
             // One line per format.
         ];
         Formats {

@@ -346,6 +346,22 @@ impl Db {
         Ok(())
     }
 
+    /// Files of a registry whose path starts with `prefix` (which must not contain `%` or `_`).
+    pub async fn files_with_prefix(
+        &self,
+        registry_id: &str,
+        prefix: &str,
+    ) -> ApiResult<Vec<FileRow>> {
+        let rows = sqlx::query(&format!(
+            "{FILE_SELECT} WHERE f.registry_id = $1 AND f.path LIKE $2 ORDER BY f.path"
+        ))
+        .bind(registry_id)
+        .bind(format!("{prefix}%"))
+        .fetch_all(&self.read)
+        .await?;
+        Ok(rows.iter().map(row_to_file).collect::<Result<_, _>>()?)
+    }
+
     /// The package name and version name of a version.
     pub async fn version_names(&self, version_id: &str) -> ApiResult<Option<(String, String)>> {
         let row = sqlx::query(

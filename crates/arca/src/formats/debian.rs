@@ -1,0 +1,536 @@
+//! Debian (DEBIAN registries): a signed apt repository.
+//!
+//! Layout under `<base>/pkg/<account>/<registry>/debian/`:
+//! * `PUT <file>.deb?distribution=<dist>&component=<comp>` (defaults `stable`/`main`): upload; the
+//!   control data is read from the package (`control.tar.gz` or `.xz`);
+//! * `pool/<component>/<initial>/<source>/<file>.deb`;
+//! * `dists/<dist>/Release`, `InRelease` (clear-signed), `Release.gpg`, and per component and
+//!   architecture `binary-<arch>/Packages`, `Packages.gz`, with `by-hash/SHA256/<digest>` copies
+//!   (`Acquire-By-Hash: yes`);
+//! * `public.key`: the registry's armored OpenPGP key (`signed-by=` it).
+//!
+//! A distribution's files are generated together from the metadata store when one of its
+//! packages changed (validated per package revision, like every generated document), never on
+//! every request, and signed with the registry's key.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::{Read, Write};
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use axum::http::{HeaderValue, Method, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::{Map, Value, json};
+
+use super::cache::{self, Doc};
+use super::{Format, NativeRequest, Resolver};
+use crate::archive::{Limits, tar_find};
+use crate::auth::Need;
+use crate::download::serve_file;
+use crate::error::{ApiError, ApiResult};
+use crate::model::{PackageType, Registry, Reupload, http_date, now_ms};
+use crate::state::AppState;
+use crate::store::artifacts::{FileRow, NewFile, Page};
+
+pub struct Debian;
+
+/// Largest control member read from a package.
+const MAX_CONTROL: u64 = 16 << 20;
+
+#[async_trait]
+impl Format for Debian {
+    fn package_type(&self) -> PackageType {
+        PackageType::Debian
+    }
+
+    async fn handle(&self, state: &AppState, req: NativeRequest) -> ApiResult<Response> {
+        let segs = req.segments();
+        let segs: Vec<&str> = segs.iter().map(String::as_str).collect();
+        let get = req.method == Method::GET || req.method == Method::HEAD;
+        match (&req.method, segs.as_slice()) {
+            (_, ["public.key"]) if get => {
+                let key = crate::signing::key_for(&state.db, &req.registry).await?;
+                Ok(text_response(
+                    key.public_armored.clone(),
+                    "application/pgp-keys",
+                ))
+            }
+            (_, ["dists", dist, rest @ ..]) if get && !rest.is_empty() => {
+                dist_file(state, &req, dist, &rest.join("/")).await
+            }
+            (_, ["pool", ..]) if get => {
+                let path = segs.join("/");
+                let (_, f) = (Resolver { state })
+                    .find_file(&req.registry, &path)
+                    .await?
+                    .ok_or_else(|| ApiError::not_found(format!("no package at {path}")))?;
+                serve_file(state, &f, &req.method, &req.headers).await
+            }
+            (&Method::PUT, [file]) if file.ends_with(".deb") => upload(state, req).await,
+            (&Method::PUT, _) => Err(ApiError::bad(
+                "file",
+                "upload packages as PUT <root>/<file>.deb?distribution=<dist>&component=<component>",
+            )),
+            _ => Err(ApiError::not_found("no such apt repository path")),
+        }
+    }
+}
+
+fn text_response(body: String, content_type: &'static str) -> Response {
+    let mut r = body.into_response();
+    r.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    r
+}
+
+/// Distribution, component and architecture names.
+fn valid_word(w: &str) -> bool {
+    !w.is_empty()
+        && w.len() <= 64
+        && w.as_bytes()[0].is_ascii_alphanumeric()
+        && w.bytes().all(|c| {
+            c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, b'-' | b'.' | b'_')
+        })
+}
+
+/// Debian package names: lowercase letters, digits, `+`, `-`, `.`, at least two characters.
+fn valid_package(p: &str) -> bool {
+    p.len() >= 2
+        && p.as_bytes()[0].is_ascii_alphanumeric()
+        && p.bytes().all(|c| {
+            c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, b'+' | b'-' | b'.')
+        })
+}
+
+/// Debian versions: `[epoch:]upstream[-revision]`, upstream starting with a digit.
+fn valid_version(v: &str) -> bool {
+    let upstream = match v.split_once(':') {
+        Some((e, rest)) if !e.is_empty() && e.bytes().all(|c| c.is_ascii_digit()) => rest,
+        Some(_) => return false,
+        None => v,
+    };
+    !upstream.is_empty()
+        && upstream.as_bytes()[0].is_ascii_digit()
+        && upstream
+            .bytes()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'.' | b'+' | b'~' | b'-' | b':'))
+}
+
+/// Reads `control` out of a `.deb` (an `ar` archive holding `control.tar.{gz,xz}`).
+fn read_control(path: &std::path::Path) -> Result<String, String> {
+    let file = std::fs::File::open(path).map_err(|e| e.to_string())?;
+    let mut ar = ar::Archive::new(file);
+    let mut seen_binary = false;
+    while let Some(entry) = ar.next_entry() {
+        let mut entry = entry.map_err(|e| format!("not a Debian package (ar archive): {e}"))?;
+        let name = String::from_utf8_lossy(entry.header().identifier())
+            .trim_end_matches('/')
+            .to_string();
+        if name == "debian-binary" {
+            seen_binary = true;
+            continue;
+        }
+        let Some(compression) = name.strip_prefix("control.tar") else {
+            continue;
+        };
+        if !seen_binary {
+            return Err("not a Debian package: debian-binary must come first".into());
+        }
+        let mut raw = Vec::new();
+        (&mut entry)
+            .take(MAX_CONTROL + 1)
+            .read_to_end(&mut raw)
+            .map_err(|e| e.to_string())?;
+        if raw.len() as u64 > MAX_CONTROL {
+            return Err("the control member is too large".into());
+        }
+        let want = |p: &std::path::Path| {
+            let s = p.to_string_lossy();
+            s == "control" || s == "./control"
+        };
+        let limits = Limits {
+            total: 64 << 20,
+            ..Limits::default()
+        };
+        let found = match compression {
+            ".gz" => tar_find(flate2::read::GzDecoder::new(&raw[..]), want, limits),
+            ".xz" => tar_find(liblzma::read::XzDecoder::new(&raw[..]), want, limits),
+            "" => tar_find(&raw[..], want, limits),
+            other => {
+                return Err(format!(
+                    "control.tar{other} is not supported (gz and xz are)"
+                ));
+            }
+        }?;
+        let (_, bytes) = found.ok_or("the package has no control file")?;
+        return String::from_utf8(bytes).map_err(|_| "the control file is not UTF-8".into());
+    }
+    Err("not a Debian package: no control member".into())
+}
+
+async fn upload(state: &AppState, req: NativeRequest) -> ApiResult<Response> {
+    let target = Resolver { state }.write_target(&req.registry).await?;
+    req.principal.check(&target, Need::Write)?;
+    let q = crate::api::common::query_pairs(req.query.as_deref());
+    let dist = crate::api::common::query_get(&q, "distribution")
+        .unwrap_or("stable")
+        .to_string();
+    let component = crate::api::common::query_get(&q, "component")
+        .unwrap_or("main")
+        .to_string();
+    if !valid_word(&dist) || !valid_word(&component) {
+        return Err(ApiError::bad(
+            "distribution",
+            format!("'{dist}/{component}' is not a valid distribution/component"),
+        ));
+    }
+    let blob = state
+        .blobs
+        .put(
+            req.into_body_stream(),
+            Some(state.config.max_upload_bytes),
+            None,
+        )
+        .await?;
+    let local = state.blobs.local_file(&blob.sha256).await?;
+    let path = local.path.clone();
+    let control = tokio::task::spawn_blocking(move || read_control(&path))
+        .await
+        .map_err(|e| ApiError::Internal(anyhow::anyhow!("package reader panicked: {e}")))?
+        .map_err(|e| ApiError::bad("file", e))?;
+    drop(local);
+    let fields = crate::dcf::parse(&control)
+        .map_err(|e| ApiError::bad("file", format!("control file: {e}")))?;
+    let field = |k: &str| {
+        fields
+            .iter()
+            .find(|(f, _)| f.eq_ignore_ascii_case(k))
+            .map(|(_, v)| v.clone())
+    };
+    let (Some(package), Some(version), Some(arch)) =
+        (field("Package"), field("Version"), field("Architecture"))
+    else {
+        return Err(ApiError::bad(
+            "file",
+            "the control file lacks Package, Version or Architecture",
+        ));
+    };
+    if !valid_package(&package) || !valid_version(&version) || !valid_word(&arch) {
+        return Err(ApiError::bad(
+            "file",
+            format!("invalid Package/Version/Architecture: {package} {version} {arch}"),
+        ));
+    }
+    target.check_patterns(&format!("{package}:{version}"))?;
+    let source = field("Source")
+        .and_then(|s| s.split_whitespace().next().map(str::to_string))
+        .filter(|s| valid_package(s))
+        .unwrap_or_else(|| package.clone());
+    let initial = if source.starts_with("lib") && source.len() > 3 {
+        &source[..4]
+    } else {
+        &source[..1]
+    };
+    let file_version = version.split_once(':').map(|(_, v)| v).unwrap_or(&version);
+    let name = format!("{package}_{file_version}_{arch}.deb");
+    let pool_path = format!("pool/{component}/{initial}/{source}/{name}");
+    if target.reupload == Reupload::None
+        && state
+            .db
+            .file_by_path(&target.id, &pool_path)
+            .await?
+            .is_some()
+    {
+        return Err(ApiError::conflict(format!(
+            "{name} already exists and this registry does not allow re-uploads"
+        )));
+    }
+    let mut control_map = Map::new();
+    for (k, v) in &fields {
+        control_map.insert(k.clone(), json!(v));
+    }
+    state.commit_blob(&blob).await?;
+    let stored = state
+        .db
+        .put_file(
+            &target,
+            NewFile {
+                package: &package,
+                version: &version,
+                path: &pool_path,
+                name: &name,
+                blob: &blob,
+                content_type: Some("application/vnd.debian.binary-package"),
+                metadata: json!({"distribution": dist, "component": component, "architecture": arch, "control": fields}),
+            },
+        )
+        .await
+        .map_err(|e| match e {
+            ApiError::Conflict(_) => ApiError::conflict(format!("{name} already exists and this registry does not allow re-uploads")),
+            other => other,
+        })?;
+    let _ = stored;
+    Ok((
+        StatusCode::CREATED,
+        format!("{name} added to {dist}/{component}\n"),
+    )
+        .into_response())
+}
+
+/// Every generated file of one distribution, by path below `dists/<dist>/`.
+struct Snapshot {
+    files: BTreeMap<String, Arc<Doc>>,
+}
+
+fn gzip(data: &[u8]) -> ApiResult<Vec<u8>> {
+    let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    enc.write_all(data)
+        .and_then(|_| enc.finish())
+        .map_err(|e| ApiError::Internal(e.into()))
+}
+
+fn hash_hex<D: sha2::Digest>(data: &[u8]) -> String {
+    hex::encode(D::digest(data))
+}
+
+async fn dist_file(
+    state: &AppState,
+    req: &NativeRequest,
+    dist: &str,
+    rest: &str,
+) -> ApiResult<Response> {
+    if !valid_word(dist) {
+        return Err(ApiError::not_found("no such distribution"));
+    }
+    // The packages of the read chain validate the cache (one query per registry).
+    let mut pkgs = Vec::new();
+    let chain = (Resolver { state }).read_chain(&req.registry).await?;
+    for r in &chain {
+        let page = Page {
+            offset: 0,
+            limit: 10_000_000,
+            sort_column: "name",
+            descending: false,
+            search: None,
+        };
+        pkgs.extend(
+            state
+                .db
+                .list_packages(std::slice::from_ref(&r.id), &[], &page)
+                .await?
+                .1,
+        );
+    }
+    let key = crate::signing::key_for(&state.db, &req.registry).await?;
+    let stamp = format!("{}|{}", cache::stamp(&pkgs), crate::signing::stamp(&key));
+    let cache_key = |p: &str| format!("deb|{}|{dist}|{p}", req.registry.id);
+    let doc = match state.docs.get(&cache_key(rest), &stamp) {
+        Some(d) => Some(d),
+        None => {
+            let snap = build(state, &req.registry, &chain, dist, &key).await?;
+            let mut wanted = None;
+            for (path, doc) in snap.files {
+                if path == rest {
+                    wanted = Some(doc.clone());
+                }
+                let d = Doc {
+                    body: doc.body.clone(),
+                    etag: doc.etag.clone(),
+                    content_type: doc.content_type,
+                };
+                state.docs.put(cache_key(&path), stamp.clone(), d);
+            }
+            wanted
+        }
+    };
+    let doc =
+        doc.ok_or_else(|| ApiError::not_found(format!("dists/{dist}/{rest} does not exist")))?;
+    let mut resp = doc.respond(&req.headers, req.method == Method::HEAD);
+    let modified = pkgs.iter().map(|p| p.updated_at).max().unwrap_or(0);
+    if let Ok(v) = HeaderValue::from_str(&http_date(modified)) {
+        resp.headers_mut().insert(header::LAST_MODIFIED, v);
+    }
+    Ok(resp)
+}
+
+/// Generates `Packages`, `Packages.gz` (and their by-hash copies) for every component and
+/// architecture of `dist`, then `Release`, `InRelease` and `Release.gpg`.
+async fn build(
+    state: &AppState,
+    reg: &Registry,
+    chain: &[Registry],
+    dist: &str,
+    key: &crate::signing::RepoKey,
+) -> ApiResult<Snapshot> {
+    // (component, architecture) → stanzas; "all" packages go into every architecture.
+    let mut entries: Vec<(String, String, String)> = Vec::new();
+    let mut seen = BTreeSet::new();
+    for r in chain {
+        for f in state.db.files_with_prefix(&r.id, "pool/").await? {
+            if f.metadata.get("distribution").and_then(Value::as_str) != Some(dist)
+                || !seen.insert(f.path.clone())
+            {
+                continue;
+            }
+            let comp = f
+                .metadata
+                .get("component")
+                .and_then(Value::as_str)
+                .unwrap_or("main")
+                .to_string();
+            let arch = f
+                .metadata
+                .get("architecture")
+                .and_then(Value::as_str)
+                .unwrap_or("all")
+                .to_string();
+            entries.push((comp, arch, stanza(&f)));
+        }
+    }
+    if entries.is_empty() {
+        return Err(ApiError::not_found(format!(
+            "distribution '{dist}' has no packages"
+        )));
+    }
+    let components: BTreeSet<String> = entries.iter().map(|e| e.0.clone()).collect();
+    let mut archs: BTreeSet<String> = entries
+        .iter()
+        .map(|e| e.1.clone())
+        .filter(|a| a != "all")
+        .collect();
+    if archs.is_empty() {
+        archs.insert("amd64".into());
+    }
+    let mut files: BTreeMap<String, Arc<Doc>> = BTreeMap::new();
+    let mut sums: Vec<(String, usize, String, String)> = Vec::new();
+    let mut add =
+        |files: &mut BTreeMap<String, Arc<Doc>>, path: String, body: Vec<u8>, ct: &'static str| {
+            let sha256 = hash_hex::<sha2::Sha256>(&body);
+            let md5 = hex::encode(<md5::Md5 as md5::Digest>::digest(&body));
+            sums.push((path.clone(), body.len(), md5, sha256.clone()));
+            let dir = path
+                .rsplit_once('/')
+                .map(|(d, _)| d.to_string())
+                .unwrap_or_default();
+            let doc = Arc::new(Doc::new(body, ct));
+            files.insert(format!("{dir}/by-hash/SHA256/{sha256}"), doc.clone());
+            files.insert(path, doc);
+        };
+    for comp in &components {
+        for arch in &archs {
+            let text: String = entries
+                .iter()
+                .filter(|e| &e.0 == comp && (&e.1 == arch || e.1 == "all"))
+                .map(|e| e.2.as_str())
+                .collect::<Vec<_>>()
+                .join("\n");
+            let base = format!("{comp}/binary-{arch}/Packages");
+            add(
+                &mut files,
+                format!("{base}.gz"),
+                gzip(text.as_bytes())?,
+                "application/gzip",
+            );
+            add(
+                &mut files,
+                base,
+                text.into_bytes(),
+                "text/plain; charset=utf-8",
+            );
+        }
+    }
+    let date = time::OffsetDateTime::from_unix_timestamp(now_ms() / 1000)
+        .ok()
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc2822)
+                .ok()
+        })
+        .unwrap_or_default()
+        .replace("+0000", "UTC");
+    let mut release = format!(
+        "Origin: Arca\nLabel: {}/{}\nSuite: {dist}\nCodename: {dist}\nDate: {date}\nArchitectures: {}\nComponents: {}\nAcquire-By-Hash: yes\n",
+        reg.account,
+        reg.identifier,
+        archs.iter().cloned().collect::<Vec<_>>().join(" "),
+        components.iter().cloned().collect::<Vec<_>>().join(" "),
+    );
+    sums.sort();
+    release.push_str("MD5Sum:\n");
+    for (p, len, md5, _) in &sums {
+        release.push_str(&format!(" {md5} {len:>16} {p}\n"));
+    }
+    release.push_str("SHA256:\n");
+    for (p, len, _, sha) in &sums {
+        release.push_str(&format!(" {sha} {len:>16} {p}\n"));
+    }
+    let in_release = key.clearsign(&release)?;
+    let release_gpg = key.detached(release.as_bytes())?;
+    files.insert(
+        "InRelease".into(),
+        Arc::new(Doc::new(in_release, "text/plain; charset=utf-8")),
+    );
+    files.insert(
+        "Release.gpg".into(),
+        Arc::new(Doc::new(release_gpg, "application/pgp-signature")),
+    );
+    files.insert(
+        "Release".into(),
+        Arc::new(Doc::new(release, "text/plain; charset=utf-8")),
+    );
+    Ok(Snapshot { files })
+}
+
+/// A package's `Packages` stanza: its control fields plus where and what the file is.
+fn stanza(f: &FileRow) -> String {
+    let mut s = String::new();
+    if let Some(fields) = f.metadata.get("control").and_then(Value::as_array) {
+        for pair in fields {
+            let (Some(k), Some(v)) = (
+                pair.get(0).and_then(Value::as_str),
+                pair.get(1).and_then(Value::as_str),
+            ) else {
+                continue;
+            };
+            // Fields describing the file are Arca's to write.
+            if matches!(
+                k,
+                "Filename" | "Size" | "MD5sum" | "SHA1" | "SHA256" | "SHA512"
+            ) {
+                continue;
+            }
+            s.push_str(&format!("{k}: {v}\n"));
+        }
+    }
+    s.push_str(&format!(
+        "Filename: {}\nSize: {}\nMD5sum: {}\nSHA1: {}\nSHA256: {}\n",
+        f.path, f.size, f.md5, f.sha1, f.sha256
+    ));
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_and_versions() {
+        assert!(
+            valid_package("hello-deb")
+                && valid_package("libc6")
+                && !valid_package("A")
+                && !valid_package("x")
+        );
+        assert!(
+            valid_version("1.0.0")
+                && valid_version("2:1.2-3~bpo1")
+                && !valid_version("abc")
+                && !valid_version("x:1.0")
+        );
+        assert!(
+            valid_word("bookworm")
+                && valid_word("main")
+                && !valid_word("../x")
+                && !valid_word("Main")
+        );
+    }
+}
