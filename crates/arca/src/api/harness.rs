@@ -124,6 +124,23 @@ async fn route(state: &AppState, req: Request) -> ApiResult<Response> {
             (Method::GET, ["artifacts"]) => {
                 list_registry_artifacts(state, &principal, &reg, &query).await
             }
+            // Arca extension: the OpenPGP key that signs a Debian or RPM registry's metadata.
+            (Method::GET, ["signing-key"]) => {
+                principal.check(&reg, Need::Read)?;
+                let key = crate::signing::key_for(&state.db, &reg).await?;
+                Ok(success(json!({"publicKey": key.public_armored})))
+            }
+            (Method::POST, ["signing-key", "rotate"]) => {
+                principal.check(&reg, Need::Admin)?;
+                if !matches!(reg.package_type, PackageType::Debian | PackageType::Rpm) {
+                    return Err(ApiError::bad(
+                        "packageType",
+                        "only DEBIAN and RPM registries sign their metadata",
+                    ));
+                }
+                let key = crate::signing::rotate(&state.db, &reg).await?;
+                Ok(success(json!({"publicKey": key.public_armored})))
+            }
             (Method::GET, ["client-setup-details"]) => {
                 principal.check(&reg, Need::Read)?;
                 let data = super::client_setup::details(

@@ -261,6 +261,41 @@ async fn apt_get_from_signed_repository(b: Backend) {
             .filter(|l| !l.starts_with("Date:"))
             .collect::<Vec<_>>()
     );
+
+    // Rotating the key (admins only): apt refuses the old key and accepts the new one.
+    let rotate = |t: &str| {
+        s.client
+            .post(s.url("/har/api/v1/registry/acme/deb/+/signing-key/rotate"))
+            .header("x-api-key", t)
+            .send()
+    };
+    assert_eq!(rotate(&dev).await.unwrap().status(), 403);
+    let resp = rotate(&s.token).await.unwrap();
+    assert_eq!(resp.status(), 200);
+    let v: serde_json::Value = resp.json().await.unwrap();
+    let new_key = v["data"]["publicKey"].as_str().unwrap().to_string();
+    assert_ne!(new_key, armored);
+    let served = s
+        .client
+        .get(s.url("/pkg/acme/deb/debian/public.key"))
+        .basic_auth("ro", Some(&ro))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(served, new_key);
+    let r = apt.run(&["update"]);
+    let all = format!("{}{}", r.stdout, r.stderr);
+    assert!(
+        !r.ok || all.contains("NO_PUBKEY") || all.contains("not signed"),
+        "the old key no longer verifies:\n{all}"
+    );
+    std::fs::write(&key, &new_key).unwrap();
+    let r = apt.run(&["update"]);
+    let all = format!("{}{}", r.stdout, r.stderr);
+    assert!(r.ok && !all.contains("W:") && !all.contains("E:"), "{all}");
 }
 
 both_backends!(apt_get_from_signed_repository);
