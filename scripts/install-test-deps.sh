@@ -64,9 +64,9 @@ if [ ! -f "$tools/nuget/package/nuget-5.8.0.exe" ]; then
 fi
 
 # OCI clients: skopeo, umoci, buildah and podman (vfs storage, chroot isolation), Debian's
-# docker-registry (the benchmark's peer), R for CRAN, and oras-py plus Helm's Go SDK (helm-python-sdk) in the venv.
+# docker-registry (the benchmark's peer), R for CRAN, rpm + dnf (+ plugins) and gnupg for RPM, and oras-py plus Helm's Go SDK (helm-python-sdk) in the venv.
 need_apt=()
-for p in skopeo umoci buildah podman docker-registry r-base-core; do
+for p in skopeo umoci buildah podman docker-registry r-base-core rpm dnf dnf-plugins-core gnupg; do
   dpkg -s "$p" >/dev/null 2>&1 || need_apt+=("$p")
 done
 if [ ${#need_apt[@]} -gt 0 ]; then

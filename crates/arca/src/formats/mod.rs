@@ -29,6 +29,7 @@ pub mod nuget;
 pub mod oci;
 pub mod opm;
 pub mod pypi;
+pub mod rpm;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -147,6 +148,7 @@ impl Formats {
             Arc::new(opm::Opm),
             Arc::new(helm::Helm),
             Arc::new(debian::Debian),
+            Arc::new(rpm::Rpm),
             // One line per format.
         ];
         Formats {

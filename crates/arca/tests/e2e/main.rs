@@ -20,3 +20,4 @@ mod oci_conformance;
 mod opm;
 mod ops;
 mod pypi;
+mod rpm;

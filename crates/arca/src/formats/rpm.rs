@@ -1,0 +1,480 @@
+//! RPM (RPM registries): a yum/dnf repository with signed metadata.
+//!
+//! Layout under `<base>/pkg/<account>/<registry>/rpm/`:
+//! * `PUT <file>.rpm`: upload; the header is parsed (name, epoch, version, release, arch, provides,
+//!   requires, files) and the package's own signatures are kept as they are (Arca signs the
+//!   repository metadata, not packages);
+//! * `Packages/<name>/<file>.rpm`;
+//! * `repodata/repomd.xml`, `repomd.xml.asc` (signed with the registry's OpenPGP key) and
+//!   `<sha256>-primary.xml.gz`, `-filelists.xml.gz`, `-other.xml.gz`;
+//! * `public.key`: the registry's armored key (`gpgkey=` with `repo_gpgcheck=1`).
+//!
+//! Repository metadata is generated from the metadata store when a package changed (validated per
+//! package revision) and is identical on every server process (timestamps come from the data).
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use axum::http::{HeaderValue, Method, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use quick_xml::escape::escape;
+use serde_json::{Value, json};
+
+use super::cache::{self, Doc};
+use super::{Format, NativeRequest, Resolver};
+use crate::auth::Need;
+use crate::download::serve_file;
+use crate::error::{ApiError, ApiResult};
+use crate::model::{PackageType, Registry, Reupload};
+use crate::state::AppState;
+use crate::store::artifacts::{FileRow, NewFile, Page};
+
+pub struct Rpm;
+
+#[async_trait]
+impl Format for Rpm {
+    fn package_type(&self) -> PackageType {
+        PackageType::Rpm
+    }
+
+    async fn handle(&self, state: &AppState, req: NativeRequest) -> ApiResult<Response> {
+        let segs = req.segments();
+        let segs: Vec<&str> = segs.iter().map(String::as_str).collect();
+        let get = req.method == Method::GET || req.method == Method::HEAD;
+        match (&req.method, segs.as_slice()) {
+            (_, ["public.key"]) if get => {
+                let key = crate::signing::key_for(&state.db, &req.registry).await?;
+                let mut r = key.public_armored.clone().into_response();
+                r.headers_mut().insert(
+                    header::CONTENT_TYPE,
+                    HeaderValue::from_static("application/pgp-keys"),
+                );
+                Ok(r)
+            }
+            (_, ["repodata", file]) if get => repodata(state, &req, file).await,
+            (_, ["Packages", _, _]) if get => {
+                let path = segs.join("/");
+                let (_, f) = (Resolver { state })
+                    .find_file(&req.registry, &path)
+                    .await?
+                    .ok_or_else(|| ApiError::not_found(format!("no package at {path}")))?;
+                serve_file(state, &f, &req.method, &req.headers).await
+            }
+            (&Method::PUT, [file]) if file.ends_with(".rpm") => upload(state, req).await,
+            (&Method::PUT, _) => Err(ApiError::bad(
+                "file",
+                "upload packages as PUT <root>/<file>.rpm",
+            )),
+            _ => Err(ApiError::not_found("no such RPM repository path")),
+        }
+    }
+}
+
+/// A dependency as primary.xml writes it.
+fn dep_json(d: &rpm::Dependency) -> Value {
+    let f = d.flags;
+    let flags = if f.contains(rpm::DependencyFlags::LE) {
+        "LE"
+    } else if f.contains(rpm::DependencyFlags::GE) {
+        "GE"
+    } else if f.contains(rpm::DependencyFlags::EQUAL) {
+        "EQ"
+    } else if f.contains(rpm::DependencyFlags::LESS) {
+        "LT"
+    } else if f.contains(rpm::DependencyFlags::GREATER) {
+        "GT"
+    } else {
+        ""
+    };
+    let (epoch, rest) = match d.version.split_once(':') {
+        Some((e, r)) => (e.to_string(), r.to_string()),
+        None => ("0".into(), d.version.clone()),
+    };
+    let (ver, rel) = match rest.rsplit_once('-') {
+        Some((v, r)) => (v.to_string(), r.to_string()),
+        None => (rest, String::new()),
+    };
+    let pre = f.intersects(
+        rpm::DependencyFlags::PREREQ
+            | rpm::DependencyFlags::SCRIPT_PRE
+            | rpm::DependencyFlags::SCRIPT_POST,
+    );
+    json!({"name": d.name, "flags": flags, "epoch": epoch, "ver": ver, "rel": rel, "pre": pre})
+}
+
+/// Everything the repodata needs from a package header.
+fn read_header(path: &std::path::Path) -> Result<Value, String> {
+    let file = std::fs::File::open(path).map_err(|e| e.to_string())?;
+    let mut reader = std::io::BufReader::new(file);
+    let m =
+        rpm::PackageMetadata::parse(&mut reader).map_err(|e| format!("not an RPM package: {e}"))?;
+    let text = |r: Result<&str, rpm::Error>| r.unwrap_or("").to_string();
+    let name = m
+        .get_name()
+        .map_err(|e| format!("the header has no name: {e}"))?
+        .to_string();
+    let version = m
+        .get_version()
+        .map_err(|e| format!("the header has no version: {e}"))?
+        .to_string();
+    let release = m
+        .get_release()
+        .map_err(|e| format!("the header has no release: {e}"))?
+        .to_string();
+    let arch = m
+        .get_arch()
+        .map_err(|e| format!("the header has no arch: {e}"))?
+        .to_string();
+    let deps = |r: Result<Vec<rpm::Dependency>, rpm::Error>| -> Vec<Value> {
+        r.unwrap_or_default()
+            .iter()
+            .filter(|d| !d.name.starts_with("rpmlib("))
+            .map(dep_json)
+            .collect()
+    };
+    let files: Vec<String> = m
+        .get_file_paths()
+        .unwrap_or_default()
+        .iter()
+        .map(|p| p.to_string_lossy().into_owned())
+        .collect();
+    let offsets = m.get_package_segment_offsets();
+    Ok(json!({
+        "name": name, "epoch": m.get_epoch().unwrap_or(0), "version": version, "release": release, "arch": arch,
+        "summary": text(m.get_summary()), "description": text(m.get_description()), "url": text(m.get_url()),
+        "license": text(m.get_license()), "vendor": text(m.get_vendor()), "group": text(m.get_group()),
+        "packager": text(m.get_packager()), "buildhost": text(m.get_build_host()), "sourcerpm": text(m.get_source_rpm()),
+        "buildtime": m.get_build_time().unwrap_or(0), "installed": m.get_installed_size().unwrap_or(0),
+        "headerStart": offsets.header, "headerEnd": offsets.payload,
+        "provides": deps(m.get_provides()), "requires": deps(m.get_requires()),
+        "conflicts": deps(m.get_conflicts()), "obsoletes": deps(m.get_obsoletes()),
+        "files": files,
+    }))
+}
+
+fn valid_field(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 255
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "._+-~^".contains(c))
+}
+
+async fn upload(state: &AppState, req: NativeRequest) -> ApiResult<Response> {
+    let target = Resolver { state }.write_target(&req.registry).await?;
+    req.principal.check(&target, Need::Write)?;
+    let blob = state
+        .blobs
+        .put(
+            req.into_body_stream(),
+            Some(state.config.max_upload_bytes),
+            None,
+        )
+        .await?;
+    let local = state.blobs.local_file(&blob.sha256).await?;
+    let path = local.path.clone();
+    let header = tokio::task::spawn_blocking(move || read_header(&path))
+        .await
+        .map_err(|e| ApiError::Internal(anyhow::anyhow!("package reader panicked: {e}")))?
+        .map_err(|e| ApiError::bad("file", e))?;
+    drop(local);
+    let get = |k: &str| {
+        header
+            .get(k)
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string()
+    };
+    let (name, version, release, arch) = (get("name"), get("version"), get("release"), get("arch"));
+    if ![&name, &version, &release, &arch]
+        .iter()
+        .all(|f| valid_field(f))
+    {
+        return Err(ApiError::bad(
+            "file",
+            format!("invalid name/version/release/arch: {name} {version} {release} {arch}"),
+        ));
+    }
+    let evr = match header.get("epoch").and_then(Value::as_u64).unwrap_or(0) {
+        0 => format!("{version}-{release}"),
+        e => format!("{e}:{version}-{release}"),
+    };
+    target.check_patterns(&format!("{name}:{evr}"))?;
+    let file = format!("{name}-{version}-{release}.{arch}.rpm");
+    let pkg_path = format!("Packages/{name}/{file}");
+    if target.reupload == Reupload::None
+        && state
+            .db
+            .file_by_path(&target.id, &pkg_path)
+            .await?
+            .is_some()
+    {
+        return Err(ApiError::conflict(format!(
+            "{file} already exists and this registry does not allow re-uploads"
+        )));
+    }
+    state.commit_blob(&blob).await?;
+    state
+        .db
+        .put_file(
+            &target,
+            NewFile {
+                package: &name,
+                version: &format!("{evr}.{arch}"),
+                path: &pkg_path,
+                name: &file,
+                blob: &blob,
+                content_type: Some("application/x-rpm"),
+                metadata: json!({"header": header}),
+            },
+        )
+        .await
+        .map_err(|e| match e {
+            ApiError::Conflict(_) => ApiError::conflict(format!(
+                "{file} already exists and this registry does not allow re-uploads"
+            )),
+            other => other,
+        })?;
+    Ok((StatusCode::CREATED, format!("{file} added\n")).into_response())
+}
+
+fn gzip(data: &[u8]) -> ApiResult<Vec<u8>> {
+    let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    enc.write_all(data)
+        .and_then(|_| enc.finish())
+        .map_err(|e| ApiError::Internal(e.into()))
+}
+
+fn sha256_hex(data: &[u8]) -> String {
+    hex::encode(<sha2::Sha256 as sha2::Digest>::digest(data))
+}
+
+async fn repodata(state: &AppState, req: &NativeRequest, file: &str) -> ApiResult<Response> {
+    let chain = (Resolver { state }).read_chain(&req.registry).await?;
+    let mut pkgs = Vec::new();
+    for r in &chain {
+        let page = Page {
+            offset: 0,
+            limit: 10_000_000,
+            sort_column: "name",
+            descending: false,
+            search: None,
+        };
+        pkgs.extend(
+            state
+                .db
+                .list_packages(std::slice::from_ref(&r.id), &[], &page)
+                .await?
+                .1,
+        );
+    }
+    let key = crate::signing::key_for(&state.db, &req.registry).await?;
+    let stamp = format!("{}|{}", cache::stamp(&pkgs), crate::signing::stamp(&key));
+    let cache_key = |p: &str| format!("rpm|{}|{p}", req.registry.id);
+    let doc = match state.docs.get(&cache_key(file), &stamp) {
+        Some(d) => Some(d),
+        None => {
+            let modified = pkgs.iter().map(|p| p.updated_at).max().unwrap_or(0) / 1000;
+            let files = build(state, &chain, modified, &key).await?;
+            let mut wanted = None;
+            for (path, doc) in files {
+                if path == file {
+                    wanted = Some(doc.clone());
+                }
+                let d = Doc {
+                    body: doc.body.clone(),
+                    etag: doc.etag.clone(),
+                    content_type: doc.content_type,
+                };
+                state.docs.put(cache_key(&path), stamp.clone(), d);
+            }
+            wanted
+        }
+    };
+    let doc = doc.ok_or_else(|| ApiError::not_found(format!("repodata/{file} does not exist")))?;
+    Ok(doc.respond(&req.headers, req.method == Method::HEAD))
+}
+
+fn version_xml(h: &Value) -> String {
+    format!(
+        "<version epoch=\"{}\" ver=\"{}\" rel=\"{}\"/>",
+        h.get("epoch").and_then(Value::as_u64).unwrap_or(0),
+        escape(h.get("version").and_then(Value::as_str).unwrap_or("")),
+        escape(h.get("release").and_then(Value::as_str).unwrap_or(""))
+    )
+}
+
+fn entries_xml(h: &Value, kind: &str) -> String {
+    let list = h
+        .get(kind)
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    if list.is_empty() {
+        return String::new();
+    }
+    let mut s = format!("<rpm:{kind}>");
+    for d in &list {
+        let g = |k: &str| escape(d.get(k).and_then(Value::as_str).unwrap_or("")).into_owned();
+        let mut e = format!("<rpm:entry name=\"{}\"", g("name"));
+        if !g("flags").is_empty() {
+            e.push_str(&format!(
+                " flags=\"{}\" epoch=\"{}\" ver=\"{}\"",
+                g("flags"),
+                g("epoch"),
+                g("ver")
+            ));
+            if !g("rel").is_empty() {
+                e.push_str(&format!(" rel=\"{}\"", g("rel")));
+            }
+        }
+        if kind == "requires" && d.get("pre").and_then(Value::as_bool) == Some(true) {
+            e.push_str(" pre=\"1\"");
+        }
+        e.push_str("/>");
+        s.push_str(&e);
+    }
+    s.push_str(&format!("</rpm:{kind}>"));
+    s
+}
+
+/// Files dnf needs in primary.xml (the rest are in filelists.xml), as createrepo selects them.
+fn primary_file(p: &str) -> bool {
+    p.starts_with("/etc/") || p.contains("/bin/") || p == "/usr/lib/sendmail"
+}
+
+/// The repodata files (by name below `repodata/`).
+async fn build(
+    state: &AppState,
+    chain: &[Registry],
+    timestamp: i64,
+    key: &crate::signing::RepoKey,
+) -> ApiResult<BTreeMap<String, Arc<Doc>>> {
+    let mut rows: Vec<FileRow> = Vec::new();
+    let mut seen = std::collections::HashSet::new();
+    for r in chain {
+        for f in state.db.files_with_prefix(&r.id, "Packages/").await? {
+            if seen.insert(f.path.clone()) {
+                rows.push(f);
+            }
+        }
+    }
+    let n = rows.len();
+    let (mut primary, mut filelists, mut other) = (
+        format!(
+            "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<metadata xmlns=\"http://linux.duke.edu/metadata/common\" xmlns:rpm=\"http://linux.duke.edu/metadata/rpm\" packages=\"{n}\">\n"
+        ),
+        format!(
+            "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<filelists xmlns=\"http://linux.duke.edu/metadata/filelists\" packages=\"{n}\">\n"
+        ),
+        format!(
+            "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<otherdata xmlns=\"http://linux.duke.edu/metadata/other\" packages=\"{n}\">\n"
+        ),
+    );
+    for f in &rows {
+        let h = f.metadata.get("header").cloned().unwrap_or(Value::Null);
+        let t = |k: &str| escape(h.get(k).and_then(Value::as_str).unwrap_or("")).into_owned();
+        let num = |k: &str| h.get(k).and_then(Value::as_u64).unwrap_or(0);
+        let files: Vec<String> = h
+            .get("files")
+            .and_then(Value::as_array)
+            .map(|a| {
+                a.iter()
+                    .filter_map(|x| x.as_str().map(str::to_string))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let ver = version_xml(&h);
+        let id = format!(
+            "pkgid=\"{}\" name=\"{}\" arch=\"{}\"",
+            f.sha256,
+            t("name"),
+            t("arch")
+        );
+        primary.push_str(&format!(
+            "<package type=\"rpm\"><name>{}</name><arch>{}</arch>{ver}<checksum type=\"sha256\" pkgid=\"YES\">{}</checksum>\
+             <summary>{}</summary><description>{}</description><packager>{}</packager><url>{}</url>\
+             <time file=\"{}\" build=\"{}\"/><size package=\"{}\" installed=\"{}\" archive=\"0\"/><location href=\"{}\"/>\
+             <format><rpm:license>{}</rpm:license><rpm:vendor>{}</rpm:vendor><rpm:group>{}</rpm:group><rpm:buildhost>{}</rpm:buildhost>\
+             <rpm:sourcerpm>{}</rpm:sourcerpm><rpm:header-range start=\"{}\" end=\"{}\"/>{}{}{}{}",
+            t("name"), t("arch"), f.sha256, t("summary"), t("description"), t("packager"), t("url"),
+            f.created_at / 1000, num("buildtime"), f.size, num("installed"), escape(&f.path),
+            t("license"), t("vendor"), t("group"), t("buildhost"), t("sourcerpm"), num("headerStart"), num("headerEnd"),
+            entries_xml(&h, "provides"), entries_xml(&h, "requires"), entries_xml(&h, "conflicts"), entries_xml(&h, "obsoletes"),
+        ));
+        for p in files.iter().filter(|p| primary_file(p)) {
+            primary.push_str(&format!("<file>{}</file>", escape(p)));
+        }
+        primary.push_str("</format></package>\n");
+        filelists.push_str(&format!("<package {id}>{ver}"));
+        for p in &files {
+            filelists.push_str(&format!("<file>{}</file>", escape(p)));
+        }
+        filelists.push_str("</package>\n");
+        other.push_str(&format!("<package {id}>{ver}</package>\n"));
+    }
+    primary.push_str("</metadata>\n");
+    filelists.push_str("</filelists>\n");
+    other.push_str("</otherdata>\n");
+
+    let mut out: BTreeMap<String, Arc<Doc>> = BTreeMap::new();
+    let mut repomd = format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<repomd xmlns=\"http://linux.duke.edu/metadata/repo\" xmlns:rpm=\"http://linux.duke.edu/metadata/rpm\">\n  <revision>{timestamp}</revision>\n"
+    );
+    for (kind, xml) in [
+        ("primary", primary),
+        ("filelists", filelists),
+        ("other", other),
+    ] {
+        let gz = gzip(xml.as_bytes())?;
+        let gz_sum = sha256_hex(&gz);
+        let name = format!("{gz_sum}-{kind}.xml.gz");
+        repomd.push_str(&format!(
+            "  <data type=\"{kind}\">\n    <checksum type=\"sha256\">{gz_sum}</checksum>\n    <open-checksum type=\"sha256\">{}</open-checksum>\n    \
+             <location href=\"repodata/{name}\"/>\n    <timestamp>{timestamp}</timestamp>\n    <size>{}</size>\n    <open-size>{}</open-size>\n  </data>\n",
+            sha256_hex(xml.as_bytes()), gz.len(), xml.len()
+        ));
+        out.insert(name, Arc::new(Doc::new(gz, "application/gzip")));
+    }
+    repomd.push_str("</repomd>\n");
+    let signature = key.detached(repomd.as_bytes())?;
+    out.insert(
+        "repomd.xml.asc".into(),
+        Arc::new(Doc::new(signature, "application/pgp-signature")),
+    );
+    out.insert(
+        "repomd.xml".into(),
+        Arc::new(Doc::new(repomd, "application/xml")),
+    );
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dependency_entries() {
+        let d = rpm::Dependency {
+            name: "hello-lib".into(),
+            flags: rpm::DependencyFlags::GE,
+            version: "1:1.0-2".into(),
+        };
+        assert_eq!(
+            dep_json(&d),
+            json!({"name": "hello-lib", "flags": "GE", "epoch": "1", "ver": "1.0", "rel": "2", "pre": false})
+        );
+        let any = rpm::Dependency {
+            name: "/bin/sh".into(),
+            flags: rpm::DependencyFlags::ANY,
+            version: String::new(),
+        };
+        assert_eq!(dep_json(&any)["flags"], "");
+        assert!(
+            primary_file("/usr/bin/hello")
+                && primary_file("/etc/x.conf")
+                && !primary_file("/usr/share/doc/x")
+        );
+    }
+}
