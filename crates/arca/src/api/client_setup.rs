@@ -130,6 +130,30 @@ pub fn details(
                         )],
                     )],
                 ),
+                inline(
+                    "Classic chart repository",
+                    vec![step(
+                        "Add the repository",
+                        &[(
+                            "",
+                            format!(
+                                "helm repo add {id} {root} --username {user} --password <TOKEN>"
+                            ),
+                        )],
+                    )],
+                ),
+                inline(
+                    "Upload a chart to the classic repository",
+                    vec![step(
+                        "Upload",
+                        &[(
+                            "",
+                            format!(
+                                "curl -u {user}:<TOKEN> -T {art}-{ver}.tgz {root}/{art}-{ver}.tgz"
+                            ),
+                        )],
+                    )],
+                ),
             ],
         ),
         PackageType::Npm => (
@@ -357,6 +381,14 @@ pub fn details(
                                 "",
                                 format!(
                                     "echo 'deb [signed-by=/etc/apt/keyrings/{id}.asc] {root} stable main' > /etc/apt/sources.list.d/{id}.list"
+                                ),
+                            ),
+                            (
+                                "",
+                                // apt applies auth.conf entries to http only with the scheme.
+                                format!(
+                                    "printf 'machine {}\\nlogin {user}\\npassword <TOKEN>\\n' > /etc/apt/auth.conf.d/{id}.conf",
+                                    base
                                 ),
                             ),
                         ],

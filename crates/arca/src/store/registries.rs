@@ -261,6 +261,10 @@ impl Db {
             "DELETE FROM versions WHERE registry_id = $1",
             "DELETE FROM packages WHERE registry_id = $1",
             "DELETE FROM registry_members WHERE registry_id = $1",
+            "DELETE FROM oci_blobs WHERE registry_id = $1",
+            "DELETE FROM oci_uploads WHERE registry_id = $1",
+            "DELETE FROM oci_referrers WHERE registry_id = $1",
+            "DELETE FROM registry_keys WHERE registry_id = $1",
             "UPDATE registries SET deployment_registry_id = NULL WHERE deployment_registry_id = $1",
             "DELETE FROM registries WHERE id = $1",
         ] {
