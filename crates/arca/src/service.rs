@@ -5,7 +5,9 @@ use std::collections::HashSet;
 
 use crate::auth::Principal;
 use crate::error::{ApiError, ApiResult};
-use crate::model::{PackageType, Registry, RegistryKind, Role, new_id, now_ms, validate_identifier};
+use crate::model::{
+    PackageType, Registry, RegistryKind, Role, new_id, now_ms, validate_identifier,
+};
 use crate::state::AppState;
 use crate::store::scopes::{ancestor_paths, validate_path};
 

@@ -5,7 +5,7 @@
 //!   control data is read from the package (`control.tar.gz` or `.xz`);
 //! * `pool/<component>/<initial>/<source>/<file>.deb`;
 //! * `dists/<dist>/Release`, `InRelease` (clear-signed), `Release.gpg`, and per component and
-//!   architecture `binary-<arch>/Packages`, `Packages.gz`, with `by-hash/SHA256/<digest>` copies
+//!   architecture `binary-<arch>/Packages`, `Packages.gz`, `Packages.xz`, with `by-hash/SHA256/<digest>` copies
 //!   (`Acquire-By-Hash: yes`);
 //! * `public.key`: the registry's armored OpenPGP key (`signed-by=` it).
 //!
@@ -28,7 +28,7 @@ use crate::archive::{Limits, tar_find};
 use crate::auth::Need;
 use crate::download::serve_file;
 use crate::error::{ApiError, ApiResult};
-use crate::model::{PackageType, Registry, Reupload, http_date, now_ms};
+use crate::model::{PackageType, Registry, Reupload, http_date};
 use crate::state::AppState;
 use crate::store::artifacts::{FileRow, NewFile, Page};
 
@@ -289,6 +289,13 @@ fn gzip(data: &[u8]) -> ApiResult<Vec<u8>> {
         .map_err(|e| ApiError::Internal(e.into()))
 }
 
+fn xz(data: &[u8]) -> ApiResult<Vec<u8>> {
+    let mut enc = liblzma::write::XzEncoder::new(Vec::new(), 6);
+    enc.write_all(data)
+        .and_then(|_| enc.finish())
+        .map_err(|e| ApiError::Internal(e.into()))
+}
+
 fn hash_hex<D: sha2::Digest>(data: &[u8]) -> String {
     hex::encode(D::digest(data))
 }
@@ -324,10 +331,12 @@ async fn dist_file(
     let key = crate::signing::key_for(&state.db, &req.registry).await?;
     let stamp = format!("{}|{}", cache::stamp(&pkgs), crate::signing::stamp(&key));
     let cache_key = |p: &str| format!("deb|{}|{dist}|{p}", req.registry.id);
+    let modified = pkgs.iter().map(|p| p.updated_at).max().unwrap_or(0);
     let doc = match state.docs.get(&cache_key(rest), &stamp) {
         Some(d) => Some(d),
         None => {
-            let snap = build(state, &req.registry, &chain, dist, &key).await?;
+            // The Date comes from the data, so every process generates the same Release.
+            let snap = build(state, &req.registry, &chain, dist, &key, modified).await?;
             let mut wanted = None;
             for (path, doc) in snap.files {
                 if path == rest {
@@ -346,7 +355,6 @@ async fn dist_file(
     let doc =
         doc.ok_or_else(|| ApiError::not_found(format!("dists/{dist}/{rest} does not exist")))?;
     let mut resp = doc.respond(&req.headers, req.method == Method::HEAD);
-    let modified = pkgs.iter().map(|p| p.updated_at).max().unwrap_or(0);
     if let Ok(v) = HeaderValue::from_str(&http_date(modified)) {
         resp.headers_mut().insert(header::LAST_MODIFIED, v);
     }
@@ -361,6 +369,7 @@ async fn build(
     chain: &[Registry],
     dist: &str,
     key: &crate::signing::RepoKey,
+    modified_ms: i64,
 ) -> ApiResult<Snapshot> {
     // (component, architecture) → stanzas; "all" packages go into every architecture.
     let mut entries: Vec<(String, String, String)> = Vec::new();
@@ -433,13 +442,19 @@ async fn build(
             );
             add(
                 &mut files,
+                format!("{base}.xz"),
+                xz(text.as_bytes())?,
+                "application/x-xz",
+            );
+            add(
+                &mut files,
                 base,
                 text.into_bytes(),
                 "text/plain; charset=utf-8",
             );
         }
     }
-    let date = time::OffsetDateTime::from_unix_timestamp(now_ms() / 1000)
+    let date = time::OffsetDateTime::from_unix_timestamp(modified_ms / 1000)
         .ok()
         .and_then(|t| {
             t.format(&time::format_description::well_known::Rfc2822)
