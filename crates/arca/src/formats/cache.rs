@@ -14,7 +14,8 @@ use bytes::Bytes;
 
 use crate::store::artifacts::PackageRow;
 
-/// A rendered document with its validator.
+/// A rendered document with its validator (cheap to clone: the body is shared).
+#[derive(Clone)]
 pub struct Doc {
     pub body: Bytes,
     pub etag: String,
@@ -113,20 +114,67 @@ impl DocCache {
         if let Some(doc) = self.get(&key, &stamp) {
             return Ok(doc);
         }
+        self.single_flight(&key, || async {
+            match self.get(&key, &stamp) {
+                Some(doc) => Ok(doc),
+                None => build().await.map(|doc| self.put(key.clone(), stamp, doc)),
+            }
+        })
+        .await
+    }
+
+    /// Like [`Self::get_or_build`] for documents generated together (a Debian distribution's
+    /// Release and indexes, an RPM repository's repodata): `build` returns all of them, each is
+    /// cached under `<prefix>|<name>`, and the one called `name` is returned (None if `build`
+    /// made no such document).
+    pub async fn get_or_build_set<F, Fut, E>(
+        &self,
+        prefix: &str,
+        stamp: &str,
+        name: &str,
+        build: F,
+    ) -> Result<Option<Arc<Doc>>, E>
+    where
+        F: FnOnce() -> Fut,
+        Fut: std::future::Future<Output = Result<Vec<(String, Doc)>, E>>,
+    {
+        let key = |n: &str| format!("{prefix}|{n}");
+        if let Some(doc) = self.get(&key(name), stamp) {
+            return Ok(Some(doc));
+        }
+        self.single_flight(prefix, || async {
+            if let Some(doc) = self.get(&key(name), stamp) {
+                return Ok(Some(doc));
+            }
+            let mut wanted = None;
+            for (n, doc) in build().await? {
+                let doc = self.put(key(&n), stamp.to_string(), doc);
+                if n == name {
+                    wanted = Some(doc);
+                }
+            }
+            Ok(wanted)
+        })
+        .await
+    }
+
+    /// Runs `work` with no other `work` for the same key running in this process.
+    async fn single_flight<T, F, Fut>(&self, key: &str, work: F) -> T
+    where
+        F: FnOnce() -> Fut,
+        Fut: std::future::Future<Output = T>,
+    {
         let lock = match self.building.lock() {
-            Ok(mut b) => b.entry(key.clone()).or_default().clone(),
+            Ok(mut b) => b.entry(key.to_string()).or_default().clone(),
             Err(_) => Arc::default(),
         };
         let guard = lock.lock().await;
-        let result = match self.get(&key, &stamp) {
-            Some(doc) => Ok(doc),
-            None => build().await.map(|doc| self.put(key.clone(), stamp, doc)),
-        };
+        let result = work().await;
         drop(guard);
         if let Ok(mut b) = self.building.lock() {
             // Forget the lock once nobody else holds it.
-            if b.get(&key).is_some_and(|l| Arc::strong_count(l) <= 2) {
-                b.remove(&key);
+            if b.get(key).is_some_and(|l| Arc::strong_count(l) <= 2) {
+                b.remove(key);
             }
         }
         result

@@ -26,7 +26,7 @@ use crate::download::serve_file;
 use crate::error::{ApiError, ApiResult};
 use crate::model::PackageType;
 use crate::state::AppState;
-use crate::store::artifacts::{NewFile, Page};
+use crate::store::artifacts::NewFile;
 
 pub struct Cran;
 
@@ -59,7 +59,7 @@ impl Format for Cran {
             (_, ["src", "contrib", "PACKAGES.gz"]) if get => index(state, &req, true).await,
             (_, ["src", "contrib", file]) if get => download(state, &req, file).await,
             (_, ["src", "contrib", "Archive", _, file]) if get => download(state, &req, file).await,
-            (&Method::PUT, ["src", "contrib", file]) => upload(state, req, &file.to_string()).await,
+            (&Method::PUT, ["src", "contrib", file]) => upload(state, req, file).await,
             (&Method::PUT, _) => Err(ApiError::bad(
                 "file",
                 "upload source packages as PUT <root>/src/contrib/<pkg>_<version>.tar.gz",
@@ -111,14 +111,13 @@ async fn upload(state: &AppState, req: NativeRequest, file: &str) -> ApiResult<R
     })?;
     let (pkg, version) = (pkg.to_string(), version.to_string());
     target.check_patterns(&format!("{pkg}:{version}"))?;
-    if target.reupload == crate::model::Reupload::None {
-        if let Some(p) = state.db.package_by_name(&target.id, &pkg).await? {
-            if state.db.version_by_name(&p.id, &version).await?.is_some() {
-                return Err(ApiError::conflict(format!(
-                    "{pkg} {version} already exists and this registry does not allow re-uploads"
-                )));
-            }
-        }
+    if target.reupload == crate::model::Reupload::None
+        && let Some(p) = state.db.package_by_name(&target.id, &pkg).await?
+        && state.db.version_by_name(&p.id, &version).await?.is_some()
+    {
+        return Err(ApiError::conflict(format!(
+            "{pkg} {version} already exists and this registry does not allow re-uploads"
+        )));
     }
     let blob = state
         .blobs
@@ -201,19 +200,7 @@ async fn download(state: &AppState, req: &NativeRequest, file: &str) -> ApiResul
 
 /// `PACKAGES`: the latest version of every package along the read chain.
 async fn index(state: &AppState, req: &NativeRequest, gz: bool) -> ApiResult<Response> {
-    // One query for every package of the read chain (in chain order, so the first registry
-    // that has a package wins): enough to validate the cached index.
-    let mut pkgs = Vec::new();
-    for r in (Resolver { state }).read_chain(&req.registry).await? {
-        let page = Page {
-            offset: 0,
-            limit: 10_000_000,
-            sort_column: "name",
-            descending: false,
-            search: None,
-        };
-        pkgs.extend(state.db.list_packages(&[r.id], &[], &page).await?.1);
-    }
+    let (_, pkgs) = (Resolver { state }).all_packages(&req.registry).await?;
     let doc = state
         .docs
         .get_or_build(

@@ -15,7 +15,6 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{Read, Write};
-use std::sync::Arc;
 
 use async_trait::async_trait;
 use axum::http::{HeaderValue, Method, StatusCode, header};
@@ -30,7 +29,7 @@ use crate::download::serve_file;
 use crate::error::{ApiError, ApiResult};
 use crate::model::{PackageType, Registry, Reupload, http_date};
 use crate::state::AppState;
-use crate::store::artifacts::{FileRow, NewFile, Page};
+use crate::store::artifacts::{FileRow, NewFile};
 
 pub struct Debian;
 
@@ -279,7 +278,7 @@ async fn upload(state: &AppState, req: NativeRequest) -> ApiResult<Response> {
 
 /// Every generated file of one distribution, by path below `dists/<dist>/`.
 struct Snapshot {
-    files: BTreeMap<String, Arc<Doc>>,
+    files: BTreeMap<String, Doc>,
 }
 
 fn gzip(data: &[u8]) -> ApiResult<Vec<u8>> {
@@ -310,48 +309,23 @@ async fn dist_file(
         return Err(ApiError::not_found("no such distribution"));
     }
     // The packages of the read chain validate the cache (one query per registry).
-    let mut pkgs = Vec::new();
-    let chain = (Resolver { state }).read_chain(&req.registry).await?;
-    for r in &chain {
-        let page = Page {
-            offset: 0,
-            limit: 10_000_000,
-            sort_column: "name",
-            descending: false,
-            search: None,
-        };
-        pkgs.extend(
-            state
-                .db
-                .list_packages(std::slice::from_ref(&r.id), &[], &page)
-                .await?
-                .1,
-        );
-    }
+    let (chain, pkgs) = (Resolver { state }).all_packages(&req.registry).await?;
     let key = crate::signing::key_for(&state.db, &req.registry).await?;
     let stamp = format!("{}|{}", cache::stamp(&pkgs), crate::signing::stamp(&key));
-    let cache_key = |p: &str| format!("deb|{}|{dist}|{p}", req.registry.id);
     let modified = pkgs.iter().map(|p| p.updated_at).max().unwrap_or(0);
-    let doc = match state.docs.get(&cache_key(rest), &stamp) {
-        Some(d) => Some(d),
-        None => {
-            // The Date comes from the data, so every process generates the same Release.
-            let snap = build(state, &req.registry, &chain, dist, &key, modified).await?;
-            let mut wanted = None;
-            for (path, doc) in snap.files {
-                if path == rest {
-                    wanted = Some(doc.clone());
-                }
-                let d = Doc {
-                    body: doc.body.clone(),
-                    etag: doc.etag.clone(),
-                    content_type: doc.content_type,
-                };
-                state.docs.put(cache_key(&path), stamp.clone(), d);
-            }
-            wanted
-        }
-    };
+    let doc = state
+        .docs
+        .get_or_build_set(
+            &format!("deb|{}|{dist}", req.registry.id),
+            &stamp,
+            rest,
+            || async {
+                // The Date comes from the data, so every process generates the same Release.
+                let snap = build(state, &req.registry, &chain, dist, &key, modified).await?;
+                Ok::<_, ApiError>(snap.files.into_iter().collect())
+            },
+        )
+        .await?;
     let doc =
         doc.ok_or_else(|| ApiError::not_found(format!("dists/{dist}/{rest} does not exist")))?;
     let mut resp = doc.respond(&req.headers, req.method == Method::HEAD);
@@ -410,10 +384,10 @@ async fn build(
     if archs.is_empty() {
         archs.insert("amd64".into());
     }
-    let mut files: BTreeMap<String, Arc<Doc>> = BTreeMap::new();
+    let mut files: BTreeMap<String, Doc> = BTreeMap::new();
     let mut sums: Vec<(String, usize, String, String)> = Vec::new();
     let mut add =
-        |files: &mut BTreeMap<String, Arc<Doc>>, path: String, body: Vec<u8>, ct: &'static str| {
+        |files: &mut BTreeMap<String, Doc>, path: String, body: Vec<u8>, ct: &'static str| {
             let sha256 = hash_hex::<sha2::Sha256>(&body);
             let md5 = hex::encode(<md5::Md5 as md5::Digest>::digest(&body));
             sums.push((path.clone(), body.len(), md5, sha256.clone()));
@@ -421,7 +395,7 @@ async fn build(
                 .rsplit_once('/')
                 .map(|(d, _)| d.to_string())
                 .unwrap_or_default();
-            let doc = Arc::new(Doc::new(body, ct));
+            let doc = Doc::new(body, ct);
             files.insert(format!("{dir}/by-hash/SHA256/{sha256}"), doc.clone());
             files.insert(path, doc);
         };
@@ -482,15 +456,15 @@ async fn build(
     let release_gpg = key.detached(release.as_bytes())?;
     files.insert(
         "InRelease".into(),
-        Arc::new(Doc::new(in_release, "text/plain; charset=utf-8")),
+        Doc::new(in_release, "text/plain; charset=utf-8"),
     );
     files.insert(
         "Release.gpg".into(),
-        Arc::new(Doc::new(release_gpg, "application/pgp-signature")),
+        Doc::new(release_gpg, "application/pgp-signature"),
     );
     files.insert(
         "Release".into(),
-        Arc::new(Doc::new(release, "text/plain; charset=utf-8")),
+        Doc::new(release, "text/plain; charset=utf-8"),
     );
     Ok(Snapshot { files })
 }

@@ -28,7 +28,7 @@ use crate::download::serve_file;
 use crate::error::{ApiError, ApiResult};
 use crate::model::{PackageType, Registry, Reupload, rfc3339};
 use crate::state::AppState;
-use crate::store::artifacts::{NewFile, Page};
+use crate::store::artifacts::NewFile;
 
 pub struct Helm;
 
@@ -155,13 +155,13 @@ async fn store_chart(
         ));
     }
     let expected = format!("{name}-{version}.tgz");
-    if let Some(f) = file {
-        if f != expected {
-            return Err(ApiError::bad(
-                "file",
-                format!("'{f}' holds chart {name} {version}; upload it as {expected}"),
-            ));
-        }
+    if let Some(f) = file
+        && f != expected
+    {
+        return Err(ApiError::bad(
+            "file",
+            format!("'{f}' holds chart {name} {version}; upload it as {expected}"),
+        ));
     }
     target.check_patterns(&format!("{name}:{version}"))?;
     let path = format!("charts/{expected}");
@@ -363,17 +363,7 @@ async fn download(state: &AppState, req: &NativeRequest, file: &str) -> ApiResul
 }
 
 async fn index(state: &AppState, req: &NativeRequest) -> ApiResult<Response> {
-    let mut pkgs = Vec::new();
-    for r in (Resolver { state }).read_chain(&req.registry).await? {
-        let page = Page {
-            offset: 0,
-            limit: 10_000_000,
-            sort_column: "name",
-            descending: false,
-            search: None,
-        };
-        pkgs.extend(state.db.list_packages(&[r.id], &[], &page).await?.1);
-    }
+    let (_, pkgs) = (Resolver { state }).all_packages(&req.registry).await?;
     let root = native_root(state, &req.registry);
     let doc = state
         .docs

@@ -240,6 +240,34 @@ impl Resolver<'_> {
         Ok(out)
     }
 
+    /// Every package of every registry of the read chain (one query per registry), with the
+    /// chain: what a whole-repository index (PACKAGES, index.yaml, Release, repodata) is built
+    /// from and validated against.
+    pub async fn all_packages(
+        &self,
+        reg: &Registry,
+    ) -> ApiResult<(Vec<Registry>, Vec<crate::store::artifacts::PackageRow>)> {
+        let chain = self.read_chain(reg).await?;
+        let mut pkgs = Vec::new();
+        for r in &chain {
+            let page = crate::store::artifacts::Page {
+                offset: 0,
+                limit: i64::MAX,
+                sort_column: "name",
+                descending: false,
+                search: None,
+            };
+            pkgs.extend(
+                self.state
+                    .db
+                    .list_packages(std::slice::from_ref(&r.id), &[], &page)
+                    .await?
+                    .1,
+            );
+        }
+        Ok((chain, pkgs))
+    }
+
     /// Finds an immutable file by its registry-relative path along the read chain.
     pub async fn find_file(
         &self,

@@ -20,7 +20,7 @@ use crate::download::serve_file;
 use crate::error::{ApiError, ApiResult};
 use crate::model::{PackageType, Reupload};
 use crate::state::AppState;
-use crate::store::artifacts::{NewFile, Page};
+use crate::store::artifacts::NewFile;
 
 pub struct Opm;
 
@@ -126,10 +126,10 @@ fn read_identity(path: &std::path::Path) -> Result<(String, String), String> {
                 .ok_or_else(|| format!("the package has no {wanted}"))
         }
     };
-    if let Ok(xml) = crate::archive::zip_entry(path, pick("opm-metadata.xml"), MAX_MANIFEST) {
-        if let Some(id) = from_metadata(&xml) {
-            return Ok(id);
-        }
+    if let Ok(xml) = crate::archive::zip_entry(path, pick("opm-metadata.xml"), MAX_MANIFEST)
+        && let Some(id) = from_metadata(&xml)
+    {
+        return Ok(id);
     }
     let def = crate::archive::zip_entry(path, pick("packagedef"), MAX_MANIFEST)?;
     let text = String::from_utf8_lossy(&def);
@@ -179,13 +179,13 @@ async fn push(state: &AppState, req: NativeRequest) -> ApiResult<Response> {
         ));
     }
     let expected = format!("{name}-{version}.ospx");
-    if let Some(f) = &file_name {
-        if *f != expected {
-            return Err(ApiError::bad(
-                "FILE-NAME",
-                format!("FILE-NAME is '{f}' but the package is {expected}"),
-            ));
-        }
+    if let Some(f) = &file_name
+        && *f != expected
+    {
+        return Err(ApiError::bad(
+            "FILE-NAME",
+            format!("FILE-NAME is '{f}' but the package is {expected}"),
+        ));
     }
     target.check_patterns(&format!("{name}:{version}"))?;
     state.commit_blob(&blob).await?;
@@ -224,17 +224,7 @@ async fn push(state: &AppState, req: NativeRequest) -> ApiResult<Response> {
 }
 
 async fn list(state: &AppState, req: &NativeRequest) -> ApiResult<Response> {
-    let mut pkgs = Vec::new();
-    for r in (Resolver { state }).read_chain(&req.registry).await? {
-        let page = Page {
-            offset: 0,
-            limit: 10_000_000,
-            sort_column: "name",
-            descending: false,
-            search: None,
-        };
-        pkgs.extend(state.db.list_packages(&[r.id], &[], &page).await?.1);
-    }
+    let (_, pkgs) = (Resolver { state }).all_packages(&req.registry).await?;
     let doc = state
         .docs
         .get_or_build(

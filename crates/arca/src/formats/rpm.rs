@@ -14,7 +14,6 @@
 
 use std::collections::BTreeMap;
 use std::io::Write;
-use std::sync::Arc;
 
 use async_trait::async_trait;
 use axum::http::{HeaderValue, Method, StatusCode, header};
@@ -29,7 +28,7 @@ use crate::download::serve_file;
 use crate::error::{ApiError, ApiResult};
 use crate::model::{PackageType, Registry, Reupload};
 use crate::state::AppState;
-use crate::store::artifacts::{FileRow, NewFile, Page};
+use crate::store::artifacts::{FileRow, NewFile};
 
 pub struct Rpm;
 
@@ -251,47 +250,26 @@ fn sha256_hex(data: &[u8]) -> String {
 }
 
 async fn repodata(state: &AppState, req: &NativeRequest, file: &str) -> ApiResult<Response> {
-    let chain = (Resolver { state }).read_chain(&req.registry).await?;
-    let mut pkgs = Vec::new();
-    for r in &chain {
-        let page = Page {
-            offset: 0,
-            limit: 10_000_000,
-            sort_column: "name",
-            descending: false,
-            search: None,
-        };
-        pkgs.extend(
-            state
-                .db
-                .list_packages(std::slice::from_ref(&r.id), &[], &page)
-                .await?
-                .1,
-        );
-    }
+    let (chain, pkgs) = (Resolver { state }).all_packages(&req.registry).await?;
     let key = crate::signing::key_for(&state.db, &req.registry).await?;
     let stamp = format!("{}|{}", cache::stamp(&pkgs), crate::signing::stamp(&key));
-    let cache_key = |p: &str| format!("rpm|{}|{p}", req.registry.id);
-    let doc = match state.docs.get(&cache_key(file), &stamp) {
-        Some(d) => Some(d),
-        None => {
-            let modified = pkgs.iter().map(|p| p.updated_at).max().unwrap_or(0) / 1000;
-            let files = build(state, &chain, modified, &key).await?;
-            let mut wanted = None;
-            for (path, doc) in files {
-                if path == file {
-                    wanted = Some(doc.clone());
-                }
-                let d = Doc {
-                    body: doc.body.clone(),
-                    etag: doc.etag.clone(),
-                    content_type: doc.content_type,
-                };
-                state.docs.put(cache_key(&path), stamp.clone(), d);
-            }
-            wanted
-        }
-    };
+    let modified = pkgs.iter().map(|p| p.updated_at).max().unwrap_or(0) / 1000;
+    let doc = state
+        .docs
+        .get_or_build_set(
+            &format!("rpm|{}", req.registry.id),
+            &stamp,
+            file,
+            || async {
+                Ok::<_, ApiError>(
+                    build(state, &chain, modified, &key)
+                        .await?
+                        .into_iter()
+                        .collect(),
+                )
+            },
+        )
+        .await?;
     let doc = doc.ok_or_else(|| ApiError::not_found(format!("repodata/{file} does not exist")))?;
     Ok(doc.respond(&req.headers, req.method == Method::HEAD))
 }
@@ -350,7 +328,7 @@ async fn build(
     chain: &[Registry],
     timestamp: i64,
     key: &crate::signing::RepoKey,
-) -> ApiResult<BTreeMap<String, Arc<Doc>>> {
+) -> ApiResult<BTreeMap<String, Doc>> {
     let mut rows: Vec<FileRow> = Vec::new();
     let mut seen = std::collections::HashSet::new();
     for r in chain {
@@ -418,7 +396,7 @@ async fn build(
     filelists.push_str("</filelists>\n");
     other.push_str("</otherdata>\n");
 
-    let mut out: BTreeMap<String, Arc<Doc>> = BTreeMap::new();
+    let mut out: BTreeMap<String, Doc> = BTreeMap::new();
     let mut repomd = format!(
         "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<repomd xmlns=\"http://linux.duke.edu/metadata/repo\" xmlns:rpm=\"http://linux.duke.edu/metadata/rpm\">\n  <revision>{timestamp}</revision>\n"
     );
@@ -435,18 +413,15 @@ async fn build(
              <location href=\"repodata/{name}\"/>\n    <timestamp>{timestamp}</timestamp>\n    <size>{}</size>\n    <open-size>{}</open-size>\n  </data>\n",
             sha256_hex(xml.as_bytes()), gz.len(), xml.len()
         ));
-        out.insert(name, Arc::new(Doc::new(gz, "application/gzip")));
+        out.insert(name, Doc::new(gz, "application/gzip"));
     }
     repomd.push_str("</repomd>\n");
     let signature = key.detached(repomd.as_bytes())?;
     out.insert(
         "repomd.xml.asc".into(),
-        Arc::new(Doc::new(signature, "application/pgp-signature")),
+        Doc::new(signature, "application/pgp-signature"),
     );
-    out.insert(
-        "repomd.xml".into(),
-        Arc::new(Doc::new(repomd, "application/xml")),
-    );
+    out.insert("repomd.xml".into(), Doc::new(repomd, "application/xml"));
     Ok(out)
 }
 
