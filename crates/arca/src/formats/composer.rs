@@ -249,13 +249,7 @@ async fn upload(state: &AppState, req: NativeRequest, file: &str) -> ApiResult<R
         .blobs
         .put(body, Some(state.config.max_upload_bytes), None)
         .await?;
-    let local = state.blobs.local_file(&blob.sha256).await?;
-    let path = local.path.clone();
-    let raw = tokio::task::spawn_blocking(move || read_composer_json(&path))
-        .await
-        .map_err(|e| ApiError::Internal(anyhow::anyhow!("archive reader panicked: {e}")))?
-        .map_err(|e| ApiError::bad("file", e))?;
-    drop(local);
+    let raw = super::inspect_blob(state, &blob.sha256, "file", read_composer_json).await?;
     let mut manifest: Map<String, Value> = serde_json::from_slice(&raw)
         .map_err(|e| ApiError::bad("file", format!("composer.json is not valid JSON: {e}")))?;
     let name = manifest

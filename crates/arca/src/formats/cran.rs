@@ -127,22 +127,17 @@ async fn upload(state: &AppState, req: NativeRequest, file: &str) -> ApiResult<R
             None,
         )
         .await?;
-    let local = state.blobs.local_file(&blob.sha256).await?;
-    let path = local.path.clone();
     let wanted = format!("{pkg}/DESCRIPTION");
-    let found = tokio::task::spawn_blocking(move || {
-        let f = std::fs::File::open(&path).map_err(|e| e.to_string())?;
+    let found = super::inspect_blob(state, &blob.sha256, "file", move |path| {
+        let f = std::fs::File::open(path).map_err(|e| e.to_string())?;
         tar_gz_find(
             f,
             |p| p.to_str() == Some(wanted.as_str()),
             Limits::default(),
         )
     })
-    .await
-    .map_err(|e| ApiError::Internal(anyhow::anyhow!("archive reader panicked: {e}")))?
-    .map_err(|e| ApiError::bad("file", e))?
+    .await?
     .ok_or_else(|| ApiError::bad("file", format!("the archive has no {pkg}/DESCRIPTION")))?;
-    drop(local);
     let text = String::from_utf8(found.1)
         .map_err(|_| ApiError::bad("file", "DESCRIPTION is not UTF-8"))?;
     let fields = crate::dcf::parse(&text).map_err(|e| ApiError::bad("file", e))?;

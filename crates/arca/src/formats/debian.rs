@@ -191,13 +191,7 @@ async fn upload(state: &AppState, req: NativeRequest) -> ApiResult<Response> {
             None,
         )
         .await?;
-    let local = state.blobs.local_file(&blob.sha256).await?;
-    let path = local.path.clone();
-    let control = tokio::task::spawn_blocking(move || read_control(&path))
-        .await
-        .map_err(|e| ApiError::Internal(anyhow::anyhow!("package reader panicked: {e}")))?
-        .map_err(|e| ApiError::bad("file", e))?;
-    drop(local);
+    let control = super::inspect_blob(state, &blob.sha256, "file", read_control).await?;
     let fields = crate::dcf::parse(&control)
         .map_err(|e| ApiError::bad("file", format!("control file: {e}")))?;
     let field = |k: &str| {

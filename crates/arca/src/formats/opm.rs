@@ -165,13 +165,8 @@ async fn push(state: &AppState, req: NativeRequest) -> ApiResult<Response> {
             None,
         )
         .await?;
-    let local = state.blobs.local_file(&blob.sha256).await?;
-    let path = local.path.clone();
-    let (name, version) = tokio::task::spawn_blocking(move || read_identity(&path))
-        .await
-        .map_err(|e| ApiError::Internal(anyhow::anyhow!("package reader panicked: {e}")))?
-        .map_err(|e| ApiError::bad("package", e))?;
-    drop(local);
+    let (name, version) =
+        super::inspect_blob(state, &blob.sha256, "package", read_identity).await?;
     if !valid_name(&name) || !valid_version(&version) {
         return Err(ApiError::bad(
             "package",

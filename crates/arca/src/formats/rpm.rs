@@ -171,13 +171,7 @@ async fn upload(state: &AppState, req: NativeRequest) -> ApiResult<Response> {
             None,
         )
         .await?;
-    let local = state.blobs.local_file(&blob.sha256).await?;
-    let path = local.path.clone();
-    let header = tokio::task::spawn_blocking(move || read_header(&path))
-        .await
-        .map_err(|e| ApiError::Internal(anyhow::anyhow!("package reader panicked: {e}")))?
-        .map_err(|e| ApiError::bad("file", e))?;
-    drop(local);
+    let header = super::inspect_blob(state, &blob.sha256, "file", read_header).await?;
     let get = |k: &str| {
         header
             .get(k)

@@ -186,13 +186,7 @@ async fn push(state: &AppState, req: NativeRequest, symbols: bool) -> ApiResult<
     let target = Resolver { state }.write_target(&req.registry).await?;
     req.principal.check(&target, Need::Write)?;
     let blob = store_upload(state, req).await?;
-    let local = state.blobs.local_file(&blob.sha256).await?;
-    let path = local.path.clone();
-    let manifest = tokio::task::spawn_blocking(move || read_manifest(&path))
-        .await
-        .map_err(|e| ApiError::Internal(anyhow::anyhow!("package reader panicked: {e}")))?
-        .map_err(|e| ApiError::bad("package", e))?;
-    drop(local);
+    let manifest = super::inspect_blob(state, &blob.sha256, "package", read_manifest).await?;
     let spec = nuspec::parse(&manifest).map_err(|e| ApiError::bad("package", e))?;
     let is_symbols = spec
         .package_types
