@@ -127,6 +127,22 @@ pub fn zip_entry(
     Ok(out)
 }
 
+/// Gzip-compresses a generated index (Packages.gz, PACKAGES.gz, repodata).
+pub fn gzip(data: &[u8]) -> std::io::Result<Vec<u8>> {
+    use std::io::Write;
+    let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    enc.write_all(data)?;
+    enc.finish()
+}
+
+/// Xz-compresses a generated index (Packages.xz).
+pub fn xz(data: &[u8]) -> std::io::Result<Vec<u8>> {
+    use std::io::Write;
+    let mut enc = liblzma::write::XzEncoder::new(Vec::new(), 6);
+    enc.write_all(data)?;
+    enc.finish()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -11,8 +11,6 @@
 //! R asks for `PACKAGES.rds` first and falls back to `PACKAGES.gz` when it is missing (404), so the
 //! R serialization format is not produced.
 
-use std::io::Write;
-
 use async_trait::async_trait;
 use axum::http::{Method, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -228,10 +226,7 @@ async fn index(state: &AppState, req: &NativeRequest, gz: bool) -> ApiResult<Res
                     text.push('\n');
                 }
                 if gz {
-                    let mut enc =
-                        flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
-                    enc.write_all(text.as_bytes())
-                        .and_then(|_| enc.finish())
+                    crate::archive::gzip(text.as_bytes())
                         .map(|b| Doc::new(b, "application/gzip"))
                         .map_err(|e| ApiError::Internal(e.into()))
                 } else {

@@ -14,7 +14,7 @@
 //! every request, and signed with the registry's key.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::{Read, Write};
+use std::io::Read;
 
 use async_trait::async_trait;
 use axum::http::{HeaderValue, Method, StatusCode, header};
@@ -47,13 +47,7 @@ impl Format for Debian {
         let segs: Vec<&str> = segs.iter().map(String::as_str).collect();
         let get = req.method == Method::GET || req.method == Method::HEAD;
         match (&req.method, segs.as_slice()) {
-            (_, ["public.key"]) if get => {
-                let key = crate::signing::key_for(&state.db, &req.registry).await?;
-                Ok(text_response(
-                    key.public_armored.clone(),
-                    "application/pgp-keys",
-                ))
-            }
+            (_, ["public.key"]) if get => super::public_key_response(state, &req.registry).await,
             (_, ["dists", dist, rest @ ..]) if get && !rest.is_empty() => {
                 dist_file(state, &req, dist, &rest.join("/")).await
             }
@@ -73,13 +67,6 @@ impl Format for Debian {
             _ => Err(ApiError::not_found("no such apt repository path")),
         }
     }
-}
-
-fn text_response(body: String, content_type: &'static str) -> Response {
-    let mut r = body.into_response();
-    r.headers_mut()
-        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
-    r
 }
 
 /// Distribution, component and architecture names.
@@ -270,25 +257,6 @@ async fn upload(state: &AppState, req: NativeRequest) -> ApiResult<Response> {
         .into_response())
 }
 
-/// Every generated file of one distribution, by path below `dists/<dist>/`.
-struct Snapshot {
-    files: BTreeMap<String, Doc>,
-}
-
-fn gzip(data: &[u8]) -> ApiResult<Vec<u8>> {
-    let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
-    enc.write_all(data)
-        .and_then(|_| enc.finish())
-        .map_err(|e| ApiError::Internal(e.into()))
-}
-
-fn xz(data: &[u8]) -> ApiResult<Vec<u8>> {
-    let mut enc = liblzma::write::XzEncoder::new(Vec::new(), 6);
-    enc.write_all(data)
-        .and_then(|_| enc.finish())
-        .map_err(|e| ApiError::Internal(e.into()))
-}
-
 fn hash_hex<D: sha2::Digest>(data: &[u8]) -> String {
     hex::encode(D::digest(data))
 }
@@ -316,7 +284,7 @@ async fn dist_file(
             || async {
                 // The Date comes from the data, so every process generates the same Release.
                 let snap = build(state, &req.registry, &chain, dist, &key, modified).await?;
-                Ok::<_, ApiError>(snap.files.into_iter().collect())
+                Ok::<_, ApiError>(snap.into_iter().collect())
             },
         )
         .await?;
@@ -338,7 +306,7 @@ async fn build(
     dist: &str,
     key: &crate::signing::RepoKey,
     modified_ms: i64,
-) -> ApiResult<Snapshot> {
+) -> ApiResult<BTreeMap<String, Doc>> {
     // (component, architecture) → stanzas; "all" packages go into every architecture.
     let mut entries: Vec<(String, String, String)> = Vec::new();
     let mut seen = BTreeSet::new();
@@ -405,13 +373,13 @@ async fn build(
             add(
                 &mut files,
                 format!("{base}.gz"),
-                gzip(text.as_bytes())?,
+                crate::archive::gzip(text.as_bytes()).map_err(|e| ApiError::Internal(e.into()))?,
                 "application/gzip",
             );
             add(
                 &mut files,
                 format!("{base}.xz"),
-                xz(text.as_bytes())?,
+                crate::archive::xz(text.as_bytes()).map_err(|e| ApiError::Internal(e.into()))?,
                 "application/x-xz",
             );
             add(
@@ -460,7 +428,7 @@ async fn build(
         "Release".into(),
         Doc::new(release, "text/plain; charset=utf-8"),
     );
-    Ok(Snapshot { files })
+    Ok(files)
 }
 
 /// A package's `Packages` stanza: its control fields plus where and what the file is.

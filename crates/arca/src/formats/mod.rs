@@ -118,6 +118,17 @@ pub async fn read_body(body: Body, limit: usize) -> ApiResult<bytes::Bytes> {
     Ok(buf.freeze())
 }
 
+/// `<root>/public.key` of a registry that signs its metadata (Debian, RPM).
+pub async fn public_key_response(state: &AppState, reg: &Registry) -> ApiResult<Response> {
+    let key = crate::signing::key_for(&state.db, reg).await?;
+    let mut r = axum::response::IntoResponse::into_response(key.public_armored.clone());
+    r.headers_mut().insert(
+        axum::http::header::CONTENT_TYPE,
+        axum::http::HeaderValue::from_static("application/pgp-keys"),
+    );
+    Ok(r)
+}
+
 /// Runs a blocking parser over an uploaded blob's file (archives need to seek). What it reports
 /// is the client's fault: a 400 naming `field`.
 pub async fn inspect_blob<T: Send + 'static>(

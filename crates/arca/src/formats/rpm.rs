@@ -13,10 +13,9 @@
 //! package revision) and is identical on every server process (timestamps come from the data).
 
 use std::collections::BTreeMap;
-use std::io::Write;
 
 use async_trait::async_trait;
-use axum::http::{HeaderValue, Method, StatusCode, header};
+use axum::http::{Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use quick_xml::escape::escape;
 use serde_json::{Value, json};
@@ -43,15 +42,7 @@ impl Format for Rpm {
         let segs: Vec<&str> = segs.iter().map(String::as_str).collect();
         let get = req.method == Method::GET || req.method == Method::HEAD;
         match (&req.method, segs.as_slice()) {
-            (_, ["public.key"]) if get => {
-                let key = crate::signing::key_for(&state.db, &req.registry).await?;
-                let mut r = key.public_armored.clone().into_response();
-                r.headers_mut().insert(
-                    header::CONTENT_TYPE,
-                    HeaderValue::from_static("application/pgp-keys"),
-                );
-                Ok(r)
-            }
+            (_, ["public.key"]) if get => super::public_key_response(state, &req.registry).await,
             (_, ["repodata", file]) if get => repodata(state, &req, file).await,
             (_, ["Packages", _, _]) if get => {
                 let path = segs.join("/");
@@ -232,13 +223,6 @@ async fn upload(state: &AppState, req: NativeRequest) -> ApiResult<Response> {
     Ok((StatusCode::CREATED, format!("{file} added\n")).into_response())
 }
 
-fn gzip(data: &[u8]) -> ApiResult<Vec<u8>> {
-    let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
-    enc.write_all(data)
-        .and_then(|_| enc.finish())
-        .map_err(|e| ApiError::Internal(e.into()))
-}
-
 fn sha256_hex(data: &[u8]) -> String {
     hex::encode(<sha2::Sha256 as sha2::Digest>::digest(data))
 }
@@ -399,7 +383,7 @@ async fn build(
         ("filelists", filelists),
         ("other", other),
     ] {
-        let gz = gzip(xml.as_bytes())?;
+        let gz = crate::archive::gzip(xml.as_bytes()).map_err(|e| ApiError::Internal(e.into()))?;
         let gz_sum = sha256_hex(&gz);
         let name = format!("{gz_sum}-{kind}.xml.gz");
         repomd.push_str(&format!(
