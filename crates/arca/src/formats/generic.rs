@@ -166,6 +166,9 @@ async fn upload(
     if target.reupload == crate::model::Reupload::None
         && state.db.file_by_path(&target.id, path).await?.is_some()
     {
+        // Read (a bounded part of) the refused body, so that the client gets the answer on a
+        // connection it can keep using rather than one closed under it mid-request.
+        crate::blob::drain(req.into_body_stream()).await;
         return Err(ApiError::conflict(format!(
             "'{path}' already exists in registry '{}' and re-upload is not allowed (packageReuploadType NONE)",
             target.identifier
