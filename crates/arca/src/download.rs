@@ -1,4 +1,5 @@
-//! Serving stored files: HEAD, single `Range` requests, `ETag`/`If-None-Match`, checksums headers.
+//! Serving stored files: HEAD, single `Range` requests, conditional requests (`ETag` and
+//! `Last-Modified`), checksums headers.
 //! Shared by every format.
 
 use axum::body::Body;
@@ -39,13 +40,6 @@ pub fn parse_range(value: &str, len: u64) -> Result<Option<(u64, u64)>, ()> {
         return Err(());
     }
     Ok(Some(range))
-}
-
-fn etag_matches(if_none_match: &str, etag: &str) -> bool {
-    if_none_match
-        .split(',')
-        .map(str::trim)
-        .any(|t| t == "*" || t == etag || t.trim_start_matches("W/") == etag)
 }
 
 pub fn guess_content_type(name: &str) -> &'static str {
@@ -139,11 +133,7 @@ pub async fn serve_blob(
         header::LAST_MODIFIED,
         hv(&crate::model::http_date(file.updated_at)),
     );
-    if let Some(inm) = headers
-        .get(header::IF_NONE_MATCH)
-        .and_then(|v| v.to_str().ok())
-        && etag_matches(inm, &etag)
-    {
+    if crate::http::not_modified(headers, &etag, Some(file.updated_at)) {
         return Ok((StatusCode::NOT_MODIFIED, out).into_response());
     }
     let len = file.size as u64;

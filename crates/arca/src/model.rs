@@ -334,14 +334,17 @@ pub fn now_ms() -> i64 {
         .unwrap_or(0)
 }
 
-/// Epoch milliseconds as RFC 3339 (npm `time`, PEP 700 `upload-time`).
+/// Epoch milliseconds as RFC 3339 in UTC with exactly three fraction digits, e.g.
+/// `2026-11-29T17:42:00.840Z` (npm `time`, PEP 700 `upload-time`). The width is fixed because
+/// `datetime.fromisoformat` before Python 3.11 (pip >= 25 parses `upload-time` with it) accepts only
+/// 3 or 6 digits, and a trimmed fraction (`.84`) made whether a file installs depend on its millisecond.
 pub fn rfc3339(ms: i64) -> String {
+    const FORMAT: &[time::format_description::BorrowedFormatItem<'static>] = time::macros::format_description!(
+        "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z"
+    );
     time::OffsetDateTime::from_unix_timestamp_nanos(ms as i128 * 1_000_000)
         .ok()
-        .and_then(|t| {
-            t.format(&time::format_description::well_known::Rfc3339)
-                .ok()
-        })
+        .and_then(|t| t.format(FORMAT).ok())
         .unwrap_or_default()
 }
 
@@ -392,5 +395,25 @@ pub fn human_size(bytes: i64) -> String {
         format!("{bytes} B")
     } else {
         format!("{v:.2} {}", UNITS[i])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn rfc3339_always_has_three_fraction_digits() {
+        // 2026-11-29T17:42:00.840Z: a trimmed `.84` broke pip >= 25 on Python <= 3.10.
+        assert_eq!(
+            super::rfc3339(1_795_974_120_840),
+            "2026-11-29T17:42:00.840Z"
+        );
+        assert_eq!(
+            super::rfc3339(1_795_974_120_000),
+            "2026-11-29T17:42:00.000Z"
+        );
+        assert_eq!(
+            super::rfc3339(1_795_974_120_007),
+            "2026-11-29T17:42:00.007Z"
+        );
     }
 }

@@ -36,8 +36,19 @@ impl Doc {
         }
     }
 
-    /// 200 with the body, or 304 when the client already has this version.
+    /// 200 with the body, or 304 when the client already has this version (by `ETag`).
     pub fn respond(&self, headers: &HeaderMap, head: bool) -> Response {
+        self.respond_modified(headers, head, None)
+    }
+
+    /// Like [`Self::respond`] for a document whose data has a modification time: also sends
+    /// `Last-Modified` and honours `If-Modified-Since`.
+    pub fn respond_modified(
+        &self,
+        headers: &HeaderMap,
+        head: bool,
+        modified_ms: Option<i64>,
+    ) -> Response {
         let mut h = HeaderMap::new();
         h.insert(
             header::CONTENT_TYPE,
@@ -48,14 +59,12 @@ impl Doc {
         if let Ok(v) = HeaderValue::from_str(&self.etag) {
             h.insert(header::ETAG, v);
         }
-        let fresh = headers
-            .get(header::IF_NONE_MATCH)
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|v| {
-                v.split(',')
-                    .any(|t| t.trim() == self.etag || t.trim() == "*")
-            });
-        if fresh {
+        if let Some(ms) = modified_ms
+            && let Ok(v) = HeaderValue::from_str(&crate::model::http_date(ms))
+        {
+            h.insert(header::LAST_MODIFIED, v);
+        }
+        if crate::http::not_modified(headers, &self.etag, modified_ms) {
             return (StatusCode::NOT_MODIFIED, h).into_response();
         }
         if head {

@@ -14,7 +14,7 @@
 
 use async_trait::async_trait;
 use axum::Json;
-use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use bytes::{Buf, Bytes};
 use serde_json::{Value, json};
@@ -26,7 +26,7 @@ use crate::auth::Need;
 use crate::blob::ByteStream;
 use crate::download::serve_file;
 use crate::error::{ApiError, ApiResult};
-use crate::model::{PackageType, http_date};
+use crate::model::PackageType;
 use crate::state::AppState;
 use crate::store::artifacts::{NewFile, PackageRow, Page};
 
@@ -156,24 +156,7 @@ async fn index_file(state: &AppState, req: &NativeRequest, path: &[&str]) -> Api
         })
         .await?;
     // Cargo revalidates with If-None-Match; If-Modified-Since is honoured too.
-    let last_modified = http_date(modified);
-    let since = req
-        .headers
-        .get(header::IF_MODIFIED_SINCE)
-        .and_then(|v| v.to_str().ok());
-    let mut resp = if req.headers.get(header::IF_NONE_MATCH).is_none()
-        && since == Some(last_modified.as_str())
-    {
-        let mut r = doc.respond(&HeaderMap::new(), true);
-        *r.status_mut() = StatusCode::NOT_MODIFIED;
-        r
-    } else {
-        doc.respond(&req.headers, req.method == Method::HEAD)
-    };
-    if let Ok(v) = HeaderValue::from_str(&last_modified) {
-        resp.headers_mut().insert(header::LAST_MODIFIED, v);
-    }
-    Ok(resp)
+    Ok(doc.respond_modified(&req.headers, req.method == Method::HEAD, Some(modified)))
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -17,7 +17,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::io::Read;
 
 use async_trait::async_trait;
-use axum::http::{HeaderValue, Method, StatusCode, header};
+use axum::http::{Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Map, Value, json};
 
@@ -27,7 +27,7 @@ use crate::archive::{Limits, tar_find};
 use crate::auth::Need;
 use crate::download::serve_file;
 use crate::error::{ApiError, ApiResult};
-use crate::model::{PackageType, Registry, Reupload, http_date};
+use crate::model::{PackageType, Registry, Reupload};
 use crate::state::AppState;
 use crate::store::artifacts::{FileRow, NewFile};
 
@@ -290,11 +290,8 @@ async fn dist_file(
         .await?;
     let doc =
         doc.ok_or_else(|| ApiError::not_found(format!("dists/{dist}/{rest} does not exist")))?;
-    let mut resp = doc.respond(&req.headers, req.method == Method::HEAD);
-    if let Ok(v) = HeaderValue::from_str(&http_date(modified)) {
-        resp.headers_mut().insert(header::LAST_MODIFIED, v);
-    }
-    Ok(resp)
+    // apt revalidates with If-Modified-Since.
+    Ok(doc.respond_modified(&req.headers, req.method == Method::HEAD, Some(modified)))
 }
 
 /// Generates `Packages`, `Packages.gz` (and their by-hash copies) for every component and

@@ -6,12 +6,14 @@
 //!   and not stored; `.asc` signatures are stored like any file.
 //! * `maven-metadata.xml` (artifact level, and version level for SNAPSHOTs) is generated from the
 //!   stored versions and files on every read (cached, revalidated per package revision); uploads of
-//!   it are accepted and ignored, never trusted.
+//!   it are accepted and ignored, never trusted. The group level (`<group path>/maven-metadata.xml`,
+//!   the `<plugins>` list Maven reads to resolve a plugin prefix such as `mvn jetty:run`) is
+//!   generated from the deployed plugin jars: their `META-INF/maven/plugin.xml` names the prefix.
+//!   A path that is both an artifact and a group answers with the artifact's metadata.
+//! * Directory URLs (ending in `/`) answer an HTML listing, as other Maven repositories do.
 //! * SNAPSHOT files may always be redeployed; release files only when the registry's re-upload
 //!   setting is OVERRIDE (otherwise 409, which mvn reports).
 //! * Packages are `groupId:artifactId`; allowed/blocked patterns match `groupId:artifactId:version`.
-
-use std::cmp::Ordering;
 
 use async_trait::async_trait;
 use axum::http::{HeaderValue, Method, StatusCode, header};
@@ -119,6 +121,14 @@ fn parse(segs: &[String]) -> ApiResult<Target> {
         ));
     }
     let n = segs.len();
+    if n == 2 && checksum_of(&segs[1]).map_or(segs[1].as_str(), |(base, _)| base) == METADATA {
+        // `<group>/maven-metadata.xml` of a one-segment group: only group-level metadata.
+        return Ok(Target::ArtifactMetadata {
+            group: String::new(),
+            artifact: segs[0].clone(),
+            alg: checksum_of(&segs[1]).map(|(_, a)| a),
+        });
+    }
     if n < 3 {
         return Err(ApiError::not_found(
             "expected <group>/<artifactId>/<version>/<file>",
@@ -214,79 +224,6 @@ fn file_parts(artifact: &str, version: &str, filename: &str) -> Option<(Option<S
     Some((classifier, ext))
 }
 
-/// Maven's version order, simplified from ComparableVersion: numeric runs compare as numbers,
-/// known qualifiers in Maven's order (alpha < beta < milestone < rc < snapshot < release < sp),
-/// other text alphabetically after them.
-fn compare_versions(a: &str, b: &str) -> Ordering {
-    fn tokens(v: &str) -> Vec<(u8, u64, String)> {
-        let lower = v.to_ascii_lowercase();
-        let mut out = Vec::new();
-        let mut cur = String::new();
-        let mut digit = None;
-        let flush = |cur: &mut String, out: &mut Vec<(u8, u64, String)>| {
-            if cur.is_empty() {
-                return;
-            }
-            let t = std::mem::take(cur);
-            if let Ok(n) = t.parse::<u64>() {
-                out.push((2, n, String::new()));
-            } else {
-                let rank = match t.as_str() {
-                    "alpha" | "a" => 0,
-                    "beta" | "b" => 1,
-                    "milestone" | "m" => 2,
-                    "rc" | "cr" => 3,
-                    "snapshot" => 4,
-                    "ga" | "final" | "release" => 5,
-                    "sp" => 6,
-                    _ => 7,
-                };
-                out.push((0, rank, t));
-            }
-        };
-        for c in lower.chars() {
-            if c == '.' || c == '-' || c == '_' {
-                flush(&mut cur, &mut out);
-                digit = None;
-                continue;
-            }
-            let d = c.is_ascii_digit();
-            if digit.is_some_and(|p| p != d) {
-                flush(&mut cur, &mut out);
-            }
-            digit = Some(d);
-            cur.push(c);
-        }
-        flush(&mut cur, &mut out);
-        out
-    }
-    let (ta, tb) = (tokens(a), tokens(b));
-    for i in 0..ta.len().max(tb.len()) {
-        // A missing token is a release: after qualifiers, before numbers.
-        let pad = (1u8, 5u64, String::new());
-        let x = ta.get(i).unwrap_or(&pad);
-        let y = tb.get(i).unwrap_or(&pad);
-        let key = |t: &(u8, u64, String)| match t.0 {
-            2 => (2u8, t.1, String::new()),
-            1 => (1, 5, String::new()),
-            _ => {
-                if t.1 <= 4 {
-                    (0, t.1, String::new())
-                } else if t.1 == 5 {
-                    (1, 5, String::new())
-                } else {
-                    (1, t.1, t.2.clone())
-                }
-            }
-        };
-        match key(x).cmp(&key(y)) {
-            Ordering::Equal => continue,
-            o => return o,
-        }
-    }
-    Ordering::Equal
-}
-
 fn xml_escape(s: &str) -> String {
     s.replace('&', "&amp;")
         .replace('<', "&lt;")
@@ -314,6 +251,11 @@ impl Format for Maven {
 
     async fn handle(&self, state: &AppState, req: NativeRequest) -> ApiResult<Response> {
         let segs = req.segments();
+        if matches!(req.method, Method::GET | Method::HEAD)
+            && (req.path.is_empty() || req.path.ends_with('/'))
+        {
+            return listing(state, &req, &segs).await;
+        }
         let target = parse(&segs)?;
         match (req.method.clone(), target) {
             (
@@ -324,7 +266,20 @@ impl Format for Maven {
                     alg,
                 },
             ) => {
-                let doc = artifact_metadata(state, &req.registry, &group, &artifact).await?;
+                let doc = match artifact_metadata(state, &req.registry, &group, &artifact).await? {
+                    Some(doc) => doc,
+                    None => {
+                        // Not an artifact: the group-level metadata of `<group>.<artifact>`.
+                        let group_id = join_group(&group, &artifact);
+                        group_metadata(state, &req.registry, &group_id)
+                            .await?
+                            .ok_or_else(|| {
+                                ApiError::not_found(format!(
+                                    "{group_id} has no artifact or plugin metadata"
+                                ))
+                            })?
+                    }
+                };
                 metadata_response(&doc, alg, &req)
             }
             (
@@ -456,7 +411,7 @@ async fn upload(
 ) -> ApiResult<Response> {
     let target = Resolver { state }.write_target(&req.registry).await?;
     req.principal.check(&target, Need::Write)?;
-    let (_, ext) = file_parts(artifact, version, filename).ok_or_else(|| {
+    let (classifier, ext) = file_parts(artifact, version, filename).ok_or_else(|| {
         ApiError::bad("path", format!("'{filename}' is not named <artifactId>-<version>[-<classifier>].<extension> for {artifact} {version}"))
     })?;
     let coordinate = format!("{group}:{artifact}:{version}");
@@ -496,6 +451,15 @@ async fn upload(
             .await?
     };
     state.commit_blob(&blob).await?;
+    // A plugin's main jar names its prefix, which the group-level metadata lists.
+    let mut metadata = json!({});
+    if ext == "jar" && classifier.is_none() {
+        let plugin =
+            super::inspect_blob(state, &blob.sha256, "file", |p| Ok(plugin_descriptor(p))).await?;
+        if let Some((prefix, name)) = plugin {
+            metadata = json!({"goalPrefix": prefix, "pluginName": name});
+        }
+    }
     let package = format!("{group}:{artifact}");
     state
         .db
@@ -508,7 +472,7 @@ async fn upload(
                 name: filename,
                 blob: &blob,
                 content_type: None,
-                metadata: json!({}),
+                metadata,
             },
         )
         .await?;
@@ -588,15 +552,16 @@ async fn chain_packages(
         .await
 }
 
+/// The artifact-level metadata, or None when no registry of the read chain has the artifact.
 async fn artifact_metadata(
     state: &AppState,
     reg: &Registry,
     group: &str,
     artifact: &str,
-) -> ApiResult<std::sync::Arc<Doc>> {
+) -> ApiResult<Option<std::sync::Arc<Doc>>> {
     let chain = chain_packages(state, reg, group, artifact).await?;
     if chain.is_empty() {
-        return Err(ApiError::not_found(format!("{group}:{artifact} not found")));
+        return Ok(None);
     }
     let pkgs: Vec<PackageRow> = chain.iter().map(|(_, p)| p.clone()).collect();
     let key = format!("maven|{}|{group}:{artifact}", reg.id);
@@ -611,7 +576,7 @@ async fn artifact_metadata(
                     }
                 }
             }
-            versions.sort_by(|a, b| compare_versions(a, b));
+            versions.sort_by(|a, b| crate::versions::maven(a, b));
             let latest = versions.last().cloned().unwrap_or_default();
             let release = versions.iter().rev().find(|v| !is_snapshot(v)).cloned();
             let updated = pkgs.iter().map(|p| p.updated_at).max().unwrap_or(0);
@@ -632,6 +597,7 @@ async fn artifact_metadata(
             Ok::<_, ApiError>(Doc::new(x, "application/xml"))
         })
         .await
+        .map(Some)
 }
 
 async fn version_metadata(
@@ -700,6 +666,239 @@ async fn version_metadata(
         .await
 }
 
+fn join_group(group: &str, segment: &str) -> String {
+    if group.is_empty() {
+        segment.to_string()
+    } else {
+        format!("{group}.{segment}")
+    }
+}
+
+/// `goalPrefix` and `name` from a jar's `META-INF/maven/plugin.xml`; None for a jar that is not a
+/// Maven plugin (or not a zip: Maven does not require jars to be, so nothing is refused here).
+fn plugin_descriptor(jar: &std::path::Path) -> Option<(String, String)> {
+    use quick_xml::events::Event;
+    const DESCRIPTOR: &str = "META-INF/maven/plugin.xml";
+    let xml = crate::archive::zip_entry(
+        jar,
+        |names| {
+            names
+                .contains(&DESCRIPTOR)
+                .then(|| DESCRIPTOR.to_string())
+                .ok_or_else(String::new)
+        },
+        MAX_POM as u64,
+    )
+    .ok()?;
+    let mut reader = quick_xml::Reader::from_reader(xml.as_slice());
+    let mut path: Vec<String> = Vec::new();
+    let (mut prefix, mut name) = (None, None);
+    let mut buf = Vec::new();
+    loop {
+        match reader.read_event_into(&mut buf).ok()? {
+            Event::Start(e) => {
+                path.push(String::from_utf8_lossy(e.local_name().as_ref()).into_owned())
+            }
+            Event::End(_) => {
+                path.pop();
+            }
+            Event::Text(t) if path.len() == 2 && path[0] == "plugin" => {
+                let v = t.unescape().ok()?.trim().to_string();
+                match path[1].as_str() {
+                    "goalPrefix" => prefix = Some(v),
+                    "name" => name = Some(v),
+                    _ => {}
+                }
+            }
+            Event::Eof => break,
+            _ => {}
+        }
+        buf.clear();
+    }
+    let prefix = prefix.filter(|p| !p.is_empty())?;
+    Some((prefix.clone(), name.unwrap_or(prefix)))
+}
+
+/// The plugins (artifactId, prefix, name) deployed in exactly the group `group_id` along the read
+/// chain (first registry wins per artifact), with the packages they come from.
+async fn group_plugins(
+    state: &AppState,
+    reg: &Registry,
+    group_id: &str,
+) -> ApiResult<(Vec<(String, String, String)>, Vec<PackageRow>)> {
+    let prefix = format!("{group_id}:");
+    let mut plugins: std::collections::BTreeMap<String, (String, String)> = Default::default();
+    let mut pkgs = Vec::new();
+    for r in (Resolver { state }).read_chain(reg).await? {
+        for p in state.db.packages_with_prefix(&r.id, &prefix).await? {
+            let Some(artifact) = p.name.strip_prefix(&prefix).map(str::to_string) else {
+                continue;
+            };
+            // The newest deployed jar that describes a plugin names the prefix.
+            let described = state
+                .db
+                .package_files(&p.id)
+                .await?
+                .into_iter()
+                .rev()
+                .find_map(|(_, f)| {
+                    let m = &f.metadata;
+                    Some((
+                        m.get("goalPrefix")?.as_str()?.to_string(),
+                        m.get("pluginName")?.as_str()?.to_string(),
+                    ))
+                });
+            if let Some(d) = described {
+                plugins.entry(artifact).or_insert(d);
+            }
+            pkgs.push(p);
+        }
+    }
+    Ok((
+        plugins.into_iter().map(|(a, (p, n))| (a, p, n)).collect(),
+        pkgs,
+    ))
+}
+
+/// Group-level `maven-metadata.xml` (the `<plugins>` list), merged along the read chain; None when
+/// the group has no plugin.
+async fn group_metadata(
+    state: &AppState,
+    reg: &Registry,
+    group_id: &str,
+) -> ApiResult<Option<std::sync::Arc<Doc>>> {
+    let (plugins, pkgs) = group_plugins(state, reg, group_id).await?;
+    if plugins.is_empty() {
+        return Ok(None);
+    }
+    let key = format!("maven|{}|group|{group_id}", reg.id);
+    let doc = state
+        .docs
+        .get_or_build(key, cache::stamp(&pkgs), || async {
+            let mut x = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<metadata>\n  <plugins>\n");
+            for (artifact, prefix, name) in &plugins {
+                x.push_str(&format!(
+                    "    <plugin>\n      <name>{}</name>\n      <prefix>{}</prefix>\n      <artifactId>{}</artifactId>\n    </plugin>\n",
+                    xml_escape(name),
+                    xml_escape(prefix),
+                    xml_escape(artifact)
+                ));
+            }
+            x.push_str("  </plugins>\n</metadata>\n");
+            Ok::<_, ApiError>(Doc::new(x, "application/xml"))
+        })
+        .await?;
+    Ok(Some(doc))
+}
+
+/// An HTML index of a directory of the repository layout, merged along the read chain: a
+/// version directory lists its files, an artifact directory its versions, a group directory its
+/// artifacts and subgroups (each with `maven-metadata.xml` where one is served).
+async fn listing(state: &AppState, req: &NativeRequest, segs: &[String]) -> ApiResult<Response> {
+    if let Some(bad) = segs.iter().find(|s| !valid_segment(s)) {
+        return Err(ApiError::bad(
+            "path",
+            format!("invalid path segment '{bad}'"),
+        ));
+    }
+    let n = segs.len();
+    let group_id = segs.join(".");
+    let mut children = std::collections::BTreeSet::new();
+    let chain = (Resolver { state }).read_chain(&req.registry).await?;
+    // As a group: artifacts named `<group>:<a>` and subgroups `<group>.<x>...`.
+    let prefix = if group_id.is_empty() {
+        String::new()
+    } else {
+        format!("{group_id}.")
+    };
+    for r in &chain {
+        let mut rows = state.db.packages_with_prefix(&r.id, &prefix).await?;
+        if !group_id.is_empty() {
+            rows.extend(
+                state
+                    .db
+                    .packages_with_prefix(&r.id, &format!("{group_id}:"))
+                    .await?,
+            );
+        }
+        for p in rows {
+            let Some((g, a)) = p.name.split_once(':') else {
+                continue;
+            };
+            let gsegs: Vec<&str> = g.split('.').collect();
+            if gsegs.len() == n {
+                children.insert(format!("{a}/"));
+            } else if let Some(next) = gsegs.get(n) {
+                children.insert(format!("{next}/"));
+            }
+        }
+    }
+    if n >= 1
+        && !group_plugins(state, &req.registry, &group_id)
+            .await?
+            .0
+            .is_empty()
+    {
+        children.insert(METADATA.to_string());
+    }
+    // As an artifact: its versions.
+    if n >= 2 {
+        let (group, artifact) = (segs[..n - 1].join("."), &segs[n - 1]);
+        for (_, p) in chain_packages(state, &req.registry, &group, artifact).await? {
+            for v in state.db.all_versions(&p.id).await? {
+                children.insert(format!("{}/", v.version));
+            }
+            children.insert(METADATA.to_string());
+        }
+    }
+    // As a version: its files.
+    if n >= 3 {
+        let (group, artifact, version) = (segs[..n - 2].join("."), &segs[n - 2], &segs[n - 1]);
+        for (_, p) in chain_packages(state, &req.registry, &group, artifact).await? {
+            for (v, f) in state.db.package_files(&p.id).await? {
+                if &v == version {
+                    children.insert(f.name);
+                }
+            }
+        }
+        if is_snapshot(version) && !children.is_empty() {
+            children.insert(METADATA.to_string());
+        }
+    }
+    if children.is_empty() && n > 0 {
+        return Err(ApiError::not_found(format!(
+            "'{}/' does not exist",
+            segs.join("/")
+        )));
+    }
+    let title = format!(
+        "/{}",
+        segs.iter().map(|s| format!("{s}/")).collect::<String>()
+    );
+    let mut html = format!(
+        "<!DOCTYPE html>\n<html><head><title>Index of {0}</title></head><body><h1>Index of {0}</h1>\n<pre>\n",
+        xml_escape(&title)
+    );
+    if n > 0 {
+        html.push_str("<a href=\"../\">../</a>\n");
+    }
+    for c in &children {
+        let href: String =
+            percent_encoding::utf8_percent_encode(c, percent_encoding::NON_ALPHANUMERIC)
+                .to_string()
+                .replace("%2F", "/")
+                .replace("%2E", ".")
+                .replace("%2D", "-")
+                .replace("%5F", "_");
+        html.push_str(&format!("<a href=\"{href}\">{}</a>\n", xml_escape(c)));
+    }
+    html.push_str("</pre></body></html>\n");
+    Ok(
+        Doc::new(html, "text/html; charset=utf-8")
+            .respond(&req.headers, req.method == Method::HEAD),
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -734,34 +933,6 @@ mod tests {
             Some((None, "jar".into()))
         );
         assert_eq!(checksum_of("a.jar.sha256"), Some(("a.jar", "sha256")));
-    }
-
-    #[test]
-    fn maven_version_order() {
-        let mut v = vec![
-            "1.10",
-            "1.2",
-            "1.0-SNAPSHOT",
-            "1.0",
-            "1.0-rc1",
-            "1.0-alpha",
-            "1.0.1",
-            "2.0-beta-2",
-        ];
-        v.sort_by(|a, b| compare_versions(a, b));
-        assert_eq!(
-            v,
-            vec![
-                "1.0-alpha",
-                "1.0-rc1",
-                "1.0-SNAPSHOT",
-                "1.0",
-                "1.0.1",
-                "1.2",
-                "1.10",
-                "2.0-beta-2"
-            ]
-        );
     }
 
     #[test]

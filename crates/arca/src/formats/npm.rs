@@ -196,7 +196,39 @@ async fn load_from(
             }
         }
     }
-    Ok(out.filter(|p| !p.versions.is_empty()))
+    let mut out = out.filter(|p| !p.versions.is_empty());
+    if let Some(p) = out.as_mut() {
+        normalize_latest(p);
+    }
+    Ok(out)
+}
+
+/// Gives a package whose `latest` tag is missing (published only under another tag, as with
+/// `publishConfig.tag`) or names a version that is gone the highest version as `latest`, the
+/// highest release when there is one, as the public registry and verdaccio do: `npm view` prints
+/// nothing for a package without `latest`.
+fn normalize_latest(p: &mut Packument) {
+    if p.dist_tags
+        .get("latest")
+        .and_then(Value::as_str)
+        .is_some_and(|v| p.versions.contains_key(v))
+    {
+        return;
+    }
+    let parsed: Vec<(semver::Version, &String)> = p
+        .versions
+        .keys()
+        .filter_map(|v| semver::Version::parse(v).ok().map(|s| (s, v)))
+        .collect();
+    let best = parsed
+        .iter()
+        .filter(|(s, _)| s.pre.is_empty())
+        .max_by(|a, b| a.0.cmp(&b.0))
+        .or_else(|| parsed.iter().max_by(|a, b| a.0.cmp(&b.0)))
+        .map(|(_, v)| (*v).clone());
+    if let Some(v) = best {
+        p.dist_tags.insert("latest".into(), json!(v));
+    }
 }
 
 fn render_version(

@@ -637,7 +637,9 @@ async fn project_page(state: &AppState, req: &NativeRequest, norm: &str) -> ApiR
                 json!({
                     "filename": l.filename, "url": l.url, "hashes": {"sha256": l.file.sha256},
                     "requires-python": m.get("requiresPython").cloned().unwrap_or(Value::Null),
-                    "core-metadata": core, "dist-info-metadata": core, "yanked": yanked,
+                    // Only the PEP 714 key: pip 22.3-23.1 (Debian 12's, CPython 3.10's) crash on the
+                    // legacy `dist-info-metadata` in JSON. The HTML page keeps both attributes.
+                    "core-metadata": core, "yanked": yanked,
                     "size": l.file.size, "upload-time": rfc3339(l.file.created_at),
                 })
             })

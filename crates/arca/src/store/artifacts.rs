@@ -6,7 +6,7 @@ use sqlx::any::AnyRow;
 use super::{Db, is_unique_violation, json_list, like_pattern};
 use crate::blob::BlobInfo;
 use crate::error::{ApiError, ApiResult};
-use crate::model::{Registry, Reupload, new_id, now_ms};
+use crate::model::{PackageType, Registry, Reupload, new_id, now_ms};
 
 #[derive(Debug, Clone)]
 pub struct PackageRow {
@@ -289,8 +289,24 @@ impl Db {
             .bind(&version_id)
             .execute(&mut *tx)
             .await?;
+        // The newest version by the format's order (upload order where it has none).
+        let current: Option<String> =
+            sqlx::query("SELECT latest_version FROM packages WHERE id = $1")
+                .bind(&package_id)
+                .fetch_one(&mut *tx)
+                .await?
+                .try_get("latest_version")?;
+        let latest = match current {
+            Some(c)
+                if crate::versions::compare(reg.package_type, f.version, &c)
+                    == Some(std::cmp::Ordering::Less) =>
+            {
+                c
+            }
+            _ => f.version.to_string(),
+        };
         sqlx::query("UPDATE packages SET latest_version = $1, updated_at = $2, size = size + $3, revision = revision + 1 WHERE id = $4")
-            .bind(f.version)
+            .bind(&latest)
             .bind(now)
             .bind(size - replaced_size)
             .bind(&package_id)
@@ -360,6 +376,24 @@ impl Db {
         .fetch_all(&self.read)
         .await?;
         Ok(rows.iter().map(row_to_file).collect::<Result<_, _>>()?)
+    }
+
+    /// Packages of a registry whose name starts with `prefix` (any characters: compared with
+    /// `SUBSTR`, not `LIKE`), by name. Used for Maven's group-level metadata and directory pages.
+    pub async fn packages_with_prefix(
+        &self,
+        registry_id: &str,
+        prefix: &str,
+    ) -> ApiResult<Vec<PackageRow>> {
+        let rows = sqlx::query(
+            "SELECT * FROM packages WHERE registry_id = $1 AND SUBSTR(name, 1, CAST($2 AS INTEGER)) = $3 ORDER BY name",
+        )
+        .bind(registry_id)
+        .bind(prefix.chars().count() as i64)
+        .bind(prefix)
+        .fetch_all(&self.read)
+        .await?;
+        Ok(rows.iter().map(row_to_package).collect::<Result<_, _>>()?)
     }
 
     /// The package name and version name of a version.
@@ -578,13 +612,30 @@ impl Db {
         tx: &mut sqlx::Transaction<'_, sqlx::Any>,
         package_id: &str,
     ) -> ApiResult<()> {
-        let latest = sqlx::query("SELECT version FROM versions WHERE package_id = $1 ORDER BY created_at DESC, id DESC LIMIT 1")
-            .bind(package_id)
-            .fetch_optional(&mut **tx)
-            .await?;
+        let kind = sqlx::query(
+            "SELECT r.package_type FROM packages p JOIN registries r ON r.id = p.registry_id WHERE p.id = $1",
+        )
+        .bind(package_id)
+        .fetch_optional(&mut **tx)
+        .await?;
+        let Some(kind) = kind else { return Ok(()) };
+        let kind: String = kind.try_get("package_type")?;
+        let versions: Vec<String> = sqlx::query(
+            "SELECT version FROM versions WHERE package_id = $1 ORDER BY created_at, id",
+        )
+        .bind(package_id)
+        .fetch_all(&mut **tx)
+        .await?
+        .iter()
+        .map(|r| r.try_get("version"))
+        .collect::<Result<_, _>>()?;
+        // The newest by the format's order; the trash can (any type) keeps upload order.
+        let latest = match PackageType::from_harness(&kind) {
+            Some(t) => crate::versions::newest(t, versions.iter().map(String::as_str)),
+            None => versions.last().map(String::as_str),
+        };
         match latest {
-            Some(r) => {
-                let v: String = r.try_get("version")?;
+            Some(v) => {
                 sqlx::query("UPDATE packages SET latest_version = $1, revision = revision + 1 WHERE id = $2")
                     .bind(v)
                     .bind(package_id)

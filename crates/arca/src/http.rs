@@ -1,0 +1,86 @@
+//! HTTP plumbing shared by every route that is not about any one protocol: conditional requests.
+//!
+//! Generated documents and stored files carry two validators, an `ETag` and (where the data has a
+//! modification time) `Last-Modified`; clients revalidate with either (`apt` and R send
+//! `If-Modified-Since`, Cargo and npm `If-None-Match`), so both are checked in one place.
+
+use axum::http::{HeaderMap, header};
+
+/// Whether an `If-None-Match` value names `etag` (weak comparison, `*` matches anything).
+pub fn etag_matches(if_none_match: &str, etag: &str) -> bool {
+    if_none_match
+        .split(',')
+        .map(str::trim)
+        .any(|t| t == "*" || t == etag || t.trim_start_matches("W/") == etag)
+}
+
+/// Whether a GET or HEAD can be answered with 304, following RFC 9110 §13.2.2: `If-None-Match`
+/// decides when present; otherwise `If-Modified-Since` is compared with `last_modified_ms`
+/// (epoch milliseconds, compared at the one-second resolution of HTTP dates). An unparseable date
+/// is ignored, as the RFC asks.
+pub fn not_modified(headers: &HeaderMap, etag: &str, last_modified_ms: Option<i64>) -> bool {
+    if let Some(inm) = headers.get(header::IF_NONE_MATCH) {
+        return inm.to_str().is_ok_and(|v| etag_matches(v, etag));
+    }
+    let (Some(modified), Some(since)) = (last_modified_ms, headers.get(header::IF_MODIFIED_SINCE))
+    else {
+        return false;
+    };
+    let Some(since) = since
+        .to_str()
+        .ok()
+        .and_then(|s| httpdate::parse_http_date(s.trim()).ok())
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+    else {
+        return false;
+    };
+    modified.div_euclid(1000) <= since.as_secs() as i64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::http::HeaderValue;
+
+    fn headers(pairs: &[(header::HeaderName, &str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.insert(k, HeaderValue::from_str(v).unwrap());
+        }
+        h
+    }
+
+    #[test]
+    fn if_none_match_decides_when_present() {
+        let etag = "\"abc\"";
+        assert!(not_modified(
+            &headers(&[(header::IF_NONE_MATCH, "\"x\", W/\"abc\"")]),
+            etag,
+            None
+        ));
+        assert!(!not_modified(
+            &headers(&[(header::IF_NONE_MATCH, "\"x\"")]),
+            etag,
+            None
+        ));
+        // A mismatching ETag wins over a matching date.
+        let h = headers(&[
+            (header::IF_NONE_MATCH, "\"x\""),
+            (header::IF_MODIFIED_SINCE, "Sun, 29 Nov 2026 17:00:00 GMT"),
+        ]);
+        assert!(!not_modified(&h, etag, Some(0)));
+    }
+
+    #[test]
+    fn if_modified_since_compares_seconds() {
+        // 2026-11-29T17:00:00Z
+        let at = 1_795_971_600_000;
+        let h = headers(&[(header::IF_MODIFIED_SINCE, "Sun, 29 Nov 2026 17:00:00 GMT")]);
+        assert!(not_modified(&h, "\"e\"", Some(at + 999)), "same second");
+        assert!(not_modified(&h, "\"e\"", Some(at - 60_000)), "older");
+        assert!(!not_modified(&h, "\"e\"", Some(at + 1000)), "newer");
+        assert!(!not_modified(&h, "\"e\"", None), "no Last-Modified known");
+        let bad = headers(&[(header::IF_MODIFIED_SINCE, "yesterday")]);
+        assert!(!not_modified(&bad, "\"e\"", Some(0)));
+    }
+}
