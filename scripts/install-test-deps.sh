@@ -80,3 +80,38 @@ fi
 if ! "$tools/py/bin/python" -c 'import oras.client, helm_python' 2>/dev/null; then
   "$tools/py/bin/pip" install -q --disable-pip-version-check oras==0.2.43 helm-python-sdk==0.2.2
 fi
+
+# The compatibility guard (scripts/real-world.txt): old and new clients side by side, and real
+# packages fetched with the ordinary clients into target/test-tools/real/ (never committed).
+pins="$(cd "$(dirname "$0")" && pwd)/real-world.txt"
+pin() { sed 's/#.*//' "$pins" | awk -v k="$1" '$1 == k { print $2, $3 }'; }
+while read -r _ v; do
+  [ -n "$v" ] || continue
+  if [ ! -x "$tools/pip-$v/bin/pip" ] || [ "$("$tools/pip-$v/bin/pip" --version | awk '{print $2}')" != "$v" ]; then
+    python3 -m venv "$tools/pip-$v"
+    "$tools/pip-$v/bin/python" -m pip install -q --disable-pip-version-check "pip==$v"
+  fi
+done < <(pin client | awk '$1 == "pip"')
+while read -r _ v; do
+  [ -n "$v" ] || continue
+  if [ ! -x "$tools/npm-$v/bin/npm" ]; then
+    npm install -g --silent --no-audit --no-fund --userconfig /dev/null --prefix "$tools/npm-$v" "npm@$v" >/dev/null
+  fi
+done < <(pin client | awk '$1 == "npm"')
+real="$tools/real"
+stamp="$(sha256sum "$pins" | cut -c1-16)"
+if [ "$(cat "$real/.stamp" 2>/dev/null)" != "$stamp" ]; then
+  rm -rf "$real"
+  mkdir -p "$real/pypi" "$real/npm" "$real/deb"
+  pypi=$(pin pypi | awk '{print $1}')
+  # shellcheck disable=SC2086
+  "$tools/py/bin/pip" download -q --disable-pip-version-check --no-deps --only-binary :all: -d "$real/pypi" $pypi
+  sdists=$(pin pypi-sdist | awk '{print $1}')
+  # shellcheck disable=SC2086
+  "$tools/py/bin/pip" download -q --disable-pip-version-check --no-deps --no-binary :all: -d "$real/pypi" $sdists
+  (cd "$real/npm" && npm pack --silent --userconfig /dev/null $(pin npm | awk '{print $1}') >/dev/null)
+  debs=$(pin deb | awk '{print $1}')
+  # shellcheck disable=SC2086
+  (cd "$real/deb" && { apt-get download -qq $debs 2>/dev/null || { apt-get update -qq && apt-get download -qq $debs; }; })
+  echo "$stamp" > "$real/.stamp"
+fi

@@ -37,12 +37,12 @@ fn build_deb(w: &Path, name: &str, version: &str, depends: Option<&str>) -> Path
 }
 
 /// apt with its own state directories (nothing of the system's apt is touched).
-struct Apt {
-    dir: PathBuf,
+pub(crate) struct Apt {
+    pub(crate) dir: PathBuf,
 }
 
 impl Apt {
-    fn new(s: &Server, user: &str, token: &str, key: &Path) -> Apt {
+    pub(crate) fn new(s: &Server, user: &str, token: &str, key: &Path) -> Apt {
         let dir = s.dir.path().join("apt");
         for d in ["lists/partial", "cache/archives/partial", "out"] {
             std::fs::create_dir_all(dir.join(d)).unwrap();
@@ -70,7 +70,7 @@ impl Apt {
         Apt { dir }
     }
 
-    fn run(&self, args: &[&str]) -> Run {
+    pub(crate) fn run(&self, args: &[&str]) -> Run {
         run(
             "apt-get",
             args,
@@ -83,7 +83,13 @@ impl Apt {
     }
 }
 
-async fn put_deb(s: &Server, token: &str, file: &str, body: Vec<u8>, query: &str) -> (u16, String) {
+pub(crate) async fn put_deb(
+    s: &Server,
+    token: &str,
+    file: &str,
+    body: Vec<u8>,
+    query: &str,
+) -> (u16, String) {
     let r = s
         .client
         .put(s.url(&format!("/pkg/acme/deb/debian/{file}{query}")))

@@ -20,4 +20,5 @@ mod oci_conformance;
 mod opm;
 mod ops;
 mod pypi;
+mod real_world;
 mod rpm;

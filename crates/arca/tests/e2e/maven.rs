@@ -5,14 +5,14 @@ use serde_json::json;
 use crate::both_backends;
 use crate::common::{Backend, Run, Server, call, run};
 
-struct Mvn {
-    settings: PathBuf,
+pub(crate) struct Mvn {
+    pub(crate) settings: PathBuf,
 }
 
 impl Mvn {
     /// settings.xml: Debian's plugin repository as `central`, credentials for server `arca`, and a
     /// fresh local repository so everything not from Debian is downloaded from Arca.
-    fn new(s: &Server, tag: &str, user: &str, token: &str) -> Mvn {
+    pub(crate) fn new(s: &Server, tag: &str, user: &str, token: &str) -> Mvn {
         let dir = s.dir.path().join(format!("mvn-{tag}"));
         std::fs::create_dir_all(&dir).unwrap();
         let settings = dir.join("settings.xml");
@@ -29,7 +29,7 @@ impl Mvn {
         Mvn { settings }
     }
 
-    fn run(&self, cwd: &Path, args: &[&str]) -> Run {
+    pub(crate) fn run(&self, cwd: &Path, args: &[&str]) -> Run {
         std::fs::create_dir_all(cwd).unwrap();
         let mut all = vec![
             "-B",
@@ -42,14 +42,14 @@ impl Mvn {
         run("mvn", &all, cwd, &[("MAVEN_OPTS", "-Xmx256m".to_string())])
     }
 
-    fn ok(&self, cwd: &Path, args: &[&str]) -> String {
+    pub(crate) fn ok(&self, cwd: &Path, args: &[&str]) -> String {
         let r = self.run(cwd, args);
         assert!(r.ok, "mvn {args:?} failed:\n{}\n{}", r.stdout, r.stderr);
         r.stdout
     }
 }
 
-fn write(path: &Path, text: &str) {
+pub(crate) fn write(path: &Path, text: &str) {
     std::fs::create_dir_all(path.parent().unwrap()).unwrap();
     std::fs::write(path, text).unwrap();
 }

@@ -6,13 +6,15 @@ use serde_json::{Value, json};
 use crate::both_backends;
 use crate::common::{Backend, Run, Server, call, run};
 
-struct Npm {
+pub(crate) struct Npm {
     rc: PathBuf,
     cache: PathBuf,
+    /// The npm executable (the installed one unless [`Npm::with_program`] says otherwise).
+    program: PathBuf,
 }
 
 impl Npm {
-    fn new(s: &Server, reg: &str, token: &str) -> Npm {
+    pub(crate) fn new(s: &Server, reg: &str, token: &str) -> Npm {
         let dir = s
             .dir
             .path()
@@ -24,10 +26,16 @@ impl Npm {
         Npm {
             rc,
             cache: dir.join("cache"),
+            program: PathBuf::from("npm"),
         }
     }
 
-    fn run(&self, cwd: &Path, args: &[&str]) -> Run {
+    /// The same configuration driven by another npm (e.g. the oldest one still shipped).
+    pub(crate) fn with_program(self, program: PathBuf) -> Npm {
+        Npm { program, ..self }
+    }
+
+    pub(crate) fn run(&self, cwd: &Path, args: &[&str]) -> Run {
         std::fs::create_dir_all(cwd).unwrap();
         let env = [
             ("npm_config_userconfig", self.rc.display().to_string()),
@@ -38,17 +46,17 @@ impl Npm {
             ("npm_config_update_notifier", "false".into()),
             ("npm_config_loglevel", "warn".into()),
         ];
-        run("npm", args, cwd, &env)
+        run(&self.program, args, cwd, &env)
     }
 
-    fn ok(&self, cwd: &Path, args: &[&str]) -> String {
+    pub(crate) fn ok(&self, cwd: &Path, args: &[&str]) -> String {
         let r = self.run(cwd, args);
         assert!(r.ok, "npm {args:?} failed:\n{}\n{}", r.stdout, r.stderr);
         r.stdout
     }
 }
 
-fn package(dir: &Path, manifest: Value) -> PathBuf {
+pub(crate) fn package(dir: &Path, manifest: Value) -> PathBuf {
     std::fs::create_dir_all(dir).unwrap();
     std::fs::write(
         dir.join("package.json"),

@@ -5,11 +5,11 @@ use serde_json::{Value, json};
 use crate::both_backends;
 use crate::common::{Backend, Run, Server, call, run, tools};
 
-fn py(bin: &str) -> PathBuf {
+pub(crate) fn py(bin: &str) -> PathBuf {
     tools().join("py/bin").join(bin)
 }
 
-fn make_dists(out: &Path, spec: Value) -> Vec<PathBuf> {
+pub(crate) fn make_dists(out: &Path, spec: Value) -> Vec<PathBuf> {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/e2e/fixtures/make_dists.py");
     std::fs::create_dir_all(out).unwrap();
     let r = run(
@@ -26,7 +26,7 @@ fn make_dists(out: &Path, spec: Value) -> Vec<PathBuf> {
     r.stdout.lines().map(PathBuf::from).collect()
 }
 
-fn client_env(work: &Path) -> Vec<(&'static str, String)> {
+pub(crate) fn client_env(work: &Path) -> Vec<(&'static str, String)> {
     vec![
         ("PIP_CONFIG_FILE", "/dev/null".into()),
         // Only Arca: no machine-wide wheel directories or extra indexes.
@@ -40,7 +40,7 @@ fn client_env(work: &Path) -> Vec<(&'static str, String)> {
     ]
 }
 
-fn twine(s: &Server, root: &str, token: &str, files: &[PathBuf]) -> Run {
+pub(crate) fn twine(s: &Server, root: &str, token: &str, files: &[PathBuf]) -> Run {
     let work = s.dir.path();
     let mut args = vec![
         "upload",
@@ -58,7 +58,7 @@ fn twine(s: &Server, root: &str, token: &str, files: &[PathBuf]) -> Run {
     run(py("twine"), &args, work, &client_env(work))
 }
 
-fn index_url(s: &Server, reg: &str, token: Option<&str>) -> String {
+pub(crate) fn index_url(s: &Server, reg: &str, token: Option<&str>) -> String {
     let host = s.base.trim_start_matches("http://");
     match token {
         Some(t) => format!("http://u:{t}@{host}/pkg/acme/{reg}/python/simple/"),
