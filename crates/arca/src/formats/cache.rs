@@ -14,12 +14,20 @@ use bytes::Bytes;
 
 use crate::store::artifacts::PackageRow;
 
-/// A rendered document with its validator (cheap to clone: the body is shared).
+/// A rendered document with its validators (cheap to clone: the body is shared).
 #[derive(Clone)]
 pub struct Doc {
     pub body: Bytes,
     pub etag: String,
     pub content_type: &'static str,
+    /// Since when this process has served this content under its key (epoch ms): the
+    /// `Last-Modified` of documents whose clients revalidate by date. Not a time derived from the
+    /// data, which can move backwards (deleting the most recently changed package) and would make
+    /// a changed document look unmodified. [`DocCache::put`] keeps it across rebuilds with the same
+    /// content and moves it to a later second when the content changes, since HTTP dates have a
+    /// resolution of one second. Another process may date the same content differently: that costs
+    /// a client one download, never a stale document.
+    pub changed_at: i64,
 }
 
 impl Doc {
@@ -33,22 +41,22 @@ impl Doc {
             body,
             etag,
             content_type,
+            changed_at: crate::model::now_ms(),
         }
     }
 
     /// 200 with the body, or 304 when the client already has this version (by `ETag`).
     pub fn respond(&self, headers: &HeaderMap, head: bool) -> Response {
-        self.respond_modified(headers, head, None)
+        self.respond_with(headers, head, None)
     }
 
-    /// Like [`Self::respond`] for a document whose data has a modification time: also sends
-    /// `Last-Modified` and honours `If-Modified-Since`.
-    pub fn respond_modified(
-        &self,
-        headers: &HeaderMap,
-        head: bool,
-        modified_ms: Option<i64>,
-    ) -> Response {
+    /// Like [`Self::respond`], also sending `Last-Modified` (see [`Doc::changed_at`]) and honouring
+    /// `If-Modified-Since`: for clients that revalidate by date (apt; Cargo may).
+    pub fn respond_dated(&self, headers: &HeaderMap, head: bool) -> Response {
+        self.respond_with(headers, head, Some(self.changed_at))
+    }
+
+    fn respond_with(&self, headers: &HeaderMap, head: bool, modified_ms: Option<i64>) -> Response {
         let mut h = HeaderMap::new();
         h.insert(
             header::CONTENT_TYPE,
@@ -189,7 +197,17 @@ impl DocCache {
         result
     }
 
-    pub fn put(&self, key: String, stamp: String, doc: Doc) -> Arc<Doc> {
+    pub fn put(&self, key: String, stamp: String, mut doc: Doc) -> Arc<Doc> {
+        if let Ok(inner) = self.inner.lock()
+            && let Some((_, prev)) = inner.map.get(&key)
+        {
+            doc.changed_at = if prev.etag == doc.etag {
+                prev.changed_at
+            } else {
+                doc.changed_at
+                    .max((prev.changed_at.div_euclid(1000) + 1) * 1000)
+            };
+        }
         let doc = Arc::new(doc);
         if let Ok(mut inner) = self.inner.lock() {
             if doc.body.len() > MAX_BYTES / 8 {
@@ -206,5 +224,32 @@ impl DocCache {
             }
         }
         doc
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn changed_content_is_dated_a_later_second_unchanged_content_keeps_its_date() {
+        let cache = DocCache::default();
+        let first = cache.put("k".into(), "s1".into(), Doc::new("one", "text/plain"));
+        // The same content rebuilt (another stamp, e.g. an unrelated package changed).
+        let same = cache.put("k".into(), "s2".into(), Doc::new("one", "text/plain"));
+        assert_eq!(same.changed_at, first.changed_at);
+        // New content within the same second still gets a later HTTP date.
+        let changed = cache.put("k".into(), "s3".into(), Doc::new("two", "text/plain"));
+        assert!(changed.changed_at.div_euclid(1000) > first.changed_at.div_euclid(1000));
+        let mut h = HeaderMap::new();
+        h.insert(
+            header::IF_MODIFIED_SINCE,
+            HeaderValue::from_str(&crate::model::http_date(first.changed_at)).unwrap(),
+        );
+        assert_eq!(
+            first.respond_dated(&h, false).status(),
+            StatusCode::NOT_MODIFIED
+        );
+        assert_eq!(changed.respond_dated(&h, false).status(), StatusCode::OK);
     }
 }

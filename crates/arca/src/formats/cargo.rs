@@ -125,7 +125,6 @@ async fn index_file(state: &AppState, req: &NativeRequest, path: &[&str]) -> Api
         return Err(ApiError::not_found("not an index file"));
     }
     let chain = (Resolver { state }).packages(&req.registry, &name).await?;
-    let modified = chain.iter().map(|(_, p)| p.updated_at).max().unwrap_or(0);
     let pkgs: Vec<PackageRow> = chain.iter().map(|(_, p)| p.clone()).collect();
     let stamp = cache::stamp(&pkgs);
     let key = format!("cargo|{}|{name}", req.registry.id);
@@ -156,7 +155,7 @@ async fn index_file(state: &AppState, req: &NativeRequest, path: &[&str]) -> Api
         })
         .await?;
     // Cargo revalidates with If-None-Match; If-Modified-Since is honoured too.
-    Ok(doc.respond_modified(&req.headers, req.method == Method::HEAD, Some(modified)))
+    Ok(doc.respond_dated(&req.headers, req.method == Method::HEAD))
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -291,7 +291,7 @@ async fn dist_file(
     let doc =
         doc.ok_or_else(|| ApiError::not_found(format!("dists/{dist}/{rest} does not exist")))?;
     // apt revalidates with If-Modified-Since.
-    Ok(doc.respond_modified(&req.headers, req.method == Method::HEAD, Some(modified)))
+    Ok(doc.respond_dated(&req.headers, req.method == Method::HEAD))
 }
 
 /// Generates `Packages`, `Packages.gz` (and their by-hash copies) for every component and

@@ -457,8 +457,21 @@ async fn apt_real_packages_and_revalidation(b: Backend) {
             .unwrap();
         assert_eq!(r.status().as_u16(), want, "{h}: {v}");
     }
+    // Deleting a package changes the index and so its date: the next update downloads it again
+    // (a date taken from the remaining packages would not move, and apt would keep the old index).
+    let (st, v) = call(s.delete("/har/api/v1/registry/acme/deb/+/artifact/hello")).await;
+    assert!((200..300).contains(&st), "{st} {v}");
+    let r = apt.run(&["update"]);
+    assert!(
+        r.ok && r.stdout.contains("Get:1"),
+        "{}{}",
+        r.stdout,
+        r.stderr
+    );
+    let r = apt.run(&["install", "-s", "hello"]);
+    assert!(!r.ok, "hello is gone: {}", r.stdout);
     // Stored files honour If-Modified-Since too.
-    let pool = s.url("/pkg/acme/deb/debian/pool/main/h/hello/hello_2.10-3_amd64.deb");
+    let pool = s.url("/pkg/acme/deb/debian/pool/main/m/mawk/mawk_1.3.4.20200120-3.1_amd64.deb");
     let r = s
         .client
         .get(&pool)
