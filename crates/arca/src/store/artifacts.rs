@@ -332,6 +332,18 @@ impl Db {
         Ok(row.map(|r| row_to_file(&r)).transpose()?)
     }
 
+    /// The file called exactly `name` (case-sensitive, no pattern) in a version.
+    pub async fn file_by_name(&self, version_id: &str, name: &str) -> ApiResult<Option<FileRow>> {
+        let row = sqlx::query(&format!(
+            "{FILE_SELECT} WHERE f.version_id = $1 AND f.name = $2"
+        ))
+        .bind(version_id)
+        .bind(name)
+        .fetch_optional(&self.read)
+        .await?;
+        Ok(row.map(|r| row_to_file(&r)).transpose()?)
+    }
+
     /// Adds batched download counts: `(file id, version id, downloads)`.
     pub async fn count_downloads(&self, counts: &[(String, String, i64)]) -> ApiResult<()> {
         if counts.is_empty() {
