@@ -94,14 +94,16 @@ fn split_registry_ref(r: &str) -> ApiResult<(String, String)> {
 }
 
 /// Entry point for everything under `/har/api/v1/` and `/api/v1/`.
-pub async fn dispatch(State(state): State<AppState>, req: Request) -> Response {
-    match route(&state, req).await {
+pub async fn route(State(state): State<AppState>, req: Request) -> Response {
+    match dispatch(&state, req).await {
         Ok(r) => r,
         Err(e) => e.into_response(),
     }
 }
 
-async fn route(state: &AppState, req: Request) -> ApiResult<Response> {
+/// Routes one request to its handler (the naming of `formats::route` and `oci::route`: `route` is
+/// the axum entry point, `dispatch` the fallible inner router).
+async fn dispatch(state: &AppState, req: Request) -> ApiResult<Response> {
     let (parts, body) = req.into_parts();
     let path = parts.uri.path();
     let rest = path

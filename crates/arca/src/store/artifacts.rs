@@ -171,7 +171,7 @@ impl Db {
     /// Adds (or with OVERRIDE replaces) a file of a version, creating package and version as needed.
     /// With re-upload NONE an existing path is a 409; of concurrent uploads exactly one wins
     /// (the unique index on (registry, path) decides).
-    pub async fn put_file(&self, reg: &Registry, f: NewFile<'_>) -> ApiResult<FileRow> {
+    pub async fn record_file(&self, reg: &Registry, f: NewFile<'_>) -> ApiResult<FileRow> {
         let now = now_ms();
         let mut tx = self.write.begin().await?;
         // Package.
