@@ -88,7 +88,7 @@ pub trait BlobStore: Send + Sync {
     ) -> Result<BlobInfo, BlobError>;
     /// Stores a complete local file (an OCI upload session), taking it over: on a local disk
     /// it is hashed in place and moved, not copied. The file is gone afterwards either way.
-    async fn put_file(
+    async fn ingest_file(
         &self,
         path: &Path,
         expected_sha256: Option<&str>,
@@ -313,7 +313,7 @@ impl BlobStore for LocalBlobStore {
         Ok(info)
     }
 
-    async fn put_file(
+    async fn ingest_file(
         &self,
         path: &Path,
         expected_sha256: Option<&str>,

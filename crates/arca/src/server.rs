@@ -44,8 +44,8 @@ pub fn router(state: AppState) -> Router {
         .route("/health", get(|| async { "ok" }))
         .route("/ready", get(ready))
         .route("/api/openapi.json", get(api::openapi::openapi_json))
-        .route("/har/api/v1/{*rest}", any(api::harness::dispatch))
-        .route("/api/v1/{*rest}", any(api::harness::dispatch))
+        .route("/har/api/v1/{*rest}", any(api::harness::route))
+        .route("/api/v1/{*rest}", any(api::harness::route))
         .route("/pkg/{*rest}", any(formats::route))
         // OCI distribution (DOCKER and HELM registries) lives at /v2 as clients require.
         .route("/v2/token", get(formats::oci::token_endpoint))

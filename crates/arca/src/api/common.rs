@@ -59,6 +59,17 @@ pub fn check_size(size: i64) -> ApiResult<i64> {
     Ok(size)
 }
 
+/// The row offset of a 0-based `page` of `size` rows. Both come from the client, so the product
+/// can overflow an `i64` (a wrapped, negative OFFSET is refused by PostgreSQL): that is a 400.
+pub fn page_offset(page: i64, size: i64) -> ApiResult<i64> {
+    page.checked_mul(size).ok_or_else(|| {
+        ApiError::bad(
+            "page",
+            format!("page {page} of size {size} is out of range"),
+        )
+    })
+}
+
 /// Moves one version, or all versions of a package, to the account's trash can. In the trash can
 /// itself, deleting purges.
 pub async fn trash_versions(
@@ -104,4 +115,18 @@ pub async fn trash_versions(
         state.db.trash_version(reg, &pkg, v, &trash).await?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn page_offset_refuses_overflow() {
+        assert_eq!(page_offset(3, 20).unwrap(), 60);
+        assert!(matches!(
+            page_offset(i64::MAX / 2, 10),
+            Err(ApiError::BadRequest { .. })
+        ));
+    }
 }

@@ -17,7 +17,7 @@ use axum::routing::get;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::common::{check_size, query_int, query_pairs};
+use super::common::{check_size, page_offset, query_int, query_pairs};
 use crate::auth::{Need, Principal};
 use crate::error::{ApiError, ApiResult};
 use crate::model::{
@@ -306,7 +306,7 @@ async fn list(
     let filter = RegistryFilter {
         scope_ids: vec![scope.id],
         sort_column: "r.created_at",
-        offset: page * size,
+        offset: page_offset(page, size)?,
         limit: size,
         ..Default::default()
     };
@@ -841,7 +841,7 @@ async fn list_packages(
     let (page, size) = pager(q)?;
     let ids: Vec<String> = regs.iter().map(|r| r.id.clone()).collect();
     let pg = crate::store::artifacts::Page {
-        offset: page * size,
+        offset: page_offset(page, size)?,
         limit: size,
         sort_column: "created_at",
         descending: false,
@@ -908,7 +908,7 @@ async fn version_list(
     let (_, pkg) = find_package(state, &principal, scope_path, id).await?;
     let (page, size) = pager(q)?;
     let pg = crate::store::artifacts::Page {
-        offset: page * size,
+        offset: page_offset(page, size)?,
         limit: size,
         sort_column: "created_at",
         descending: false,

@@ -14,7 +14,9 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::common::{check_size, query_all, query_get, query_int, query_pairs, trash_versions};
+use super::common::{
+    check_size, page_offset, query_all, query_get, query_int, query_pairs, trash_versions,
+};
 use crate::auth::{Need, Principal};
 use crate::error::{ApiError, ApiResult};
 use crate::model::{
@@ -41,7 +43,11 @@ fn decode(s: &str) -> ApiResult<String> {
 /// Splits `<ref>/+/<rest>` or `<percent-encoded ref>/<rest>` into the decoded ref and the rest.
 fn split_ref(path: &str) -> ApiResult<(String, Vec<String>)> {
     let segs: Vec<&str> = path.split('/').collect();
-    if let Some(pos) = segs.iter().position(|s| *s == "+") {
+    // Clients that encode every reserved character send the terminator as `%2B`.
+    if let Some(pos) = segs
+        .iter()
+        .position(|s| *s == "+" || s.eq_ignore_ascii_case("%2B"))
+    {
         let r = segs[..pos]
             .iter()
             .map(|s| decode(s))
@@ -63,6 +69,15 @@ fn split_ref(path: &str) -> ApiResult<(String, Vec<String>)> {
     Ok((decode(first)?, rest))
 }
 
+/// A space ref from a query string without its `/+` terminator. Form decoding turns a `+` typed
+/// unencoded (`space_ref=acme/+`) into a space, so `/ ` is the same terminator.
+fn strip_terminator(r: &str) -> String {
+    r.strip_suffix("/+")
+        .or_else(|| r.strip_suffix("/ "))
+        .unwrap_or(r)
+        .to_string()
+}
+
 /// `acct[/org[/proj]]/registry` → (space path, identifier).
 fn split_registry_ref(r: &str) -> ApiResult<(String, String)> {
     let r = r.trim_matches('/');
@@ -79,14 +94,16 @@ fn split_registry_ref(r: &str) -> ApiResult<(String, String)> {
 }
 
 /// Entry point for everything under `/har/api/v1/` and `/api/v1/`.
-pub async fn dispatch(State(state): State<AppState>, req: Request) -> Response {
-    match route(&state, req).await {
+pub async fn route(State(state): State<AppState>, req: Request) -> Response {
+    match dispatch(&state, req).await {
         Ok(r) => r,
         Err(e) => e.into_response(),
     }
 }
 
-async fn route(state: &AppState, req: Request) -> ApiResult<Response> {
+/// Routes one request to its handler (the naming of `formats::route` and `oci::route`: `route` is
+/// the axum entry point, `dispatch` the fallible inner router).
+async fn dispatch(state: &AppState, req: Request) -> ApiResult<Response> {
     let (parts, body) = req.into_parts();
     let path = parts.uri.path();
     let rest = path
@@ -159,7 +176,7 @@ async fn route(state: &AppState, req: Request) -> ApiResult<Response> {
                 let total = labels.len() as i64;
                 let items: Vec<_> = labels
                     .into_iter()
-                    .skip((page * size) as usize)
+                    .skip(page_offset(page, size)? as usize)
                     .take(size as usize)
                     .collect();
                 Ok(success(list_json(
@@ -528,7 +545,7 @@ async fn create_registry(
     let parent = req
         .parent_ref
         .clone()
-        .or_else(|| query_get(query, "space_ref").map(|s| s.trim_end_matches("/+").to_string()))
+        .or_else(|| query_get(query, "space_ref").map(strip_terminator))
         .ok_or_else(|| ApiError::bad("parentRef", "parentRef is required"))?;
     let parent = parent.trim_matches('/').to_string();
     validate_path("parentRef", &parent)?;
@@ -850,7 +867,7 @@ async fn list_registries(
         search: query_get(query, "search_term").map(str::to_string),
         sort_column,
         descending: descending(query)?,
-        offset: page * size,
+        offset: page_offset(page, size)?,
         limit: size,
     };
     let (total, regs) = state.db.list_registries(&filter).await?;
@@ -891,7 +908,7 @@ fn list_page(
     sort_column: &'static str,
 ) -> ApiResult<Page> {
     Ok(Page {
-        offset: page * size,
+        offset: page_offset(page, size)?,
         limit: size,
         sort_column,
         descending: descending(query)?,
@@ -1188,20 +1205,7 @@ async fn artifact_route(
                 }
                 (Method::GET, ["file", file]) => {
                     principal.check(reg, Need::Read)?;
-                    let (_, files) = state
-                        .db
-                        .list_files(
-                            &v.id,
-                            &Page {
-                                offset: 0,
-                                limit: 1,
-                                sort_column: "name",
-                                descending: false,
-                                search: Some(file.to_string()),
-                            },
-                        )
-                        .await?;
-                    let f = files.into_iter().find(|f| f.name == *file).ok_or_else(|| {
+                    let f = state.db.file_by_name(&v.id, file).await?.ok_or_else(|| {
                         ApiError::not_found(format!("file '{file}' doesn't exist"))
                     })?;
                     Ok(Json(json!({"status": "SUCCESS", "downloadUrl": format!("{}/{}", native_url(state, reg), f.path)})).into_response())

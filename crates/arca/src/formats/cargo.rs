@@ -339,7 +339,7 @@ async fn publish(state: &AppState, req: NativeRequest) -> ApiResult<Response> {
     let path = format!("crates/{key}/{vers}/{file_name}");
     let file = state
         .db
-        .put_file(
+        .record_file(
             &target,
             NewFile {
                 package: &key,

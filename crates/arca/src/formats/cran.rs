@@ -160,7 +160,7 @@ async fn upload(state: &AppState, req: NativeRequest, file: &str) -> ApiResult<R
     state.commit_blob(&blob).await?;
     let stored = state
         .db
-        .put_file(
+        .record_file(
             &target,
             NewFile {
                 package: &pkg,

@@ -232,7 +232,7 @@ async fn upload(state: &AppState, req: NativeRequest) -> ApiResult<Response> {
     state.commit_blob(&blob).await?;
     let stored = state
         .db
-        .put_file(
+        .record_file(
             &target,
             NewFile {
                 package: &package,

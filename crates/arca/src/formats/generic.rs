@@ -198,7 +198,7 @@ async fn upload(
     state.commit_blob(&blob).await?;
     let file = state
         .db
-        .put_file(
+        .record_file(
             &target,
             NewFile {
                 package,

@@ -224,7 +224,7 @@ async fn put(
 ) -> ApiResult<crate::store::artifacts::FileRow> {
     state
         .db
-        .put_file(
+        .record_file(
             target,
             NewFile {
                 package: name,

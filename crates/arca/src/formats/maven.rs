@@ -463,7 +463,7 @@ async fn upload(
     let package = format!("{group}:{artifact}");
     state
         .db
-        .put_file(
+        .record_file(
             &effective,
             NewFile {
                 package: &package,

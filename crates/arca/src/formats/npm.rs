@@ -614,7 +614,7 @@ async fn publish(
     let path = format!("{name}/-/{file_name}");
     let file = state
         .db
-        .put_file(
+        .record_file(
             &target,
             NewFile {
                 package: name,

@@ -186,7 +186,7 @@ async fn push(state: &AppState, req: NativeRequest) -> ApiResult<Response> {
     state.commit_blob(&blob).await?;
     let stored = state
         .db
-        .put_file(
+        .record_file(
             &target,
             NewFile {
                 package: &name,

@@ -483,7 +483,7 @@ async fn upload(state: &AppState, req: NativeRequest) -> ApiResult<Response> {
     let path = format!("files/{norm}/{version}/{filename}");
     let file = state
         .db
-        .put_file(
+        .record_file(
             &target,
             NewFile {
                 package: &norm,

@@ -201,7 +201,7 @@ async fn upload(state: &AppState, req: NativeRequest) -> ApiResult<Response> {
     state.commit_blob(&blob).await?;
     state
         .db
-        .put_file(
+        .record_file(
             &target,
             NewFile {
                 package: &name,

@@ -171,7 +171,7 @@ impl Db {
     /// Adds (or with OVERRIDE replaces) a file of a version, creating package and version as needed.
     /// With re-upload NONE an existing path is a 409; of concurrent uploads exactly one wins
     /// (the unique index on (registry, path) decides).
-    pub async fn put_file(&self, reg: &Registry, f: NewFile<'_>) -> ApiResult<FileRow> {
+    pub async fn record_file(&self, reg: &Registry, f: NewFile<'_>) -> ApiResult<FileRow> {
         let now = now_ms();
         let mut tx = self.write.begin().await?;
         // Package.
@@ -327,6 +327,18 @@ impl Db {
         ))
         .bind(registry_id)
         .bind(path)
+        .fetch_optional(&self.read)
+        .await?;
+        Ok(row.map(|r| row_to_file(&r)).transpose()?)
+    }
+
+    /// The file called exactly `name` (case-sensitive, no pattern) in a version.
+    pub async fn file_by_name(&self, version_id: &str, name: &str) -> ApiResult<Option<FileRow>> {
+        let row = sqlx::query(&format!(
+            "{FILE_SELECT} WHERE f.version_id = $1 AND f.name = $2"
+        ))
+        .bind(version_id)
+        .bind(name)
         .fetch_optional(&self.read)
         .await?;
         Ok(row.map(|r| row_to_file(&r)).transpose()?)

@@ -49,14 +49,6 @@ impl Db {
         Ok(row.map(|r| row_to_scope(&r)).transpose()?)
     }
 
-    pub async fn scope_by_id(&self, id: &str) -> ApiResult<Option<Scope>> {
-        let row = sqlx::query("SELECT id, parent_id, path, depth FROM scopes WHERE id = $1")
-            .bind(id)
-            .fetch_optional(&self.read)
-            .await?;
-        Ok(row.map(|r| row_to_scope(&r)).transpose()?)
-    }
-
     /// Creates the scope and any missing ancestors. Returns the scope.
     pub async fn ensure_scope(&self, path: &str) -> ApiResult<Scope> {
         validate_path("scope", path)?;

@@ -139,6 +139,20 @@ async fn paging_is_spring_style(b: Backend) {
     );
     let (st, _) = gf_get(&s, "/registry/company/acme/repositories?size=-1").await;
     assert_eq!(st, 400);
+    // page × size overflowing is the client's error too, not a 500.
+    let big = i64::MAX / 2;
+    let (st, v) = gf_get(
+        &s,
+        &format!("/registry/company/acme/repositories?page={big}&size=10"),
+    )
+    .await;
+    assert_eq!(st, 400, "{v}");
+    let (st, v) = gf_get(
+        &s,
+        &format!("/registry/company/acme/package?page={big}&size=10"),
+    )
+    .await;
+    assert_eq!(st, 400, "{v}");
 }
 
 async fn proxy_and_cache(b: Backend) {

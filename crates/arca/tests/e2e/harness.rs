@@ -45,6 +45,10 @@ async fn registry_crud_at_every_depth(b: Backend) {
         let (st, v) = call(s.get(&format!("/har/api/v1/registry/{enc}"))).await;
         assert_eq!(st, 200, "{v}");
         assert_eq!(v["data"]["uuid"], uuid.as_str());
+        // The terminator percent-encoded, as clients that encode every reserved character send it.
+        let (st, v) = call(s.get(&format!("/har/api/v1/registry/{space}/{ident}/%2B"))).await;
+        assert_eq!(st, 200, "{v}");
+        assert_eq!(v["data"]["uuid"], uuid.as_str());
         // The same routes under /api/v1.
         let (st, _) = call(s.get(&format!("/api/v1/registry/{space}/{ident}/+"))).await;
         assert_eq!(st, 200);
@@ -622,7 +626,85 @@ async fn client_setup_details_are_real_commands(b: Backend) {
     }
 }
 
+/// `space_ref=acme/+` typed into a query string unencoded: form decoding makes the `+` a space.
+async fn space_ref_with_unencoded_terminator(b: Backend) {
+    let s = Server::start(b).await;
+    for (q, ident) in [
+        ("acme/+", "plain"),
+        ("acme%2F%2B", "encoded"),
+        ("acme", "bare"),
+    ] {
+        let (st, v) = call(s.post(
+            &format!("/har/api/v1/registry?space_ref={q}"),
+            json!({"identifier": ident, "packageType": "GENERIC", "config": {"type": "VIRTUAL"}}),
+        ))
+        .await;
+        assert_eq!(st, 201, "{q}: {v}");
+        let (st, got) = call(s.get(&format!("/har/api/v1/registry/acme/{ident}/+"))).await;
+        assert_eq!(st, 200, "{q}: {got}");
+        assert_eq!(got["data"]["uuid"], v["data"]["uuid"]);
+    }
+}
+
+/// A client-supplied page so large that page × size overflows is the client's error.
+async fn huge_page_is_400(b: Backend) {
+    let s = Server::start(b).await;
+    s.generic_registry("acme", "files").await;
+    let big = i64::MAX / 2;
+    for path in [
+        format!("/har/api/v1/spaces/acme/+/registries?page={big}&size=10"),
+        format!("/har/api/v1/spaces/acme/+/artifacts?page={big}&size=10"),
+        format!("/har/api/v1/registry/acme/files/+/artifacts?page={big}&size=10"),
+        format!("/har/api/v1/registry/acme/files/+/artifact/labels?page={big}&size=10"),
+    ] {
+        let (st, v) = call(s.get(&path)).await;
+        assert_eq!(st, 400, "{path}: {v}");
+    }
+    // The largest page that does not overflow is just empty.
+    let (st, v) = call(s.get(&format!(
+        "/har/api/v1/spaces/acme/+/registries?page={}&size=1",
+        i64::MAX
+    )))
+    .await;
+    assert_eq!(st, 200, "{v}");
+}
+
+/// A version's file is found by its exact name, not by the first name containing it.
+async fn single_file_lookup_is_exact(b: Backend) {
+    let s = Server::start(b).await;
+    s.generic_registry("acme", "files").await;
+    for (f, body) in [("0a.txt", "zero"), ("A.txt", "upper"), ("a.txt", "lower")] {
+        let r = s
+            .client
+            .put(s.url(&format!("/pkg/acme/files/generic/alpha/1.0/{f}")))
+            .header("x-api-key", &s.token)
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 201);
+    }
+    for f in ["a.txt", "A.txt", "0a.txt"] {
+        let (st, v) = call(s.get(&format!(
+            "/har/api/v1/registry/acme/files/+/artifact/alpha/+/version/1.0/file/{f}"
+        )))
+        .await;
+        assert_eq!(st, 200, "{f}: {v}");
+        assert_eq!(
+            v["downloadUrl"],
+            s.url(&format!("/pkg/acme/files/generic/alpha/1.0/{f}"))
+        );
+    }
+    let (st, _) =
+        call(s.get("/har/api/v1/registry/acme/files/+/artifact/alpha/+/version/1.0/file/.txt"))
+            .await;
+    assert_eq!(st, 404);
+}
+
 both_backends!(
+    space_ref_with_unencoded_terminator,
+    huge_page_is_400,
+    single_file_lookup_is_exact,
     registry_crud_at_every_depth,
     duplicate_identifier_in_account_is_409,
     validation_errors_name_the_field,

@@ -229,7 +229,7 @@ async fn push(state: &AppState, req: NativeRequest, symbols: bool) -> ApiResult<
         state.commit_blob(&blob).await?;
         state
             .db
-            .put_file(
+            .record_file(
                 &target,
                 NewFile {
                     package: &lid,
@@ -269,7 +269,7 @@ async fn push(state: &AppState, req: NativeRequest, symbols: bool) -> ApiResult<
     state.commit_blob(&spec_blob).await?;
     let file = state
         .db
-        .put_file(
+        .record_file(
             &target,
             NewFile {
                 package: &lid,
@@ -289,7 +289,7 @@ async fn push(state: &AppState, req: NativeRequest, symbols: bool) -> ApiResult<
     let spec_name = format!("{lid}.nuspec");
     state
         .db
-        .put_file(
+        .record_file(
             &target,
             NewFile {
                 package: &lid,

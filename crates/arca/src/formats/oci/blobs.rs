@@ -213,7 +213,7 @@ pub(super) async fn upload(
                 match ctx
                     .state
                     .blobs
-                    .put_file(&path, expected, digests_for(alg))
+                    .ingest_file(&path, expected, digests_for(alg))
                     .await
                 {
                     Ok(b) => check_sha512(&b, alg, &hex, &digest).map(|_| b),

@@ -387,7 +387,7 @@ async fn put_version_file(
     let name = path.rsplit('/').next().unwrap_or(path).to_string();
     let r = state
         .db
-        .put_file(
+        .record_file(
             target,
             NewFile {
                 package: image,
