@@ -364,7 +364,8 @@ fn npm_app(dir: &Path) {
     .unwrap();
 }
 
-/// Real Debian packages (Depends across packages, Provides, Multi-Arch) through apt; a second
+/// Real Debian packages (Depends across packages, Pre-Depends, Provides, Multi-Arch, Essential)
+/// through apt; a second
 /// `apt-get update` revalidates InRelease with If-Modified-Since and gets `Hit`, not `Get`.
 async fn apt_real_packages_and_revalidation(b: Backend) {
     let s = Server::start(b).await;
@@ -424,8 +425,38 @@ async fn apt_real_packages_and_revalidation(b: Backend) {
         again.stdout,
         again.stderr
     );
-    let r = apt.run(&["install", "-y", "--download-only", "jq", "hello", "mawk"]);
+    let r = apt.run(&[
+        // gzip is Essential: apt would insist on installing it (and dpkg, which is not here).
+        "-o",
+        "pkgCacheGen::Essential=none",
+        "install",
+        "-y",
+        "--download-only",
+        "jq",
+        "hello",
+        "mawk",
+    ]);
     assert!(r.ok, "{}{}", r.stdout, r.stderr);
+    // gzip (Essential, Pre-Depends) needs dpkg, which this apt does not see installed: fetched
+    // by name, and its stanza keeps Pre-Depends.
+    let r = apt.run(&["download", "gzip"]);
+    assert!(r.ok, "{}{}", r.stdout, r.stderr);
+    std::fs::rename(
+        apt.dir.join("out/gzip_1.12-1_amd64.deb"),
+        apt.dir.join("cache/archives/gzip_1.12-1_amd64.deb"),
+    )
+    .unwrap();
+    let r = run(
+        "apt-cache",
+        &["show", "gzip"],
+        s.dir.path(),
+        &[("APT_CONFIG", apt.dir.join("apt.conf").display().to_string())],
+    );
+    assert!(
+        r.stdout.contains("Pre-Depends: libc6 (>= 2.33)") && r.stdout.contains("Essential: yes"),
+        "{}",
+        r.stdout
+    );
     for f in &debs {
         let got = apt.dir.join("cache/archives").join(f.file_name().unwrap());
         assert_eq!(sha256(&got), sha256(f), "{}", got.display());
