@@ -14,7 +14,7 @@ use crate::api;
 use crate::auth::{generate_token, hash_token};
 use crate::blob::LocalBlobStore;
 use crate::config::Config;
-use crate::formats::{self, Formats};
+use crate::formats;
 use crate::state::{AppState, Inner};
 use crate::store::Db;
 
@@ -32,7 +32,6 @@ pub async fn build_state(config: Config) -> anyhow::Result<AppState> {
         config,
         db,
         blobs: Arc::new(blobs),
-        formats: Formats::new(),
         password_cache: Default::default(),
         docs: Default::default(),
         downloads: Default::default(),
@@ -47,11 +46,8 @@ pub fn router(state: AppState) -> Router {
         .route("/har/api/v1/{*rest}", any(api::harness::route))
         .route("/api/v1/{*rest}", any(api::harness::route))
         .route("/pkg/{*rest}", any(formats::route))
-        // OCI distribution (DOCKER and HELM registries) lives at /v2 as clients require.
-        .route("/v2/token", get(formats::oci::token_endpoint))
-        .route("/v2", any(formats::oci::route))
-        .route("/v2/", any(formats::oci::route))
-        .route("/v2/{*rest}", any(formats::oci::route))
+        // Formats with routes of their own (OCI's /v2, where its clients require it).
+        .merge(formats::all().extra_routes())
         .merge(api::gitflic::router())
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),

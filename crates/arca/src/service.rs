@@ -5,9 +5,7 @@ use std::collections::HashSet;
 
 use crate::auth::Principal;
 use crate::error::{ApiError, ApiResult};
-use crate::model::{
-    PackageType, Registry, RegistryKind, Role, new_id, now_ms, validate_identifier,
-};
+use crate::model::{Registry, RegistryKind, Role, new_id, now_ms, validate_identifier};
 use crate::state::AppState;
 use crate::store::scopes::{ancestor_paths, validate_path};
 
@@ -254,10 +252,6 @@ pub async fn create(
     if let Err(e) = ensure_cache(state, &reg).await {
         state.db.delete_registry(&reg.id).await?;
         return Err(e);
-    }
-    // Registries that sign their metadata get their key now, so it can be distributed at once.
-    if matches!(reg.package_type, PackageType::Debian | PackageType::Rpm) {
-        crate::signing::key_for(&state.db, &reg).await?;
     }
     Ok(state.db.registry_by_id(&reg.id).await?.unwrap_or(reg))
 }

@@ -9,7 +9,6 @@ use crate::auth::{PasswordCache, Principal, authenticate};
 use crate::blob::BlobStore;
 use crate::config::Config;
 use crate::error::ApiResult;
-use crate::formats::Formats;
 use crate::store::Db;
 
 #[derive(Clone)]
@@ -19,7 +18,6 @@ pub struct Inner {
     pub config: Config,
     pub db: Db,
     pub blobs: Arc<dyn BlobStore>,
-    pub formats: Formats,
     pub password_cache: PasswordCache,
     pub docs: crate::formats::cache::DocCache,
     pub downloads: crate::download::DownloadCounter,

@@ -149,7 +149,7 @@ async fn dispatch(state: &AppState, req: Request) -> ApiResult<Response> {
             }
             (Method::POST, ["signing-key", "rotate"]) => {
                 principal.check(&reg, Need::Admin)?;
-                if !matches!(reg.package_type, PackageType::Debian | PackageType::Rpm) {
+                if !crate::formats::for_type(reg.package_type).signs_metadata() {
                     return Err(ApiError::bad(
                         "packageType",
                         "only DEBIAN and RPM registries sign their metadata",
@@ -927,38 +927,9 @@ fn package_page(query: &[(String, String)], page: i64, size: i64) -> ApiResult<P
 }
 
 fn pull_command(state: &AppState, reg: &Registry, name: &str, version: &str) -> String {
-    let url = native_url(state, reg);
-    let host = state
-        .config
-        .base_url
-        .split("://")
-        .nth(1)
-        .unwrap_or(&state.config.base_url);
-    match reg.package_type {
-        PackageType::Generic => {
-            format!("curl -u <USERNAME>:<TOKEN> -O {url}/{name}/{version}/<FILENAME>")
-        }
-        PackageType::Docker => format!(
-            "docker pull {host}/{}/{}/{name}:{version}",
-            reg.account, reg.identifier
-        ),
-        PackageType::Helm => format!(
-            "helm pull oci://{host}/{}/{}/{name} --version {version}",
-            reg.account, reg.identifier
-        ),
-        PackageType::Python => format!("pip install {name}=={version}"),
-        PackageType::Npm => format!("npm install {name}@{version}"),
-        PackageType::Rpm => format!("yum install {name}-{version}"),
-        PackageType::Nuget => {
-            format!("nuget install {name} -Version {version} -Source {url}/index.json")
-        }
-        PackageType::Cargo => format!("cargo add {name}@{version} --registry {}", reg.identifier),
-        PackageType::Maven => format!("mvn dependency:get -Dartifact={name}:{version}"),
-        PackageType::Composer => format!("composer require {name}:{version}"),
-        PackageType::Debian => format!("apt-get install {name}={version}"),
-        PackageType::Cran => format!("install.packages(\"{name}\")"),
-        PackageType::Opm => format!("opm install {name}@{version}"),
-    }
+    let ctx =
+        crate::formats::setup::SetupContext::new(&state.config.base_url, reg, None, None, None);
+    crate::formats::for_type(reg.package_type).pull_command(&ctx, name, version)
 }
 
 fn registry_artifact_json(reg: &Registry, p: &PackageRow) -> Value {

@@ -12,6 +12,7 @@
 //! `-`/`_` are the same crate, as on crates.io. Published versions are immutable whatever the
 //! re-upload setting: lockfiles pin their checksums.
 
+use crate::formats::setup::{Setup, SetupContext, inline, step};
 use async_trait::async_trait;
 use axum::Json;
 use axum::http::{HeaderValue, Method, StatusCode, header};
@@ -38,9 +39,13 @@ fn cargo_error(e: ApiError) -> Response {
     let detail = e.public_message();
     let mut resp = (status, Json(json!({"errors": [{"detail": detail}]}))).into_response();
     if status == StatusCode::UNAUTHORIZED {
-        resp.headers_mut().insert(
+        // Cargo's own scheme tells cargo to send its token (a `login_url` would have to be a
+        // page where users get one; an empty one makes cargo fail parsing it). Basic for others.
+        let h = resp.headers_mut();
+        h.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Cargo"));
+        h.append(
             header::WWW_AUTHENTICATE,
-            HeaderValue::from_static("Cargo login_url=\"\", Basic realm=\"arca\""),
+            HeaderValue::from_static("Basic realm=\"arca\""),
         );
     }
     resp
@@ -76,8 +81,56 @@ impl Format for Cargo {
         PackageType::Cargo
     }
 
+    fn error_response(&self, e: ApiError) -> Response {
+        cargo_error(e)
+    }
+
+    fn client_setup(&self, c: &SetupContext) -> Setup {
+        let SetupContext {
+            id, root, art, ver, ..
+        } = c;
+        Setup {
+            title: "Cargo Client Setup",
+            sections: vec![
+                inline(
+                    "Configure cargo",
+                    vec![step(
+                        "Add to .cargo/config.toml",
+                        &[(
+                            "",
+                            format!(
+                                "[registries.{id}]\nindex = \"sparse+{root}/index/\"\ncredential-provider = \"cargo:token\""
+                            ),
+                        )],
+                    )],
+                ),
+                inline(
+                    "Log in",
+                    vec![step(
+                        "Store the token",
+                        &[("", format!("cargo login --registry {id} <TOKEN>"))],
+                    )],
+                ),
+                inline(
+                    "Publish and use",
+                    vec![step(
+                        "Commands",
+                        &[
+                            ("", format!("cargo publish --registry {id}")),
+                            ("", format!("cargo add {art}@{ver} --registry {id}")),
+                        ],
+                    )],
+                ),
+            ],
+        }
+    }
+
+    fn pull_command(&self, c: &SetupContext, name: &str, version: &str) -> String {
+        format!("cargo add {name}@{version} --registry {}", c.id)
+    }
+
     async fn handle(&self, state: &AppState, req: NativeRequest) -> ApiResult<Response> {
-        Ok(route(state, req).await.unwrap_or_else(cargo_error))
+        route(state, req).await
     }
 }
 

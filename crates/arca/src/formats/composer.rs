@@ -15,6 +15,7 @@
 //! Packages are keyed by their lowercase name, versions by the version string as uploaded;
 //! two spellings of one version (`1.0` and `1.0.0`) normalise alike and are the same version.
 
+use crate::formats::setup::{Setup, SetupContext, inline, step};
 use async_trait::async_trait;
 use axum::Json;
 use axum::http::{Method, StatusCode};
@@ -38,6 +39,70 @@ const MAX_COMPOSER_JSON: u64 = 1 << 20;
 impl Format for Composer {
     fn package_type(&self) -> PackageType {
         PackageType::Composer
+    }
+
+    fn client_setup(&self, c: &SetupContext) -> Setup {
+        let SetupContext {
+            host,
+            id,
+            root,
+            user,
+            art,
+            ver,
+            ..
+        } = c;
+        Setup {
+            title: "Composer Client Setup",
+            sections: vec![
+                inline(
+                    "Configure composer",
+                    vec![step(
+                        "Repository and credentials",
+                        &[
+                            (
+                                "",
+                                format!("composer config repositories.{id} composer {root}"),
+                            ),
+                            (
+                                "",
+                                // Composer refuses plain-http repositories unless told otherwise.
+                                if root.starts_with("http://") {
+                                    "composer config secure-http false".to_string()
+                                } else {
+                                    "composer config secure-http true".to_string()
+                                },
+                            ),
+                            (
+                                "",
+                                // Composer keys credentials by host *and* port.
+                                format!("composer config http-basic.{host} {user} <TOKEN>"),
+                            ),
+                        ],
+                    )],
+                ),
+                inline(
+                    "Upload",
+                    vec![step(
+                        "Upload a zip",
+                        &[(
+                            "",
+                            format!("curl -u {user}:<TOKEN> -T <FILE>.zip {root}/<FILE>.zip"),
+                        )],
+                    )],
+                ),
+                inline(
+                    "Install",
+                    vec![step(
+                        "Require",
+                        &[("", format!("composer require {art}:{ver}"))],
+                    )],
+                ),
+            ],
+        }
+    }
+
+    fn pull_command(&self, _c: &SetupContext, name: &str, version: &str) -> String {
+        format!("composer require {name}:{version}")
     }
 
     async fn handle(&self, state: &AppState, req: NativeRequest) -> ApiResult<Response> {

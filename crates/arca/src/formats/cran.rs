@@ -11,6 +11,7 @@
 //! R asks for `PACKAGES.rds` first and falls back to `PACKAGES.gz` when it is missing (404), so the
 //! R serialization format is not produced.
 
+use crate::formats::setup::{Setup, SetupContext, inline, step};
 use async_trait::async_trait;
 use axum::http::{Method, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -46,6 +47,58 @@ const INDEX_FIELDS: [&str; 10] = [
 impl Format for Cran {
     fn package_type(&self) -> PackageType {
         PackageType::Cran
+    }
+
+    fn client_setup(&self, c: &SetupContext) -> Setup {
+        let SetupContext {
+            id,
+            root,
+            user,
+            art,
+            ..
+        } = c;
+        Setup {
+            title: "CRAN Client Setup",
+            sections: vec![
+                inline(
+                    "Configure R",
+                    vec![step(
+                        "Set the repository",
+                        // R sends credentials from the URL (up front, no challenge).
+                        &[(
+                            "",
+                            format!(
+                                "options(repos = c({id} = \"{}\"))",
+                                root.replacen("://", &format!("://{user}:<TOKEN>@"), 1)
+                            ),
+                        )],
+                    )],
+                ),
+                inline(
+                    "Upload",
+                    vec![step(
+                        "Upload a source package",
+                        &[(
+                            "",
+                            format!(
+                                "curl -u {user}:<TOKEN> -T <FILE>.tar.gz {root}/src/contrib/<FILE>.tar.gz"
+                            ),
+                        )],
+                    )],
+                ),
+                inline(
+                    "Install",
+                    vec![step(
+                        "Install",
+                        &[("", format!("install.packages(\"{art}\")"))],
+                    )],
+                ),
+            ],
+        }
+    }
+
+    fn pull_command(&self, _c: &SetupContext, name: &str, _version: &str) -> String {
+        format!("install.packages(\"{name}\")")
     }
 
     async fn handle(&self, state: &AppState, req: NativeRequest) -> ApiResult<Response> {

@@ -13,6 +13,7 @@
 //! packages changed (validated per package revision, like every generated document), never on
 //! every request, and signed with the registry's key.
 
+use crate::formats::setup::{Setup, SetupContext, inline, step};
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Read;
 
@@ -40,6 +41,77 @@ const MAX_CONTROL: u64 = 16 << 20;
 impl Format for Debian {
     fn package_type(&self) -> PackageType {
         PackageType::Debian
+    }
+
+    fn signs_metadata(&self) -> bool {
+        true
+    }
+
+    fn client_setup(&self, c: &SetupContext) -> Setup {
+        let SetupContext {
+            base,
+            id,
+            root,
+            user,
+            art,
+            ..
+        } = c;
+        Setup {
+            title: "Debian Client Setup",
+            sections: vec![
+                inline(
+                    "Add the repository",
+                    vec![step(
+                        "Key and sources.list",
+                        &[
+                            (
+                                "",
+                                format!(
+                                    "curl -u {user}:<TOKEN> -o /etc/apt/keyrings/{id}.asc {root}/public.key"
+                                ),
+                            ),
+                            (
+                                "",
+                                format!(
+                                    "echo 'deb [signed-by=/etc/apt/keyrings/{id}.asc] {root} stable main' > /etc/apt/sources.list.d/{id}.list"
+                                ),
+                            ),
+                            (
+                                "",
+                                // apt applies auth.conf entries to http only with the scheme.
+                                format!(
+                                    "printf 'machine {}\\nlogin {user}\\npassword <TOKEN>\\n' > /etc/apt/auth.conf.d/{id}.conf",
+                                    base
+                                ),
+                            ),
+                        ],
+                    )],
+                ),
+                inline(
+                    "Upload",
+                    vec![step(
+                        "Upload with curl",
+                        &[(
+                            "",
+                            format!(
+                                "curl -u {user}:<TOKEN> -T <FILE>.deb '{root}/<FILE>.deb?distribution=stable&component=main'"
+                            ),
+                        )],
+                    )],
+                ),
+                inline(
+                    "Install",
+                    vec![step(
+                        "Install",
+                        &[("", format!("apt-get update && apt-get install {art}"))],
+                    )],
+                ),
+            ],
+        }
+    }
+
+    fn pull_command(&self, _c: &SetupContext, name: &str, version: &str) -> String {
+        format!("apt-get install {name}={version}")
     }
 
     async fn handle(&self, state: &AppState, req: NativeRequest) -> ApiResult<Response> {

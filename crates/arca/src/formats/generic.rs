@@ -5,6 +5,7 @@
 //! * `DELETE` a file, or a version / package (moved to the account's trash can),
 //! * `GET` of `<root>/`, `<package>/` or `<package>/<version>/` lists packages, versions or files.
 
+use crate::formats::setup::{Setup, SetupContext, inline, step};
 use async_trait::async_trait;
 use axum::Json;
 use axum::http::{Method, StatusCode, header};
@@ -70,6 +71,46 @@ fn page() -> Page {
 impl Format for Generic {
     fn package_type(&self) -> PackageType {
         PackageType::Generic
+    }
+
+    fn client_setup(&self, c: &SetupContext) -> Setup {
+        let SetupContext {
+            root,
+            user,
+            art,
+            ver,
+            ..
+        } = c;
+        Setup {
+            title: "Generic Client Setup",
+            sections: vec![
+                inline(
+                    "Upload a file",
+                    vec![step(
+                        "Upload with curl",
+                        &[(
+                            "",
+                            format!("curl -u {user}:<TOKEN> -T <FILE> {root}/{art}/{ver}/<FILE>"),
+                        )],
+                    )],
+                ),
+                inline(
+                    "Download a file",
+                    vec![step(
+                        "Download with curl",
+                        &[(
+                            "",
+                            format!("curl -u {user}:<TOKEN> -O {root}/{art}/{ver}/<FILE>"),
+                        )],
+                    )],
+                ),
+            ],
+        }
+    }
+
+    fn pull_command(&self, c: &SetupContext, name: &str, version: &str) -> String {
+        let url = &c.root;
+        format!("curl -u <USERNAME>:<TOKEN> -O {url}/{name}/{version}/<FILENAME>")
     }
 
     async fn handle(&self, state: &AppState, req: NativeRequest) -> ApiResult<Response> {

@@ -11,6 +11,7 @@
 //!
 //! `Chart.yaml` is read from the archive; its name and version must match the file name.
 
+use crate::formats::setup::{Setup, SetupContext, inline, step};
 use async_trait::async_trait;
 use axum::Json;
 use axum::http::{Method, StatusCode, header};
@@ -38,6 +39,83 @@ const MAX_PROV: usize = 1 << 20;
 impl Format for Helm {
     fn package_type(&self) -> PackageType {
         PackageType::Helm
+    }
+
+    fn client_setup(&self, c: &SetupContext) -> Setup {
+        let SetupContext {
+            host,
+            account,
+            id,
+            root,
+            user,
+            art,
+            ver,
+            ..
+        } = c;
+        Setup {
+            title: "Helm Client Setup",
+            sections: vec![
+                inline(
+                    "Login",
+                    vec![step(
+                        "Log in to the registry",
+                        &[("", format!("helm registry login {host}"))],
+                    )],
+                ),
+                inline(
+                    "Push a chart",
+                    vec![step(
+                        "Push",
+                        &[(
+                            "",
+                            format!("helm push {art}-{ver}.tgz oci://{host}/{account}/{id}"),
+                        )],
+                    )],
+                ),
+                inline(
+                    "Pull a chart",
+                    vec![step(
+                        "Pull",
+                        &[(
+                            "",
+                            format!("helm pull oci://{host}/{account}/{id}/{art} --version {ver}"),
+                        )],
+                    )],
+                ),
+                inline(
+                    "Classic chart repository",
+                    vec![step(
+                        "Add the repository",
+                        &[(
+                            "",
+                            format!(
+                                "helm repo add {id} {root} --username {user} --password <TOKEN>"
+                            ),
+                        )],
+                    )],
+                ),
+                inline(
+                    "Upload a chart to the classic repository",
+                    vec![step(
+                        "Upload",
+                        &[(
+                            "",
+                            format!(
+                                "curl -u {user}:<TOKEN> -T {art}-{ver}.tgz {root}/{art}-{ver}.tgz"
+                            ),
+                        )],
+                    )],
+                ),
+            ],
+        }
+    }
+
+    fn pull_command(&self, c: &SetupContext, name: &str, version: &str) -> String {
+        let host = &c.host;
+        format!(
+            "helm pull oci://{host}/{}/{}/{name} --version {version}",
+            c.account, c.id
+        )
     }
 
     async fn handle(&self, state: &AppState, req: NativeRequest) -> ApiResult<Response> {

@@ -15,6 +15,7 @@
 //!   setting is OVERRIDE (otherwise 409, which mvn reports).
 //! * Packages are `groupId:artifactId`; allowed/blocked patterns match `groupId:artifactId:version`.
 
+use crate::formats::setup::{Setup, SetupContext, inline, step};
 use async_trait::async_trait;
 use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -247,6 +248,60 @@ fn maven_time(ms: i64) -> String {
 impl Format for Maven {
     fn package_type(&self) -> PackageType {
         PackageType::Maven
+    }
+
+    fn client_setup(&self, c: &SetupContext) -> Setup {
+        let SetupContext {
+            id,
+            root,
+            user,
+            art,
+            ver,
+            ..
+        } = c;
+        Setup {
+            title: "Maven Client Setup",
+            sections: vec![
+                inline(
+                    "Configure settings.xml",
+                    vec![step(
+                        "Add a server to ~/.m2/settings.xml",
+                        &[(
+                            "",
+                            format!(
+                                "<settings><servers><server><id>{id}</id><username>{user}</username><password>&lt;TOKEN&gt;</password></server></servers></settings>"
+                            ),
+                        )],
+                    )],
+                ),
+                inline(
+                    "Configure pom.xml",
+                    vec![step(
+                        "Repository and deployment target",
+                        &[(
+                            "",
+                            format!(
+                                "<repositories><repository><id>{id}</id><url>{root}/</url></repository></repositories>\n<distributionManagement><repository><id>{id}</id><url>{root}/</url></repository></distributionManagement>"
+                            ),
+                        )],
+                    )],
+                ),
+                inline(
+                    "Deploy and resolve",
+                    vec![step(
+                        "Commands",
+                        &[
+                            ("", "mvn deploy".to_string()),
+                            ("", format!("mvn dependency:get -Dartifact={art}:{ver}")),
+                        ],
+                    )],
+                ),
+            ],
+        }
+    }
+
+    fn pull_command(&self, _c: &SetupContext, name: &str, version: &str) -> String {
+        format!("mvn dependency:get -Dartifact={name}:{version}")
     }
 
     async fn handle(&self, state: &AppState, req: NativeRequest) -> ApiResult<Response> {

@@ -14,7 +14,11 @@
 //! * writes go to the registry's *write target*: a hosted registry itself, a group's deployment
 //!   member; proxies, caches and the trash can refuse uploads.
 //!
-//! Adding a format: write its module implementing [`Format`], and add one line to [`Formats::new`].
+//! Every per-format fact lives in the format's module, behind [`Format`]: its protocol, its
+//! client setup and pull command, whether it signs its metadata, its error envelope (applied by
+//! the router to every error once the format is known, authentication failures included) and any
+//! routes of its own outside `/pkg` (OCI's `/v2`). Adding a format: write its module implementing
+//! [`Format`], add its [`PackageType`] variant, and add one line to [`Formats::new`].
 
 pub mod cache;
 pub mod cargo;
@@ -30,6 +34,7 @@ pub mod oci;
 pub mod opm;
 pub mod pypi;
 pub mod rpm;
+pub mod setup;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -38,7 +43,7 @@ use async_trait::async_trait;
 use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, Method};
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use futures::TryStreamExt;
 
 use crate::auth::{Need, Principal};
@@ -149,6 +154,24 @@ pub async fn inspect_blob<T: Send + 'static>(
 #[async_trait]
 pub trait Format: Send + Sync {
     fn package_type(&self) -> PackageType;
+    /// The steps a user follows to use a registry of this format (see [`setup`]).
+    fn client_setup(&self, c: &setup::SetupContext) -> setup::Setup;
+    /// The one command that fetches `name` at `version` from the registry.
+    fn pull_command(&self, c: &setup::SetupContext, name: &str, version: &str) -> String;
+    /// Whether the format signs its metadata with the registry's OpenPGP key (its key can then
+    /// be read and rotated through the management API).
+    fn signs_metadata(&self) -> bool {
+        false
+    }
+    /// The error in the form this format's clients read (npm's `error`, Cargo's `errors[].detail`
+    /// and login challenge). Applied by the router to every error of a request for this format.
+    fn error_response(&self, e: ApiError) -> Response {
+        e.into_response()
+    }
+    /// Routes the format serves outside `/pkg/<account>/<registry>/<format>/` (OCI's `/v2`).
+    fn routes(&self) -> Option<axum::Router<AppState>> {
+        None
+    }
     /// Endpoints that authenticate by themselves (a login that exchanges a password for a token)
     /// and so skip the router's read check. Everything else needs read access to the registry.
     fn authenticates_itself(&self, _method: &Method, _path: &str) -> bool {
@@ -157,13 +180,28 @@ pub trait Format: Send + Sync {
     async fn handle(&self, state: &AppState, req: NativeRequest) -> ApiResult<Response>;
 }
 
-#[derive(Clone)]
+/// The registry of formats: one entry per package type, built once (formats are stateless).
 pub struct Formats {
     by_segment: HashMap<&'static str, Arc<dyn Format>>,
 }
 
+/// Every format, by path segment and package type.
+pub fn all() -> &'static Formats {
+    static ALL: std::sync::OnceLock<Formats> = std::sync::OnceLock::new();
+    ALL.get_or_init(Formats::new)
+}
+
+/// The format of a package type (every [`PackageType`] has one: [`Formats::new`] is checked by a
+/// test).
+pub fn for_type(t: PackageType) -> &'static dyn Format {
+    all()
+        .get(t.path_segment())
+        .map(|f| f.as_ref())
+        .unwrap_or(&generic::Generic)
+}
+
 impl Formats {
-    pub fn new() -> Formats {
+    fn new() -> Formats {
         let all: Vec<Arc<dyn Format>> = vec![
             Arc::new(generic::Generic),
             Arc::new(pypi::Pypi),
@@ -177,6 +215,7 @@ impl Formats {
             Arc::new(helm::Helm),
             Arc::new(debian::Debian),
             Arc::new(rpm::Rpm),
+            Arc::new(oci::Docker),
             // One line per format.
         ];
         Formats {
@@ -190,11 +229,13 @@ impl Formats {
     pub fn get(&self, segment: &str) -> Option<&Arc<dyn Format>> {
         self.by_segment.get(segment)
     }
-}
 
-impl Default for Formats {
-    fn default() -> Self {
-        Self::new()
+    /// The routes formats serve outside `/pkg`, merged into the server's router.
+    pub fn extra_routes(&self) -> axum::Router<AppState> {
+        self.by_segment
+            .values()
+            .filter_map(|f| f.routes())
+            .fold(axum::Router::new(), axum::Router::merge)
     }
 }
 
@@ -335,8 +376,26 @@ impl Resolver<'_> {
     }
 }
 
-/// Entry point for `/pkg/{account}/{registry}/{format}/...`.
-pub async fn route(State(state): State<AppState>, req: Request) -> Result<Response, ApiError> {
+/// Entry point for `/pkg/{account}/{registry}/{format}/...`. Once the format is known, every
+/// error (unknown registry, bad credentials, missing permission) is answered in its envelope.
+pub async fn route(State(state): State<AppState>, req: Request) -> Response {
+    let raw = req.uri().path().strip_prefix("/pkg/").unwrap_or("");
+    let segment = raw.split('/').nth(2).unwrap_or("");
+    match all().get(segment).cloned() {
+        Some(format) => match dispatch(&state, format.as_ref(), req).await {
+            Ok(r) => r,
+            Err(e) => format.error_response(e),
+        },
+        None if raw.split('/').filter(|s| !s.is_empty()).count() < 3 => {
+            ApiError::not_found("expected /pkg/<account>/<registry>/<format>/...").into_response()
+        }
+        None => ApiError::not_found(format!("package type '{segment}' is not supported"))
+            .into_response(),
+    }
+}
+
+/// Finds the registry, authenticates the caller and hands the request to its format.
+async fn dispatch(state: &AppState, format: &dyn Format, req: Request) -> ApiResult<Response> {
     let (parts, body) = req.into_parts();
     let raw = parts.uri.path().strip_prefix("/pkg/").unwrap_or("");
     let mut it = raw.splitn(4, '/');
@@ -362,11 +421,6 @@ pub async fn route(State(state): State<AppState>, req: Request) -> Result<Respon
             )));
         }
     };
-    let format = state
-        .formats
-        .get(segment)
-        .ok_or_else(|| ApiError::not_found(format!("package type '{segment}' is not supported")))?
-        .clone();
     if format.package_type() != registry.package_type {
         return Err(ApiError::not_found(format!(
             "registry package type mismatch: '{identifier}' is a {} registry, not {segment}",
@@ -386,5 +440,15 @@ pub async fn route(State(state): State<AppState>, req: Request) -> Result<Respon
         headers: parts.headers,
         body: std::sync::Mutex::new(Some(body)),
     };
-    format.handle(&state, native).await
+    format.handle(state, native).await
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn every_package_type_has_its_format() {
+        for t in crate::model::PackageType::ALL {
+            assert_eq!(super::for_type(t).package_type(), t, "{t:?}");
+        }
+    }
 }

@@ -16,6 +16,7 @@
 //! queries (a package's versions and files) for the registry that was asked, so that tarball URLs
 //! stay on the registry (or group) the client uses.
 
+use crate::formats::setup::{Setup, SetupContext, inline, step};
 use std::collections::BTreeMap;
 
 use async_trait::async_trait;
@@ -86,12 +87,50 @@ impl Format for Npm {
         PackageType::Npm
     }
 
+    fn error_response(&self, e: ApiError) -> Response {
+        npm_error(e)
+    }
+
+    fn client_setup(&self, c: &SetupContext) -> Setup {
+        let SetupContext { root, art, ver, .. } = c;
+        Setup {
+            title: "npm Client Setup",
+            sections: vec![
+                inline(
+                    "Configure npm",
+                    vec![step(
+                        "Add to .npmrc",
+                        &[(
+                            "",
+                            format!(
+                                "registry={root}/\n//{}/:_authToken=<TOKEN>",
+                                root.split("://").nth(1).unwrap_or(&root)
+                            ),
+                        )],
+                    )],
+                ),
+                inline(
+                    "Publish",
+                    vec![step("Publish", &[("", "npm publish".to_string())])],
+                ),
+                inline(
+                    "Install",
+                    vec![step("Install", &[("", format!("npm install {art}@{ver}"))])],
+                ),
+            ],
+        }
+    }
+
+    fn pull_command(&self, _c: &SetupContext, name: &str, version: &str) -> String {
+        format!("npm install {name}@{version}")
+    }
+
     fn authenticates_itself(&self, method: &Method, path: &str) -> bool {
         *method == Method::PUT && path.starts_with("-/user/org.couchdb.user:")
     }
 
     async fn handle(&self, state: &AppState, req: NativeRequest) -> ApiResult<Response> {
-        Ok(route(state, req).await.unwrap_or_else(npm_error))
+        route(state, req).await
     }
 }
 

@@ -8,6 +8,7 @@
 //!   `OAUTH-TOKEN` (the hub's style) or `Authorization`. Name and version come from the package's
 //!   `opm-metadata.xml` (or, failing that, its `packagedef`).
 
+use crate::formats::setup::{Setup, SetupContext, inline, step};
 use async_trait::async_trait;
 use axum::http::{Method, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -30,6 +31,41 @@ const MAX_MANIFEST: u64 = 1 << 20;
 impl Format for Opm {
     fn package_type(&self) -> PackageType {
         PackageType::Opm
+    }
+
+    fn client_setup(&self, c: &SetupContext) -> Setup {
+        let SetupContext {
+            base,
+            account,
+            id,
+            art,
+            ..
+        } = c;
+        Setup {
+            title: "OPM Client Setup",
+            sections: vec![
+                inline(
+                    "Configure opm",
+                    vec![step(
+                        "opm.cfg server entry",
+                        &[(
+                            "",
+                            format!(
+                                "{{\"СервераПакетов\": [{{\"Имя\": \"{id}\", \"Сервер\": \"{base}\", \"ПутьНаСервере\": \"/pkg/{account}/{id}/opm/\", \"РесурсПубликацииПакетов\": \"/pkg/{account}/{id}/opm/push\", \"Приоритет\": 1}}]}}"
+                            ),
+                        )],
+                    )],
+                ),
+                inline(
+                    "Install",
+                    vec![step("Install", &[("", format!("opm install {art}"))])],
+                ),
+            ],
+        }
+    }
+
+    fn pull_command(&self, _c: &SetupContext, name: &str, version: &str) -> String {
+        format!("opm install {name}@{version}")
     }
 
     async fn handle(&self, state: &AppState, req: NativeRequest) -> ApiResult<Response> {

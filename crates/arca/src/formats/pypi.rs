@@ -11,6 +11,7 @@
 //! Project pages are generated from one indexed query per registry of the read chain (a package's
 //! files joined through its versions), never from a scan of the registry.
 
+use crate::formats::setup::{Setup, SetupContext, inline, step};
 use std::collections::BTreeMap;
 use std::io::Read;
 use std::str::FromStr;
@@ -256,6 +257,61 @@ fn normalize_version(field: &str, v: &str) -> ApiResult<String> {
 impl Format for Pypi {
     fn package_type(&self) -> PackageType {
         PackageType::Python
+    }
+
+    fn client_setup(&self, c: &SetupContext) -> Setup {
+        let SetupContext {
+            scheme,
+            root,
+            user,
+            art,
+            ver,
+            ..
+        } = c;
+        Setup {
+            title: "Python Client Setup",
+            sections: vec![
+                inline(
+                    "Configure pip",
+                    vec![step(
+                        "Add to pip.conf",
+                        &[(
+                            "",
+                            format!(
+                                "[global]\nindex-url = {scheme}://{user}:<TOKEN>@{}/simple/",
+                                root.split("://").nth(1).unwrap_or(&root)
+                            ),
+                        )],
+                    )],
+                ),
+                inline(
+                    "Upload with twine",
+                    vec![step(
+                        "Upload",
+                        &[(
+                            "",
+                            format!(
+                                "twine upload --repository-url {root}/ -u {user} -p <TOKEN> dist/*"
+                            ),
+                        )],
+                    )],
+                ),
+                inline(
+                    "Install",
+                    vec![step(
+                        "Install",
+                        &[(
+                            "",
+                            format!("pip install --index-url {root}/simple/ {art}=={ver}"),
+                        )],
+                    )],
+                ),
+            ],
+        }
+    }
+
+    fn pull_command(&self, _c: &SetupContext, name: &str, version: &str) -> String {
+        format!("pip install {name}=={version}")
     }
 
     async fn handle(&self, state: &AppState, req: NativeRequest) -> ApiResult<Response> {

@@ -12,6 +12,7 @@
 //! Repository metadata is generated from the metadata store when a package changed (validated per
 //! package revision) and is identical on every server process (timestamps come from the data).
 
+use crate::formats::setup::{Setup, SetupContext, inline, step};
 use std::collections::BTreeMap;
 
 use async_trait::async_trait;
@@ -35,6 +36,56 @@ pub struct Rpm;
 impl Format for Rpm {
     fn package_type(&self) -> PackageType {
         PackageType::Rpm
+    }
+
+    fn signs_metadata(&self) -> bool {
+        true
+    }
+
+    fn client_setup(&self, c: &SetupContext) -> Setup {
+        let SetupContext {
+            id,
+            root,
+            user,
+            art,
+            ver,
+            ..
+        } = c;
+        Setup {
+            title: "RPM Client Setup",
+            sections: vec![
+                inline(
+                    "Add a .repo file",
+                    vec![step(
+                        "/etc/yum.repos.d/arca.repo",
+                        &[(
+                            "",
+                            format!(
+                                "[{id}]\nname={id}\nbaseurl={root}\nenabled=1\ngpgcheck=0\nrepo_gpgcheck=1\ngpgkey={root}/public.key\nusername={user}\npassword=<TOKEN>"
+                            ),
+                        )],
+                    )],
+                ),
+                inline(
+                    "Upload",
+                    vec![step(
+                        "Upload with curl",
+                        &[(
+                            "",
+                            format!("curl -u {user}:<TOKEN> -T <FILE>.rpm {root}/<FILE>.rpm"),
+                        )],
+                    )],
+                ),
+                inline(
+                    "Install",
+                    vec![step("Install", &[("", format!("dnf install {art}-{ver}"))])],
+                ),
+            ],
+        }
+    }
+
+    fn pull_command(&self, _c: &SetupContext, name: &str, version: &str) -> String {
+        format!("yum install {name}-{version}")
     }
 
     async fn handle(&self, state: &AppState, req: NativeRequest) -> ApiResult<Response> {

@@ -338,4 +338,85 @@ async fn anonymous_access_registry(b: Backend) {
     );
 }
 
-both_backends!(role_matrix, credential_forms, anonymous_access_registry);
+/// Errors raised before a format's handler runs (unknown registry, bad credentials, no read
+/// permission) are already in that format's envelope: npm's `error` field, Cargo's
+/// `errors[].detail` with its login challenge; a DOCKER registry's `/pkg` root says where its
+/// protocol lives.
+async fn errors_before_the_format_use_its_envelope(b: Backend) {
+    let s = Server::start(b).await;
+    for (id, t) in [("npm", "NPM"), ("crates", "CARGO"), ("img", "DOCKER")] {
+        s.harness_registry(
+            "acme",
+            json!({"identifier": id, "packageType": t, "parentRef": "acme"}),
+        )
+        .await;
+    }
+    let stranger = s.user_with_role("stranger", "admin", "other");
+    let get = |path: &str, auth: Option<&str>| {
+        let mut r = s.client.get(s.url(path));
+        if let Some(t) = auth {
+            r = r.basic_auth("u", Some(t));
+        }
+        r.send()
+    };
+    for (path, auth, status) in [
+        ("/pkg/acme/npm/npm/left-pad", Some("wrong-token"), 401),
+        ("/pkg/acme/npm/npm/left-pad", None, 401),
+        ("/pkg/acme/npm/npm/left-pad", Some(stranger.as_str()), 403),
+        (
+            "/pkg/acme/missing/npm/left-pad",
+            Some(stranger.as_str()),
+            404,
+        ),
+    ] {
+        let r = get(path, auth).await.unwrap();
+        assert_eq!(r.status().as_u16(), status, "{path} {auth:?}");
+        let v: serde_json::Value = r.json().await.unwrap();
+        assert!(
+            v["error"].as_str().is_some_and(|m| !m.is_empty()),
+            "npm envelope: {v}"
+        );
+    }
+    for (path, auth, status) in [
+        (
+            "/pkg/acme/crates/cargo/index/config.json",
+            Some("wrong-token"),
+            401,
+        ),
+        ("/pkg/acme/crates/cargo/index/config.json", None, 401),
+        (
+            "/pkg/acme/crates/cargo/index/config.json",
+            Some(stranger.as_str()),
+            403,
+        ),
+    ] {
+        let r = get(path, auth).await.unwrap();
+        assert_eq!(r.status().as_u16(), status, "{path} {auth:?}");
+        if status == 401 {
+            let challenges: Vec<&str> = r
+                .headers()
+                .get_all("www-authenticate")
+                .iter()
+                .map(|v| v.to_str().unwrap())
+                .collect();
+            assert!(challenges.contains(&"Cargo"), "{challenges:?}");
+        }
+        let v: serde_json::Value = r.json().await.unwrap();
+        assert!(
+            v["errors"][0]["detail"]
+                .as_str()
+                .is_some_and(|m| !m.is_empty()),
+            "cargo envelope: {v}"
+        );
+    }
+    let r = s.get("/pkg/acme/img/docker/").send().await.unwrap();
+    assert_eq!(r.status(), 404);
+    assert!(r.text().await.unwrap().contains("/v2/acme/img/"));
+}
+
+both_backends!(
+    role_matrix,
+    credential_forms,
+    anonymous_access_registry,
+    errors_before_the_format_use_its_envelope
+);

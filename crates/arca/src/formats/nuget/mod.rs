@@ -21,6 +21,7 @@ mod nuspec;
 mod v2;
 mod version;
 
+use crate::formats::setup::{Setup, SetupContext, inline, step};
 use std::collections::BTreeMap;
 
 use async_trait::async_trait;
@@ -56,6 +57,59 @@ const UNLISTED_DATE: &str = "1900-01-01T00:00:00+00:00";
 impl Format for Nuget {
     fn package_type(&self) -> PackageType {
         PackageType::Nuget
+    }
+
+    fn client_setup(&self, c: &SetupContext) -> Setup {
+        let SetupContext {
+            id,
+            root,
+            user,
+            art,
+            ver,
+            ..
+        } = c;
+        Setup {
+            title: "NuGet Client Setup",
+            sections: vec![
+                inline(
+                    "Add the source",
+                    vec![step(
+                        "nuget sources add",
+                        &[(
+                            "",
+                            format!(
+                                "nuget sources add -Name {id} -Source {root}/index.json -Username {user} -Password <TOKEN>"
+                            ),
+                        )],
+                    )],
+                ),
+                inline(
+                    "Push",
+                    vec![step(
+                        "Push",
+                        &[(
+                            "",
+                            format!("nuget push {art}.{ver}.nupkg -Source {id} -ApiKey <TOKEN>"),
+                        )],
+                    )],
+                ),
+                inline(
+                    "Install",
+                    vec![step(
+                        "Install",
+                        &[(
+                            "",
+                            format!("nuget install {art} -Version {ver} -Source {id}"),
+                        )],
+                    )],
+                ),
+            ],
+        }
+    }
+
+    fn pull_command(&self, c: &SetupContext, name: &str, version: &str) -> String {
+        let url = &c.root;
+        format!("nuget install {name} -Version {version} -Source {url}/index.json")
     }
 
     async fn handle(&self, state: &AppState, req: NativeRequest) -> ApiResult<Response> {

@@ -23,12 +23,96 @@ use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
+use super::setup::{Setup, SetupContext, inline, step};
+use super::{Format, NativeRequest};
 use crate::auth::{Need, Principal};
 use crate::error::ApiError;
 use crate::model::{PackageType, Registry};
 use crate::state::AppState;
 
 pub use token::token_endpoint;
+
+/// DOCKER registries: served at `/v2` (the distribution spec fixes the path), so the format's own
+/// routes are the OCI endpoints, and its `/pkg` root only says where to go. HELM registries use
+/// the same `/v2` endpoints for charts over OCI (their format is [`super::helm::Helm`]).
+pub struct Docker;
+
+#[async_trait::async_trait]
+impl Format for Docker {
+    fn package_type(&self) -> PackageType {
+        PackageType::Docker
+    }
+
+    fn client_setup(&self, c: &SetupContext) -> Setup {
+        let SetupContext {
+            host,
+            account,
+            id,
+            art,
+            ver,
+            ..
+        } = c;
+        Setup {
+            title: "Docker Client Setup",
+            sections: vec![
+                inline(
+                    "Login",
+                    vec![step(
+                        "Log in to the registry",
+                        &[("", format!("docker login {host}"))],
+                    )],
+                ),
+                inline(
+                    "Pull an image",
+                    vec![step(
+                        "Pull",
+                        &[("", format!("docker pull {host}/{account}/{id}/{art}:{ver}"))],
+                    )],
+                ),
+                inline(
+                    "Push an image",
+                    vec![step(
+                        "Tag and push",
+                        &[
+                            (
+                                "",
+                                format!("docker tag {art}:{ver} {host}/{account}/{id}/{art}:{ver}"),
+                            ),
+                            ("", format!("docker push {host}/{account}/{id}/{art}:{ver}")),
+                        ],
+                    )],
+                ),
+            ],
+        }
+    }
+
+    fn pull_command(&self, c: &SetupContext, name: &str, version: &str) -> String {
+        let host = &c.host;
+        format!("docker pull {host}/{}/{}/{name}:{version}", c.account, c.id)
+    }
+
+    fn routes(&self) -> Option<axum::Router<AppState>> {
+        use axum::routing::{any, get};
+        Some(
+            axum::Router::new()
+                .route("/v2/token", get(token_endpoint))
+                .route("/v2", any(route))
+                .route("/v2/", any(route))
+                .route("/v2/{*rest}", any(route)),
+        )
+    }
+
+    async fn handle(
+        &self,
+        state: &AppState,
+        req: NativeRequest,
+    ) -> crate::error::ApiResult<Response> {
+        Err(ApiError::not_found(format!(
+            "DOCKER registries speak the OCI distribution protocol at {}/v2/{}/{}/",
+            state.config.base_url, req.registry.account, req.registry.identifier
+        )))
+    }
+}
 
 /// An error in the distribution spec's form.
 #[derive(Debug)]

@@ -1,0 +1,80 @@
+//! Client setup: what each format tells its users to paste, as sections of steps in the shape the
+//! Harness UI expects (sections of type INLINE, steps of type Static with commands). Each format
+//! writes its own steps and pull command ([`super::Format::client_setup`],
+//! [`super::Format::pull_command`]) from a [`SetupContext`]; the management view adds the token
+//! step, numbering and the read-only filter (`api/client_setup.rs`).
+
+use serde_json::{Value, json};
+
+use crate::model::Registry;
+
+/// Everything a format's instructions are made of, with placeholders where the caller's values
+/// are unknown (`<TOKEN>` always: secrets are never printed).
+pub struct SetupContext {
+    /// The server's base URL, e.g. `http://127.0.0.1:8080`.
+    pub base: String,
+    /// The base URL without its scheme (`host[:port][/path]`).
+    pub host: String,
+    /// `http` or `https`.
+    pub scheme: String,
+    pub account: String,
+    /// The registry's identifier.
+    pub id: String,
+    /// The registry's native root: `<base>/pkg/<account>/<registry>/<format>`.
+    pub root: String,
+    /// The caller's user name, or `<USERNAME>`.
+    pub user: String,
+    /// The artifact asked about, or `<ARTIFACT_NAME>`.
+    pub art: String,
+    /// The version asked about, or `<VERSION>`.
+    pub ver: String,
+}
+
+impl SetupContext {
+    pub fn new(
+        base_url: &str,
+        reg: &Registry,
+        user: Option<&str>,
+        artifact: Option<&str>,
+        version: Option<&str>,
+    ) -> SetupContext {
+        let base = base_url.to_string();
+        let host = base.split("://").nth(1).unwrap_or(&base).to_string();
+        let scheme = base.split("://").next().unwrap_or("http").to_string();
+        let root = format!(
+            "{base}/pkg/{}/{}/{}",
+            reg.account,
+            reg.identifier,
+            reg.package_type.path_segment()
+        );
+        SetupContext {
+            base,
+            host,
+            scheme,
+            account: reg.account.clone(),
+            id: reg.identifier.clone(),
+            root,
+            user: user.unwrap_or("<USERNAME>").to_string(),
+            art: artifact.unwrap_or("<ARTIFACT_NAME>").to_string(),
+            ver: version.unwrap_or("<VERSION>").to_string(),
+        }
+    }
+}
+
+/// A format's setup instructions: a title and its sections. Sections whose header starts with
+/// Upload, Push, Publish or Deploy are dropped for callers who cannot write.
+pub struct Setup {
+    pub title: &'static str,
+    pub sections: Vec<Value>,
+}
+
+/// A step of commands (each `(label, command)`).
+pub fn step(header: &str, commands: &[(&str, String)]) -> Value {
+    json!({"type": "Static", "header": header,
+           "commands": commands.iter().map(|(l, v)| json!({"label": l, "value": v})).collect::<Vec<_>>()})
+}
+
+/// A section of steps shown one after the other.
+pub fn inline(header: &str, steps: Vec<Value>) -> Value {
+    json!({"type": "INLINE", "header": header, "steps": steps})
+}
