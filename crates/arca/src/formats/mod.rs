@@ -23,6 +23,7 @@ pub mod cran;
 pub mod debian;
 pub mod generic;
 pub mod helm;
+pub mod json_stream;
 pub mod maven;
 pub mod npm;
 pub mod nuget;
@@ -30,6 +31,7 @@ pub mod oci;
 pub mod opm;
 pub mod pypi;
 pub mod rpm;
+pub mod upload;
 
 use std::collections::HashMap;
 use std::sync::Arc;
