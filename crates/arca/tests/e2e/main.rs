@@ -21,3 +21,4 @@ mod opm;
 mod ops;
 mod pypi;
 mod rpm;
+mod uploads;
