@@ -183,11 +183,13 @@ async fn store_chart(
             exists,
         )
         .await?;
+    // Merged, not replaced: the same version pushed over OCI keeps its manifest fields, and
+    // `chartDigest` does not collide with the manifest's `digest`.
     state
         .db
-        .set_version_metadata(
+        .merge_version_metadata(
             &stored.version_id,
-            &json!({"chart": meta, "digest": sha256}),
+            &json!({"chart": meta, "chartDigest": sha256}),
         )
         .await?;
     if let Some(p) = prov {
@@ -347,8 +349,12 @@ async fn index(state: &AppState, req: &NativeRequest) -> ApiResult<Response> {
                 }
                 let mut versions: Vec<(semver::Version, Value)> = Vec::new();
                 for v in state.db.all_versions(&p.id).await? {
-                    // Charts pushed over OCI have no classic archive.
-                    let (Some(chart), Some(digest)) = (v.metadata.get("chart"), v.metadata.get("digest")) else {
+                    // Charts pushed over OCI have no classic archive. Charts stored before
+                    // `chartDigest` carry the archive's digest as a bare `digest`.
+                    let digest = v.metadata.get("chartDigest").or_else(|| {
+                        v.metadata.get("digest").filter(|d| d.as_str().is_some_and(|d| !d.starts_with("sha256:")))
+                    });
+                    let (Some(chart), Some(digest)) = (v.metadata.get("chart"), digest) else {
                         continue;
                     };
                     let mut e = chart.clone();
