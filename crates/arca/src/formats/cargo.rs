@@ -343,7 +343,7 @@ async fn publish(state: &AppState, req: NativeRequest) -> ApiResult<Response> {
                 version: &vers,
                 path: &path,
                 name: &file_name,
-                content_type: "application/x-tar",
+                content_type: Some("application/x-tar"),
                 metadata: json!({}),
             },
             uploaded,

@@ -672,7 +672,7 @@ async fn publish(
                 version: &version,
                 path: &path,
                 name: &file_name,
-                content_type: "application/octet-stream",
+                content_type: Some("application/octet-stream"),
                 metadata: json!({}),
             },
             published,

@@ -45,7 +45,7 @@ pub struct FileSpec<'a> {
     pub version: &'a str,
     pub path: &'a str,
     pub name: &'a str,
-    pub content_type: &'a str,
+    pub content_type: Option<&'a str>,
     pub metadata: serde_json::Value,
 }
 
@@ -181,7 +181,7 @@ impl<'a> Upload<'a> {
                     path: file.path,
                     name: file.name,
                     blob: &blob,
-                    content_type: Some(file.content_type),
+                    content_type: file.content_type,
                     metadata: file.metadata,
                 },
             )
