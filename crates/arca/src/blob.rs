@@ -5,6 +5,10 @@
 //! by an atomic rename. A killed upload leaves only a temporary file (swept at start-up), never a
 //! half-written blob; the same content uploaded twice, to any registry, is stored once.
 //!
+//! Uploads that must be inspected before they are accepted are *staged*: [`BlobStore::stage`]
+//! streams the body aside (hashed, readable as a local file, invisible to readers), and the
+//! format then either [`BlobStore::commit`]s it or drops it, which leaves nothing behind.
+//!
 //! The local backend is written against `tokio::fs` on purpose: `object_store`'s local backend
 //! streams reads in 8 KiB chunks, which costs an order of magnitude more CPU per byte than the 1 MiB
 //! chunks used here. S3-compatible storage (scale-out) is a second implementation of the same trait.
@@ -86,6 +90,16 @@ pub trait BlobStore: Send + Sync {
         expected_sha256: Option<&str>,
         digests: Digests,
     ) -> Result<BlobInfo, BlobError>;
+    /// Streams a body aside into a staged blob, capped at `limit` bytes. Nothing is visible until
+    /// [`BlobStore::commit`]; dropping the staged blob discards it.
+    async fn stage(
+        &self,
+        body: ByteStream,
+        limit: Option<u64>,
+        digests: Digests,
+    ) -> Result<StagedBlob, BlobError>;
+    /// Makes a staged blob visible under its SHA-256 (deduplicated against stored content).
+    async fn commit(&self, staged: StagedBlob) -> Result<BlobInfo, BlobError>;
     /// Stores a complete local file (an OCI upload session), taking it over: on a local disk
     /// it is hashed in place and moved, not copied. The file is gone afterwards either way.
     async fn ingest_file(
@@ -118,6 +132,20 @@ pub trait BlobStore: Send + Sync {
     /// The blob as a local file, for parsers that need to seek (zip, ar): the blob itself where the
     /// store is a local disk, a temporary copy otherwise.
     async fn local_file(&self, sha256: &str) -> Result<BlobFile, BlobError>;
+}
+
+/// A staged upload: its digests and a local file holding it, removed on drop unless committed.
+pub struct StagedBlob {
+    pub info: BlobInfo,
+    guard: TmpGuard,
+}
+
+impl StagedBlob {
+    /// The staged content as a local file, for parsers that need to read or seek it.
+    pub fn path(&self) -> &Path {
+        // The guard holds the path until the blob is committed, which consumes `self`.
+        self.guard.0.as_deref().unwrap_or(Path::new(""))
+    }
 }
 
 /// A blob readable as a file; a temporary copy is removed on drop.
@@ -267,13 +295,31 @@ impl Drop for TmpGuard {
 impl BlobStore for LocalBlobStore {
     async fn put_with(
         &self,
-        mut body: ByteStream,
+        body: ByteStream,
         limit: Option<u64>,
         expected_sha256: Option<&str>,
         digests: Digests,
     ) -> Result<BlobInfo, BlobError> {
+        let staged = self.stage(body, limit, digests).await?;
+        if let Some(expected) = expected_sha256
+            && !expected.eq_ignore_ascii_case(&staged.info.sha256)
+        {
+            return Err(BlobError::DigestMismatch {
+                expected: expected.to_string(),
+                actual: staged.info.sha256.clone(),
+            });
+        }
+        self.commit(staged).await
+    }
+
+    async fn stage(
+        &self,
+        mut body: ByteStream,
+        limit: Option<u64>,
+        digests: Digests,
+    ) -> Result<StagedBlob, BlobError> {
         let tmp = self.root.join("tmp").join(uuid::Uuid::new_v4().to_string());
-        let mut guard = TmpGuard(Some(tmp.clone()));
+        let guard = TmpGuard(Some(tmp.clone()));
         let mut file = tokio::fs::File::create(&tmp).await?;
         let mut hasher = MultiHasher::new(digests);
         while let Some(chunk) = body.next().await {
@@ -289,15 +335,14 @@ impl BlobStore for LocalBlobStore {
         }
         file.sync_all().await?;
         drop(file);
-        let info = hasher.finish();
-        if let Some(expected) = expected_sha256
-            && !expected.eq_ignore_ascii_case(&info.sha256)
-        {
-            return Err(BlobError::DigestMismatch {
-                expected: expected.to_string(),
-                actual: info.sha256,
-            });
-        }
+        Ok(StagedBlob {
+            info: hasher.finish(),
+            guard,
+        })
+    }
+
+    async fn commit(&self, mut staged: StagedBlob) -> Result<BlobInfo, BlobError> {
+        let info = staged.info.clone();
         let dest = self
             .blob_path(&info.sha256)
             .ok_or_else(|| BlobError::NotFound(info.sha256.clone()))?;
@@ -305,11 +350,12 @@ impl BlobStore for LocalBlobStore {
             tokio::fs::create_dir_all(parent).await?;
         }
         if tokio::fs::try_exists(&dest).await? {
-            // Deduplicated: the content is already stored; the guard removes the temporary copy.
+            // Deduplicated: the content is already stored; the guard removes the staged copy.
             return Ok(info);
         }
+        let tmp = staged.path().to_path_buf();
         tokio::fs::rename(&tmp, &dest).await?;
-        guard.0 = None;
+        staged.guard.0 = None;
         Ok(info)
     }
 
@@ -509,6 +555,38 @@ mod tests {
             std::fs::read_dir(dir.path().join("tmp")).unwrap().count(),
             0
         );
+    }
+
+    #[tokio::test]
+    async fn staged_blobs_are_invisible_until_committed() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = LocalBlobStore::open(dir.path()).await.unwrap();
+        let staged = store
+            .stage(body(&[b"hello ", b"world"]), None, Digests::All)
+            .await
+            .unwrap();
+        let sha = staged.info.sha256.clone();
+        assert_eq!(std::fs::read(staged.path()).unwrap(), b"hello world");
+        assert!(!store.exists(&sha).await.unwrap());
+        // Aborted: dropped, nothing left.
+        drop(staged);
+        assert!(!store.exists(&sha).await.unwrap());
+        assert_eq!(
+            std::fs::read_dir(dir.path().join("tmp")).unwrap().count(),
+            0
+        );
+        let staged = store
+            .stage(body(&[b"hello world"]), Some(11), Digests::All)
+            .await
+            .unwrap();
+        assert_eq!(store.commit(staged).await.unwrap().sha256, sha);
+        assert!(store.exists(&sha).await.unwrap());
+        assert!(matches!(
+            store
+                .stage(body(&[b"hello world"]), Some(10), Digests::All)
+                .await,
+            Err(BlobError::TooLarge(10))
+        ));
     }
 
     #[tokio::test]

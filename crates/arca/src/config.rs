@@ -10,7 +10,7 @@ use serde::Deserialize;
 
 #[derive(Debug, Clone, Args, Default)]
 pub struct ConfigArgs {
-    /// TOML configuration file (keys: listen, data_dir, database_url, base_url, default_account, max_upload_bytes).
+    /// TOML configuration file (keys: listen, data_dir, database_url, base_url, default_account, max_upload_bytes, max_parsed_body_bytes).
     #[arg(long, env = "ARCA_CONFIG", global = true)]
     pub config: Option<PathBuf>,
     /// Address to listen on [default: 127.0.0.1:8080].
@@ -31,6 +31,10 @@ pub struct ConfigArgs {
     /// Largest accepted upload of one file, in bytes [default: 10 GiB].
     #[arg(long, env = "ARCA_MAX_UPLOAD_BYTES", global = true)]
     pub max_upload_bytes: Option<u64>,
+    /// Largest upload body that is parsed in memory (npm publish document without its tarball,
+    /// Cargo publish, Helm chart), in bytes [default: 256 MiB].
+    #[arg(long, env = "ARCA_MAX_PARSED_BODY_BYTES", global = true)]
+    pub max_parsed_body_bytes: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -42,6 +46,7 @@ struct FileConfig {
     base_url: Option<String>,
     default_account: Option<String>,
     max_upload_bytes: Option<u64>,
+    max_parsed_body_bytes: Option<u64>,
 }
 
 #[derive(Debug, Clone)]
@@ -51,7 +56,11 @@ pub struct Config {
     pub database_url: String,
     pub base_url: String,
     pub default_account: String,
+    /// Cap of a body streamed to the blob store.
     pub max_upload_bytes: u64,
+    /// Cap of a body held in memory to be parsed: separate from (and much smaller than) the
+    /// streaming cap, so that no request can make the server allocate an upload's worth of RAM.
+    pub max_parsed_body_bytes: u64,
 }
 
 impl Config {
@@ -97,6 +106,10 @@ impl Config {
             .max_upload_bytes
             .or(file.max_upload_bytes)
             .unwrap_or(10 << 30);
+        let max_parsed_body_bytes = args
+            .max_parsed_body_bytes
+            .or(file.max_parsed_body_bytes)
+            .unwrap_or(256 << 20);
         Ok(Config {
             listen,
             data_dir,
@@ -104,6 +117,7 @@ impl Config {
             base_url,
             default_account,
             max_upload_bytes,
+            max_parsed_body_bytes,
         })
     }
 

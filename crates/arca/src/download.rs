@@ -169,3 +169,40 @@ pub async fn serve_blob(
     let read = state.blobs.get(&file.sha256, range).await?;
     Ok((status, out, Body::from_stream(read.stream)).into_response())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::parse_range;
+
+    #[test]
+    fn ranges() {
+        // No range, another unit or several ranges: the whole body.
+        assert_eq!(parse_range("", 10), Ok(None));
+        assert_eq!(parse_range("items=0-1", 10), Ok(None));
+        assert_eq!(parse_range("bytes=0-1,3-4", 10), Ok(None));
+        // End inclusive in the header, exclusive in the result; clamped to the length.
+        assert_eq!(parse_range("bytes=0-0", 10), Ok(Some((0, 1))));
+        assert_eq!(parse_range("bytes=2-5", 10), Ok(Some((2, 6))));
+        assert_eq!(parse_range("bytes=2-", 10), Ok(Some((2, 10))));
+        assert_eq!(parse_range("bytes=2-99", 10), Ok(Some((2, 10))));
+        // Suffix ranges: the last n bytes, all of them when n exceeds the length.
+        assert_eq!(parse_range("bytes=-3", 10), Ok(Some((7, 10))));
+        assert_eq!(parse_range("bytes=-30", 10), Ok(Some((0, 10))));
+        // Unsatisfiable or malformed: 416.
+        for bad in [
+            "bytes=10-",
+            "bytes=5-2",
+            "bytes=-0",
+            "bytes=a-b",
+            "bytes=3",
+            "bytes=-",
+        ] {
+            assert_eq!(parse_range(bad, 10), Err(()), "{bad}");
+        }
+        assert_eq!(parse_range("bytes=0-", 0), Err(()));
+        assert_eq!(
+            parse_range(&format!("bytes=0-{}", u64::MAX), 10),
+            Ok(Some((0, 10)))
+        );
+    }
+}

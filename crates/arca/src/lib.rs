@@ -17,4 +17,6 @@ pub mod service;
 pub mod signing;
 pub mod state;
 pub mod store;
+#[cfg(test)]
+mod testing;
 pub mod versions;

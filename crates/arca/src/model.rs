@@ -400,6 +400,36 @@ pub fn human_size(bytes: i64) -> String {
 
 #[cfg(test)]
 mod tests {
+    #[tokio::test]
+    async fn patterns_blocked_wins_and_empty_allow_list_allows() {
+        let t = crate::testing::state().await;
+        let mut r = crate::testing::registry(
+            &t.state,
+            "acme",
+            "r",
+            super::PackageType::Generic,
+            super::RegistryKind::Hosted,
+            &[],
+        )
+        .await;
+        assert!(r.check_patterns("anything:1.0").is_ok());
+        r.allowed_patterns = vec!["^tool:".into(), "^lib-".into()];
+        assert!(r.check_patterns("tool:1.0").is_ok());
+        assert!(r.check_patterns("lib-x:2").is_ok());
+        assert!(matches!(
+            r.check_patterns("other:1.0"),
+            Err(crate::error::ApiError::Forbidden(_))
+        ));
+        r.blocked_patterns = vec![":.*-SNAPSHOT$".into()];
+        assert!(matches!(
+            r.check_patterns("tool:1.0-SNAPSHOT"),
+            Err(crate::error::ApiError::Forbidden(_))
+        ));
+        // Patterns are searched, not anchored, unless they say so.
+        r.allowed_patterns = vec!["ool".into()];
+        assert!(r.check_patterns("tool:1").is_ok());
+    }
+
     #[test]
     fn rfc3339_always_has_three_fraction_digits() {
         // 2026-11-29T17:42:00.840Z: a trimmed `.84` broke pip >= 25 on Python <= 3.10.

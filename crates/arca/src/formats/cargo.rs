@@ -4,7 +4,8 @@
 //! * `index/config.json` (`auth-required` unless the registry allows anonymous reads) and index
 //!   files at the standard paths (`1/a`, `2/ab`, `3/a/abc`, `ab/cd/abcd...`), with `ETag`,
 //!   `Last-Modified` and 304s;
-//! * `PUT api/v1/crates/new`: publish; `DELETE|PUT api/v1/crates/<name>/<version>/(un)yank`;
+//! * `PUT api/v1/crates/new`: publish (through [`super::upload`]; the body is parsed in memory
+//!   under the in-memory body cap); `DELETE|PUT api/v1/crates/<name>/<version>/(un)yank`;
 //!   `GET api/v1/crates/<name>/owners`; `GET api/v1/crates?q=`: search;
 //! * `GET api/v1/crates/<name>/<version>/download`: the `.crate` (its SHA-256 is the index `cksum`).
 //!
@@ -21,15 +22,15 @@ use bytes::{Buf, Bytes};
 use serde_json::{Value, json};
 
 use super::cache::{self, Doc};
+use super::upload::{Body, FileSpec, Upload};
 use super::{Format, NativeRequest, Resolver};
 use crate::archive::{Limits, tar_gz_find};
 use crate::auth::Need;
-use crate::blob::ByteStream;
 use crate::download::serve_file;
 use crate::error::{ApiError, ApiResult};
 use crate::model::PackageType;
 use crate::state::AppState;
-use crate::store::artifacts::{NewFile, PackageRow, Page};
+use crate::store::artifacts::{PackageRow, Page};
 
 pub struct Cargo;
 
@@ -257,16 +258,11 @@ fn index_dep(d: &Value) -> Value {
 }
 
 async fn publish(state: &AppState, req: NativeRequest) -> ApiResult<Response> {
-    let target = Resolver { state }.write_target(&req.registry).await?;
-    req.principal.check(&target, Need::Write)?;
+    // The publish body (metadata and .crate) is parsed in memory: the small in-memory cap.
+    let up = Upload::begin(state, &req, Body::Parsed).await?;
+    let target = &up.target;
     let publisher = req.principal.user_name().unwrap_or("").to_string();
-    let limit = state
-        .config
-        .max_upload_bytes
-        .saturating_add(16 << 20)
-        .min(usize::MAX as u64) as usize;
-    let body = req.body.into_inner().ok().flatten().unwrap_or_default();
-    let body = super::read_body(body, limit).await?;
+    let body = up.read_parsed(req.take_body()).await?;
     let (meta, krate) = split_publish(body)?;
     let name = meta
         .get("name")
@@ -297,7 +293,16 @@ async fn publish(state: &AppState, req: NativeRequest) -> ApiResult<Response> {
         ));
     }
     let key = name.to_ascii_lowercase();
-    target.check_patterns(&format!("{name}:{vers}"))?;
+    let file_name = format!("{key}-{vers}.crate");
+    let path = format!("crates/{key}/{vers}/{file_name}");
+    let uploaded = || {
+        ApiError::bad(
+            "vers",
+            format!("crate version `{name}@{vers}` is already uploaded"),
+        )
+    };
+    up.check_new(&format!("{name}:{vers}"), &path, uploaded)
+        .await?;
     // The manifest inside the .crate must agree with the metadata.
     let reader = krate.clone();
     let manifest_path = format!("{name}-{vers}/Cargo.toml");
@@ -367,51 +372,35 @@ async fn publish(state: &AppState, req: NativeRequest) -> ApiResult<Response> {
             ));
         }
     }
-    let stream: ByteStream = Box::pin(futures::stream::once(async move {
-        Ok::<_, std::io::Error>(krate)
-    }));
-    let blob = state
-        .blobs
-        .put(stream, Some(state.config.max_upload_bytes), None)
-        .await?;
-    state.commit_blob(&blob).await?;
+    let staged = up.stage_bytes(krate).await?;
+    let cksum = staged.info.sha256.clone();
     let deps: Vec<Value> = meta
         .get("deps")
         .and_then(Value::as_array)
         .map(|d| d.iter().map(index_dep).collect())
         .unwrap_or_default();
     let mut line = json!({
-        "name": name, "vers": vers, "deps": deps, "cksum": blob.sha256,
+        "name": name, "vers": vers, "deps": deps, "cksum": cksum,
         "features": meta.get("features").cloned().unwrap_or(json!({})),
         "yanked": false, "links": meta.get("links").cloned().unwrap_or(Value::Null), "v": 2,
     });
     if let Some(rv) = meta.get("rust_version").filter(|v| !v.is_null()) {
         line["rust_version"] = rv.clone();
     }
-    let file_name = format!("{key}-{vers}.crate");
-    let path = format!("crates/{key}/{vers}/{file_name}");
-    let file = state
-        .db
-        .record_file(
-            &target,
-            NewFile {
+    let file = up
+        .record(
+            staged,
+            FileSpec {
                 package: &key,
                 version: &vers,
                 path: &path,
                 name: &file_name,
-                blob: &blob,
                 content_type: Some("application/x-tar"),
                 metadata: json!({}),
             },
+            uploaded,
         )
-        .await
-        .map_err(|e| match e {
-            ApiError::Conflict(_) => ApiError::bad(
-                "vers",
-                format!("crate version `{name}@{vers}` is already uploaded"),
-            ),
-            other => other,
-        })?;
+        .await?;
     let info = json!({"description": meta.get("description"), "license": meta.get("license"), "repository": meta.get("repository"), "keywords": meta.get("keywords")});
     state
         .db

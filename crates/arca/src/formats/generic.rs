@@ -12,13 +12,14 @@ use axum::http::{Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
+use super::upload::{Body, FileSpec, Upload};
 use super::{Format, NativeRequest, Resolver};
 use crate::auth::Need;
 use crate::download::serve_file;
 use crate::error::{ApiError, ApiResult};
 use crate::model::PackageType;
 use crate::state::AppState;
-use crate::store::artifacts::{NewFile, Page};
+use crate::store::artifacts::Page;
 
 pub struct Generic;
 
@@ -200,20 +201,23 @@ async fn upload(
     file_path: &str,
     path: &str,
 ) -> ApiResult<Response> {
-    let target = Resolver { state }.write_target(&req.registry).await?;
-    req.principal.check(&target, Need::Write)?;
-    target.check_patterns(&format!("{package}:{version}"))?;
-    // Refuse early, before streaming a body that cannot be stored; the insert re-checks atomically.
-    if target.reupload == crate::model::Reupload::None
-        && state.db.file_by_path(&target.id, path).await?.is_some()
+    let up = Upload::begin(state, &req, Body::Streamed).await?;
+    let target = &up.target;
+    let exists = || {
+        ApiError::conflict(format!(
+            "'{path}' already exists in registry '{}' and re-upload is not allowed (packageReuploadType NONE)",
+            target.identifier
+        ))
+    };
+    // Refused before streaming a body that cannot be stored; the insert re-checks atomically.
+    if let Err(e) = up
+        .check_new(&format!("{package}:{version}"), path, exists)
+        .await
     {
         // Read (a bounded part of) the refused body, so that the client gets the answer on a
         // connection it can keep using rather than one closed under it mid-request.
         crate::blob::drain(req.into_body_stream()).await;
-        return Err(ApiError::conflict(format!(
-            "'{path}' already exists in registry '{}' and re-upload is not allowed (packageReuploadType NONE)",
-            target.identifier
-        )));
+        return Err(e);
     }
     let content_type = req
         .headers
@@ -228,28 +232,19 @@ async fn upload(
         .next()
         .unwrap_or(file_path)
         .to_string();
-    let blob = state
-        .blobs
-        .put(
-            req.into_body_stream(),
-            Some(state.config.max_upload_bytes),
-            None,
-        )
-        .await?;
-    state.commit_blob(&blob).await?;
-    let file = state
-        .db
-        .record_file(
-            &target,
-            NewFile {
+    let staged = up.stage(req.into_body_stream()).await?;
+    let file = up
+        .record(
+            staged,
+            FileSpec {
                 package,
                 version,
                 path,
                 name: &name,
-                blob: &blob,
                 content_type: content_type.as_deref(),
                 metadata: json!({}),
             },
+            exists,
         )
         .await?;
     let body = json!({

@@ -9,7 +9,9 @@
 //!   (raw chart, or multipart with `chart` and optional `prov`) and `POST api/prov`;
 //!   `DELETE api/charts/<name>/<version>` (to the trash can).
 //!
-//! `Chart.yaml` is read from the archive; its name and version must match the file name.
+//! `Chart.yaml` is read from the archive; its name and version must match the file name. Uploads
+//! go through [`super::upload`]: write permission first, then the chart, parsed in memory under
+//! the in-memory body cap.
 
 use crate::formats::setup::{Setup, SetupContext, inline, step};
 use async_trait::async_trait;
@@ -21,15 +23,15 @@ use futures::TryStreamExt;
 use serde_json::{Map, Value, json};
 
 use super::cache::{self, Doc};
+use super::upload::{Body, FileSpec, Upload};
 use super::{Format, NativeRequest, Resolver, native_root};
 use crate::archive::{Limits, tar_gz_find};
-use crate::auth::{Need, Principal};
-use crate::blob::{BlobInfo, ByteStream};
+use crate::auth::Need;
+use crate::blob::ByteStream;
 use crate::download::serve_file;
 use crate::error::{ApiError, ApiResult};
-use crate::model::{PackageType, Registry, Reupload, rfc3339};
+use crate::model::{PackageType, rfc3339};
 use crate::state::AppState;
-use crate::store::artifacts::NewFile;
 
 pub struct Helm;
 
@@ -127,20 +129,22 @@ impl Format for Helm {
             (_, ["charts", file]) if get => download(state, &req, file).await,
             (&Method::PUT, [file]) if file.ends_with(".tgz") => {
                 let file = file.to_string();
-                let body = read(&req, state).await?;
-                let (target, principal) = (req.registry.clone(), req.principal.clone());
-                store_chart(state, &target, &principal, Some(&file), body, None).await
+                let up = Upload::begin(state, &req, Body::Parsed).await?;
+                let body = up.read_parsed(req.take_body()).await?;
+                store_chart(state, &up, Some(&file), body, None).await
             }
             (&Method::PUT, [file]) if file.ends_with(".tgz.prov") => {
                 let file = file.to_string();
-                let body = read(&req, state).await?;
-                store_prov(state, &req.registry, &req.principal, &file, body).await
+                let up = Upload::begin(state, &req, Body::Parsed).await?;
+                let body = read_prov(req.take_body()).await?;
+                store_prov(state, &up, &file, body).await
             }
             (&Method::POST, ["api", "charts"]) => chartmuseum_upload(state, req).await,
             (&Method::POST, ["api", "prov"]) => {
-                let body = read(&req, state).await?;
+                let up = Upload::begin(state, &req, Body::Parsed).await?;
+                let body = read_prov(req.take_body()).await?;
                 let file = prov_name_from(&body)?;
-                store_prov(state, &req.registry, &req.principal, &file, body).await
+                store_prov(state, &up, &file, body).await
             }
             (&Method::DELETE, ["api", "charts", name, version]) => {
                 delete(state, &req, name, version).await
@@ -154,9 +158,14 @@ impl Format for Helm {
     }
 }
 
-async fn read(req: &NativeRequest, state: &AppState) -> ApiResult<Bytes> {
-    let limit = state.config.max_upload_bytes.min(usize::MAX as u64) as usize;
-    super::read_body(req.take_body(), limit).await
+/// A provenance file is a small signed text: anything larger is refused while reading.
+async fn read_prov(body: axum::body::Body) -> ApiResult<Bytes> {
+    super::read_body(body, MAX_PROV).await.map_err(|e| match e {
+        ApiError::PayloadTooLarge(_) => {
+            ApiError::bad("prov", "a provenance file is a PGP clear-signed message")
+        }
+        other => other,
+    })
 }
 
 /// `Chart.yaml` of a chart archive (`<chart>/Chart.yaml`), as JSON.
@@ -188,23 +197,14 @@ fn valid_chart_name(n: &str) -> bool {
         && n.as_bytes()[0].is_ascii_alphanumeric()
 }
 
-fn blob_stream(bytes: Bytes) -> ByteStream {
-    Box::pin(futures::stream::once(async move {
-        Ok::<_, std::io::Error>(bytes)
-    }))
-}
-
 /// Stores a chart; `file` is the name it was uploaded under (checked against Chart.yaml).
 async fn store_chart(
     state: &AppState,
-    reg: &Registry,
-    principal: &Principal,
+    up: &Upload<'_>,
     file: Option<&str>,
     chart: Bytes,
     prov: Option<Bytes>,
 ) -> ApiResult<Response> {
-    let target = Resolver { state }.write_target(reg).await?;
-    principal.check(&target, Need::Write)?;
     let reader = chart.clone();
     let meta = tokio::task::spawn_blocking(move || chart_metadata(&reader))
         .await
@@ -241,104 +241,75 @@ async fn store_chart(
             format!("'{f}' holds chart {name} {version}; upload it as {expected}"),
         ));
     }
-    target.check_patterns(&format!("{name}:{version}"))?;
     let path = format!("charts/{expected}");
-    if target.reupload == Reupload::None
-        && state.db.file_by_path(&target.id, &path).await?.is_some()
-    {
-        return Err(ApiError::conflict(format!(
-            "{name} {version} already exists and this registry does not allow re-uploads"
-        )));
-    }
-    let blob = state.blobs.put(blob_stream(chart), None, None).await?;
-    state.commit_blob(&blob).await?;
-    let stored = put(
-        state,
-        &target,
-        &name,
-        &version,
-        &path,
-        &expected,
-        &blob,
-        "application/gzip",
-    )
-    .await?;
+    let exists = || conflict(&expected);
+    up.check_new(&format!("{name}:{version}"), &path, exists)
+        .await?;
+    let staged = up.stage_bytes(chart).await?;
+    let sha256 = staged.info.sha256.clone();
+    let stored = up
+        .record(
+            staged,
+            FileSpec {
+                package: &name,
+                version: &version,
+                path: &path,
+                name: &expected,
+                content_type: Some("application/gzip"),
+                metadata: json!({}),
+            },
+            exists,
+        )
+        .await?;
+    // Merged, not replaced: the same version pushed over OCI keeps its manifest fields, and
+    // `chartDigest` does not collide with the manifest's `digest`.
     state
         .db
-        .set_version_metadata(
+        .merge_version_metadata(
             &stored.version_id,
-            &json!({"chart": meta, "digest": blob.sha256}),
+            &json!({"chart": meta, "chartDigest": sha256}),
         )
         .await?;
     if let Some(p) = prov {
-        let pblob = state.blobs.put(blob_stream(p), None, None).await?;
-        state.commit_blob(&pblob).await?;
         let pname = format!("{expected}.prov");
-        put(
-            state,
-            &target,
-            &name,
-            &version,
-            &format!("charts/{pname}"),
-            &pname,
-            &pblob,
-            "application/octet-stream",
+        let staged = up.stage_bytes(p).await?;
+        up.record(
+            staged,
+            FileSpec {
+                package: &name,
+                version: &version,
+                path: &format!("charts/{pname}"),
+                name: &pname,
+                content_type: Some("application/octet-stream"),
+                metadata: json!({}),
+            },
+            || conflict(&pname),
         )
         .await?;
     }
     Ok((StatusCode::CREATED, Json(json!({"saved": true}))).into_response())
 }
 
-#[allow(clippy::too_many_arguments)]
-async fn put(
-    state: &AppState,
-    target: &Registry,
-    name: &str,
-    version: &str,
-    path: &str,
-    file: &str,
-    blob: &BlobInfo,
-    content_type: &str,
-) -> ApiResult<crate::store::artifacts::FileRow> {
-    state
-        .db
-        .record_file(
-            target,
-            NewFile {
-                package: name,
-                version,
-                path,
-                name: file,
-                blob,
-                content_type: Some(content_type),
-                metadata: json!({}),
-            },
-        )
-        .await
-        .map_err(|e| match e {
-            ApiError::Conflict(_) => ApiError::conflict(format!(
-                "{file} already exists and this registry does not allow re-uploads"
-            )),
-            other => other,
-        })
+fn conflict(file: &str) -> ApiError {
+    ApiError::conflict(format!(
+        "{file} already exists and this registry does not allow re-uploads"
+    ))
 }
 
 /// A provenance file belongs to a chart that is already there.
 async fn store_prov(
     state: &AppState,
-    reg: &Registry,
-    principal: &Principal,
+    up: &Upload<'_>,
     file: &str,
     body: Bytes,
 ) -> ApiResult<Response> {
-    let target = Resolver { state }.write_target(reg).await?;
-    principal.check(&target, Need::Write)?;
-    if body.len() > MAX_PROV || !body.starts_with(b"-----BEGIN PGP SIGNED MESSAGE-----") {
+    if !body.starts_with(b"-----BEGIN PGP SIGNED MESSAGE-----") {
         return Err(ApiError::bad(
             "prov",
             "a provenance file is a PGP clear-signed message",
         ));
     }
+    let target = &up.target;
     let chart_file = file.strip_suffix(".prov").unwrap_or(file);
     let chart = state
         .db
@@ -352,17 +323,18 @@ async fn store_prov(
         .version_names(&chart.version_id)
         .await?
         .ok_or_else(|| ApiError::not_found("the chart's version is gone"))?;
-    let blob = state.blobs.put(blob_stream(body), None, None).await?;
-    state.commit_blob(&blob).await?;
-    put(
-        state,
-        &target,
-        &v.0,
-        &v.1,
-        &format!("charts/{file}"),
-        file,
-        &blob,
-        "application/octet-stream",
+    let staged = up.stage_bytes(body).await?;
+    up.record(
+        staged,
+        FileSpec {
+            package: &v.0,
+            version: &v.1,
+            path: &format!("charts/{file}"),
+            name: file,
+            content_type: Some("application/octet-stream"),
+            metadata: json!({}),
+        },
+        || conflict(file),
     )
     .await?;
     Ok((StatusCode::CREATED, Json(json!({"saved": true}))).into_response())
@@ -385,18 +357,19 @@ fn prov_name_from(body: &[u8]) -> ApiResult<String> {
 }
 
 async fn chartmuseum_upload(state: &AppState, req: NativeRequest) -> ApiResult<Response> {
+    let up = Upload::begin(state, &req, Body::Parsed).await?;
     let content_type = req
         .headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("")
         .to_string();
-    let (reg, principal) = (req.registry.clone(), req.principal.clone());
     let Ok(boundary) = multer::parse_boundary(&content_type) else {
-        let body = read(&req, state).await?;
-        return store_chart(state, &reg, &principal, None, body, None).await;
+        let body = up.read_parsed(req.take_body()).await?;
+        return store_chart(state, &up, None, body, None).await;
     };
-    let limit = state.config.max_upload_bytes.min(usize::MAX as u64) as usize;
+    // The whole form is held in memory: one cap for all its fields together.
+    let mut left = up.parsed_limit();
     let mut multipart = multer::Multipart::new(req.into_body_stream(), boundary);
     let (mut chart, mut prov) = (None, None);
     while let Some(field) = multipart
@@ -406,7 +379,8 @@ async fn chartmuseum_upload(state: &AppState, req: NativeRequest) -> ApiResult<R
     {
         let name = field.name().unwrap_or("").to_string();
         let stream: ByteStream = Box::pin(field.map_err(std::io::Error::other));
-        let body = super::read_body(axum::body::Body::from_stream(stream), limit).await?;
+        let body = super::read_body(axum::body::Body::from_stream(stream), left).await?;
+        left -= body.len();
         match name.as_str() {
             "chart" => chart = Some(body),
             "prov" => prov = Some(body),
@@ -414,7 +388,7 @@ async fn chartmuseum_upload(state: &AppState, req: NativeRequest) -> ApiResult<R
         }
     }
     let chart = chart.ok_or_else(|| ApiError::bad("chart", "the form has no 'chart' field"))?;
-    store_chart(state, &reg, &principal, None, chart, prov).await
+    store_chart(state, &up, None, chart, prov).await
 }
 
 async fn delete(
@@ -453,8 +427,12 @@ async fn index(state: &AppState, req: &NativeRequest) -> ApiResult<Response> {
                 }
                 let mut versions: Vec<(semver::Version, Value)> = Vec::new();
                 for v in state.db.all_versions(&p.id).await? {
-                    // Charts pushed over OCI have no classic archive.
-                    let (Some(chart), Some(digest)) = (v.metadata.get("chart"), v.metadata.get("digest")) else {
+                    // Charts pushed over OCI have no classic archive. Charts stored before
+                    // `chartDigest` carry the archive's digest as a bare `digest`.
+                    let digest = v.metadata.get("chartDigest").or_else(|| {
+                        v.metadata.get("digest").filter(|d| d.as_str().is_some_and(|d| !d.starts_with("sha256:")))
+                    });
+                    let (Some(chart), Some(digest)) = (v.metadata.get("chart"), digest) else {
                         continue;
                     };
                     let mut e = chart.clone();

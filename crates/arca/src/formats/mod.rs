@@ -27,6 +27,7 @@ pub mod cran;
 pub mod debian;
 pub mod generic;
 pub mod helm;
+pub mod json_stream;
 pub mod maven;
 pub mod npm;
 pub mod nuget;
@@ -35,6 +36,7 @@ pub mod opm;
 pub mod pypi;
 pub mod rpm;
 pub mod setup;
+pub mod upload;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -445,10 +447,87 @@ async fn dispatch(state: &AppState, format: &dyn Format, req: Request) -> ApiRes
 
 #[cfg(test)]
 mod tests {
+    use super::Resolver;
+    use crate::model::RegistryKind;
+    use crate::testing::{state, stored};
+
     #[test]
     fn every_package_type_has_its_format() {
         for t in crate::model::PackageType::ALL {
             assert_eq!(super::for_type(t).package_type(), t, "{t:?}");
         }
+    }
+
+    #[tokio::test]
+    async fn read_chain_follows_kinds_in_order_once() {
+        let t = state().await;
+        let s = &t.state;
+        let proxy = stored(s, "acme", "proxy", RegistryKind::Proxy, &[]).await;
+        let mut cache = crate::testing::registry(
+            s,
+            "acme",
+            "proxy-cache",
+            crate::model::PackageType::Generic,
+            RegistryKind::Cache,
+            &[],
+        )
+        .await;
+        cache.cache_of = Some(proxy.id.clone());
+        s.db.insert_registry(&cache).await.unwrap();
+        let bare_proxy = stored(s, "acme", "bare", RegistryKind::Proxy, &[]).await;
+        let a = stored(s, "acme", "a", RegistryKind::Hosted, &[&proxy]).await;
+        let b = stored(s, "acme", "b", RegistryKind::Hosted, &[]).await;
+        let inner = stored(s, "acme", "inner", RegistryKind::Group, &[&b]).await;
+        let outer = stored(
+            s,
+            "acme",
+            "outer",
+            RegistryKind::Group,
+            &[&inner, &bare_proxy, &a, &b],
+        )
+        .await;
+        let r = Resolver { state: s };
+        let names = |chain: Vec<crate::model::Registry>| -> Vec<String> {
+            chain.into_iter().map(|r| r.identifier).collect()
+        };
+        // A hosted registry, then its upstream proxies (a proxy reads through its cache).
+        assert_eq!(names(r.read_chain(&a).await.unwrap()), ["a", "proxy-cache"]);
+        // A proxy without a cache contributes nothing stored.
+        assert!(r.read_chain(&bare_proxy).await.unwrap().is_empty());
+        // Members in order, nested groups included; every registry once.
+        assert_eq!(
+            names(r.read_chain(&outer).await.unwrap()),
+            ["b", "a", "proxy-cache"]
+        );
+        assert_eq!(names(r.read_chain(&inner).await.unwrap()), ["b"]);
+    }
+
+    #[tokio::test]
+    async fn write_target_of_each_kind() {
+        let t = state().await;
+        let s = &t.state;
+        let h = stored(s, "acme", "h", RegistryKind::Hosted, &[]).await;
+        let p = stored(s, "acme", "p", RegistryKind::Proxy, &[]).await;
+        let mut g = crate::testing::registry(
+            s,
+            "acme",
+            "g",
+            crate::model::PackageType::Generic,
+            RegistryKind::Group,
+            &[&h, &p],
+        )
+        .await;
+        let r = Resolver { state: s };
+        assert_eq!(r.write_target(&h).await.unwrap().id, h.id);
+        assert!(matches!(
+            r.write_target(&p).await,
+            Err(crate::error::ApiError::MethodNotAllowed(_))
+        ));
+        assert!(matches!(
+            r.write_target(&g).await,
+            Err(crate::error::ApiError::MethodNotAllowed(_))
+        ));
+        g.deployment_registry_id = Some(h.id.clone());
+        assert_eq!(r.write_target(&g).await.unwrap().id, h.id);
     }
 }

@@ -3,7 +3,8 @@
 //! Layout under `<base>/pkg/<account>/<registry>/npm/`:
 //! * `GET <name>`: the packument (abbreviated for `Accept: application/vnd.npm.install-v1+json`),
 //!   `GET <name>/<version|tag>`: one version's manifest;
-//! * `PUT <name>`: publish (packument with a base64 tarball in `_attachments`), or without
+//! * `PUT <name>`: publish (packument with a base64 tarball in `_attachments`, decoded into a
+//!   staged blob as it streams in; only the rest of the document is held in memory), or without
 //!   attachments a metadata update (`npm deprecate`);
 //! * `PUT <name>/-rev/<rev>`: update that drops versions (`npm unpublish <pkg>@<v>`),
 //!   `DELETE <name>/-rev/<rev>`: unpublish the whole package, `DELETE <name>/-/<file>/-rev/<rev>`;
@@ -24,19 +25,20 @@ use axum::Json;
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use base64::Engine;
-use bytes::Bytes;
 use serde_json::{Map, Value, json};
 
 use super::cache::{self, Doc};
+use super::json_stream::{Piece, SplitError, Splitter};
+use super::upload::{Body as UploadBody, FileSpec, Upload};
 use super::{Format, NativeRequest, Resolver, native_root};
 use crate::archive::{Limits, tar_gz_find};
 use crate::auth::{Need, Principal, generate_token, hash_token};
-use crate::blob::ByteStream;
+use crate::blob::{ByteStream, StagedBlob};
 use crate::download::serve_file;
 use crate::error::{ApiError, ApiResult};
 use crate::model::{PackageType, Registry, rfc3339};
 use crate::state::AppState;
-use crate::store::artifacts::{FileRow, NewFile, PackageRow, Page};
+use crate::store::artifacts::{FileRow, PackageRow, Page};
 
 pub struct Npm;
 
@@ -474,19 +476,84 @@ async fn read_json(req: NativeRequest, limit: usize) -> ApiResult<(Principal, Re
     Ok((principal, registry, v))
 }
 
+/// Reads a publish document, decoding its attachment's base64 data into a staged blob as it
+/// streams in; the rest of the document (with `"data": ""`) is capped at the in-memory limit.
+async fn read_publish(
+    up: &Upload<'_>,
+    body: axum::body::Body,
+) -> ApiResult<(Value, Option<StagedBlob>)> {
+    use futures::{SinkExt, StreamExt, TryStreamExt};
+    let mut stream: ByteStream = Box::pin(body.into_data_stream().map_err(std::io::Error::other));
+    let mut splitter = Splitter::new(&["_attachments", "*", "data"], up.parsed_limit());
+    let mut sink = None;
+    let mut staged = None;
+    let finish = |h: tokio::task::JoinHandle<ApiResult<StagedBlob>>| async move {
+        h.await
+            .map_err(|e| ApiError::Internal(anyhow::anyhow!("staging the tarball: {e}")))?
+    };
+    while let Some(chunk) = stream.next().await {
+        let chunk =
+            chunk.map_err(|e| ApiError::bad("body", format!("reading the request body: {e}")))?;
+        let pieces = match splitter.feed(&chunk) {
+            Ok(p) => p,
+            Err(SplitError::TooLarge(n)) => {
+                crate::blob::drain(stream).await;
+                return Err(ApiError::PayloadTooLarge(format!(
+                    "the publish document without its tarball is larger than {n} bytes"
+                )));
+            }
+            Err(SplitError::Malformed(m)) => return Err(ApiError::bad("_attachments", m)),
+        };
+        for piece in pieces {
+            match piece {
+                Piece::Start if sink.is_some() || staged.is_some() => {
+                    return Err(ApiError::bad(
+                        "_attachments",
+                        "a publish carries exactly one tarball",
+                    ));
+                }
+                Piece::Start => sink = Some(up.stage_piecewise()),
+                Piece::Data(d) => {
+                    if let Some((tx, _)) = sink.as_mut()
+                        && tx.send(Ok(d)).await.is_err()
+                        && let Some((_, h)) = sink.take()
+                    {
+                        // The blob store stopped reading: its result says why.
+                        finish(h).await?;
+                        return Err(ApiError::Internal(anyhow::anyhow!(
+                            "staging the tarball stopped early"
+                        )));
+                    }
+                }
+                Piece::End => {
+                    if let Some((tx, h)) = sink.take() {
+                        drop(tx);
+                        staged = Some(finish(h).await?);
+                    }
+                }
+            }
+        }
+    }
+    let doc = splitter.finish().map_err(|e| match e {
+        SplitError::Malformed(m) => ApiError::bad("_attachments", m),
+        SplitError::TooLarge(n) => ApiError::PayloadTooLarge(format!("larger than {n} bytes")),
+    })?;
+    let v: Value = serde_json::from_slice(&doc)
+        .map_err(|e| ApiError::bad("body", format!("malformed JSON: {e}")))?;
+    Ok((v, staged))
+}
+
 async fn publish(
     state: &AppState,
     req: NativeRequest,
     name: &str,
     may_remove: bool,
 ) -> ApiResult<Response> {
-    // The tarball travels base64-encoded inside the JSON document.
-    let limit = (state.config.max_upload_bytes.saturating_mul(4) / 3)
-        .saturating_add(16 << 20)
-        .min(usize::MAX as u64) as usize;
-    let (principal, registry, body) = read_json(req, limit).await?;
-    let target = Resolver { state }.write_target(&registry).await?;
-    principal.check(&target, Need::Write)?;
+    // The tarball travels base64-encoded inside the JSON document: it is decoded into a staged
+    // blob as it arrives, and only the rest of the document is held in memory.
+    let up = Upload::begin(state, &req, UploadBody::ParsedAround).await?;
+    let (body, staged) = read_publish(&up, req.take_body()).await?;
+    let (principal, target) = (req.principal.clone(), up.target.clone());
     if !valid_name(name) {
         return Err(ApiError::bad(
             "name",
@@ -552,49 +619,43 @@ async fn publish(
             format!("the manifest of {version} does not name {name}@{version}"),
         ));
     }
-    target.check_patterns(&format!("{name}:{version}"))?;
+    let published = || {
+        ApiError::forbidden(format!(
+            "You cannot publish over the previously published versions: {version}."
+        ))
+    };
+    let file_name = format!("{}-{version}.tgz", basename(name));
+    let path = format!("{name}/-/{file_name}");
+    up.check_new(&format!("{name}:{version}"), &path, published)
+        .await?;
     if let Some(pkg) = state.db.package_by_name(&target.id, name).await?
         && state.db.version_by_name(&pkg.id, &version).await?.is_some()
     {
-        return Err(ApiError::forbidden(format!(
-            "You cannot publish over the previously published versions: {version}."
-        )));
+        return Err(published());
     }
-    let file_name = format!("{}-{version}.tgz", basename(name));
     let attachment = attachments
         .iter()
         .find(|(k, _)| k.ends_with(&file_name) || attachments.len() == 1)
         .map(|(_, v)| v.clone())
         .ok_or_else(|| ApiError::bad("_attachments", format!("no attachment '{file_name}'")))?;
-    let data = attachment
-        .get("data")
-        .and_then(Value::as_str)
-        .ok_or_else(|| ApiError::bad("_attachments", "attachment has no data"))?;
-    let tgz = base64::engine::general_purpose::STANDARD
-        .decode(data.trim())
-        .map_err(|e| {
-            ApiError::bad(
-                "_attachments",
-                format!("attachment data is not base64: {e}"),
-            )
-        })?;
+    let staged = staged.ok_or_else(|| ApiError::bad("_attachments", "attachment has no data"))?;
     if let Some(len) = attachment.get("length").and_then(Value::as_u64)
-        && len != tgz.len() as u64
+        && len != staged.info.size
     {
         return Err(ApiError::bad(
             "_attachments",
             format!(
                 "attachment length {len} does not match its {} bytes",
-                tgz.len()
+                staged.info.size
             ),
         ));
     }
     // The tarball's own package.json must agree with the document.
-    let tgz = Bytes::from(tgz);
-    let reader = tgz.clone();
+    let tgz = staged.path().to_path_buf();
     let pj = tokio::task::spawn_blocking(move || {
+        let file = std::fs::File::open(&tgz).map_err(|e| format!("reading the tarball: {e}"))?;
         tar_gz_find(
-            &reader[..],
+            std::io::BufReader::new(file),
             |p| p.components().count() == 2 && p.ends_with("package.json"),
             Limits::default(),
         )
@@ -617,15 +678,8 @@ async fn publish(
             ),
         ));
     }
-    let stream: ByteStream = Box::pin(futures::stream::once(async move {
-        Ok::<_, std::io::Error>(tgz)
-    }));
-    let blob = state
-        .blobs
-        .put(stream, Some(state.config.max_upload_bytes), None)
-        .await?;
     if let Some(shasum) = manifest.pointer("/dist/shasum").and_then(Value::as_str)
-        && !shasum.eq_ignore_ascii_case(&blob.sha1)
+        && !shasum.eq_ignore_ascii_case(&staged.info.sha1)
     {
         return Err(ApiError::bad(
             "dist.shasum",
@@ -634,14 +688,13 @@ async fn publish(
     }
     if let Some(integ) = manifest.pointer("/dist/integrity").and_then(Value::as_str)
         && integ.starts_with("sha512-")
-        && integ != integrity(&blob.sha512)
+        && integ != integrity(&staged.info.sha512)
     {
         return Err(ApiError::bad(
             "dist.integrity",
             "dist.integrity does not match the tarball",
         ));
     }
-    state.commit_blob(&blob).await?;
     let mut stored = manifest.clone();
     if let Some(o) = stored.as_object_mut() {
         o.remove("_id");
@@ -650,28 +703,20 @@ async fn publish(
             d.remove("tarball");
         }
     }
-    let path = format!("{name}/-/{file_name}");
-    let file = state
-        .db
-        .record_file(
-            &target,
-            NewFile {
+    let file = up
+        .record(
+            staged,
+            FileSpec {
                 package: name,
                 version: &version,
                 path: &path,
                 name: &file_name,
-                blob: &blob,
                 content_type: Some("application/octet-stream"),
                 metadata: json!({}),
             },
+            published,
         )
-        .await
-        .map_err(|e| match e {
-            ApiError::Conflict(_) => ApiError::forbidden(format!(
-                "You cannot publish over the previously published versions: {version}."
-            )),
-            other => other,
-        })?;
+        .await?;
     state
         .db
         .set_version_metadata(&file.version_id, &stored)

@@ -863,6 +863,49 @@ impl Db {
         Ok(())
     }
 
+    /// Sets some of a version's attributes, keeping the others: one version can be written by two
+    /// protocols (a Helm chart uploaded to the classic repository and pushed over OCI).
+    /// Top-level keys of `fields` replace the stored ones.
+    pub async fn merge_version_metadata(
+        &self,
+        version_id: &str,
+        fields: &serde_json::Value,
+    ) -> ApiResult<()> {
+        let mut tx = self.write.begin().await?;
+        // Read-modify-write: PostgreSQL locks the row; SQLite writes through one connection.
+        let lock = if self.is_postgres { " FOR UPDATE" } else { "" };
+        let row = sqlx::query(&format!(
+            "SELECT metadata FROM versions WHERE id = $1{lock}"
+        ))
+        .bind(version_id)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(row) = row else {
+            return Err(ApiError::not_found("the version is gone"));
+        };
+        let mut merged: serde_json::Value =
+            serde_json::from_str(&row.try_get::<String, _>("metadata")?).unwrap_or_default();
+        if !merged.is_object() {
+            merged = serde_json::json!({});
+        }
+        if let (Some(m), Some(f)) = (merged.as_object_mut(), fields.as_object()) {
+            for (k, v) in f {
+                m.insert(k.clone(), v.clone());
+            }
+        }
+        sqlx::query("UPDATE versions SET metadata = $1 WHERE id = $2")
+            .bind(merged.to_string())
+            .bind(version_id)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("UPDATE packages SET revision = revision + 1 WHERE id = (SELECT package_id FROM versions WHERE id = $1)")
+            .bind(version_id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
     /// Names of the packages in these registries, sorted and without duplicates.
     pub async fn package_names(&self, registry_ids: &[String]) -> ApiResult<Vec<String>> {
         if registry_ids.is_empty() {

@@ -22,3 +22,4 @@ mod ops;
 mod pypi;
 mod real_world;
 mod rpm;
+mod uploads;

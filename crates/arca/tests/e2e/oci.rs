@@ -500,9 +500,13 @@ async fn helm_charts_over_oci(b: Backend) {
     let w = s.dir.path().join("helm");
     std::fs::create_dir_all(w.join("out")).unwrap();
     let h = host(&s);
+    // The same chart version goes to the classic chart repository first, then over OCI.
+    let classic = s.url("/pkg/acme/charts/helm/hellochart-0.1.0.tgz");
     let script = format!(
-        "import helm_python as helm, os\n\
+        "import helm_python as helm, os, urllib.request\n\
          helm.Chart.create('hellochart', '.'); tgz = helm.package('hellochart', destination='pkgs')\n\
+         req = urllib.request.Request('{classic}', data=open(tgz, 'rb').read(), method='PUT', headers={{'x-api-key': '{dev}'}})\n\
+         print(urllib.request.urlopen(req).status)\n\
          rc = helm.RegistryClient(plain_http=True, credentials_file='creds.json')\n\
          rc.login('{h}', 'dev', '{dev}', plain_http=True)\n\
          rc.push(tgz, 'oci://{h}/acme/charts', plain_http=True)\n\
@@ -515,8 +519,34 @@ async fn helm_charts_over_oci(b: Backend) {
         out.contains("['0.1.0']") && out.trim_end().ends_with("True"),
         "{out}"
     );
+    assert!(out.starts_with("201"), "{out}");
     let (_, v) = call(s.get("/har/api/v1/registry/acme/charts/+/artifacts")).await;
     assert_eq!(v["data"]["artifacts"][0]["name"], "hellochart");
+    // One version, named by its tag: no stray version named by the manifest's digest.
+    let (_, v) =
+        call(s.get("/har/api/v1/registry/acme/charts/+/artifact/hellochart/+/versions")).await;
+    let versions: Vec<&str> = v["data"]["artifactVersions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(versions, vec!["0.1.0"], "{v}");
+    // The OCI push kept the classic upload's index entry.
+    let index = s
+        .client
+        .get(s.url("/pkg/acme/charts/helm/index.yaml"))
+        .header("x-api-key", &dev)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        index.contains("hellochart-0.1.0.tgz") && index.contains("version: \"0.1.0\""),
+        "{index}"
+    );
 }
 
 /// Anonymous pulls work from a public registry (through the token flow) and not from a private one.

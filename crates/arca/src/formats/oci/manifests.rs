@@ -308,6 +308,17 @@ async fn put(ctx: &Ctx<'_>, repo: &Repo, reference: &str, body: Body) -> OciResu
 
     let version = reference.to_string();
     let path = manifest_path(&repo.image, &version);
+    // Pushed by digest while a tag already holds it: reachable by digest through the tag, so no
+    // second version named by the digest.
+    if is_digest(reference)
+        && !state
+            .db
+            .manifests_by_sha256(&target.id, &repo.image, &blob.sha256)
+            .await?
+            .is_empty()
+    {
+        return Ok(created(repo, &digest, parsed.subject.as_deref()));
+    }
     if let Some(existing) = state.db.file_by_path(&target.id, &path).await? {
         if existing.sha256 == blob.sha256 {
             return Ok(created(repo, &digest, parsed.subject.as_deref()));
@@ -349,14 +360,23 @@ async fn put(ctx: &Ctx<'_>, repo: &Repo, reference: &str, body: Body) -> OciResu
         .await?;
     }
     let total: i64 = len + parsed.blobs.iter().map(|(_, s)| *s).sum::<i64>();
+    // Merged: a Helm chart uploaded to the classic repository keeps its index entry.
     state
         .db
-        .set_version_metadata(
+        .merge_version_metadata(
             &file.version_id,
             &json!({"digest": digest, "mediaType": parsed.media_type, "size": total,
                                                        "artifactType": parsed.artifact_type}),
         )
         .await?;
+    // Clients push by digest first and then by tag: the version named by the digest is
+    // redundant once the tag holds the same manifest.
+    if !is_digest(reference)
+        && let Some(pkg) = state.db.package_by_name(&target.id, &repo.image).await?
+        && let Some(v) = state.db.version_by_name(&pkg.id, &digest).await?
+    {
+        state.db.purge_version(&pkg, &v).await?;
+    }
     if let Some(subject) = &parsed.subject {
         let mut d = json!({"mediaType": parsed.media_type, "digest": digest, "size": len});
         if let Some(t) = &parsed.artifact_type {

@@ -1,0 +1,89 @@
+//! Fixtures for in-process tests: an application state on a throwaway SQLite database and blob
+//! directory, and registries inserted into it field by field, so that rules which need the store
+//! (validation, read chains) are tested without starting a server.
+
+use crate::config::Config;
+use crate::model::{PackageType, ProxySettings, Registry, RegistryKind, Reupload, new_id, now_ms};
+use crate::state::AppState;
+
+/// An application state and the directory it lives in (removed on drop).
+pub struct TestState {
+    pub state: AppState,
+    _dir: tempfile::TempDir,
+}
+
+pub async fn state() -> TestState {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = Config {
+        listen: ([127, 0, 0, 1], 0).into(),
+        data_dir: dir.path().to_path_buf(),
+        database_url: format!("sqlite://{}/arca.db", dir.path().display()),
+        base_url: "http://127.0.0.1:0".into(),
+        default_account: "acme".into(),
+        max_upload_bytes: 1 << 20,
+        max_parsed_body_bytes: 1 << 16,
+    };
+    let state = crate::server::build_state(config).await.expect("state");
+    TestState { state, _dir: dir }
+}
+
+/// A registry that is not stored yet (for validation), in `scope` (created if missing).
+pub async fn registry(
+    state: &AppState,
+    scope: &str,
+    identifier: &str,
+    package_type: PackageType,
+    kind: RegistryKind,
+    members: &[&Registry],
+) -> Registry {
+    let s = state.db.ensure_scope(scope).await.expect("scope");
+    Registry {
+        id: new_id(),
+        account: scope.split('/').next().unwrap_or(scope).to_string(),
+        scope_id: s.id,
+        scope_path: scope.to_string(),
+        identifier: identifier.to_string(),
+        package_type,
+        kind,
+        description: None,
+        labels: vec![],
+        allowed_patterns: vec![],
+        blocked_patterns: vec![],
+        cleanup_policies: vec![],
+        scanners: vec![],
+        anonymous: false,
+        delete_allowed: false,
+        reupload: Reupload::None,
+        proxy: (kind == RegistryKind::Proxy).then(|| ProxySettings {
+            url: "http://127.0.0.1:1/".into(),
+            ..Default::default()
+        }),
+        cache_of: None,
+        allow_remote_proxying: false,
+        deployment_registry_id: None,
+        members: members.iter().map(|m| m.id.clone()).collect(),
+        created_at: now_ms(),
+        updated_at: now_ms(),
+    }
+}
+
+/// A registry as [`registry`] builds it, stored.
+pub async fn stored(
+    state: &AppState,
+    scope: &str,
+    identifier: &str,
+    kind: RegistryKind,
+    members: &[&Registry],
+) -> Registry {
+    let r = registry(
+        state,
+        scope,
+        identifier,
+        PackageType::Generic,
+        kind,
+        members,
+    )
+    .await;
+    state.db.insert_registry(&r).await.expect("insert");
+    r
+}

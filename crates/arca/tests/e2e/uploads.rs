@@ -1,0 +1,114 @@
+//! The upload pipeline's order, seen from a client: whatever can be refused from the headers
+//! (no write permission, a declared size over the cap) is refused before the body is read, so
+//! that a caller who may only read cannot make the server buffer or store anything.
+
+use serde_json::json;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use crate::both_backends;
+use crate::common::{Backend, Server};
+
+/// Sends the head of a request declaring `content_length` bytes, then only 4 KiB of them, and
+/// returns the status the server answers with while the rest is still unsent. A server that
+/// read the body first would wait for the missing bytes forever (the timeout only turns that
+/// hang into a failure; the assertion is on the status).
+async fn status_with_body_unsent(
+    s: &Server,
+    (method, path): (&str, &str),
+    auth: Option<&str>,
+    content_length: u64,
+) -> u16 {
+    let addr = s.base.trim_start_matches("http://").to_string();
+    let mut conn = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    let mut head = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/octet-stream\r\nContent-Length: {content_length}\r\n"
+    );
+    if let Some(token) = auth {
+        head.push_str(&format!("x-api-key: {token}\r\n"));
+    }
+    head.push_str("\r\n");
+    conn.write_all(head.as_bytes()).await.unwrap();
+    conn.write_all(&[0u8; 4096]).await.unwrap();
+    let mut got = Vec::new();
+    let read = async {
+        let mut buf = [0u8; 4096];
+        while !got.windows(4).any(|w| w == b"\r\n\r\n") {
+            let n = conn.read(&mut buf).await.unwrap();
+            assert!(n > 0, "connection closed without a response");
+            got.extend_from_slice(&buf[..n]);
+        }
+    };
+    tokio::time::timeout(std::time::Duration::from_secs(60), read)
+        .await
+        .unwrap_or_else(|_| panic!("{path}: no response while the body is unsent"));
+    let line = String::from_utf8_lossy(&got);
+    line.split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or_else(|| panic!("no status line: {line}"))
+}
+
+async fn uploads_refused_before_the_body_is_read(b: Backend) {
+    let s = Server::start(b).await;
+    for (ident, pt) in [("charts", "HELM"), ("node", "NPM"), ("crates", "CARGO")] {
+        s.harness_registry(
+            "acme",
+            json!({"identifier": ident, "packageType": pt, "parentRef": "acme", "isPublic": true,
+                   "config": {"type": "VIRTUAL"}}),
+        )
+        .await;
+    }
+    let reader = s.user_with_role("reader", "reader", "acme");
+    let writer = s.user_with_role("writer", "deployer", "acme");
+    const TEN_GIB: u64 = 10 << 30;
+    for path in [
+        ("PUT", "/pkg/acme/charts/helm/big-1.0.0.tgz"),
+        ("PUT", "/pkg/acme/charts/helm/big-1.0.0.tgz.prov"),
+        ("POST", "/pkg/acme/charts/helm/api/charts"),
+        ("POST", "/pkg/acme/charts/helm/api/prov"),
+        ("PUT", "/pkg/acme/node/npm/big"),
+        ("PUT", "/pkg/acme/crates/cargo/api/v1/crates/new"),
+    ] {
+        // Anonymous callers may read these public registries, not write them.
+        assert_eq!(
+            status_with_body_unsent(&s, path, None, TEN_GIB).await,
+            401,
+            "{path:?}"
+        );
+        assert_eq!(
+            status_with_body_unsent(&s, path, Some(&reader), TEN_GIB).await,
+            403,
+            "{path:?}"
+        );
+    }
+    // A writer's body is parsed in memory here: its declared size is held against the in-memory
+    // cap, not the upload cap.
+    for path in [
+        ("PUT", "/pkg/acme/charts/helm/big-1.0.0.tgz"),
+        ("POST", "/pkg/acme/charts/helm/api/charts"),
+        ("PUT", "/pkg/acme/crates/cargo/api/v1/crates/new"),
+    ] {
+        assert_eq!(
+            status_with_body_unsent(&s, path, Some(&writer), 300 << 20).await,
+            413,
+            "{path:?}"
+        );
+    }
+    // npm's document carries the tarball in base64: up to 4/3 of the upload cap, plus the rest.
+    assert_eq!(
+        status_with_body_unsent(
+            &s,
+            ("PUT", "/pkg/acme/node/npm/big"),
+            Some(&writer),
+            2 * TEN_GIB
+        )
+        .await,
+        413
+    );
+    // Nothing was stored.
+    let (st, v) = crate::common::call(s.get("/har/api/v1/spaces/acme/+/artifacts")).await;
+    assert_eq!(st, 200, "{v}");
+    assert_eq!(v["data"]["itemCount"], 0, "{v}");
+}
+
+both_backends!(uploads_refused_before_the_body_is_read);
