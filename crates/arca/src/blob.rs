@@ -9,6 +9,13 @@
 //! streams the body aside (hashed, readable as a local file, invisible to readers), and the
 //! format then either [`BlobStore::commit`]s it or drops it, which leaves nothing behind.
 //!
+//! Uploads that arrive over several requests (OCI chunked uploads), possibly at different server
+//! processes, are *sessions* kept by the store, as distribution's storage driver keeps them:
+//! [`BlobStore::session_create`], [`BlobStore::session_append`] at the offset the metadata store
+//! says was reached, then [`BlobStore::session_finish`] into a verified blob or
+//! [`BlobStore::session_abort`]. Handlers never touch the session's bytes themselves, so a second
+//! backend (S3 multipart uploads) is a second implementation of these operations.
+//!
 //! The local backend is written against `tokio::fs` on purpose: `object_store`'s local backend
 //! streams reads in 8 KiB chunks, which costs an order of magnitude more CPU per byte than the 1 MiB
 //! chunks used here. S3-compatible storage (scale-out) is a second implementation of the same trait.
@@ -100,22 +107,30 @@ pub trait BlobStore: Send + Sync {
     ) -> Result<StagedBlob, BlobError>;
     /// Makes a staged blob visible under its SHA-256 (deduplicated against stored content).
     async fn commit(&self, staged: StagedBlob) -> Result<BlobInfo, BlobError>;
-    /// Stores a complete local file (an OCI upload session), taking it over: on a local disk
-    /// it is hashed in place and moved, not copied. The file is gone afterwards either way.
-    async fn ingest_file(
+    /// Opens an empty upload session under `id` (letters, digits and `-` only).
+    async fn session_create(&self, id: &str) -> Result<(), BlobError>;
+    /// Appends `body` to the session after its first `offset` bytes (the size the metadata store
+    /// recorded; bytes beyond it, left by a chunk that failed half-way, are cut first) and returns
+    /// the number of bytes written. A session may not grow past `limit` bytes: `TooLarge`, with
+    /// the rest of the body drained so that the client reads the answer.
+    async fn session_append(
         &self,
-        path: &Path,
+        id: &str,
+        offset: u64,
+        body: ByteStream,
+        limit: u64,
+    ) -> Result<u64, BlobError>;
+    /// Ends a session by storing its first `size` bytes as a blob, verified against
+    /// `expected_sha256`. The session is gone afterwards, whether the blob was stored or not.
+    async fn session_finish(
+        &self,
+        id: &str,
+        size: u64,
         expected_sha256: Option<&str>,
         digests: Digests,
-    ) -> Result<BlobInfo, BlobError> {
-        let file = tokio::fs::File::open(path).await?;
-        let stream: ByteStream = Box::pin(tokio_util::io::ReaderStream::with_capacity(
-            file, READ_CHUNK,
-        ));
-        let r = self.put_with(stream, None, expected_sha256, digests).await;
-        let _ = tokio::fs::remove_file(path).await;
-        r
-    }
+    ) -> Result<BlobInfo, BlobError>;
+    /// Ends a session, discarding its bytes (no error if it is already gone).
+    async fn session_abort(&self, id: &str) -> Result<(), BlobError>;
     /// Reads a blob, optionally only the byte range `start..end` (end exclusive).
     async fn get(&self, sha256: &str, range: Option<(u64, u64)>) -> Result<BlobRead, BlobError>;
     async fn exists(&self, sha256: &str) -> Result<bool, BlobError>;
@@ -238,6 +253,7 @@ impl LocalBlobStore {
     pub async fn open(root: &Path) -> std::io::Result<LocalBlobStore> {
         tokio::fs::create_dir_all(root.join("sha256")).await?;
         tokio::fs::create_dir_all(root.join("tmp")).await?;
+        tokio::fs::create_dir_all(root.join("sessions")).await?;
         let store = LocalBlobStore {
             root: root.to_path_buf(),
         };
@@ -273,6 +289,14 @@ impl LocalBlobStore {
             return None;
         }
         Some(self.root.join("sha256").join(&sha256[..2]).join(sha256))
+    }
+
+    /// Where a session's bytes live; None for an id that is not a plain token.
+    fn session_path(&self, id: &str) -> Option<PathBuf> {
+        (!id.is_empty()
+            && id.len() <= 64
+            && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'))
+        .then(|| self.root.join("sessions").join(id))
     }
 
     fn quarantine_path(&self, sha256: &str) -> Option<PathBuf> {
@@ -359,26 +383,74 @@ impl BlobStore for LocalBlobStore {
         Ok(info)
     }
 
-    async fn ingest_file(
+    async fn session_create(&self, id: &str) -> Result<(), BlobError> {
+        let path = self
+            .session_path(id)
+            .ok_or_else(|| BlobError::NotFound(id.into()))?;
+        tokio::fs::File::create(path).await?;
+        Ok(())
+    }
+
+    async fn session_append(
         &self,
-        path: &Path,
+        id: &str,
+        offset: u64,
+        body: ByteStream,
+        limit: u64,
+    ) -> Result<u64, BlobError> {
+        let path = self
+            .session_path(id)
+            .ok_or_else(|| BlobError::NotFound(id.into()))?;
+        let mut file = match tokio::fs::OpenOptions::new().append(true).open(&path).await {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(BlobError::NotFound(id.into()));
+            }
+            Err(e) => return Err(e.into()),
+        };
+        file.set_len(offset).await?;
+        let mut body = body;
+        let mut written: u64 = 0;
+        while let Some(chunk) = body.next().await {
+            let chunk = chunk.map_err(BlobError::Body)?;
+            written += chunk.len() as u64;
+            if offset + written > limit {
+                drain(body).await;
+                return Err(BlobError::TooLarge(limit));
+            }
+            file.write_all(&chunk).await?;
+        }
+        file.flush().await?;
+        Ok(written)
+    }
+
+    async fn session_finish(
+        &self,
+        id: &str,
+        size: u64,
         expected_sha256: Option<&str>,
         digests: Digests,
     ) -> Result<BlobInfo, BlobError> {
-        // Take the file over first so that it is removed whatever happens next.
+        let path = self
+            .session_path(id)
+            .ok_or_else(|| BlobError::NotFound(id.into()))?;
+        // Take the file over first so that it is removed whatever happens next; on one disk it
+        // is hashed in place and moved, not copied.
         let tmp = self.root.join("tmp").join(uuid::Uuid::new_v4().to_string());
-        if tokio::fs::rename(path, &tmp).await.is_err() {
-            // Another filesystem: copy through the streaming path.
-            let file = tokio::fs::File::open(path).await?;
-            let stream: ByteStream = Box::pin(tokio_util::io::ReaderStream::with_capacity(
-                file, READ_CHUNK,
-            ));
-            let r = self.put_with(stream, None, expected_sha256, digests).await;
-            let _ = tokio::fs::remove_file(path).await;
-            return r;
+        match tokio::fs::rename(&path, &tmp).await {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(BlobError::NotFound(id.into()));
+            }
+            Err(e) => return Err(e.into()),
         }
         let mut guard = TmpGuard(Some(tmp.clone()));
-        let mut file = tokio::fs::File::open(&tmp).await?;
+        let mut file = tokio::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&tmp)
+            .await?;
+        file.set_len(size).await?;
         let mut hasher = MultiHasher::new(digests);
         let mut buf = vec![0u8; READ_CHUNK];
         loop {
@@ -397,7 +469,7 @@ impl BlobStore for LocalBlobStore {
                 actual: info.sha256,
             });
         }
-        tokio::fs::File::open(&tmp).await?.sync_all().await?;
+        file.sync_all().await?;
         let dest = self
             .blob_path(&info.sha256)
             .ok_or_else(|| BlobError::NotFound(info.sha256.clone()))?;
@@ -410,6 +482,17 @@ impl BlobStore for LocalBlobStore {
         tokio::fs::rename(&tmp, &dest).await?;
         guard.0 = None;
         Ok(info)
+    }
+
+    async fn session_abort(&self, id: &str) -> Result<(), BlobError> {
+        if let Some(path) = self.session_path(id) {
+            match tokio::fs::remove_file(path).await {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(())
     }
 
     async fn get(&self, sha256: &str, range: Option<(u64, u64)>) -> Result<BlobRead, BlobError> {
@@ -587,6 +670,75 @@ mod tests {
                 .await,
             Err(BlobError::TooLarge(10))
         ));
+    }
+
+    #[tokio::test]
+    async fn sessions_append_at_offsets_and_finish_or_abort() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = LocalBlobStore::open(dir.path()).await.unwrap();
+        store.session_create("s-1").await.unwrap();
+        assert_eq!(
+            store
+                .session_append("s-1", 0, body(&[b"hello "]), 100)
+                .await
+                .unwrap(),
+            6
+        );
+        // A chunk that failed half-way left bytes past the recorded size: they are cut.
+        assert_eq!(
+            store
+                .session_append("s-1", 6, body(&[b"wor"]), 100)
+                .await
+                .unwrap(),
+            3
+        );
+        assert_eq!(
+            store
+                .session_append("s-1", 6, body(&[b"world"]), 100)
+                .await
+                .unwrap(),
+            5
+        );
+        // Too large: refused, and the session keeps what it had.
+        assert!(matches!(
+            store.session_append("s-1", 11, body(&[b"!!!!"]), 12).await,
+            Err(BlobError::TooLarge(12))
+        ));
+        let want = hex::encode(Sha256::digest(b"hello world"));
+        let wrong = "0".repeat(64);
+        // A wrong digest stores nothing and ends the session.
+        assert!(matches!(
+            store
+                .session_finish("s-1", 11, Some(&wrong), Digests::All)
+                .await,
+            Err(BlobError::DigestMismatch { .. })
+        ));
+        assert!(!store.exists(&want).await.unwrap());
+        assert!(matches!(
+            store.session_append("s-1", 0, body(&[b"x"]), 100).await,
+            Err(BlobError::NotFound(_))
+        ));
+        store.session_create("s-2").await.unwrap();
+        store
+            .session_append("s-2", 0, body(&[b"hello world"]), 100)
+            .await
+            .unwrap();
+        let info = store
+            .session_finish("s-2", 11, Some(&want), Digests::All)
+            .await
+            .unwrap();
+        assert_eq!((info.sha256.as_str(), info.size), (want.as_str(), 11));
+        assert!(store.exists(&want).await.unwrap());
+        // Aborting removes the bytes; ids that are not plain tokens never reach the disk.
+        store.session_create("s-3").await.unwrap();
+        store.session_abort("s-3").await.unwrap();
+        store.session_abort("s-3").await.unwrap();
+        assert!(store.session_create("../escape").await.is_err());
+        let left = std::fs::read_dir(dir.path().join("sessions"))
+            .unwrap()
+            .count();
+        let tmp = std::fs::read_dir(dir.path().join("tmp")).unwrap().count();
+        assert_eq!((left, tmp), (0, 0));
     }
 
     #[tokio::test]

@@ -30,19 +30,14 @@ pub struct Report {
     pub uploads: u64,
 }
 
-pub async fn collect(
-    db: &Db,
-    blobs: &dyn BlobStore,
-    data_dir: &std::path::Path,
-    grace: Duration,
-) -> ApiResult<Report> {
+pub async fn collect(db: &Db, blobs: &dyn BlobStore, grace: Duration) -> ApiResult<Report> {
     let cutoff = now_ms() - grace.as_millis() as i64;
     let mut report = Report {
         links: db.expire_oci_links(cutoff).await?,
         ..Report::default()
     };
     for id in db.expire_uploads(cutoff).await? {
-        let _ = tokio::fs::remove_file(data_dir.join("oci-uploads").join(&id)).await;
+        blobs.session_abort(&id).await?;
         report.uploads += 1;
     }
     loop {

@@ -105,12 +105,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         return arca::server::serve(config).await;
     }
     if let Command::Gc { grace_secs } = cli.command {
-        let data_dir = config.data_dir.clone();
         let state = arca::server::build_state(config).await?;
         let r = arca::gc::collect(
             &state.db,
             state.blobs.as_ref(),
-            &data_dir,
             std::time::Duration::from_secs(grace_secs),
         )
         .await

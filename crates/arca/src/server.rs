@@ -151,7 +151,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("binding {}", config.listen))?;
     tracing::info!(listen = %listener.local_addr()?, base_url = %config.base_url, database = %redact(&config.database_url), "arca serving");
-    spawn_gc(state.clone(), config.data_dir.clone());
+    spawn_gc(state.clone());
     // No Nagle: a response's headers and a small body go out at once instead of waiting for
     // the client's delayed ACK (a 40 ms stall per small streamed response otherwise).
     use axum::serve::ListenerExt;
@@ -172,7 +172,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
 /// Runs the blob garbage collector periodically (every `ARCA_GC_INTERVAL_SECS`, default an hour,
 /// 0 disables; grace `ARCA_GC_GRACE_SECS`, default an hour). Every process may run it: the
 /// collector's steps are conditional updates, so concurrent runs do not conflict.
-fn spawn_gc(state: AppState, data_dir: std::path::PathBuf) {
+fn spawn_gc(state: AppState) {
     let secs = |name: &str| {
         std::env::var(name)
             .ok()
@@ -189,7 +189,6 @@ fn spawn_gc(state: AppState, data_dir: std::path::PathBuf) {
             match crate::gc::collect(
                 &state.db,
                 state.blobs.as_ref(),
-                &data_dir,
                 std::time::Duration::from_secs(grace),
             )
             .await

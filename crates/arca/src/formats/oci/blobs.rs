@@ -1,12 +1,9 @@
 //! Blobs and blob uploads.
 
-use std::path::PathBuf;
-
 use axum::body::Body;
 use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::response::Response;
-use futures::{StreamExt, TryStreamExt};
-use tokio::io::AsyncWriteExt;
+use futures::TryStreamExt;
 
 use super::{Ctx, OciError, OciResult, Repo, empty, parse_digest, resolve_repo};
 use crate::auth::Need;
@@ -74,14 +71,6 @@ pub(super) async fn blob(ctx: &Ctx<'_>, repo: &Repo, digest: &str) -> OciResult<
         }
         _ => Err(OciError::unsupported("blobs support GET, HEAD and DELETE")),
     }
-}
-
-fn upload_dir(ctx: &Ctx<'_>) -> PathBuf {
-    ctx.state.config.data_dir.join("oci-uploads")
-}
-
-fn upload_path(ctx: &Ctx<'_>, id: &str) -> PathBuf {
-    upload_dir(ctx).join(id)
 }
 
 fn location(repo: &Repo, id: &str) -> String {
@@ -200,20 +189,18 @@ pub(super) async fn upload(
                 .query("digest")
                 .ok_or_else(|| OciError::digest_invalid("the final PUT needs ?digest="))?;
             let (alg, hex) = parse_digest(&digest)?;
-            let path = upload_path(ctx, &up.id);
             let result = if up.size == 0 {
                 // Monolithic: the body is the whole blob; store it in one pass.
                 let r = store_verified(ctx, body_stream(body), &digest).await;
-                let _ = tokio::fs::remove_file(&path).await;
+                ctx.state.blobs.session_abort(&up.id).await?;
                 r
             } else {
-                append(ctx, &up.id, up.size, body, false).await?;
-                // Hashed in place and moved into the blob store, not copied.
+                let size = append(ctx, &up.id, up.size, body, false).await?;
                 let expected = (alg == "sha256").then_some(hex.as_str());
                 match ctx
                     .state
                     .blobs
-                    .ingest_file(&path, expected, digests_for(alg))
+                    .session_finish(&up.id, size as u64, expected, digests_for(alg))
                     .await
                 {
                     Ok(b) => check_sha512(&b, alg, &hex, &digest).map(|_| b),
@@ -232,7 +219,7 @@ pub(super) async fn upload(
         }
         Method::DELETE => {
             ctx.state.db.delete_upload(&up.id).await?;
-            let _ = tokio::fs::remove_file(upload_path(ctx, &up.id)).await;
+            ctx.state.blobs.session_abort(&up.id).await?;
             Ok(empty(StatusCode::NO_CONTENT))
         }
         _ => Err(OciError::unsupported(
@@ -276,12 +263,7 @@ async fn start(ctx: &Ctx<'_>, repo: &Repo, target: &Registry, body: Body) -> Oci
         return Ok(created(repo, &digest));
     }
     let id = uuid::Uuid::new_v4().to_string();
-    tokio::fs::create_dir_all(upload_dir(ctx))
-        .await
-        .map_err(|e| crate::error::ApiError::Internal(e.into()))?;
-    tokio::fs::File::create(upload_path(ctx, &id))
-        .await
-        .map_err(|e| crate::error::ApiError::Internal(e.into()))?;
+    ctx.state.blobs.session_create(&id).await?;
     ctx.state
         .db
         .create_upload(&id, &target.id, &repo.image)
@@ -316,44 +298,32 @@ async fn append(ctx: &Ctx<'_>, id: &str, size: i64, body: Body, patch: bool) -> 
             )));
         }
     }
-    let path = upload_path(ctx, id);
-    let mut file = tokio::fs::OpenOptions::new()
-        .append(true)
-        .open(&path)
-        .await
-        .map_err(|_| OciError::upload_unknown())?;
     // Chunks go at the end of what was received; a chunk another process appended meanwhile
     // shows up as a size mismatch below.
-    file.set_len(size as u64)
+    let written = ctx
+        .state
+        .blobs
+        .session_append(
+            id,
+            size as u64,
+            body_stream(body),
+            ctx.state.config.max_upload_bytes,
+        )
         .await
-        .map_err(|e| crate::error::ApiError::Internal(e.into()))?;
-    let mut stream = body_stream(body);
-    let mut written: i64 = 0;
-    let limit = ctx.state.config.max_upload_bytes as i64;
-    while let Some(chunk) = stream.next().await {
-        let chunk = chunk.map_err(|e| {
-            OciError::new(
-                StatusCode::BAD_REQUEST,
-                "BLOB_UPLOAD_INVALID",
-                format!("reading the chunk: {e}"),
-            )
-        })?;
-        written += chunk.len() as i64;
-        if size + written > limit {
-            crate::blob::drain(stream).await;
-            return Err(OciError::new(
+        .map_err(|e| match e {
+            BlobError::TooLarge(limit) => OciError::new(
                 StatusCode::PAYLOAD_TOO_LARGE,
                 "SIZE_INVALID",
                 format!("the blob is larger than {limit} bytes"),
-            ));
-        }
-        file.write_all(&chunk)
-            .await
-            .map_err(|e| crate::error::ApiError::Internal(e.into()))?;
-    }
-    file.flush()
-        .await
-        .map_err(|e| crate::error::ApiError::Internal(e.into()))?;
+            ),
+            BlobError::Body(e) => OciError::new(
+                StatusCode::BAD_REQUEST,
+                "BLOB_UPLOAD_INVALID",
+                format!("reading the chunk: {e}"),
+            ),
+            BlobError::NotFound(_) => OciError::upload_unknown(),
+            other => other.into(),
+        })? as i64;
     if written > 0
         && !ctx
             .state

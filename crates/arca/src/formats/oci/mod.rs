@@ -6,8 +6,8 @@
 //! (`<image>/<tag>/blobs/<digest>`, which gives versions their size); a manifest pushed by digest
 //! only (an index's children, referrers) is a version named by its digest. Blobs a repository
 //! holds before any manifest names them are recorded in `oci_blobs`, upload sessions in
-//! `oci_uploads` (their bytes in `<data dir>/oci-uploads/`), so any server process can continue an
-//! upload another one started, given a shared data directory.
+//! `oci_uploads` (their bytes in a blob-store session), so any server process can continue an
+//! upload another one started, given a shared blob store.
 //!
 //! Auth: the Docker token flow (`/v2/token` issues short-lived HMAC-signed tokens scoped to
 //! repositories and actions; the key lives in the metadata store so every process accepts every
