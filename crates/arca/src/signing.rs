@@ -15,10 +15,9 @@ use pgp::composed::{
 };
 use pgp::crypto::hash::HashAlgorithm;
 use pgp::types::Password;
-use sqlx::Row;
 
 use crate::error::{ApiError, ApiResult};
-use crate::model::{Registry, now_ms};
+use crate::model::Registry;
 use crate::store::Db;
 
 pub struct RepoKey {
@@ -92,22 +91,13 @@ fn cache() -> &'static Cache {
 
 /// The registry's signing key, generated on first use.
 pub async fn key_for(db: &Db, reg: &Registry) -> ApiResult<Arc<RepoKey>> {
-    let (secret, public) = match load(db, &reg.id).await? {
+    let (secret, public) = match db.registry_key(&reg.id).await? {
         Some(k) => k,
         None => {
             let (secret, public) = RepoKey::generate(reg)?;
             // Concurrent first uses: one insert wins, everybody reads the winner.
-            sqlx::query(
-                "INSERT INTO registry_keys (registry_id, secret_key, public_key, created_at) VALUES ($1, $2, $3, $4) \
-                 ON CONFLICT (registry_id) DO NOTHING",
-            )
-            .bind(&reg.id)
-            .bind(&secret)
-            .bind(&public)
-            .bind(now_ms())
-            .execute(&db.write)
-            .await?;
-            load(db, &reg.id)
+            db.insert_registry_key(&reg.id, &secret, &public).await?;
+            db.registry_key(&reg.id)
                 .await?
                 .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("signing key vanished")))?
         }
@@ -129,29 +119,8 @@ pub async fn key_for(db: &Db, reg: &Registry) -> ApiResult<Arc<RepoKey>> {
 /// Replaces the registry's key; metadata signed from now on uses the new one.
 pub async fn rotate(db: &Db, reg: &Registry) -> ApiResult<Arc<RepoKey>> {
     let (secret, public) = RepoKey::generate(reg)?;
-    sqlx::query(
-        "INSERT INTO registry_keys (registry_id, secret_key, public_key, created_at) VALUES ($1, $2, $3, $4) \
-         ON CONFLICT (registry_id) DO UPDATE SET secret_key = $2, public_key = $3, created_at = $4",
-    )
-    .bind(&reg.id)
-    .bind(&secret)
-    .bind(&public)
-    .bind(now_ms())
-    .execute(&db.write)
-    .await?;
+    db.replace_registry_key(&reg.id, &secret, &public).await?;
     key_for(db, reg).await
-}
-
-async fn load(db: &Db, registry_id: &str) -> ApiResult<Option<(String, String)>> {
-    let row =
-        sqlx::query("SELECT secret_key, public_key FROM registry_keys WHERE registry_id = $1")
-            .bind(registry_id)
-            .fetch_optional(&db.write)
-            .await?;
-    Ok(match row {
-        Some(r) => Some((r.try_get("secret_key")?, r.try_get("public_key")?)),
-        None => None,
-    })
 }
 
 /// A version of the key usable as a cache stamp (changes on rotation).

@@ -7,6 +7,7 @@
 pub mod artifacts;
 pub mod auth;
 pub mod gc;
+pub mod keys;
 pub mod oci;
 pub mod registries;
 pub mod scopes;
