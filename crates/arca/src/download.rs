@@ -57,6 +57,22 @@ pub fn guess_content_type(name: &str) -> &'static str {
     }
 }
 
+/// Types a browser would render as a document able to run script.
+fn is_active(content_type: &str) -> bool {
+    let t = content_type
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    t.contains("html")
+        || t.contains("xml")
+        || t.contains("svg")
+        || t.contains("script")
+        || t == "application/pdf"
+        || t == "text/xsl"
+}
+
 fn hv(s: &str) -> HeaderValue {
     HeaderValue::from_str(s).unwrap_or_else(|_| HeaderValue::from_static(""))
 }
@@ -126,6 +142,28 @@ pub async fn serve_blob(
     out.insert(header::ETAG, hv(&etag));
     out.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
     out.insert(header::CONTENT_TYPE, hv(&content_type));
+    // Stored files are user content served from the registry's origin: never sniffed into
+    // something active, never able to run script against the origin, and active types
+    // (HTML, SVG, XML, scripts) downloaded rather than rendered.
+    out.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    out.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static("default-src 'none'; sandbox"),
+    );
+    if is_active(&content_type) {
+        let name: String = file
+            .name
+            .chars()
+            .filter(|c| c.is_ascii_graphic() && *c != '"' && *c != '\\')
+            .collect();
+        out.insert(
+            header::CONTENT_DISPOSITION,
+            hv(&format!("attachment; filename=\"{name}\"")),
+        );
+    }
     out.insert("x-checksum-sha256", hv(&file.sha256));
     out.insert("x-checksum-sha1", hv(&file.sha1));
     out.insert("x-checksum-md5", hv(&file.md5));

@@ -22,4 +22,5 @@ mod ops;
 mod pypi;
 mod real_world;
 mod rpm;
+mod security;
 mod uploads;
