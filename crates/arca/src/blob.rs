@@ -66,6 +66,7 @@ impl From<BlobError> for crate::error::ApiError {
             BlobError::DigestMismatch { .. } => ApiError::bad("digest", e.to_string()),
             BlobError::Body(_) => ApiError::bad_request(e.to_string()),
             BlobError::NotFound(_) => ApiError::not_found(e.to_string()),
+            BlobError::Io(io) if io.kind() == std::io::ErrorKind::StorageFull => io.into(),
             BlobError::Io(io) => ApiError::Internal(anyhow::Error::new(io).context("blob storage")),
         }
     }

@@ -36,6 +36,12 @@ pub enum ApiError {
     PayloadTooLarge(String),
     #[error("{0}")]
     RangeNotSatisfiable(String),
+    /// The storage is full (507): the client may retry once space was freed.
+    #[error("{0}")]
+    InsufficientStorage(String),
+    /// A transient condition (503 with `Retry-After`): the same request may succeed in a moment.
+    #[error("{0}")]
+    Unavailable(String),
     #[error("internal error: {0}")]
     Internal(#[from] anyhow::Error),
 }
@@ -88,6 +94,8 @@ impl ApiError {
             ApiError::NotAcceptable(_) => StatusCode::NOT_ACCEPTABLE,
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::RangeNotSatisfiable(_) => StatusCode::RANGE_NOT_SATISFIABLE,
+            ApiError::InsufficientStorage(_) => StatusCode::INSUFFICIENT_STORAGE,
+            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -101,6 +109,11 @@ impl From<sqlx::Error> for ApiError {
 
 impl From<std::io::Error> for ApiError {
     fn from(e: std::io::Error) -> Self {
+        if e.kind() == std::io::ErrorKind::StorageFull {
+            return ApiError::InsufficientStorage(
+                "the server's storage is full; nothing was stored".into(),
+            );
+        }
         ApiError::Internal(anyhow::Error::new(e))
     }
 }
@@ -119,6 +132,10 @@ impl IntoResponse for ApiError {
             "details": details,
         });
         let mut resp = (status, axum::Json(body)).into_response();
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            resp.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        }
         if status == StatusCode::UNAUTHORIZED {
             // Many clients (cargo, pip, NuGet, composer) only send credentials after a challenge.
             resp.headers_mut().insert(
