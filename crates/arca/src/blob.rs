@@ -132,6 +132,16 @@ pub trait BlobStore: Send + Sync {
     ) -> Result<BlobInfo, BlobError>;
     /// Ends a session, discarding its bytes (no error if it is already gone).
     async fn session_abort(&self, id: &str) -> Result<(), BlobError>;
+    /// Up to `limit` stored blobs whose SHA-256 sorts after `after`, in order: the garbage
+    /// collector's resumable listing pass over the store (on S3, a continuation of
+    /// `ListObjectsV2`), which finds content no metadata row knows.
+    async fn list_blobs(&self, after: Option<&str>, limit: usize)
+    -> Result<Vec<Listed>, BlobError>;
+    /// The ids of the sessions the store holds, with their last modification.
+    async fn list_sessions(&self) -> Result<Vec<Listed>, BlobError>;
+    /// Removes what interrupted writes left in the temporary area (a crash between streaming and
+    /// renaming) that has not been written to since `cutoff_ms`; returns (files, bytes).
+    async fn sweep_temporaries(&self, cutoff_ms: i64) -> Result<(u64, u64), BlobError>;
     /// Reads a blob, optionally only the byte range `start..end` (end exclusive).
     async fn get(&self, sha256: &str, range: Option<(u64, u64)>) -> Result<BlobRead, BlobError>;
     async fn exists(&self, sha256: &str) -> Result<bool, BlobError>;
@@ -148,6 +158,15 @@ pub trait BlobStore: Send + Sync {
     /// The blob as a local file, for parsers that need to seek (zip, ar): the blob itself where the
     /// store is a local disk, a temporary copy otherwise.
     async fn local_file(&self, sha256: &str) -> Result<BlobFile, BlobError>;
+}
+
+/// An entry of a listing: a blob's SHA-256 (or a session's id), its size and when it was last
+/// written (epoch ms).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Listed {
+    pub key: String,
+    pub size: u64,
+    pub modified_ms: i64,
 }
 
 /// A staged upload: its digests and a local file holding it, removed on drop unless committed.
@@ -304,6 +323,35 @@ impl LocalBlobStore {
         self.blob_path(sha256)
             .map(|_| self.root.join("quarantine").join(sha256))
     }
+}
+
+/// The files of a directory (not recursive into files' contents), with size and modification
+/// time; a directory that does not exist is empty.
+async fn list_dir(dir: &Path) -> Result<Vec<Listed>, BlobError> {
+    let mut out = Vec::new();
+    let mut rd = match tokio::fs::read_dir(dir).await {
+        Ok(rd) => rd,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(out),
+        Err(e) => return Err(e.into()),
+    };
+    while let Some(entry) = rd.next_entry().await? {
+        let Ok(meta) = entry.metadata().await else {
+            // Removed while listing.
+            continue;
+        };
+        let modified_ms = meta
+            .modified()
+            .ok()
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+            .map(|d| d.as_millis() as i64)
+            .unwrap_or(0);
+        out.push(Listed {
+            key: entry.file_name().to_string_lossy().into_owned(),
+            size: meta.len(),
+            modified_ms,
+        });
+    }
+    Ok(out)
 }
 
 /// Deletes the temporary file unless the upload was committed.
@@ -483,6 +531,54 @@ impl BlobStore for LocalBlobStore {
         tokio::fs::rename(&tmp, &dest).await?;
         guard.0 = None;
         Ok(info)
+    }
+
+    async fn list_blobs(
+        &self,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<Listed>, BlobError> {
+        let after = after.unwrap_or("");
+        let mut out = Vec::new();
+        let first = after.get(..2).unwrap_or("");
+        let mut prefixes: Vec<String> = list_dir(&self.root.join("sha256"))
+            .await?
+            .into_iter()
+            .map(|e| e.key)
+            .filter(|p| p.len() == 2 && p.as_str() >= first)
+            .collect();
+        prefixes.sort();
+        for prefix in prefixes {
+            let mut names = list_dir(&self.root.join("sha256").join(&prefix)).await?;
+            names.retain(|e| e.key.as_str() > after && self.blob_path(&e.key).is_some());
+            names.sort_by(|a, b| a.key.cmp(&b.key));
+            for e in names {
+                out.push(e);
+                if out.len() >= limit {
+                    return Ok(out);
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    async fn list_sessions(&self) -> Result<Vec<Listed>, BlobError> {
+        list_dir(&self.root.join("sessions")).await
+    }
+
+    async fn sweep_temporaries(&self, cutoff_ms: i64) -> Result<(u64, u64), BlobError> {
+        let (mut files, mut bytes) = (0, 0);
+        for e in list_dir(&self.root.join("tmp")).await? {
+            if e.modified_ms < cutoff_ms
+                && tokio::fs::remove_file(self.root.join("tmp").join(&e.key))
+                    .await
+                    .is_ok()
+            {
+                files += 1;
+                bytes += e.size;
+            }
+        }
+        Ok((files, bytes))
     }
 
     async fn session_abort(&self, id: &str) -> Result<(), BlobError> {
@@ -740,6 +836,27 @@ mod tests {
             .count();
         let tmp = std::fs::read_dir(dir.path().join("tmp")).unwrap().count();
         assert_eq!((left, tmp), (0, 0));
+    }
+
+    #[tokio::test]
+    async fn listing_resumes_after_the_last_key_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = LocalBlobStore::open(dir.path()).await.unwrap();
+        let mut want = Vec::new();
+        for data in [&b"a"[..], b"b", b"c", b"d", b"e"] {
+            want.push(store.put(body(&[data]), None, None).await.unwrap().sha256);
+        }
+        want.sort();
+        let mut got = Vec::new();
+        let mut after: Option<String> = None;
+        loop {
+            let page = store.list_blobs(after.as_deref(), 2).await.unwrap();
+            let Some(last) = page.last() else { break };
+            assert!(page.len() <= 2);
+            after = Some(last.key.clone());
+            got.extend(page.into_iter().map(|l| l.key));
+        }
+        assert_eq!(got, want);
     }
 
     #[tokio::test]

@@ -14,6 +14,13 @@
 //! refreshed `touched_at` before step 2 (which then keeps the row) or records the blob after it
 //! (which step 3 sees). Expired OCI links (uploaded blobs no manifest took up) and abandoned
 //! upload sessions are removed first, so their blobs become collectable.
+//!
+//! Content the metadata store never learnt about (an upload refused after its bytes were stored,
+//! a crash between the rename and the record) has no row to count from: a *listing pass* walks
+//! the blob store itself in SHA-256 order, at most [`LISTED_PER_RUN`] blobs a run, resuming where
+//! the previous run (of any process) stopped, and collects what no row knows and has not been
+//! written for the grace period, through the same quarantine steps. Temporary files of
+//! interrupted writes and session files without a session row go the same way.
 
 use std::time::Duration;
 
@@ -28,7 +35,16 @@ pub struct Report {
     pub bytes: u64,
     pub links: u64,
     pub uploads: u64,
+    /// Blobs no metadata row knew, found by the listing pass, and their bytes.
+    pub orphans: u64,
+    pub orphan_bytes: u64,
+    /// Leftovers of interrupted writes (temporary and session files) and their bytes.
+    pub leftovers: u64,
+    pub leftover_bytes: u64,
 }
+
+/// How many stored blobs one run's listing pass looks at (one indexed lookup each).
+pub const LISTED_PER_RUN: usize = 10_000;
 
 pub async fn collect(db: &Db, blobs: &dyn BlobStore, grace: Duration) -> ApiResult<Report> {
     let cutoff = now_ms() - grace.as_millis() as i64;
@@ -39,6 +55,16 @@ pub async fn collect(db: &Db, blobs: &dyn BlobStore, grace: Duration) -> ApiResu
     for id in db.expire_uploads(cutoff).await? {
         blobs.session_abort(&id).await?;
         report.uploads += 1;
+    }
+    let (files, bytes) = blobs.sweep_temporaries(cutoff).await?;
+    report.leftovers += files;
+    report.leftover_bytes += bytes;
+    for s in blobs.list_sessions().await? {
+        if s.modified_ms < cutoff && !db.upload_known(&s.key).await? {
+            blobs.session_abort(&s.key).await?;
+            report.leftovers += 1;
+            report.leftover_bytes += s.size;
+        }
     }
     loop {
         let batch = db.gc_candidates(cutoff, 500).await?;
@@ -65,5 +91,44 @@ pub async fn collect(db: &Db, blobs: &dyn BlobStore, grace: Duration) -> ApiResu
             break;
         }
     }
+    collect_orphans(db, blobs, cutoff, &mut report).await?;
     Ok(report)
+}
+
+/// The listing pass (see the module documentation).
+async fn collect_orphans(
+    db: &Db,
+    blobs: &dyn BlobStore,
+    cutoff: i64,
+    report: &mut Report,
+) -> ApiResult<()> {
+    const PASS: &str = "orphans";
+    let mut cursor = db.gc_cursor(PASS).await?;
+    let mut listed = 0;
+    while listed < LISTED_PER_RUN {
+        let page = blobs.list_blobs(cursor.as_deref(), 1000).await?;
+        let Some(last) = page.last() else {
+            // The whole store was walked: the next run starts over.
+            cursor = None;
+            break;
+        };
+        cursor = Some(last.key.clone());
+        listed += page.len();
+        for b in page {
+            if b.modified_ms >= cutoff || db.blob_known(&b.key).await? {
+                continue;
+            }
+            if blobs.quarantine(&b.key).await? {
+                // A writer that recorded it meanwhile keeps it.
+                if db.blob_known(&b.key).await? {
+                    blobs.restore(&b.key).await?;
+                } else {
+                    blobs.discard(&b.key).await?;
+                    report.orphans += 1;
+                    report.orphan_bytes += b.size;
+                }
+            }
+        }
+    }
+    db.set_gc_cursor(PASS, cursor.as_deref()).await
 }

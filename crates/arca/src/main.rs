@@ -114,8 +114,15 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         .await
         .map_err(api)?;
         println!(
-            "collected {} blobs ({} bytes), {} expired OCI links, {} abandoned uploads",
-            r.blobs, r.bytes, r.links, r.uploads
+            "collected {} blobs ({} bytes), {} unrecorded blobs ({} bytes), {} leftovers of interrupted writes ({} bytes), {} expired OCI links, {} abandoned uploads",
+            r.blobs,
+            r.bytes,
+            r.orphans,
+            r.orphan_bytes,
+            r.leftovers,
+            r.leftover_bytes,
+            r.links,
+            r.uploads
         );
         return Ok(());
     }

@@ -198,6 +198,10 @@ fn spawn_gc(state: AppState) {
                     bytes = r.bytes,
                     links = r.links,
                     uploads = r.uploads,
+                    orphans = r.orphans,
+                    orphan_bytes = r.orphan_bytes,
+                    leftovers = r.leftovers,
+                    leftover_bytes = r.leftover_bytes,
                     "garbage collected"
                 ),
                 Err(e) => tracing::warn!(error = %e, "garbage collection failed"),

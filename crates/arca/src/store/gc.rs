@@ -66,6 +66,43 @@ impl Db {
         Ok(r.rows_affected() == 1)
     }
 
+    /// Where the collector's listing pass named `pass` stopped (None: at the start).
+    pub async fn gc_cursor(&self, pass: &str) -> ApiResult<Option<String>> {
+        let position: Option<String> =
+            sqlx::query("SELECT position FROM gc_progress WHERE pass = $1")
+                .bind(pass)
+                .fetch_optional(&self.read)
+                .await?
+                .map(|r| r.try_get("position"))
+                .transpose()?;
+        Ok(position.filter(|p| !p.is_empty()))
+    }
+
+    /// Records where a listing pass stopped; None starts the next run from the beginning.
+    pub async fn set_gc_cursor(&self, pass: &str, position: Option<&str>) -> ApiResult<()> {
+        sqlx::query(
+            "INSERT INTO gc_progress (pass, position, updated_at) VALUES ($1, $2, $3) \
+             ON CONFLICT (pass) DO UPDATE SET position = $2, updated_at = $3",
+        )
+        .bind(pass)
+        .bind(position.unwrap_or(""))
+        .bind(crate::model::now_ms())
+        .execute(&self.write)
+        .await?;
+        Ok(())
+    }
+
+    /// Whether an upload session is recorded (its bytes in the blob store are then not orphans).
+    pub async fn upload_known(&self, id: &str) -> ApiResult<bool> {
+        Ok(
+            sqlx::query("SELECT 1 AS one FROM oci_uploads WHERE id = $1")
+                .bind(id)
+                .fetch_optional(&self.write)
+                .await?
+                .is_some(),
+        )
+    }
+
     /// Whether the blob is known again (a writer recorded it after the collector forgot it).
     pub async fn blob_known(&self, sha256: &str) -> ApiResult<bool> {
         Ok(sqlx::query("SELECT 1 AS one FROM blobs WHERE sha256 = $1")
