@@ -20,6 +20,7 @@ use crate::model::{Registry, Role};
 use crate::store::Db;
 use crate::store::auth::User;
 use crate::store::scopes::ancestor_paths;
+use crate::throttle::Throttle;
 
 pub const TOKEN_PREFIX: &str = "arca_";
 
@@ -127,6 +128,29 @@ pub fn hash_password(password: &str) -> anyhow::Result<String> {
         .map_err(|e| anyhow::anyhow!("hashing password: {e}"))
 }
 
+/// Checks a password on the blocking pool, a bounded number at a time (see `crate::throttle`).
+/// Without a hash (unknown user, user without a password) a dummy hash is checked instead, so
+/// that the answer takes as long as for a known user.
+async fn verify_password_bounded(throttle: &Throttle, password: &str, hash: Option<&str>) -> bool {
+    static DUMMY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    let (password, hash, real) = match hash {
+        Some(h) => (password.to_string(), h.to_string(), true),
+        None => {
+            let dummy = DUMMY
+                .get_or_init(|| hash_password("arca-dummy-password").unwrap_or_default())
+                .clone();
+            (password.to_string(), dummy, false)
+        }
+    };
+    let Ok(_permit) = throttle.hashing.acquire().await else {
+        return false;
+    };
+    let ok = tokio::task::spawn_blocking(move || verify_password(&password, &hash))
+        .await
+        .unwrap_or(false);
+    ok && real
+}
+
 fn verify_password(password: &str, hash: &str) -> bool {
     PasswordHash::new(hash)
         .map(|h| {
@@ -205,45 +229,62 @@ impl PasswordCache {
     }
 }
 
-/// Resolves the caller. Missing credentials give `Anonymous`; wrong ones are a 401.
+/// Resolves the caller. Missing credentials give `Anonymous`; wrong ones are a 401, held back
+/// and eventually refused (429) as `crate::throttle` describes.
 pub async fn authenticate(
     db: &Db,
     cache: &PasswordCache,
+    throttle: &Throttle,
     headers: &HeaderMap,
 ) -> ApiResult<Principal> {
     let Some(creds) = credentials(headers) else {
         return Ok(Principal::Anonymous);
     };
-    let user = match creds {
-        Credentials::Token(t) => db.user_by_token_hash(&hash_token(&t)).await?,
+    let addr = crate::throttle::client();
+    if let Some(wait) = throttle.address_blocked(addr) {
+        return Err(ApiError::TooManyRequests {
+            message: "too many failed authentications from this address; retry later".into(),
+            retry_after_secs: wait.as_secs().max(1),
+        });
+    }
+    let (user, name) = match creds {
+        Credentials::Token(t) => (db.user_by_token_hash(&hash_token(&t)).await?, None),
         Credentials::Basic { user, secret } => {
-            match db.user_by_token_hash(&hash_token(&secret)).await? {
+            let found = match db.user_by_token_hash(&hash_token(&secret)).await? {
                 Some(u) => Some(u),
                 None => {
                     let key = hash_token(&format!("{user}\0{secret}"));
                     match cache.get(&key) {
                         Some(id) => db.user_by_id(&id).await?,
-                        None => match db.user_by_name(&user).await? {
-                            Some(u)
-                                if u.password_hash
-                                    .as_deref()
-                                    .is_some_and(|h| verify_password(&secret, h)) =>
-                            {
-                                cache.put(key, u.id.clone());
-                                Some(u)
+                        None => {
+                            let u = db.user_by_name(&user).await?;
+                            let hash = u.as_ref().and_then(|u| u.password_hash.as_deref());
+                            if verify_password_bounded(throttle, &secret, hash).await {
+                                if let Some(u) = &u {
+                                    cache.put(key, u.id.clone());
+                                }
+                                u
+                            } else {
+                                None
                             }
-                            _ => None,
-                        },
+                        }
                     }
                 }
-            }
+            };
+            (found, Some(user))
         }
     };
     match user {
         Some(user) => {
+            throttle.succeeded(addr, &user.name);
             let roles = db.roles_of(&user.id).await?;
             Ok(Principal::User { user, roles })
         }
-        None => Err(ApiError::Unauthenticated("invalid credentials".into())),
+        None => {
+            if let Some(hold) = throttle.failed(addr, name.as_deref()) {
+                tokio::time::sleep(hold).await;
+            }
+            Err(ApiError::Unauthenticated("invalid credentials".into()))
+        }
     }
 }

@@ -10,7 +10,7 @@ use serde::Deserialize;
 
 #[derive(Debug, Clone, Args, Default)]
 pub struct ConfigArgs {
-    /// TOML configuration file (keys: listen, data_dir, database_url, base_url, default_account, max_upload_bytes, max_parsed_body_bytes).
+    /// TOML configuration file (keys: the snake_case names of these settings, e.g. listen, data_dir, max_upload_bytes, trusted_proxies).
     #[arg(long, env = "ARCA_CONFIG", global = true)]
     pub config: Option<PathBuf>,
     /// Address to listen on [default: 127.0.0.1:8080].
@@ -35,6 +35,21 @@ pub struct ConfigArgs {
     /// Cargo publish, Helm chart), in bytes [default: 256 MiB].
     #[arg(long, env = "ARCA_MAX_PARSED_BODY_BYTES", global = true)]
     pub max_parsed_body_bytes: Option<u64>,
+    /// Proxies whose `X-Forwarded-For` names the client (comma-separated IP addresses)
+    /// [default: none: the client is the socket's peer].
+    #[arg(
+        long,
+        env = "ARCA_TRUSTED_PROXIES",
+        global = true,
+        value_delimiter = ','
+    )]
+    pub trusted_proxies: Option<Vec<std::net::IpAddr>>,
+    /// Failed authentications of one client address (or user) before it backs off [default: 5].
+    #[arg(long, env = "ARCA_AUTH_BACKOFF_AFTER", global = true)]
+    pub auth_backoff_after: Option<u32>,
+    /// Longest back-off after failed authentications, in seconds [default: 300].
+    #[arg(long, env = "ARCA_AUTH_BACKOFF_MAX_SECS", global = true)]
+    pub auth_backoff_max_secs: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -47,6 +62,9 @@ struct FileConfig {
     default_account: Option<String>,
     max_upload_bytes: Option<u64>,
     max_parsed_body_bytes: Option<u64>,
+    trusted_proxies: Option<Vec<std::net::IpAddr>>,
+    auth_backoff_after: Option<u32>,
+    auth_backoff_max_secs: Option<u64>,
 }
 
 #[derive(Debug, Clone)]
@@ -61,6 +79,12 @@ pub struct Config {
     /// Cap of a body held in memory to be parsed: separate from (and much smaller than) the
     /// streaming cap, so that no request can make the server allocate an upload's worth of RAM.
     pub max_parsed_body_bytes: u64,
+    /// Proxies whose `X-Forwarded-For` is believed (see `crate::throttle`).
+    pub trusted_proxies: Vec<std::net::IpAddr>,
+    /// Failed authentications before a client address or user backs off.
+    pub auth_backoff_after: u32,
+    /// Longest back-off, in seconds.
+    pub auth_backoff_max_secs: u64,
 }
 
 impl Config {
@@ -110,6 +134,19 @@ impl Config {
             .max_parsed_body_bytes
             .or(file.max_parsed_body_bytes)
             .unwrap_or(256 << 20);
+        let trusted_proxies = args
+            .trusted_proxies
+            .clone()
+            .or(file.trusted_proxies)
+            .unwrap_or_default();
+        let auth_backoff_after = args
+            .auth_backoff_after
+            .or(file.auth_backoff_after)
+            .unwrap_or(5);
+        let auth_backoff_max_secs = args
+            .auth_backoff_max_secs
+            .or(file.auth_backoff_max_secs)
+            .unwrap_or(300);
         Ok(Config {
             listen,
             data_dir,
@@ -118,6 +155,9 @@ impl Config {
             default_account,
             max_upload_bytes,
             max_parsed_body_bytes,
+            trusted_proxies,
+            auth_backoff_after,
+            auth_backoff_max_secs,
         })
     }
 

@@ -19,4 +19,5 @@ pub mod state;
 pub mod store;
 #[cfg(test)]
 mod testing;
+pub mod throttle;
 pub mod versions;

@@ -28,7 +28,12 @@ pub async fn build_state(config: Config) -> anyhow::Result<AppState> {
     db.ensure_scope(&config.default_account)
         .await
         .map_err(|e| anyhow::anyhow!("creating default account: {e}"))?;
+    let throttle = crate::throttle::Throttle::new(
+        config.auth_backoff_after,
+        std::time::Duration::from_secs(config.auth_backoff_max_secs),
+    );
     Ok(AppState(Arc::new(Inner {
+        throttle,
         config,
         db,
         blobs: Arc::new(blobs),
@@ -53,11 +58,30 @@ pub fn router(state: AppState) -> Router {
             state.clone(),
             current_download_counts,
         ))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            client_address,
+        ))
         // Native uploads stream; management bodies are capped where they are read.
         .layer(DefaultBodyLimit::disable())
         .layer(tower_http::trace::TraceLayer::new_for_http())
         .layer(tower_http::catch_panic::CatchPanicLayer::new())
         .with_state(state)
+}
+
+/// Makes the request's client address known to authentication (`crate::throttle::client`).
+async fn client_address(
+    State(state): State<AppState>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let client = req
+        .extensions()
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map(|c| {
+            crate::throttle::client_address(c.0.ip(), req.headers(), &state.config.trusted_proxies)
+        });
+    crate::throttle::CLIENT.scope(client, next.run(req)).await
 }
 
 /// Management reads show download counts that include this process's pending ones.
@@ -158,9 +182,12 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     let listener = listener.tap_io(|tcp| {
         let _ = tcp.set_nodelay(true);
     });
-    axum::serve(listener, router(state.clone()))
-        .with_graceful_shutdown(shutdown_signal())
-        .await?;
+    axum::serve(
+        listener,
+        router(state.clone()).into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown_signal())
+    .await?;
     state
         .flush_downloads()
         .await

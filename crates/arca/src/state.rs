@@ -19,6 +19,7 @@ pub struct Inner {
     pub db: Db,
     pub blobs: Arc<dyn BlobStore>,
     pub password_cache: PasswordCache,
+    pub throttle: crate::throttle::Throttle,
     pub docs: crate::formats::cache::DocCache,
     pub downloads: crate::download::DownloadCounter,
 }
@@ -74,7 +75,7 @@ impl AppState {
     }
 
     pub async fn principal(&self, headers: &HeaderMap) -> ApiResult<Principal> {
-        authenticate(&self.db, &self.password_cache, headers).await
+        authenticate(&self.db, &self.password_cache, &self.throttle, headers).await
     }
 }
 

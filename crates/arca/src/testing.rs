@@ -22,6 +22,9 @@ pub async fn state() -> TestState {
         default_account: "acme".into(),
         max_upload_bytes: 1 << 20,
         max_parsed_body_bytes: 1 << 16,
+        trusted_proxies: Vec::new(),
+        auth_backoff_after: 5,
+        auth_backoff_max_secs: 300,
     };
     let state = crate::server::build_state(config).await.expect("state");
     TestState { state, _dir: dir }

@@ -122,7 +122,79 @@ fn du(dir: &std::path::Path) -> u64 {
         .sum()
 }
 
+/// Password guessing backs off: after the configured number of failures an address is refused
+/// (429 with Retry-After) without its guesses being checked, while another address, and the
+/// right password from it, still gets in (a stranger cannot lock a user out). Addresses come
+/// from `X-Forwarded-For` only behind a trusted proxy.
+async fn failed_authentications_back_off(b: Backend) {
+    let dir = tempfile::tempdir().unwrap();
+    let url = match b {
+        Backend::Sqlite => format!("sqlite://{}/arca.db", dir.path().display()),
+        Backend::Postgres => crate::common::postgres_database().await,
+    };
+    let s = Server::start_with(
+        dir,
+        url,
+        &[
+            ("ARCA_AUTH_BACKOFF_AFTER", "3"),
+            ("ARCA_TRUSTED_PROXIES", "127.0.0.1"),
+        ],
+    )
+    .await;
+    s.generic_registry("acme", "files").await;
+    s.cli(&[
+        "user",
+        "create",
+        "carol",
+        "--password",
+        "right-horse",
+        "--role",
+        "reader",
+        "--scope",
+        "acme",
+    ]);
+    let get = |client: &'static str, password: &'static str| {
+        s.client
+            .get(s.url("/pkg/acme/files/generic/"))
+            .header("x-forwarded-for", client)
+            .basic_auth("carol", Some(password))
+            .send()
+    };
+    let attacker = "203.0.113.66";
+    for _ in 0..3 {
+        assert_eq!(get(attacker, "wrong").await.unwrap().status(), 401);
+    }
+    // The third failure was held back (the user's back-off); now the address is refused.
+    let r = get(attacker, "right-horse").await.unwrap();
+    assert_eq!(
+        r.status(),
+        429,
+        "refused without checking, even the right password"
+    );
+    let retry: u64 = r.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(retry >= 1);
+    // Carol, from her own address, is not locked out by the stranger.
+    assert_eq!(
+        get("198.51.100.20", "right-horse").await.unwrap().status(),
+        200
+    );
+    // Without a trusted proxy in front, a forged header changes nothing: the socket decides.
+    let forged = s
+        .client
+        .get(s.url("/pkg/acme/files/generic/"))
+        .basic_auth("carol", Some("right-horse"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(forged.status(), 200);
+}
+
 both_backends!(
     user_content_cannot_run_on_the_origin,
-    garbage_collection_finds_orphaned_bytes
+    garbage_collection_finds_orphaned_bytes,
+    failed_authentications_back_off
 );
