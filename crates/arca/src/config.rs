@@ -50,6 +50,17 @@ pub struct ConfigArgs {
     /// Longest back-off after failed authentications, in seconds [default: 300].
     #[arg(long, env = "ARCA_AUTH_BACKOFF_MAX_SECS", global = true)]
     pub auth_backoff_max_secs: Option<u64>,
+    /// Connections served at once; more are answered 503 and closed [default: 10000].
+    #[arg(long, env = "ARCA_MAX_CONNECTIONS", global = true)]
+    pub max_connections: Option<usize>,
+    /// Seconds a request's head may take to arrive, and a kept-alive connection may wait for
+    /// the next one [default: 60].
+    #[arg(long, env = "ARCA_HEADER_READ_TIMEOUT_SECS", global = true)]
+    pub header_read_timeout_secs: Option<u64>,
+    /// Seconds without a byte moving on a connection the server waits on (a stalled upload or
+    /// download) before it is closed [default: 120].
+    #[arg(long, env = "ARCA_BODY_IDLE_TIMEOUT_SECS", global = true)]
+    pub body_idle_timeout_secs: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -65,6 +76,9 @@ struct FileConfig {
     trusted_proxies: Option<Vec<std::net::IpAddr>>,
     auth_backoff_after: Option<u32>,
     auth_backoff_max_secs: Option<u64>,
+    max_connections: Option<usize>,
+    header_read_timeout_secs: Option<u64>,
+    body_idle_timeout_secs: Option<u64>,
 }
 
 #[derive(Debug, Clone)]
@@ -85,6 +99,10 @@ pub struct Config {
     pub auth_backoff_after: u32,
     /// Longest back-off, in seconds.
     pub auth_backoff_max_secs: u64,
+    /// Connection limits (see `crate::listener`).
+    pub max_connections: usize,
+    pub header_read_timeout_secs: u64,
+    pub body_idle_timeout_secs: u64,
 }
 
 impl Config {
@@ -147,6 +165,21 @@ impl Config {
             .auth_backoff_max_secs
             .or(file.auth_backoff_max_secs)
             .unwrap_or(300);
+        let max_connections = args
+            .max_connections
+            .or(file.max_connections)
+            .unwrap_or(10_000)
+            .max(1);
+        let header_read_timeout_secs = args
+            .header_read_timeout_secs
+            .or(file.header_read_timeout_secs)
+            .unwrap_or(60)
+            .max(1);
+        let body_idle_timeout_secs = args
+            .body_idle_timeout_secs
+            .or(file.body_idle_timeout_secs)
+            .unwrap_or(120)
+            .max(1);
         Ok(Config {
             listen,
             data_dir,
@@ -158,6 +191,9 @@ impl Config {
             trusted_proxies,
             auth_backoff_after,
             auth_backoff_max_secs,
+            max_connections,
+            header_read_timeout_secs,
+            body_idle_timeout_secs,
         })
     }
 

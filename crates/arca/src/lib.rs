@@ -11,6 +11,7 @@ pub mod error;
 pub mod formats;
 pub mod gc;
 pub mod http;
+pub mod listener;
 pub mod model;
 pub mod server;
 pub mod service;

@@ -176,18 +176,18 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         .with_context(|| format!("binding {}", config.listen))?;
     tracing::info!(listen = %listener.local_addr()?, base_url = %config.base_url, database = %redact(&config.database_url), "arca serving");
     spawn_gc(state.clone());
-    // No Nagle: a response's headers and a small body go out at once instead of waiting for
-    // the client's delayed ACK (a 40 ms stall per small streamed response otherwise).
-    use axum::serve::ListenerExt;
-    let listener = listener.tap_io(|tcp| {
-        let _ = tcp.set_nodelay(true);
-    });
-    axum::serve(
+    crate::listener::raise_open_files_limit();
+    crate::listener::serve(
         listener,
-        router(state.clone()).into_make_service_with_connect_info::<std::net::SocketAddr>(),
+        router(state.clone()),
+        crate::listener::Limits {
+            max_connections: config.max_connections,
+            header_read_timeout: std::time::Duration::from_secs(config.header_read_timeout_secs),
+            body_idle_timeout: std::time::Duration::from_secs(config.body_idle_timeout_secs),
+        },
+        shutdown_signal(),
     )
-    .with_graceful_shutdown(shutdown_signal())
-    .await?;
+    .await;
     state
         .flush_downloads()
         .await

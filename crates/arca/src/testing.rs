@@ -25,6 +25,9 @@ pub async fn state() -> TestState {
         trusted_proxies: Vec::new(),
         auth_backoff_after: 5,
         auth_backoff_max_secs: 300,
+        max_connections: 100,
+        header_read_timeout_secs: 30,
+        body_idle_timeout_secs: 120,
     };
     let state = crate::server::build_state(config).await.expect("state");
     TestState { state, _dir: dir }

@@ -193,7 +193,135 @@ async fn failed_authentications_back_off(b: Backend) {
     assert_eq!(forged.status(), 200);
 }
 
+/// Waits (bounded) until the server answers something or closes `conn`; returns what it sent.
+async fn server_ends(conn: &mut tokio::net::TcpStream) -> String {
+    use tokio::io::AsyncReadExt;
+    let mut got = Vec::new();
+    let mut buf = [0u8; 1024];
+    let read = async {
+        loop {
+            match conn.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => got.extend_from_slice(&buf[..n]),
+            }
+        }
+    };
+    tokio::time::timeout(std::time::Duration::from_secs(20), read)
+        .await
+        .expect("the server kept the connection open");
+    String::from_utf8_lossy(&got).into_owned()
+}
+
+async fn server_with(b: Backend, env: &[(&str, &str)]) -> Server {
+    let dir = tempfile::tempdir().unwrap();
+    let url = match b {
+        Backend::Sqlite => format!("sqlite://{}/arca.db", dir.path().display()),
+        Backend::Postgres => crate::common::postgres_database().await,
+    };
+    Server::start_with(dir, url, env).await
+}
+
+/// Clients cannot hold the server: 300 connections trickling headers do not delay anyone else
+/// and are closed after the header-read timeout, as are idle kept-alive connections and stalled
+/// uploads; beyond the connection limit new connections get 503 and are closed.
+async fn connections_are_bounded(b: Backend) {
+    use tokio::io::AsyncWriteExt;
+    let s = server_with(
+        b,
+        &[
+            ("ARCA_HEADER_READ_TIMEOUT_SECS", "1"),
+            ("ARCA_BODY_IDLE_TIMEOUT_SECS", "1"),
+        ],
+    )
+    .await;
+    let addr = s.base.trim_start_matches("http://").to_string();
+    let mut slow = Vec::new();
+    for _ in 0..300 {
+        let mut c = tokio::net::TcpStream::connect(&addr).await.unwrap();
+        c.write_all(b"GET /health HTTP/1.1\r\nHost: x\r\nX-Slow: ")
+            .await
+            .unwrap();
+        slow.push(c);
+    }
+    // Others are served meanwhile.
+    for _ in 0..5 {
+        assert_eq!(s.get("/health").send().await.unwrap().status(), 200);
+    }
+    for c in &mut slow {
+        server_ends(c).await;
+    }
+    // An idle kept-alive connection is closed after its response.
+    let mut c = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    c.write_all(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let got = server_ends(&mut c).await;
+    assert!(got.starts_with("HTTP/1.1 200"), "{got}");
+    // A stalled upload is cut off.
+    s.generic_registry("acme", "files").await;
+    let mut c = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    let head = format!(
+        "PUT /pkg/acme/files/generic/p/1/f HTTP/1.1\r\nHost: x\r\nx-api-key: {}\r\nContent-Length: 100000\r\n\r\n",
+        s.token
+    );
+    c.write_all(head.as_bytes()).await.unwrap();
+    c.write_all(&[0u8; 1000]).await.unwrap();
+    let got = server_ends(&mut c).await;
+    assert!(
+        !got.starts_with("HTTP/1.1 201"),
+        "a partial body was stored: {got}"
+    );
+    // (A fresh connection: pooled ones were closed by the 1 s keep-alive bound meanwhile.)
+    let fresh = reqwest::Client::builder()
+        .pool_max_idle_per_host(0)
+        .build()
+        .unwrap();
+    let (st, v) = crate::common::call(
+        fresh
+            .get(s.url("/har/api/v1/spaces/acme/+/artifacts"))
+            .header("x-api-key", &s.token),
+    )
+    .await;
+    assert_eq!((st, v["data"]["itemCount"].as_i64()), (200, Some(0)), "{v}");
+
+    // Past the connection limit: 503 and closed; a freed slot serves again.
+    let s = server_with(b, &[("ARCA_MAX_CONNECTIONS", "3")]).await;
+    let addr = s.base.trim_start_matches("http://").to_string();
+    let mut held = Vec::new();
+    for _ in 0..3 {
+        held.push(tokio::net::TcpStream::connect(&addr).await.unwrap());
+    }
+    // Accepting takes a moment: the held connections are counted once the server saw them.
+    tokio::task::yield_now().await;
+    let mut extra = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    extra
+        .write_all(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let got = server_ends(&mut extra).await;
+    assert!(
+        got.starts_with("HTTP/1.1 503") && got.contains("Retry-After"),
+        "{got}"
+    );
+    drop(held);
+    let mut ok = false;
+    for _ in 0..100 {
+        if s.client
+            .get(s.url("/health"))
+            .send()
+            .await
+            .is_ok_and(|r| r.status() == 200)
+        {
+            ok = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(ok, "a freed slot serves again");
+}
+
 both_backends!(
+    connections_are_bounded,
     user_content_cannot_run_on_the_origin,
     garbage_collection_finds_orphaned_bytes,
     failed_authentications_back_off
