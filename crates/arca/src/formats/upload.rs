@@ -124,6 +124,21 @@ impl<'a> Upload<'a> {
         (tx, handle)
     }
 
+    /// Runs a blocking parser over a staged upload's file (archives need to seek). What it
+    /// reports is the client's fault: a 400 naming `field`.
+    pub async fn inspect<T: Send + 'static>(
+        &self,
+        staged: &StagedBlob,
+        field: &'static str,
+        parse: impl FnOnce(&std::path::Path) -> Result<T, String> + Send + 'static,
+    ) -> ApiResult<T> {
+        let path = staged.path().to_path_buf();
+        tokio::task::spawn_blocking(move || parse(&path))
+            .await
+            .map_err(|e| ApiError::Internal(anyhow::anyhow!("package reader panicked: {e}")))?
+            .map_err(|e| ApiError::bad(field, e))
+    }
+
     /// Reads a body that is parsed in memory, capped at `max_parsed_body_bytes`.
     pub async fn read_parsed(&self, body: axum::body::Body) -> ApiResult<Bytes> {
         let limit = self.parsed_limit();
