@@ -176,6 +176,14 @@ impl<'a> Upload<'a> {
         Ok(())
     }
 
+    /// Commits a staged blob no file row points at (a document referenced from metadata, like
+    /// PEP 658's METADATA next to a wheel).
+    pub async fn commit(&self, staged: StagedBlob) -> ApiResult<crate::blob::BlobInfo> {
+        let blob = self.state.blobs.commit(staged).await?;
+        self.state.commit_blob(&blob).await?;
+        Ok(blob)
+    }
+
     /// Commits the staged blob and records the file; a conflicting concurrent upload is reported
     /// with `conflict`.
     pub async fn record(
@@ -184,8 +192,7 @@ impl<'a> Upload<'a> {
         file: FileSpec<'_>,
         conflict: impl FnOnce() -> ApiError,
     ) -> ApiResult<FileRow> {
-        let blob = self.state.blobs.commit(staged).await?;
-        self.state.commit_blob(&blob).await?;
+        let blob = self.commit(staged).await?;
         self.state
             .db
             .record_file(
