@@ -14,6 +14,9 @@
 //! * writes go to the registry's *write target*: a hosted registry itself, a group's deployment
 //!   member; proxies, caches and the trash can refuse uploads.
 //!
+//! Uploads go through one pipeline, [`upload::Upload`]: write target, write permission and declared
+//! size before the body is read, the body staged, the format's checks, then the record.
+//!
 //! Adding a format: write its module implementing [`Format`], and add one line to [`Formats::new`].
 
 pub mod cache;
