@@ -32,7 +32,8 @@ use crate::store::artifacts::{FileRow, NewFile};
 pub enum Body {
     /// Streamed to the blob store: `max_upload_bytes`.
     Streamed,
-    /// Held in memory to be parsed: `max_parsed_body_bytes`.
+    /// Held in memory to be parsed: `max_parsed_body_bytes` (and no more than the upload cap
+    /// plus some metadata).
     Parsed,
     /// Both in one body: a document parsed in memory around a file streamed out of it (npm
     /// publish, whose tarball is base64 inside the JSON, 4 bytes for 3).
@@ -147,10 +148,7 @@ impl<'a> Upload<'a> {
 
     /// The in-memory cap as a `usize`.
     pub fn parsed_limit(&self) -> usize {
-        self.state
-            .config
-            .max_parsed_body_bytes
-            .min(usize::MAX as u64) as usize
+        cap(self.state, Body::Parsed).min(usize::MAX as u64) as usize
     }
 
     /// The registry's rules on what the body turned out to hold: allowed/blocked patterns on
@@ -215,12 +213,19 @@ impl<'a> Upload<'a> {
     }
 }
 
+/// What a parsed body may hold beyond the file it carries (Cargo's JSON metadata).
+const METADATA_ALLOWANCE: u64 = 16 << 20;
+
 /// The cap a body read the given way is held against.
 fn cap(state: &AppState, body: Body) -> u64 {
     let c = &state.config;
     match body {
         Body::Streamed => c.max_upload_bytes,
-        Body::Parsed => c.max_parsed_body_bytes,
+        // A parsed body carries a file (a chart, a .crate), which is an upload like any other:
+        // the in-memory cap never lets it past the upload cap.
+        Body::Parsed => c
+            .max_parsed_body_bytes
+            .min(c.max_upload_bytes.saturating_add(METADATA_ALLOWANCE)),
         Body::ParsedAround => (c.max_upload_bytes.saturating_mul(4) / 3)
             .saturating_add(4)
             .saturating_add(c.max_parsed_body_bytes),
