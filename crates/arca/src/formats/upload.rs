@@ -1,4 +1,5 @@
-//! The one upload pipeline every format's upload goes through, in this order:
+//! The one upload pipeline the formats' uploads go through (all but Maven's deploy, which still
+//! runs its own sequence, and OCI's blob sessions, which live outside the blob store), in order:
 //!
 //! 1. [`Upload::begin`], *before the first body byte is read*: the registry's write target,
 //!    write permission on it, and the declared `Content-Length` against the cap of the way the
@@ -11,9 +12,9 @@
 //! 3. the checks that need the body, done by the format (name and version from the package),
 //!    then the registry's rules on them in [`Upload::check_new`] (allowed/blocked patterns,
 //!    re-upload policy);
-//! 4. [`Upload::record`]: the staged blob committed, recorded in the metadata store and the file
-//!    row written in one step. A staged blob that is dropped instead (any error on the way)
-//!    leaves nothing behind.
+//! 4. [`Upload::record`]: the staged blob committed and recorded in the metadata store, then the
+//!    file row written (the row's unique index settles concurrent uploads). A staged blob that is
+//!    dropped instead (any error on the way) leaves nothing behind.
 
 use axum::http::{HeaderMap, header};
 use bytes::Bytes;
