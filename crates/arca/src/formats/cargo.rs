@@ -304,24 +304,26 @@ async fn publish(state: &AppState, req: NativeRequest) -> ApiResult<Response> {
     up.check_new(&format!("{name}:{vers}"), &path, uploaded)
         .await?;
     // The manifest inside the .crate must agree with the metadata.
-    let reader = krate.clone();
+    // Staged first: the .crate is held to the upload cap before anything reads it.
+    let staged = up.stage_bytes(krate).await?;
     let manifest_path = format!("{name}-{vers}/Cargo.toml");
-    let found = tokio::task::spawn_blocking(move || {
-        tar_gz_find(
-            &reader[..],
-            |p| p.to_str() == Some(manifest_path.as_str()),
-            Limits::default(),
-        )
-    })
-    .await
-    .map_err(|e| ApiError::Internal(anyhow::anyhow!("crate reader panicked: {e}")))?
-    .map_err(|e| ApiError::bad("crate", format!(".crate file: {e}")))?
-    .ok_or_else(|| {
-        ApiError::bad(
-            "crate",
-            format!("the .crate has no {name}-{vers}/Cargo.toml"),
-        )
-    })?;
+    let found = up
+        .inspect(&staged, "crate", move |path| {
+            let file = std::fs::File::open(path).map_err(|e| format!(".crate file: {e}"))?;
+            tar_gz_find(
+                std::io::BufReader::new(file),
+                |p| p.to_str() == Some(manifest_path.as_str()),
+                Limits::default(),
+            )
+            .map_err(|e| format!(".crate file: {e}"))
+        })
+        .await?
+        .ok_or_else(|| {
+            ApiError::bad(
+                "crate",
+                format!("the .crate has no {name}-{vers}/Cargo.toml"),
+            )
+        })?;
     let toml: toml::Value = toml::from_str(&String::from_utf8_lossy(&found.1))
         .map_err(|e| ApiError::bad("crate", format!("Cargo.toml in the .crate: {e}")))?;
     let (tname, tvers) = (
@@ -372,7 +374,6 @@ async fn publish(state: &AppState, req: NativeRequest) -> ApiResult<Response> {
             ));
         }
     }
-    let staged = up.stage_bytes(krate).await?;
     let cksum = staged.info.sha256.clone();
     let deps: Vec<Value> = meta
         .get("deps")

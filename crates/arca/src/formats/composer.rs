@@ -23,13 +23,13 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{Map, Value, json};
 
 use super::cache::{self, Doc};
+use super::upload::{Body, FileSpec, Upload};
 use super::{Format, NativeRequest, Resolver, native_root};
-use crate::auth::Need;
 use crate::download::serve_file;
 use crate::error::{ApiError, ApiResult};
 use crate::model::{PackageType, Reupload, rfc3339};
 use crate::state::AppState;
-use crate::store::artifacts::{NewFile, Page};
+use crate::store::artifacts::Page;
 
 pub struct Composer;
 
@@ -292,8 +292,8 @@ fn read_composer_json(path: &std::path::Path) -> Result<Vec<u8>, String> {
 }
 
 async fn upload(state: &AppState, req: NativeRequest, file: &str) -> ApiResult<Response> {
-    let target = Resolver { state }.write_target(&req.registry).await?;
-    req.principal.check(&target, Need::Write)?;
+    let up = Upload::begin(state, &req, Body::Streamed).await?;
+    let target = &up.target;
     if !file.ends_with(".zip")
         || file.contains(['/', '\\'])
         || file.starts_with('.')
@@ -309,12 +309,8 @@ async fn upload(state: &AppState, req: NativeRequest, file: &str) -> ApiResult<R
         .map(str::trim)
         .filter(|v| !v.is_empty())
         .map(str::to_string);
-    let body = req.into_body_stream();
-    let blob = state
-        .blobs
-        .put(body, Some(state.config.max_upload_bytes), None)
-        .await?;
-    let raw = super::inspect_blob(state, &blob.sha256, "file", read_composer_json).await?;
+    let staged = up.stage(req.into_body_stream()).await?;
+    let raw = up.inspect(&staged, "file", read_composer_json).await?;
     let mut manifest: Map<String, Value> = serde_json::from_slice(&raw)
         .map_err(|e| ApiError::bad("file", format!("composer.json is not valid JSON: {e}")))?;
     let name = manifest
@@ -353,7 +349,6 @@ async fn upload(state: &AppState, req: NativeRequest, file: &str) -> ApiResult<R
             format!("'{version}' is not a valid Composer version"),
         ));
     }
-    target.check_patterns(&format!("{name}:{version}"))?;
     let key = name.clone();
     // One version, however it is spelled.
     if let Some(pkg) = state.db.package_by_name(&target.id, &key).await? {
@@ -372,35 +367,35 @@ async fn upload(state: &AppState, req: NativeRequest, file: &str) -> ApiResult<R
     let safe_version = version.replace('/', "-");
     let dist_name = format!("{vendor}-{short}-{safe_version}.zip");
     let dist_path = format!("dists/{name}/{safe_version}/{dist_name}").to_ascii_lowercase();
-    state.commit_blob(&blob).await?;
-    let stored = state
-        .db
-        .record_file(
-            &target,
-            NewFile {
+    let exists = || {
+        ApiError::conflict(format!(
+            "{name} {version} already exists and this registry does not allow re-uploads"
+        ))
+    };
+    up.check_new(&format!("{name}:{version}"), &dist_path, exists)
+        .await?;
+    let sha1 = staged.info.sha1.clone();
+    let stored = up
+        .record(
+            staged,
+            FileSpec {
                 package: &key,
                 version: &version,
                 path: &dist_path,
                 name: &dist_name,
-                blob: &blob,
                 content_type: Some("application/zip"),
                 metadata: json!({}),
             },
+            exists,
         )
-        .await
-        .map_err(|e| match e {
-            ApiError::Conflict(_) => ApiError::conflict(format!(
-                "{name} {version} already exists and this registry does not allow re-uploads"
-            )),
-            other => other,
-        })?;
+        .await?;
     manifest.remove("version");
     manifest.remove("version_normalized");
     state
         .db
         .set_version_metadata(
             &stored.version_id,
-            &json!({"composer": manifest, "version_normalized": normalized, "dist": dist_path, "sha1": blob.sha1}),
+            &json!({"composer": manifest, "version_normalized": normalized, "dist": dist_path, "sha1": sha1}),
         )
         .await?;
     Ok((

@@ -18,14 +18,13 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{Map, Value, json};
 
 use super::cache::{self, Doc};
+use super::upload::{Body, FileSpec, Upload};
 use super::{Format, NativeRequest, Resolver};
 use crate::archive::{Limits, tar_gz_find};
-use crate::auth::Need;
 use crate::download::serve_file;
 use crate::error::{ApiError, ApiResult};
 use crate::model::PackageType;
 use crate::state::AppState;
-use crate::store::artifacts::NewFile;
 
 pub struct Cran;
 
@@ -152,8 +151,7 @@ fn version_key(v: &str) -> Vec<u64> {
 }
 
 async fn upload(state: &AppState, req: NativeRequest, file: &str) -> ApiResult<Response> {
-    let target = Resolver { state }.write_target(&req.registry).await?;
-    req.principal.check(&target, Need::Write)?;
+    let up = Upload::begin(state, &req, Body::Streamed).await?;
     let (pkg, version) = split_file(file).ok_or_else(|| {
         ApiError::bad(
             "file",
@@ -161,34 +159,27 @@ async fn upload(state: &AppState, req: NativeRequest, file: &str) -> ApiResult<R
         )
     })?;
     let (pkg, version) = (pkg.to_string(), version.to_string());
-    target.check_patterns(&format!("{pkg}:{version}"))?;
-    if target.reupload == crate::model::Reupload::None
-        && let Some(p) = state.db.package_by_name(&target.id, &pkg).await?
-        && state.db.version_by_name(&p.id, &version).await?.is_some()
-    {
-        return Err(ApiError::conflict(format!(
+    let path = format!("src/contrib/Archive/{pkg}/{pkg}_{version}.tar.gz");
+    let exists = || {
+        ApiError::conflict(format!(
             "{pkg} {version} already exists and this registry does not allow re-uploads"
-        )));
-    }
-    let blob = state
-        .blobs
-        .put(
-            req.into_body_stream(),
-            Some(state.config.max_upload_bytes),
-            None,
-        )
+        ))
+    };
+    up.check_new(&format!("{pkg}:{version}"), &path, exists)
         .await?;
+    let staged = up.stage(req.into_body_stream()).await?;
     let wanted = format!("{pkg}/DESCRIPTION");
-    let found = super::inspect_blob(state, &blob.sha256, "file", move |path| {
-        let f = std::fs::File::open(path).map_err(|e| e.to_string())?;
-        tar_gz_find(
-            f,
-            |p| p.to_str() == Some(wanted.as_str()),
-            Limits::default(),
-        )
-    })
-    .await?
-    .ok_or_else(|| ApiError::bad("file", format!("the archive has no {pkg}/DESCRIPTION")))?;
+    let found = up
+        .inspect(&staged, "file", move |path| {
+            let f = std::fs::File::open(path).map_err(|e| e.to_string())?;
+            tar_gz_find(
+                f,
+                |p| p.to_str() == Some(wanted.as_str()),
+                Limits::default(),
+            )
+        })
+        .await?
+        .ok_or_else(|| ApiError::bad("file", format!("the archive has no {pkg}/DESCRIPTION")))?;
     let text = String::from_utf8(found.1)
         .map_err(|_| ApiError::bad("file", "DESCRIPTION is not UTF-8"))?;
     let fields = crate::dcf::parse(&text).map_err(|e| ApiError::bad("file", e))?;
@@ -209,21 +200,19 @@ async fn upload(state: &AppState, req: NativeRequest, file: &str) -> ApiResult<R
             meta.insert(k.clone(), json!(crate::dcf::folded(v)));
         }
     }
-    meta.insert("MD5sum".into(), json!(blob.md5));
-    state.commit_blob(&blob).await?;
-    let stored = state
-        .db
-        .record_file(
-            &target,
-            NewFile {
+    meta.insert("MD5sum".into(), json!(staged.info.md5));
+    let stored = up
+        .record(
+            staged,
+            FileSpec {
                 package: &pkg,
                 version: &version,
-                path: &format!("src/contrib/Archive/{pkg}/{pkg}_{version}.tar.gz"),
+                path: &path,
                 name: &format!("{pkg}_{version}.tar.gz"),
-                blob: &blob,
                 content_type: Some("application/gzip"),
                 metadata: json!({}),
             },
+            exists,
         )
         .await?;
     state

@@ -23,14 +23,14 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{Map, Value, json};
 
 use super::cache::{self, Doc};
+use super::upload::{Body, FileSpec, Upload};
 use super::{Format, NativeRequest, Resolver};
 use crate::archive::{Limits, tar_find};
-use crate::auth::Need;
 use crate::download::serve_file;
 use crate::error::{ApiError, ApiResult};
-use crate::model::{PackageType, Registry, Reupload};
+use crate::model::{PackageType, Registry};
 use crate::state::AppState;
-use crate::store::artifacts::{FileRow, NewFile};
+use crate::store::artifacts::FileRow;
 
 pub struct Debian;
 
@@ -227,8 +227,7 @@ fn read_control(path: &std::path::Path) -> Result<String, String> {
 }
 
 async fn upload(state: &AppState, req: NativeRequest) -> ApiResult<Response> {
-    let target = Resolver { state }.write_target(&req.registry).await?;
-    req.principal.check(&target, Need::Write)?;
+    let up = Upload::begin(state, &req, Body::Streamed).await?;
     let q = crate::api::common::query_pairs(req.query.as_deref());
     let dist = crate::api::common::query_get(&q, "distribution")
         .unwrap_or("stable")
@@ -242,15 +241,8 @@ async fn upload(state: &AppState, req: NativeRequest) -> ApiResult<Response> {
             format!("'{dist}/{component}' is not a valid distribution/component"),
         ));
     }
-    let blob = state
-        .blobs
-        .put(
-            req.into_body_stream(),
-            Some(state.config.max_upload_bytes),
-            None,
-        )
-        .await?;
-    let control = super::inspect_blob(state, &blob.sha256, "file", read_control).await?;
+    let staged = up.stage(req.into_body_stream()).await?;
+    let control = up.inspect(&staged, "file", read_control).await?;
     let fields = crate::dcf::parse(&control)
         .map_err(|e| ApiError::bad("file", format!("control file: {e}")))?;
     let field = |k: &str| {
@@ -273,7 +265,6 @@ async fn upload(state: &AppState, req: NativeRequest) -> ApiResult<Response> {
             format!("invalid Package/Version/Architecture: {package} {version} {arch}"),
         ));
     }
-    target.check_patterns(&format!("{package}:{version}"))?;
     let source = field("Source")
         .and_then(|s| s.split_whitespace().next().map(str::to_string))
         .filter(|s| valid_package(s))
@@ -286,42 +277,30 @@ async fn upload(state: &AppState, req: NativeRequest) -> ApiResult<Response> {
     let file_version = version.split_once(':').map(|(_, v)| v).unwrap_or(&version);
     let name = format!("{package}_{file_version}_{arch}.deb");
     let pool_path = format!("pool/{component}/{initial}/{source}/{name}");
-    if target.reupload == Reupload::None
-        && state
-            .db
-            .file_by_path(&target.id, &pool_path)
-            .await?
-            .is_some()
-    {
-        return Err(ApiError::conflict(format!(
+    let exists = || {
+        ApiError::conflict(format!(
             "{name} already exists and this registry does not allow re-uploads"
-        )));
-    }
+        ))
+    };
+    up.check_new(&format!("{package}:{version}"), &pool_path, exists)
+        .await?;
     let mut control_map = Map::new();
     for (k, v) in &fields {
         control_map.insert(k.clone(), json!(v));
     }
-    state.commit_blob(&blob).await?;
-    let stored = state
-        .db
-        .record_file(
-            &target,
-            NewFile {
-                package: &package,
-                version: &version,
-                path: &pool_path,
-                name: &name,
-                blob: &blob,
-                content_type: Some("application/vnd.debian.binary-package"),
-                metadata: json!({"distribution": dist, "component": component, "architecture": arch, "control": fields}),
-            },
-        )
-        .await
-        .map_err(|e| match e {
-            ApiError::Conflict(_) => ApiError::conflict(format!("{name} already exists and this registry does not allow re-uploads")),
-            other => other,
-        })?;
-    let _ = stored;
+    up.record(
+        staged,
+        FileSpec {
+            package: &package,
+            version: &version,
+            path: &pool_path,
+            name: &name,
+            content_type: Some("application/vnd.debian.binary-package"),
+            metadata: json!({"distribution": dist, "component": component, "architecture": arch, "control": fields}),
+        },
+        exists,
+    )
+    .await?;
     Ok((
         StatusCode::CREATED,
         format!("{name} added to {dist}/{component}\n"),

@@ -169,7 +169,7 @@ async fn read_prov(body: axum::body::Body) -> ApiResult<Bytes> {
 }
 
 /// `Chart.yaml` of a chart archive (`<chart>/Chart.yaml`), as JSON.
-fn chart_metadata(chart: &[u8]) -> Result<Map<String, Value>, String> {
+fn chart_metadata(chart: impl std::io::Read) -> Result<Map<String, Value>, String> {
     let found = tar_gz_find(
         chart,
         |p| {
@@ -205,11 +205,14 @@ async fn store_chart(
     chart: Bytes,
     prov: Option<Bytes>,
 ) -> ApiResult<Response> {
-    let reader = chart.clone();
-    let meta = tokio::task::spawn_blocking(move || chart_metadata(&reader))
-        .await
-        .map_err(|e| ApiError::Internal(anyhow::anyhow!("chart reader panicked: {e}")))?
-        .map_err(|e| ApiError::bad("chart", e))?;
+    // Staged first: the chart is held to the upload cap before anything reads it.
+    let staged = up.stage_bytes(chart).await?;
+    let meta = up
+        .inspect(&staged, "chart", |path| {
+            let file = std::fs::File::open(path).map_err(|e| format!("reading the chart: {e}"))?;
+            chart_metadata(std::io::BufReader::new(file))
+        })
+        .await?;
     let name = meta
         .get("name")
         .and_then(Value::as_str)
@@ -245,7 +248,6 @@ async fn store_chart(
     let exists = || conflict(&expected);
     up.check_new(&format!("{name}:{version}"), &path, exists)
         .await?;
-    let staged = up.stage_bytes(chart).await?;
     let sha256 = staged.info.sha256.clone();
     let stored = up
         .record(

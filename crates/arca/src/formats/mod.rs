@@ -14,6 +14,9 @@
 //! * writes go to the registry's *write target*: a hosted registry itself, a group's deployment
 //!   member; proxies, caches and the trash can refuse uploads.
 //!
+//! Uploads go through one pipeline, [`upload::Upload`]: write target, write permission and declared
+//! size before the body is read, the body staged, the format's checks, then the record.
+//!
 //! Every per-format fact lives in the format's module, behind [`Format`]: its protocol, its
 //! client setup and pull command, whether it signs its metadata, its error envelope (applied by
 //! the router to every error once the format is known, authentication failures included) and any

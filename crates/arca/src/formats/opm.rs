@@ -15,13 +15,12 @@ use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
 use super::cache::{self, Doc};
+use super::upload::{Body, FileSpec, Upload};
 use super::{Format, NativeRequest, Resolver};
-use crate::auth::Need;
 use crate::download::serve_file;
 use crate::error::{ApiError, ApiResult};
-use crate::model::{PackageType, Reupload};
+use crate::model::PackageType;
 use crate::state::AppState;
-use crate::store::artifacts::NewFile;
 
 pub struct Opm;
 
@@ -175,8 +174,7 @@ fn read_identity(path: &std::path::Path) -> Result<(String, String), String> {
 }
 
 async fn push(state: &AppState, req: NativeRequest) -> ApiResult<Response> {
-    let target = Resolver { state }.write_target(&req.registry).await?;
-    req.principal.check(&target, Need::Write)?;
+    let up = Upload::begin(state, &req, Body::Streamed).await?;
     let header = |k: &str| {
         req.headers
             .get(k)
@@ -193,16 +191,8 @@ async fn push(state: &AppState, req: NativeRequest) -> ApiResult<Response> {
         ));
     }
     let file_name = header("file-name");
-    let blob = state
-        .blobs
-        .put(
-            req.into_body_stream(),
-            Some(state.config.max_upload_bytes),
-            None,
-        )
-        .await?;
-    let (name, version) =
-        super::inspect_blob(state, &blob.sha256, "package", read_identity).await?;
+    let staged = up.stage(req.into_body_stream()).await?;
+    let (name, version) = up.inspect(&staged, "package", read_identity).await?;
     if !valid_name(&name) || !valid_version(&version) {
         return Err(ApiError::bad(
             "package",
@@ -218,31 +208,28 @@ async fn push(state: &AppState, req: NativeRequest) -> ApiResult<Response> {
             format!("FILE-NAME is '{f}' but the package is {expected}"),
         ));
     }
-    target.check_patterns(&format!("{name}:{version}"))?;
-    state.commit_blob(&blob).await?;
-    let stored = state
-        .db
-        .record_file(
-            &target,
-            NewFile {
+    let path = format!("{name}/{expected}");
+    let exists = || {
+        ApiError::conflict(format!(
+            "{name} {version} already exists and this registry does not allow re-uploads"
+        ))
+    };
+    up.check_new(&format!("{name}:{version}"), &path, exists)
+        .await?;
+    let stored = up
+        .record(
+            staged,
+            FileSpec {
                 package: &name,
                 version: &version,
-                path: &format!("{name}/{expected}"),
+                path: &path,
                 name: &expected,
-                blob: &blob,
                 content_type: Some("application/zip"),
                 metadata: json!({}),
             },
+            exists,
         )
-        .await
-        .map_err(|e| match e {
-            ApiError::Conflict(_) if target.reupload == Reupload::None => {
-                ApiError::conflict(format!(
-                    "{name} {version} already exists and this registry does not allow re-uploads"
-                ))
-            }
-            other => other,
-        })?;
+        .await?;
     state
         .db
         .set_version_metadata(&stored.version_id, &json!({"channel": channel}))

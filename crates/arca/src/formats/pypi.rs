@@ -24,14 +24,15 @@ use futures::TryStreamExt;
 use serde_json::{Value, json};
 
 use super::cache::{self, Doc};
+use super::upload::{Body as UploadBody, FileSpec, Upload};
 use super::{Format, NativeRequest, Resolver, native_root};
 use crate::auth::Need;
-use crate::blob::ByteStream;
+use crate::blob::{ByteStream, StagedBlob};
 use crate::download::{serve_blob, serve_file};
 use crate::error::{ApiError, ApiResult};
 use crate::model::{PackageType, Registry, Reupload, rfc3339};
 use crate::state::AppState;
-use crate::store::artifacts::{FileRow, NewFile, PackageRow};
+use crate::store::artifacts::{FileRow, PackageRow};
 
 pub struct Pypi;
 
@@ -347,8 +348,8 @@ impl Format for Pypi {
 // Upload.
 
 async fn upload(state: &AppState, req: NativeRequest) -> ApiResult<Response> {
-    let target = Resolver { state }.write_target(&req.registry).await?;
-    req.principal.check(&target, Need::Write)?;
+    let up = Upload::begin(state, &req, UploadBody::Streamed).await?;
+    let target = &up.target;
     let content_type = req
         .headers
         .get(header::CONTENT_TYPE)
@@ -361,11 +362,10 @@ async fn upload(state: &AppState, req: NativeRequest) -> ApiResult<Response> {
             "expected a multipart/form-data upload (twine upload / uv publish)",
         )
     })?;
-    let limit = state.config.max_upload_bytes;
     let body: ByteStream = req.into_body_stream();
     let mut multipart = multer::Multipart::new(body, boundary);
     let mut fields: BTreeMap<String, String> = BTreeMap::new();
-    let mut upload: Option<(String, crate::blob::BlobInfo)> = None;
+    let mut upload: Option<(String, StagedBlob)> = None;
     while let Some(field) = multipart
         .next_field()
         .await
@@ -391,18 +391,19 @@ async fn upload(state: &AppState, req: NativeRequest) -> ApiResult<Response> {
                 .filter(|s| !s.is_empty())
                 .map(|s| s.to_ascii_lowercase());
             let stream: ByteStream = Box::pin(field.map_err(std::io::Error::other));
-            let blob = state
-                .blobs
-                .put(stream, Some(limit), expected.as_deref())
-                .await
-                .map_err(|e| match e {
-                    crate::blob::BlobError::DigestMismatch { .. } => ApiError::bad(
-                        "sha256_digest",
-                        format!("the uploaded file's SHA-256 does not match sha256_digest: {e}"),
+            let staged = up.stage(stream).await?;
+            if let Some(expected) = expected
+                && expected != staged.info.sha256
+            {
+                return Err(ApiError::bad(
+                    "sha256_digest",
+                    format!(
+                        "the uploaded file's SHA-256 does not match sha256_digest: expected {expected}, got {}",
+                        staged.info.sha256
                     ),
-                    other => other.into(),
-                })?;
-            upload = Some((filename, blob));
+                ));
+            }
+            upload = Some((filename, staged));
         } else {
             let mut text = Vec::new();
             let mut field = field;
@@ -429,7 +430,7 @@ async fn upload(state: &AppState, req: NativeRequest) -> ApiResult<Response> {
             format!("unsupported :action '{action}'"),
         ));
     }
-    let (filename, blob) =
+    let (filename, staged) =
         upload.ok_or_else(|| ApiError::bad("content", "the upload has no 'content' file"))?;
     let form_name = fields
         .get("name")
@@ -448,7 +449,7 @@ async fn upload(state: &AppState, req: NativeRequest) -> ApiResult<Response> {
     let norm = normalize(&form_name);
     let version = normalize_version("version", &form_version)?;
     if let Some(md5) = fields.get("md5_digest").filter(|m| !m.is_empty())
-        && !md5.eq_ignore_ascii_case(&blob.md5)
+        && !md5.eq_ignore_ascii_case(&staged.info.md5)
     {
         return Err(ApiError::bad(
             "md5_digest",
@@ -473,8 +474,7 @@ async fn upload(state: &AppState, req: NativeRequest) -> ApiResult<Response> {
         ));
     }
     // The archive's own metadata must agree with the form.
-    let local = state.blobs.local_file(&blob.sha256).await?;
-    let path = local.path.clone();
+    let path = staged.path().to_path_buf();
     let fname = filename.clone();
     let meta_text = tokio::task::spawn_blocking(move || {
         let is_wheel = matches!(dist, Dist::Wheel);
@@ -482,7 +482,6 @@ async fn upload(state: &AppState, req: NativeRequest) -> ApiResult<Response> {
     })
     .await
     .map_err(|e| ApiError::Internal(anyhow::anyhow!("metadata reader panicked: {e}")))??;
-    drop(local);
     let (meta_text, is_wheel) = meta_text;
     let meta = parse_core_metadata(&meta_text);
     let first = |k: &str| meta.get(k).and_then(|v| v.first()).cloned();
@@ -510,9 +509,11 @@ async fn upload(state: &AppState, req: NativeRequest) -> ApiResult<Response> {
             format!("'{filename}' contains version {meta_version}, not {form_version}"),
         ));
     }
-    target.check_patterns(&format!("{norm}:{version}"))?;
-
-    state.commit_blob(&blob).await?;
+    let path = format!("files/{norm}/{version}/{filename}");
+    up.check_new(&format!("{norm}:{version}"), &path, || {
+        file_exists(&filename)
+    })
+    .await?;
     let requires_python = fields
         .get("requires_python")
         .filter(|s| !s.is_empty())
@@ -529,33 +530,23 @@ async fn upload(state: &AppState, req: NativeRequest) -> ApiResult<Response> {
         // PEP 658: serve the wheel's METADATA next to it.
         let bytes = Bytes::from(meta_text.clone().into_bytes());
         let len = bytes.len();
-        let stream: ByteStream = Box::pin(futures::stream::once(async move {
-            Ok::<_, std::io::Error>(bytes)
-        }));
-        let mblob = state.blobs.put(stream, None, None).await?;
-        state.commit_blob(&mblob).await?;
+        let mblob = up.commit(up.stage_bytes(bytes).await?).await?;
         file_meta["coreMetadata"] = json!({"sha256": mblob.sha256, "size": len});
     }
-    let path = format!("files/{norm}/{version}/{filename}");
-    let file = state
-        .db
-        .record_file(
-            &target,
-            NewFile {
+    let file = up
+        .record(
+            staged,
+            FileSpec {
                 package: &norm,
                 version: &version,
                 path: &path,
                 name: &filename,
-                blob: &blob,
                 content_type: None,
                 metadata: file_meta,
             },
+            || file_exists(&filename),
         )
-        .await
-        .map_err(|e| match e {
-            ApiError::Conflict(_) => file_exists(&filename),
-            other => other,
-        })?;
+        .await?;
     let summary = fields
         .get("summary")
         .cloned()

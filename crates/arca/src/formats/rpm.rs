@@ -22,13 +22,13 @@ use quick_xml::escape::escape;
 use serde_json::{Value, json};
 
 use super::cache::{self, Doc};
+use super::upload::{Body, FileSpec, Upload};
 use super::{Format, NativeRequest, Resolver};
-use crate::auth::Need;
 use crate::download::serve_file;
 use crate::error::{ApiError, ApiResult};
-use crate::model::{PackageType, Registry, Reupload};
+use crate::model::{PackageType, Registry};
 use crate::state::AppState;
-use crate::store::artifacts::{FileRow, NewFile};
+use crate::store::artifacts::FileRow;
 
 pub struct Rpm;
 
@@ -203,17 +203,9 @@ fn valid_field(s: &str) -> bool {
 }
 
 async fn upload(state: &AppState, req: NativeRequest) -> ApiResult<Response> {
-    let target = Resolver { state }.write_target(&req.registry).await?;
-    req.principal.check(&target, Need::Write)?;
-    let blob = state
-        .blobs
-        .put(
-            req.into_body_stream(),
-            Some(state.config.max_upload_bytes),
-            None,
-        )
-        .await?;
-    let header = super::inspect_blob(state, &blob.sha256, "file", read_header).await?;
+    let up = Upload::begin(state, &req, Body::Streamed).await?;
+    let staged = up.stage(req.into_body_stream()).await?;
+    let header = up.inspect(&staged, "file", read_header).await?;
     let get = |k: &str| {
         header
             .get(k)
@@ -235,42 +227,28 @@ async fn upload(state: &AppState, req: NativeRequest) -> ApiResult<Response> {
         0 => format!("{version}-{release}"),
         e => format!("{e}:{version}-{release}"),
     };
-    target.check_patterns(&format!("{name}:{evr}"))?;
     let file = format!("{name}-{version}-{release}.{arch}.rpm");
     let pkg_path = format!("Packages/{name}/{file}");
-    if target.reupload == Reupload::None
-        && state
-            .db
-            .file_by_path(&target.id, &pkg_path)
-            .await?
-            .is_some()
-    {
-        return Err(ApiError::conflict(format!(
+    let exists = || {
+        ApiError::conflict(format!(
             "{file} already exists and this registry does not allow re-uploads"
-        )));
-    }
-    state.commit_blob(&blob).await?;
-    state
-        .db
-        .record_file(
-            &target,
-            NewFile {
-                package: &name,
-                version: &format!("{evr}.{arch}"),
-                path: &pkg_path,
-                name: &file,
-                blob: &blob,
-                content_type: Some("application/x-rpm"),
-                metadata: json!({"header": header}),
-            },
-        )
-        .await
-        .map_err(|e| match e {
-            ApiError::Conflict(_) => ApiError::conflict(format!(
-                "{file} already exists and this registry does not allow re-uploads"
-            )),
-            other => other,
-        })?;
+        ))
+    };
+    up.check_new(&format!("{name}:{evr}"), &pkg_path, exists)
+        .await?;
+    up.record(
+        staged,
+        FileSpec {
+            package: &name,
+            version: &format!("{evr}.{arch}"),
+            path: &pkg_path,
+            name: &file,
+            content_type: Some("application/x-rpm"),
+            metadata: json!({"header": header}),
+        },
+        exists,
+    )
+    .await?;
     Ok((StatusCode::CREATED, format!("{file} added\n")).into_response())
 }
 

@@ -1,4 +1,5 @@
-//! The one upload pipeline every format's upload goes through, in this order:
+//! The one upload pipeline the formats' uploads go through (all but Maven's deploy, which still
+//! runs its own sequence, and OCI's blob sessions, which live outside the blob store), in order:
 //!
 //! 1. [`Upload::begin`], *before the first body byte is read*: the registry's write target,
 //!    write permission on it, and the declared `Content-Length` against the cap of the way the
@@ -11,9 +12,9 @@
 //! 3. the checks that need the body, done by the format (name and version from the package),
 //!    then the registry's rules on them in [`Upload::check_new`] (allowed/blocked patterns,
 //!    re-upload policy);
-//! 4. [`Upload::record`]: the staged blob committed, recorded in the metadata store and the file
-//!    row written in one step. A staged blob that is dropped instead (any error on the way)
-//!    leaves nothing behind.
+//! 4. [`Upload::record`]: the staged blob committed and recorded in the metadata store, then the
+//!    file row written (the row's unique index settles concurrent uploads). A staged blob that is
+//!    dropped instead (any error on the way) leaves nothing behind.
 
 use axum::http::{HeaderMap, header};
 use bytes::Bytes;
@@ -32,7 +33,8 @@ use crate::store::artifacts::{FileRow, NewFile};
 pub enum Body {
     /// Streamed to the blob store: `max_upload_bytes`.
     Streamed,
-    /// Held in memory to be parsed: `max_parsed_body_bytes`.
+    /// Held in memory to be parsed: `max_parsed_body_bytes` (and no more than the upload cap
+    /// plus some metadata).
     Parsed,
     /// Both in one body: a document parsed in memory around a file streamed out of it (npm
     /// publish, whose tarball is base64 inside the JSON, 4 bytes for 3).
@@ -124,6 +126,21 @@ impl<'a> Upload<'a> {
         (tx, handle)
     }
 
+    /// Runs a blocking parser over a staged upload's file (archives need to seek). What it
+    /// reports is the client's fault: a 400 naming `field`.
+    pub async fn inspect<T: Send + 'static>(
+        &self,
+        staged: &StagedBlob,
+        field: &'static str,
+        parse: impl FnOnce(&std::path::Path) -> Result<T, String> + Send + 'static,
+    ) -> ApiResult<T> {
+        let path = staged.path().to_path_buf();
+        tokio::task::spawn_blocking(move || parse(&path))
+            .await
+            .map_err(|e| ApiError::Internal(anyhow::anyhow!("package reader panicked: {e}")))?
+            .map_err(|e| ApiError::bad(field, e))
+    }
+
     /// Reads a body that is parsed in memory, capped at `max_parsed_body_bytes`.
     pub async fn read_parsed(&self, body: axum::body::Body) -> ApiResult<Bytes> {
         let limit = self.parsed_limit();
@@ -132,10 +149,7 @@ impl<'a> Upload<'a> {
 
     /// The in-memory cap as a `usize`.
     pub fn parsed_limit(&self) -> usize {
-        self.state
-            .config
-            .max_parsed_body_bytes
-            .min(usize::MAX as u64) as usize
+        cap(self.state, Body::Parsed).min(usize::MAX as u64) as usize
     }
 
     /// The registry's rules on what the body turned out to hold: allowed/blocked patterns on
@@ -161,6 +175,14 @@ impl<'a> Upload<'a> {
         Ok(())
     }
 
+    /// Commits a staged blob no file row points at (a document referenced from metadata, like
+    /// PEP 658's METADATA next to a wheel).
+    pub async fn commit(&self, staged: StagedBlob) -> ApiResult<crate::blob::BlobInfo> {
+        let blob = self.state.blobs.commit(staged).await?;
+        self.state.commit_blob(&blob).await?;
+        Ok(blob)
+    }
+
     /// Commits the staged blob and records the file; a conflicting concurrent upload is reported
     /// with `conflict`.
     pub async fn record(
@@ -169,8 +191,7 @@ impl<'a> Upload<'a> {
         file: FileSpec<'_>,
         conflict: impl FnOnce() -> ApiError,
     ) -> ApiResult<FileRow> {
-        let blob = self.state.blobs.commit(staged).await?;
-        self.state.commit_blob(&blob).await?;
+        let blob = self.commit(staged).await?;
         self.state
             .db
             .record_file(
@@ -193,12 +214,19 @@ impl<'a> Upload<'a> {
     }
 }
 
+/// What a parsed body may hold beyond the file it carries (Cargo's JSON metadata).
+const METADATA_ALLOWANCE: u64 = 16 << 20;
+
 /// The cap a body read the given way is held against.
 fn cap(state: &AppState, body: Body) -> u64 {
     let c = &state.config;
     match body {
         Body::Streamed => c.max_upload_bytes,
-        Body::Parsed => c.max_parsed_body_bytes,
+        // A parsed body carries a file (a chart, a .crate), which is an upload like any other:
+        // the in-memory cap never lets it past the upload cap.
+        Body::Parsed => c
+            .max_parsed_body_bytes
+            .min(c.max_upload_bytes.saturating_add(METADATA_ALLOWANCE)),
         Body::ParsedAround => (c.max_upload_bytes.saturating_mul(4) / 3)
             .saturating_add(4)
             .saturating_add(c.max_parsed_body_bytes),

@@ -208,6 +208,7 @@ async fn oversize_uploads_are_refused(b: Backend) {
         ("npmr", "NPM"),
         ("pyr", "PYTHON"),
         ("cr", "CARGO"),
+        ("hr", "HELM"),
     ] {
         s.harness_registry(
             "acme",
@@ -271,7 +272,17 @@ async fn oversize_uploads_are_refused(b: Backend) {
         .await
         .unwrap();
     assert_eq!(r.status(), 413);
-    for id in ["npmr", "pyr", "cr"] {
+    // A chart is parsed under the in-memory cap, but it is still a file held to the upload cap.
+    let r = s
+        .client
+        .put(s.url("/pkg/acme/hr/helm/c-1.0.0.tgz"))
+        .header("x-api-key", &s.token)
+        .body(big.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 413);
+    for id in ["npmr", "pyr", "cr", "hr"] {
         let (_, v) = call(s.get(&format!("/har/api/v1/registry/acme/{id}/+/artifacts"))).await;
         assert_eq!(v["data"]["itemCount"], 0, "{id}");
     }

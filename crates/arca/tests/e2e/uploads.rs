@@ -1,6 +1,7 @@
 //! The upload pipeline's order, seen from a client: whatever can be refused from the headers
 //! (no write permission, a declared size over the cap) is refused before the body is read, so
-//! that a caller who may only read cannot make the server buffer or store anything.
+//! that a caller who may only read cannot make the server buffer or store anything; and what is
+//! refused for what the body holds was only staged, so it leaves nothing in the blob store.
 
 use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -111,4 +112,82 @@ async fn uploads_refused_before_the_body_is_read(b: Backend) {
     assert_eq!(v["data"]["itemCount"], 0, "{v}");
 }
 
-both_backends!(uploads_refused_before_the_body_is_read);
+/// Files under `<data dir>/blobs/sha256`, recursively.
+fn stored_blobs(s: &Server) -> usize {
+    let root = s.data_dir().join("blobs/sha256");
+    let Ok(dirs) = std::fs::read_dir(&root) else {
+        return 0;
+    };
+    dirs.flatten()
+        .map(|d| std::fs::read_dir(d.path()).map(|f| f.count()).unwrap_or(1))
+        .sum()
+}
+
+/// Uploads refused by what the body holds were staged, never committed: the blob store is left
+/// as it was.
+async fn refused_uploads_leave_no_blob(b: Backend) {
+    let s = Server::start(b).await;
+    for (ident, pt) in [
+        ("cran", "CRAN"),
+        ("rpm", "RPM"),
+        ("deb", "DEBIAN"),
+        ("php", "COMPOSER"),
+        ("os", "OPM"),
+        ("nu", "NUGET"),
+        ("charts", "HELM"),
+        ("crates", "CARGO"),
+    ] {
+        s.harness_registry(
+            "acme",
+            json!({"identifier": ident, "packageType": pt, "parentRef": "acme", "config": {"type": "VIRTUAL"}}),
+        )
+        .await;
+    }
+    // Not an archive of any kind; each body differs so no upload could deduplicate another.
+    let garbage = |i: u8| vec![i; 3000];
+    let mut cargo_body = Vec::new();
+    let meta = br#"{"name":"x","vers":"1.0.0","deps":[]}"#;
+    cargo_body.extend_from_slice(&(meta.len() as u32).to_le_bytes());
+    cargo_body.extend_from_slice(meta);
+    cargo_body.extend_from_slice(&3000u32.to_le_bytes());
+    cargo_body.extend_from_slice(&garbage(9));
+    let requests = [
+        (
+            "PUT",
+            "/pkg/acme/cran/cran/src/contrib/x_1.0.tar.gz",
+            garbage(1),
+        ),
+        ("PUT", "/pkg/acme/rpm/rpm/x-1.0-1.noarch.rpm", garbage(2)),
+        ("PUT", "/pkg/acme/deb/debian/x_1.0_all.deb", garbage(3)),
+        ("PUT", "/pkg/acme/php/composer/x.zip", garbage(4)),
+        ("POST", "/pkg/acme/os/opm/push", garbage(5)),
+        ("PUT", "/pkg/acme/nu/nuget/", garbage(6)),
+        ("PUT", "/pkg/acme/charts/helm/x-1.0.0.tgz", garbage(7)),
+        (
+            "PUT",
+            "/pkg/acme/crates/cargo/api/v1/crates/new",
+            cargo_body,
+        ),
+    ];
+    for (method, path, body) in requests {
+        let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+        let r = s
+            .client
+            .request(method, s.url(path))
+            .header("x-api-key", &s.token)
+            .header("authorization", &s.token)
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        let status = r.status().as_u16();
+        let text = r.text().await.unwrap();
+        assert_eq!(status, 400, "{path}: {text}");
+    }
+    assert_eq!(stored_blobs(&s), 0, "refused uploads left blobs behind");
+}
+
+both_backends!(
+    uploads_refused_before_the_body_is_read,
+    refused_uploads_leave_no_blob
+);

@@ -33,14 +33,15 @@ use futures::TryStreamExt;
 use serde_json::{Value, json};
 
 use super::cache::{self, Doc};
+use super::upload::{Body as UploadBody, FileSpec, Upload};
 use super::{Format, NativeRequest, Resolver, native_root};
 use crate::auth::Need;
-use crate::blob::{BlobInfo, ByteStream};
+use crate::blob::{ByteStream, StagedBlob};
 use crate::download::serve_file;
 use crate::error::{ApiError, ApiResult};
-use crate::model::{PackageType, Registry, Reupload, rfc3339};
+use crate::model::{PackageType, Registry, rfc3339};
 use crate::state::AppState;
-use crate::store::artifacts::{NewFile, PackageRow, Page, VersionRow};
+use crate::store::artifacts::{PackageRow, Page, VersionRow};
 use version::NuVersion;
 
 pub struct Nuget;
@@ -195,8 +196,7 @@ fn service_index(state: &AppState, req: &NativeRequest) -> ApiResult<Response> {
 // Push.
 
 /// The uploaded package: the body itself, or the first file part of a multipart body.
-async fn store_upload(state: &AppState, req: NativeRequest) -> ApiResult<BlobInfo> {
-    let limit = state.config.max_upload_bytes;
+async fn stage_upload(up: &Upload<'_>, req: NativeRequest) -> ApiResult<StagedBlob> {
     let content_type = req
         .headers
         .get(header::CONTENT_TYPE)
@@ -205,7 +205,7 @@ async fn store_upload(state: &AppState, req: NativeRequest) -> ApiResult<BlobInf
         .to_string();
     let body: ByteStream = req.into_body_stream();
     let Ok(boundary) = multer::parse_boundary(&content_type) else {
-        return Ok(state.blobs.put(body, Some(limit), None).await?);
+        return up.stage(body).await;
     };
     let mut multipart = multer::Multipart::new(body, boundary);
     let field = multipart
@@ -214,10 +214,10 @@ async fn store_upload(state: &AppState, req: NativeRequest) -> ApiResult<BlobInf
         .map_err(|e| ApiError::bad("package", format!("malformed multipart body: {e}")))?
         .ok_or_else(|| ApiError::bad("package", "the multipart body has no package"))?;
     let stream: ByteStream = Box::pin(field.map_err(std::io::Error::other));
-    let blob = state.blobs.put(stream, Some(limit), None).await?;
+    let staged = up.stage(stream).await?;
     // Let the client finish sending (there should be nothing after the package).
     while let Ok(Some(_)) = multipart.next_field().await {}
-    Ok(blob)
+    Ok(staged)
 }
 
 /// Finds the manifest at the root of a package (zip) and returns its bytes.
@@ -237,10 +237,10 @@ fn read_manifest(path: &std::path::Path) -> Result<Vec<u8>, String> {
 }
 
 async fn push(state: &AppState, req: NativeRequest, symbols: bool) -> ApiResult<Response> {
-    let target = Resolver { state }.write_target(&req.registry).await?;
-    req.principal.check(&target, Need::Write)?;
-    let blob = store_upload(state, req).await?;
-    let manifest = super::inspect_blob(state, &blob.sha256, "package", read_manifest).await?;
+    let up = Upload::begin(state, &req, UploadBody::Streamed).await?;
+    let target = &up.target;
+    let staged = stage_upload(&up, req).await?;
+    let manifest = up.inspect(&staged, "package", read_manifest).await?;
     let spec = nuspec::parse(&manifest).map_err(|e| ApiError::bad("package", e))?;
     let is_symbols = spec
         .package_types
@@ -259,7 +259,7 @@ async fn push(state: &AppState, req: NativeRequest, symbols: bool) -> ApiResult<
     let lid = spec.id.to_ascii_lowercase();
     let norm = spec.version.normalized();
     let lver = norm.to_ascii_lowercase();
-    target.check_patterns(&format!("{}:{norm}", spec.id))?;
+    let subject = format!("{}:{norm}", spec.id);
     let dir = format!("package/{lid}/{lver}");
     let exists = |what: &str| {
         ApiError::conflict(format!(
@@ -280,82 +280,59 @@ async fn push(state: &AppState, req: NativeRequest, symbols: bool) -> ApiResult<
             )));
         }
         let name = format!("{lid}.{lver}.snupkg");
-        state.commit_blob(&blob).await?;
-        state
-            .db
-            .record_file(
-                &target,
-                NewFile {
-                    package: &lid,
-                    version: &lver,
-                    path: &format!("{dir}/{name}"),
-                    name: &name,
-                    blob: &blob,
-                    content_type: Some("application/octet-stream"),
-                    metadata: json!({"symbols": true}),
-                },
-            )
-            .await
-            .map_err(|e| match e {
-                ApiError::Conflict(_) => exists("the symbol package of"),
-                other => other,
-            })?;
+        let path = format!("{dir}/{name}");
+        up.check_new(&subject, &path, || exists("the symbol package of"))
+            .await?;
+        up.record(
+            staged,
+            FileSpec {
+                package: &lid,
+                version: &lver,
+                path: &path,
+                name: &name,
+                content_type: Some("application/octet-stream"),
+                metadata: json!({"symbols": true}),
+            },
+            || exists("the symbol package of"),
+        )
+        .await?;
         return Ok(StatusCode::CREATED.into_response());
     }
     let nupkg_name = format!("{lid}.{lver}.nupkg");
     let nupkg_path = format!("{dir}/{nupkg_name}");
-    if target.reupload == Reupload::None
-        && state
-            .db
-            .file_by_path(&target.id, &nupkg_path)
-            .await?
-            .is_some()
-    {
-        return Err(exists("package"));
-    }
+    up.check_new(&subject, &nupkg_path, || exists("package"))
+        .await?;
+    let blob = staged.info.clone();
     // The manifest is served on its own (PackageBaseAddress `.nuspec`).
-    let manifest_bytes = Bytes::from(manifest);
-    let stream: ByteStream = Box::pin(futures::stream::once(async move {
-        Ok::<_, std::io::Error>(manifest_bytes)
-    }));
-    let spec_blob = state.blobs.put(stream, None, None).await?;
-    state.commit_blob(&blob).await?;
-    state.commit_blob(&spec_blob).await?;
-    let file = state
-        .db
-        .record_file(
-            &target,
-            NewFile {
+    let spec_staged = up.stage_bytes(Bytes::from(manifest)).await?;
+    let file = up
+        .record(
+            staged,
+            FileSpec {
                 package: &lid,
                 version: &lver,
                 path: &nupkg_path,
                 name: &nupkg_name,
-                blob: &blob,
                 content_type: Some("application/octet-stream"),
                 metadata: json!({}),
             },
-        )
-        .await
-        .map_err(|e| match e {
-            ApiError::Conflict(_) => exists("package"),
-            other => other,
-        })?;
-    let spec_name = format!("{lid}.nuspec");
-    state
-        .db
-        .record_file(
-            &target,
-            NewFile {
-                package: &lid,
-                version: &lver,
-                path: &format!("{dir}/{spec_name}"),
-                name: &spec_name,
-                blob: &spec_blob,
-                content_type: Some("application/xml"),
-                metadata: json!({}),
-            },
+            || exists("package"),
         )
         .await?;
+    let spec_name = format!("{lid}.nuspec");
+    up.record(
+        spec_staged,
+        FileSpec {
+            package: &lid,
+            version: &lver,
+            path: &format!("{dir}/{spec_name}"),
+            name: &spec_name,
+            content_type: Some("application/xml"),
+            metadata: json!({}),
+        },
+        || exists("package"),
+    )
+    .await?;
     let mut meta = json!({
         "id": spec.id,
         "version": norm,
