@@ -139,23 +139,6 @@ pub async fn public_key_response(state: &AppState, reg: &Registry) -> ApiResult<
     Ok(r)
 }
 
-/// Runs a blocking parser over an uploaded blob's file (archives need to seek). What it reports
-/// is the client's fault: a 400 naming `field`.
-pub async fn inspect_blob<T: Send + 'static>(
-    state: &AppState,
-    sha256: &str,
-    field: &'static str,
-    parse: impl FnOnce(&std::path::Path) -> Result<T, String> + Send + 'static,
-) -> ApiResult<T> {
-    let local = state.blobs.local_file(sha256).await?;
-    let path = local.path.clone();
-    let parsed = tokio::task::spawn_blocking(move || parse(&path))
-        .await
-        .map_err(|e| ApiError::Internal(anyhow::anyhow!("package reader panicked: {e}")))?;
-    drop(local);
-    parsed.map_err(|e| ApiError::bad(field, e))
-}
-
 #[async_trait]
 pub trait Format: Send + Sync {
     fn package_type(&self) -> PackageType;

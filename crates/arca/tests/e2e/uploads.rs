@@ -51,7 +51,12 @@ async fn status_with_body_unsent(
 
 async fn uploads_refused_before_the_body_is_read(b: Backend) {
     let s = Server::start(b).await;
-    for (ident, pt) in [("charts", "HELM"), ("node", "NPM"), ("crates", "CARGO")] {
+    for (ident, pt) in [
+        ("charts", "HELM"),
+        ("node", "NPM"),
+        ("crates", "CARGO"),
+        ("mvn", "MAVEN"),
+    ] {
         s.harness_registry(
             "acme",
             json!({"identifier": ident, "packageType": pt, "parentRef": "acme", "isPublic": true,
@@ -69,6 +74,8 @@ async fn uploads_refused_before_the_body_is_read(b: Backend) {
         ("POST", "/pkg/acme/charts/helm/api/prov"),
         ("PUT", "/pkg/acme/node/npm/big"),
         ("PUT", "/pkg/acme/crates/cargo/api/v1/crates/new"),
+        ("PUT", "/pkg/acme/mvn/maven/com/acme/big/1.0/big-1.0.jar"),
+        ("PUT", "/pkg/acme/mvn/maven/com/acme/big/1.0/big-1.0.pom"),
     ] {
         // Anonymous callers may read these public registries, not write them.
         assert_eq!(
@@ -88,6 +95,7 @@ async fn uploads_refused_before_the_body_is_read(b: Backend) {
         ("PUT", "/pkg/acme/charts/helm/big-1.0.0.tgz"),
         ("POST", "/pkg/acme/charts/helm/api/charts"),
         ("PUT", "/pkg/acme/crates/cargo/api/v1/crates/new"),
+        ("PUT", "/pkg/acme/mvn/maven/com/acme/big/1.0/big-1.0.pom"),
     ] {
         assert_eq!(
             status_with_body_unsent(&s, path, Some(&writer), 300 << 20).await,
