@@ -2,6 +2,7 @@
 //! `Last-Modified`), checksums headers.
 //! Shared by every format.
 
+use crate::http::header_value;
 use axum::body::Body;
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -73,10 +74,6 @@ fn is_active(content_type: &str) -> bool {
         || t == "text/xsl"
 }
 
-fn hv(s: &str) -> HeaderValue {
-    HeaderValue::from_str(s).unwrap_or_else(|_| HeaderValue::from_static(""))
-}
-
 /// Answers GET or HEAD for a stored file, counting full downloads.
 pub async fn serve_file(
     state: &AppState,
@@ -89,40 +86,6 @@ pub async fn serve_file(
         state.record_download(file);
     }
     Ok(resp)
-}
-
-/// Download counts waiting to be written. Counting each download with its own write would make
-/// every hot GET a write transaction (SQLite has a single writer); instead counts are batched and
-/// written within [`FLUSH_DELAY`], and management reads flush first so what they show is current.
-#[derive(Default)]
-pub struct DownloadCounter {
-    /// (file id, version id) → downloads not yet written.
-    pending: std::sync::Mutex<std::collections::HashMap<(String, String), i64>>,
-    scheduled: std::sync::atomic::AtomicBool,
-}
-
-pub const FLUSH_DELAY: std::time::Duration = std::time::Duration::from_millis(100);
-
-impl DownloadCounter {
-    /// Adds one download; true when the caller should schedule a flush.
-    pub fn add(&self, file: &FileRow) -> bool {
-        if let Ok(mut p) = self.pending.lock() {
-            *p.entry((file.id.clone(), file.version_id.clone()))
-                .or_default() += 1;
-        }
-        !self
-            .scheduled
-            .swap(true, std::sync::atomic::Ordering::AcqRel)
-    }
-
-    pub fn take(&self) -> Vec<(String, String, i64)> {
-        self.scheduled
-            .store(false, std::sync::atomic::Ordering::Release);
-        match self.pending.lock() {
-            Ok(mut p) => p.drain().map(|((f, v), n)| (f, v, n)).collect(),
-            Err(_) => Vec::new(),
-        }
-    }
 }
 
 /// Answers GET or HEAD with the blob a file row describes (no download counting: also used for
@@ -139,9 +102,9 @@ pub async fn serve_blob(
         .clone()
         .unwrap_or_else(|| guess_content_type(&file.name).to_string());
     let mut out = HeaderMap::new();
-    out.insert(header::ETAG, hv(&etag));
+    out.insert(header::ETAG, header_value(&etag));
     out.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
-    out.insert(header::CONTENT_TYPE, hv(&content_type));
+    out.insert(header::CONTENT_TYPE, header_value(&content_type));
     // Stored files are user content served from the registry's origin: never sniffed into
     // something active, never able to run script against the origin, and active types
     // (HTML, SVG, XML, scripts) downloaded rather than rendered.
@@ -161,15 +124,15 @@ pub async fn serve_blob(
             .collect();
         out.insert(
             header::CONTENT_DISPOSITION,
-            hv(&format!("attachment; filename=\"{name}\"")),
+            header_value(&format!("attachment; filename=\"{name}\"")),
         );
     }
-    out.insert("x-checksum-sha256", hv(&file.sha256));
-    out.insert("x-checksum-sha1", hv(&file.sha1));
-    out.insert("x-checksum-md5", hv(&file.md5));
+    out.insert("x-checksum-sha256", header_value(&file.sha256));
+    out.insert("x-checksum-sha1", header_value(&file.sha1));
+    out.insert("x-checksum-md5", header_value(&file.md5));
     out.insert(
         header::LAST_MODIFIED,
-        hv(&crate::model::http_date(file.updated_at)),
+        header_value(&crate::model::http_date(file.updated_at)),
     );
     if crate::http::not_modified(headers, &etag, Some(file.updated_at)) {
         return Ok((StatusCode::NOT_MODIFIED, out).into_response());
@@ -183,8 +146,10 @@ pub async fn serve_blob(
                     "range '{r}' is not satisfiable for {len} bytes"
                 ))
                 .into_response();
-                resp.headers_mut()
-                    .insert(header::CONTENT_RANGE, hv(&format!("bytes */{len}")));
+                resp.headers_mut().insert(
+                    header::CONTENT_RANGE,
+                    header_value(&format!("bytes */{len}")),
+                );
                 return Ok(resp);
             }
         },
@@ -194,13 +159,13 @@ pub async fn serve_blob(
         Some((a, b)) => {
             out.insert(
                 header::CONTENT_RANGE,
-                hv(&format!("bytes {a}-{}/{len}", b - 1)),
+                header_value(&format!("bytes {a}-{}/{len}", b - 1)),
             );
             (StatusCode::PARTIAL_CONTENT, b - a)
         }
         None => (StatusCode::OK, len),
     };
-    out.insert(header::CONTENT_LENGTH, hv(&body_len.to_string()));
+    out.insert(header::CONTENT_LENGTH, header_value(&body_len.to_string()));
     if *method == Method::HEAD {
         return Ok((status, out).into_response());
     }

@@ -1,10 +1,85 @@
-//! HTTP plumbing shared by every route that is not about any one protocol: conditional requests.
+//! HTTP plumbing shared by every route that is not about any one protocol: query strings, small
+//! bodies read whole, header values and conditional requests.
 //!
 //! Generated documents and stored files carry two validators, an `ETag` and (where the data has a
 //! modification time) `Last-Modified`; clients revalidate with either (`apt` and R send
 //! `If-Modified-Since`, Cargo and npm `If-None-Match`), so both are checked in one place.
 
+use axum::body::Body;
 use axum::http::{HeaderMap, header};
+use futures::TryStreamExt;
+
+use crate::blob::ByteStream;
+use crate::error::{ApiError, ApiResult};
+
+/// Query string as ordered pairs; repeated keys (`package_type=A&package_type=B`) are kept.
+pub fn query_pairs(q: Option<&str>) -> Vec<(String, String)> {
+    form_urlencoded::parse(q.unwrap_or("").as_bytes())
+        .into_owned()
+        .collect()
+}
+
+pub fn query_get<'a>(pairs: &'a [(String, String)], key: &str) -> Option<&'a str> {
+    pairs
+        .iter()
+        .find(|(k, _)| k == key)
+        .map(|(_, v)| v.as_str())
+}
+
+pub fn query_all<'a>(pairs: &'a [(String, String)], key: &str) -> Vec<&'a str> {
+    pairs
+        .iter()
+        .filter(|(k, _)| k == key)
+        .flat_map(|(_, v)| v.split(','))
+        .map(str::trim)
+        .filter(|v| !v.is_empty())
+        .collect()
+}
+
+/// Parses a non-negative integer query parameter.
+pub fn query_int(pairs: &[(String, String)], key: &str) -> ApiResult<Option<i64>> {
+    match query_get(pairs, key) {
+        None | Some("") => Ok(None),
+        Some(v) => v
+            .parse::<i64>()
+            .ok()
+            .filter(|n| *n >= 0)
+            .map(Some)
+            .ok_or_else(|| {
+                ApiError::bad(
+                    key,
+                    format!("{key} must be a non-negative integer, got '{v}'"),
+                )
+            }),
+    }
+}
+
+/// Reads a whole (small) body into memory, refusing more than `limit` bytes with 413 after
+/// draining a bounded rest, so that the client, still sending, gets to read the error.
+pub async fn read_body(body: Body, limit: usize) -> ApiResult<bytes::Bytes> {
+    use futures::StreamExt;
+    let mut stream: ByteStream = Box::pin(body.into_data_stream().map_err(std::io::Error::other));
+    let mut buf = bytes::BytesMut::new();
+    while let Some(chunk) = stream.next().await {
+        let chunk =
+            chunk.map_err(|e| ApiError::bad("body", format!("reading the request body: {e}")))?;
+        if buf.len() + chunk.len() > limit {
+            crate::blob::drain(stream).await;
+            return Err(ApiError::PayloadTooLarge(format!(
+                "request body larger than {limit} bytes"
+            )));
+        }
+        buf.extend_from_slice(&chunk);
+    }
+    Ok(buf.freeze())
+}
+
+/// A header value from text that is known to be printable (digests, names, URLs we built); an
+/// unprintable one becomes empty rather than failing the response.
+pub fn header_value(s: &str) -> axum::http::HeaderValue {
+    axum::http::HeaderValue::from_str(s)
+        .unwrap_or_else(|_| axum::http::HeaderValue::from_static(""))
+}
 
 /// Whether an `If-None-Match` value names `etag` (weak comparison, `*` matches anything).
 pub fn etag_matches(if_none_match: &str, etag: &str) -> bool {

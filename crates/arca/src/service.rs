@@ -7,6 +7,7 @@ use crate::auth::Principal;
 use crate::error::{ApiError, ApiResult};
 use crate::model::{Registry, RegistryKind, Role, new_id, now_ms, validate_identifier};
 use crate::state::AppState;
+use crate::store::registries::TRASH_IDENTIFIER;
 use crate::store::scopes::{ancestor_paths, validate_path};
 
 /// Members may be given by UUID (GitFlic) or identifier (Harness); both resolve here.
@@ -524,4 +525,51 @@ mod tests {
         .await;
         validate(s, &d, "members").await.unwrap();
     }
+}
+
+/// Moves one version, or all versions of a package, to the account's trash can. In the trash can
+/// itself, deleting purges.
+pub async fn trash_versions(
+    state: &AppState,
+    reg: &Registry,
+    package: &str,
+    version: Option<&str>,
+) -> ApiResult<()> {
+    let pkg = state
+        .db
+        .package_by_name(&reg.id, package)
+        .await?
+        .ok_or_else(|| {
+            ApiError::not_found(format!(
+                "artifact '{package}' not found in registry '{}'",
+                reg.identifier
+            ))
+        })?;
+    let versions = match version {
+        Some(v) => vec![state.db.version_by_name(&pkg.id, v).await?.ok_or_else(|| {
+            ApiError::not_found(format!("version '{v}' of '{package}' not found"))
+        })?],
+        None => state.db.all_versions(&pkg.id).await?,
+    };
+    if reg.kind == RegistryKind::Trash {
+        for v in &versions {
+            state.db.purge_version(&pkg, v).await?;
+        }
+        return Ok(());
+    }
+    let account_scope = state.db.scope_by_path(&reg.account).await?.ok_or_else(|| {
+        ApiError::Internal(anyhow::anyhow!("account scope {} missing", reg.account))
+    })?;
+    state.db.ensure_trash_can(&account_scope).await?;
+    let trash = state
+        .db
+        .registry_by_identifier(&reg.account, TRASH_IDENTIFIER)
+        .await?
+        .ok_or_else(|| {
+            ApiError::Internal(anyhow::anyhow!("trash can of {} missing", reg.account))
+        })?;
+    for v in &versions {
+        state.db.trash_version(reg, &pkg, v, &trash).await?;
+    }
+    Ok(())
 }

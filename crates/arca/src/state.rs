@@ -20,8 +20,8 @@ pub struct Inner {
     pub blobs: Arc<dyn BlobStore>,
     pub password_cache: PasswordCache,
     pub throttle: crate::throttle::Throttle,
-    pub docs: crate::formats::cache::DocCache,
-    pub downloads: crate::download::DownloadCounter,
+    pub docs: crate::doc_cache::DocCache,
+    pub downloads: crate::download_counter::DownloadCounter,
 }
 
 impl std::ops::Deref for AppState {
@@ -60,7 +60,7 @@ impl AppState {
         if self.downloads.add(file) {
             let state = self.clone();
             tokio::spawn(async move {
-                tokio::time::sleep(crate::download::FLUSH_DELAY).await;
+                tokio::time::sleep(crate::download_counter::FLUSH_DELAY).await;
                 if let Err(e) = state.flush_downloads().await {
                     tracing::warn!(error = %e, "writing download counts failed");
                 }

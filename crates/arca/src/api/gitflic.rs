@@ -17,9 +17,10 @@ use axum::routing::get;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::common::{check_size, page_offset, query_int, query_pairs};
+use super::common::{check_size, page_offset};
 use crate::auth::{Need, Principal};
 use crate::error::{ApiError, ApiResult};
+use crate::http::{query_int, query_pairs};
 use crate::model::{
     PackageType, ProxySettings, Registry, RegistryKind, Reupload, Role, new_id, now_ms,
 };

@@ -14,16 +14,16 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::common::{
-    check_size, page_offset, query_all, query_get, query_int, query_pairs, trash_versions,
-};
+use super::common::{check_size, page_offset};
 use crate::auth::{Need, Principal};
 use crate::error::{ApiError, ApiResult};
+use crate::http::{query_all, query_get, query_int, query_pairs};
 use crate::model::{
     CleanupPolicy, PackageType, ProxySettings, Registry, RegistryKind, Reupload, human_size,
     new_id, now_ms,
 };
 use crate::service;
+use crate::service::trash_versions;
 use crate::state::AppState;
 use crate::store::artifacts::{FileRow, PackageRow, Page, VersionRow};
 use crate::store::registries::RegistryFilter;
@@ -113,7 +113,7 @@ async fn dispatch(state: &AppState, req: Request) -> ApiResult<Response> {
     let query = query_pairs(parts.uri.query());
     let principal = state.principal(&parts.headers).await?;
     let method = parts.method.clone();
-    let body = crate::formats::read_body(body, 4 << 20).await?;
+    let body = crate::http::read_body(body, 4 << 20).await?;
 
     if rest == "registry" || rest == "registry/" {
         return match method {

@@ -21,11 +21,11 @@ use axum::response::{IntoResponse, Response};
 use bytes::{Buf, Bytes};
 use serde_json::{Value, json};
 
-use super::cache::{self, Doc};
 use super::upload::{Body, FileSpec, Upload};
 use super::{Format, NativeRequest, Resolver};
 use crate::archive::{Limits, tar_gz_find};
 use crate::auth::Need;
+use crate::doc_cache::{self as cache, Doc};
 use crate::download::serve_file;
 use crate::error::{ApiError, ApiResult};
 use crate::model::PackageType;
@@ -479,12 +479,12 @@ async fn owners(state: &AppState, req: &NativeRequest, name: &str) -> ApiResult<
 }
 
 async fn search(state: &AppState, req: &NativeRequest) -> ApiResult<Response> {
-    let q = crate::api::common::query_pairs(req.query.as_deref());
-    let text = crate::api::common::query_get(&q, "q")
+    let q = crate::http::query_pairs(req.query.as_deref());
+    let text = crate::http::query_get(&q, "q")
         .unwrap_or("")
         .trim()
         .to_ascii_lowercase();
-    let per_page = crate::api::common::query_int(&q, "per_page")?
+    let per_page = crate::http::query_int(&q, "per_page")?
         .unwrap_or(10)
         .clamp(1, 100);
     let ids: Vec<String> = (Resolver { state })

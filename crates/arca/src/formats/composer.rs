@@ -22,9 +22,9 @@ use axum::http::{Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Map, Value, json};
 
-use super::cache::{self, Doc};
 use super::upload::{Body, FileSpec, Upload};
 use super::{Format, NativeRequest, Resolver, native_root};
+use crate::doc_cache::{self as cache, Doc};
 use crate::download::serve_file;
 use crate::error::{ApiError, ApiResult};
 use crate::model::{PackageType, Reupload, rfc3339};
@@ -304,8 +304,8 @@ async fn upload(state: &AppState, req: NativeRequest, file: &str) -> ApiResult<R
             format!("'{file}' is not a valid archive name (expected <name>.zip)"),
         ));
     }
-    let q = crate::api::common::query_pairs(req.query.as_deref());
-    let query_version = crate::api::common::query_get(&q, "version")
+    let q = crate::http::query_pairs(req.query.as_deref());
+    let query_version = crate::http::query_get(&q, "version")
         .map(str::trim)
         .filter(|v| !v.is_empty())
         .map(str::to_string);
@@ -496,7 +496,7 @@ async fn metadata(
 /// served, so the notification only has to be well-formed.
 async fn notify_batch(req: NativeRequest) -> ApiResult<Response> {
     let body = req.take_body();
-    let body = super::read_body(body, 1 << 20).await?;
+    let body = crate::http::read_body(body, 1 << 20).await?;
     let v: Value = serde_json::from_slice(&body)
         .map_err(|e| ApiError::bad("downloads", format!("malformed notification: {e}")))?;
     if !v.get("downloads").is_some_and(Value::is_array) {
@@ -509,8 +509,8 @@ async fn notify_batch(req: NativeRequest) -> ApiResult<Response> {
 }
 
 async fn search(state: &AppState, req: &NativeRequest) -> ApiResult<Response> {
-    let q = crate::api::common::query_pairs(req.query.as_deref());
-    let text = crate::api::common::query_get(&q, "q")
+    let q = crate::http::query_pairs(req.query.as_deref());
+    let text = crate::http::query_get(&q, "q")
         .unwrap_or("")
         .trim()
         .to_ascii_lowercase();

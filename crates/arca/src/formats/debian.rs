@@ -22,10 +22,10 @@ use axum::http::{Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Map, Value, json};
 
-use super::cache::{self, Doc};
 use super::upload::{Body, FileSpec, Upload};
 use super::{Format, NativeRequest, Resolver};
 use crate::archive::{Limits, tar_find};
+use crate::doc_cache::{self as cache, Doc};
 use crate::download::serve_file;
 use crate::error::{ApiError, ApiResult};
 use crate::model::{PackageType, Registry};
@@ -228,11 +228,11 @@ fn read_control(path: &std::path::Path) -> Result<String, String> {
 
 async fn upload(state: &AppState, req: NativeRequest) -> ApiResult<Response> {
     let up = Upload::begin(state, &req, Body::Streamed).await?;
-    let q = crate::api::common::query_pairs(req.query.as_deref());
-    let dist = crate::api::common::query_get(&q, "distribution")
+    let q = crate::http::query_pairs(req.query.as_deref());
+    let dist = crate::http::query_get(&q, "distribution")
         .unwrap_or("stable")
         .to_string();
-    let component = crate::api::common::query_get(&q, "component")
+    let component = crate::http::query_get(&q, "component")
         .unwrap_or("main")
         .to_string();
     if !valid_word(&dist) || !valid_word(&component) {

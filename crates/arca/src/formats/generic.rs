@@ -315,6 +315,6 @@ async fn delete_versions(
 ) -> ApiResult<Response> {
     let target = Resolver { state }.write_target(&req.registry).await?;
     req.principal.check(&target, Need::Delete)?;
-    crate::api::common::trash_versions(state, &target, package, version).await?;
+    crate::service::trash_versions(state, &target, package, version).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }

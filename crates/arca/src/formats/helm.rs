@@ -22,12 +22,12 @@ use bytes::Bytes;
 use futures::TryStreamExt;
 use serde_json::{Map, Value, json};
 
-use super::cache::{self, Doc};
 use super::upload::{Body, FileSpec, Upload};
 use super::{Format, NativeRequest, Resolver, native_root};
 use crate::archive::{Limits, tar_gz_find};
 use crate::auth::Need;
 use crate::blob::ByteStream;
+use crate::doc_cache::{self as cache, Doc};
 use crate::download::serve_file;
 use crate::error::{ApiError, ApiResult};
 use crate::model::{PackageType, rfc3339};
@@ -160,12 +160,14 @@ impl Format for Helm {
 
 /// A provenance file is a small signed text: anything larger is refused while reading.
 async fn read_prov(body: axum::body::Body) -> ApiResult<Bytes> {
-    super::read_body(body, MAX_PROV).await.map_err(|e| match e {
-        ApiError::PayloadTooLarge(_) => {
-            ApiError::bad("prov", "a provenance file is a PGP clear-signed message")
-        }
-        other => other,
-    })
+    crate::http::read_body(body, MAX_PROV)
+        .await
+        .map_err(|e| match e {
+            ApiError::PayloadTooLarge(_) => {
+                ApiError::bad("prov", "a provenance file is a PGP clear-signed message")
+            }
+            other => other,
+        })
 }
 
 /// `Chart.yaml` of a chart archive (`<chart>/Chart.yaml`), as JSON.
@@ -381,7 +383,7 @@ async fn chartmuseum_upload(state: &AppState, req: NativeRequest) -> ApiResult<R
     {
         let name = field.name().unwrap_or("").to_string();
         let stream: ByteStream = Box::pin(field.map_err(std::io::Error::other));
-        let body = super::read_body(axum::body::Body::from_stream(stream), left).await?;
+        let body = crate::http::read_body(axum::body::Body::from_stream(stream), left).await?;
         left -= body.len();
         match name.as_str() {
             "chart" => chart = Some(body),
@@ -401,7 +403,7 @@ async fn delete(
 ) -> ApiResult<Response> {
     let target = Resolver { state }.write_target(&req.registry).await?;
     req.principal.check(&target, Need::Delete)?;
-    crate::api::common::trash_versions(state, &target, name, Some(version)).await?;
+    crate::service::trash_versions(state, &target, name, Some(version)).await?;
     Ok(Json(json!({"deleted": true})).into_response())
 }
 

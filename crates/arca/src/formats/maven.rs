@@ -21,10 +21,10 @@ use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
-use super::cache::{self, Doc};
 use super::upload::{Body, FileSpec, Upload};
 use super::{Format, NativeRequest, Resolver};
 use crate::auth::Need;
+use crate::doc_cache::{self as cache, Doc};
 use crate::download::serve_file;
 use crate::error::{ApiError, ApiResult};
 use crate::model::{PackageType, Registry, Reupload};
@@ -384,7 +384,7 @@ impl Format for Maven {
                     "{}/{artifact}/{version}/{filename}",
                     group.replace('.', "/")
                 );
-                let body = super::read_body(req.take_body(), 1024).await?;
+                let body = crate::http::read_body(req.take_body(), 1024).await?;
                 let given = String::from_utf8_lossy(&body)
                     .split_whitespace()
                     .next()
@@ -487,7 +487,7 @@ async fn upload(
     };
     up.check_new(&coordinate, &path, exists).await?;
     let staged = if pom {
-        let body = super::read_body(req.take_body(), MAX_POM).await?;
+        let body = crate::http::read_body(req.take_body(), MAX_POM).await?;
         check_pom(&body, group, artifact, version)?;
         up.stage_bytes(body).await?
     } else {

@@ -23,7 +23,6 @@
 //! routes of its own outside `/pkg` (OCI's `/v2`). Adding a format: write its module implementing
 //! [`Format`], add its [`PackageType`] variant, and add one line to [`Formats::new`].
 
-pub mod cache;
 pub mod cargo;
 pub mod composer;
 pub mod cran;
@@ -106,26 +105,6 @@ impl NativeRequest {
             .unwrap_or_else(Body::empty);
         Box::pin(body.into_data_stream().map_err(std::io::Error::other))
     }
-}
-
-/// Reads a whole (small) body into memory, refusing more than `limit` bytes with 413 after
-/// draining a bounded rest, so that the client, still sending, gets to read the error.
-pub async fn read_body(body: Body, limit: usize) -> ApiResult<bytes::Bytes> {
-    use futures::StreamExt;
-    let mut stream: ByteStream = Box::pin(body.into_data_stream().map_err(std::io::Error::other));
-    let mut buf = bytes::BytesMut::new();
-    while let Some(chunk) = stream.next().await {
-        let chunk =
-            chunk.map_err(|e| ApiError::bad("body", format!("reading the request body: {e}")))?;
-        if buf.len() + chunk.len() > limit {
-            crate::blob::drain(stream).await;
-            return Err(ApiError::PayloadTooLarge(format!(
-                "request body larger than {limit} bytes"
-            )));
-        }
-        buf.extend_from_slice(&chunk);
-    }
-    Ok(buf.freeze())
 }
 
 /// `<root>/public.key` of a registry that signs its metadata (Debian, RPM).

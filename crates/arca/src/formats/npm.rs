@@ -27,13 +27,13 @@ use axum::response::{IntoResponse, Response};
 use base64::Engine;
 use serde_json::{Map, Value, json};
 
-use super::cache::{self, Doc};
 use super::json_stream::{Piece, SplitError, Splitter};
 use super::upload::{Body as UploadBody, FileSpec, Upload};
 use super::{Format, NativeRequest, Resolver, native_root};
 use crate::archive::{Limits, tar_gz_find};
 use crate::auth::{Need, Principal, generate_token, hash_token};
 use crate::blob::{ByteStream, StagedBlob};
+use crate::doc_cache::{self as cache, Doc};
 use crate::download::serve_file;
 use crate::error::{ApiError, ApiResult};
 use crate::model::{PackageType, Registry, rfc3339};
@@ -470,7 +470,7 @@ async fn read_json(req: NativeRequest, limit: usize) -> ApiResult<(Principal, Re
         ..
     } = req;
     let body = body.into_inner().ok().flatten().unwrap_or_default();
-    let bytes = super::read_body(body, limit).await?;
+    let bytes = crate::http::read_body(body, limit).await?;
     let v: Value = serde_json::from_slice(&bytes)
         .map_err(|e| ApiError::bad("body", format!("malformed JSON: {e}")))?;
     Ok((principal, registry, v))
@@ -783,7 +783,7 @@ async fn update_metadata(
     if may_remove && !removed.is_empty() {
         principal.check(target, Need::Delete)?;
         for v in &removed {
-            crate::api::common::trash_versions(state, target, name, Some(v)).await?;
+            crate::service::trash_versions(state, target, name, Some(v)).await?;
         }
     }
     for v in &stored {
@@ -835,7 +835,7 @@ async fn update_metadata(
 async fn unpublish_all(state: &AppState, req: NativeRequest, name: &str) -> ApiResult<Response> {
     let target = Resolver { state }.write_target(&req.registry).await?;
     req.principal.check(&target, Need::Delete)?;
-    crate::api::common::trash_versions(state, &target, name, None).await?;
+    crate::service::trash_versions(state, &target, name, None).await?;
     Ok(Json(json!({"ok": true})).into_response())
 }
 
@@ -859,7 +859,7 @@ async fn delete_tarball(
             .and_then(|v| v.strip_suffix(".tgz"))
             .unwrap_or("");
         if state.db.package_by_name(&target.id, name).await?.is_some() && !version.is_empty() {
-            crate::api::common::trash_versions(state, &target, name, Some(version)).await?;
+            crate::service::trash_versions(state, &target, name, Some(version)).await?;
         } else {
             state.db.delete_file(&f).await?;
         }
@@ -997,15 +997,15 @@ async fn login(state: &AppState, req: NativeRequest, user: &str) -> ApiResult<Re
 }
 
 async fn search(state: &AppState, req: &NativeRequest) -> ApiResult<Response> {
-    let q = crate::api::common::query_pairs(req.query.as_deref());
-    let text = crate::api::common::query_get(&q, "text")
+    let q = crate::http::query_pairs(req.query.as_deref());
+    let text = crate::http::query_get(&q, "text")
         .unwrap_or("")
         .trim()
         .to_string();
-    let size = crate::api::common::query_int(&q, "size")?
+    let size = crate::http::query_int(&q, "size")?
         .unwrap_or(20)
         .clamp(1, 250);
-    let from = crate::api::common::query_int(&q, "from")?.unwrap_or(0);
+    let from = crate::http::query_int(&q, "from")?.unwrap_or(0);
     let ids: Vec<String> = (Resolver { state })
         .read_chain(&req.registry)
         .await?

@@ -14,9 +14,9 @@ use axum::http::{Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
-use super::cache::{self, Doc};
 use super::upload::{Body, FileSpec, Upload};
 use super::{Format, NativeRequest, Resolver};
+use crate::doc_cache::{self as cache, Doc};
 use crate::download::serve_file;
 use crate::error::{ApiError, ApiResult};
 use crate::model::PackageType;

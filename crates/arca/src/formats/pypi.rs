@@ -23,11 +23,11 @@ use bytes::Bytes;
 use futures::TryStreamExt;
 use serde_json::{Value, json};
 
-use super::cache::{self, Doc};
 use super::upload::{Body as UploadBody, FileSpec, Upload};
 use super::{Format, NativeRequest, Resolver, native_root};
 use crate::auth::Need;
 use crate::blob::{ByteStream, StagedBlob};
+use crate::doc_cache::{self as cache, Doc};
 use crate::download::{serve_blob, serve_file};
 use crate::error::{ApiError, ApiResult};
 use crate::model::{PackageType, Registry, Reupload, rfc3339};
@@ -783,7 +783,7 @@ async fn yank(
     let target = Resolver { state }.write_target(&req.registry).await?;
     req.principal.check(&target, Need::Write)?;
     let yanking = req.method == Method::PUT;
-    let body = super::read_body(
+    let body = crate::http::read_body(
         req.body.into_inner().ok().flatten().unwrap_or_default(),
         4096,
     )

@@ -21,9 +21,9 @@ use axum::response::{IntoResponse, Response};
 use quick_xml::escape::escape;
 use serde_json::{Value, json};
 
-use super::cache::{self, Doc};
 use super::upload::{Body, FileSpec, Upload};
 use super::{Format, NativeRequest, Resolver};
+use crate::doc_cache::{self as cache, Doc};
 use crate::download::serve_file;
 use crate::error::{ApiError, ApiResult};
 use crate::model::{PackageType, Registry};

@@ -144,7 +144,7 @@ impl<'a> Upload<'a> {
     /// Reads a body that is parsed in memory, capped at `max_parsed_body_bytes`.
     pub async fn read_parsed(&self, body: axum::body::Body) -> ApiResult<Bytes> {
         let limit = self.parsed_limit();
-        super::read_body(body, limit).await
+        crate::http::read_body(body, limit).await
     }
 
     /// The in-memory cap as a `usize`.

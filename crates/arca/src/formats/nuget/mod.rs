@@ -32,11 +32,11 @@ use bytes::Bytes;
 use futures::TryStreamExt;
 use serde_json::{Value, json};
 
-use super::cache::{self, Doc};
 use super::upload::{Body as UploadBody, FileSpec, Upload};
 use super::{Format, NativeRequest, Resolver, native_root};
 use crate::auth::Need;
 use crate::blob::{ByteStream, StagedBlob};
+use crate::doc_cache::{self as cache, Doc};
 use crate::download::serve_file;
 use crate::error::{ApiError, ApiResult};
 use crate::model::{PackageType, Registry, rfc3339};
@@ -786,7 +786,7 @@ struct SearchParams {
 }
 
 fn search_params(req: &NativeRequest) -> ApiResult<SearchParams> {
-    use crate::api::common::{query_get, query_int, query_pairs};
+    use crate::http::{query_get, query_int, query_pairs};
     let q = query_pairs(req.query.as_deref());
     let mut text = query_get(&q, "q").unwrap_or("").trim().to_ascii_lowercase();
     // `packageid:Foo` / `id:Foo` narrow to ids; everything searches ids here.
@@ -904,8 +904,8 @@ async fn search(state: &AppState, req: &NativeRequest) -> ApiResult<Response> {
 
 async fn autocomplete(state: &AppState, req: &NativeRequest) -> ApiResult<Response> {
     let p = search_params(req)?;
-    let q = crate::api::common::query_pairs(req.query.as_deref());
-    if let Some(id) = crate::api::common::query_get(&q, "id") {
+    let q = crate::http::query_pairs(req.query.as_deref());
+    if let Some(id) = crate::http::query_get(&q, "id") {
         let (_, entries) = chain_versions(state, &req.registry, &id.to_ascii_lowercase()).await?;
         let versions: Vec<String> = entries
             .iter()

@@ -11,9 +11,9 @@ use quick_xml::escape::escape;
 use serde_json::Value;
 
 use super::{Entry, NativeRequest, Urls, chain_versions, listed, published};
-use crate::api::common::{query_get, query_int, query_pairs};
 use crate::error::{ApiError, ApiResult};
 use crate::formats::native_root;
+use crate::http::{query_get, query_int, query_pairs};
 use crate::model::rfc3339;
 use crate::state::AppState;
 use crate::store::artifacts::Page;

@@ -1,5 +1,6 @@
 //! Blobs and blob uploads.
 
+use crate::http::header_value;
 use axum::body::Body;
 use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::response::Response;
@@ -11,10 +12,6 @@ use crate::blob::{BlobError, BlobInfo, ByteStream, Digests};
 use crate::formats::Resolver;
 use crate::model::Registry;
 use crate::store::oci::RepoBlob;
-
-fn hv(s: &str) -> HeaderValue {
-    HeaderValue::from_str(s).unwrap_or_else(|_| HeaderValue::from_static(""))
-}
 
 /// The blob as seen through the repository's read chain (a group sees its members' blobs).
 pub(super) async fn find_blob(
@@ -50,8 +47,8 @@ pub(super) async fn blob(ctx: &Ctx<'_>, repo: &Repo, digest: &str) -> OciResult<
             let mut resp =
                 crate::download::serve_blob(ctx.state, &file, &ctx.method, &ctx.headers).await?;
             let h = resp.headers_mut();
-            h.insert("docker-content-digest", hv(digest));
-            h.insert(header::ETAG, hv(&format!("\"{digest}\"")));
+            h.insert("docker-content-digest", header_value(digest));
+            h.insert(header::ETAG, header_value(&format!("\"{digest}\"")));
             Ok(resp)
         }
         Method::DELETE => {
@@ -81,9 +78,12 @@ fn location(repo: &Repo, id: &str) -> String {
 fn accepted(repo: &Repo, id: &str, size: i64, status: StatusCode) -> Response {
     let mut resp = empty(status);
     let h = resp.headers_mut();
-    h.insert(header::LOCATION, hv(&location(repo, id)));
-    h.insert("docker-upload-uuid", hv(id));
-    h.insert(header::RANGE, hv(&format!("0-{}", (size - 1).max(0))));
+    h.insert(header::LOCATION, header_value(&location(repo, id)));
+    h.insert("docker-upload-uuid", header_value(id));
+    h.insert(
+        header::RANGE,
+        header_value(&format!("0-{}", (size - 1).max(0))),
+    );
     h.insert(header::CONTENT_LENGTH, HeaderValue::from_static("0"));
     resp
 }
@@ -93,9 +93,9 @@ fn created(repo: &Repo, digest: &str) -> Response {
     let h = resp.headers_mut();
     h.insert(
         header::LOCATION,
-        hv(&format!("/v2/{}/blobs/{digest}", repo.name)),
+        header_value(&format!("/v2/{}/blobs/{digest}", repo.name)),
     );
-    h.insert("docker-content-digest", hv(digest));
+    h.insert("docker-content-digest", header_value(digest));
     h.insert(header::CONTENT_LENGTH, HeaderValue::from_static("0"));
     resp
 }

@@ -1,5 +1,6 @@
 //! Manifests, tags, referrers and the catalog.
 
+use crate::http::header_value;
 use axum::body::Body;
 use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -16,10 +17,6 @@ use crate::store::artifacts::{FileRow, NewFile};
 const MAX_MANIFEST: usize = 4 << 20;
 const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
 const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
-
-fn hv(s: &str) -> HeaderValue {
-    HeaderValue::from_str(s).unwrap_or_else(|_| HeaderValue::from_static(""))
-}
 
 fn is_digest(reference: &str) -> bool {
     reference.contains(':')
@@ -110,8 +107,8 @@ async fn get(ctx: &Ctx<'_>, repo: &Repo, reference: &str) -> OciResult<Response>
     let digest = format!("sha256:{}", file.sha256);
     let mut resp = crate::download::serve_file(ctx.state, &file, &ctx.method, &ctx.headers).await?;
     let h = resp.headers_mut();
-    h.insert("docker-content-digest", hv(&digest));
-    h.insert(header::ETAG, hv(&format!("\"{digest}\"")));
+    h.insert("docker-content-digest", header_value(&digest));
+    h.insert(header::ETAG, header_value(&format!("\"{digest}\"")));
     for k in [
         "x-checksum-sha256",
         "x-checksum-sha1",
@@ -247,7 +244,7 @@ async fn put(ctx: &Ctx<'_>, repo: &Repo, reference: &str, body: Body) -> OciResu
     let state = ctx.state;
     let target = (Resolver { state }).write_target(&repo.registry).await?;
     ctx.who.check(repo, Need::Write)?;
-    let bytes = crate::formats::read_body(body, MAX_MANIFEST)
+    let bytes = crate::http::read_body(body, MAX_MANIFEST)
         .await
         .map_err(|e| match e {
             crate::error::ApiError::PayloadTooLarge(m) => {
@@ -500,12 +497,12 @@ fn created(repo: &Repo, digest: &str, subject: Option<&str>) -> Response {
     let h = resp.headers_mut();
     h.insert(
         header::LOCATION,
-        hv(&format!("/v2/{}/manifests/{digest}", repo.name)),
+        header_value(&format!("/v2/{}/manifests/{digest}", repo.name)),
     );
-    h.insert("docker-content-digest", hv(digest));
+    h.insert("docker-content-digest", header_value(digest));
     h.insert(header::CONTENT_LENGTH, HeaderValue::from_static("0"));
     if let Some(s) = subject {
-        h.insert("oci-subject", hv(s));
+        h.insert("oci-subject", header_value(s));
     }
     resp
 }
@@ -545,7 +542,7 @@ async fn delete(ctx: &Ctx<'_>, repo: &Repo, reference: &str) -> OciResult<Respon
         return Err(OciError::manifest_unknown(reference));
     }
     for v in &versions {
-        crate::api::common::trash_versions(state, &target, &repo.image, Some(v)).await?;
+        crate::service::trash_versions(state, &target, &repo.image, Some(v)).await?;
     }
     if is_digest(reference) {
         state
@@ -600,7 +597,7 @@ pub(super) async fn tags(ctx: &Ctx<'_>, repo: &Repo) -> OciResult<Response> {
     }
     let mut resp = axum::Json(json!({"name": repo.name, "tags": tags})).into_response();
     if let Some(l) = link {
-        resp.headers_mut().insert(header::LINK, hv(&l));
+        resp.headers_mut().insert(header::LINK, header_value(&l));
     }
     Ok(resp)
 }
@@ -651,7 +648,7 @@ pub(super) async fn catalog(
     who: &Caller,
     query: Option<&str>,
 ) -> OciResult<Response> {
-    let q = crate::api::common::query_pairs(query);
+    let q = crate::http::query_pairs(query);
     let get = |k: &str| q.iter().find(|(x, _)| x == k).map(|(_, v)| v.clone());
     let mut names = Vec::new();
     for id in state.db.oci_registry_ids().await? {
@@ -691,7 +688,7 @@ pub(super) async fn catalog(
     }
     let mut resp = axum::Json(json!({"repositories": names})).into_response();
     if let Some(l) = link {
-        resp.headers_mut().insert(header::LINK, hv(&l));
+        resp.headers_mut().insert(header::LINK, header_value(&l));
     }
     Ok(resp)
 }

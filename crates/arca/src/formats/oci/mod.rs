@@ -467,7 +467,7 @@ pub(crate) struct Ctx<'a> {
 
 impl Ctx<'_> {
     pub fn query(&self, key: &str) -> Option<String> {
-        crate::api::common::query_pairs(self.query.as_deref())
+        crate::http::query_pairs(self.query.as_deref())
             .into_iter()
             .find(|(k, _)| k == key)
             .map(|(_, v)| v)

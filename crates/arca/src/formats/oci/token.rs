@@ -98,7 +98,7 @@ async fn issue(state: &AppState, req: Request) -> Result<Response, OciError> {
         ApiError::Unauthenticated(m) => OciError::new(StatusCode::UNAUTHORIZED, "UNAUTHORIZED", m),
         other => other.into(),
     })?;
-    let scopes: Vec<String> = crate::api::common::query_pairs(req.uri().query())
+    let scopes: Vec<String> = crate::http::query_pairs(req.uri().query())
         .into_iter()
         .filter(|(k, _)| k == "scope")
         .flat_map(|(_, v)| v.split(' ').map(str::to_string).collect::<Vec<_>>())
