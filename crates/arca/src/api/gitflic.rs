@@ -20,9 +20,7 @@ use serde_json::{Value, json};
 use super::common::{check_size, page_offset, query_int, query_pairs};
 use crate::auth::{Need, Principal};
 use crate::error::{ApiError, ApiResult};
-use crate::model::{
-    PackageType, ProxySettings, Registry, RegistryKind, Reupload, Role, new_id, now_ms,
-};
+use crate::model::{PackageType, ProxySettings, Registry, RegistryKind, Reupload, Role};
 use crate::service;
 use crate::state::AppState;
 use crate::store::registries::RegistryFilter;
@@ -555,31 +553,9 @@ async fn create(
             ),
         )
     })?;
-    let now = now_ms();
     let mut reg = Registry {
-        id: new_id(),
-        account: state.config.default_account.clone(),
-        scope_id: String::new(),
-        scope_path: scope_path.to_string(),
-        identifier: name,
-        package_type,
-        kind,
         description: req.description.clone(),
-        labels: vec![],
-        allowed_patterns: vec![],
-        blocked_patterns: vec![],
-        cleanup_policies: vec![],
-        scanners: vec![],
-        anonymous: false,
-        delete_allowed: false,
-        reupload: Reupload::Override,
-        proxy: None,
-        cache_of: None,
-        allow_remote_proxying: false,
-        deployment_registry_id: None,
-        members: vec![],
-        created_at: now,
-        updated_at: now,
+        ..Registry::new(scope_path, name, package_type, kind)
     };
     match kind {
         RegistryKind::Hosted => {

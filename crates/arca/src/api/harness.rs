@@ -21,7 +21,6 @@ use crate::auth::{Need, Principal};
 use crate::error::{ApiError, ApiResult};
 use crate::model::{
     CleanupPolicy, PackageType, ProxySettings, Registry, RegistryKind, Reupload, human_size,
-    new_id, now_ms,
 };
 use crate::service;
 use crate::state::AppState;
@@ -549,39 +548,26 @@ async fn create_registry(
         .ok_or_else(|| ApiError::bad("parentRef", "parentRef is required"))?;
     let parent = parent.trim_matches('/').to_string();
     validate_path("parentRef", &parent)?;
-    let account = parent.split('/').next().unwrap_or(&parent).to_string();
+    let account = parent.split('/').next().unwrap_or(&parent);
     let cfg = parse_config(req.config.as_ref(), None)?;
     let members = match &cfg.upstreams {
-        Some(names) => resolve_upstreams(state, &account, names).await?,
+        Some(names) => resolve_upstreams(state, account, names).await?,
         None => vec![],
     };
-    let now = now_ms();
     let reg = Registry {
-        id: new_id(),
-        account,
-        scope_id: String::new(),
-        scope_path: parent.clone(),
-        identifier,
-        package_type,
-        kind: cfg.kind,
         description: req.description,
         labels: req.labels.unwrap_or_default(),
         allowed_patterns: req.allowed_pattern.unwrap_or_default(),
         blocked_patterns: req.blocked_pattern.unwrap_or_default(),
-        // As on the Harness server, cleanup policies are stored on update only.
-        cleanup_policies: vec![],
+        // No cleanup policies: as on the Harness server, they are stored on update only.
         scanners: req.scanners.unwrap_or_default(),
         anonymous: req.is_public.unwrap_or(false),
         delete_allowed: req.is_delete_package_allowed.unwrap_or(false),
         reupload: parse_reupload(req.package_reupload_type.as_deref())?
             .unwrap_or(Reupload::Override),
         proxy: cfg.proxy,
-        cache_of: None,
-        allow_remote_proxying: false,
-        deployment_registry_id: None,
         members,
-        created_at: now,
-        updated_at: now,
+        ..Registry::new(&parent, identifier, package_type, cfg.kind)
     };
     let reg = service::create(state, principal, &parent, reg, "config.upstreamProxies").await?;
     let data = registry_json(state, &reg).await?;

@@ -6,8 +6,7 @@ use sqlx::any::AnyRow;
 use super::{Db, json_list, like_pattern};
 use crate::error::{ApiError, ApiResult};
 use crate::model::{
-    CleanupPolicy, PackageType, ProxySettings, Registry, RegistryKind, Reupload, Scope, new_id,
-    now_ms,
+    CleanupPolicy, PackageType, ProxySettings, Registry, RegistryKind, Reupload, Scope, now_ms,
 };
 
 const SELECT: &str =
@@ -364,39 +363,23 @@ impl Db {
 
     /// Creates the account's trash can if it does not exist yet.
     pub async fn ensure_trash_can(&self, account_scope: &Scope) -> ApiResult<()> {
-        let account = account_scope.account().to_string();
         if self
-            .registry_by_identifier(&account, TRASH_IDENTIFIER)
+            .registry_by_identifier(account_scope.account(), TRASH_IDENTIFIER)
             .await?
             .is_some()
         {
             return Ok(());
         }
-        let now = now_ms();
+        // The trash can lives at the account's top, and deleting in it purges.
         let reg = Registry {
-            id: new_id(),
-            account,
             scope_id: account_scope.id.clone(),
-            scope_path: account_scope.path.clone(),
-            identifier: TRASH_IDENTIFIER.into(),
-            package_type: PackageType::Generic,
-            kind: RegistryKind::Trash,
-            description: None,
-            labels: vec![],
-            allowed_patterns: vec![],
-            blocked_patterns: vec![],
-            cleanup_policies: vec![],
-            scanners: vec![],
-            anonymous: false,
             delete_allowed: true,
-            reupload: Reupload::Override,
-            proxy: None,
-            cache_of: None,
-            allow_remote_proxying: false,
-            deployment_registry_id: None,
-            members: vec![],
-            created_at: now,
-            updated_at: now,
+            ..Registry::new(
+                &account_scope.path,
+                TRASH_IDENTIFIER,
+                PackageType::Generic,
+                RegistryKind::Trash,
+            )
         };
         match self.insert_registry(&reg).await {
             Ok(()) | Err(ApiError::Conflict(_)) => Ok(()),
