@@ -23,6 +23,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::model::{PackageType, ProxySettings, Registry, RegistryKind, Reupload, Role};
 use crate::service;
 use crate::state::AppState;
+use crate::store::paging::{Page, SortField};
 use crate::store::registries::RegistryFilter;
 
 pub fn router() -> Router<AppState> {
@@ -303,12 +304,16 @@ async fn list(
     let size = check_size(query_int(&q, "size")?.unwrap_or(20))?;
     let filter = RegistryFilter {
         scope_ids: vec![scope.id],
-        sort_column: "r.created_at",
-        offset: page_offset(page, size)?,
-        limit: size,
         ..Default::default()
     };
-    let (total, regs) = state.db.list_registries(&filter).await?;
+    let pg = Page::new(
+        page_offset(page, size)?,
+        size,
+        SortField::Created,
+        false,
+        None,
+    );
+    let (total, regs) = state.db.list_registries(&filter, &pg).await?;
     let items: Vec<Value> = regs.iter().map(short_json).collect();
     let mut body = json!({
         "page": {"size": size, "totalElements": total, "totalPages": (total + size - 1) / size, "number": page}
@@ -794,12 +799,10 @@ async fn readable_registries(
         .ok_or_else(|| ApiError::not_found(format!("'{scope_path}' not found")))?;
     let filter = RegistryFilter {
         scope_ids: vec![scope.id],
-        sort_column: "r.created_at",
-        offset: 0,
-        limit: 10_000,
         ..Default::default()
     };
-    let (_, regs) = state.db.list_registries(&filter).await?;
+    let all = Page::new(0, 10_000, SortField::Created, false, None);
+    let (_, regs) = state.db.list_registries(&filter, &all).await?;
     Ok(regs
         .into_iter()
         .filter(|r| principal.can(r, Need::Read))
@@ -816,13 +819,13 @@ async fn list_packages(
     let regs = readable_registries(state, &principal, scope_path).await?;
     let (page, size) = pager(q)?;
     let ids: Vec<String> = regs.iter().map(|r| r.id.clone()).collect();
-    let pg = crate::store::artifacts::Page {
-        offset: page_offset(page, size)?,
-        limit: size,
-        sort_column: "created_at",
-        descending: false,
-        search: None,
-    };
+    let pg = Page::new(
+        page_offset(page, size)?,
+        size,
+        SortField::Created,
+        false,
+        None,
+    );
     let (total, pkgs) = state.db.list_packages(&ids, &[], &pg).await?;
     let items = pkgs
         .iter()
@@ -883,23 +886,17 @@ async fn version_list(
     let principal = authed(state, headers).await?;
     let (_, pkg) = find_package(state, &principal, scope_path, id).await?;
     let (page, size) = pager(q)?;
-    let pg = crate::store::artifacts::Page {
-        offset: page_offset(page, size)?,
-        limit: size,
-        sort_column: "created_at",
-        descending: false,
-        search: None,
-    };
+    let pg = Page::new(
+        page_offset(page, size)?,
+        size,
+        SortField::Created,
+        false,
+        None,
+    );
     let (total, versions) = state.db.list_versions(&pkg.id, &pg).await?;
     let mut items = Vec::new();
     for v in versions {
-        let all = crate::store::artifacts::Page {
-            offset: 0,
-            limit: 1000,
-            sort_column: "name",
-            descending: false,
-            search: None,
-        };
+        let all = Page::new(0, 1000, SortField::Name, false, None);
         let (_, files) = state.db.list_files(&v.id, &all).await?;
         let files: Vec<Value> = files
             .iter()

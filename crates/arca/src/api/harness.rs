@@ -24,7 +24,8 @@ use crate::model::{
 };
 use crate::service;
 use crate::state::AppState;
-use crate::store::artifacts::{FileRow, PackageRow, Page, VersionRow};
+use crate::store::artifacts::{FileRow, PackageRow, VersionRow};
+use crate::store::paging::{Page, SortField};
 use crate::store::registries::RegistryFilter;
 use crate::store::scopes::{ancestor_paths, validate_path};
 
@@ -830,18 +831,14 @@ async fn list_registries(
             ));
         }
     };
-    let sort_column = match query_get(query, "sort_field") {
-        Some("identifier") => "r.identifier",
-        Some("lastModified") => "r.updated_at",
-        Some("type") => "r.kind",
-        Some("artifactsCount") => "(SELECT COUNT(*) FROM packages p WHERE p.registry_id = r.id)",
-        Some("registrySize") => {
-            "(SELECT COALESCE(SUM(p.size), 0) FROM packages p WHERE p.registry_id = r.id)"
-        }
-        Some("downloadsCount") => {
-            "(SELECT COALESCE(SUM(p.download_count), 0) FROM packages p WHERE p.registry_id = r.id)"
-        }
-        _ => "r.created_at",
+    let sort = match query_get(query, "sort_field") {
+        Some("identifier") => SortField::Name,
+        Some("lastModified") => SortField::Updated,
+        Some("type") => SortField::Kind,
+        Some("artifactsCount") => SortField::Artifacts,
+        Some("registrySize") => SortField::Size,
+        Some("downloadsCount") => SortField::Downloads,
+        _ => SortField::Created,
     };
     let (page, size, index) = paging(query)?;
     // Registries the caller cannot read are filtered out; counting them first keeps paging honest
@@ -850,16 +847,11 @@ async fn list_registries(
         scope_ids,
         package_types,
         kinds,
-        search: query_get(query, "search_term").map(str::to_string),
-        sort_column,
-        descending: descending(query)?,
-        offset: page_offset(page, size)?,
-        limit: size,
     };
-    let (total, regs) = state.db.list_registries(&filter).await?;
+    let pg = list_page(query, page, size, sort)?;
+    let (total, regs) = state.db.list_registries_with_stats(&filter, &pg).await?;
     let mut items = Vec::new();
-    for r in regs.iter().filter(|r| principal.can(r, Need::Read)) {
-        let (count, bytes, downloads) = state.db.registry_stats(&r.id).await?;
+    for (r, stats) in regs.iter().filter(|(r, _)| principal.can(r, Need::Read)) {
         items.push(json!({
             "identifier": r.identifier,
             "packageType": r.package_type.harness(),
@@ -869,9 +861,9 @@ async fn list_registries(
             "isPublic": r.anonymous,
             "uuid": r.id,
             "description": r.description.clone().unwrap_or_default(),
-            "registrySize": human_size(bytes),
-            "downloadsCount": downloads,
-            "artifactsCount": count,
+            "registrySize": human_size(stats.bytes),
+            "downloadsCount": stats.downloads,
+            "artifactsCount": stats.artifacts,
             "labels": r.labels,
             "lastModified": r.updated_at.to_string(),
             "path": r.path(),
@@ -887,29 +879,24 @@ async fn list_registries(
 }
 
 /// A page of a list: offset from the 0-based `page`, the validated sort column, order and search term.
-fn list_page(
-    query: &[(String, String)],
-    page: i64,
-    size: i64,
-    sort_column: &'static str,
-) -> ApiResult<Page> {
-    Ok(Page {
-        offset: page_offset(page, size)?,
-        limit: size,
-        sort_column,
-        descending: descending(query)?,
-        search: query_get(query, "search_term").map(str::to_string),
-    })
+fn list_page(query: &[(String, String)], page: i64, size: i64, sort: SortField) -> ApiResult<Page> {
+    Ok(Page::new(
+        page_offset(page, size)?,
+        size,
+        sort,
+        descending(query)?,
+        query_get(query, "search_term").map(str::to_string),
+    ))
 }
 
 fn package_page(query: &[(String, String)], page: i64, size: i64) -> ApiResult<Page> {
-    let sort_column = match query_get(query, "sort_field") {
-        Some("name") | Some("repoKey") => "name",
-        Some("lastModified") => "updated_at",
-        Some("downloadsCount") => "download_count",
-        _ => "created_at",
+    let sort = match query_get(query, "sort_field") {
+        Some("name") | Some("repoKey") => SortField::Name,
+        Some("lastModified") => SortField::Updated,
+        Some("downloadsCount") => SortField::Downloads,
+        _ => SortField::Created,
     };
-    list_page(query, page, size, sort_column)
+    list_page(query, page, size, sort)
 }
 
 fn pull_command(state: &AppState, reg: &Registry, name: &str, version: &str) -> String {
@@ -996,13 +983,9 @@ async fn list_space_artifacts(
         scope_ids: vec![scope.id],
         package_types,
         kinds: vec![],
-        search: None,
-        sort_column: "r.created_at",
-        descending: false,
-        offset: 0,
-        limit: 10_000,
     };
-    let (_, regs) = state.db.list_registries(&filter).await?;
+    let all = Page::new(0, 10_000, SortField::Created, false, None);
+    let (_, regs) = state.db.list_registries(&filter, &all).await?;
     let regs: Vec<Registry> = regs
         .into_iter()
         .filter(|r| principal.can(r, Need::Read))
@@ -1087,14 +1070,14 @@ async fn artifact_route(
             principal.check(reg, Need::Read)?;
             let p = package(state, reg, name).await?;
             let (page, size, index) = paging(query)?;
-            let sort_column = match query_get(query, "sort_field") {
-                Some("name") | Some("pullCommand") => "version",
-                Some("size") => "size",
-                Some("downloadsCount") => "download_count",
-                Some("lastModified") => "updated_at",
-                _ => "created_at",
+            let sort = match query_get(query, "sort_field") {
+                Some("name") | Some("pullCommand") => SortField::Name,
+                Some("size") => SortField::Size,
+                Some("downloadsCount") => SortField::Downloads,
+                Some("lastModified") => SortField::Updated,
+                _ => SortField::Created,
             };
-            let pg = list_page(query, page, size, sort_column)?;
+            let pg = list_page(query, page, size, sort)?;
             let (total, versions) = state.db.list_versions(&p.id, &pg).await?;
             let items: Vec<Value> = versions
                 .iter()
@@ -1143,12 +1126,12 @@ async fn artifact_route(
                 (Method::GET, ["files"]) => {
                     principal.check(reg, Need::Read)?;
                     let (page, size, index) = paging(query)?;
-                    let sort_column = match query_get(query, "sort_field") {
-                        Some("name") => "name",
-                        Some("size") => "size",
-                        _ => "created_at",
+                    let sort = match query_get(query, "sort_field") {
+                        Some("name") => SortField::Name,
+                        Some("size") => SortField::Size,
+                        _ => SortField::Created,
                     };
-                    let pg = list_page(query, page, size, sort_column)?;
+                    let pg = list_page(query, page, size, sort)?;
                     let (total, files) = state.db.list_files(&v.id, &pg).await?;
                     let items: Vec<Value> =
                         files.iter().map(|f| file_json(state, reg, f)).collect();

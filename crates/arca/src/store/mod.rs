@@ -8,6 +8,7 @@ pub mod artifacts;
 pub mod auth;
 pub mod gc;
 pub mod oci;
+pub mod paging;
 pub mod registries;
 pub mod scopes;
 
