@@ -7,10 +7,13 @@
 //! `/registry/instance/{projectAlias}/repositories` (the alias is accepted and ignored) and
 //! modify/delete (and get) under `/registry/instance/repositories/{uuid}`.
 
+use std::collections::HashMap;
+
 use axum::Json;
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{Path, RawQuery, State};
+use axum::extract::{FromRequestParts, Path, RawQuery, State};
+use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -30,81 +33,112 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route(
             "/registry/project/{owner}/{project}/repositories",
-            get(list_project).post(create_project),
+            get(list).post(create),
         )
         .route(
             "/registry/project/{owner}/{project}/repositories/{uuid}",
-            get(get_project).put(modify_project).delete(delete_project),
+            get(get_one).put(modify).delete(delete),
         )
         .route(
             "/registry/company/{company}/repositories",
-            get(list_company).post(create_company),
+            get(list).post(create),
         )
         .route(
             "/registry/company/{company}/repositories/{uuid}",
-            get(get_company).put(modify_company).delete(delete_company),
+            get(get_one).put(modify).delete(delete),
         )
         .route(
             "/registry/instance/{alias}/repositories",
-            get(list_instance).post(create_instance),
+            get(list).post(create),
         )
         .route(
             "/registry/instance/{alias}/repositories/{uuid}",
-            get(get_instance_alias),
+            get(get_one),
         )
         .route(
             "/registry/instance/repositories/{uuid}",
-            get(get_instance)
-                .put(modify_instance)
-                .delete(delete_instance),
+            get(get_one).put(modify).delete(delete),
         )
         // Packages (GitFlic's package API), over every registry repository of the scope.
         .route(
             "/registry/project/{owner}/{project}/package",
-            get(packages_project),
+            get(list_packages),
         )
         .route(
             "/registry/project/{owner}/{project}/package/{package}",
-            get(package_project),
+            get(one_package),
         )
         .route(
             "/registry/project/{owner}/{project}/package/{package}/version-list",
-            get(versions_project),
+            get(version_list),
         )
-        .route("/registry/company/{company}/package", get(packages_company))
+        .route("/registry/company/{company}/package", get(list_packages))
         .route(
             "/registry/company/{company}/package/{package}",
-            get(package_company),
+            get(one_package),
         )
         .route(
             "/registry/company/{company}/package/{package}/version-list",
-            get(versions_company),
+            get(version_list),
         )
-        .route("/registry/package", get(packages_instance))
-        .route("/registry/package/{package}", get(package_instance))
+        .route("/registry/package", get(list_packages))
+        .route("/registry/package/{package}", get(one_package))
         .route(
             "/registry/package/{package}/version-list",
-            get(versions_instance),
+            get(version_list),
         )
 }
 
-fn project_scope(state: &AppState, owner: &str, project: &str) -> String {
-    format!(
-        "{}/{}/{}",
-        state.config.default_account,
-        owner.to_ascii_lowercase(),
-        project.to_ascii_lowercase()
-    )
+/// The scope path a route addresses, from its path parameters: `{owner}/{project}` is a project
+/// (in the org named after its owner), `{company}` an org, and neither the account itself (an
+/// instance route's `{alias}` is accepted and ignored). Names are lowercased as scope paths are.
+/// One extractor for all three forms, so each operation has one handler.
+pub struct ScopeRef(pub String);
+
+impl FromRequestParts<AppState> for ScopeRef {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> ApiResult<Self> {
+        let params = path_params(parts, state).await?;
+        let account = &state.config.default_account;
+        let path = match (
+            params.get("owner"),
+            params.get("project"),
+            params.get("company"),
+        ) {
+            (Some(owner), Some(project), _) => format!(
+                "{account}/{}/{}",
+                owner.to_ascii_lowercase(),
+                project.to_ascii_lowercase()
+            ),
+            (_, _, Some(company)) => format!("{account}/{}", company.to_ascii_lowercase()),
+            _ => account.clone(),
+        };
+        Ok(ScopeRef(path))
+    }
 }
-fn company_scope(state: &AppState, company: &str) -> String {
-    format!(
-        "{}/{}",
-        state.config.default_account,
-        company.to_ascii_lowercase()
-    )
+
+/// The repository `{uuid}` or `{package}` id a route names after its scope.
+pub struct ItemId(pub String);
+
+impl FromRequestParts<AppState> for ItemId {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> ApiResult<Self> {
+        let mut params = path_params(parts, state).await?;
+        params
+            .remove("uuid")
+            .or_else(|| params.remove("package"))
+            .map(ItemId)
+            .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("route without an id parameter")))
+    }
 }
-fn instance_scope(state: &AppState) -> String {
-    state.config.default_account.clone()
+
+async fn path_params(parts: &mut Parts, state: &AppState) -> ApiResult<HashMap<String, String>> {
+    Path::<HashMap<String, String>>::from_request_parts(parts, state)
+        .await
+        .map(|Path(p)| p)
+        .map_err(|e| ApiError::bad_request(e.body_text()))
 }
 
 fn short_json(reg: &Registry) -> Value {
@@ -152,130 +186,6 @@ async fn full_json(state: &AppState, reg: &Registry) -> ApiResult<Value> {
     Ok(v)
 }
 
-// --- handlers (thin: each scope form maps onto the same four operations) ---
-
-async fn list_project(
-    State(s): State<AppState>,
-    Path((o, p)): Path<(String, String)>,
-    h: HeaderMap,
-    RawQuery(q): RawQuery,
-) -> ApiResult<Response> {
-    list(&s, &h, &project_scope(&s, &o, &p), q).await
-}
-async fn list_company(
-    State(s): State<AppState>,
-    Path(c): Path<String>,
-    h: HeaderMap,
-    RawQuery(q): RawQuery,
-) -> ApiResult<Response> {
-    list(&s, &h, &company_scope(&s, &c), q).await
-}
-async fn list_instance(
-    State(s): State<AppState>,
-    Path(_alias): Path<String>,
-    h: HeaderMap,
-    RawQuery(q): RawQuery,
-) -> ApiResult<Response> {
-    list(&s, &h, &instance_scope(&s), q).await
-}
-async fn get_project(
-    State(s): State<AppState>,
-    Path((o, p, u)): Path<(String, String, String)>,
-    h: HeaderMap,
-) -> ApiResult<Response> {
-    get_one(&s, &h, &project_scope(&s, &o, &p), &u).await
-}
-async fn get_company(
-    State(s): State<AppState>,
-    Path((c, u)): Path<(String, String)>,
-    h: HeaderMap,
-) -> ApiResult<Response> {
-    get_one(&s, &h, &company_scope(&s, &c), &u).await
-}
-async fn get_instance(
-    State(s): State<AppState>,
-    Path(u): Path<String>,
-    h: HeaderMap,
-) -> ApiResult<Response> {
-    get_one(&s, &h, &instance_scope(&s), &u).await
-}
-async fn get_instance_alias(
-    State(s): State<AppState>,
-    Path((_a, u)): Path<(String, String)>,
-    h: HeaderMap,
-) -> ApiResult<Response> {
-    get_one(&s, &h, &instance_scope(&s), &u).await
-}
-async fn create_project(
-    State(s): State<AppState>,
-    Path((o, p)): Path<(String, String)>,
-    h: HeaderMap,
-    b: Bytes,
-) -> ApiResult<Response> {
-    create(&s, &h, &project_scope(&s, &o, &p), &b).await
-}
-async fn create_company(
-    State(s): State<AppState>,
-    Path(c): Path<String>,
-    h: HeaderMap,
-    b: Bytes,
-) -> ApiResult<Response> {
-    create(&s, &h, &company_scope(&s, &c), &b).await
-}
-async fn create_instance(
-    State(s): State<AppState>,
-    Path(_alias): Path<String>,
-    h: HeaderMap,
-    b: Bytes,
-) -> ApiResult<Response> {
-    create(&s, &h, &instance_scope(&s), &b).await
-}
-async fn modify_project(
-    State(s): State<AppState>,
-    Path((o, p, u)): Path<(String, String, String)>,
-    h: HeaderMap,
-    b: Bytes,
-) -> ApiResult<Response> {
-    modify(&s, &h, &project_scope(&s, &o, &p), &u, &b).await
-}
-async fn modify_company(
-    State(s): State<AppState>,
-    Path((c, u)): Path<(String, String)>,
-    h: HeaderMap,
-    b: Bytes,
-) -> ApiResult<Response> {
-    modify(&s, &h, &company_scope(&s, &c), &u, &b).await
-}
-async fn modify_instance(
-    State(s): State<AppState>,
-    Path(u): Path<String>,
-    h: HeaderMap,
-    b: Bytes,
-) -> ApiResult<Response> {
-    modify(&s, &h, &instance_scope(&s), &u, &b).await
-}
-async fn delete_project(
-    State(s): State<AppState>,
-    Path((o, p, u)): Path<(String, String, String)>,
-    h: HeaderMap,
-) -> ApiResult<Response> {
-    delete(&s, &h, &project_scope(&s, &o, &p), &u).await
-}
-async fn delete_company(
-    State(s): State<AppState>,
-    Path((c, u)): Path<(String, String)>,
-    h: HeaderMap,
-) -> ApiResult<Response> {
-    delete(&s, &h, &company_scope(&s, &c), &u).await
-}
-async fn delete_instance(
-    State(s): State<AppState>,
-    Path(u): Path<String>,
-    h: HeaderMap,
-) -> ApiResult<Response> {
-    delete(&s, &h, &instance_scope(&s), &u).await
-}
-
 // --- operations ---
 
 async fn authed(state: &AppState, headers: &HeaderMap) -> ApiResult<Principal> {
@@ -287,12 +197,14 @@ async fn authed(state: &AppState, headers: &HeaderMap) -> ApiResult<Principal> {
 }
 
 async fn list(
-    state: &AppState,
-    headers: &HeaderMap,
-    scope_path: &str,
-    query: Option<String>,
+    State(state): State<AppState>,
+    ScopeRef(scope_path): ScopeRef,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
 ) -> ApiResult<Response> {
-    let principal = authed(state, headers).await?;
+    let state = &state;
+    let scope_path = scope_path.as_str();
+    let principal = authed(state, &headers).await?;
     let scope = state
         .db
         .scope_by_path(scope_path)
@@ -340,13 +252,14 @@ async fn find_in_scope(
 }
 
 async fn get_one(
-    state: &AppState,
-    headers: &HeaderMap,
-    scope_path: &str,
-    uuid: &str,
+    State(state): State<AppState>,
+    ScopeRef(scope_path): ScopeRef,
+    ItemId(uuid): ItemId,
+    headers: HeaderMap,
 ) -> ApiResult<Response> {
-    let principal = authed(state, headers).await?;
-    let reg = find_in_scope(state, &principal, scope_path, uuid).await?;
+    let state = &state;
+    let principal = authed(state, &headers).await?;
+    let reg = find_in_scope(state, &principal, &scope_path, &uuid).await?;
     principal.check(&reg, Need::Read)?;
     Ok(Json(full_json(state, &reg).await?).into_response())
 }
@@ -528,13 +441,15 @@ async fn apply_virtual(
 }
 
 async fn create(
-    state: &AppState,
-    headers: &HeaderMap,
-    scope_path: &str,
-    body: &[u8],
+    State(state): State<AppState>,
+    ScopeRef(scope_path): ScopeRef,
+    headers: HeaderMap,
+    body: Bytes,
 ) -> ApiResult<Response> {
-    let principal = authed(state, headers).await?;
-    let req = parse_body(body)?;
+    let state = &state;
+    let scope_path = scope_path.as_str();
+    let principal = authed(state, &headers).await?;
+    let req = parse_body(&body)?;
     let kind = parse_kind(req.kind.as_deref())?;
     let name = req
         .repository_name
@@ -606,16 +521,17 @@ async fn create(
 }
 
 async fn modify(
-    state: &AppState,
-    headers: &HeaderMap,
-    scope_path: &str,
-    uuid: &str,
-    body: &[u8],
+    State(state): State<AppState>,
+    ScopeRef(scope_path): ScopeRef,
+    ItemId(uuid): ItemId,
+    headers: HeaderMap,
+    body: Bytes,
 ) -> ApiResult<Response> {
-    let principal = authed(state, headers).await?;
-    let mut reg = find_in_scope(state, &principal, scope_path, uuid).await?;
+    let state = &state;
+    let principal = authed(state, &headers).await?;
+    let mut reg = find_in_scope(state, &principal, &scope_path, &uuid).await?;
     principal.check(&reg, Need::Admin)?;
-    let req = parse_body(body)?;
+    let req = parse_body(&body)?;
     let kind = parse_kind(req.kind.as_deref())?;
     if kind != reg.kind {
         return Err(ApiError::bad(
@@ -668,87 +584,18 @@ async fn modify(
 }
 
 async fn delete(
-    state: &AppState,
-    headers: &HeaderMap,
-    scope_path: &str,
-    uuid: &str,
+    State(state): State<AppState>,
+    ScopeRef(scope_path): ScopeRef,
+    ItemId(uuid): ItemId,
+    headers: HeaderMap,
 ) -> ApiResult<Response> {
-    let principal = authed(state, headers).await?;
-    let reg = find_in_scope(state, &principal, scope_path, uuid).await?;
-    service::delete(state, &principal, &reg).await?;
+    let principal = authed(&state, &headers).await?;
+    let reg = find_in_scope(&state, &principal, &scope_path, &uuid).await?;
+    service::delete(&state, &principal, &reg).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
 // --- packages ---
-
-async fn packages_project(
-    State(s): State<AppState>,
-    Path((o, p)): Path<(String, String)>,
-    h: HeaderMap,
-    RawQuery(q): RawQuery,
-) -> ApiResult<Response> {
-    list_packages(&s, &h, &project_scope(&s, &o, &p), q).await
-}
-async fn packages_company(
-    State(s): State<AppState>,
-    Path(c): Path<String>,
-    h: HeaderMap,
-    RawQuery(q): RawQuery,
-) -> ApiResult<Response> {
-    list_packages(&s, &h, &company_scope(&s, &c), q).await
-}
-async fn packages_instance(
-    State(s): State<AppState>,
-    h: HeaderMap,
-    RawQuery(q): RawQuery,
-) -> ApiResult<Response> {
-    list_packages(&s, &h, &instance_scope(&s), q).await
-}
-async fn package_project(
-    State(s): State<AppState>,
-    Path((o, p, id)): Path<(String, String, String)>,
-    h: HeaderMap,
-) -> ApiResult<Response> {
-    one_package(&s, &h, &project_scope(&s, &o, &p), &id).await
-}
-async fn package_company(
-    State(s): State<AppState>,
-    Path((c, id)): Path<(String, String)>,
-    h: HeaderMap,
-) -> ApiResult<Response> {
-    one_package(&s, &h, &company_scope(&s, &c), &id).await
-}
-async fn package_instance(
-    State(s): State<AppState>,
-    Path(id): Path<String>,
-    h: HeaderMap,
-) -> ApiResult<Response> {
-    one_package(&s, &h, &instance_scope(&s), &id).await
-}
-async fn versions_project(
-    State(s): State<AppState>,
-    Path((o, p, id)): Path<(String, String, String)>,
-    h: HeaderMap,
-    RawQuery(q): RawQuery,
-) -> ApiResult<Response> {
-    version_list(&s, &h, &project_scope(&s, &o, &p), &id, q).await
-}
-async fn versions_company(
-    State(s): State<AppState>,
-    Path((c, id)): Path<(String, String)>,
-    h: HeaderMap,
-    RawQuery(q): RawQuery,
-) -> ApiResult<Response> {
-    version_list(&s, &h, &company_scope(&s, &c), &id, q).await
-}
-async fn versions_instance(
-    State(s): State<AppState>,
-    Path(id): Path<String>,
-    h: HeaderMap,
-    RawQuery(q): RawQuery,
-) -> ApiResult<Response> {
-    version_list(&s, &h, &instance_scope(&s), &id, q).await
-}
 
 /// GitFlic's package `type` (it says `deb` where repositories say `debian`).
 fn package_type_name(t: PackageType) -> &'static str {
@@ -810,13 +657,14 @@ async fn readable_registries(
 }
 
 async fn list_packages(
-    state: &AppState,
-    headers: &HeaderMap,
-    scope_path: &str,
-    q: Option<String>,
+    State(state): State<AppState>,
+    ScopeRef(scope_path): ScopeRef,
+    headers: HeaderMap,
+    RawQuery(q): RawQuery,
 ) -> ApiResult<Response> {
-    let principal = authed(state, headers).await?;
-    let regs = readable_registries(state, &principal, scope_path).await?;
+    let state = &state;
+    let principal = authed(state, &headers).await?;
+    let regs = readable_registries(state, &principal, &scope_path).await?;
     let (page, size) = pager(q)?;
     let ids: Vec<String> = regs.iter().map(|r| r.id.clone()).collect();
     let pg = Page::new(
@@ -866,25 +714,26 @@ async fn find_package(
 }
 
 async fn one_package(
-    state: &AppState,
-    headers: &HeaderMap,
-    scope_path: &str,
-    id: &str,
+    State(state): State<AppState>,
+    ScopeRef(scope_path): ScopeRef,
+    ItemId(id): ItemId,
+    headers: HeaderMap,
 ) -> ApiResult<Response> {
-    let principal = authed(state, headers).await?;
-    let (reg, pkg) = find_package(state, &principal, scope_path, id).await?;
+    let principal = authed(&state, &headers).await?;
+    let (reg, pkg) = find_package(&state, &principal, &scope_path, &id).await?;
     Ok(Json(package_json(&reg, &pkg)).into_response())
 }
 
 async fn version_list(
-    state: &AppState,
-    headers: &HeaderMap,
-    scope_path: &str,
-    id: &str,
-    q: Option<String>,
+    State(state): State<AppState>,
+    ScopeRef(scope_path): ScopeRef,
+    ItemId(id): ItemId,
+    headers: HeaderMap,
+    RawQuery(q): RawQuery,
 ) -> ApiResult<Response> {
-    let principal = authed(state, headers).await?;
-    let (_, pkg) = find_package(state, &principal, scope_path, id).await?;
+    let state = &state;
+    let principal = authed(state, &headers).await?;
+    let (_, pkg) = find_package(state, &principal, &scope_path, &id).await?;
     let (page, size) = pager(q)?;
     let pg = Page::new(
         page_offset(page, size)?,
