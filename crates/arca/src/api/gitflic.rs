@@ -29,24 +29,23 @@ use crate::state::AppState;
 use crate::store::paging::{Page, SortField};
 use crate::store::registries::RegistryFilter;
 
+/// The scope forms of a path prefix; [`ScopeRef`] reads the scope back from their parameters.
+const PROJECT: &str = "/registry/project/{owner}/{project}";
+const COMPANY: &str = "/registry/company/{company}";
+
 pub fn router() -> Router<AppState> {
-    Router::new()
-        .route(
-            "/registry/project/{owner}/{project}/repositories",
-            get(list).post(create),
-        )
-        .route(
-            "/registry/project/{owner}/{project}/repositories/{uuid}",
-            get(get_one).put(modify).delete(delete),
-        )
-        .route(
-            "/registry/company/{company}/repositories",
-            get(list).post(create),
-        )
-        .route(
-            "/registry/company/{company}/repositories/{uuid}",
-            get(get_one).put(modify).delete(delete),
-        )
+    let mut router = Router::new();
+    // Repositories: the same operations in a project and in a company.
+    for scope in [PROJECT, COMPANY] {
+        router = router
+            .route(&format!("{scope}/repositories"), get(list).post(create))
+            .route(
+                &format!("{scope}/repositories/{{uuid}}"),
+                get(get_one).put(modify).delete(delete),
+            );
+    }
+    // The instance's two forms (see the module doc).
+    router = router
         .route(
             "/registry/instance/{alias}/repositories",
             get(list).post(create),
@@ -58,35 +57,19 @@ pub fn router() -> Router<AppState> {
         .route(
             "/registry/instance/repositories/{uuid}",
             get(get_one).put(modify).delete(delete),
-        )
-        // Packages (GitFlic's package API), over every registry repository of the scope.
-        .route(
-            "/registry/project/{owner}/{project}/package",
-            get(list_packages),
-        )
-        .route(
-            "/registry/project/{owner}/{project}/package/{package}",
-            get(one_package),
-        )
-        .route(
-            "/registry/project/{owner}/{project}/package/{package}/version-list",
-            get(version_list),
-        )
-        .route("/registry/company/{company}/package", get(list_packages))
-        .route(
-            "/registry/company/{company}/package/{package}",
-            get(one_package),
-        )
-        .route(
-            "/registry/company/{company}/package/{package}/version-list",
-            get(version_list),
-        )
-        .route("/registry/package", get(list_packages))
-        .route("/registry/package/{package}", get(one_package))
-        .route(
-            "/registry/package/{package}/version-list",
-            get(version_list),
-        )
+        );
+    // Packages (GitFlic's package API), over every registry repository of the scope; the
+    // instance's have no prefix.
+    for scope in [PROJECT, COMPANY, "/registry"] {
+        router = router
+            .route(&format!("{scope}/package"), get(list_packages))
+            .route(&format!("{scope}/package/{{package}}"), get(one_package))
+            .route(
+                &format!("{scope}/package/{{package}}/version-list"),
+                get(version_list),
+            );
+    }
+    router
 }
 
 /// The scope path a route addresses, from its path parameters: `{owner}/{project}` is a project
