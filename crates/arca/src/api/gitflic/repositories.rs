@@ -1,26 +1,16 @@
-//! The GitFlic "registry repositories" dialect.
-//!
-//! GitFlic paths carry no account: they address the configured default account. A company is an
-//! org of that account; a project `{owner}/{project}` lives under the org named after its owner
-//! (a company or a user's own org); the whole-service ("instance") level is the account itself.
-//! The seed's two instance forms are both served: list/get/create under
-//! `/registry/instance/{projectAlias}/repositories` (the alias is accepted and ignored) and
-//! modify/delete (and get) under `/registry/instance/repositories/{uuid}`.
-
-use std::collections::HashMap;
+//! GitFlic registry repositories: list, get, create, modify and delete in a scope, the request
+//! settings they read and the two views (short, full) they answer with.
 
 use axum::Json;
-use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{FromRequestParts, Path, RawQuery, State};
-use axum::http::request::Parts;
+use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::common::{check_size, page_offset, query_int, query_pairs};
+use super::{ItemId, ScopeRef, authed, paged, pager};
+use crate::api::common::page_offset;
 use crate::auth::{Need, Principal};
 use crate::error::{ApiError, ApiResult};
 use crate::model::{PackageType, ProxySettings, Registry, RegistryKind, Reupload, Role};
@@ -28,101 +18,6 @@ use crate::service;
 use crate::state::AppState;
 use crate::store::paging::{Page, SortField};
 use crate::store::registries::RegistryFilter;
-
-/// The scope forms of a path prefix; [`ScopeRef`] reads the scope back from their parameters.
-const PROJECT: &str = "/registry/project/{owner}/{project}";
-const COMPANY: &str = "/registry/company/{company}";
-
-pub fn router() -> Router<AppState> {
-    let mut router = Router::new();
-    // Repositories: the same operations in a project and in a company.
-    for scope in [PROJECT, COMPANY] {
-        router = router
-            .route(&format!("{scope}/repositories"), get(list).post(create))
-            .route(
-                &format!("{scope}/repositories/{{uuid}}"),
-                get(get_one).put(modify).delete(delete),
-            );
-    }
-    // The instance's two forms (see the module doc).
-    router = router
-        .route(
-            "/registry/instance/{alias}/repositories",
-            get(list).post(create),
-        )
-        .route(
-            "/registry/instance/{alias}/repositories/{uuid}",
-            get(get_one),
-        )
-        .route(
-            "/registry/instance/repositories/{uuid}",
-            get(get_one).put(modify).delete(delete),
-        );
-    // Packages (GitFlic's package API), over every registry repository of the scope; the
-    // instance's have no prefix.
-    for scope in [PROJECT, COMPANY, "/registry"] {
-        router = router
-            .route(&format!("{scope}/package"), get(list_packages))
-            .route(&format!("{scope}/package/{{package}}"), get(one_package))
-            .route(
-                &format!("{scope}/package/{{package}}/version-list"),
-                get(version_list),
-            );
-    }
-    router
-}
-
-/// The scope path a route addresses, from its path parameters: `{owner}/{project}` is a project
-/// (in the org named after its owner), `{company}` an org, and neither the account itself (an
-/// instance route's `{alias}` is accepted and ignored). Names are lowercased as scope paths are.
-/// One extractor for all three forms, so each operation has one handler.
-pub struct ScopeRef(pub String);
-
-impl FromRequestParts<AppState> for ScopeRef {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> ApiResult<Self> {
-        let params = path_params(parts, state).await?;
-        let account = &state.config.default_account;
-        let path = match (
-            params.get("owner"),
-            params.get("project"),
-            params.get("company"),
-        ) {
-            (Some(owner), Some(project), _) => format!(
-                "{account}/{}/{}",
-                owner.to_ascii_lowercase(),
-                project.to_ascii_lowercase()
-            ),
-            (_, _, Some(company)) => format!("{account}/{}", company.to_ascii_lowercase()),
-            _ => account.clone(),
-        };
-        Ok(ScopeRef(path))
-    }
-}
-
-/// The repository `{uuid}` or `{package}` id a route names after its scope.
-pub struct ItemId(pub String);
-
-impl FromRequestParts<AppState> for ItemId {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> ApiResult<Self> {
-        let mut params = path_params(parts, state).await?;
-        params
-            .remove("uuid")
-            .or_else(|| params.remove("package"))
-            .map(ItemId)
-            .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("route without an id parameter")))
-    }
-}
-
-async fn path_params(parts: &mut Parts, state: &AppState) -> ApiResult<HashMap<String, String>> {
-    Path::<HashMap<String, String>>::from_request_parts(parts, state)
-        .await
-        .map(|Path(p)| p)
-        .map_err(|e| ApiError::bad_request(e.body_text()))
-}
 
 fn short_json(reg: &Registry) -> Value {
     json!({
@@ -169,17 +64,7 @@ async fn full_json(state: &AppState, reg: &Registry) -> ApiResult<Value> {
     Ok(v)
 }
 
-// --- operations ---
-
-async fn authed(state: &AppState, headers: &HeaderMap) -> ApiResult<Principal> {
-    let p = state.principal(headers).await?;
-    if p.is_anonymous() {
-        return Err(ApiError::Unauthenticated("authentication required".into()));
-    }
-    Ok(p)
-}
-
-async fn list(
+pub(super) async fn list(
     State(state): State<AppState>,
     ScopeRef(scope_path): ScopeRef,
     headers: HeaderMap,
@@ -194,9 +79,7 @@ async fn list(
         .await?
         .ok_or_else(|| ApiError::not_found(format!("'{scope_path}' not found")))?;
     principal.require_scope(scope_path, Role::Reader)?;
-    let q = query_pairs(query.as_deref());
-    let page = query_int(&q, "page")?.unwrap_or(0);
-    let size = check_size(query_int(&q, "size")?.unwrap_or(20))?;
+    let (page, size) = pager(query)?;
     let filter = RegistryFilter {
         scope_ids: vec![scope.id],
         ..Default::default()
@@ -210,13 +93,14 @@ async fn list(
     );
     let (total, regs) = state.db.list_registries(&filter, &pg).await?;
     let items: Vec<Value> = regs.iter().map(short_json).collect();
-    let mut body = json!({
-        "page": {"size": size, "totalElements": total, "totalPages": (total + size - 1) / size, "number": page}
-    });
-    if !items.is_empty() {
-        body["_embedded"] = json!({"shortRegistryRepositoryDtoList": items});
-    }
-    Ok(Json(body).into_response())
+    Ok(Json(paged(
+        "shortRegistryRepositoryDtoList",
+        items,
+        total,
+        page,
+        size,
+    ))
+    .into_response())
 }
 
 async fn find_in_scope(
@@ -234,7 +118,7 @@ async fn find_in_scope(
     }
 }
 
-async fn get_one(
+pub(super) async fn get_one(
     State(state): State<AppState>,
     ScopeRef(scope_path): ScopeRef,
     ItemId(uuid): ItemId,
@@ -423,7 +307,7 @@ async fn apply_virtual(
     Ok(())
 }
 
-async fn create(
+pub(super) async fn create(
     State(state): State<AppState>,
     ScopeRef(scope_path): ScopeRef,
     headers: HeaderMap,
@@ -503,7 +387,7 @@ async fn create(
     Ok((StatusCode::CREATED, Json(short_json(&reg))).into_response())
 }
 
-async fn modify(
+pub(super) async fn modify(
     State(state): State<AppState>,
     ScopeRef(scope_path): ScopeRef,
     ItemId(uuid): ItemId,
@@ -566,7 +450,7 @@ async fn modify(
     Ok(Json(short_json(&reg)).into_response())
 }
 
-async fn delete(
+pub(super) async fn delete(
     State(state): State<AppState>,
     ScopeRef(scope_path): ScopeRef,
     ItemId(uuid): ItemId,
@@ -576,168 +460,4 @@ async fn delete(
     let reg = find_in_scope(&state, &principal, &scope_path, &uuid).await?;
     service::delete(&state, &principal, &reg).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
-}
-
-// --- packages ---
-
-/// GitFlic's package `type` (it says `deb` where repositories say `debian`).
-fn package_type_name(t: PackageType) -> &'static str {
-    match t {
-        PackageType::Debian => "deb",
-        other => other.gitflic(),
-    }
-}
-
-fn package_json(reg: &Registry, p: &crate::store::artifacts::PackageRow) -> Value {
-    let (group, artifact) = match (reg.package_type, p.name.split_once(':')) {
-        (PackageType::Maven, Some((g, a))) => (json!(g), json!(a)),
-        _ => (Value::Null, Value::Null),
-    };
-    json!({
-        "id": p.id, "name": p.name, "version": p.latest_version, "groupId": group, "artifactId": artifact,
-        "type": package_type_name(reg.package_type), "ownerUuid": reg.id, "ownerType": "REPOSITORY",
-        "repositoryTitle": reg.identifier,
-    })
-}
-
-fn pager(q: Option<String>) -> ApiResult<(i64, i64)> {
-    let q = query_pairs(q.as_deref());
-    Ok((
-        query_int(&q, "page")?.unwrap_or(0),
-        check_size(query_int(&q, "size")?.unwrap_or(20))?,
-    ))
-}
-
-fn paged(key: &str, items: Vec<Value>, total: i64, page: i64, size: i64) -> Value {
-    let mut body = json!({"page": {"size": size, "totalElements": total, "totalPages": (total + size - 1) / size, "number": page}});
-    if !items.is_empty() {
-        body["_embedded"] = json!({ key: items });
-    }
-    body
-}
-
-/// The registries of a scope the caller may read.
-async fn readable_registries(
-    state: &AppState,
-    principal: &Principal,
-    scope_path: &str,
-) -> ApiResult<Vec<Registry>> {
-    let scope = state
-        .db
-        .scope_by_path(scope_path)
-        .await?
-        .ok_or_else(|| ApiError::not_found(format!("'{scope_path}' not found")))?;
-    let filter = RegistryFilter {
-        scope_ids: vec![scope.id],
-        ..Default::default()
-    };
-    let all = Page::new(0, 10_000, SortField::Created, false, None);
-    let (_, regs) = state.db.list_registries(&filter, &all).await?;
-    Ok(regs
-        .into_iter()
-        .filter(|r| principal.can(r, Need::Read))
-        .collect())
-}
-
-async fn list_packages(
-    State(state): State<AppState>,
-    ScopeRef(scope_path): ScopeRef,
-    headers: HeaderMap,
-    RawQuery(q): RawQuery,
-) -> ApiResult<Response> {
-    let state = &state;
-    let principal = authed(state, &headers).await?;
-    let regs = readable_registries(state, &principal, &scope_path).await?;
-    let (page, size) = pager(q)?;
-    let ids: Vec<String> = regs.iter().map(|r| r.id.clone()).collect();
-    let pg = Page::new(
-        page_offset(page, size)?,
-        size,
-        SortField::Created,
-        false,
-        None,
-    );
-    let (total, pkgs) = state.db.list_packages(&ids, &[], &pg).await?;
-    let items = pkgs
-        .iter()
-        .filter_map(|p| {
-            regs.iter()
-                .find(|r| r.id == p.registry_id)
-                .map(|r| package_json(r, p))
-        })
-        .collect();
-    Ok(Json(paged(
-        "simplePackageInfoModelList",
-        items,
-        total,
-        page,
-        size,
-    ))
-    .into_response())
-}
-
-async fn find_package(
-    state: &AppState,
-    principal: &Principal,
-    scope_path: &str,
-    id: &str,
-) -> ApiResult<(Registry, crate::store::artifacts::PackageRow)> {
-    let not_found = || ApiError::not_found(format!("package '{id}' not found in '{scope_path}'"));
-    let pkg = state.db.package_by_id(id).await?.ok_or_else(not_found)?;
-    let reg = state
-        .db
-        .registry_by_id(&pkg.registry_id)
-        .await?
-        .ok_or_else(not_found)?;
-    if reg.scope_path != scope_path {
-        return Err(not_found());
-    }
-    principal.check(&reg, Need::Read)?;
-    Ok((reg, pkg))
-}
-
-async fn one_package(
-    State(state): State<AppState>,
-    ScopeRef(scope_path): ScopeRef,
-    ItemId(id): ItemId,
-    headers: HeaderMap,
-) -> ApiResult<Response> {
-    let principal = authed(&state, &headers).await?;
-    let (reg, pkg) = find_package(&state, &principal, &scope_path, &id).await?;
-    Ok(Json(package_json(&reg, &pkg)).into_response())
-}
-
-async fn version_list(
-    State(state): State<AppState>,
-    ScopeRef(scope_path): ScopeRef,
-    ItemId(id): ItemId,
-    headers: HeaderMap,
-    RawQuery(q): RawQuery,
-) -> ApiResult<Response> {
-    let state = &state;
-    let principal = authed(state, &headers).await?;
-    let (_, pkg) = find_package(state, &principal, &scope_path, &id).await?;
-    let (page, size) = pager(q)?;
-    let pg = Page::new(
-        page_offset(page, size)?,
-        size,
-        SortField::Created,
-        false,
-        None,
-    );
-    let (total, versions) = state.db.list_versions(&pkg.id, &pg).await?;
-    let mut items = Vec::new();
-    for v in versions {
-        let all = Page::new(0, 1000, SortField::Name, false, None);
-        let (_, files) = state.db.list_files(&v.id, &all).await?;
-        let files: Vec<Value> = files
-            .iter()
-            .map(|f| json!({"id": f.id, "name": f.name, "size": f.size, "hashMd5": f.md5, "hashSHA1": f.sha1, "hashSHA256": f.sha256,
-                            "packageUploadType": "TRANSPORT", "createdAt": f.created_at}))
-            .collect();
-        items.push(json!({"id": v.id, "baseVersion": v.version, "version": v.version, "lowerVersion": v.version.to_lowercase(),
-                          "downloadCount": v.download_count, "languageVersion": Value::Null, "packageUploadType": "TRANSPORT",
-                          "packageFiles": files}));
-    }
-    Ok(Json(paged("packageVersionModelList", items, total, page, size)).into_response())
 }
