@@ -86,9 +86,7 @@ pub(super) async fn list_in_space(cx: &Ctx<'_>, space: &str) -> ApiResult<Respon
         query,
         ..
     } = *cx;
-    if principal.is_anonymous() {
-        return Err(ApiError::Unauthenticated("authentication required".into()));
-    }
+    cx.require_user()?;
     let scope = state
         .db
         .scope_by_path(space)

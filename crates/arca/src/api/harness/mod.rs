@@ -36,6 +36,17 @@ struct Ctx<'a> {
     body: &'a [u8],
 }
 
+impl Ctx<'_> {
+    /// Creating registries and listing a space are for signed-in callers: an anonymous caller
+    /// learns nothing about a space (a public registry can still be read by its own ref).
+    fn require_user(&self) -> ApiResult<()> {
+        if self.principal.is_anonymous() {
+            return Err(ApiError::Unauthenticated("authentication required".into()));
+        }
+        Ok(())
+    }
+}
+
 /// Entry point for everything under `/har/api/v1/` and `/api/v1/`.
 pub async fn route(State(state): State<AppState>, req: Request) -> Response {
     match dispatch(&state, req).await {

@@ -30,9 +30,7 @@ pub(super) async fn create(cx: &Ctx<'_>) -> ApiResult<Response> {
         query,
         body,
     } = *cx;
-    if principal.is_anonymous() {
-        return Err(ApiError::Unauthenticated("authentication required".into()));
-    }
+    cx.require_user()?;
     let req: RegistryRequest = parse_body(body)?;
     let identifier = req
         .identifier
@@ -216,9 +214,7 @@ pub(super) async fn list(cx: &Ctx<'_>, space: &str) -> ApiResult<Response> {
         query,
         ..
     } = *cx;
-    if principal.is_anonymous() {
-        return Err(ApiError::Unauthenticated("authentication required".into()));
-    }
+    cx.require_user()?;
     let scope_mode = scope_mode(query)?;
     let mut scope_ids = Vec::new();
     match scope_mode {
