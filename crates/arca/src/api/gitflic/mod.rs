@@ -7,8 +7,8 @@
 //! `/registry/instance/{projectAlias}/repositories` (the alias is accepted and ignored) and
 //! modify/delete (and get) under `/registry/instance/repositories/{uuid}`.
 //!
-//! This file routes: [`ScopeRef`] reads the scope from any of the forms, so `repositories` and
-//! `packages` have one handler per operation.
+//! This file routes: [`ScopeRef`] reads the scope from any of the forms and [`Authed`] the
+//! signed-in caller, so `repositories` and `packages` have one handler per operation.
 
 mod packages;
 mod repositories;
@@ -17,7 +17,6 @@ use std::collections::HashMap;
 
 use axum::Router;
 use axum::extract::{FromRequestParts, Path};
-use axum::http::HeaderMap;
 use axum::http::request::Parts;
 use axum::routing::get;
 use serde_json::{Value, json};
@@ -128,12 +127,18 @@ async fn path_params(parts: &mut Parts, state: &AppState) -> ApiResult<HashMap<S
 }
 
 /// The caller, who must be signed in: every GitFlic endpoint needs a user.
-pub(super) async fn authed(state: &AppState, headers: &HeaderMap) -> ApiResult<Principal> {
-    let p = state.principal(headers).await?;
-    if p.is_anonymous() {
-        return Err(ApiError::Unauthenticated("authentication required".into()));
+pub struct Authed(pub Principal);
+
+impl FromRequestParts<AppState> for Authed {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> ApiResult<Self> {
+        let p = state.principal(&parts.headers).await?;
+        if p.is_anonymous() {
+            return Err(ApiError::Unauthenticated("authentication required".into()));
+        }
+        Ok(Authed(p))
     }
-    Ok(p)
 }
 
 /// `page` (0-based) and `size` (default 20), Spring style.

@@ -3,11 +3,10 @@
 
 use axum::Json;
 use axum::extract::{RawQuery, State};
-use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
-use super::{ItemId, ScopeRef, authed, paged, pager};
+use super::{Authed, ItemId, ScopeRef, paged, pager};
 use crate::api::common::page_offset;
 use crate::auth::{Need, Principal};
 use crate::error::{ApiError, ApiResult};
@@ -63,11 +62,10 @@ async fn readable_registries(
 pub(super) async fn list_packages(
     State(state): State<AppState>,
     ScopeRef(scope_path): ScopeRef,
-    headers: HeaderMap,
+    Authed(principal): Authed,
     RawQuery(q): RawQuery,
 ) -> ApiResult<Response> {
     let state = &state;
-    let principal = authed(state, &headers).await?;
     let regs = readable_registries(state, &principal, &scope_path).await?;
     let (page, size) = pager(q)?;
     let ids: Vec<String> = regs.iter().map(|r| r.id.clone()).collect();
@@ -121,9 +119,8 @@ pub(super) async fn one_package(
     State(state): State<AppState>,
     ScopeRef(scope_path): ScopeRef,
     ItemId(id): ItemId,
-    headers: HeaderMap,
+    Authed(principal): Authed,
 ) -> ApiResult<Response> {
-    let principal = authed(&state, &headers).await?;
     let (reg, pkg) = find_package(&state, &principal, &scope_path, &id).await?;
     Ok(Json(package_json(&reg, &pkg)).into_response())
 }
@@ -132,11 +129,10 @@ pub(super) async fn version_list(
     State(state): State<AppState>,
     ScopeRef(scope_path): ScopeRef,
     ItemId(id): ItemId,
-    headers: HeaderMap,
+    Authed(principal): Authed,
     RawQuery(q): RawQuery,
 ) -> ApiResult<Response> {
     let state = &state;
-    let principal = authed(state, &headers).await?;
     let (_, pkg) = find_package(state, &principal, &scope_path, &id).await?;
     let (page, size) = pager(q)?;
     let pg = Page::new(

@@ -4,12 +4,12 @@
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{RawQuery, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::{ItemId, ScopeRef, authed, paged, pager};
+use super::{Authed, ItemId, ScopeRef, paged, pager};
 use crate::api::common::page_offset;
 use crate::auth::{Need, Principal};
 use crate::error::{ApiError, ApiResult};
@@ -67,12 +67,11 @@ async fn full_json(state: &AppState, reg: &Registry) -> ApiResult<Value> {
 pub(super) async fn list(
     State(state): State<AppState>,
     ScopeRef(scope_path): ScopeRef,
-    headers: HeaderMap,
+    Authed(principal): Authed,
     RawQuery(query): RawQuery,
 ) -> ApiResult<Response> {
     let state = &state;
     let scope_path = scope_path.as_str();
-    let principal = authed(state, &headers).await?;
     let scope = state
         .db
         .scope_by_path(scope_path)
@@ -122,10 +121,9 @@ pub(super) async fn get_one(
     State(state): State<AppState>,
     ScopeRef(scope_path): ScopeRef,
     ItemId(uuid): ItemId,
-    headers: HeaderMap,
+    Authed(principal): Authed,
 ) -> ApiResult<Response> {
     let state = &state;
-    let principal = authed(state, &headers).await?;
     let reg = find_in_scope(state, &principal, &scope_path, &uuid).await?;
     principal.check(&reg, Need::Read)?;
     Ok(Json(full_json(state, &reg).await?).into_response())
@@ -310,12 +308,11 @@ async fn apply_virtual(
 pub(super) async fn create(
     State(state): State<AppState>,
     ScopeRef(scope_path): ScopeRef,
-    headers: HeaderMap,
+    Authed(principal): Authed,
     body: Bytes,
 ) -> ApiResult<Response> {
     let state = &state;
     let scope_path = scope_path.as_str();
-    let principal = authed(state, &headers).await?;
     let req = parse_body(&body)?;
     let kind = parse_kind(req.kind.as_deref())?;
     let name = req
@@ -391,11 +388,10 @@ pub(super) async fn modify(
     State(state): State<AppState>,
     ScopeRef(scope_path): ScopeRef,
     ItemId(uuid): ItemId,
-    headers: HeaderMap,
+    Authed(principal): Authed,
     body: Bytes,
 ) -> ApiResult<Response> {
     let state = &state;
-    let principal = authed(state, &headers).await?;
     let mut reg = find_in_scope(state, &principal, &scope_path, &uuid).await?;
     principal.check(&reg, Need::Admin)?;
     let req = parse_body(&body)?;
@@ -454,9 +450,8 @@ pub(super) async fn delete(
     State(state): State<AppState>,
     ScopeRef(scope_path): ScopeRef,
     ItemId(uuid): ItemId,
-    headers: HeaderMap,
+    Authed(principal): Authed,
 ) -> ApiResult<Response> {
-    let principal = authed(&state, &headers).await?;
     let reg = find_in_scope(&state, &principal, &scope_path, &uuid).await?;
     service::delete(&state, &principal, &reg).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
