@@ -290,6 +290,48 @@ pub struct Registry {
 }
 
 impl Registry {
+    /// A registry not stored yet, with every setting at its default: private, versions not
+    /// deletable, re-upload OVERRIDE, no members, proxy or patterns. The account is the first
+    /// segment of `scope_path`; `scope_id` stays empty until the scope is known (`service::create`
+    /// ensures it), so the dialects can build the request's registry before that.
+    pub fn new(
+        scope_path: &str,
+        identifier: impl Into<String>,
+        package_type: PackageType,
+        kind: RegistryKind,
+    ) -> Registry {
+        let now = now_ms();
+        Registry {
+            id: new_id(),
+            account: scope_path
+                .split('/')
+                .next()
+                .unwrap_or(scope_path)
+                .to_string(),
+            scope_id: String::new(),
+            scope_path: scope_path.to_string(),
+            identifier: identifier.into(),
+            package_type,
+            kind,
+            description: None,
+            labels: vec![],
+            allowed_patterns: vec![],
+            blocked_patterns: vec![],
+            cleanup_policies: vec![],
+            scanners: vec![],
+            anonymous: false,
+            delete_allowed: false,
+            reupload: Reupload::Override,
+            proxy: None,
+            cache_of: None,
+            allow_remote_proxying: false,
+            deployment_registry_id: None,
+            members: vec![],
+            created_at: now,
+            updated_at: now,
+        }
+    }
+
     /// `<scope path>/<identifier>`: the Harness registry path.
     pub fn path(&self) -> String {
         format!("{}/{}", self.scope_path, self.identifier)

@@ -5,7 +5,7 @@ use std::collections::HashSet;
 
 use crate::auth::Principal;
 use crate::error::{ApiError, ApiResult};
-use crate::model::{Registry, RegistryKind, Role, new_id, now_ms, validate_identifier};
+use crate::model::{Registry, RegistryKind, Role, validate_identifier};
 use crate::state::AppState;
 use crate::store::registries::TRASH_IDENTIFIER;
 use crate::store::scopes::{ancestor_paths, validate_path};
@@ -264,27 +264,21 @@ async fn ensure_cache(state: &AppState, proxy: &Registry) -> ApiResult<()> {
     if !caching || state.db.cache_of_proxy(&proxy.id).await?.is_some() {
         return Ok(());
     }
-    let now = now_ms();
     let identifier = format!("{}-cache", proxy.identifier);
     validate_identifier("identifier", &identifier)?;
+    // The cache lives beside its proxy and shares its access settings; nothing else carries over.
     let cache = Registry {
-        id: new_id(),
-        identifier,
-        kind: RegistryKind::Cache,
-        description: None,
-        proxy: None,
+        scope_id: proxy.scope_id.clone(),
+        anonymous: proxy.anonymous,
+        delete_allowed: proxy.delete_allowed,
+        reupload: proxy.reupload,
         cache_of: Some(proxy.id.clone()),
-        members: vec![],
-        deployment_registry_id: None,
-        allow_remote_proxying: false,
-        labels: vec![],
-        allowed_patterns: vec![],
-        blocked_patterns: vec![],
-        cleanup_policies: vec![],
-        scanners: vec![],
-        created_at: now,
-        updated_at: now,
-        ..proxy.clone()
+        ..Registry::new(
+            &proxy.scope_path,
+            identifier,
+            proxy.package_type,
+            RegistryKind::Cache,
+        )
     };
     match state.db.insert_registry(&cache).await {
         Err(ApiError::Conflict(_)) => Err(ApiError::conflict(format!(

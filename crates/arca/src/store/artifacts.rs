@@ -3,7 +3,9 @@
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
-use super::{Db, is_unique_violation, json_list, like_pattern};
+pub use super::paging::Page;
+use super::paging::{Filter, List};
+use super::{Db, is_unique_violation, json_list};
 use crate::blob::BlobInfo;
 use crate::error::{ApiError, ApiResult};
 use crate::model::{PackageType, Registry, Reupload, new_id, now_ms};
@@ -125,26 +127,6 @@ pub struct NewFile<'a> {
     pub content_type: Option<&'a str>,
     /// Format-specific attributes (JSON object).
     pub metadata: serde_json::Value,
-}
-
-/// Paging and sorting shared by every list query. `sort_column` is validated by the caller.
-#[derive(Debug, Clone)]
-pub struct Page {
-    pub offset: i64,
-    pub limit: i64,
-    pub sort_column: &'static str,
-    pub descending: bool,
-    pub search: Option<String>,
-}
-
-impl Page {
-    fn order(&self) -> String {
-        let dir = if self.descending { "DESC" } else { "ASC" };
-        format!(
-            "ORDER BY {} {dir}, id {dir} LIMIT {} OFFSET {}",
-            self.sort_column, self.limit, self.offset
-        )
-    }
 }
 
 impl Db {
@@ -466,30 +448,21 @@ impl Db {
         if registry_ids.is_empty() {
             return Ok((0, vec![]));
         }
-        let mut binds: Vec<String> = registry_ids.to_vec();
-        let ph: Vec<String> = (1..=binds.len()).map(|i| format!("${i}")).collect();
-        let mut conds = vec![format!("registry_id IN ({})", ph.join(", "))];
-        if let Some(t) = page.search.as_deref().filter(|t| !t.is_empty()) {
-            binds.push(like_pattern(t));
-            conds.push(format!("name LIKE ${} ESCAPE '\\'", binds.len()));
-        }
+        let mut filter = Filter::default();
+        filter.any_of("registry_id", registry_ids.iter().cloned());
+        // Labels are stored as a JSON list: a label matches as its quoted JSON string.
         for l in labels {
-            binds.push(like_pattern(&serde_json::to_string(l).unwrap_or_default()));
-            conds.push(format!("labels LIKE ${} ESCAPE '\\'", binds.len()));
+            filter.contains("labels", &serde_json::to_string(l).unwrap_or_default());
         }
-        let where_ = conds.join(" AND ");
-        let count_sql = format!("SELECT COUNT(*) AS n FROM packages WHERE {where_}");
-        let list_sql = format!("SELECT * FROM packages WHERE {where_} {}", page.order());
-        let mut q = sqlx::query(&count_sql);
-        for v in &binds {
-            q = q.bind(v.clone());
-        }
-        let total: i64 = q.fetch_one(&self.read).await?.try_get("n")?;
-        let mut q = sqlx::query(&list_sql);
-        for v in &binds {
-            q = q.bind(v.clone());
-        }
-        let rows = q.fetch_all(&self.read).await?;
+        let (total, rows) = self
+            .paged(
+                List::Packages,
+                "SELECT * FROM packages",
+                "name",
+                filter,
+                page,
+            )
+            .await?;
         Ok((
             total,
             rows.iter().map(row_to_package).collect::<Result<_, _>>()?,
@@ -501,24 +474,17 @@ impl Db {
         package_id: &str,
         page: &Page,
     ) -> ApiResult<(i64, Vec<VersionRow>)> {
-        let mut binds = vec![package_id.to_string()];
-        let mut where_ = "package_id = $1".to_string();
-        if let Some(t) = page.search.as_deref().filter(|t| !t.is_empty()) {
-            binds.push(like_pattern(t));
-            where_.push_str(" AND version LIKE $2 ESCAPE '\\'");
-        }
-        let count_sql = format!("SELECT COUNT(*) AS n FROM versions WHERE {where_}");
-        let mut q = sqlx::query(&count_sql);
-        for v in &binds {
-            q = q.bind(v.clone());
-        }
-        let total: i64 = q.fetch_one(&self.read).await?.try_get("n")?;
-        let sql = format!("SELECT * FROM versions WHERE {where_} {}", page.order());
-        let mut q = sqlx::query(&sql);
-        for v in &binds {
-            q = q.bind(v.clone());
-        }
-        let rows = q.fetch_all(&self.read).await?;
+        let mut filter = Filter::default();
+        filter.eq("package_id", package_id);
+        let (total, rows) = self
+            .paged(
+                List::Versions,
+                "SELECT * FROM versions",
+                "version",
+                filter,
+                page,
+            )
+            .await?;
         Ok((
             total,
             rows.iter().map(row_to_version).collect::<Result<_, _>>()?,
@@ -530,28 +496,11 @@ impl Db {
         version_id: &str,
         page: &Page,
     ) -> ApiResult<(i64, Vec<FileRow>)> {
-        let mut binds = vec![version_id.to_string()];
-        let mut where_ = "f.version_id = $1".to_string();
-        if let Some(t) = page.search.as_deref().filter(|t| !t.is_empty()) {
-            binds.push(like_pattern(t));
-            where_.push_str(" AND f.name LIKE $2 ESCAPE '\\'");
-        }
-        let count_sql = format!("SELECT COUNT(*) AS n FROM files f WHERE {where_}");
-        let mut q = sqlx::query(&count_sql);
-        for v in &binds {
-            q = q.bind(v.clone());
-        }
-        let total: i64 = q.fetch_one(&self.read).await?.try_get("n")?;
-        let dir = if page.descending { "DESC" } else { "ASC" };
-        let sql = format!(
-            "{FILE_SELECT} WHERE {where_} ORDER BY f.{} {dir}, f.id {dir} LIMIT {} OFFSET {}",
-            page.sort_column, page.limit, page.offset
-        );
-        let mut q = sqlx::query(&sql);
-        for v in &binds {
-            q = q.bind(v.clone());
-        }
-        let rows = q.fetch_all(&self.read).await?;
+        let mut filter = Filter::default();
+        filter.eq("f.version_id", version_id);
+        let (total, rows) = self
+            .paged(List::Files, FILE_SELECT, "f.name", filter, page)
+            .await?;
         Ok((
             total,
             rows.iter().map(row_to_file).collect::<Result<_, _>>()?,

@@ -9,6 +9,7 @@ pub mod auth;
 pub mod gc;
 pub mod keys;
 pub mod oci;
+pub mod paging;
 pub mod registries;
 pub mod scopes;
 

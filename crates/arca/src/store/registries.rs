@@ -3,11 +3,11 @@
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
-use super::{Db, json_list, like_pattern};
+use super::paging::{Filter, List, Page, SortField};
+use super::{Db, json_list};
 use crate::error::{ApiError, ApiResult};
 use crate::model::{
-    CleanupPolicy, PackageType, ProxySettings, Registry, RegistryKind, Reupload, Scope, new_id,
-    now_ms,
+    CleanupPolicy, PackageType, ProxySettings, Registry, RegistryKind, Reupload, Scope, now_ms,
 };
 
 const SELECT: &str =
@@ -74,19 +74,28 @@ fn row_to_registry(r: &AnyRow) -> Result<Registry, sqlx::Error> {
     })
 }
 
-/// Filters for listing registries.
+/// Which registries a list holds; paging, sort and search term come as a [`Page`].
 #[derive(Debug, Default)]
 pub struct RegistryFilter {
     pub scope_ids: Vec<String>,
     pub package_types: Vec<PackageType>,
     pub kinds: Vec<RegistryKind>,
-    pub search: Option<String>,
-    /// Column to sort by (already validated by the caller) and direction.
-    pub sort_column: &'static str,
-    pub descending: bool,
-    pub offset: i64,
-    pub limit: i64,
 }
+
+/// Summary numbers of a registry, from its packages' running totals.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RegistryStats {
+    pub artifacts: i64,
+    pub bytes: i64,
+    pub downloads: i64,
+}
+
+/// The statistics as columns of the list query: one indexed pass over each listed registry's
+/// packages (not its files). The aliases are what `SortField` sorts registries by.
+const STATS: &str = "(SELECT COUNT(*) FROM packages p WHERE p.registry_id = r.id) AS artifact_count, \
+     (SELECT CAST(COALESCE(SUM(p.size), 0) AS BIGINT) FROM packages p WHERE p.registry_id = r.id) AS total_size, \
+     (SELECT CAST(COALESCE(SUM(p.download_count), 0) AS BIGINT) FROM packages p WHERE p.registry_id = r.id) \
+     AS total_downloads";
 
 fn b(v: bool) -> i64 {
     v as i64
@@ -302,59 +311,13 @@ impl Db {
         }
     }
 
-    pub async fn list_registries(&self, f: &RegistryFilter) -> ApiResult<(i64, Vec<Registry>)> {
-        let mut conds: Vec<String> = Vec::new();
-        let mut binds: Vec<String> = Vec::new();
-        let push_in =
-            |col: &str, vals: Vec<String>, conds: &mut Vec<String>, binds: &mut Vec<String>| {
-                let start = binds.len();
-                let ph: Vec<String> = (0..vals.len())
-                    .map(|i| format!("${}", start + i + 1))
-                    .collect();
-                conds.push(format!("{col} IN ({})", ph.join(", ")));
-                binds.extend(vals);
-            };
-        push_in("r.scope_id", f.scope_ids.clone(), &mut conds, &mut binds);
-        if !f.package_types.is_empty() {
-            push_in(
-                "r.package_type",
-                f.package_types
-                    .iter()
-                    .map(|t| t.harness().to_string())
-                    .collect(),
-                &mut conds,
-                &mut binds,
-            );
-        }
-        if !f.kinds.is_empty() {
-            push_in(
-                "r.kind",
-                f.kinds.iter().map(|k| k.as_str().to_string()).collect(),
-                &mut conds,
-                &mut binds,
-            );
-        }
-        if let Some(term) = f.search.as_deref().filter(|t| !t.is_empty()) {
-            binds.push(like_pattern(term));
-            conds.push(format!("r.identifier LIKE ${} ESCAPE '\\'", binds.len()));
-        }
-        let where_ = conds.join(" AND ");
-        let count_sql = format!("SELECT COUNT(*) AS n FROM registries r WHERE {where_}");
-        let mut q = sqlx::query(&count_sql);
-        for v in &binds {
-            q = q.bind(v.clone());
-        }
-        let total: i64 = q.fetch_one(&self.read).await?.try_get("n")?;
-        let dir = if f.descending { "DESC" } else { "ASC" };
-        let sql = format!(
-            "{SELECT} WHERE {where_} ORDER BY {} {dir}, r.id {dir} LIMIT {} OFFSET {}",
-            f.sort_column, f.limit, f.offset
-        );
-        let mut q = sqlx::query(&sql);
-        for v in &binds {
-            q = q.bind(v.clone());
-        }
-        let rows = q.fetch_all(&self.read).await?;
+    /// A page of the registries `f` selects.
+    pub async fn list_registries(
+        &self,
+        f: &RegistryFilter,
+        page: &Page,
+    ) -> ApiResult<(i64, Vec<Registry>)> {
+        let (total, rows) = self.registry_rows(f, page, false).await?;
         let mut out = Vec::with_capacity(rows.len());
         for r in &rows {
             out.push(self.load_members(row_to_registry(r)?).await?);
@@ -362,58 +325,82 @@ impl Db {
         Ok((total, out))
     }
 
+    /// A page of the registries `f` selects, each with its statistics (in the same query).
+    pub async fn list_registries_with_stats(
+        &self,
+        f: &RegistryFilter,
+        page: &Page,
+    ) -> ApiResult<(i64, Vec<(Registry, RegistryStats)>)> {
+        let (total, rows) = self.registry_rows(f, page, true).await?;
+        let mut out = Vec::with_capacity(rows.len());
+        for r in &rows {
+            let stats = RegistryStats {
+                artifacts: r.try_get("artifact_count")?,
+                bytes: r.try_get("total_size")?,
+                downloads: r.try_get("total_downloads")?,
+            };
+            out.push((self.load_members(row_to_registry(r)?).await?, stats));
+        }
+        Ok((total, out))
+    }
+
+    async fn registry_rows(
+        &self,
+        f: &RegistryFilter,
+        page: &Page,
+        stats: bool,
+    ) -> ApiResult<(i64, Vec<AnyRow>)> {
+        let mut filter = Filter::default();
+        filter.any_of("r.scope_id", f.scope_ids.iter().cloned());
+        if !f.package_types.is_empty() {
+            filter.any_of(
+                "r.package_type",
+                f.package_types.iter().map(|t| t.harness().to_string()),
+            );
+        }
+        if !f.kinds.is_empty() {
+            filter.any_of("r.kind", f.kinds.iter().map(|k| k.as_str().to_string()));
+        }
+        // Sorting by a statistic needs its column even where the caller does not want it.
+        let stats = stats
+            || matches!(
+                page.sort()?,
+                SortField::Artifacts | SortField::Size | SortField::Downloads
+            );
+        let select = if stats {
+            format!(
+                "SELECT r.*, s.path AS scope_path, {STATS} FROM registries r JOIN scopes s ON s.id = r.scope_id"
+            )
+        } else {
+            SELECT.to_string()
+        };
+        self.paged(List::Registries, &select, "r.identifier", filter, page)
+            .await
+    }
+
     /// Creates the account's trash can if it does not exist yet.
     pub async fn ensure_trash_can(&self, account_scope: &Scope) -> ApiResult<()> {
-        let account = account_scope.account().to_string();
         if self
-            .registry_by_identifier(&account, TRASH_IDENTIFIER)
+            .registry_by_identifier(account_scope.account(), TRASH_IDENTIFIER)
             .await?
             .is_some()
         {
             return Ok(());
         }
-        let now = now_ms();
+        // The trash can lives at the account's top, and deleting in it purges.
         let reg = Registry {
-            id: new_id(),
-            account,
             scope_id: account_scope.id.clone(),
-            scope_path: account_scope.path.clone(),
-            identifier: TRASH_IDENTIFIER.into(),
-            package_type: PackageType::Generic,
-            kind: RegistryKind::Trash,
-            description: None,
-            labels: vec![],
-            allowed_patterns: vec![],
-            blocked_patterns: vec![],
-            cleanup_policies: vec![],
-            scanners: vec![],
-            anonymous: false,
             delete_allowed: true,
-            reupload: Reupload::Override,
-            proxy: None,
-            cache_of: None,
-            allow_remote_proxying: false,
-            deployment_registry_id: None,
-            members: vec![],
-            created_at: now,
-            updated_at: now,
+            ..Registry::new(
+                &account_scope.path,
+                TRASH_IDENTIFIER,
+                PackageType::Generic,
+                RegistryKind::Trash,
+            )
         };
         match self.insert_registry(&reg).await {
             Ok(()) | Err(ApiError::Conflict(_)) => Ok(()),
             Err(e) => Err(e),
         }
-    }
-
-    /// Summary numbers for a registry listing: (artifact count, total size, downloads), from the
-    /// packages' running totals (one indexed pass over the registry's packages, not its files).
-    pub async fn registry_stats(&self, id: &str) -> ApiResult<(i64, i64, i64)> {
-        let row = sqlx::query(
-            "SELECT COUNT(*) AS n, CAST(COALESCE(SUM(size), 0) AS BIGINT) AS s, \
-             CAST(COALESCE(SUM(download_count), 0) AS BIGINT) AS d FROM packages WHERE registry_id = $1",
-        )
-        .bind(id)
-        .fetch_one(&self.read)
-        .await?;
-        Ok((row.try_get("n")?, row.try_get("s")?, row.try_get("d")?))
     }
 }

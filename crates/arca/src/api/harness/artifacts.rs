@@ -1,0 +1,252 @@
+//! Harness artifact handlers: artifact lists (of a registry, of a space), labels, and the
+//! artifact, version and file endpoints under `/registry/{ref}/artifact/{name}`.
+
+use axum::Json;
+use axum::http::Method;
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::Ctx;
+use super::requests::{file_page, package_page, package_types, paging, parse_body, version_page};
+use super::views::{
+    artifact_summary, done, file_json, list_json, native_url, registry_artifact_json,
+    space_artifact_json, success, version_details_json, version_json, version_summary_json,
+};
+use crate::api::common::page_offset;
+use crate::auth::Need;
+use crate::error::{ApiError, ApiResult};
+use crate::http::query_all;
+use crate::model::Registry;
+use crate::service::trash_versions;
+use crate::state::AppState;
+use crate::store::artifacts::PackageRow;
+use crate::store::paging::{Page, SortField};
+use crate::store::registries::RegistryFilter;
+
+/// `GET /registry/{ref}/artifact/labels`: the labels the registry's artifacts use, paged.
+pub(super) async fn labels(cx: &Ctx<'_>, reg: &Registry) -> ApiResult<Response> {
+    cx.principal.check(reg, Need::Read)?;
+    let labels = cx.state.db.package_labels(&reg.id).await?;
+    let (page, size, index) = paging(cx.query)?;
+    let total = labels.len() as i64;
+    let items: Vec<_> = labels
+        .into_iter()
+        .skip(page_offset(page, size)? as usize)
+        .take(size as usize)
+        .collect();
+    Ok(success(list_json(
+        total,
+        index,
+        size,
+        "labels",
+        json!(items),
+    )))
+}
+
+/// `GET /registry/{ref}/artifacts`, filtered by `label`.
+pub(super) async fn list_in_registry(cx: &Ctx<'_>, reg: &Registry) -> ApiResult<Response> {
+    let Ctx {
+        state,
+        principal,
+        query,
+        ..
+    } = *cx;
+    principal.check(reg, Need::Read)?;
+    let (page, size, index) = paging(query)?;
+    let labels: Vec<String> = query_all(query, "label")
+        .into_iter()
+        .map(str::to_string)
+        .collect();
+    let (total, pkgs) = state
+        .db
+        .list_packages(
+            std::slice::from_ref(&reg.id),
+            &labels,
+            &package_page(query, page, size)?,
+        )
+        .await?;
+    let items: Vec<Value> = pkgs
+        .iter()
+        .map(|p| registry_artifact_json(reg, p))
+        .collect();
+    Ok(success(list_json(
+        total,
+        index,
+        size,
+        "artifacts",
+        json!(items),
+    )))
+}
+
+/// `GET /spaces/{space}/artifacts`: the artifacts of the space's readable registries, filtered by
+/// `package_type` and `reg_identifier`.
+pub(super) async fn list_in_space(cx: &Ctx<'_>, space: &str) -> ApiResult<Response> {
+    let Ctx {
+        state,
+        principal,
+        query,
+        ..
+    } = *cx;
+    cx.require_user()?;
+    let scope = state
+        .db
+        .scope_by_path(space)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("space '{space}' doesn't exist")))?;
+    let package_types = package_types(query)?;
+    let wanted: Vec<&str> = query_all(query, "reg_identifier");
+    let filter = RegistryFilter {
+        scope_ids: vec![scope.id],
+        package_types,
+        kinds: vec![],
+    };
+    let all = Page::new(0, 10_000, SortField::Created, false, None);
+    let (_, regs) = state.db.list_registries(&filter, &all).await?;
+    let regs: Vec<Registry> = regs
+        .into_iter()
+        .filter(|r| principal.can(r, Need::Read))
+        .filter(|r| wanted.is_empty() || wanted.contains(&r.identifier.as_str()))
+        .collect();
+    let ids: Vec<String> = regs.iter().map(|r| r.id.clone()).collect();
+    let (page, size, index) = paging(query)?;
+    let (total, pkgs) = state
+        .db
+        .list_packages(&ids, &[], &package_page(query, page, size)?)
+        .await?;
+    let items: Vec<Value> = pkgs
+        .iter()
+        .filter_map(|p| {
+            regs.iter()
+                .find(|r| r.id == p.registry_id)
+                .map(|reg| space_artifact_json(state, reg, p))
+        })
+        .collect();
+    Ok(success(list_json(
+        total,
+        index,
+        size,
+        "artifacts",
+        json!(items),
+    )))
+}
+
+/// Everything under `/registry/{ref}/artifact/{name}`: `sub` is the path after the name.
+pub(super) async fn route(
+    cx: &Ctx<'_>,
+    reg: &Registry,
+    method: Method,
+    name: &str,
+    sub: &[&str],
+) -> ApiResult<Response> {
+    let Ctx {
+        state,
+        principal,
+        query,
+        body,
+    } = *cx;
+    match (method, sub) {
+        (Method::DELETE, []) => {
+            principal.check(reg, Need::Delete)?;
+            trash_versions(state, reg, name, None).await?;
+            Ok(done())
+        }
+        (Method::GET, ["summary"]) => {
+            principal.check(reg, Need::Read)?;
+            let p = package(state, reg, name).await?;
+            Ok(success(artifact_summary(reg, &p)))
+        }
+        (Method::PUT, ["labels"]) => {
+            principal.check(reg, Need::Write)?;
+            #[derive(Deserialize)]
+            struct Labels {
+                labels: Vec<String>,
+            }
+            let l: Labels = parse_body(body)?;
+            let p = package(state, reg, name).await?;
+            state.db.set_package_labels(&p.id, &l.labels).await?;
+            let p = package(state, reg, name).await?;
+            Ok(success(artifact_summary(reg, &p)))
+        }
+        (Method::GET, ["versions"]) => {
+            principal.check(reg, Need::Read)?;
+            let p = package(state, reg, name).await?;
+            let (page, size, index) = paging(query)?;
+            let pg = version_page(query, page, size)?;
+            let (total, versions) = state.db.list_versions(&p.id, &pg).await?;
+            let items: Vec<Value> = versions
+                .iter()
+                .map(|v| version_json(state, reg, &p, v))
+                .collect();
+            Ok(success(list_json(
+                total,
+                index,
+                size,
+                "artifactVersions",
+                json!(items),
+            )))
+        }
+        (method, ["version", version, rest @ ..]) => {
+            let p = package(state, reg, name).await?;
+            let v = state
+                .db
+                .version_by_name(&p.id, version)
+                .await?
+                .ok_or_else(|| {
+                    ApiError::not_found(format!("version '{version}' of '{name}' doesn't exist"))
+                })?;
+            match (method, rest) {
+                (Method::DELETE, []) => {
+                    principal.check(reg, Need::Delete)?;
+                    trash_versions(state, reg, name, Some(version)).await?;
+                    Ok(done())
+                }
+                (Method::GET, ["summary"]) => {
+                    principal.check(reg, Need::Read)?;
+                    Ok(success(version_summary_json(reg, &p, &v)))
+                }
+                (Method::GET, ["details"]) => {
+                    principal.check(reg, Need::Read)?;
+                    Ok(success(version_details_json(state, reg, &p, &v)))
+                }
+                (Method::GET, ["files"]) => {
+                    principal.check(reg, Need::Read)?;
+                    let (page, size, index) = paging(query)?;
+                    let pg = file_page(query, page, size)?;
+                    let (total, files) = state.db.list_files(&v.id, &pg).await?;
+                    let items: Vec<Value> =
+                        files.iter().map(|f| file_json(state, reg, f)).collect();
+                    Ok(success(list_json(
+                        total,
+                        index,
+                        size,
+                        "files",
+                        json!(items),
+                    )))
+                }
+                (Method::GET, ["file", file]) => {
+                    principal.check(reg, Need::Read)?;
+                    let f = state.db.file_by_name(&v.id, file).await?.ok_or_else(|| {
+                        ApiError::not_found(format!("file '{file}' doesn't exist"))
+                    })?;
+                    Ok(Json(json!({"status": "SUCCESS", "downloadUrl": format!("{}/{}", native_url(state, reg), f.path)})).into_response())
+                }
+                _ => Err(ApiError::not_found("no such version endpoint")),
+            }
+        }
+        _ => Err(ApiError::not_found("no such artifact endpoint")),
+    }
+}
+
+async fn package(state: &AppState, reg: &Registry, name: &str) -> ApiResult<PackageRow> {
+    state
+        .db
+        .package_by_name(&reg.id, name)
+        .await?
+        .ok_or_else(|| {
+            ApiError::not_found(format!(
+                "artifact '{name}' doesn't exist in registry '{}'",
+                reg.identifier
+            ))
+        })
+}
