@@ -496,7 +496,7 @@ async fn search(state: &AppState, req: &NativeRequest) -> ApiResult<Response> {
     let page = Page {
         offset: 0,
         limit: per_page,
-        sort_column: "name",
+        sort: crate::store::paging::SortField::Name,
         descending: false,
         search: Some(text),
     };

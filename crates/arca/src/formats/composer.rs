@@ -523,7 +523,7 @@ async fn search(state: &AppState, req: &NativeRequest) -> ApiResult<Response> {
     let page = Page {
         offset: 0,
         limit: 100,
-        sort_column: "name",
+        sort: crate::store::paging::SortField::Name,
         descending: false,
         search: Some(text),
     };

@@ -62,7 +62,7 @@ fn page() -> Page {
     Page {
         offset: 0,
         limit: MAX_PAGE,
-        sort_column: "created_at",
+        sort: crate::store::paging::SortField::Created,
         descending: false,
         search: None,
     }

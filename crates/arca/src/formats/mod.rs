@@ -289,7 +289,7 @@ impl Resolver<'_> {
             let page = crate::store::artifacts::Page {
                 offset: 0,
                 limit: i64::MAX,
-                sort_column: "name",
+                sort: crate::store::paging::SortField::Name,
                 descending: false,
                 search: None,
             };

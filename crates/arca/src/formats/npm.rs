@@ -1015,7 +1015,7 @@ async fn search(state: &AppState, req: &NativeRequest) -> ApiResult<Response> {
     let page = Page {
         offset: from,
         limit: size,
-        sort_column: "name",
+        sort: crate::store::paging::SortField::Name,
         descending: false,
         search: Some(text.clone()),
     };

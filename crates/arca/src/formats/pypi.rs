@@ -623,7 +623,7 @@ async fn index(state: &AppState, req: &NativeRequest) -> ApiResult<Response> {
         let page = crate::store::artifacts::Page {
             offset: 0,
             limit: 1_000_000,
-            sort_column: "name",
+            sort: crate::store::paging::SortField::Name,
             descending: false,
             search: None,
         };

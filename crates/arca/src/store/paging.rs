@@ -28,6 +28,7 @@ pub enum SortField {
 }
 
 impl SortField {
+    #[cfg(test)]
     const ALL: [SortField; 7] = [
         SortField::Name,
         SortField::Created,
@@ -38,8 +39,7 @@ impl SortField {
         SortField::Artifacts,
     ];
 
-    /// The stable name of the field that [`Page::sort_column`] carries. It reads like the
-    /// packages' column names, which is what the format modules have always written there.
+    /// The stable name of the field (in error messages; it reads like the packages' columns).
     pub fn key(self) -> &'static str {
         match self {
             SortField::Name => "name",
@@ -50,10 +50,6 @@ impl SortField {
             SortField::Kind => "kind",
             SortField::Artifacts => "artifacts",
         }
-    }
-
-    fn from_key(key: &str) -> Option<SortField> {
-        Self::ALL.into_iter().find(|f| f.key() == key)
     }
 
     /// The ORDER BY expression of this field in a list, if the list has it.
@@ -93,10 +89,9 @@ impl SortField {
 pub struct Page {
     pub offset: i64,
     pub limit: i64,
-    /// The [`SortField::key`] to sort by (ties broken by id). A key, never SQL: the store maps it
-    /// per list and refuses one the list cannot sort by. It stays a string because the format
-    /// modules build `Page` literally with `"name"` or `"created_at"`.
-    pub sort_column: &'static str,
+    /// What to sort by (ties broken by id); the store maps it to SQL per list and refuses a
+    /// field the list cannot sort by.
+    pub sort: SortField,
     pub descending: bool,
     /// Substring of the listed thing's name to filter on (empty: no filter).
     pub search: Option<String>,
@@ -113,17 +108,10 @@ impl Page {
         Page {
             offset,
             limit,
-            sort_column: sort.key(),
+            sort,
             descending,
             search,
         }
-    }
-
-    /// The sort field, which callers choose from [`SortField`], so an unknown key is a bug here.
-    pub(crate) fn sort(&self) -> ApiResult<SortField> {
-        SortField::from_key(self.sort_column).ok_or_else(|| {
-            ApiError::Internal(anyhow::anyhow!("unknown sort key '{}'", self.sort_column))
-        })
     }
 
     /// The search term, if there is a non-empty one.
@@ -242,7 +230,7 @@ impl Db {
         if let Some(term) = page.term() {
             filter.contains(search_col, term);
         }
-        let sort = page.sort()?;
+        let sort = page.sort;
         let order = sort.sql(list).ok_or_else(|| {
             ApiError::Internal(anyhow::anyhow!(
                 "{} cannot be sorted by {}",
@@ -274,14 +262,23 @@ mod tests {
     use super::*;
 
     #[test]
-    fn every_key_reads_back() {
-        for f in SortField::ALL {
-            assert_eq!(SortField::from_key(f.key()), Some(f));
+    fn every_list_sorts_by_name_and_creation_and_keys_are_distinct() {
+        let keys: std::collections::HashSet<&str> =
+            SortField::ALL.iter().map(|f| f.key()).collect();
+        assert_eq!(keys.len(), SortField::ALL.len());
+        for list in [
+            List::Registries,
+            List::Packages,
+            List::Versions,
+            List::Files,
+        ] {
+            assert!(SortField::Name.sql(list).is_some());
+            assert!(SortField::Created.sql(list).is_some());
         }
-        // The keys format modules write into `Page` literally.
-        assert_eq!(SortField::from_key("name"), Some(SortField::Name));
-        assert_eq!(SortField::from_key("created_at"), Some(SortField::Created));
-        assert_eq!(SortField::from_key("r.created_at"), None);
+        assert!(
+            SortField::Kind.sql(List::Packages).is_none(),
+            "packages have no kind"
+        );
     }
 
     #[test]

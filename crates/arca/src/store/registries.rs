@@ -364,7 +364,7 @@ impl Db {
         // Sorting by a statistic needs its column even where the caller does not want it.
         let stats = stats
             || matches!(
-                page.sort()?,
+                page.sort,
                 SortField::Artifacts | SortField::Size | SortField::Downloads
             );
         let select = if stats {

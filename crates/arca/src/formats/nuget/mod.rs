@@ -832,7 +832,7 @@ async fn search_packages(
     let page = Page {
         offset: p.skip,
         limit: p.take,
-        sort_column: "name",
+        sort: crate::store::paging::SortField::Name,
         descending: false,
         search: Some(p.text.clone()),
     };

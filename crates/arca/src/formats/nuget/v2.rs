@@ -167,7 +167,7 @@ async fn search(state: &AppState, req: &NativeRequest) -> ApiResult<Vec<Row>> {
     let page = Page {
         offset: if latest_only { skip as i64 } else { 0 },
         limit: if latest_only { top as i64 } else { 10_000 },
-        sort_column: "name",
+        sort: crate::store::paging::SortField::Name,
         descending: false,
         search: Some(term),
     };
