@@ -108,6 +108,22 @@ impl ApiError {
     }
 }
 
+impl From<crate::store::StoreError> for ApiError {
+    fn from(e: crate::store::StoreError) -> Self {
+        use crate::store::StoreError;
+        match e {
+            StoreError::Db(e) => e.into(),
+            StoreError::Conflict(m) => ApiError::Conflict(m),
+            StoreError::NotFound(m) => ApiError::NotFound(m),
+            StoreError::Invalid { field, message } => ApiError::BadRequest {
+                field: Some(field),
+                message,
+            },
+            StoreError::Corrupt(m) => ApiError::Internal(anyhow::anyhow!(m)),
+        }
+    }
+}
+
 impl From<sqlx::Error> for ApiError {
     fn from(e: sqlx::Error) -> Self {
         ApiError::Internal(anyhow::Error::new(e).context("metadata store"))

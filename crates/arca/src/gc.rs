@@ -130,5 +130,5 @@ async fn collect_orphans(
             }
         }
     }
-    db.set_gc_cursor(PASS, cursor.as_deref()).await
+    Ok(db.set_gc_cursor(PASS, cursor.as_deref()).await?)
 }

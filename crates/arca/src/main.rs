@@ -133,19 +133,15 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Token(TokenCmd::Create { user, name }) => {
             let u = db
                 .user_by_name(&user)
-                .await
-                .map_err(api)?
+                .await?
                 .ok_or_else(|| anyhow::anyhow!("no user '{user}'"))?;
             let token = generate_token();
-            let id = db
-                .insert_token(&u.id, &name, &hash_token(&token))
-                .await
-                .map_err(api)?;
+            let id = db.insert_token(&u.id, &name, &hash_token(&token)).await?;
             eprintln!("token id: {id}");
             println!("{token}");
         }
         Command::Token(TokenCmd::List { user }) => {
-            for t in db.list_tokens(user.as_deref()).await.map_err(api)? {
+            for t in db.list_tokens(user.as_deref()).await? {
                 let state = if t.revoked_at.is_some() {
                     "revoked"
                 } else {
@@ -158,7 +154,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             }
         }
         Command::Token(TokenCmd::Revoke { id }) => {
-            if !db.revoke_token(&id).await.map_err(api)? {
+            if !db.revoke_token(&id).await? {
                 anyhow::bail!("no active token '{id}'");
             }
             println!("revoked {id}");
@@ -172,10 +168,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }) => {
             arca::model::validate_identifier("name", &name).map_err(api)?;
             let hash = password.as_deref().map(hash_password).transpose()?;
-            let u = db
-                .create_user(&name, hash.as_deref(), admin)
-                .await
-                .map_err(api)?;
+            let u = db.create_user(&name, hash.as_deref(), admin).await?;
             if let (Some(role), Some(scope)) = (role, scope) {
                 grant(&db, &u.id, &role, &scope).await?;
             }
@@ -184,18 +177,16 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::User(UserCmd::Grant { name, role, scope }) => {
             let u = db
                 .user_by_name(&name)
-                .await
-                .map_err(api)?
+                .await?
                 .ok_or_else(|| anyhow::anyhow!("no user '{name}'"))?;
             grant(&db, &u.id, &role, &scope).await?;
             println!("granted {role} on {scope} to {name}");
         }
         Command::User(UserCmd::List) => {
-            for u in db.list_users().await.map_err(api)? {
+            for u in db.list_users().await? {
                 let roles: Vec<String> = db
                     .roles_of(&u.id)
-                    .await
-                    .map_err(api)?
+                    .await?
                     .iter()
                     .map(|(p, r)| format!("{}@{p}", r.as_str()))
                     .collect();
@@ -213,10 +204,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
 
 async fn grant(db: &Db, user_id: &str, role: &str, scope: &str) -> anyhow::Result<()> {
     let role = Role::parse(role).ok_or_else(|| anyhow::anyhow!("unknown role '{role}'"))?;
-    let s = db
-        .ensure_scope(scope.trim_matches('/'))
-        .await
-        .map_err(api)?;
-    db.grant_role(user_id, &s.id, role).await.map_err(api)?;
+    let s = db.ensure_scope(scope.trim_matches('/')).await?;
+    db.grant_role(user_id, &s.id, role).await?;
     Ok(())
 }

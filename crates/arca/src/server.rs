@@ -131,7 +131,7 @@ pub async fn bootstrap(state: &AppState) -> anyhow::Result<()> {
     let user = match state.db.create_user("admin", None, true).await {
         Ok(u) => u,
         // Another server process bootstrapped at the same moment.
-        Err(crate::error::ApiError::Conflict(_)) => return Ok(()),
+        Err(crate::store::StoreError::Conflict(_)) => return Ok(()),
         Err(e) => return Err(anyhow::anyhow!("{e}")),
     };
     let (token, generated) = match std::env::var("ARCA_ADMIN_TOKEN") {

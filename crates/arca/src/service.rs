@@ -281,11 +281,11 @@ async fn ensure_cache(state: &AppState, proxy: &Registry) -> ApiResult<()> {
         )
     };
     match state.db.insert_registry(&cache).await {
-        Err(ApiError::Conflict(_)) => Err(ApiError::conflict(format!(
+        Err(crate::store::StoreError::Conflict(_)) => Err(ApiError::conflict(format!(
             "cannot create the cache registry '{}': a registry of that name already exists",
             cache.identifier
         ))),
-        other => other,
+        other => Ok(other?),
     }
 }
 

@@ -71,7 +71,7 @@ impl AppState {
     /// Writes the download counts this process has not written yet.
     pub async fn flush_downloads(&self) -> ApiResult<()> {
         let counts = self.downloads.take();
-        self.db.count_downloads(&counts).await
+        Ok(self.db.count_downloads(&counts).await?)
     }
 
     pub async fn principal(&self, headers: &HeaderMap) -> ApiResult<Principal> {

@@ -208,8 +208,8 @@ impl<'a> Upload<'a> {
             )
             .await
             .map_err(|e| match e {
-                ApiError::Conflict(_) => conflict(),
-                other => other,
+                crate::store::StoreError::Conflict(_) => conflict(),
+                other => other.into(),
             })
     }
 }

@@ -6,8 +6,8 @@ use sqlx::any::AnyRow;
 pub use super::paging::Page;
 use super::paging::{Filter, List};
 use super::{Db, is_unique_violation, json_list};
+use super::{StoreError, StoreResult};
 use crate::blob::BlobInfo;
-use crate::error::{ApiError, ApiResult};
 use crate::model::{PackageType, Registry, Reupload, new_id, now_ms};
 
 #[derive(Debug, Clone)]
@@ -131,7 +131,7 @@ pub struct NewFile<'a> {
 
 impl Db {
     /// Records a blob's digests (idempotent: blobs are content-addressed).
-    pub async fn record_blob(&self, b: &BlobInfo) -> ApiResult<()> {
+    pub async fn record_blob(&self, b: &BlobInfo) -> StoreResult<()> {
         sqlx::query(
             "INSERT INTO blobs (sha256, size, md5, sha1, sha512, created_at, touched_at) VALUES ($1, $2, $3, $4, $5, $6, $6) \
              ON CONFLICT (sha256) DO UPDATE SET touched_at = $6, \
@@ -153,7 +153,7 @@ impl Db {
     /// Adds (or with OVERRIDE replaces) a file of a version, creating package and version as needed.
     /// With re-upload NONE an existing path is a 409; of concurrent uploads exactly one wins
     /// (the unique index on (registry, path) decides).
-    pub async fn record_file(&self, reg: &Registry, f: NewFile<'_>) -> ApiResult<FileRow> {
+    pub async fn record_file(&self, reg: &Registry, f: NewFile<'_>) -> StoreResult<FileRow> {
         let now = now_ms();
         let mut tx = self.write.begin().await?;
         // Package.
@@ -206,7 +206,7 @@ impl Db {
         let file_id = match existing {
             Some(row) => {
                 if reg.reupload == Reupload::None {
-                    return Err(ApiError::conflict(format!(
+                    return Err(StoreError::conflict(format!(
                         "'{}' already exists in registry '{}' and re-upload is not allowed (packageReuploadType NONE)",
                         f.path, reg.identifier
                     )));
@@ -256,7 +256,7 @@ impl Db {
                 match res {
                     Ok(_) => id,
                     Err(e) if is_unique_violation(&e) => {
-                        return Err(ApiError::conflict(format!(
+                        return Err(StoreError::conflict(format!(
                             "'{}' was uploaded concurrently to registry '{}'",
                             f.path, reg.identifier
                         )));
@@ -303,7 +303,11 @@ impl Db {
         Ok(file)
     }
 
-    pub async fn file_by_path(&self, registry_id: &str, path: &str) -> ApiResult<Option<FileRow>> {
+    pub async fn file_by_path(
+        &self,
+        registry_id: &str,
+        path: &str,
+    ) -> StoreResult<Option<FileRow>> {
         let row = sqlx::query(&format!(
             "{FILE_SELECT} WHERE f.registry_id = $1 AND f.path = $2"
         ))
@@ -315,7 +319,7 @@ impl Db {
     }
 
     /// The file called exactly `name` (case-sensitive, no pattern) in a version.
-    pub async fn file_by_name(&self, version_id: &str, name: &str) -> ApiResult<Option<FileRow>> {
+    pub async fn file_by_name(&self, version_id: &str, name: &str) -> StoreResult<Option<FileRow>> {
         let row = sqlx::query(&format!(
             "{FILE_SELECT} WHERE f.version_id = $1 AND f.name = $2"
         ))
@@ -327,7 +331,7 @@ impl Db {
     }
 
     /// Adds batched download counts: `(file id, version id, downloads)`.
-    pub async fn count_downloads(&self, counts: &[(String, String, i64)]) -> ApiResult<()> {
+    pub async fn count_downloads(&self, counts: &[(String, String, i64)]) -> StoreResult<()> {
         if counts.is_empty() {
             return Ok(());
         }
@@ -361,7 +365,7 @@ impl Db {
         &self,
         registry_id: &str,
         prefix: &str,
-    ) -> ApiResult<Vec<FileRow>> {
+    ) -> StoreResult<Vec<FileRow>> {
         let rows = sqlx::query(&format!(
             "{FILE_SELECT} WHERE f.registry_id = $1 AND f.path LIKE $2 ORDER BY f.path"
         ))
@@ -378,7 +382,7 @@ impl Db {
         &self,
         registry_id: &str,
         prefix: &str,
-    ) -> ApiResult<Vec<PackageRow>> {
+    ) -> StoreResult<Vec<PackageRow>> {
         let rows = sqlx::query(
             "SELECT * FROM packages WHERE registry_id = $1 AND SUBSTR(name, 1, CAST($2 AS INTEGER)) = $3 ORDER BY name",
         )
@@ -391,7 +395,7 @@ impl Db {
     }
 
     /// The package name and version name of a version.
-    pub async fn version_names(&self, version_id: &str) -> ApiResult<Option<(String, String)>> {
+    pub async fn version_names(&self, version_id: &str) -> StoreResult<Option<(String, String)>> {
         let row = sqlx::query(
             "SELECT p.name AS package, v.version AS version FROM versions v JOIN packages p ON p.id = v.package_id WHERE v.id = $1",
         )
@@ -404,7 +408,7 @@ impl Db {
         })
     }
 
-    pub async fn package_by_id(&self, id: &str) -> ApiResult<Option<PackageRow>> {
+    pub async fn package_by_id(&self, id: &str) -> StoreResult<Option<PackageRow>> {
         let row = sqlx::query("SELECT * FROM packages WHERE id = $1")
             .bind(id)
             .fetch_optional(&self.read)
@@ -416,7 +420,7 @@ impl Db {
         &self,
         registry_id: &str,
         name: &str,
-    ) -> ApiResult<Option<PackageRow>> {
+    ) -> StoreResult<Option<PackageRow>> {
         let row = sqlx::query("SELECT * FROM packages WHERE registry_id = $1 AND name = $2")
             .bind(registry_id)
             .bind(name)
@@ -429,7 +433,7 @@ impl Db {
         &self,
         package_id: &str,
         version: &str,
-    ) -> ApiResult<Option<VersionRow>> {
+    ) -> StoreResult<Option<VersionRow>> {
         let row = sqlx::query("SELECT * FROM versions WHERE package_id = $1 AND version = $2")
             .bind(package_id)
             .bind(version)
@@ -444,7 +448,7 @@ impl Db {
         registry_ids: &[String],
         labels: &[String],
         page: &Page,
-    ) -> ApiResult<(i64, Vec<PackageRow>)> {
+    ) -> StoreResult<(i64, Vec<PackageRow>)> {
         if registry_ids.is_empty() {
             return Ok((0, vec![]));
         }
@@ -473,7 +477,7 @@ impl Db {
         &self,
         package_id: &str,
         page: &Page,
-    ) -> ApiResult<(i64, Vec<VersionRow>)> {
+    ) -> StoreResult<(i64, Vec<VersionRow>)> {
         let mut filter = Filter::default();
         filter.eq("package_id", package_id);
         let (total, rows) = self
@@ -495,7 +499,7 @@ impl Db {
         &self,
         version_id: &str,
         page: &Page,
-    ) -> ApiResult<(i64, Vec<FileRow>)> {
+    ) -> StoreResult<(i64, Vec<FileRow>)> {
         let mut filter = Filter::default();
         filter.eq("f.version_id", version_id);
         let (total, rows) = self
@@ -507,7 +511,7 @@ impl Db {
         ))
     }
 
-    pub async fn set_package_labels(&self, package_id: &str, labels: &[String]) -> ApiResult<()> {
+    pub async fn set_package_labels(&self, package_id: &str, labels: &[String]) -> StoreResult<()> {
         sqlx::query("UPDATE packages SET labels = $1, updated_at = $2, revision = revision + 1 WHERE id = $3")
             .bind(serde_json::to_string(labels).unwrap_or_default())
             .bind(now_ms())
@@ -518,7 +522,7 @@ impl Db {
     }
 
     /// Distinct labels used by packages of a registry.
-    pub async fn package_labels(&self, registry_id: &str) -> ApiResult<Vec<String>> {
+    pub async fn package_labels(&self, registry_id: &str) -> StoreResult<Vec<String>> {
         let rows = sqlx::query("SELECT DISTINCT labels FROM packages WHERE registry_id = $1")
             .bind(registry_id)
             .fetch_all(&self.read)
@@ -533,7 +537,7 @@ impl Db {
     }
 
     /// Removes one file; an emptied version and package disappear with it.
-    pub async fn delete_file(&self, file: &FileRow) -> ApiResult<()> {
+    pub async fn delete_file(&self, file: &FileRow) -> StoreResult<()> {
         let mut tx = self.write.begin().await?;
         sqlx::query("DELETE FROM files WHERE id = $1")
             .bind(&file.id)
@@ -572,7 +576,7 @@ impl Db {
     async fn refresh_package(
         tx: &mut sqlx::Transaction<'_, sqlx::Any>,
         package_id: &str,
-    ) -> ApiResult<()> {
+    ) -> StoreResult<()> {
         let kind = sqlx::query(
             "SELECT r.package_type FROM packages p JOIN registries r ON r.id = p.registry_id WHERE p.id = $1",
         )
@@ -621,7 +625,7 @@ impl Db {
         package: &PackageRow,
         version: &VersionRow,
         trash: &Registry,
-    ) -> ApiResult<()> {
+    ) -> StoreResult<()> {
         let now = now_ms();
         let trash_name = format!("{}/{}", reg.identifier, package.name);
         let mut tx = self.write.begin().await?;
@@ -702,7 +706,11 @@ impl Db {
     }
 
     /// Purges a version for good (used for the trash can itself).
-    pub async fn purge_version(&self, package: &PackageRow, version: &VersionRow) -> ApiResult<()> {
+    pub async fn purge_version(
+        &self,
+        package: &PackageRow,
+        version: &VersionRow,
+    ) -> StoreResult<()> {
         let mut tx = self.write.begin().await?;
         sqlx::query("DELETE FROM files WHERE version_id = $1")
             .bind(&version.id)
@@ -723,7 +731,7 @@ impl Db {
     }
 
     /// Every file of a package, oldest first (for generated indexes; indexed by version).
-    pub async fn package_files(&self, package_id: &str) -> ApiResult<Vec<(String, FileRow)>> {
+    pub async fn package_files(&self, package_id: &str) -> StoreResult<Vec<(String, FileRow)>> {
         let rows = sqlx::query(&format!(
             "SELECT {FILE_COLUMNS}, v.version AS version_name FROM files f JOIN blobs b ON b.sha256 = f.sha256 \
              JOIN versions v ON v.id = f.version_id WHERE v.package_id = $1 ORDER BY f.created_at, f.id"
@@ -742,7 +750,7 @@ impl Db {
         &self,
         file_id: &str,
         metadata: &serde_json::Value,
-    ) -> ApiResult<()> {
+    ) -> StoreResult<()> {
         let mut tx = self.write.begin().await?;
         sqlx::query("UPDATE files SET metadata = $1 WHERE id = $2")
             .bind(metadata.to_string())
@@ -767,7 +775,7 @@ impl Db {
         registry_id: &str,
         canonical: &str,
         except: &str,
-    ) -> ApiResult<Option<String>> {
+    ) -> StoreResult<Option<String>> {
         let row = sqlx::query("SELECT name FROM packages WHERE registry_id = $1 AND REPLACE(name, '_', '-') = $2 AND name <> $3")
             .bind(registry_id)
             .bind(canonical)
@@ -782,7 +790,7 @@ impl Db {
         &self,
         package_id: &str,
         metadata: &serde_json::Value,
-    ) -> ApiResult<()> {
+    ) -> StoreResult<()> {
         sqlx::query("UPDATE packages SET metadata = $1, updated_at = $2, revision = revision + 1 WHERE id = $3")
             .bind(metadata.to_string())
             .bind(now_ms())
@@ -797,7 +805,7 @@ impl Db {
         &self,
         version_id: &str,
         metadata: &serde_json::Value,
-    ) -> ApiResult<()> {
+    ) -> StoreResult<()> {
         let mut tx = self.write.begin().await?;
         sqlx::query("UPDATE versions SET metadata = $1 WHERE id = $2")
             .bind(metadata.to_string())
@@ -819,7 +827,7 @@ impl Db {
         &self,
         version_id: &str,
         fields: &serde_json::Value,
-    ) -> ApiResult<()> {
+    ) -> StoreResult<()> {
         let mut tx = self.write.begin().await?;
         // Read-modify-write: PostgreSQL locks the row; SQLite writes through one connection.
         let lock = if self.is_postgres { " FOR UPDATE" } else { "" };
@@ -830,7 +838,7 @@ impl Db {
         .fetch_optional(&mut *tx)
         .await?;
         let Some(row) = row else {
-            return Err(ApiError::not_found("the version is gone"));
+            return Err(StoreError::not_found("the version is gone"));
         };
         let mut merged: serde_json::Value =
             serde_json::from_str(&row.try_get::<String, _>("metadata")?).unwrap_or_default();
@@ -856,7 +864,7 @@ impl Db {
     }
 
     /// Names of the packages in these registries, sorted and without duplicates.
-    pub async fn package_names(&self, registry_ids: &[String]) -> ApiResult<Vec<String>> {
+    pub async fn package_names(&self, registry_ids: &[String]) -> StoreResult<Vec<String>> {
         if registry_ids.is_empty() {
             return Ok(vec![]);
         }
@@ -876,7 +884,7 @@ impl Db {
             .collect::<Result<_, _>>()?)
     }
 
-    pub async fn all_versions(&self, package_id: &str) -> ApiResult<Vec<VersionRow>> {
+    pub async fn all_versions(&self, package_id: &str) -> StoreResult<Vec<VersionRow>> {
         let rows = sqlx::query("SELECT * FROM versions WHERE package_id = $1 ORDER BY created_at")
             .bind(package_id)
             .fetch_all(&self.read)

@@ -3,7 +3,7 @@
 use sqlx::Row;
 
 use super::{Db, is_unique_violation};
-use crate::error::{ApiError, ApiResult};
+use super::{StoreError, StoreResult};
 use crate::model::{Role, new_id, now_ms};
 
 #[derive(Debug, Clone)]
@@ -35,7 +35,7 @@ fn row_to_user(r: &sqlx::any::AnyRow) -> Result<User, sqlx::Error> {
 }
 
 impl Db {
-    pub async fn user_count(&self) -> ApiResult<i64> {
+    pub async fn user_count(&self) -> StoreResult<i64> {
         Ok(sqlx::query("SELECT COUNT(*) AS n FROM users")
             .fetch_one(&self.read)
             .await?
@@ -47,7 +47,7 @@ impl Db {
         name: &str,
         password_hash: Option<&str>,
         is_admin: bool,
-    ) -> ApiResult<User> {
+    ) -> StoreResult<User> {
         let id = new_id();
         let now = now_ms();
         let res = sqlx::query("INSERT INTO users (id, name, password_hash, is_admin, created_at) VALUES ($1, $2, $3, $4, $5)")
@@ -61,7 +61,9 @@ impl Db {
         match res {
             Ok(_) => {}
             Err(e) if is_unique_violation(&e) => {
-                return Err(ApiError::conflict(format!("user '{name}' already exists")));
+                return Err(StoreError::conflict(format!(
+                    "user '{name}' already exists"
+                )));
             }
             Err(e) => return Err(e.into()),
         }
@@ -74,7 +76,7 @@ impl Db {
         })
     }
 
-    pub async fn user_by_name(&self, name: &str) -> ApiResult<Option<User>> {
+    pub async fn user_by_name(&self, name: &str) -> StoreResult<Option<User>> {
         let row = sqlx::query("SELECT * FROM users WHERE name = $1")
             .bind(name)
             .fetch_optional(&self.read)
@@ -82,7 +84,7 @@ impl Db {
         Ok(row.map(|r| row_to_user(&r)).transpose()?)
     }
 
-    pub async fn user_by_id(&self, id: &str) -> ApiResult<Option<User>> {
+    pub async fn user_by_id(&self, id: &str) -> StoreResult<Option<User>> {
         let row = sqlx::query("SELECT * FROM users WHERE id = $1")
             .bind(id)
             .fetch_optional(&self.read)
@@ -90,7 +92,7 @@ impl Db {
         Ok(row.map(|r| row_to_user(&r)).transpose()?)
     }
 
-    pub async fn list_users(&self) -> ApiResult<Vec<User>> {
+    pub async fn list_users(&self) -> StoreResult<Vec<User>> {
         let rows = sqlx::query("SELECT * FROM users ORDER BY name")
             .fetch_all(&self.read)
             .await?;
@@ -102,7 +104,7 @@ impl Db {
         user_id: &str,
         name: &str,
         token_hash: &str,
-    ) -> ApiResult<String> {
+    ) -> StoreResult<String> {
         let id = new_id();
         sqlx::query("INSERT INTO tokens (id, user_id, name, token_hash, created_at) VALUES ($1, $2, $3, $4, $5)")
             .bind(&id)
@@ -116,7 +118,7 @@ impl Db {
     }
 
     /// The user owning a live (not revoked) token.
-    pub async fn user_by_token_hash(&self, token_hash: &str) -> ApiResult<Option<User>> {
+    pub async fn user_by_token_hash(&self, token_hash: &str) -> StoreResult<Option<User>> {
         let row = sqlx::query(
             "SELECT u.* FROM tokens t JOIN users u ON u.id = t.user_id WHERE t.token_hash = $1 AND t.revoked_at IS NULL",
         )
@@ -126,7 +128,7 @@ impl Db {
         Ok(row.map(|r| row_to_user(&r)).transpose()?)
     }
 
-    pub async fn list_tokens(&self, user: Option<&str>) -> ApiResult<Vec<TokenInfo>> {
+    pub async fn list_tokens(&self, user: Option<&str>) -> StoreResult<Vec<TokenInfo>> {
         let rows = sqlx::query(
             "SELECT t.id, u.name AS user_name, t.name, t.created_at, t.revoked_at FROM tokens t \
              JOIN users u ON u.id = t.user_id WHERE ($1 = '' OR u.name = $1) ORDER BY t.created_at",
@@ -148,7 +150,7 @@ impl Db {
             .map_err(Into::into)
     }
 
-    pub async fn revoke_token(&self, id: &str) -> ApiResult<bool> {
+    pub async fn revoke_token(&self, id: &str) -> StoreResult<bool> {
         let res =
             sqlx::query("UPDATE tokens SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL")
                 .bind(now_ms())
@@ -158,7 +160,7 @@ impl Db {
         Ok(res.rows_affected() > 0)
     }
 
-    pub async fn grant_role(&self, user_id: &str, scope_id: &str, role: Role) -> ApiResult<()> {
+    pub async fn grant_role(&self, user_id: &str, scope_id: &str, role: Role) -> StoreResult<()> {
         sqlx::query(
             "INSERT INTO role_bindings (user_id, scope_id, role) VALUES ($1, $2, $3) \
              ON CONFLICT (user_id, scope_id) DO UPDATE SET role = excluded.role",
@@ -172,7 +174,7 @@ impl Db {
     }
 
     /// Roles of a user keyed by scope path.
-    pub async fn roles_of(&self, user_id: &str) -> ApiResult<Vec<(String, Role)>> {
+    pub async fn roles_of(&self, user_id: &str) -> StoreResult<Vec<(String, Role)>> {
         let rows = sqlx::query(
             "SELECT s.path, b.role FROM role_bindings b JOIN scopes s ON s.id = b.scope_id WHERE b.user_id = $1",
         )

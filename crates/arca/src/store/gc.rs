@@ -3,7 +3,7 @@
 use sqlx::Row;
 
 use super::Db;
-use crate::error::ApiResult;
+use super::StoreResult;
 
 /// A blob nothing refers to: no file of any registry (the trash can included) and no OCI
 /// repository link.
@@ -13,7 +13,7 @@ const UNREFERENCED: &str = "NOT EXISTS (SELECT 1 FROM files f WHERE f.sha256 = b
 impl Db {
     /// OCI repository links older than `cutoff` that no manifest of their registry uses any more
     /// (blobs uploaded for a manifest that never came, or whose manifests were deleted).
-    pub async fn expire_oci_links(&self, cutoff: i64) -> ApiResult<u64> {
+    pub async fn expire_oci_links(&self, cutoff: i64) -> StoreResult<u64> {
         let r = sqlx::query(
             "DELETE FROM oci_blobs WHERE created_at < $1 AND NOT EXISTS \
              (SELECT 1 FROM files f WHERE f.registry_id = oci_blobs.registry_id AND f.sha256 = oci_blobs.sha256)",
@@ -25,7 +25,7 @@ impl Db {
     }
 
     /// Upload sessions untouched since `cutoff` (their ids, so their bytes can be removed).
-    pub async fn expire_uploads(&self, cutoff: i64) -> ApiResult<Vec<String>> {
+    pub async fn expire_uploads(&self, cutoff: i64) -> StoreResult<Vec<String>> {
         let rows = sqlx::query("SELECT id FROM oci_uploads WHERE updated_at < $1")
             .bind(cutoff)
             .fetch_all(&self.read)
@@ -40,7 +40,7 @@ impl Db {
         Ok(ids)
     }
 
-    pub async fn gc_candidates(&self, cutoff: i64, limit: i64) -> ApiResult<Vec<(String, i64)>> {
+    pub async fn gc_candidates(&self, cutoff: i64, limit: i64) -> StoreResult<Vec<(String, i64)>> {
         let rows = sqlx::query(&format!(
             "SELECT sha256, size FROM blobs WHERE touched_at < $1 AND created_at < $1 AND {UNREFERENCED} LIMIT $2"
         ))
@@ -55,7 +55,7 @@ impl Db {
 
     /// Forgets a blob if it is still unreferenced and untouched since `cutoff`; false when a
     /// writer stored or referenced it meanwhile.
-    pub async fn gc_forget(&self, sha256: &str, cutoff: i64) -> ApiResult<bool> {
+    pub async fn gc_forget(&self, sha256: &str, cutoff: i64) -> StoreResult<bool> {
         let r = sqlx::query(&format!(
             "DELETE FROM blobs WHERE sha256 = $1 AND touched_at < $2 AND created_at < $2 AND {UNREFERENCED}"
         ))
@@ -67,7 +67,7 @@ impl Db {
     }
 
     /// Where the collector's listing pass named `pass` stopped (None: at the start).
-    pub async fn gc_cursor(&self, pass: &str) -> ApiResult<Option<String>> {
+    pub async fn gc_cursor(&self, pass: &str) -> StoreResult<Option<String>> {
         let position: Option<String> =
             sqlx::query("SELECT position FROM gc_progress WHERE pass = $1")
                 .bind(pass)
@@ -79,7 +79,7 @@ impl Db {
     }
 
     /// Records where a listing pass stopped; None starts the next run from the beginning.
-    pub async fn set_gc_cursor(&self, pass: &str, position: Option<&str>) -> ApiResult<()> {
+    pub async fn set_gc_cursor(&self, pass: &str, position: Option<&str>) -> StoreResult<()> {
         sqlx::query(
             "INSERT INTO gc_progress (pass, position, updated_at) VALUES ($1, $2, $3) \
              ON CONFLICT (pass) DO UPDATE SET position = $2, updated_at = $3",
@@ -93,7 +93,7 @@ impl Db {
     }
 
     /// Whether an upload session is recorded (its bytes in the blob store are then not orphans).
-    pub async fn upload_known(&self, id: &str) -> ApiResult<bool> {
+    pub async fn upload_known(&self, id: &str) -> StoreResult<bool> {
         Ok(
             sqlx::query("SELECT 1 AS one FROM oci_uploads WHERE id = $1")
                 .bind(id)
@@ -104,7 +104,7 @@ impl Db {
     }
 
     /// Whether the blob is known again (a writer recorded it after the collector forgot it).
-    pub async fn blob_known(&self, sha256: &str) -> ApiResult<bool> {
+    pub async fn blob_known(&self, sha256: &str) -> StoreResult<bool> {
         Ok(sqlx::query("SELECT 1 AS one FROM blobs WHERE sha256 = $1")
             .bind(sha256)
             .fetch_optional(&self.write)

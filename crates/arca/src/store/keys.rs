@@ -4,13 +4,13 @@
 use sqlx::Row;
 
 use super::Db;
-use crate::error::ApiResult;
+use super::StoreResult;
 use crate::model::now_ms;
 
 impl Db {
     /// The registry's (secret, public) armored key, if it has one. Read from the writer so that
     /// a key just stored by [`Db::insert_registry_key`] is seen at once.
-    pub async fn registry_key(&self, registry_id: &str) -> ApiResult<Option<(String, String)>> {
+    pub async fn registry_key(&self, registry_id: &str) -> StoreResult<Option<(String, String)>> {
         let row =
             sqlx::query("SELECT secret_key, public_key FROM registry_keys WHERE registry_id = $1")
                 .bind(registry_id)
@@ -28,7 +28,7 @@ impl Db {
         registry_id: &str,
         secret: &str,
         public: &str,
-    ) -> ApiResult<()> {
+    ) -> StoreResult<()> {
         sqlx::query(
             "INSERT INTO registry_keys (registry_id, secret_key, public_key, created_at) VALUES ($1, $2, $3, $4) \
              ON CONFLICT (registry_id) DO NOTHING",
@@ -48,7 +48,7 @@ impl Db {
         registry_id: &str,
         secret: &str,
         public: &str,
-    ) -> ApiResult<()> {
+    ) -> StoreResult<()> {
         sqlx::query(
             "INSERT INTO registry_keys (registry_id, secret_key, public_key, created_at) VALUES ($1, $2, $3, $4) \
              ON CONFLICT (registry_id) DO UPDATE SET secret_key = $2, public_key = $3, created_at = $4",

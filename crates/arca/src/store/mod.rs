@@ -20,6 +20,43 @@ use anyhow::Context;
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{AnyPool, Executor};
 
+/// What the metadata store reports. Its own type, as a model layer's should be: the store knows
+/// nothing of HTTP, and `error.rs` maps these to statuses in one place.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("metadata store: {0}")]
+    Db(#[from] sqlx::Error),
+    /// A uniqueness rule refused the write (a duplicate name, a re-upload under NONE, a
+    /// concurrent insert of the same thing).
+    #[error("{0}")]
+    Conflict(String),
+    #[error("{0}")]
+    NotFound(String),
+    /// Input the store cannot hold (an invalid scope path), naming the field.
+    #[error("{message}")]
+    Invalid { field: String, message: String },
+    /// An invariant the store keeps was broken under it (a row vanished mid-transaction).
+    #[error("{0}")]
+    Corrupt(String),
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+impl StoreError {
+    pub fn conflict(message: impl Into<String>) -> Self {
+        StoreError::Conflict(message.into())
+    }
+    pub fn not_found(message: impl Into<String>) -> Self {
+        StoreError::NotFound(message.into())
+    }
+    pub fn invalid(field: &str, message: impl Into<String>) -> Self {
+        StoreError::Invalid {
+            field: field.to_string(),
+            message: message.into(),
+        }
+    }
+}
+
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
 #[derive(Clone)]

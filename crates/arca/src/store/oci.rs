@@ -3,9 +3,9 @@
 
 use sqlx::Row;
 
+use super::StoreResult;
 use super::{Db, is_unique_violation};
 use crate::blob::BlobInfo;
-use crate::error::ApiResult;
 use crate::model::now_ms;
 use crate::store::artifacts::FileRow;
 
@@ -25,7 +25,7 @@ pub struct RepoBlob {
 }
 
 impl Db {
-    pub async fn create_upload(&self, id: &str, registry_id: &str, image: &str) -> ApiResult<()> {
+    pub async fn create_upload(&self, id: &str, registry_id: &str, image: &str) -> StoreResult<()> {
         let now = now_ms();
         sqlx::query(
             "INSERT INTO oci_uploads (id, registry_id, image, size, created_at, updated_at) VALUES ($1, $2, $3, 0, $4, $4)",
@@ -39,7 +39,7 @@ impl Db {
         Ok(())
     }
 
-    pub async fn upload(&self, id: &str) -> ApiResult<Option<Upload>> {
+    pub async fn upload(&self, id: &str) -> StoreResult<Option<Upload>> {
         let row = sqlx::query("SELECT * FROM oci_uploads WHERE id = $1")
             .bind(id)
             .fetch_optional(&self.read)
@@ -56,7 +56,7 @@ impl Db {
     }
 
     /// Moves an upload's size from `old` to `new`; false when another request got there first.
-    pub async fn advance_upload(&self, id: &str, old: i64, new: i64) -> ApiResult<bool> {
+    pub async fn advance_upload(&self, id: &str, old: i64, new: i64) -> StoreResult<bool> {
         let r = sqlx::query(
             "UPDATE oci_uploads SET size = $1, updated_at = $2 WHERE id = $3 AND size = $4",
         )
@@ -69,7 +69,7 @@ impl Db {
         Ok(r.rows_affected() == 1)
     }
 
-    pub async fn delete_upload(&self, id: &str) -> ApiResult<()> {
+    pub async fn delete_upload(&self, id: &str) -> StoreResult<()> {
         sqlx::query("DELETE FROM oci_uploads WHERE id = $1")
             .bind(id)
             .execute(&self.write)
@@ -84,7 +84,7 @@ impl Db {
         image: &str,
         digest: &str,
         blob: &BlobInfo,
-    ) -> ApiResult<()> {
+    ) -> StoreResult<()> {
         self.record_blob(blob).await?;
         let r = sqlx::query(
             "INSERT INTO oci_blobs (registry_id, image, digest, sha256, size, created_at) VALUES ($1, $2, $3, $4, $5, $6) \
@@ -110,7 +110,7 @@ impl Db {
         registry_id: &str,
         image: &str,
         digest: &str,
-    ) -> ApiResult<Option<RepoBlob>> {
+    ) -> StoreResult<Option<RepoBlob>> {
         let row = sqlx::query(
             "SELECT digest, sha256, size FROM oci_blobs WHERE registry_id = $1 AND image = $2 AND digest = $3",
         )
@@ -134,7 +134,7 @@ impl Db {
         registry_id: &str,
         image: &str,
         digest: &str,
-    ) -> ApiResult<bool> {
+    ) -> StoreResult<bool> {
         let r = sqlx::query(
             "DELETE FROM oci_blobs WHERE registry_id = $1 AND image = $2 AND digest = $3",
         )
@@ -147,7 +147,7 @@ impl Db {
     }
 
     /// The stored blob with this SHA-256, as a file row that the download helpers can serve.
-    pub async fn blob_as_file(&self, sha256: &str, name: &str) -> ApiResult<Option<FileRow>> {
+    pub async fn blob_as_file(&self, sha256: &str, name: &str) -> StoreResult<Option<FileRow>> {
         let row = sqlx::query("SELECT * FROM blobs WHERE sha256 = $1")
             .bind(sha256)
             .fetch_optional(&self.read)
@@ -183,7 +183,7 @@ impl Db {
         registry_id: &str,
         image: &str,
         sha256: &str,
-    ) -> ApiResult<Vec<FileRow>> {
+    ) -> StoreResult<Vec<FileRow>> {
         let prefix = format!("{image}/");
         let rows = sqlx::query(&format!(
             "{} WHERE f.sha256 = $1 AND f.registry_id = $2",
@@ -213,7 +213,7 @@ impl Db {
         subject: &str,
         digest: &str,
         descriptor: &serde_json::Value,
-    ) -> ApiResult<()> {
+    ) -> StoreResult<()> {
         let r = sqlx::query(
             "INSERT INTO oci_referrers (registry_id, image, subject, digest, descriptor, created_at) VALUES ($1, $2, $3, $4, $5, $6) \
              ON CONFLICT (registry_id, image, subject, digest) DO NOTHING",
@@ -238,7 +238,7 @@ impl Db {
         registry_id: &str,
         image: &str,
         subject: &str,
-    ) -> ApiResult<Vec<(String, serde_json::Value)>> {
+    ) -> StoreResult<Vec<(String, serde_json::Value)>> {
         let rows = sqlx::query(
             "SELECT digest, descriptor FROM oci_referrers WHERE registry_id = $1 AND image = $2 AND subject = $3 ORDER BY created_at",
         )
@@ -263,7 +263,7 @@ impl Db {
         registry_id: &str,
         image: &str,
         digest: &str,
-    ) -> ApiResult<()> {
+    ) -> StoreResult<()> {
         sqlx::query(
             "DELETE FROM oci_referrers WHERE registry_id = $1 AND image = $2 AND digest = $3",
         )
@@ -276,7 +276,7 @@ impl Db {
     }
 
     /// A secret shared by all server processes, created by whichever process asks first.
-    pub async fn shared_secret(&self, name: &str, fresh: &str) -> ApiResult<String> {
+    pub async fn shared_secret(&self, name: &str, fresh: &str) -> StoreResult<String> {
         let r = sqlx::query(
             "INSERT INTO server_secrets (name, value) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING",
         )
@@ -297,7 +297,7 @@ impl Db {
     }
 
     /// Ids of every DOCKER and HELM registry (for `_catalog`, which filters by access).
-    pub async fn oci_registry_ids(&self) -> ApiResult<Vec<String>> {
+    pub async fn oci_registry_ids(&self) -> StoreResult<Vec<String>> {
         let rows = sqlx::query(
             "SELECT id FROM registries WHERE package_type IN ('DOCKER', 'HELM') ORDER BY account, identifier",
         )

@@ -6,7 +6,7 @@ use sqlx::Row;
 use sqlx::any::AnyRow;
 
 use super::{Db, like_pattern};
-use crate::error::{ApiError, ApiResult};
+use super::{StoreError, StoreResult};
 
 /// What a list can be sorted by. Callers name the field; each list decides which column (or
 /// computed value) that is, so no SQL is written outside `store/`.
@@ -226,13 +226,13 @@ impl Db {
         search_col: &str,
         mut filter: Filter,
         page: &Page,
-    ) -> ApiResult<(i64, Vec<AnyRow>)> {
+    ) -> StoreResult<(i64, Vec<AnyRow>)> {
         if let Some(term) = page.term() {
             filter.contains(search_col, term);
         }
         let sort = page.sort;
         let order = sort.sql(list).ok_or_else(|| {
-            ApiError::Internal(anyhow::anyhow!(
+            StoreError::Corrupt(format!(
                 "{} cannot be sorted by {}",
                 list.name(),
                 sort.key()

@@ -5,7 +5,7 @@ use sqlx::any::AnyRow;
 
 use super::paging::{Filter, List, Page, SortField};
 use super::{Db, json_list};
-use crate::error::{ApiError, ApiResult};
+use super::{StoreError, StoreResult};
 use crate::model::{
     CleanupPolicy, PackageType, ProxySettings, Registry, RegistryKind, Reupload, Scope, now_ms,
 };
@@ -102,7 +102,7 @@ fn b(v: bool) -> i64 {
 }
 
 impl Db {
-    async fn load_members(&self, mut reg: Registry) -> ApiResult<Registry> {
+    async fn load_members(&self, mut reg: Registry) -> StoreResult<Registry> {
         let rows = sqlx::query(
             "SELECT member_id FROM registry_members WHERE registry_id = $1 ORDER BY position",
         )
@@ -116,7 +116,7 @@ impl Db {
         Ok(reg)
     }
 
-    pub async fn registry_by_id(&self, id: &str) -> ApiResult<Option<Registry>> {
+    pub async fn registry_by_id(&self, id: &str) -> StoreResult<Option<Registry>> {
         let sql = format!("{SELECT} WHERE r.id = $1");
         let row = sqlx::query(&sql)
             .bind(id)
@@ -132,7 +132,7 @@ impl Db {
         &self,
         account: &str,
         identifier: &str,
-    ) -> ApiResult<Option<Registry>> {
+    ) -> StoreResult<Option<Registry>> {
         let sql = format!("{SELECT} WHERE r.account = $1 AND r.identifier = $2");
         let row = sqlx::query(&sql)
             .bind(account)
@@ -146,7 +146,7 @@ impl Db {
     }
 
     /// Inserts a registry and its members. A duplicate identifier in the account is a 409.
-    pub async fn insert_registry(&self, reg: &Registry) -> ApiResult<()> {
+    pub async fn insert_registry(&self, reg: &Registry) -> StoreResult<()> {
         let mut tx = self.write.begin().await?;
         let p = reg.proxy.clone().unwrap_or_default();
         let res = sqlx::query(
@@ -191,7 +191,7 @@ impl Db {
         match res {
             Ok(_) => {}
             Err(e) if super::is_unique_violation(&e) => {
-                return Err(ApiError::conflict(format!(
+                return Err(StoreError::conflict(format!(
                     "registry '{}' already exists in account '{}'",
                     reg.identifier, reg.account
                 )));
@@ -211,7 +211,7 @@ impl Db {
     }
 
     /// Writes every mutable field of a registry and replaces its member list.
-    pub async fn update_registry(&self, reg: &Registry) -> ApiResult<()> {
+    pub async fn update_registry(&self, reg: &Registry) -> StoreResult<()> {
         let mut tx = self.write.begin().await?;
         let p = reg.proxy.clone().unwrap_or_default();
         sqlx::query(
@@ -263,7 +263,7 @@ impl Db {
 
     /// Deletes a registry with its packages, versions and file rows. Blobs stay (deduplicated and
     /// possibly shared); unreferenced ones are left for garbage collection.
-    pub async fn delete_registry(&self, id: &str) -> ApiResult<()> {
+    pub async fn delete_registry(&self, id: &str) -> StoreResult<()> {
         let mut tx = self.write.begin().await?;
         for sql in [
             "DELETE FROM files WHERE registry_id = $1",
@@ -284,7 +284,7 @@ impl Db {
     }
 
     /// Registries (hosted or group) whose member list includes `member_id`.
-    pub async fn registries_including(&self, member_id: &str) -> ApiResult<Vec<String>> {
+    pub async fn registries_including(&self, member_id: &str) -> StoreResult<Vec<String>> {
         let rows = sqlx::query(
             "SELECT DISTINCT r.identifier FROM registry_members m JOIN registries r ON r.id = m.registry_id \
              WHERE m.member_id = $1 ORDER BY r.identifier",
@@ -299,7 +299,7 @@ impl Db {
     }
 
     /// The cache registry of a proxy, if it has one.
-    pub async fn cache_of_proxy(&self, proxy_id: &str) -> ApiResult<Option<Registry>> {
+    pub async fn cache_of_proxy(&self, proxy_id: &str) -> StoreResult<Option<Registry>> {
         let sql = format!("{SELECT} WHERE r.cache_of = $1");
         let row = sqlx::query(&sql)
             .bind(proxy_id)
@@ -316,7 +316,7 @@ impl Db {
         &self,
         f: &RegistryFilter,
         page: &Page,
-    ) -> ApiResult<(i64, Vec<Registry>)> {
+    ) -> StoreResult<(i64, Vec<Registry>)> {
         let (total, rows) = self.registry_rows(f, page, false).await?;
         let mut out = Vec::with_capacity(rows.len());
         for r in &rows {
@@ -330,7 +330,7 @@ impl Db {
         &self,
         f: &RegistryFilter,
         page: &Page,
-    ) -> ApiResult<(i64, Vec<(Registry, RegistryStats)>)> {
+    ) -> StoreResult<(i64, Vec<(Registry, RegistryStats)>)> {
         let (total, rows) = self.registry_rows(f, page, true).await?;
         let mut out = Vec::with_capacity(rows.len());
         for r in &rows {
@@ -349,7 +349,7 @@ impl Db {
         f: &RegistryFilter,
         page: &Page,
         stats: bool,
-    ) -> ApiResult<(i64, Vec<AnyRow>)> {
+    ) -> StoreResult<(i64, Vec<AnyRow>)> {
         let mut filter = Filter::default();
         filter.any_of("r.scope_id", f.scope_ids.iter().cloned());
         if !f.package_types.is_empty() {
@@ -379,7 +379,7 @@ impl Db {
     }
 
     /// Creates the account's trash can if it does not exist yet.
-    pub async fn ensure_trash_can(&self, account_scope: &Scope) -> ApiResult<()> {
+    pub async fn ensure_trash_can(&self, account_scope: &Scope) -> StoreResult<()> {
         if self
             .registry_by_identifier(account_scope.account(), TRASH_IDENTIFIER)
             .await?
@@ -399,7 +399,7 @@ impl Db {
             )
         };
         match self.insert_registry(&reg).await {
-            Ok(()) | Err(ApiError::Conflict(_)) => Ok(()),
+            Ok(()) | Err(StoreError::Conflict(_)) => Ok(()),
             Err(e) => Err(e),
         }
     }

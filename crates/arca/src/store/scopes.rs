@@ -4,7 +4,7 @@
 use sqlx::Row;
 
 use super::Db;
-use crate::error::{ApiError, ApiResult};
+use super::{StoreError, StoreResult};
 use crate::model::{Scope, new_id, now_ms, validate_identifier};
 
 fn row_to_scope(r: &sqlx::any::AnyRow) -> Result<Scope, sqlx::Error> {
@@ -17,16 +17,16 @@ fn row_to_scope(r: &sqlx::any::AnyRow) -> Result<Scope, sqlx::Error> {
 }
 
 /// Validates a scope path of one to three segments.
-pub fn validate_path(field: &str, path: &str) -> ApiResult<()> {
+pub fn validate_path(field: &str, path: &str) -> StoreResult<()> {
     let segs: Vec<&str> = path.split('/').collect();
     if segs.is_empty() || segs.len() > 3 {
-        return Err(ApiError::bad(
+        return Err(StoreError::invalid(
             field,
             format!("invalid {field} '{path}': expected account[/org[/project]]"),
         ));
     }
     for s in segs {
-        validate_identifier(field, s)?;
+        validate_identifier(field, s).map_err(|e| StoreError::invalid(field, e.to_string()))?;
     }
     Ok(())
 }
@@ -41,7 +41,7 @@ pub fn ancestor_paths(path: &str) -> Vec<String> {
 }
 
 impl Db {
-    pub async fn scope_by_path(&self, path: &str) -> ApiResult<Option<Scope>> {
+    pub async fn scope_by_path(&self, path: &str) -> StoreResult<Option<Scope>> {
         let row = sqlx::query("SELECT id, parent_id, path, depth FROM scopes WHERE path = $1")
             .bind(path)
             .fetch_optional(&self.read)
@@ -50,7 +50,7 @@ impl Db {
     }
 
     /// Creates the scope and any missing ancestors. Returns the scope.
-    pub async fn ensure_scope(&self, path: &str) -> ApiResult<Scope> {
+    pub async fn ensure_scope(&self, path: &str) -> StoreResult<Scope> {
         validate_path("scope", path)?;
         let segs: Vec<&str> = path.split('/').collect();
         let mut parent: Option<String> = None;
@@ -79,7 +79,7 @@ impl Db {
                     let s = self
                         .scope_by_path(&p)
                         .await?
-                        .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("scope {p} vanished")))?;
+                        .ok_or_else(|| StoreError::Corrupt(format!("scope {p} vanished")))?;
                     if n == 1 {
                         // Every account has exactly one trash can.
                         self.ensure_trash_can(&s).await?;
@@ -90,11 +90,11 @@ impl Db {
             parent = Some(scope.id.clone());
             last = Some(scope);
         }
-        last.ok_or_else(|| ApiError::bad("scope", "empty scope path"))
+        last.ok_or_else(|| StoreError::invalid("scope", "empty scope path"))
     }
 
     /// Direct children paths of a scope (for `scope=descendants`): prefix match on the indexed path.
-    pub async fn descendant_scope_ids(&self, path: &str) -> ApiResult<Vec<String>> {
+    pub async fn descendant_scope_ids(&self, path: &str) -> StoreResult<Vec<String>> {
         let rows = sqlx::query("SELECT id FROM scopes WHERE path = $1 OR path LIKE $2 ESCAPE '\\'")
             .bind(path)
             .bind(format!(

@@ -836,7 +836,7 @@ async fn search_packages(
         descending: false,
         search: Some(p.text.clone()),
     };
-    state.db.list_packages(&ids, &[], &page).await
+    Ok(state.db.list_packages(&ids, &[], &page).await?)
 }
 
 async fn search(state: &AppState, req: &NativeRequest) -> ApiResult<Response> {

@@ -420,7 +420,7 @@ async fn put_version_file(
     match r {
         Ok(f) => Ok(f),
         // Already there with the same content (a repeated push).
-        Err(crate::error::ApiError::Conflict(_)) => state
+        Err(crate::store::StoreError::Conflict(_)) => state
             .db
             .file_by_path(&target.id, path)
             .await?

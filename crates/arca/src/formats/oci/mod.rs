@@ -126,6 +126,12 @@ pub struct OciError {
 
 pub type OciResult<T> = Result<T, OciError>;
 
+impl From<crate::store::StoreError> for OciError {
+    fn from(e: crate::store::StoreError) -> Self {
+        ApiError::from(e).into()
+    }
+}
+
 impl OciError {
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> OciError {
         OciError {
