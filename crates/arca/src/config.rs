@@ -35,6 +35,9 @@ pub struct ConfigArgs {
     /// Cargo publish, Helm chart), in bytes [default: 256 MiB].
     #[arg(long, env = "ARCA_MAX_PARSED_BODY_BYTES", global = true)]
     pub max_parsed_body_bytes: Option<u64>,
+    /// Largest body of a management API request (Harness, GitFlic), in bytes [default: 1 MiB].
+    #[arg(long, env = "ARCA_MAX_API_BODY_BYTES", global = true)]
+    pub max_api_body_bytes: Option<u64>,
     /// Proxies whose `X-Forwarded-For` names the client (comma-separated IP addresses)
     /// [default: none: the client is the socket's peer].
     #[arg(
@@ -73,6 +76,7 @@ struct FileConfig {
     default_account: Option<String>,
     max_upload_bytes: Option<u64>,
     max_parsed_body_bytes: Option<u64>,
+    max_api_body_bytes: Option<u64>,
     trusted_proxies: Option<Vec<std::net::IpAddr>>,
     auth_backoff_after: Option<u32>,
     auth_backoff_max_secs: Option<u64>,
@@ -93,6 +97,8 @@ pub struct Config {
     /// Cap of a body held in memory to be parsed: separate from (and much smaller than) the
     /// streaming cap, so that no request can make the server allocate an upload's worth of RAM.
     pub max_parsed_body_bytes: u64,
+    /// Cap of a management API request's body.
+    pub max_api_body_bytes: u64,
     /// Proxies whose `X-Forwarded-For` is believed (see `crate::throttle`).
     pub trusted_proxies: Vec<std::net::IpAddr>,
     /// Failed authentications before a client address or user backs off.
@@ -152,6 +158,10 @@ impl Config {
             .max_parsed_body_bytes
             .or(file.max_parsed_body_bytes)
             .unwrap_or(256 << 20);
+        let max_api_body_bytes = args
+            .max_api_body_bytes
+            .or(file.max_api_body_bytes)
+            .unwrap_or(1 << 20);
         let trusted_proxies = args
             .trusted_proxies
             .clone()
@@ -188,6 +198,7 @@ impl Config {
             default_account,
             max_upload_bytes,
             max_parsed_body_bytes,
+            max_api_body_bytes,
             trusted_proxies,
             auth_backoff_after,
             auth_backoff_max_secs,

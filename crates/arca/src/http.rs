@@ -74,6 +74,21 @@ pub async fn read_body(body: Body, limit: usize) -> ApiResult<bytes::Bytes> {
     Ok(buf.freeze())
 }
 
+/// Refuses a declared `Content-Length` above `cap` with 413. Bodies without one (chunked) are
+/// capped while they are read.
+pub fn check_length(headers: &HeaderMap, cap: u64) -> ApiResult<()> {
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    match declared {
+        Some(n) if n > cap => Err(ApiError::PayloadTooLarge(format!(
+            "request body of {n} bytes is larger than the limit of {cap} bytes"
+        ))),
+        _ => Ok(()),
+    }
+}
+
 /// A header value from text that is known to be printable (digests, names, URLs we built); an
 /// unprintable one becomes empty rather than failing the response.
 pub fn header_value(s: &str) -> axum::http::HeaderValue {

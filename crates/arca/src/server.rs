@@ -53,7 +53,18 @@ pub fn router(state: AppState) -> Router {
         .route("/pkg/{*rest}", any(formats::route))
         // Formats with routes of their own (OCI's /v2, where its clients require it).
         .merge(formats::all().extra_routes())
-        .merge(api::gitflic::router())
+        // GitFlic handlers read their bodies after their credentials (extractor order), at most
+        // max_api_body_bytes of them (413 beyond, before reading when the size is declared).
+        .merge(
+            api::gitflic::router()
+                .layer(DefaultBodyLimit::max(
+                    state.config.max_api_body_bytes.min(usize::MAX as u64) as usize,
+                ))
+                .layer(axum::middleware::from_fn_with_state(
+                    state.clone(),
+                    declared_api_body,
+                )),
+        )
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             current_download_counts,
@@ -67,6 +78,25 @@ pub fn router(state: AppState) -> Router {
         .layer(tower_http::trace::TraceLayer::new_for_http())
         .layer(tower_http::catch_panic::CatchPanicLayer::new())
         .with_state(state)
+}
+
+/// Refuses a management request whose declared body exceeds `max_api_body_bytes` before a byte
+/// of it is read; bad credentials are still answered as such first.
+async fn declared_api_body(
+    State(state): State<AppState>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    if let Err(too_large) =
+        crate::http::check_length(req.headers(), state.config.max_api_body_bytes)
+    {
+        return match state.principal(req.headers()).await {
+            Err(e) => e.into_response(),
+            Ok(_) => too_large.into_response(),
+        };
+    }
+    next.run(req).await
 }
 
 /// Makes the request's client address known to authentication (`crate::throttle::client`).

@@ -22,6 +22,7 @@ pub async fn state() -> TestState {
         default_account: "acme".into(),
         max_upload_bytes: 1 << 20,
         max_parsed_body_bytes: 1 << 16,
+        max_api_body_bytes: 1 << 20,
         trusted_proxies: Vec::new(),
         auth_backoff_after: 5,
         auth_backoff_max_secs: 300,

@@ -16,7 +16,7 @@
 //!    file row written (the row's unique index settles concurrent uploads). A staged blob that is
 //!    dropped instead (any error on the way) leaves nothing behind.
 
-use axum::http::{HeaderMap, header};
+use axum::http::HeaderMap;
 use bytes::Bytes;
 use futures::TryStreamExt;
 
@@ -86,7 +86,7 @@ impl<'a> Upload<'a> {
     ) -> ApiResult<Upload<'a>> {
         let target = Resolver { state }.write_target(reg).await?;
         principal.check(&target, Need::Write)?;
-        check_length(headers, cap(state, body))?;
+        crate::http::check_length(headers, cap(state, body))?;
         Ok(Upload { state, target })
     }
 
@@ -233,21 +233,6 @@ fn cap(state: &AppState, body: Body) -> u64 {
     }
 }
 
-/// Refuses a declared `Content-Length` above `cap` with 413. Bodies without one (chunked) are
-/// capped while they are read.
-pub fn check_length(headers: &HeaderMap, cap: u64) -> ApiResult<()> {
-    let declared = headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse::<u64>().ok());
-    match declared {
-        Some(n) if n > cap => Err(ApiError::PayloadTooLarge(format!(
-            "request body of {n} bytes is larger than the limit of {cap} bytes"
-        ))),
-        _ => Ok(()),
-    }
-}
-
 fn stream_of(body: axum::body::Body) -> ByteStream {
     Box::pin(body.into_data_stream().map_err(std::io::Error::other))
 }
@@ -256,6 +241,9 @@ fn stream_of(body: axum::body::Body) -> ByteStream {
 mod tests {
     use super::*;
     use axum::http::HeaderValue;
+
+    use crate::http::check_length;
+    use axum::http::header;
 
     #[test]
     fn declared_length_is_checked_against_the_cap() {

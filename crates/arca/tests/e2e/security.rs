@@ -320,7 +320,56 @@ async fn connections_are_bounded(b: Backend) {
     assert!(ok, "a freed slot serves again");
 }
 
+/// Management requests never make the server hold more than `max_api_body_bytes`: a larger
+/// declared body is refused before it is read (after the credentials), wrong credentials are
+/// refused before any body is read, and an undeclared (chunked) body is cut off at the limit.
+async fn management_bodies_are_small(b: Backend) {
+    use crate::uploads::status_with_body_unsent;
+    let s = server_with(b, &[]).await;
+    const HALF_GIB: u64 = 512 << 20;
+    for path in [
+        ("POST", "/registry/instance/x/repositories"),
+        ("POST", "/har/api/v1/registry?space_ref=acme/+"),
+        ("PUT", "/har/api/v1/registry/acme/files/+"),
+    ] {
+        assert_eq!(
+            status_with_body_unsent(&s, path, Some(&s.token), HALF_GIB).await,
+            413,
+            "{path:?}"
+        );
+        assert_eq!(
+            status_with_body_unsent(&s, path, Some("wrong"), HALF_GIB).await,
+            401,
+            "{path:?}"
+        );
+    }
+    // Chunked, no Content-Length: read up to the limit, then refused.
+    let big = vec![b' '; 2 << 20];
+    for url in [
+        s.url("/registry/instance/x/repositories"),
+        s.url("/har/api/v1/registry?space_ref=acme/+"),
+    ] {
+        let body = reqwest::Body::wrap_stream(futures::stream::iter(
+            big.chunks(64 << 10)
+                .map(|c| Ok::<_, std::io::Error>(c.to_vec()))
+                .collect::<Vec<_>>(),
+        ));
+        let r = s
+            .client
+            .post(&url)
+            .header("x-api-key", &s.token)
+            .header("authorization", format!("token {}", s.token))
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 413, "{url}");
+    }
+}
+
 both_backends!(
+    management_bodies_are_small,
     connections_are_bounded,
     user_content_cannot_run_on_the_origin,
     garbage_collection_finds_orphaned_bytes,

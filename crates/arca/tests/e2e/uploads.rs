@@ -13,7 +13,7 @@ use crate::common::{Backend, Server};
 /// returns the status the server answers with while the rest is still unsent. A server that
 /// read the body first would wait for the missing bytes forever (the timeout only turns that
 /// hang into a failure; the assertion is on the status).
-async fn status_with_body_unsent(
+pub(crate) async fn status_with_body_unsent(
     s: &Server,
     (method, path): (&str, &str),
     auth: Option<&str>,

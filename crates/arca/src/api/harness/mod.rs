@@ -67,7 +67,10 @@ async fn dispatch(state: &AppState, req: Request) -> ApiResult<Response> {
     let query = query_pairs(parts.uri.query());
     let principal = state.principal(&parts.headers).await?;
     let method = parts.method.clone();
-    let body = crate::http::read_body(body, 4 << 20).await?;
+    // Read only after authentication, and never more than a management body may be.
+    let limit = state.config.max_api_body_bytes;
+    crate::http::check_length(&parts.headers, limit)?;
+    let body = crate::http::read_body(body, limit.min(usize::MAX as u64) as usize).await?;
     let cx = Ctx {
         state,
         principal: &principal,
