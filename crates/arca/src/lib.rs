@@ -9,6 +9,8 @@ pub mod dcf;
 pub mod download;
 pub mod error;
 pub mod formats;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod gc;
 pub mod http;
 pub mod model;

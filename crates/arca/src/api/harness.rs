@@ -41,7 +41,7 @@ fn decode(s: &str) -> ApiResult<String> {
 }
 
 /// Splits `<ref>/+/<rest>` or `<percent-encoded ref>/<rest>` into the decoded ref and the rest.
-fn split_ref(path: &str) -> ApiResult<(String, Vec<String>)> {
+pub(crate) fn split_ref(path: &str) -> ApiResult<(String, Vec<String>)> {
     let segs: Vec<&str> = path.split('/').collect();
     // Clients that encode every reserved character send the terminator as `%2B`.
     if let Some(pos) = segs
@@ -71,7 +71,7 @@ fn split_ref(path: &str) -> ApiResult<(String, Vec<String>)> {
 
 /// A space ref from a query string without its `/+` terminator. Form decoding turns a `+` typed
 /// unencoded (`space_ref=acme/+`) into a space, so `/ ` is the same terminator.
-fn strip_terminator(r: &str) -> String {
+pub(crate) fn strip_terminator(r: &str) -> String {
     r.strip_suffix("/+")
         .or_else(|| r.strip_suffix("/ "))
         .unwrap_or(r)
@@ -79,7 +79,7 @@ fn strip_terminator(r: &str) -> String {
 }
 
 /// `acct[/org[/proj]]/registry` → (space path, identifier).
-fn split_registry_ref(r: &str) -> ApiResult<(String, String)> {
+pub(crate) fn split_registry_ref(r: &str) -> ApiResult<(String, String)> {
     let r = r.trim_matches('/');
     let (space, ident) = r.rsplit_once('/').ok_or_else(|| {
         ApiError::bad(
@@ -221,7 +221,7 @@ async fn dispatch(state: &AppState, req: Request) -> ApiResult<Response> {
 }
 
 /// The raw text after `/artifact/` in a registry path (refs already consumed).
-fn raw_after_artifact(r: &str) -> ApiResult<String> {
+pub(crate) fn raw_after_artifact(r: &str) -> ApiResult<String> {
     r.split_once("/artifact/")
         .map(|(_, a)| a.to_string())
         .ok_or_else(|| ApiError::bad("artifact", "missing artifact name"))

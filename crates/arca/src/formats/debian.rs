@@ -70,7 +70,7 @@ impl Format for Debian {
 }
 
 /// Distribution, component and architecture names.
-fn valid_word(w: &str) -> bool {
+pub(crate) fn valid_word(w: &str) -> bool {
     !w.is_empty()
         && w.len() <= 64
         && w.as_bytes()[0].is_ascii_alphanumeric()
@@ -80,7 +80,7 @@ fn valid_word(w: &str) -> bool {
 }
 
 /// Debian package names: lowercase letters, digits, `+`, `-`, `.`, at least two characters.
-fn valid_package(p: &str) -> bool {
+pub(crate) fn valid_package(p: &str) -> bool {
     p.len() >= 2
         && p.as_bytes()[0].is_ascii_alphanumeric()
         && p.bytes().all(|c| {
@@ -89,7 +89,7 @@ fn valid_package(p: &str) -> bool {
 }
 
 /// Debian versions: `[epoch:]upstream[-revision]`, upstream starting with a digit.
-fn valid_version(v: &str) -> bool {
+pub(crate) fn valid_version(v: &str) -> bool {
     let upstream = match v.split_once(':') {
         Some((e, rest)) if !e.is_empty() && e.bytes().all(|c| c.is_ascii_digit()) => rest,
         Some(_) => return false,
@@ -103,7 +103,7 @@ fn valid_version(v: &str) -> bool {
 }
 
 /// Reads `control` out of a `.deb` (an `ar` archive holding `control.tar.{gz,xz}`).
-fn read_control(path: &std::path::Path) -> Result<String, String> {
+pub(crate) fn read_control(path: &std::path::Path) -> Result<String, String> {
     let file = std::fs::File::open(path).map_err(|e| e.to_string())?;
     let mut ar = ar::Archive::new(file);
     let mut seen_binary = false;

@@ -95,7 +95,7 @@ fn dep_json(d: &rpm::Dependency) -> Value {
 }
 
 /// Everything the repodata needs from a package header.
-fn read_header(path: &std::path::Path) -> Result<Value, String> {
+pub(crate) fn read_header(path: &std::path::Path) -> Result<Value, String> {
     let file = std::fs::File::open(path).map_err(|e| e.to_string())?;
     let mut reader = std::io::BufReader::new(file);
     let m =

@@ -21,12 +21,12 @@ fn hv(s: &str) -> HeaderValue {
     HeaderValue::from_str(s).unwrap_or_else(|_| HeaderValue::from_static(""))
 }
 
-fn is_digest(reference: &str) -> bool {
+pub(crate) fn is_digest(reference: &str) -> bool {
     reference.contains(':')
 }
 
 /// Tags: `[a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}`.
-fn valid_tag(t: &str) -> bool {
+pub(crate) fn valid_tag(t: &str) -> bool {
     let b = t.as_bytes();
     !b.is_empty()
         && b.len() <= 128
@@ -124,7 +124,7 @@ async fn get(ctx: &Ctx<'_>, repo: &Repo, reference: &str) -> OciResult<Response>
 }
 
 /// What a manifest references, for validation and for the version's files.
-struct Parsed {
+pub(crate) struct Parsed {
     media_type: String,
     /// Blobs (config and layers) that must be in the repository.
     blobs: Vec<(String, i64)>,
@@ -135,7 +135,7 @@ struct Parsed {
     annotations: Value,
 }
 
-fn parse_manifest(bytes: &[u8], content_type: Option<&str>) -> OciResult<Parsed> {
+pub(crate) fn parse_manifest(bytes: &[u8], content_type: Option<&str>) -> OciResult<Parsed> {
     let v: Value = serde_json::from_slice(bytes)
         .map_err(|e| OciError::manifest_invalid(format!("the manifest is not valid JSON: {e}")))?;
     if v.get("schemaVersion").and_then(Value::as_i64) != Some(2) {
