@@ -76,8 +76,13 @@ secs="${1:-60}"
 targets="${*:-$all_targets}"
 build || exit 1
 
-# Archive targets write a scratch file per input: keep those out of the shared /tmp.
-export TMPDIR="$here/target/tmp"
+# Archive targets write a scratch file per input: on a tmpfs when there is one (much faster),
+# never in the shared /tmp.
+if [ -d /dev/shm ] && [ -w /dev/shm ]; then
+    export TMPDIR="/dev/shm/arca-fuzz-$$"
+else
+    export TMPDIR="$here/target/tmp"
+fi
 mkdir -p "$TMPDIR"
 [ -f "$tsv" ] || printf 'target\tdate\texecs\tseconds\n' >"$tsv"
 failed=""
