@@ -11,6 +11,8 @@ pub mod download;
 pub mod download_counter;
 pub mod error;
 pub mod formats;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod gc;
 pub mod http;
 pub mod listener;

@@ -52,7 +52,7 @@ fn cargo_error(e: ApiError) -> Response {
     resp
 }
 
-fn valid_name(name: &str) -> bool {
+pub(crate) fn valid_name(name: &str) -> bool {
     let b = name.as_bytes();
     !b.is_empty()
         && b.len() <= 64
@@ -216,7 +216,7 @@ async fn index_file(state: &AppState, req: &NativeRequest, path: &[&str]) -> Api
 // Publish.
 
 /// Splits the publish body: u32 LE length + JSON metadata, u32 LE length + `.crate` bytes.
-fn split_publish(mut body: Bytes) -> ApiResult<(Value, Bytes)> {
+pub(crate) fn split_publish(mut body: Bytes) -> ApiResult<(Value, Bytes)> {
     let bad = |m: &str| ApiError::bad("body", format!("malformed publish request: {m}"));
     if body.len() < 4 {
         return Err(bad("too short"));
@@ -236,7 +236,7 @@ fn split_publish(mut body: Bytes) -> ApiResult<(Value, Bytes)> {
 }
 
 /// The index entry for a dependency in publish metadata (field names differ between the two).
-fn index_dep(d: &Value) -> Value {
+pub(crate) fn index_dep(d: &Value) -> Value {
     let (name, package) = match d.get("explicit_name_in_toml").and_then(Value::as_str) {
         Some(alias) => (json!(alias), d.get("name").cloned().unwrap_or(Value::Null)),
         None => (d.get("name").cloned().unwrap_or(Value::Null), Value::Null),

@@ -142,7 +142,7 @@ impl Format for Composer {
 }
 
 /// Composer package names: `vendor/package`, lowercase, with single separators.
-fn valid_name(name: &str) -> bool {
+pub(crate) fn valid_name(name: &str) -> bool {
     fn part(p: &str, dashes: bool) -> bool {
         let b = p.as_bytes();
         if b.is_empty() || !b[0].is_ascii_alphanumeric() || !b[b.len() - 1].is_ascii_alphanumeric()
@@ -179,7 +179,7 @@ fn valid_name(name: &str) -> bool {
 /// `1.0` → `1.0.0.0`, `v2.1.3-beta.2` → `2.1.3.0-beta2`, `1.x-dev` →
 /// `1.9999999.9999999.9999999-dev`, `dev-main` stays. Written by hand: there is no Rust
 /// implementation of Composer's version rules.
-fn normalize_version(raw: &str) -> Option<String> {
+pub(crate) fn normalize_version(raw: &str) -> Option<String> {
     let v = raw.trim();
     if v.is_empty() || v.len() > 255 {
         return None;
@@ -276,7 +276,7 @@ fn is_dev(normalized: &str) -> bool {
 // Upload.
 
 /// Finds `composer.json` at the archive's root or in its single top-level directory.
-fn read_composer_json(path: &std::path::Path) -> Result<Vec<u8>, String> {
+pub(crate) fn read_composer_json(path: &std::path::Path) -> Result<Vec<u8>, String> {
     let pick = |names: Vec<&str>| {
         names
             .into_iter()

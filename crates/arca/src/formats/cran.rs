@@ -120,7 +120,7 @@ impl Format for Cran {
 }
 
 /// `<pkg>_<version>.tar.gz` → (pkg, version).
-fn split_file(file: &str) -> Option<(&str, &str)> {
+pub(crate) fn split_file(file: &str) -> Option<(&str, &str)> {
     let stem = file.strip_suffix(".tar.gz")?;
     let (pkg, version) = stem.split_once('_')?;
     (valid_name(pkg) && valid_version(version)).then_some((pkg, version))

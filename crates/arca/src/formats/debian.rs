@@ -142,7 +142,7 @@ impl Format for Debian {
 }
 
 /// Distribution, component and architecture names.
-fn valid_word(w: &str) -> bool {
+pub(crate) fn valid_word(w: &str) -> bool {
     !w.is_empty()
         && w.len() <= 64
         && w.as_bytes()[0].is_ascii_alphanumeric()
@@ -152,7 +152,7 @@ fn valid_word(w: &str) -> bool {
 }
 
 /// Debian package names: lowercase letters, digits, `+`, `-`, `.`, at least two characters.
-fn valid_package(p: &str) -> bool {
+pub(crate) fn valid_package(p: &str) -> bool {
     p.len() >= 2
         && p.as_bytes()[0].is_ascii_alphanumeric()
         && p.bytes().all(|c| {
@@ -161,7 +161,7 @@ fn valid_package(p: &str) -> bool {
 }
 
 /// Debian versions: `[epoch:]upstream[-revision]`, upstream starting with a digit.
-fn valid_version(v: &str) -> bool {
+pub(crate) fn valid_version(v: &str) -> bool {
     let upstream = match v.split_once(':') {
         Some((e, rest)) if !e.is_empty() && e.bytes().all(|c| c.is_ascii_digit()) => rest,
         Some(_) => return false,
@@ -174,9 +174,45 @@ fn valid_version(v: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'.' | b'+' | b'~' | b'-' | b':'))
 }
 
+/// Walks the `ar` member headers before the `ar` crate reads them and refuses extended member
+/// names (GNU `/...` entries, BSD `#1/...`): a `.deb`'s members have short names (dpkg reads
+/// nothing else), and the crate panics on a GNU long-name reference past its name table and
+/// allocates whatever size a GNU name table or a BSD long name claims. Anything else that is
+/// wrong is left to the crate to report.
+fn check_members(r: &mut (impl Read + std::io::Seek)) -> Result<(), String> {
+    let mut magic = [0u8; 8];
+    if r.read_exact(&mut magic).is_err() || &magic != b"!<arch>\n" {
+        return Ok(());
+    }
+    loop {
+        let mut h = [0u8; 60];
+        if r.read_exact(&mut h).is_err() {
+            return Ok(());
+        }
+        if h[0] == b'/' || h.starts_with(b"#1/") {
+            return Err(format!(
+                "not a Debian package: member '{}' has an extended name",
+                String::from_utf8_lossy(&h[..16]).trim_end()
+            ));
+        }
+        let Some(size) = std::str::from_utf8(&h[48..58])
+            .ok()
+            .and_then(|s| s.trim().parse::<i64>().ok())
+            .filter(|s| *s >= 0)
+        else {
+            return Ok(());
+        };
+        if r.seek(std::io::SeekFrom::Current(size + size % 2)).is_err() {
+            return Ok(());
+        }
+    }
+}
+
 /// Reads `control` out of a `.deb` (an `ar` archive holding `control.tar.{gz,xz}`).
-fn read_control(path: &std::path::Path) -> Result<String, String> {
-    let file = std::fs::File::open(path).map_err(|e| e.to_string())?;
+pub(crate) fn read_control(path: &std::path::Path) -> Result<String, String> {
+    let mut file = std::fs::File::open(path).map_err(|e| e.to_string())?;
+    check_members(&mut file)?;
+    std::io::Seek::rewind(&mut file).map_err(|e| e.to_string())?;
     let mut ar = ar::Archive::new(file);
     let mut seen_binary = false;
     while let Some(entry) = ar.next_entry() {
@@ -531,5 +567,80 @@ mod tests {
                 && !valid_word("../x")
                 && !valid_word("Main")
         );
+    }
+
+    fn read(bytes: &[u8]) -> Result<String, String> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("p.deb");
+        std::fs::write(&path, bytes).unwrap();
+        read_control(&path)
+    }
+
+    /// An `ar` archive of (60-byte header name, data) members.
+    fn ar(members: &[(&str, &[u8])]) -> Vec<u8> {
+        let mut out = b"!<arch>\n".to_vec();
+        for (name, data) in members {
+            let header = format!(
+                "{name:<16}{:<12}{:<6}{:<6}{:<8}{:<10}`\n",
+                0,
+                0,
+                0,
+                644,
+                data.len()
+            );
+            out.extend(header.as_bytes());
+            out.extend(*data);
+            if data.len() % 2 == 1 {
+                out.push(b'\n');
+            }
+        }
+        out
+    }
+
+    fn control_tar() -> Vec<u8> {
+        let mut t = tar::Builder::new(Vec::new());
+        let text = b"Package: hello\nVersion: 1.0\nArchitecture: all\n";
+        let mut h = tar::Header::new_gnu();
+        h.set_size(text.len() as u64);
+        h.set_path("./control").unwrap();
+        h.set_cksum();
+        t.append(&h, &text[..]).unwrap();
+        t.into_inner().unwrap()
+    }
+
+    #[test]
+    fn reads_the_control_member() {
+        let deb = ar(&[
+            ("debian-binary", b"2.0\n"),
+            ("control.tar/", &control_tar()),
+            ("data.tar", b""),
+        ]);
+        assert!(read(&deb).unwrap().starts_with("Package: hello\n"));
+    }
+
+    /// Found by fuzzing (`fuzz/run.sh`, target `debian`): the `ar` crate sliced its GNU name table
+    /// at a member's `/<offset>` name unchecked and panicked on an offset past its end.
+    #[test]
+    fn refuses_extended_member_names() {
+        let tar = control_tar();
+        for name in ["/70000000000000", "//", "#1/20"] {
+            let deb = ar(&[
+                ("debian-binary", b"2.0\n"),
+                (name, b"xx"),
+                ("control.tar", &tar),
+            ]);
+            assert!(read(&deb).unwrap_err().contains("extended name"), "{name}");
+        }
+        // Also after the control member, and with a name table claiming gigabytes.
+        let deb = ar(&[
+            ("debian-binary", b"2.0\n"),
+            ("control.tar", &tar),
+            ("/9", b""),
+        ]);
+        assert!(read(&deb).unwrap_err().contains("extended name"));
+        let mut deb = ar(&[("debian-binary", b"2.0\n"), ("//", b"")]);
+        let size = deb.len() - 12;
+        deb[size..size + 10].copy_from_slice(b"9999999999");
+        assert!(read(&deb).unwrap_err().contains("extended name"));
     }
 }

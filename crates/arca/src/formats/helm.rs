@@ -171,7 +171,7 @@ async fn read_prov(body: axum::body::Body) -> ApiResult<Bytes> {
 }
 
 /// `Chart.yaml` of a chart archive (`<chart>/Chart.yaml`), as JSON.
-fn chart_metadata(chart: impl std::io::Read) -> Result<Map<String, Value>, String> {
+pub(crate) fn chart_metadata(chart: impl std::io::Read) -> Result<Map<String, Value>, String> {
     let found = tar_gz_find(
         chart,
         |p| {
@@ -190,7 +190,7 @@ fn chart_metadata(chart: impl std::io::Read) -> Result<Map<String, Value>, Strin
     }
 }
 
-fn valid_chart_name(n: &str) -> bool {
+pub(crate) fn valid_chart_name(n: &str) -> bool {
     !n.is_empty()
         && n.len() <= 250
         && n.bytes().all(|c| {
@@ -346,7 +346,7 @@ async fn store_prov(
 
 /// ChartMuseum names a bare provenance upload by the chart it signs (`name: ...` and
 /// `version: ...` lines of the signed Chart.yaml).
-fn prov_name_from(body: &[u8]) -> ApiResult<String> {
+pub(crate) fn prov_name_from(body: &[u8]) -> ApiResult<String> {
     let text = String::from_utf8_lossy(body);
     let field = |k: &str| {
         text.lines().find_map(|l| {

@@ -90,7 +90,7 @@ fn text(body: String) -> Response {
 }
 
 /// A parsed repository path.
-enum Target {
+pub(crate) enum Target {
     /// `<g>/<a>/maven-metadata.xml[.alg]`
     ArtifactMetadata {
         group: String,
@@ -114,7 +114,7 @@ enum Target {
     },
 }
 
-fn parse(segs: &[String]) -> ApiResult<Target> {
+pub(crate) fn parse(segs: &[String]) -> ApiResult<Target> {
     if let Some(bad) = segs.iter().find(|s| !valid_segment(s)) {
         return Err(ApiError::bad(
             "path",
@@ -203,7 +203,11 @@ fn snapshot_parts<'a>(
 
 /// The file name must be `<artifactId>-<version>[-<classifier>].<ext>` (the version timestamped
 /// for SNAPSHOTs). Returns (classifier, extension).
-fn file_parts(artifact: &str, version: &str, filename: &str) -> Option<(Option<String>, String)> {
+pub(crate) fn file_parts(
+    artifact: &str,
+    version: &str,
+    filename: &str,
+) -> Option<(Option<String>, String)> {
     let value = match snapshot_parts(artifact, version, filename) {
         Some((value, _, _)) => value.to_string(),
         None => version.to_string(),
@@ -523,7 +527,7 @@ async fn upload(
 
 /// Reads groupId, artifactId and version of a POM (falling back to the parent's) and compares them
 /// with the path.
-fn check_pom(body: &[u8], group: &str, artifact: &str, version: &str) -> ApiResult<()> {
+pub(crate) fn check_pom(body: &[u8], group: &str, artifact: &str, version: &str) -> ApiResult<()> {
     use quick_xml::events::Event;
     let mut reader = quick_xml::Reader::from_reader(body);
     let mut path: Vec<String> = Vec::new();
@@ -718,7 +722,7 @@ fn join_group(group: &str, segment: &str) -> String {
 
 /// `goalPrefix` and `name` from a jar's `META-INF/maven/plugin.xml`; None for a jar that is not a
 /// Maven plugin (or not a zip: Maven does not require jars to be, so nothing is refused here).
-fn plugin_descriptor(jar: &std::path::Path) -> Option<(String, String)> {
+pub(crate) fn plugin_descriptor(jar: &std::path::Path) -> Option<(String, String)> {
     use quick_xml::events::Event;
     const DESCRIPTOR: &str = "META-INF/maven/plugin.xml";
     let xml = crate::archive::zip_entry(

@@ -45,7 +45,7 @@ pub struct Npm;
 const ABBREVIATED: &str = "application/vnd.npm.install-v1+json";
 
 /// npm package name rules (new packages): lowercase, URL-safe, at most 214 characters.
-fn valid_name(name: &str) -> bool {
+pub(crate) fn valid_name(name: &str) -> bool {
     static RE: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
         regex::Regex::new(r"^(?:@[a-z0-9~-][a-z0-9._~-]*/)?[a-z0-9~-][a-z0-9._~-]*$")
             .expect("static regex")
@@ -54,7 +54,7 @@ fn valid_name(name: &str) -> bool {
 }
 
 /// `@scope/name` → `name`; the tarball file is `<basename>-<version>.tgz`.
-fn basename(name: &str) -> &str {
+pub(crate) fn basename(name: &str) -> &str {
     name.rsplit('/').next().unwrap_or(name)
 }
 

@@ -104,7 +104,7 @@ fn version_key(v: &str) -> Vec<(u64, String)> {
 }
 
 /// Name and version from `opm-metadata.xml` (`<name>`, `<version>` under the root element).
-fn from_metadata(xml: &[u8]) -> Option<(String, String)> {
+pub(crate) fn from_metadata(xml: &[u8]) -> Option<(String, String)> {
     use quick_xml::events::Event;
     let mut reader = quick_xml::Reader::from_reader(xml);
     let mut depth = 0;
@@ -139,7 +139,7 @@ fn from_metadata(xml: &[u8]) -> Option<(String, String)> {
 
 /// Name and version from a `packagedef` script: `.Имя("x")` / `.Версия("1.0")` (or the English
 /// `.Name(...)` / `.Version(...)`).
-fn from_packagedef(text: &str) -> Option<(String, String)> {
+pub(crate) fn from_packagedef(text: &str) -> Option<(String, String)> {
     let call = |methods: &[&str]| {
         methods.iter().find_map(|m| {
             let start = text.find(&format!(".{m}("))? + m.len() + 2;
@@ -151,7 +151,7 @@ fn from_packagedef(text: &str) -> Option<(String, String)> {
     Some((call(&["Имя", "Name"])?, call(&["Версия", "Version"])?))
 }
 
-fn read_identity(path: &std::path::Path) -> Result<(String, String), String> {
+pub(crate) fn read_identity(path: &std::path::Path) -> Result<(String, String), String> {
     let pick = |wanted: &'static str| {
         move |names: Vec<&str>| {
             names

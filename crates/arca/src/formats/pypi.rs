@@ -61,7 +61,7 @@ pub fn normalize(name: &str) -> String {
     out
 }
 
-fn valid_name(name: &str) -> bool {
+pub(crate) fn valid_name(name: &str) -> bool {
     // PEP 508 names: ASCII letters and digits, with . _ - inside.
     let b = name.as_bytes();
     !b.is_empty()
@@ -115,7 +115,7 @@ fn wants_json(headers: &HeaderMap) -> Result<bool, ()> {
 /// Reads RFC 822-style core metadata headers (METADATA / PKG-INFO). Written by hand: the format is
 /// a handful of `Key: value` lines with continuations, and the crates that parse it pull in their
 /// own archive readers, which this module already has.
-fn parse_core_metadata(text: &str) -> BTreeMap<String, Vec<String>> {
+pub(crate) fn parse_core_metadata(text: &str) -> BTreeMap<String, Vec<String>> {
     let mut out: BTreeMap<String, Vec<String>> = BTreeMap::new();
     let mut last: Option<String> = None;
     for line in text.lines() {
@@ -142,13 +142,13 @@ fn parse_core_metadata(text: &str) -> BTreeMap<String, Vec<String>> {
     out
 }
 
-enum Dist {
+pub(crate) enum Dist {
     Wheel,
     Sdist,
 }
 
 /// The distribution kind and (name, version) encoded in a file name.
-fn parse_filename(filename: &str) -> ApiResult<(Dist, String, String)> {
+pub(crate) fn parse_filename(filename: &str) -> ApiResult<(Dist, String, String)> {
     let bad = || {
         ApiError::bad(
             "content",
@@ -177,7 +177,11 @@ fn parse_filename(filename: &str) -> ApiResult<(Dist, String, String)> {
 }
 
 /// Extracts the core metadata document from a wheel or an sdist (blocking I/O).
-fn read_core_metadata(path: &std::path::Path, dist: &Dist, filename: &str) -> ApiResult<String> {
+pub(crate) fn read_core_metadata(
+    path: &std::path::Path,
+    dist: &Dist,
+    filename: &str,
+) -> ApiResult<String> {
     let bad = |m: String| ApiError::bad("content", m);
     let file = std::fs::File::open(path)?;
     let mut text = String::new();
@@ -248,7 +252,7 @@ fn read_core_metadata(path: &std::path::Path, dist: &Dist, filename: &str) -> Ap
     Ok(text)
 }
 
-fn normalize_version(field: &str, v: &str) -> ApiResult<String> {
+pub(crate) fn normalize_version(field: &str, v: &str) -> ApiResult<String> {
     pep440_rs::Version::from_str(v)
         .map(|v| v.to_string())
         .map_err(|e| ApiError::bad(field, format!("'{v}' is not a valid PEP 440 version: {e}")))

@@ -145,8 +145,81 @@ fn dep_json(d: &rpm::Dependency) -> Value {
     json!({"name": d.name, "flags": flags, "epoch": epoch, "ver": ver, "rel": rel, "pre": pre})
 }
 
+/// Checks the lead and both header structures the way rpm itself does before the `rpm` crate
+/// sees them: that crate indexes its data store with unchecked offsets and counts and panics (or
+/// allocates gigabytes) on a header whose entries point outside it. Limits are rpm's own
+/// (`hdrchkTags`, `hdrchkData`): fewer than 65536 entries, less than 16 MiB of data.
+fn check_layout(r: &mut impl std::io::Read) -> Result<(), String> {
+    fn be32(b: &[u8]) -> u32 {
+        u32::from_be_bytes([b[0], b[1], b[2], b[3]])
+    }
+    let io = |e: std::io::Error| format!("not an RPM package: {e}");
+    let mut lead = [0u8; 96];
+    r.read_exact(&mut lead).map_err(io)?;
+    if lead[..4] != [0xed, 0xab, 0xee, 0xdb] {
+        return Err("not an RPM package: bad lead magic".into());
+    }
+    for section in ["signature", "header"] {
+        let bad = |m: &str| format!("not an RPM package: {section} {m}");
+        let mut intro = [0u8; 16];
+        r.read_exact(&mut intro).map_err(io)?;
+        if intro[..3] != [0x8e, 0xad, 0xe8] || intro[3] != 1 {
+            return Err(bad("has a bad magic"));
+        }
+        let (count, size) = (be32(&intro[8..12]), be32(&intro[12..16]));
+        if count >= 0x1_0000 || size >= 0x100_0000 {
+            return Err(bad("is too large"));
+        }
+        let mut index = vec![0u8; count as usize * 16];
+        r.read_exact(&mut index).map_err(io)?;
+        let mut store = vec![0u8; size as usize];
+        r.read_exact(&mut store).map_err(io)?;
+        for e in index.chunks_exact(16) {
+            let (kind, offset, n) = (be32(&e[4..8]), be32(&e[8..12]) as usize, be32(&e[12..16]));
+            if offset > store.len() {
+                return Err(bad("has an entry outside its data"));
+            }
+            let width: usize = match kind {
+                0 => 0,
+                1 | 2 | 7 => 1,
+                3 => 2,
+                4 => 4,
+                5 => 8,
+                6 | 8 | 9 => {
+                    // Strings: `n` (at least one) NUL-terminated strings inside the data.
+                    let mut rest = &store[offset..];
+                    for _ in 0..n.max(1) {
+                        let nul = rest
+                            .iter()
+                            .position(|&b| b == 0)
+                            .ok_or_else(|| bad("has an unterminated string"))?;
+                        rest = &rest[nul + 1..];
+                    }
+                    continue;
+                }
+                _ => return Err(bad("has an entry of unknown type")),
+            };
+            if (n as usize)
+                .checked_mul(width)
+                .and_then(|len| len.checked_add(offset))
+                .is_none_or(|end| end > store.len())
+            {
+                return Err(bad("has an entry outside its data"));
+            }
+        }
+        if section == "signature" {
+            // The signature header is padded to a multiple of 8 bytes.
+            let mut pad = vec![0u8; (8 - size as usize % 8) % 8];
+            r.read_exact(&mut pad).map_err(io)?;
+        }
+    }
+    Ok(())
+}
+
 /// Everything the repodata needs from a package header.
-fn read_header(path: &std::path::Path) -> Result<Value, String> {
+pub(crate) fn read_header(path: &std::path::Path) -> Result<Value, String> {
+    let file = std::fs::File::open(path).map_err(|e| e.to_string())?;
+    check_layout(&mut std::io::BufReader::new(file))?;
     let file = std::fs::File::open(path).map_err(|e| e.to_string())?;
     let mut reader = std::io::BufReader::new(file);
     let m =
@@ -457,6 +530,95 @@ mod tests {
             primary_file("/usr/bin/hello")
                 && primary_file("/etc/x.conf")
                 && !primary_file("/usr/share/doc/x")
+        );
+    }
+
+    /// One header structure: (tag, type, offset, count) entries and the data they point into.
+    fn header(entries: &[(u32, u32, u32, u32)], store: &[u8]) -> Vec<u8> {
+        let mut out = vec![0x8e, 0xad, 0xe8, 1, 0, 0, 0, 0];
+        out.extend((entries.len() as u32).to_be_bytes());
+        out.extend((store.len() as u32).to_be_bytes());
+        for (tag, kind, offset, count) in entries {
+            for v in [tag, kind, offset, count] {
+                out.extend(v.to_be_bytes());
+            }
+        }
+        out.extend_from_slice(store);
+        out
+    }
+
+    /// A package: lead, signature (padded to 8 bytes), then the main header.
+    fn package(signature: Vec<u8>, main: Vec<u8>) -> Vec<u8> {
+        let mut out = vec![0u8; 96];
+        out[..4].copy_from_slice(&[0xed, 0xab, 0xee, 0xdb]);
+        let data = u32::from_be_bytes([signature[12], signature[13], signature[14], signature[15]]);
+        out.extend(signature);
+        out.extend(vec![0u8; (8 - data as usize % 8) % 8]);
+        out.extend(main);
+        out
+    }
+
+    fn read(bytes: &[u8]) -> Result<Value, String> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("p.rpm");
+        std::fs::write(&path, bytes).unwrap();
+        read_header(&path)
+    }
+
+    fn nevra_header() -> Vec<u8> {
+        // NAME 1000, VERSION 1001, RELEASE 1002 (strings), ARCH 1022.
+        header(
+            &[
+                (1000, 6, 0, 1),
+                (1001, 6, 6, 1),
+                (1002, 6, 10, 1),
+                (1022, 6, 12, 1),
+            ],
+            b"hello\x001.0\x001\x00noarch\x00",
+        )
+    }
+
+    #[test]
+    fn reads_a_minimal_header() {
+        let pkg = package(header(&[(1000, 4, 0, 1)], &[0, 0, 0, 7]), nevra_header());
+        let h = read(&pkg).unwrap();
+        assert_eq!(
+            (&h["name"], &h["version"], &h["release"], &h["arch"]),
+            (
+                &json!("hello"),
+                &json!("1.0"),
+                &json!("1"),
+                &json!("noarch")
+            )
+        );
+    }
+
+    /// Found by fuzzing (`fuzz/run.sh`, target `rpm`): the `rpm` crate slices its data store at
+    /// an entry's offset unchecked and panicked on an offset past the end.
+    #[test]
+    fn refuses_headers_pointing_outside_their_data() {
+        let past_end = package(header(&[(1000, 4, 100, 1)], &[0; 4]), nevra_header());
+        assert!(read(&past_end).unwrap_err().contains("outside its data"));
+        // Counts that run past the end, overflow, or strings without their NUL.
+        let long = package(header(&[(1000, 4, 0, 2)], &[0; 4]), nevra_header());
+        assert!(read(&long).unwrap_err().contains("outside its data"));
+        let huge = package(header(&[(1000, 5, 0, u32::MAX)], &[0; 8]), nevra_header());
+        assert!(read(&huge).unwrap_err().contains("outside its data"));
+        let unterminated = package(header(&[(1000, 6, 0, 1)], b"abc"), nevra_header());
+        assert!(read(&unterminated).unwrap_err().contains("unterminated"));
+        let strings = package(header(&[(1000, 8, 0, 3)], b"a\0b\0"), nevra_header());
+        assert!(read(&strings).unwrap_err().contains("unterminated"));
+        // The main header is checked as well as the signature.
+        let sig = || header(&[(1000, 4, 0, 1)], &[0; 4]);
+        let main = header(&[(1000, 6, 9, 1)], b"hello\0");
+        assert!(read(&package(sig(), main)).unwrap_err().contains("header"));
+        // Sizes beyond rpm's own limits are refused before anything is allocated.
+        let mut big = header(&[], &[]);
+        big[12..16].copy_from_slice(&0x7fff_ffffu32.to_be_bytes());
+        assert!(
+            read(&package(big, nevra_header()))
+                .unwrap_err()
+                .contains("too large")
         );
     }
 }

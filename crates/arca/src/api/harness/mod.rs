@@ -12,7 +12,7 @@
 
 mod artifacts;
 mod registries;
-mod requests;
+pub(crate) mod requests;
 mod views;
 
 use axum::extract::{Request, State};
@@ -140,7 +140,7 @@ fn decode(s: &str) -> ApiResult<String> {
 }
 
 /// Splits `<ref>/+/<rest>` or `<percent-encoded ref>/<rest>` into the decoded ref and the rest.
-fn split_ref(path: &str) -> ApiResult<(String, Vec<String>)> {
+pub(crate) fn split_ref(path: &str) -> ApiResult<(String, Vec<String>)> {
     let segs: Vec<&str> = path.split('/').collect();
     // Clients that encode every reserved character send the terminator as `%2B`.
     if let Some(pos) = segs
@@ -169,7 +169,7 @@ fn split_ref(path: &str) -> ApiResult<(String, Vec<String>)> {
 }
 
 /// `acct[/org[/proj]]/registry` → (space path, identifier).
-fn split_registry_ref(r: &str) -> ApiResult<(String, String)> {
+pub(crate) fn split_registry_ref(r: &str) -> ApiResult<(String, String)> {
     let r = r.trim_matches('/');
     let (space, ident) = r.rsplit_once('/').ok_or_else(|| {
         ApiError::bad(
@@ -184,7 +184,7 @@ fn split_registry_ref(r: &str) -> ApiResult<(String, String)> {
 }
 
 /// The raw text after `/artifact/` in a registry path (refs already consumed).
-fn raw_after_artifact(r: &str) -> ApiResult<String> {
+pub(crate) fn raw_after_artifact(r: &str) -> ApiResult<String> {
     r.split_once("/artifact/")
         .map(|(_, a)| a.to_string())
         .ok_or_else(|| ApiError::bad("artifact", "missing artifact name"))

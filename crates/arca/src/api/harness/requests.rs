@@ -246,7 +246,7 @@ pub(super) fn parse_reupload(s: Option<&str>) -> ApiResult<Option<Reupload>> {
 
 /// A space ref from a query string without its `/+` terminator. Form decoding turns a `+` typed
 /// unencoded (`space_ref=acme/+`) into a space, so `/ ` is the same terminator.
-pub(super) fn strip_terminator(r: &str) -> String {
+pub(crate) fn strip_terminator(r: &str) -> String {
     r.strip_suffix("/+")
         .or_else(|| r.strip_suffix("/ "))
         .unwrap_or(r)

@@ -17,9 +17,9 @@
 //! (`1.0` and `1.0.0.0` are `1.0.0`); the original spellings are kept in the metadata. The v2
 //! OData feed is not served: every NuGet client since 3.0 speaks v3.
 
-mod nuspec;
+pub(crate) mod nuspec;
 mod v2;
-mod version;
+pub(crate) mod version;
 
 use crate::formats::setup::{Setup, SetupContext, inline, step};
 use std::collections::BTreeMap;
@@ -221,7 +221,7 @@ async fn stage_upload(up: &Upload<'_>, req: NativeRequest) -> ApiResult<StagedBl
 }
 
 /// Finds the manifest at the root of a package (zip) and returns its bytes.
-fn read_manifest(path: &std::path::Path) -> Result<Vec<u8>, String> {
+pub(crate) fn read_manifest(path: &std::path::Path) -> Result<Vec<u8>, String> {
     let pick = |names: Vec<&str>| {
         let found: Vec<&str> = names
             .into_iter()

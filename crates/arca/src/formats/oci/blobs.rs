@@ -271,6 +271,16 @@ async fn start(ctx: &Ctx<'_>, repo: &Repo, target: &Registry, body: Body) -> Oci
     Ok(accepted(repo, &id, 0, StatusCode::ACCEPTED))
 }
 
+/// The first offset of a PATCH's `Content-Range` (`<start>-<end>`, optionally `bytes` first).
+pub(crate) fn content_range_start(cr: &str) -> Option<i64> {
+    let cr = cr
+        .trim()
+        .trim_start_matches("bytes")
+        .trim_start_matches([' ', '=']);
+    cr.split_once('-')
+        .and_then(|(a, _)| a.trim().parse::<i64>().ok())
+}
+
 /// Appends a request body to an upload; `Content-Range` (PATCH) must continue where it stopped.
 async fn append(ctx: &Ctx<'_>, id: &str, size: i64, body: Body, patch: bool) -> OciResult<i64> {
     let range_error = |m: String| {
@@ -284,13 +294,7 @@ async fn append(ctx: &Ctx<'_>, id: &str, size: i64, body: Body, patch: bool) -> 
             .get(header::CONTENT_RANGE)
             .and_then(|v| v.to_str().ok())
     {
-        let cr = cr
-            .trim()
-            .trim_start_matches("bytes")
-            .trim_start_matches([' ', '=']);
-        let start = cr
-            .split_once('-')
-            .and_then(|(a, _)| a.trim().parse::<i64>().ok())
+        let start = content_range_start(cr)
             .ok_or_else(|| range_error(format!("malformed Content-Range '{cr}'")))?;
         if start != size {
             return Err(range_error(format!(

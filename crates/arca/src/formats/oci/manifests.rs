@@ -18,12 +18,12 @@ const MAX_MANIFEST: usize = 4 << 20;
 const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
 const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
 
-fn is_digest(reference: &str) -> bool {
+pub(crate) fn is_digest(reference: &str) -> bool {
     reference.contains(':')
 }
 
 /// Tags: `[a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}`.
-fn valid_tag(t: &str) -> bool {
+pub(crate) fn valid_tag(t: &str) -> bool {
     let b = t.as_bytes();
     !b.is_empty()
         && b.len() <= 128
@@ -121,7 +121,7 @@ async fn get(ctx: &Ctx<'_>, repo: &Repo, reference: &str) -> OciResult<Response>
 }
 
 /// What a manifest references, for validation and for the version's files.
-struct Parsed {
+pub(crate) struct Parsed {
     media_type: String,
     /// Blobs (config and layers) that must be in the repository.
     blobs: Vec<(String, i64)>,
@@ -132,7 +132,7 @@ struct Parsed {
     annotations: Value,
 }
 
-fn parse_manifest(bytes: &[u8], content_type: Option<&str>) -> OciResult<Parsed> {
+pub(crate) fn parse_manifest(bytes: &[u8], content_type: Option<&str>) -> OciResult<Parsed> {
     let v: Value = serde_json::from_slice(bytes)
         .map_err(|e| OciError::manifest_invalid(format!("the manifest is not valid JSON: {e}")))?;
     if v.get("schemaVersion").and_then(Value::as_i64) != Some(2) {

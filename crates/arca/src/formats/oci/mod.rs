@@ -13,8 +13,8 @@
 //! repositories and actions; the key lives in the metadata store so every process accepts every
 //! other's tokens). Basic credentials and API tokens are also accepted directly.
 
-mod blobs;
-mod manifests;
+pub(crate) mod blobs;
+pub(crate) mod manifests;
 mod token;
 
 use axum::body::Body;
@@ -241,7 +241,7 @@ fn render(state: &AppState, e: OciError) -> Response {
 }
 
 /// OCI repository name components (`[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*`, joined by `/`).
-fn valid_component(c: &str) -> bool {
+pub(crate) fn valid_component(c: &str) -> bool {
     let b = c.as_bytes();
     if b.is_empty() || !(b[0].is_ascii_lowercase() || b[0].is_ascii_digit()) {
         return false;

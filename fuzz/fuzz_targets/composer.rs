@@ -1,0 +1,5 @@
+//! Fuzz target `composer`: feeds libFuzzer's input to `arca::fuzzing::composer` (see that function for
+//! the input layout).
+#![no_main]
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| arca::fuzzing::composer(data));

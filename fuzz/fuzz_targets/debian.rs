@@ -1,0 +1,5 @@
+//! Fuzz target `debian`: feeds libFuzzer's input to `arca::fuzzing::debian` (see that function for
+//! the input layout).
+#![no_main]
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| arca::fuzzing::debian(data));

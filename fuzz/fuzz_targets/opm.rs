@@ -1,0 +1,5 @@
+//! Fuzz target `opm`: feeds libFuzzer's input to `arca::fuzzing::opm` (see that function for
+//! the input layout).
+#![no_main]
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| arca::fuzzing::opm(data));
