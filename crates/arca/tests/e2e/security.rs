@@ -354,8 +354,12 @@ async fn management_bodies_are_small(b: Backend) {
                 .map(|c| Ok::<_, std::io::Error>(c.to_vec()))
                 .collect::<Vec<_>>(),
         ));
-        let r = s
-            .client
+        // A connection per request: the server closes one whose body it stopped reading.
+        let fresh = reqwest::Client::builder()
+            .pool_max_idle_per_host(0)
+            .build()
+            .unwrap();
+        let r = fresh
             .post(&url)
             .header("x-api-key", &s.token)
             .header("authorization", format!("token {}", s.token))
