@@ -354,6 +354,14 @@ async fn list_dir(dir: &Path) -> Result<Vec<Listed>, BlobError> {
     Ok(out)
 }
 
+/// Removes a file; one that is already gone is not an error (deletes are idempotent).
+async fn remove_if_present(path: &Path) -> Result<(), BlobError> {
+    match tokio::fs::remove_file(path).await {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e.into()),
+        _ => Ok(()),
+    }
+}
+
 /// Deletes the temporary file unless the upload was committed.
 struct TmpGuard(Option<PathBuf>);
 impl Drop for TmpGuard {
@@ -583,11 +591,7 @@ impl BlobStore for LocalBlobStore {
 
     async fn session_abort(&self, id: &str) -> Result<(), BlobError> {
         if let Some(path) = self.session_path(id) {
-            match tokio::fs::remove_file(path).await {
-                Ok(()) => {}
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(e) => return Err(e.into()),
-            }
+            remove_if_present(&path).await?;
         }
         Ok(())
     }
@@ -628,11 +632,7 @@ impl BlobStore for LocalBlobStore {
 
     async fn delete(&self, sha256: &str) -> Result<(), BlobError> {
         if let Some(p) = self.blob_path(sha256) {
-            match tokio::fs::remove_file(p).await {
-                Ok(()) => {}
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(e) => return Err(e.into()),
-            }
+            remove_if_present(&p).await?;
         }
         Ok(())
     }
@@ -667,11 +667,7 @@ impl BlobStore for LocalBlobStore {
 
     async fn discard(&self, sha256: &str) -> Result<(), BlobError> {
         if let Some(q) = self.quarantine_path(sha256) {
-            match tokio::fs::remove_file(q).await {
-                Ok(()) => {}
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(e) => return Err(e.into()),
-            }
+            remove_if_present(&q).await?;
         }
         Ok(())
     }

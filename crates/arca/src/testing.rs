@@ -3,7 +3,7 @@
 //! (validation, read chains) are tested without starting a server.
 
 use crate::config::Config;
-use crate::model::{PackageType, ProxySettings, Registry, RegistryKind, Reupload, new_id, now_ms};
+use crate::model::{PackageType, ProxySettings, Registry, RegistryKind, Reupload};
 use crate::state::AppState;
 
 /// An application state and the directory it lives in (removed on drop).
@@ -44,34 +44,15 @@ pub async fn registry(
     members: &[&Registry],
 ) -> Registry {
     let s = state.db.ensure_scope(scope).await.expect("scope");
-    Registry {
-        id: new_id(),
-        account: scope.split('/').next().unwrap_or(scope).to_string(),
-        scope_id: s.id,
-        scope_path: scope.to_string(),
-        identifier: identifier.to_string(),
-        package_type,
-        kind,
-        description: None,
-        labels: vec![],
-        allowed_patterns: vec![],
-        blocked_patterns: vec![],
-        cleanup_policies: vec![],
-        scanners: vec![],
-        anonymous: false,
-        delete_allowed: false,
-        reupload: Reupload::None,
-        proxy: (kind == RegistryKind::Proxy).then(|| ProxySettings {
-            url: "http://127.0.0.1:1/".into(),
-            ..Default::default()
-        }),
-        cache_of: None,
-        allow_remote_proxying: false,
-        deployment_registry_id: None,
-        members: members.iter().map(|m| m.id.clone()).collect(),
-        created_at: now_ms(),
-        updated_at: now_ms(),
-    }
+    let mut r = Registry::new(scope, identifier, package_type, kind);
+    r.scope_id = s.id;
+    r.reupload = Reupload::None;
+    r.proxy = (kind == RegistryKind::Proxy).then(|| ProxySettings {
+        url: "http://127.0.0.1:1/".into(),
+        ..Default::default()
+    });
+    r.members = members.iter().map(|m| m.id.clone()).collect();
+    r
 }
 
 /// A registry as [`registry`] builds it, stored.
