@@ -53,17 +53,12 @@ pub fn router(state: AppState) -> Router {
         .route("/pkg/{*rest}", any(formats::route))
         // Formats with routes of their own (OCI's /v2, where its clients require it).
         .merge(formats::all().extra_routes())
-        // GitFlic handlers read their bodies after their credentials (extractor order), at most
-        // max_api_body_bytes of them (413 beyond, before reading when the size is declared).
+        // GitFlic bodies: read only after the credentials, at most max_api_body_bytes of them.
         .merge(
-            api::gitflic::router()
-                .layer(DefaultBodyLimit::max(
-                    state.config.max_api_body_bytes.min(usize::MAX as u64) as usize,
-                ))
-                .layer(axum::middleware::from_fn_with_state(
-                    state.clone(),
-                    declared_api_body,
-                )),
+            api::gitflic::router().layer(axum::middleware::from_fn_with_state(
+                state.clone(),
+                api_body_limit,
+            )),
         )
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
@@ -80,23 +75,34 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
-/// Refuses a management request whose declared body exceeds `max_api_body_bytes` before a byte
-/// of it is read; bad credentials are still answered as such first.
-async fn declared_api_body(
+/// Reads a management request's body for its handler, after checking the credentials (a
+/// stranger's body is never read) and never more than `max_api_body_bytes` of it: a larger
+/// declared body is refused before a byte is read, an undeclared one when it reaches the cap (the
+/// bounded rest is drained, so that the client, still sending, reads the 413).
+async fn api_body_limit(
     State(state): State<AppState>,
     req: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> axum::response::Response {
     use axum::response::IntoResponse;
-    if let Err(too_large) =
-        crate::http::check_length(req.headers(), state.config.max_api_body_bytes)
-    {
-        return match state.principal(req.headers()).await {
-            Err(e) => e.into_response(),
-            Ok(_) => too_large.into_response(),
-        };
+    let limit = state.config.max_api_body_bytes;
+    if let Err(e) = state.principal(req.headers()).await {
+        return e.into_response();
     }
-    next.run(req).await
+    if let Err(e) = crate::http::check_length(req.headers(), limit) {
+        return e.into_response();
+    }
+    let (parts, body) = req.into_parts();
+    match crate::http::read_body(body, limit.min(usize::MAX as u64) as usize).await {
+        Ok(bytes) => {
+            next.run(axum::extract::Request::from_parts(
+                parts,
+                axum::body::Body::from(bytes),
+            ))
+            .await
+        }
+        Err(e) => e.into_response(),
+    }
 }
 
 /// Makes the request's client address known to authentication (`crate::throttle::client`).
