@@ -119,6 +119,9 @@ async fn paging_is_spring_style(b: Backend) {
         )
         .await;
         assert_eq!(st, 201);
+        // Lists are in creation order at millisecond resolution (ties by id, in no particular
+        // order): give each repository its own millisecond so that the expected page is defined.
+        tokio::time::sleep(std::time::Duration::from_millis(3)).await;
     }
     let (_, v) = gf_get(&s, "/registry/company/acme/repositories?page=1&size=2").await;
     assert_eq!(
