@@ -112,16 +112,7 @@ pub fn npm_publish(data: &[u8]) {
     if !formats::npm::valid_name(name) {
         return;
     }
-    let versions = body
-        .get("versions")
-        .and_then(Value::as_object)
-        .cloned()
-        .unwrap_or_default();
-    let attachments = body
-        .get("_attachments")
-        .and_then(Value::as_object)
-        .cloned()
-        .unwrap_or_default();
+    let (versions, attachments) = formats::npm::publish_parts(&body);
     let Some((version, manifest)) = versions.into_iter().next() else {
         return;
     };

@@ -573,16 +573,7 @@ async fn publish(
             ),
         ));
     }
-    let versions = body
-        .get("versions")
-        .and_then(Value::as_object)
-        .cloned()
-        .unwrap_or_default();
-    let attachments = body
-        .get("_attachments")
-        .and_then(Value::as_object)
-        .cloned()
-        .unwrap_or_default();
+    let (versions, attachments) = publish_parts(&body);
     if attachments.is_empty() {
         return update_metadata(
             state, &principal, &target, name, &body, &versions, may_remove,
@@ -756,6 +747,17 @@ async fn publish(
         Json(json!({"ok": true, "id": name, "success": true})),
     )
         .into_response())
+}
+
+/// The `versions` and `_attachments` objects of a publish document (empty when absent).
+pub(crate) fn publish_parts(body: &Value) -> (Map<String, Value>, Map<String, Value>) {
+    let object = |key: &str| {
+        body.get(key)
+            .and_then(Value::as_object)
+            .cloned()
+            .unwrap_or_default()
+    };
+    (object("versions"), object("_attachments"))
 }
 
 /// A PUT without attachments: deprecations and dist-tags; with `may_remove`, versions missing
