@@ -282,6 +282,10 @@ pub struct Registry {
     /// For a cache: the proxy it serves. For a proxy: its cache, if any (looked up).
     pub cache_of: Option<String>,
     pub allow_remote_proxying: bool,
+    /// The member's own consent to be read anonymously through a public group while it is
+    /// private itself (`allowPublicGroups` in both dialects). Without it a public registry
+    /// cannot include this one.
+    pub allow_public_groups: bool,
     pub deployment_registry_id: Option<String>,
     /// Ordered member ids: upstream proxies of a hosted registry, or members of a group.
     pub members: Vec<String>,
@@ -325,6 +329,7 @@ impl Registry {
             proxy: None,
             cache_of: None,
             allow_remote_proxying: false,
+            allow_public_groups: false,
             deployment_registry_id: None,
             members: vec![],
             created_at: now,

@@ -3,33 +3,109 @@
 
 use std::collections::HashSet;
 
-use crate::auth::Principal;
+use crate::auth::{Need, Principal};
 use crate::error::{ApiError, ApiResult};
 use crate::model::{Registry, RegistryKind, Role, validate_identifier};
 use crate::state::AppState;
 use crate::store::registries::TRASH_IDENTIFIER;
 use crate::store::scopes::{ancestor_paths, validate_path};
 
-/// Members may be given by UUID (GitFlic) or identifier (Harness); both resolve here.
+/// Members may be given by UUID (GitFlic) or identifier (Harness); both resolve here. A registry
+/// the caller cannot read answers exactly like one that does not exist (no name oracle), unless
+/// it is already a member (`current`): an admin who can edit a group may keep members that
+/// someone with wider rights added.
 pub async fn resolve_member(
     state: &AppState,
+    principal: &Principal,
+    current: &[String],
     account: &str,
     field: &str,
     key: &str,
 ) -> ApiResult<Registry> {
     let found = if uuid::Uuid::parse_str(key).is_ok() {
-        state.db.registry_by_id(key).await?
+        state.db.registry_by_id(&key.to_ascii_lowercase()).await?
     } else {
         state.db.registry_by_identifier(account, key).await?
     };
     match found {
-        Some(r) if r.account == account => Ok(r),
+        Some(r)
+            if r.account == account
+                && (current.contains(&r.id) || principal.can(&r, Need::Read)) =>
+        {
+            Ok(r)
+        }
         _ => Err(ApiError::bad(
             field,
             format!("registry '{key}' does not exist"),
         )),
     }
 }
+
+/// Who may read what a registry exposes, checked whenever it is created or changed, so that reads
+/// through a group need no per-caller filtering (and merged documents stay cacheable):
+/// - a public registry includes a private member only with the member's `allowPublicGroups`;
+/// - a private registry without that consent cannot stay in a public registry that includes it;
+/// - secret references (`secretSpacePath` and its kin) name spaces the caller can read.
+///
+/// The read check on each new member is done when it is resolved ([`resolve_member`]).
+async fn check_exposure(
+    state: &AppState,
+    principal: &Principal,
+    reg: &Registry,
+    field_members: &str,
+) -> ApiResult<()> {
+    if reg.anonymous {
+        for m in &reg.members {
+            let Some(member) = state.db.registry_by_id(m).await? else {
+                continue;
+            };
+            if !member.anonymous && !member.allow_public_groups {
+                return Err(ApiError::bad(
+                    field_members,
+                    format!(
+                        "registry '{}' is private and does not allow public groups to include it \
+                         (its admin can set allowPublicGroups); a public registry cannot include it",
+                        member.identifier
+                    ),
+                ));
+            }
+        }
+    }
+    if !reg.anonymous && !reg.allow_public_groups {
+        let public = state.db.public_registries_including(&reg.id).await?;
+        if !public.is_empty() {
+            return Err(ApiError::conflict(format!(
+                "registry '{}' is included by the public {}: set allowPublicGroups or remove it there first",
+                reg.identifier,
+                public
+                    .iter()
+                    .map(|u| format!("'{u}'"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )));
+        }
+    }
+    if let Some(auth) = reg.proxy.as_ref().and_then(|p| p.harness_auth.as_ref()) {
+        for key in SECRET_SPACE_FIELDS {
+            if let Some(path) = auth.get(key).and_then(|v| v.as_str())
+                && principal.role_at(path.trim_matches('/')).is_none()
+            {
+                return Err(ApiError::bad(
+                    &format!("config.auth.{key}"),
+                    format!("space '{path}' does not exist"),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The fields of a Harness upstream's `auth` that name the space a secret lives in.
+const SECRET_SPACE_FIELDS: [&str; 3] = [
+    "secretSpacePath",
+    "accessKeySecretSpacePath",
+    "secretKeySpacePath",
+];
 
 /// Checks a registry as it would be stored. `field_members` names the dialect's member field.
 pub async fn validate(state: &AppState, reg: &Registry, field_members: &str) -> ApiResult<()> {
@@ -238,6 +314,7 @@ pub async fn create(
     reg.scope_path = scope.path.clone();
     reg.account = scope.account().to_string();
     validate(state, &reg, field_members).await?;
+    check_exposure(state, principal, &reg, field_members).await?;
     if state
         .db
         .registry_by_identifier(&reg.account, &reg.identifier)
@@ -296,15 +373,16 @@ pub async fn update(
     reg: Registry,
     field_members: &str,
 ) -> ApiResult<Registry> {
-    principal.check(&reg, crate::auth::Need::Admin)?;
+    principal.check(&reg, Need::Admin)?;
     validate(state, &reg, field_members).await?;
+    check_exposure(state, principal, &reg, field_members).await?;
     state.db.update_registry(&reg).await?;
     ensure_cache(state, &reg).await?;
     Ok(state.db.registry_by_id(&reg.id).await?.unwrap_or(reg))
 }
 
 pub async fn delete(state: &AppState, principal: &Principal, reg: &Registry) -> ApiResult<()> {
-    principal.check(reg, crate::auth::Need::Admin)?;
+    principal.check(reg, Need::Admin)?;
     match reg.kind {
         RegistryKind::Trash => {
             return Err(ApiError::bad_request(

@@ -67,6 +67,7 @@ fn row_to_registry(r: &AnyRow) -> Result<Registry, sqlx::Error> {
         proxy,
         cache_of: r.try_get("cache_of")?,
         allow_remote_proxying: flag(r, "allow_remote_proxying")?,
+        allow_public_groups: flag(r, "allow_public_groups")?,
         deployment_registry_id: r.try_get("deployment_registry_id")?,
         members: Vec::new(),
         created_at: r.try_get("created_at")?,
@@ -154,8 +155,9 @@ impl Db {
              allowed_patterns, blocked_patterns, cleanup_policies, scanners, anonymous, delete_allowed, reupload, \
              proxy_url, proxy_username, proxy_secret, proxy_caching, proxy_offline, proxy_expire_hours, \
              proxy_metadata_interval, proxy_source, proxy_harness_auth, cache_of, allow_remote_proxying, \
-             deployment_registry_id, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, \
-             $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27, $28, $29)",
+             deployment_registry_id, created_at, updated_at, allow_public_groups) VALUES ($1, $2, $3, $4, $5, $6, $7, \
+             $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27, $28, \
+             $29, $30)",
         )
         .bind(&reg.id)
         .bind(&reg.account)
@@ -186,6 +188,7 @@ impl Db {
         .bind(reg.deployment_registry_id.clone())
         .bind(reg.created_at)
         .bind(reg.updated_at)
+        .bind(b(reg.allow_public_groups))
         .execute(&mut *tx)
         .await;
         match res {
@@ -219,7 +222,8 @@ impl Db {
              cleanup_policies = $5, scanners = $6, anonymous = $7, delete_allowed = $8, reupload = $9, proxy_url = $10, \
              proxy_username = $11, proxy_secret = $12, proxy_caching = $13, proxy_offline = $14, \
              proxy_expire_hours = $15, proxy_metadata_interval = $16, proxy_source = $17, proxy_harness_auth = $18, \
-             allow_remote_proxying = $19, deployment_registry_id = $20, updated_at = $21 WHERE id = $22",
+             allow_remote_proxying = $19, deployment_registry_id = $20, updated_at = $21, \
+             allow_public_groups = $22 WHERE id = $23",
         )
         .bind(reg.description.clone())
         .bind(serde_json::to_string(&reg.labels).unwrap_or_default())
@@ -242,6 +246,7 @@ impl Db {
         .bind(b(reg.allow_remote_proxying))
         .bind(reg.deployment_registry_id.clone())
         .bind(now_ms())
+        .bind(b(reg.allow_public_groups))
         .bind(&reg.id)
         .execute(&mut *tx)
         .await?;
@@ -288,6 +293,22 @@ impl Db {
         let rows = sqlx::query(
             "SELECT DISTINCT r.identifier FROM registry_members m JOIN registries r ON r.id = m.registry_id \
              WHERE m.member_id = $1 ORDER BY r.identifier",
+        )
+        .bind(member_id)
+        .fetch_all(&self.read)
+        .await?;
+        Ok(rows
+            .iter()
+            .filter_map(|r| r.try_get::<String, _>("identifier").ok())
+            .collect())
+    }
+
+    /// Identifiers of the public registries (groups, or hosted registries with upstreams) that
+    /// include `member_id`: those a member may not leave by turning private.
+    pub async fn public_registries_including(&self, member_id: &str) -> StoreResult<Vec<String>> {
+        let rows = sqlx::query(
+            "SELECT DISTINCT r.identifier FROM registry_members m JOIN registries r ON r.id = m.registry_id \
+             WHERE m.member_id = $1 AND r.anonymous <> 0 ORDER BY r.identifier",
         )
         .bind(member_id)
         .fetch_all(&self.read)

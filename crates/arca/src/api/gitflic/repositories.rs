@@ -37,7 +37,8 @@ async fn full_json(state: &AppState, reg: &Registry) -> ApiResult<Value> {
         .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("not an object")))?;
     o.insert(
         "settings".into(),
-        json!({"hasAnonymousAccess": reg.anonymous, "isDeletePackageAllowed": reg.delete_allowed, "packageReuploadType": reg.reupload.as_str()}),
+        json!({"hasAnonymousAccess": reg.anonymous, "isDeletePackageAllowed": reg.delete_allowed, "packageReuploadType": reg.reupload.as_str(),
+               "allowPublicGroups": reg.allow_public_groups}),
     );
     if let Some(p) = &reg.proxy {
         o.insert(
@@ -135,6 +136,8 @@ pub struct LocalSettings {
     pub has_anonymous_access: Option<bool>,
     pub is_delete_package_allowed: Option<bool>,
     pub package_reupload_type: Option<String>,
+    /// Arca's extension: this private repository may be included by public VIRTUAL repositories.
+    pub allow_public_groups: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
@@ -205,6 +208,9 @@ fn apply_local(reg: &mut Registry, s: &LocalSettings) -> ApiResult<()> {
     if let Some(v) = s.is_delete_package_allowed {
         reg.delete_allowed = v;
     }
+    if let Some(v) = s.allow_public_groups {
+        reg.allow_public_groups = v;
+    }
     if let Some(v) = &s.package_reupload_type {
         reg.reupload = Reupload::parse(v).ok_or_else(|| {
             ApiError::bad(
@@ -247,6 +253,8 @@ fn apply_proxy(reg: &mut Registry, s: &ProxySettingsDto) {
 
 async fn resolve_uuids(
     state: &AppState,
+    principal: &Principal,
+    current: &[String],
     account: &str,
     field: &str,
     uuids: &[String],
@@ -256,13 +264,18 @@ async fn resolve_uuids(
         if uuid::Uuid::parse_str(u).is_err() {
             return Err(ApiError::bad(field, format!("'{u}' is not a UUID")));
         }
-        out.push(service::resolve_member(state, account, field, u).await?.id);
+        out.push(
+            service::resolve_member(state, principal, current, account, field, u)
+                .await?
+                .id,
+        );
     }
     Ok(out)
 }
 
 async fn apply_virtual(
     state: &AppState,
+    principal: &Principal,
     reg: &mut Registry,
     s: &VirtualSettingsDto,
     creating: bool,
@@ -278,6 +291,8 @@ async fn apply_virtual(
     if let Some(list) = &s.included_repository_uuids {
         reg.members = resolve_uuids(
             state,
+            principal,
+            &reg.members,
             &reg.account,
             "virtualSettings.includedRepositoryUuids",
             list,
@@ -289,6 +304,8 @@ async fn apply_virtual(
             Some(d) if !d.is_empty() => Some(
                 resolve_uuids(
                     state,
+                    principal,
+                    &reg.members,
                     &reg.account,
                     "virtualSettings.deploymentRepositoryUuid",
                     std::slice::from_ref(d),
@@ -341,12 +358,12 @@ pub(super) async fn create(
         description: req.description.clone(),
         ..Registry::new(scope_path, name, package_type, kind)
     };
+    // Access settings apply to every kind (a proxy or a group is public or private too).
+    if let Some(s) = &req.settings {
+        apply_local(&mut reg, s)?;
+    }
     match kind {
-        RegistryKind::Hosted => {
-            if let Some(s) = &req.settings {
-                apply_local(&mut reg, s)?;
-            }
-        }
+        RegistryKind::Hosted => {}
         RegistryKind::Proxy => {
             let s = req.proxy_settings.as_ref().ok_or_else(|| {
                 ApiError::bad(
@@ -369,7 +386,7 @@ pub(super) async fn create(
                     "virtualSettings are required for a VIRTUAL repository",
                 )
             })?;
-            apply_virtual(state, &mut reg, s, true).await?;
+            apply_virtual(state, &principal, &mut reg, s, true).await?;
         }
         _ => unreachable!("parse_kind only yields LOCAL, PROXY or VIRTUAL"),
     }
@@ -418,12 +435,10 @@ pub(super) async fn modify(
     if let Some(d) = &req.description {
         reg.description = Some(d.clone());
     }
+    if let Some(s) = &req.settings {
+        apply_local(&mut reg, s)?;
+    }
     match kind {
-        RegistryKind::Hosted => {
-            if let Some(s) = &req.settings {
-                apply_local(&mut reg, s)?;
-            }
-        }
         RegistryKind::Proxy => {
             if let Some(s) = &req.proxy_settings {
                 apply_proxy(&mut reg, s);
@@ -431,7 +446,7 @@ pub(super) async fn modify(
         }
         RegistryKind::Group => {
             if let Some(s) = &req.virtual_settings {
-                apply_virtual(state, &mut reg, s, false).await?;
+                apply_virtual(state, &principal, &mut reg, s, false).await?;
             }
         }
         _ => {}

@@ -13,7 +13,7 @@ use super::requests::{
     strip_terminator,
 };
 use super::views::{done, list_json, registry_item, registry_json, success};
-use crate::auth::Need;
+use crate::auth::{Need, Principal};
 use crate::error::{ApiError, ApiResult};
 use crate::http::query_get;
 use crate::model::{Registry, RegistryKind, Reupload};
@@ -49,7 +49,7 @@ pub(super) async fn create(cx: &Ctx<'_>) -> ApiResult<Response> {
     let account = parent.split('/').next().unwrap_or(&parent);
     let cfg = parse_config(req.config.as_ref(), None)?;
     let members = match &cfg.upstreams {
-        Some(names) => resolve_upstreams(state, account, names).await?,
+        Some(names) => resolve_upstreams(state, principal, &[], account, names).await?,
         None => vec![],
     };
     let reg = Registry {
@@ -60,6 +60,7 @@ pub(super) async fn create(cx: &Ctx<'_>) -> ApiResult<Response> {
         // No cleanup policies: as on the Harness server, they are stored on update only.
         scanners: req.scanners.unwrap_or_default(),
         anonymous: req.is_public.unwrap_or(false),
+        allow_public_groups: req.allow_public_groups.unwrap_or(false),
         delete_allowed: req.is_delete_package_allowed.unwrap_or(false),
         reupload: parse_reupload(req.package_reupload_type.as_deref())?
             .unwrap_or(Reupload::Override),
@@ -164,7 +165,8 @@ pub(super) async fn update(cx: &Ctx<'_>, mut reg: Registry) -> ApiResult<Respons
                 format!("a {} registry has no upstream proxies", reg.kind.gitflic()),
             ));
         }
-        reg.members = resolve_upstreams(state, &reg.account, names).await?;
+        reg.members =
+            resolve_upstreams(state, principal, &reg.members, &reg.account, names).await?;
         if reg.kind == RegistryKind::Group
             && let Some(d) = &reg.deployment_registry_id
             && !reg.members.contains(d)
@@ -195,6 +197,9 @@ pub(super) async fn update(cx: &Ctx<'_>, mut reg: Registry) -> ApiResult<Respons
     }
     if let Some(p) = req.is_public {
         reg.anonymous = p;
+    }
+    if let Some(a) = req.allow_public_groups {
+        reg.allow_public_groups = a;
     }
     if let Some(d) = req.is_delete_package_allowed {
         reg.delete_allowed = d;
@@ -275,15 +280,24 @@ pub(super) async fn list(cx: &Ctx<'_>, space: &str) -> ApiResult<Response> {
 
 async fn resolve_upstreams(
     state: &AppState,
+    principal: &Principal,
+    current: &[String],
     account: &str,
     names: &[String],
 ) -> ApiResult<Vec<String>> {
     let mut ids = Vec::new();
     for n in names {
         ids.push(
-            service::resolve_member(state, account, "config.upstreamProxies", n)
-                .await?
-                .id,
+            service::resolve_member(
+                state,
+                principal,
+                current,
+                account,
+                "config.upstreamProxies",
+                n,
+            )
+            .await?
+            .id,
         );
     }
     Ok(ids)

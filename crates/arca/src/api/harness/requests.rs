@@ -28,6 +28,8 @@ pub struct RegistryRequest {
     #[schema(value_type = Vec<Object>)]
     pub scanners: Option<Vec<Value>>,
     pub is_public: Option<bool>,
+    /// Arca's extension: this private registry may be an upstream or member of public registries.
+    pub allow_public_groups: Option<bool>,
     /// Arca extension (GitFlic setting): may versions be deleted.
     pub is_delete_package_allowed: Option<bool>,
     /// Arca extension (GitFlic setting): NONE or OVERRIDE.
@@ -121,11 +123,11 @@ pub(super) fn parse_config(
                             "secretIdentifier (or password) is required",
                         ));
                     }
-                    let mut refs = a.clone();
-                    if let Some(o) = refs.as_object_mut() {
-                        o.remove("password");
-                    }
-                    (Some(user.to_string()), secret, Some(refs))
+                    (
+                        Some(user.to_string()),
+                        secret,
+                        Some(secret_refs(a, &USER_PASSWORD_REFS)),
+                    )
                 }
                 "AccessKeySecretKey" => {
                     let a = auth.ok_or_else(|| {
@@ -137,10 +139,11 @@ pub(super) fn parse_config(
                             "secretKeyIdentifier is required",
                         ));
                     }
+                    // A raw `secretKey` is kept like a password: stored, never returned.
                     (
                         str_field(a, "accessKey").map(str::to_string),
-                        None,
-                        Some(a.clone()),
+                        str_field(a, "secretKey").map(str::to_string),
+                        Some(secret_refs(a, &ACCESS_KEY_REFS)),
                     )
                 }
                 other => {
@@ -389,4 +392,42 @@ pub(super) fn file_page(query: &[(String, String)], page: i64, size: i64) -> Api
         _ => SortField::Created,
     };
     list_page(query, page, size, sort)
+}
+
+/// What of a `UserPassword` auth object is stored and shown: names and secret references only.
+const USER_PASSWORD_REFS: [&str; 4] = [
+    "userName",
+    "secretIdentifier",
+    "secretSpacePath",
+    "secretSpaceId",
+];
+
+/// What of an `AccessKeySecretKey` auth object is stored and shown (never `secretKey`).
+const ACCESS_KEY_REFS: [&str; 7] = [
+    "accessKey",
+    "accessKeySecretIdentifier",
+    "accessKeySecretSpacePath",
+    "accessKeySecretSpaceId",
+    "secretKeyIdentifier",
+    "secretKeySpacePath",
+    "secretKeySpaceId",
+];
+
+/// Keeps only the listed fields of an upstream's `auth` object: a whitelist, so that no secret a
+/// client sends under any other name is ever stored beside the references or echoed back.
+pub(super) fn secret_refs(auth: &Value, keep: &[&str]) -> Value {
+    let kept = keep
+        .iter()
+        .filter_map(|k| auth.get(*k).map(|v| (k.to_string(), v.clone())))
+        .collect::<serde_json::Map<_, _>>();
+    Value::Object(kept)
+}
+
+/// The stored `auth` of an upstream as it may be shown: the whitelist again, so rows written
+/// before the whitelist existed cannot leak a secret either.
+pub(super) fn shown_auth(auth_type: &str, stored: &Value) -> Value {
+    match auth_type {
+        "AccessKeySecretKey" => secret_refs(stored, &ACCESS_KEY_REFS),
+        _ => secret_refs(stored, &USER_PASSWORD_REFS),
+    }
 }

@@ -82,12 +82,10 @@ pub(super) async fn registry_json(state: &AppState, reg: &Registry) -> ApiResult
                         "Anonymous".into()
                     }
                 });
-            let auth = p.harness_auth.clone().map(|mut a| {
-                if let Some(o) = a.as_object_mut() {
-                    o.remove("authType");
-                }
-                a
-            });
+            let auth = p
+                .harness_auth
+                .as_ref()
+                .map(|a| super::requests::shown_auth(&auth_type, a));
             json!({"type": "UPSTREAM", "source": p.source.clone().unwrap_or_else(|| "Custom".into()), "url": p.url,
                    "authType": auth_type, "auth": auth})
         }
@@ -113,6 +111,7 @@ pub(super) async fn registry_json(state: &AppState, reg: &Registry) -> ApiResult
         "kind": reg.kind.as_str(),
         "isDeletePackageAllowed": reg.delete_allowed,
         "packageReuploadType": reg.reupload.as_str(),
+        "allowPublicGroups": reg.allow_public_groups,
     }))
 }
 
