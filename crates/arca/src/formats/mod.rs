@@ -376,9 +376,18 @@ async fn dispatch(state: &AppState, format: &dyn Format, req: Request) -> ApiRes
     };
     let path = it.next().unwrap_or("").to_string();
     let principal = state.principal(&parts.headers).await?;
-    let registry = match state.db.registry_by_identifier(account, identifier).await? {
+    // A registry the caller cannot read answers exactly like one that does not exist: 401 to
+    // callers without credentials, 404 to others. Formats that authenticate on their own routes
+    // (npm's login) see the registry first and check for themselves.
+    let registry = state
+        .db
+        .registry_by_identifier(account, identifier)
+        .await?
+        .filter(|r| {
+            format.authenticates_itself(&parts.method, &path) || principal.can(r, Need::Read)
+        });
+    let registry = match registry {
         Some(r) => r,
-        // Do not reveal which registries exist to callers without credentials.
         None if principal.is_anonymous() => {
             return Err(ApiError::Unauthenticated("authentication required".into()));
         }
@@ -393,10 +402,6 @@ async fn dispatch(state: &AppState, format: &dyn Format, req: Request) -> ApiRes
             "registry package type mismatch: '{identifier}' is a {} registry, not {segment}",
             registry.package_type.harness()
         )));
-    }
-    // Every native route reads at least; the format checks stronger needs itself.
-    if !format.authenticates_itself(&parts.method, &path) {
-        principal.check(&registry, Need::Read)?;
     }
     let native = NativeRequest {
         method: parts.method,

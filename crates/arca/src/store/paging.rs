@@ -189,6 +189,23 @@ impl Filter {
         self
     }
 
+    /// The flag column `public` is set, or `col` is one of `vals`.
+    pub fn public_or_in(
+        &mut self,
+        public: &str,
+        col: &str,
+        vals: impl IntoIterator<Item = String>,
+    ) -> &mut Self {
+        let ph: Vec<String> = vals.into_iter().map(|v| self.next(v)).collect();
+        if ph.is_empty() {
+            self.conds.push(format!("{public} <> 0"));
+        } else {
+            self.conds
+                .push(format!("({public} <> 0 OR {col} IN ({}))", ph.join(", ")));
+        }
+        self
+    }
+
     /// `col` contains `term` literally (LIKE wildcards in it are escaped).
     pub fn contains(&mut self, col: &str, term: &str) -> &mut Self {
         let ph = self.next(like_pattern(term));

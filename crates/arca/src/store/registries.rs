@@ -81,6 +81,9 @@ pub struct RegistryFilter {
     pub scope_ids: Vec<String>,
     pub package_types: Vec<PackageType>,
     pub kinds: Vec<RegistryKind>,
+    /// When set, only public registries and those in these scopes: what a caller with roles on
+    /// part of the listed scopes may see, filtered in the query so that counts stay honest.
+    pub readable_scope_ids: Option<Vec<String>>,
 }
 
 /// Summary numbers of a registry, from its packages' running totals.
@@ -381,6 +384,9 @@ impl Db {
         }
         if !f.kinds.is_empty() {
             filter.any_of("r.kind", f.kinds.iter().map(|k| k.as_str().to_string()));
+        }
+        if let Some(ids) = &f.readable_scope_ids {
+            filter.public_or_in("r.anonymous", "r.scope_id", ids.iter().cloned());
         }
         // Sorting by a statistic needs its column even where the caller does not want it.
         let stats = stats

@@ -94,18 +94,19 @@ impl Db {
     }
 
     /// Direct children paths of a scope (for `scope=descendants`): prefix match on the indexed path.
-    pub async fn descendant_scope_ids(&self, path: &str) -> StoreResult<Vec<String>> {
-        let rows = sqlx::query("SELECT id FROM scopes WHERE path = $1 OR path LIKE $2 ESCAPE '\\'")
-            .bind(path)
-            .bind(format!(
-                "{}/%",
-                path.replace('%', "\\%").replace('_', "\\_")
-            ))
-            .fetch_all(&self.read)
-            .await?;
-        Ok(rows
-            .iter()
-            .filter_map(|r| r.try_get::<String, _>("id").ok())
-            .collect())
+    /// `path` and every scope below it, as (id, path).
+    pub async fn descendant_scopes(&self, path: &str) -> StoreResult<Vec<(String, String)>> {
+        let rows =
+            sqlx::query("SELECT id, path FROM scopes WHERE path = $1 OR path LIKE $2 ESCAPE '\\'")
+                .bind(path)
+                .bind(format!(
+                    "{}/%",
+                    path.replace('%', "\\%").replace('_', "\\_")
+                ))
+                .fetch_all(&self.read)
+                .await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get("id")?, r.try_get("path")?)))
+            .collect()
     }
 }

@@ -350,7 +350,164 @@ async fn no_route_returns_a_secret(b: Backend) {
     );
 }
 
+/// A caller who cannot read a registry learns nothing about it or what it holds: anonymous
+/// callers get 401 and signed-in ones 404, the same whether the registry, artifact or version
+/// exists; the token endpoint answers alike for existing and missing repositories; a space's
+/// listing neither counts nor confirms what the caller cannot see.
+async fn unreadable_means_not_found(b: Backend) {
+    use base64::Engine;
+    use reqwest::Method;
+    let s = Server::start(b).await;
+    s.generic_registry("acme", "files").await;
+    s.harness_registry(
+        "acme",
+        json!({"identifier": "dock", "packageType": "DOCKER", "parentRef": "acme"}),
+    )
+    .await;
+    for i in 0..3 {
+        s.harness_registry(
+            "acme",
+            json!({"identifier": format!("more{i}"), "packageType": "GENERIC", "parentRef": "acme"}),
+        )
+        .await;
+    }
+    let r = s
+        .client
+        .put(s.url("/pkg/acme/files/generic/secret/1.0/s.txt"))
+        .header("x-api-key", &s.token)
+        .body("x")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let stranger = s.user_with_role("stranger", "admin", "other");
+    let probes = [
+        "/har/api/v1/registry/acme/files/+/artifact/secret/+/version/1.0/summary",
+        "/har/api/v1/registry/acme/files/+/artifact/nope/+/version/1.0/summary",
+        "/har/api/v1/registry/acme/files/+/artifact/secret/+/version/9.9/summary",
+        "/har/api/v1/registry/acme/files/+/artifact/secret/+/versions",
+        "/har/api/v1/registry/acme/nosuch/+/artifact/secret/+/version/1.0/summary",
+        "/har/api/v1/registry/acme/files/+/artifacts",
+        "/har/api/v1/registry/acme/nosuch/+/artifacts",
+    ];
+    for (token, status) in [(None, 401), (Some(&stranger), 404)] {
+        let mut messages = std::collections::BTreeSet::new();
+        for path in probes {
+            let mut req = s.client.get(s.url(path));
+            if let Some(t) = token {
+                req = req.header("x-api-key", t);
+            }
+            let (st, v) = call(req).await;
+            assert_eq!(st, status, "{path}: {v}");
+            messages.insert(
+                v["message"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .replace("nosuch", "files"),
+            );
+        }
+        assert_eq!(messages.len(), 1, "the answers differ: {messages:?}");
+    }
+    for (token, status, code) in [
+        (None, 401, "UNAUTHORIZED"),
+        (Some(&stranger), 404, "NAME_UNKNOWN"),
+    ] {
+        for path in [
+            "/v2/acme/dock/base/tags/list",
+            "/v2/acme/nosuch/base/tags/list",
+            "/v2/acme/dock/base/manifests/latest",
+            "/v2/acme/nosuch/base/manifests/latest",
+        ] {
+            let mut req = s.client.get(s.url(path));
+            if let Some(t) = token {
+                req = req.basic_auth("stranger", Some(t));
+            }
+            let (st, v) = call(req).await;
+            assert_eq!(st, status, "{path}: {v}");
+            assert_eq!(v["errors"][0]["code"], code, "{path}: {v}");
+        }
+    }
+    let mut grants = vec![];
+    for name in ["acme/dock/base", "acme/nosuch/base"] {
+        let (st, v) = call(
+            s.client
+                .get(s.url(&format!(
+                    "/v2/token?service=arca&scope=repository:{name}:pull,push"
+                )))
+                .basic_auth("stranger", Some(&stranger)),
+        )
+        .await;
+        assert_eq!(st, 200, "{v}");
+        let token = v["token"].as_str().unwrap();
+        let payload = token
+            .trim_start_matches("arca_oci.")
+            .split('.')
+            .next()
+            .unwrap();
+        let claims: serde_json::Value = serde_json::from_slice(
+            &base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .decode(payload)
+                .unwrap(),
+        )
+        .unwrap();
+        grants.push(claims["access"][0]["actions"].clone());
+        assert_eq!(claims["access"][0]["name"], name, "{claims}");
+    }
+    assert_eq!(grants[0], json!([]));
+    assert_eq!(grants[0], grants[1]);
+
+    // Listings: a space the caller has no role on and sees nothing in is not found, whether or
+    // not it exists; where it sees something public, the counts are of that alone.
+    for space in ["acme", "nosuchaccount"] {
+        for sub in ["registries?scope=descendants", "registries", "artifacts"] {
+            let (st, v) = call(harness(
+                &s,
+                Method::GET,
+                &format!("/har/api/v1/spaces/{space}/+/{sub}"),
+                &stranger,
+            ))
+            .await;
+            assert_eq!(st, 404, "{space} {sub}: {v}");
+        }
+    }
+    for company in ["acme", "nosuchcompany"] {
+        let (st, v) = call(gitflic(
+            &s,
+            Method::GET,
+            &format!("/registry/company/{company}/repositories"),
+            &stranger,
+        ))
+        .await;
+        assert_eq!(st, 403, "{company}: {v}");
+    }
+    let (st, v) = call(
+        harness(
+            &s,
+            Method::PUT,
+            "/har/api/v1/registry/acme/more0/+",
+            &s.token,
+        )
+        .json(&json!({"isPublic": true})),
+    )
+    .await;
+    assert_eq!(st, 200, "{v}");
+    let (st, v) = call(harness(
+        &s,
+        Method::GET,
+        "/har/api/v1/spaces/acme/+/registries?scope=descendants",
+        &stranger,
+    ))
+    .await;
+    assert_eq!(st, 200, "{v}");
+    assert_eq!(
+        v["data"]["itemCount"], 1,
+        "only the public registry counts: {v}"
+    );
+    assert_eq!(v["data"]["registries"][0]["identifier"], "more0", "{v}");
+}
+
 both_backends!(
+    unreadable_means_not_found,
     group_membership_needs_read_permission,
     secret_references_need_read_permission,
     no_route_returns_a_secret

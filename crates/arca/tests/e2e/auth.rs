@@ -79,10 +79,11 @@ async fn role_matrix(b: Backend) {
         Who {
             name: "wrong scope",
             token: Some(&stranger),
-            read: 403,
-            write: 403,
-            delete: 403,
-            manage: 403,
+            // What a caller cannot read does not exist for it.
+            read: 404,
+            write: 404,
+            delete: 404,
+            manage: 404,
         },
     ];
     for (i, w) in rows.iter().enumerate() {
@@ -359,10 +360,11 @@ async fn errors_before_the_format_use_its_envelope(b: Backend) {
         }
         r.send()
     };
+    // A registry the stranger cannot read answers like a missing one (no existence oracle).
     for (path, auth, status) in [
         ("/pkg/acme/npm/npm/left-pad", Some("wrong-token"), 401),
         ("/pkg/acme/npm/npm/left-pad", None, 401),
-        ("/pkg/acme/npm/npm/left-pad", Some(stranger.as_str()), 403),
+        ("/pkg/acme/npm/npm/left-pad", Some(stranger.as_str()), 404),
         (
             "/pkg/acme/missing/npm/left-pad",
             Some(stranger.as_str()),
@@ -387,7 +389,7 @@ async fn errors_before_the_format_use_its_envelope(b: Backend) {
         (
             "/pkg/acme/crates/cargo/index/config.json",
             Some(stranger.as_str()),
-            403,
+            404,
         ),
     ] {
         let r = get(path, auth).await.unwrap();

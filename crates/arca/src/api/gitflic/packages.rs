@@ -36,27 +36,33 @@ fn package_json(reg: &Registry, p: &PackageRow) -> Value {
     })
 }
 
-/// The registries of a scope the caller may read.
+/// The registries of a scope the caller may read. A scope that does not exist and one where the
+/// caller has no role and nothing public answer alike.
 async fn readable_registries(
     state: &AppState,
     principal: &Principal,
     scope_path: &str,
 ) -> ApiResult<Vec<Registry>> {
+    let not_found = || ApiError::not_found(format!("'{scope_path}' not found"));
     let scope = state
         .db
         .scope_by_path(scope_path)
         .await?
-        .ok_or_else(|| ApiError::not_found(format!("'{scope_path}' not found")))?;
+        .ok_or_else(not_found)?;
     let filter = RegistryFilter {
         scope_ids: vec![scope.id],
         ..Default::default()
     };
     let all = Page::new(0, 10_000, SortField::Created, false, None);
     let (_, regs) = state.db.list_registries(&filter, &all).await?;
-    Ok(regs
+    let regs: Vec<Registry> = regs
         .into_iter()
         .filter(|r| principal.can(r, Need::Read))
-        .collect())
+        .collect();
+    if regs.is_empty() && principal.role_at(scope_path).is_none() {
+        return Err(not_found());
+    }
+    Ok(regs)
 }
 
 pub(super) async fn list_packages(

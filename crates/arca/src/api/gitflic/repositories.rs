@@ -73,12 +73,13 @@ pub(super) async fn list(
 ) -> ApiResult<Response> {
     let state = &state;
     let scope_path = scope_path.as_str();
+    // The role first: whether a scope exists is for its members to know.
+    principal.require_scope(scope_path, Role::Reader)?;
     let scope = state
         .db
         .scope_by_path(scope_path)
         .await?
         .ok_or_else(|| ApiError::not_found(format!("'{scope_path}' not found")))?;
-    principal.require_scope(scope_path, Role::Reader)?;
     let (page, size) = pager(query)?;
     let filter = RegistryFilter {
         scope_ids: vec![scope.id],
@@ -109,9 +110,9 @@ async fn find_in_scope(
     scope_path: &str,
     uuid: &str,
 ) -> ApiResult<Registry> {
-    let _ = principal;
+    // A repository the caller cannot read is not found, like one that does not exist.
     match state.db.registry_by_id(uuid).await? {
-        Some(r) if r.scope_path == scope_path => Ok(r),
+        Some(r) if r.scope_path == scope_path && principal.can(&r, Need::Read) => Ok(r),
         _ => Err(ApiError::not_found(format!(
             "registry repository '{uuid}' not found in '{scope_path}'"
         ))),

@@ -89,17 +89,14 @@ pub(super) async fn list_in_space(cx: &Ctx<'_>, space: &str) -> ApiResult<Respon
         ..
     } = *cx;
     cx.require_user()?;
-    let scope = state
-        .db
-        .scope_by_path(space)
-        .await?
-        .ok_or_else(|| ApiError::not_found(format!("space '{space}' doesn't exist")))?;
+    let not_found = || ApiError::not_found(format!("space '{space}' doesn't exist"));
+    let scope = state.db.scope_by_path(space).await?.ok_or_else(not_found)?;
     let package_types = package_types(query)?;
     let wanted: Vec<&str> = query_all(query, "reg_identifier");
     let filter = RegistryFilter {
         scope_ids: vec![scope.id],
         package_types,
-        kinds: vec![],
+        ..Default::default()
     };
     let all = Page::new(0, 10_000, SortField::Created, false, None);
     let (_, regs) = state.db.list_registries(&filter, &all).await?;
@@ -108,6 +105,10 @@ pub(super) async fn list_in_space(cx: &Ctx<'_>, space: &str) -> ApiResult<Respon
         .filter(|r| principal.can(r, Need::Read))
         .filter(|r| wanted.is_empty() || wanted.contains(&r.identifier.as_str()))
         .collect();
+    // Without a role here and nothing public, the space answers like one that does not exist.
+    if regs.is_empty() && principal.role_at(space).is_none() {
+        return Err(not_found());
+    }
     let ids: Vec<String> = regs.iter().map(|r| r.id.clone()).collect();
     let (page, size, index) = paging(query)?;
     let (total, pkgs) = state

@@ -197,8 +197,10 @@ async fn load_registry(
     ident: &str,
 ) -> ApiResult<Registry> {
     let account = space.split('/').next().unwrap_or(space);
+    // A registry the caller cannot read answers like one that does not exist, before anything
+    // below it (artifacts, versions) is looked up: 401 to anonymous callers, 404 to others.
     match state.db.registry_by_identifier(account, ident).await? {
-        Some(r) if r.scope_path == space => Ok(r),
+        Some(r) if r.scope_path == space && principal.can(&r, crate::auth::Need::Read) => Ok(r),
         _ if principal.is_anonymous() => {
             Err(ApiError::Unauthenticated("authentication required".into()))
         }

@@ -221,9 +221,28 @@ pub(super) async fn list(cx: &Ctx<'_>, space: &str) -> ApiResult<Response> {
     } = *cx;
     cx.require_user()?;
     let scope_mode = scope_mode(query)?;
+    // A space the caller has no role on and sees nothing in answers like one that does not exist.
+    let not_found = || ApiError::not_found(format!("space '{space}' doesn't exist"));
+    let space_exists = state.db.scope_by_path(space).await?.is_some();
+    let readable = principal.role_at(space).is_some();
     let mut scope_ids = Vec::new();
+    let mut readable_scope_ids = None;
     match scope_mode {
-        ScopeMode::Descendants => scope_ids.extend(state.db.descendant_scope_ids(space).await?),
+        ScopeMode::Descendants => {
+            let scopes = state.db.descendant_scopes(space).await?;
+            // Readers of a descendant only may still list what they can see there (and the
+            // public registries), counted in the query so the totals say nothing more.
+            if !readable {
+                readable_scope_ids = Some(
+                    scopes
+                        .iter()
+                        .filter(|(_, path)| principal.role_at(path).is_some())
+                        .map(|(id, _)| id.clone())
+                        .collect::<Vec<_>>(),
+                );
+            }
+            scope_ids.extend(scopes.into_iter().map(|(id, _)| id));
+        }
         ScopeMode::Ancestors => {
             for p in ancestor_paths(space) {
                 if let Some(s) = state.db.scope_by_path(&p).await? {
@@ -237,33 +256,33 @@ pub(super) async fn list(cx: &Ctx<'_>, space: &str) -> ApiResult<Response> {
             }
         }
     }
-    if state.db.scope_by_path(space).await?.is_none() {
-        return Err(ApiError::not_found(format!(
-            "space '{space}' doesn't exist"
-        )));
+    if !readable && readable_scope_ids.is_none() {
+        // Without a role on the space: its public registries only.
+        readable_scope_ids = Some(Vec::new());
     }
-    principal
-        .require_scope(space, crate::model::Role::Reader)
-        .or_else(|e| {
-            // Readers of a descendant only may still list what they can see there.
-            if scope_mode == ScopeMode::Descendants {
-                Ok(())
-            } else {
-                Err(e)
-            }
-        })?;
+    if !space_exists {
+        return Err(not_found());
+    }
     let package_types = package_types(query)?;
     let kinds = registry_kinds(query)?;
     let (page, size, index) = paging(query)?;
-    // Registries the caller cannot read are filtered out; counting them first keeps paging honest
-    // only when the caller can read the whole space, which the role check above ensures.
     let filter = RegistryFilter {
         scope_ids,
         package_types,
         kinds,
+        readable_scope_ids,
     };
     let pg = registry_page(query, page, size)?;
     let (total, regs) = state.db.list_registries_with_stats(&filter, &pg).await?;
+    if total == 0
+        && filter
+            .readable_scope_ids
+            .as_ref()
+            .is_some_and(|ids| ids.is_empty())
+    {
+        return Err(not_found());
+    }
+    // The filter already left out what the caller cannot read; this is a second guard.
     let items: Vec<Value> = regs
         .iter()
         .filter(|(r, _)| principal.can(r, Need::Read))

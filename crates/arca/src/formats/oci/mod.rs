@@ -306,6 +306,30 @@ async fn resolve_repo(state: &AppState, name: &str) -> OciResult<Repo> {
     })
 }
 
+/// The repository a request names, as its caller may know it: a registry the caller cannot read
+/// answers exactly like one that does not exist (401 with a pull challenge to anonymous callers,
+/// `NAME_UNKNOWN` to signed-in ones), so probing reveals nothing.
+async fn visible_repo(state: &AppState, who: &Caller, name: &str) -> OciResult<Repo> {
+    let found = match resolve_repo(state, name).await {
+        Ok(repo) => Some(repo),
+        Err(e) if e.code == "NAME_UNKNOWN" => None,
+        Err(e) => return Err(e),
+    };
+    match found {
+        Some(repo) if who.principal.can(&repo.registry, Need::Read) => Ok(repo),
+        _ if who.principal.is_anonymous() => {
+            let mut e = OciError::new(
+                StatusCode::UNAUTHORIZED,
+                "UNAUTHORIZED",
+                "authentication required",
+            );
+            e.scope = Some(format!("repository:{name}:pull"));
+            Err(e)
+        }
+        _ => Err(OciError::name_unknown(name)),
+    }
+}
+
 /// The caller of an OCI request, and the actions its token (if any) was scoped to.
 pub(crate) struct Caller {
     pub principal: Principal,
@@ -435,24 +459,24 @@ async fn dispatch(state: &AppState, req: Request) -> OciResult<Response> {
         query,
     };
     if let Some(name) = rest.strip_suffix("/tags/list") {
-        let repo = resolve_repo(state, name).await?;
+        let repo = visible_repo(state, &ctx.who, name).await?;
         return manifests::tags(&ctx, &repo).await;
     }
     if let Some((name, reference)) = rest.rsplit_once("/manifests/") {
-        let repo = resolve_repo(state, name).await?;
+        let repo = visible_repo(state, &ctx.who, name).await?;
         return manifests::handle(&ctx, &repo, reference, body).await;
     }
     if let Some((name, digest)) = rest.rsplit_once("/referrers/") {
-        let repo = resolve_repo(state, name).await?;
+        let repo = visible_repo(state, &ctx.who, name).await?;
         return manifests::referrers(&ctx, &repo, digest).await;
     }
     if let Some((name, session)) = rest.rsplit_once("/blobs/uploads") {
-        let repo = resolve_repo(state, name).await?;
+        let repo = visible_repo(state, &ctx.who, name).await?;
         let session = session.trim_start_matches('/');
         return blobs::upload(&ctx, &repo, session, body).await;
     }
     if let Some((name, digest)) = rest.rsplit_once("/blobs/") {
-        let repo = resolve_repo(state, name).await?;
+        let repo = visible_repo(state, &ctx.who, name).await?;
         return blobs::blob(&ctx, &repo, digest).await;
     }
     Err(OciError::new(

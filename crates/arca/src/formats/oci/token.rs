@@ -110,8 +110,13 @@ async fn issue(state: &AppState, req: Request) -> Result<Response, OciError> {
         let (Some("repository"), Some(name), Some(actions)) = (kind, name, actions) else {
             continue;
         };
-        // Unknown or invalid repositories get no grants (the request then fails as it would).
+        // Unknown or invalid repositories get an entry without grants, exactly like existing
+        // ones the caller may not use: the answer must not tell which names exist.
         let Ok(repo) = resolve_repo(state, name).await else {
+            access.push(Access {
+                name: name.to_string(),
+                actions: Vec::new(),
+            });
             continue;
         };
         let mut granted = Vec::new();
