@@ -447,13 +447,11 @@ async fn yank(
         .version_by_name(&pkg.id, version)
         .await?
         .ok_or_else(|| ApiError::not_found(format!("crate {name}@{version} not found")))?;
-    let mut m = v.metadata.clone();
-    m["yanked"] = json!(yanked);
-    state.db.set_version_metadata(&v.id, &m).await?;
-    // The index file changes: bump the package so Last-Modified moves.
+    // One field, atomically; the package's revision and modification time move with it, so the
+    // index file's Last-Modified does.
     state
         .db
-        .set_package_metadata(&pkg.id, &pkg.metadata)
+        .merge_version_metadata(&v.id, &json!({ "yanked": yanked }))
         .await?;
     Ok(Json(json!({"ok": true})).into_response())
 }

@@ -718,30 +718,32 @@ async fn publish(
         .package_by_name(&target.id, name)
         .await?
         .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("package vanished")))?;
-    let mut meta = pkg.metadata.clone();
-    if !meta.is_object() {
-        meta = json!({});
-    }
-    let mut tags = meta
-        .get("dist-tags")
-        .and_then(Value::as_object)
-        .cloned()
-        .unwrap_or_default();
-    match body.get("dist-tags").and_then(Value::as_object) {
-        Some(t) if !t.is_empty() => {
-            for (k, v) in t {
-                tags.insert(k.clone(), v.clone());
+    // One atomic change: parallel publishes each add their tags without undoing the others'.
+    let readme = body
+        .get("readme")
+        .and_then(Value::as_str)
+        .map(|r| r.chars().take(64 * 1024).collect::<String>());
+    state
+        .db
+        .update_package_metadata(&pkg.id, |meta| {
+            let mut tags = stored_dist_tags(meta);
+            match body.get("dist-tags").and_then(Value::as_object) {
+                Some(t) if !t.is_empty() => {
+                    for (k, v) in t {
+                        tags.insert(k.clone(), v.clone());
+                    }
+                }
+                _ => {
+                    tags.insert("latest".into(), json!(version));
+                }
             }
-        }
-        _ => {
-            tags.insert("latest".into(), json!(version));
-        }
-    }
-    meta["dist-tags"] = Value::Object(tags);
-    if let Some(readme) = body.get("readme").and_then(Value::as_str) {
-        meta["readme"] = json!(readme.chars().take(64 * 1024).collect::<String>());
-    }
-    state.db.set_package_metadata(&pkg.id, &meta).await?;
+            meta["dist-tags"] = Value::Object(tags);
+            if let Some(readme) = readme {
+                meta["readme"] = json!(readme);
+            }
+            Ok::<_, ApiError>(())
+        })
+        .await?;
     Ok((
         StatusCode::CREATED,
         Json(json!({"ok": true, "id": name, "success": true})),
@@ -792,22 +794,27 @@ async fn update_metadata(
         let Some(doc) = versions.get(&v.version) else {
             continue;
         };
-        let mut m = v.metadata.clone();
-        match doc
+        let deprecated = doc
             .get("deprecated")
             .and_then(Value::as_str)
-            .filter(|d| !d.is_empty())
-        {
-            Some(msg) => m["deprecated"] = json!(msg),
-            None => {
-                if let Some(o) = m.as_object_mut() {
-                    o.remove("deprecated");
+            .filter(|d| !d.is_empty());
+        if v.metadata.get("deprecated").and_then(Value::as_str) == deprecated {
+            continue;
+        }
+        state
+            .db
+            .update_version_metadata(&v.id, |m| {
+                match deprecated {
+                    Some(msg) => m["deprecated"] = json!(msg),
+                    None => {
+                        if let Some(o) = m.as_object_mut() {
+                            o.remove("deprecated");
+                        }
+                    }
                 }
-            }
-        }
-        if m != v.metadata {
-            state.db.set_version_metadata(&v.id, &m).await?;
-        }
+                Ok::<_, ApiError>(())
+            })
+            .await?;
     }
     if let Some(pkg) = state.db.package_by_name(&target.id, name).await?
         && let Some(tags) = body.get("dist-tags").and_then(Value::as_object)
@@ -824,12 +831,13 @@ async fn update_metadata(
             .filter(|(_, v)| v.as_str().is_some_and(|v| live.contains(v)))
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect();
-        let mut meta = pkg.metadata.clone();
-        if !meta.is_object() {
-            meta = json!({});
-        }
-        meta["dist-tags"] = Value::Object(tags);
-        state.db.set_package_metadata(&pkg.id, &meta).await?;
+        state
+            .db
+            .update_package_metadata(&pkg.id, |meta| {
+                meta["dist-tags"] = Value::Object(tags);
+                Ok::<_, ApiError>(())
+            })
+            .await?;
     }
     Ok(Json(json!({"ok": true, "id": name})).into_response())
 }
@@ -920,21 +928,8 @@ async fn set_tag(
         .package_by_name(&target.id, name)
         .await?
         .ok_or_else(|| ApiError::not_found(format!("package '{name}' not found")))?;
-    let mut meta = pkg.metadata.clone();
-    if !meta.is_object() {
-        meta = json!({});
-    }
-    let mut tags = meta
-        .get("dist-tags")
-        .and_then(Value::as_object)
-        .cloned()
-        .unwrap_or_default();
-    if delete {
-        if tag == "latest" {
-            return Err(ApiError::bad("tag", "the 'latest' tag cannot be removed"));
-        }
-        tags.remove(tag)
-            .ok_or_else(|| ApiError::not_found(format!("no dist-tag '{tag}' on '{name}'")))?;
+    let version = if delete {
+        None
     } else {
         let version = body
             .as_str()
@@ -944,10 +939,29 @@ async fn set_tag(
                 "version '{version}' of '{name}' not found"
             )));
         }
-        tags.insert(tag.to_string(), json!(version));
-    }
-    meta["dist-tags"] = Value::Object(tags.clone());
-    state.db.set_package_metadata(&pkg.id, &meta).await?;
+        Some(version)
+    };
+    let tags = state
+        .db
+        .update_package_metadata(&pkg.id, |meta| {
+            let mut tags = stored_dist_tags(meta);
+            match version {
+                Some(v) => {
+                    tags.insert(tag.to_string(), json!(v));
+                }
+                None if tag == "latest" => {
+                    return Err(ApiError::bad("tag", "the 'latest' tag cannot be removed"));
+                }
+                None => {
+                    tags.remove(tag).ok_or_else(|| {
+                        ApiError::not_found(format!("no dist-tag '{tag}' on '{name}'"))
+                    })?;
+                }
+            }
+            meta["dist-tags"] = Value::Object(tags.clone());
+            Ok(tags)
+        })
+        .await?;
     Ok((
         StatusCode::CREATED,
         Json(json!({"ok": true, "dist-tags": tags})),
@@ -1082,4 +1096,12 @@ mod tests {
             format!("sha512-{}", "A".repeat(86) + "==")
         );
     }
+}
+
+/// The `dist-tags` of a package's stored attributes (empty when there are none).
+fn stored_dist_tags(meta: &Value) -> Map<String, Value> {
+    meta.get("dist-tags")
+        .and_then(Value::as_object)
+        .cloned()
+        .unwrap_or_default()
 }

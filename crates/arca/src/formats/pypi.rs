@@ -812,16 +812,18 @@ async fn yank(
             "version {version} of '{norm}' not found"
         )));
     }
+    let yanked = if !yanking {
+        json!(false)
+    } else if reason.is_empty() {
+        json!(true)
+    } else {
+        json!(reason)
+    };
     for f in files {
-        let mut m = f.metadata.clone();
-        m["yanked"] = if !yanking {
-            json!(false)
-        } else if reason.is_empty() {
-            json!(true)
-        } else {
-            json!(reason)
-        };
-        state.db.set_file_metadata(&f.id, &m).await?;
+        state
+            .db
+            .merge_file_metadata(&f.id, &json!({ "yanked": yanked }))
+            .await?;
     }
     Ok(StatusCode::NO_CONTENT.into_response())
 }

@@ -745,29 +745,6 @@ impl Db {
             .map_err(Into::into)
     }
 
-    /// Replaces a file's format-specific attributes.
-    pub async fn set_file_metadata(
-        &self,
-        file_id: &str,
-        metadata: &serde_json::Value,
-    ) -> StoreResult<()> {
-        let mut tx = self.write.begin().await?;
-        sqlx::query("UPDATE files SET metadata = $1 WHERE id = $2")
-            .bind(metadata.to_string())
-            .bind(file_id)
-            .execute(&mut *tx)
-            .await?;
-        sqlx::query(
-            "UPDATE packages SET revision = revision + 1 WHERE id = \
-             (SELECT v.package_id FROM files f JOIN versions v ON v.id = f.version_id WHERE f.id = $1)",
-        )
-        .bind(file_id)
-        .execute(&mut *tx)
-        .await?;
-        tx.commit().await?;
-        Ok(())
-    }
-
     /// Another package of the registry whose name, with `_` read as `-`, is `canonical` (Cargo's
     /// crate-name equivalence). Publish-only, so a scan of the registry's names is acceptable.
     pub async fn package_with_canonical_name(
@@ -783,84 +760,6 @@ impl Db {
             .fetch_optional(&self.read)
             .await?;
         Ok(row.map(|r| r.try_get::<String, _>("name")).transpose()?)
-    }
-
-    /// Sets a package's format-specific attributes.
-    pub async fn set_package_metadata(
-        &self,
-        package_id: &str,
-        metadata: &serde_json::Value,
-    ) -> StoreResult<()> {
-        sqlx::query("UPDATE packages SET metadata = $1, updated_at = $2, revision = revision + 1 WHERE id = $3")
-            .bind(metadata.to_string())
-            .bind(now_ms())
-            .bind(package_id)
-            .execute(&self.write)
-            .await?;
-        Ok(())
-    }
-
-    /// Sets a version's format-specific attributes.
-    pub async fn set_version_metadata(
-        &self,
-        version_id: &str,
-        metadata: &serde_json::Value,
-    ) -> StoreResult<()> {
-        let mut tx = self.write.begin().await?;
-        sqlx::query("UPDATE versions SET metadata = $1 WHERE id = $2")
-            .bind(metadata.to_string())
-            .bind(version_id)
-            .execute(&mut *tx)
-            .await?;
-        sqlx::query("UPDATE packages SET revision = revision + 1 WHERE id = (SELECT package_id FROM versions WHERE id = $1)")
-            .bind(version_id)
-            .execute(&mut *tx)
-            .await?;
-        tx.commit().await?;
-        Ok(())
-    }
-
-    /// Sets some of a version's attributes, keeping the others: one version can be written by two
-    /// protocols (a Helm chart uploaded to the classic repository and pushed over OCI).
-    /// Top-level keys of `fields` replace the stored ones.
-    pub async fn merge_version_metadata(
-        &self,
-        version_id: &str,
-        fields: &serde_json::Value,
-    ) -> StoreResult<()> {
-        let mut tx = self.write.begin().await?;
-        // Read-modify-write: PostgreSQL locks the row; SQLite writes through one connection.
-        let lock = if self.is_postgres { " FOR UPDATE" } else { "" };
-        let row = sqlx::query(&format!(
-            "SELECT metadata FROM versions WHERE id = $1{lock}"
-        ))
-        .bind(version_id)
-        .fetch_optional(&mut *tx)
-        .await?;
-        let Some(row) = row else {
-            return Err(StoreError::not_found("the version is gone"));
-        };
-        let mut merged: serde_json::Value =
-            serde_json::from_str(&row.try_get::<String, _>("metadata")?).unwrap_or_default();
-        if !merged.is_object() {
-            merged = serde_json::json!({});
-        }
-        if let (Some(m), Some(f)) = (merged.as_object_mut(), fields.as_object()) {
-            for (k, v) in f {
-                m.insert(k.clone(), v.clone());
-            }
-        }
-        sqlx::query("UPDATE versions SET metadata = $1 WHERE id = $2")
-            .bind(merged.to_string())
-            .bind(version_id)
-            .execute(&mut *tx)
-            .await?;
-        sqlx::query("UPDATE packages SET revision = revision + 1 WHERE id = (SELECT package_id FROM versions WHERE id = $1)")
-            .bind(version_id)
-            .execute(&mut *tx)
-            .await?;
-        tx.commit().await?;
-        Ok(())
     }
 
     /// Names of the packages in these registries, sorted and without duplicates.

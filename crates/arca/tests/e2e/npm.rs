@@ -347,7 +347,81 @@ async fn protocol_details_and_bad_input(b: Backend) {
     assert_eq!(v["data"]["itemCount"], 2);
 }
 
+/// Parallel writers of one package's attributes compose: 20 concurrent publishes, each adding
+/// its version and two tags, then 20 concurrent `dist-tag add`s: every version and every tag
+/// survives (the lost-update race of the security review), on both databases.
+async fn concurrent_publishes_keep_every_tag(b: Backend) {
+    use base64::Engine;
+    let s = Server::start(b).await;
+    s.harness_registry(
+        "acme",
+        json!({"identifier": "npmreg", "packageType": "NPM", "parentRef": "acme"}),
+    )
+    .await;
+    let doc = |i: usize| {
+        let version = format!("1.0.{i}");
+        let mut tgz = tar::Builder::new(flate2::write::GzEncoder::new(
+            Vec::new(),
+            flate2::Compression::fast(),
+        ));
+        let manifest = json!({"name": "cc", "version": version}).to_string();
+        let mut h = tar::Header::new_gnu();
+        h.set_size(manifest.len() as u64);
+        h.set_mode(0o644);
+        h.set_cksum();
+        tgz.append_data(&mut h, "package/package.json", manifest.as_bytes())
+            .unwrap();
+        let tgz = tgz.into_inner().unwrap().finish().unwrap();
+        json!({
+            "_id": "cc", "name": "cc",
+            "dist-tags": {"latest": version, format!("tag{i}"): version},
+            "versions": {version.clone(): {"name": "cc", "version": version, "dist": {"tarball": "x"}}},
+            "_attachments": {format!("cc-{version}.tgz"): {
+                "content_type": "application/octet-stream", "length": tgz.len(),
+                "data": base64::engine::general_purpose::STANDARD.encode(&tgz)}}
+        })
+    };
+    let publishes = (0..20).map(|i| {
+        let req = s.put("/pkg/acme/npmreg/npm/cc", doc(i));
+        async move { req.send().await.unwrap().status().as_u16() }
+    });
+    let statuses = futures::future::join_all(publishes).await;
+    assert!(statuses.iter().all(|st| *st == 201), "{statuses:?}");
+    let adds = (0..20).map(|i| {
+        let req = s.put(
+            &format!("/pkg/acme/npmreg/npm/-/package/cc/dist-tags/extra{i}"),
+            json!(format!("1.0.{}", 19 - i)),
+        );
+        async move { req.send().await.unwrap().status().as_u16() }
+    });
+    let statuses = futures::future::join_all(adds).await;
+    assert!(statuses.iter().all(|st| *st == 201), "{statuses:?}");
+    let v: Value = s
+        .get("/pkg/acme/npmreg/npm/cc")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let tags = v["dist-tags"].as_object().unwrap();
+    assert_eq!(v["versions"].as_object().unwrap().len(), 20, "{v}");
+    for i in 0..20 {
+        assert_eq!(tags[&format!("tag{i}")], format!("1.0.{i}"), "{tags:?}");
+        assert_eq!(
+            tags[&format!("extra{i}")],
+            format!("1.0.{}", 19 - i),
+            "{tags:?}"
+        );
+    }
+    // `latest` is the one the last committed publish named: one of them, whichever it was.
+    let latest = tags["latest"].as_str().unwrap();
+    assert!(v["versions"].get(latest).is_some(), "{latest}");
+    assert_eq!(tags.len(), 41, "{tags:?}");
+}
+
 both_backends!(
+    concurrent_publishes_keep_every_tag,
     publish_install_ci_view_tags_deprecate_unpublish,
     protocol_details_and_bad_input
 );

@@ -402,9 +402,10 @@ async fn set_listed(
         .version_by_name(&pkg.id, &lver)
         .await?
         .ok_or_else(|| ApiError::not_found(format!("package {id} {ver} not found")))?;
-    let mut m = v.metadata.clone();
-    m["listed"] = json!(listed);
-    state.db.set_version_metadata(&v.id, &m).await?;
+    state
+        .db
+        .merge_version_metadata(&v.id, &json!({ "listed": listed }))
+        .await?;
     Ok(if listed {
         StatusCode::OK
     } else {
