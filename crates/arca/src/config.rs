@@ -64,6 +64,12 @@ pub struct ConfigArgs {
     /// download) before it is closed [default: 120].
     #[arg(long, env = "ARCA_BODY_IDLE_TIMEOUT_SECS", global = true)]
     pub body_idle_timeout_secs: Option<u64>,
+    /// Seconds a proxy waits to connect to its upstream [default: 5].
+    #[arg(long, env = "ARCA_PROXY_CONNECT_TIMEOUT_SECS", global = true)]
+    pub proxy_connect_timeout_secs: Option<u64>,
+    /// Seconds a proxy believes an upstream 404/410 before asking again [default: 60].
+    #[arg(long, env = "ARCA_PROXY_NEGATIVE_TTL_SECS", global = true)]
+    pub proxy_negative_ttl_secs: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -83,6 +89,8 @@ struct FileConfig {
     max_connections: Option<usize>,
     header_read_timeout_secs: Option<u64>,
     body_idle_timeout_secs: Option<u64>,
+    proxy_connect_timeout_secs: Option<u64>,
+    proxy_negative_ttl_secs: Option<u64>,
 }
 
 #[derive(Debug, Clone)]
@@ -109,6 +117,9 @@ pub struct Config {
     pub max_connections: usize,
     pub header_read_timeout_secs: u64,
     pub body_idle_timeout_secs: u64,
+    /// Proxy engine settings (see `crate::proxy`).
+    pub proxy_connect_timeout_secs: u64,
+    pub proxy_negative_ttl_secs: u64,
 }
 
 impl Config {
@@ -190,6 +201,15 @@ impl Config {
             .or(file.body_idle_timeout_secs)
             .unwrap_or(120)
             .max(1);
+        let proxy_connect_timeout_secs = args
+            .proxy_connect_timeout_secs
+            .or(file.proxy_connect_timeout_secs)
+            .unwrap_or(5)
+            .max(1);
+        let proxy_negative_ttl_secs = args
+            .proxy_negative_ttl_secs
+            .or(file.proxy_negative_ttl_secs)
+            .unwrap_or(60);
         Ok(Config {
             listen,
             data_dir,
@@ -205,6 +225,8 @@ impl Config {
             max_connections,
             header_read_timeout_secs,
             body_idle_timeout_secs,
+            proxy_connect_timeout_secs,
+            proxy_negative_ttl_secs,
         })
     }
 

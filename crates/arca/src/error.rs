@@ -48,6 +48,13 @@ pub enum ApiError {
     /// A transient condition (503 with `Retry-After`): the same request may succeed in a moment.
     #[error("{0}")]
     Unavailable(String),
+    /// An upstream a proxy reads through failed or answered with an error, and nothing usable
+    /// was cached (502).
+    #[error("{0}")]
+    BadGateway(String),
+    /// An upstream did not answer in time, and nothing usable was cached (504).
+    #[error("{0}")]
+    GatewayTimeout(String),
     #[error("internal error: {0}")]
     Internal(#[from] anyhow::Error),
 }
@@ -103,6 +110,8 @@ impl ApiError {
             ApiError::InsufficientStorage(_) => StatusCode::INSUFFICIENT_STORAGE,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::BadGateway(_) => StatusCode::BAD_GATEWAY,
+            ApiError::GatewayTimeout(_) => StatusCode::GATEWAY_TIMEOUT,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }

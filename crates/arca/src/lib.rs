@@ -17,6 +17,7 @@ pub mod gc;
 pub mod http;
 pub mod listener;
 pub mod model;
+pub mod proxy;
 pub mod server;
 pub mod service;
 pub mod signing;

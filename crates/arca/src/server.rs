@@ -32,8 +32,14 @@ pub async fn build_state(config: Config) -> anyhow::Result<AppState> {
         config.auth_backoff_after,
         std::time::Duration::from_secs(config.auth_backoff_max_secs),
     );
+    let proxy = crate::proxy::ProxyEngine::new(
+        std::time::Duration::from_secs(config.proxy_connect_timeout_secs),
+        std::time::Duration::from_secs(config.proxy_negative_ttl_secs),
+    )
+    .context("building the upstream HTTP client")?;
     Ok(AppState(Arc::new(Inner {
         throttle,
+        proxy,
         config,
         db,
         blobs: Arc::new(blobs),

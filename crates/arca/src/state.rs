@@ -22,6 +22,7 @@ pub struct Inner {
     pub throttle: crate::throttle::Throttle,
     pub docs: crate::doc_cache::DocCache,
     pub downloads: crate::download_counter::DownloadCounter,
+    pub proxy: crate::proxy::ProxyEngine,
 }
 
 impl std::ops::Deref for AppState {

@@ -225,6 +225,21 @@ pub struct Resolver<'a> {
 impl Resolver<'_> {
     /// The registries whose content a read through `reg` can see, in resolution order.
     pub async fn read_chain(&self, reg: &Registry) -> ApiResult<Vec<Registry>> {
+        let mut all = self.walk(reg).await?;
+        all.retain(|r| r.kind != RegistryKind::Proxy);
+        Ok(all)
+    }
+
+    /// The proxies a read through `reg` may ask, in resolution order (after everything stored:
+    /// what a proxy fetched is in its cache, which [`Resolver::read_chain`] already holds).
+    pub async fn proxies(&self, reg: &Registry) -> ApiResult<Vec<Registry>> {
+        let mut all = self.walk(reg).await?;
+        all.retain(|r| r.kind == RegistryKind::Proxy);
+        Ok(all)
+    }
+
+    /// Every registry a read through `reg` reaches, proxies right after their caches.
+    async fn walk(&self, reg: &Registry) -> ApiResult<Vec<Registry>> {
         let mut out: Vec<Registry> = Vec::new();
         let mut seen = std::collections::HashSet::new();
         let mut queue: std::collections::VecDeque<Registry> =
@@ -244,9 +259,12 @@ impl Resolver<'_> {
                     }
                 }
                 RegistryKind::Proxy => {
-                    if let Some(cache) = self.state.db.cache_of_proxy(&r.id).await? {
-                        queue.push_front(cache);
+                    if let Some(cache) = self.state.db.cache_of_proxy(&r.id).await?
+                        && seen.insert(cache.id.clone())
+                    {
+                        out.push(cache);
                     }
+                    out.push(r);
                 }
                 RegistryKind::Group => {
                     // Members in order, each fully before the next.

@@ -8,7 +8,8 @@ use super::StoreResult;
 /// A blob nothing refers to: no file of any registry (the trash can included) and no OCI
 /// repository link.
 const UNREFERENCED: &str = "NOT EXISTS (SELECT 1 FROM files f WHERE f.sha256 = blobs.sha256) \
-     AND NOT EXISTS (SELECT 1 FROM oci_blobs o WHERE o.sha256 = blobs.sha256)";
+     AND NOT EXISTS (SELECT 1 FROM oci_blobs o WHERE o.sha256 = blobs.sha256) \
+     AND NOT EXISTS (SELECT 1 FROM proxy_documents d WHERE d.sha256 = blobs.sha256)";
 
 impl Db {
     /// OCI repository links older than `cutoff` that no manifest of their registry uses any more

@@ -11,6 +11,7 @@ pub mod keys;
 pub mod metadata;
 pub mod oci;
 pub mod paging;
+pub mod proxy;
 pub mod registries;
 pub mod scopes;
 

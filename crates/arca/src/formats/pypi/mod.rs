@@ -34,6 +34,10 @@ use crate::model::{PackageType, Registry, Reupload, rfc3339};
 use crate::state::AppState;
 use crate::store::artifacts::{FileRow, PackageRow};
 
+mod proxy;
+
+use crate::proxy::documents::CacheState;
+
 pub struct Pypi;
 
 const JSON_TYPE: &str = "application/vnd.pypi.simple.v1+json";
@@ -581,11 +585,26 @@ fn file_exists(filename: &str) -> ApiError {
 // ---------------------------------------------------------------------------------------------
 // Simple API.
 
-struct Link {
-    filename: String,
-    version: String,
-    url: String,
-    file: FileRow,
+/// One file on a project page, from a registry of the read chain or from an upstream.
+pub(crate) struct PageFile {
+    pub filename: String,
+    pub version: String,
+    /// Relative to the project page: `../../files/<project>/<version>/<file>`.
+    pub url: String,
+    pub sha256: String,
+    pub requires_python: Option<String>,
+    /// `false`, `true` or the reason (PEP 592).
+    pub yanked: Value,
+    /// SHA-256 of the PEP 658 core metadata, where Arca serves it.
+    pub core_sha256: Option<String>,
+    pub size: Option<i64>,
+    pub upload_time: Option<String>,
+}
+
+/// The page-relative URL of a file (the same for stored and upstream files, so lockfiles and
+/// caches do not care where a file came from).
+pub(crate) fn file_url(norm: &str, version: &str, filename: &str) -> String {
+    format!("../../files/{norm}/{version}/{filename}")
 }
 
 /// Files of a project along the read chain; the first registry holding a filename wins.
@@ -593,18 +612,34 @@ async fn project_files(
     state: &AppState,
     chain: &[(Registry, PackageRow)],
     norm: &str,
-) -> ApiResult<Vec<Link>> {
-    let mut out: Vec<Link> = Vec::new();
+) -> ApiResult<Vec<PageFile>> {
+    let mut out: Vec<PageFile> = Vec::new();
     let mut seen = std::collections::HashSet::new();
     for (_, pkg) in chain {
         for (version, f) in state.db.package_files(&pkg.id).await? {
             if seen.insert(f.name.clone()) {
-                let url = format!("../../files/{norm}/{version}/{}", f.name);
-                out.push(Link {
+                let m = &f.metadata;
+                out.push(PageFile {
+                    url: file_url(norm, &version, &f.name),
                     filename: f.name.clone(),
                     version,
-                    url,
-                    file: f,
+                    sha256: f.sha256.clone(),
+                    requires_python: m
+                        .get("requiresPython")
+                        .and_then(Value::as_str)
+                        .map(str::to_string),
+                    yanked: match m.get("yanked") {
+                        Some(Value::String(r)) => json!(r),
+                        Some(Value::Bool(true)) => json!(true),
+                        _ => json!(false),
+                    },
+                    core_sha256: m
+                        .get("coreMetadata")
+                        .and_then(|c| c.get("sha256"))
+                        .and_then(Value::as_str)
+                        .map(str::to_string),
+                    size: Some(f.size),
+                    upload_time: Some(rfc3339(f.created_at)),
                 });
             }
         }
@@ -660,74 +695,110 @@ async fn project_page(state: &AppState, req: &NativeRequest, norm: &str) -> ApiR
     let chain = (Resolver { state }).packages(&req.registry, norm).await?;
     let pkgs: Vec<PackageRow> = chain.iter().map(|(_, p)| p.clone()).collect();
     let stamp = cache::stamp(&pkgs);
-    let key = format!("pypi|{}|{json}|{norm}", req.registry.id);
-    let doc = state.docs.get_or_build(key, stamp, || async {
-    let links = project_files(state, &chain, norm).await?;
-    if links.is_empty() {
-        return Err(ApiError::not_found(format!("project '{norm}' not found")));
-    }
-    let body = if json {
-        let mut versions: Vec<&str> = links.iter().map(|l| l.version.as_str()).collect();
-        versions.sort_by(|a, b| {
-            match (pep440_rs::Version::from_str(a), pep440_rs::Version::from_str(b)) {
-                (Ok(x), Ok(y)) => x.cmp(&y),
-                _ => a.cmp(b),
+    // Upstream pages of the proxies in the chain: their bodies' digests join the cache key.
+    let upstream = proxy::pages(state, &req.registry, norm, false).await?;
+    let upstream_key: String = upstream.iter().map(|(_, d)| d.sha256.as_str()).collect();
+    let stale = upstream.iter().any(|(_, d)| d.state == CacheState::Stale);
+    let key = format!("pypi|{}|{json}|{norm}|{upstream_key}", req.registry.id);
+    let doc = state
+        .docs
+        .get_or_build(key, stamp, || async {
+            let mut files = project_files(state, &chain, norm).await?;
+            let mut seen: std::collections::HashSet<String> =
+                files.iter().map(|f| f.filename.clone()).collect();
+            for (_, page) in &upstream {
+                for f in proxy::page_files(page, norm) {
+                    if seen.insert(f.filename.clone()) {
+                        files.push(f);
+                    }
+                }
             }
-        });
-        versions.dedup();
-        let files: Vec<Value> = links
-            .iter()
-            .map(|l| {
-                let m = &l.file.metadata;
-                let core = m.get("coreMetadata").and_then(|c| c.get("sha256")).map(|s| json!({"sha256": s})).unwrap_or(json!(false));
-                let yanked = match m.get("yanked") {
-                    Some(Value::String(r)) => json!(r),
-                    Some(Value::Bool(true)) => json!(true),
-                    _ => json!(false),
-                };
-                json!({
-                    "filename": l.filename, "url": l.url, "hashes": {"sha256": l.file.sha256},
-                    "requires-python": m.get("requiresPython").cloned().unwrap_or(Value::Null),
-                    // Only the PEP 714 key: pip 22.3-23.1 (Debian 12's, CPython 3.10's) crash on the
-                    // legacy `dist-info-metadata` in JSON. The HTML page keeps both attributes.
-                    "core-metadata": core, "yanked": yanked,
-                    "size": l.file.size, "upload-time": rfc3339(l.file.created_at),
-                })
-            })
-            .collect();
-        json!({"meta": {"api-version": "1.1"}, "name": norm, "versions": versions, "files": files}).to_string()
-    } else {
-        let mut s = format!(
-            "<!DOCTYPE html>\n<html><head><meta name=\"pypi:repository-version\" content=\"1.1\"><title>Links for {0}</title></head><body><h1>Links for {0}</h1>\n",
-            html_escape(norm)
+            if files.is_empty() {
+                return Err(ApiError::not_found(format!("project '{norm}' not found")));
+            }
+            let body = if json {
+                render_json(norm, &files)
+            } else {
+                render_html(norm, &files)
+            };
+            Ok::<_, ApiError>(Doc::new(body, if json { JSON_TYPE } else { HTML_TYPE }))
+        })
+        .await?;
+    let mut resp = doc.respond(&req.headers, false);
+    if stale {
+        resp.headers_mut().insert(
+            "x-arca-cache",
+            header::HeaderValue::from_static(CacheState::Stale.header_value()),
         );
-        for l in &links {
-            let m = &l.file.metadata;
-            let mut attrs = String::new();
-            if let Some(rp) = m.get("requiresPython").and_then(Value::as_str) {
-                attrs.push_str(&format!(" data-requires-python=\"{}\"", html_escape(rp)));
-            }
-            if let Some(sha) = m.get("coreMetadata").and_then(|c| c.get("sha256")).and_then(Value::as_str) {
-                attrs.push_str(&format!(" data-dist-info-metadata=\"sha256={sha}\" data-core-metadata=\"sha256={sha}\""));
-            }
-            match m.get("yanked") {
-                Some(Value::String(r)) => attrs.push_str(&format!(" data-yanked=\"{}\"", html_escape(r))),
-                Some(Value::Bool(true)) => attrs.push_str(" data-yanked=\"\""),
-                _ => {}
-            }
-            s.push_str(&format!(
-                "<a href=\"{}#sha256={}\"{attrs}>{}</a><br/>\n",
-                html_escape(&l.url),
-                l.file.sha256,
-                html_escape(&l.filename)
+    }
+    Ok(resp)
+}
+
+/// A project page in PEP 691 JSON.
+fn render_json(norm: &str, files: &[PageFile]) -> String {
+    let mut versions: Vec<&str> = files.iter().map(|l| l.version.as_str()).collect();
+    versions.sort_by(|a, b| {
+        match (
+            pep440_rs::Version::from_str(a),
+            pep440_rs::Version::from_str(b),
+        ) {
+            (Ok(x), Ok(y)) => x.cmp(&y),
+            _ => a.cmp(b),
+        }
+    });
+    versions.dedup();
+    let files: Vec<Value> = files
+        .iter()
+        .map(|l| {
+            let core = l
+                .core_sha256
+                .as_ref()
+                .map(|s| json!({"sha256": s}))
+                .unwrap_or(json!(false));
+            json!({
+                "filename": l.filename, "url": l.url, "hashes": {"sha256": l.sha256},
+                "requires-python": l.requires_python,
+                // Only the PEP 714 key: pip 22.3-23.1 (Debian 12's, CPython 3.10's) crash on the
+                // legacy `dist-info-metadata` in JSON. The HTML page keeps both attributes.
+                "core-metadata": core, "yanked": l.yanked,
+                "size": l.size, "upload-time": l.upload_time,
+            })
+        })
+        .collect();
+    json!({"meta": {"api-version": "1.1"}, "name": norm, "versions": versions, "files": files})
+        .to_string()
+}
+
+/// A project page in PEP 503 HTML.
+fn render_html(norm: &str, files: &[PageFile]) -> String {
+    let mut s = format!(
+        "<!DOCTYPE html>\n<html><head><meta name=\"pypi:repository-version\" content=\"1.1\"><title>Links for {0}</title></head><body><h1>Links for {0}</h1>\n",
+        html_escape(norm)
+    );
+    for l in files {
+        let mut attrs = String::new();
+        if let Some(rp) = &l.requires_python {
+            attrs.push_str(&format!(" data-requires-python=\"{}\"", html_escape(rp)));
+        }
+        if let Some(sha) = &l.core_sha256 {
+            attrs.push_str(&format!(
+                " data-dist-info-metadata=\"sha256={sha}\" data-core-metadata=\"sha256={sha}\""
             ));
         }
-        s.push_str("</body></html>\n");
-        s
-    };
-    Ok::<_, ApiError>(Doc::new(body, if json { JSON_TYPE } else { HTML_TYPE }))
-    }).await?;
-    Ok(doc.respond(&req.headers, false))
+        match &l.yanked {
+            Value::String(r) => attrs.push_str(&format!(" data-yanked=\"{}\"", html_escape(r))),
+            Value::Bool(true) => attrs.push_str(" data-yanked=\"\""),
+            _ => {}
+        }
+        s.push_str(&format!(
+            "<a href=\"{}#sha256={}\"{attrs}>{}</a><br/>\n",
+            html_escape(&l.url),
+            l.sha256,
+            html_escape(&l.filename)
+        ));
+    }
+    s.push_str("</body></html>\n");
+    s
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -771,10 +842,12 @@ async fn download(
         return serve_blob(state, &doc, &req.method, &req.headers).await;
     }
     let path = format!("files/{project}/{version}/{filename}");
-    let (_, file) = resolver
-        .find_file(&req.registry, &path)
-        .await?
-        .ok_or_else(|| ApiError::not_found(format!("'{filename}' not found")))?;
+    let file = match resolver.find_file(&req.registry, &path).await? {
+        Some((_, f)) => f,
+        None => proxy::fetch(state, &req.registry, &normalize(project), version, filename)
+            .await?
+            .ok_or_else(|| ApiError::not_found(format!("'{filename}' not found")))?,
+    };
     serve_file(state, &file, &req.method, &req.headers).await
 }
 

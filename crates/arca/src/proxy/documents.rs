@@ -1,0 +1,252 @@
+//! Upstream metadata documents (a PyPI project page, an npm packument): fetched, kept with their
+//! validators, revalidated when stale, served stale while the upstream fails. See the module
+//! documentation of `crate::proxy` for the rules.
+
+use axum::http::header;
+use bytes::Bytes;
+use futures::{FutureExt, StreamExt, TryStreamExt};
+
+use super::{Failure, join, transport_failure};
+use crate::error::{ApiError, ApiResult};
+use crate::model::{Registry, now_ms};
+use crate::state::AppState;
+use crate::store::proxy::ProxyDocument;
+
+/// How a document was obtained, for the `X-Arca-Cache` header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CacheState {
+    /// Served from the stored copy, fresh.
+    Hit,
+    /// Fetched from upstream just now.
+    Miss,
+    /// The upstream confirmed the stored copy (304).
+    Revalidated,
+    /// The upstream failed; the last stored copy is served.
+    Stale,
+}
+
+impl CacheState {
+    pub fn header_value(self) -> &'static str {
+        match self {
+            CacheState::Hit => "HIT",
+            CacheState::Miss => "MISS",
+            CacheState::Revalidated => "REVALIDATED",
+            CacheState::Stale => "STALE",
+        }
+    }
+}
+
+/// A metadata document as a proxy serves it.
+#[derive(Debug, Clone)]
+pub struct Fetched {
+    pub body: Bytes,
+    pub content_type: Option<String>,
+    /// The upstream URL it came from (after redirects): relative links resolve against it.
+    pub url: String,
+    /// SHA-256 of the body: what generated documents built from it are keyed by.
+    pub sha256: String,
+    pub state: CacheState,
+}
+
+/// What to ask the upstream for.
+pub struct Request<'a> {
+    /// Path below the proxy's upstream URL.
+    pub path: &'a str,
+    /// The representation wanted (`Accept`); each representation is kept apart.
+    pub accept: &'a str,
+    /// Revalidate even a fresh copy (a client asked for a version the copy does not list; the
+    /// caller rate-limits this with `ProxyEngine::may_revalidate_on_miss`).
+    pub revalidate: bool,
+}
+
+/// The document at `req.path` of `proxy`'s upstream, or `None` where the upstream does not have
+/// it (or the proxy is offline without a copy).
+pub async fn document(
+    state: &AppState,
+    proxy: &Registry,
+    req: Request<'_>,
+) -> ApiResult<Option<Fetched>> {
+    let settings = proxy
+        .proxy
+        .as_ref()
+        .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("not a proxy registry")))?;
+    let key = format!("{}|{}", req.path, req.accept);
+    let stored = state.db.proxy_document(&proxy.id, &key).await?;
+    let engine = &state.proxy;
+    if settings.offline {
+        return match stored {
+            Some(d) => Ok(Some(load(state, &d, CacheState::Hit).await?)),
+            None => Ok(None),
+        };
+    }
+    if let Some(d) = &stored
+        && !req.revalidate
+        && now_ms() - d.fetched_at < settings.metadata_interval_secs.saturating_mul(1000)
+    {
+        return Ok(Some(load(state, d, CacheState::Hit).await?));
+    }
+    if stored.is_none() && engine.known_missing(proxy, &key) {
+        return Ok(None);
+    }
+    if engine.circuit_open(proxy) {
+        return match stored {
+            Some(d) => Ok(Some(load(state, &d, CacheState::Stale).await?)),
+            None => Err(ApiError::BadGateway(format!(
+                "the upstream of '{}' failed repeatedly and is not asked again for a moment",
+                proxy.identifier
+            ))),
+        };
+    }
+    let url = join(&settings.url, req.path);
+    let work = fetch(
+        state.clone(),
+        proxy.clone(),
+        key.clone(),
+        url,
+        req.accept.to_string(),
+        stored.clone(),
+    )
+    .boxed();
+    match engine
+        .documents
+        .run(&format!("{}|{key}", proxy.id), work)
+        .await
+    {
+        Ok(f) => Ok(Some(f)),
+        Err(Failure::NotFound(_)) => Ok(None),
+        Err(failure) => match stored {
+            Some(d) => {
+                tracing::warn!(proxy = %proxy.identifier, path = req.path, ?failure, "serving stale metadata");
+                Ok(Some(load(state, &d, CacheState::Stale).await?))
+            }
+            None => Err(failure.into()),
+        },
+    }
+}
+
+/// Reads a stored document's body (metadata documents are held in memory to be rewritten).
+async fn load(state: &AppState, d: &ProxyDocument, how: CacheState) -> ApiResult<Fetched> {
+    let read = state.blobs.get(&d.sha256, None).await?;
+    let chunks: Vec<Bytes> = read.stream.try_collect().await?;
+    Ok(Fetched {
+        body: chunks.concat().into(),
+        content_type: d.content_type.clone(),
+        url: d.url.clone(),
+        sha256: d.sha256.clone(),
+        state: how,
+    })
+}
+
+/// The upstream request of one (single-flight) fetch.
+async fn fetch(
+    state: AppState,
+    proxy: Registry,
+    key: String,
+    url: String,
+    accept: String,
+    stored: Option<ProxyDocument>,
+) -> Result<Fetched, Failure> {
+    let Some(settings) = proxy.proxy.clone() else {
+        return Err(Failure::Internal("not a proxy registry".into()));
+    };
+    let engine = &state.proxy;
+    let mut req = engine.get(&settings, &url).header(header::ACCEPT, &accept);
+    if let Some(d) = &stored {
+        if let Some(etag) = &d.etag {
+            req = req.header(header::IF_NONE_MATCH, etag);
+        }
+        if let Some(lm) = &d.last_modified {
+            req = req.header(header::IF_MODIFIED_SINCE, lm);
+        }
+    }
+    let resp = match req.send().await {
+        Ok(r) => r,
+        Err(e) => {
+            engine.record_outcome(&proxy, false);
+            return Err(transport_failure(&url, &e));
+        }
+    };
+    let status = resp.status();
+    if status == reqwest::StatusCode::NOT_MODIFIED
+        && let Some(d) = &stored
+    {
+        engine.record_outcome(&proxy, true);
+        state
+            .db
+            .touch_proxy_document(&proxy.id, &key, now_ms())
+            .await
+            .map_err(|e| Failure::Internal(e.to_string()))?;
+        return load(&state, d, CacheState::Revalidated)
+            .await
+            .map_err(Failure::from);
+    }
+    if matches!(status.as_u16(), 404 | 410) {
+        engine.record_outcome(&proxy, true);
+        engine.remember_missing(&proxy, &key);
+        state
+            .db
+            .delete_proxy_document(&proxy.id, &key)
+            .await
+            .map_err(|e| Failure::Internal(e.to_string()))?;
+        return Err(Failure::NotFound(format!(
+            "not found upstream ({})",
+            status.as_u16()
+        )));
+    }
+    if status != reqwest::StatusCode::OK {
+        engine.record_outcome(&proxy, false);
+        return Err(Failure::Upstream(format!(
+            "the upstream answered {status} for {}",
+            url::Url::parse(&url)
+                .map(|u| u.path().to_string())
+                .unwrap_or_default()
+        )));
+    }
+    let header_str = |h: header::HeaderName| {
+        resp.headers()
+            .get(h)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string)
+    };
+    let etag = header_str(header::ETAG);
+    let last_modified = header_str(header::LAST_MODIFIED);
+    let content_type = header_str(header::CONTENT_TYPE);
+    let final_url = resp.url().to_string();
+    let limit = state.config.max_parsed_body_bytes;
+    let stream = resp
+        .bytes_stream()
+        .map(|r| r.map_err(std::io::Error::other));
+    let info = match state.blobs.put(Box::pin(stream), Some(limit), None).await {
+        Ok(info) => info,
+        Err(e) => {
+            engine.record_outcome(&proxy, false);
+            return Err(Failure::Upstream(format!(
+                "the upstream's document could not be read: {e}"
+            )));
+        }
+    };
+    if info.size == 0 {
+        engine.record_outcome(&proxy, false);
+        return Err(Failure::Upstream(
+            "the upstream answered with an empty document".into(),
+        ));
+    }
+    engine.record_outcome(&proxy, true);
+    state.commit_blob(&info).await.map_err(Failure::from)?;
+    let doc = ProxyDocument {
+        sha256: info.sha256.clone(),
+        content_type,
+        etag,
+        last_modified,
+        url: final_url,
+        fetched_at: now_ms(),
+    };
+    state
+        .db
+        .put_proxy_document(&proxy.id, &key, &doc)
+        .await
+        .map_err(|e| Failure::Internal(e.to_string()))?;
+    load(&state, &doc, CacheState::Miss)
+        .await
+        .map_err(Failure::from)
+}

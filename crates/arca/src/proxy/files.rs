@@ -1,0 +1,191 @@
+//! Immutable upstream files (a wheel, a tarball): fetched once, verified, and recorded in the
+//! proxy's cache registry as ordinary content. See the module documentation of `crate::proxy`.
+
+use axum::http::header;
+use futures::{FutureExt, StreamExt};
+
+use super::{Failure, transport_failure};
+use crate::blob::Digests;
+use crate::error::{ApiError, ApiResult};
+use crate::model::Registry;
+use crate::state::AppState;
+use crate::store::StoreError;
+use crate::store::artifacts::{FileRow, NewFile};
+
+/// A file a format found in its upstream's metadata, and where it goes in the cache.
+#[derive(Debug, Clone)]
+pub struct Wanted {
+    /// Absolute upstream URL, taken from the upstream's own metadata (never from a client).
+    pub url: String,
+    /// Digests the metadata published (lower-case hex); each one given is verified.
+    pub sha256: Option<String>,
+    pub sha512: Option<String>,
+    pub sha1: Option<String>,
+    /// Where it is recorded in the cache registry.
+    pub package: String,
+    pub version: String,
+    pub path: String,
+    pub name: String,
+    pub content_type: Option<String>,
+}
+
+/// The cached file `wanted` names, fetched on a miss; `None` where the upstream does not have
+/// it (or the proxy is offline and never fetched it).
+pub async fn file(
+    state: &AppState,
+    proxy: &Registry,
+    wanted: Wanted,
+) -> ApiResult<Option<FileRow>> {
+    let settings = proxy
+        .proxy
+        .as_ref()
+        .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("not a proxy registry")))?;
+    let cache = state.db.cache_of_proxy(&proxy.id).await?.ok_or_else(|| {
+        ApiError::BadGateway(format!(
+            "proxy '{}' does not keep what it fetches (isCaching is false): pass-through is not \
+             implemented yet",
+            proxy.identifier
+        ))
+    })?;
+    if let Some(f) = state.db.file_by_path(&cache.id, &wanted.path).await? {
+        return Ok(Some(f));
+    }
+    let engine = &state.proxy;
+    if settings.offline || engine.known_missing(proxy, &wanted.url) {
+        return Ok(None);
+    }
+    if engine.circuit_open(proxy) {
+        return Err(ApiError::BadGateway(format!(
+            "the upstream of '{}' failed repeatedly and is not asked again for a moment",
+            proxy.identifier
+        )));
+    }
+    let key = format!("{}|{}", cache.id, wanted.path);
+    let work = fetch(state.clone(), proxy.clone(), cache, wanted).boxed();
+    match engine.files.run(&key, work).await {
+        Ok(f) => Ok(Some(f)),
+        Err(Failure::NotFound(_)) => Ok(None),
+        Err(f) => Err(f.into()),
+    }
+}
+
+async fn fetch(
+    state: AppState,
+    proxy: Registry,
+    cache: Registry,
+    wanted: Wanted,
+) -> Result<FileRow, Failure> {
+    let Some(settings) = proxy.proxy.clone() else {
+        return Err(Failure::Internal("not a proxy registry".into()));
+    };
+    let engine = &state.proxy;
+    let resp = match engine.get(&settings, &wanted.url).send().await {
+        Ok(r) => r,
+        Err(e) => {
+            engine.record_outcome(&proxy, false);
+            return Err(transport_failure(&wanted.url, &e));
+        }
+    };
+    let status = resp.status();
+    if matches!(status.as_u16(), 404 | 410) {
+        engine.record_outcome(&proxy, true);
+        engine.remember_missing(&proxy, &wanted.url);
+        return Err(Failure::NotFound(format!(
+            "'{}' not found upstream",
+            wanted.name
+        )));
+    }
+    if status != reqwest::StatusCode::OK {
+        engine.record_outcome(&proxy, false);
+        return Err(Failure::Upstream(format!(
+            "the upstream answered {status} for '{}'",
+            wanted.name
+        )));
+    }
+    let declared = resp
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    let stream = resp
+        .bytes_stream()
+        .map(|r| r.map_err(std::io::Error::other));
+    let staged = match state
+        .blobs
+        .stage(
+            Box::pin(stream),
+            Some(state.config.max_upload_bytes),
+            Digests::All,
+        )
+        .await
+    {
+        Ok(s) => s,
+        Err(e) => {
+            engine.record_outcome(&proxy, false);
+            return Err(Failure::Upstream(format!(
+                "the transfer of '{}' from upstream failed: {e}",
+                wanted.name
+            )));
+        }
+    };
+    let info = &staged.info;
+    let mismatch = |what: &str| {
+        Failure::Upstream(format!(
+            "'{}' from upstream does not match its {what}; nothing was kept",
+            wanted.name
+        ))
+    };
+    if declared.is_some_and(|d| d != info.size) {
+        return Err(mismatch("Content-Length"));
+    }
+    for (expected, got, what) in [
+        (&wanted.sha256, &info.sha256, "sha256"),
+        (&wanted.sha512, &info.sha512, "sha512"),
+        (&wanted.sha1, &info.sha1, "sha1"),
+    ] {
+        if let Some(e) = expected
+            && !e.eq_ignore_ascii_case(got)
+        {
+            return Err(mismatch(what));
+        }
+    }
+    if info.size == 0 && wanted.sha256.is_none() && wanted.sha512.is_none() {
+        return Err(Failure::Upstream(format!(
+            "the upstream sent an empty body for '{}'",
+            wanted.name
+        )));
+    }
+    engine.record_outcome(&proxy, true);
+    let blob = state
+        .blobs
+        .commit(staged)
+        .await
+        .map_err(|e| Failure::Internal(e.to_string()))?;
+    state.commit_blob(&blob).await.map_err(Failure::from)?;
+    let recorded = state
+        .db
+        .record_file(
+            &cache,
+            NewFile {
+                package: &wanted.package,
+                version: &wanted.version,
+                path: &wanted.path,
+                name: &wanted.name,
+                blob: &blob,
+                content_type: wanted.content_type.as_deref(),
+                metadata: serde_json::json!({}),
+            },
+        )
+        .await;
+    match recorded {
+        Ok(f) => Ok(f),
+        // Recorded meanwhile by another node: that row is the one.
+        Err(StoreError::Conflict(_)) => state
+            .db
+            .file_by_path(&cache.id, &wanted.path)
+            .await
+            .map_err(|e| Failure::Internal(e.to_string()))?
+            .ok_or_else(|| Failure::Internal("cached file vanished".into())),
+        Err(e) => Err(Failure::Internal(e.to_string())),
+    }
+}
