@@ -7,6 +7,7 @@ mod auth;
 mod cargo;
 mod composer;
 mod cran;
+mod crash;
 mod debian;
 mod generic;
 mod gitflic;
