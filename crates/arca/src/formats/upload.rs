@@ -191,6 +191,16 @@ impl<'a> Upload<'a> {
         file: FileSpec<'_>,
         conflict: impl FnOnce() -> ApiError,
     ) -> ApiResult<FileRow> {
+        // Every format's names pass here, before anything is committed: a refusal leaves
+        // nothing behind. (Formats whose names come from the URL check them early as well.)
+        for (field, value) in [
+            ("package", file.package),
+            ("version", file.version),
+            ("path", file.path),
+            ("file name", file.name),
+        ] {
+            crate::model::check_visible(field, value)?;
+        }
         let blob = self.commit(staged).await?;
         self.state
             .db

@@ -14,6 +14,7 @@ mod gitflic;
 mod harness;
 mod helm;
 mod maven;
+mod names;
 mod npm;
 mod nuget;
 mod oci;
