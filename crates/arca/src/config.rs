@@ -64,6 +64,10 @@ pub struct ConfigArgs {
     /// download) before it is closed [default: 120].
     #[arg(long, env = "ARCA_BODY_IDLE_TIMEOUT_SECS", global = true)]
     pub body_idle_timeout_secs: Option<u64>,
+    /// Free space the blob store's disk keeps: an upload is refused (507) before its body is
+    /// read when less than its declared size plus this much is free, in bytes [default: 256 MiB].
+    #[arg(long, env = "ARCA_MIN_FREE_BYTES", global = true)]
+    pub min_free_bytes: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -83,6 +87,7 @@ struct FileConfig {
     max_connections: Option<usize>,
     header_read_timeout_secs: Option<u64>,
     body_idle_timeout_secs: Option<u64>,
+    min_free_bytes: Option<u64>,
 }
 
 #[derive(Debug, Clone)]
@@ -109,6 +114,8 @@ pub struct Config {
     pub max_connections: usize,
     pub header_read_timeout_secs: u64,
     pub body_idle_timeout_secs: u64,
+    /// Space kept free on the blob store's disk (see `crate::formats::upload`).
+    pub min_free_bytes: u64,
 }
 
 impl Config {
@@ -190,6 +197,10 @@ impl Config {
             .or(file.body_idle_timeout_secs)
             .unwrap_or(120)
             .max(1);
+        let min_free_bytes = args
+            .min_free_bytes
+            .or(file.min_free_bytes)
+            .unwrap_or(256 << 20);
         Ok(Config {
             listen,
             data_dir,
@@ -205,6 +216,7 @@ impl Config {
             max_connections,
             header_read_timeout_secs,
             body_idle_timeout_secs,
+            min_free_bytes,
         })
     }
 
