@@ -85,6 +85,21 @@ pub fn check_length(headers: &HeaderMap, cap: u64) -> ApiResult<()> {
     }
 }
 
+/// Refuses a path with an empty segment (`a//b`, a leading `/`). Formats split paths into
+/// segments, and dropping an empty one would name another path than the one asked for: a file
+/// stored or served as `etc/passwd` for `tool/1.0//etc/passwd`. One trailing slash is part of
+/// some protocols (listings, PyPI's simple pages) and stays allowed.
+pub fn check_segments(path: &str) -> ApiResult<()> {
+    let inner = path.strip_suffix('/').unwrap_or(path);
+    if !inner.is_empty() && inner.split('/').any(str::is_empty) {
+        return Err(ApiError::bad(
+            "path",
+            "the path has an empty segment ('//'); remove the doubled slash",
+        ));
+    }
+    Ok(())
+}
+
 /// The body size a request declares (`Content-Length`); None for a chunked body.
 pub fn declared_length(headers: &HeaderMap) -> Option<u64> {
     headers

@@ -135,7 +135,93 @@ async fn labels_are_bounded(b: Backend) {
     assert_eq!(st, 200, "{v}");
 }
 
+/// Sends a request with its path exactly as written (reqwest keeps `//`, but spell it out with
+/// a raw connection so that no client normalization is involved); returns the status.
+async fn raw_status(s: &Server, method: &str, path: &str, body: &[u8]) -> u16 {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let addr = s.base.trim_start_matches("http://").to_string();
+    let mut conn = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    let head = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nx-api-key: {}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        s.token,
+        body.len()
+    );
+    conn.write_all(head.as_bytes()).await.unwrap();
+    conn.write_all(body).await.unwrap();
+    let mut got = Vec::new();
+    conn.read_to_end(&mut got).await.unwrap();
+    let text = String::from_utf8_lossy(&got);
+    text.split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or_else(|| panic!("no status line: {text}"))
+}
+
+/// An empty path segment (`//`) is refused, never dropped: dropping it would store or serve the
+/// file under another path than the one asked for (`tool/1.0//etc/passwd` as `etc/passwd`).
+async fn empty_path_segments_are_refused(b: Backend) {
+    let s = Server::start(b).await;
+    s.generic_registry("acme", "files").await;
+    for (ident, pt) in [("mvn", "MAVEN"), ("node", "NPM"), ("dock", "DOCKER")] {
+        s.harness_registry(
+            "acme",
+            json!({"identifier": ident, "packageType": pt, "parentRef": "acme"}),
+        )
+        .await;
+    }
+    assert_eq!(
+        raw_status(&s, "PUT", "/pkg/acme/files/generic/tool/1.0/f.txt", b"real").await,
+        201
+    );
+    assert_eq!(
+        raw_status(
+            &s,
+            "PUT",
+            "/pkg/acme/mvn/maven/com/acme/lib/1.0/lib-1.0.jar",
+            b"jar"
+        )
+        .await,
+        201
+    );
+    for (method, path) in [
+        ("PUT", "/pkg/acme/files/generic/tool/1.0//etc/passwd"),
+        ("PUT", "/pkg/acme/files/generic/tool//1.0/g.txt"),
+        ("PUT", "/pkg/acme/files/generic//tool/1.0/g.txt"),
+        ("GET", "/pkg/acme/files/generic/tool/1.0//f.txt"),
+        ("GET", "/pkg/acme/files/generic//tool/1.0/f.txt"),
+        ("GET", "/pkg/acme/files/generic/tool//1.0/"),
+        ("DELETE", "/pkg/acme/files/generic/tool/1.0//f.txt"),
+        ("GET", "/pkg/acme/mvn/maven/com//acme/lib/1.0/lib-1.0.jar"),
+        ("PUT", "/pkg/acme/mvn/maven/com/acme//lib/2.0/lib-2.0.jar"),
+        ("GET", "/pkg/acme/node/npm//tool"),
+        ("GET", "/v2/acme/dock//img/tags/list"),
+    ] {
+        assert_eq!(
+            raw_status(&s, method, path, b"x").await,
+            400,
+            "{method} {path}"
+        );
+    }
+    // Nothing moved: the files are where they were, and no other was stored.
+    let (_, v) = call(s.get("/har/api/v1/spaces/acme/+/artifacts")).await;
+    assert_eq!(v["data"]["itemCount"], 2, "{v}");
+    let r = s
+        .get("/pkg/acme/files/generic/tool/1.0/f.txt")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.text().await.unwrap(), "real");
+    let (_, v) = call(s.get("/pkg/acme/files/generic/tool/1.0/")).await;
+    assert_eq!(v["files"].as_array().map(Vec::len), Some(1), "{v}");
+    // A single trailing slash is part of some protocols (listings, PyPI's simple pages).
+    assert_eq!(
+        raw_status(&s, "GET", "/pkg/acme/files/generic/tool/", b"").await,
+        200
+    );
+}
+
 both_backends!(
     invisible_characters_in_names_are_refused,
-    labels_are_bounded
+    labels_are_bounded,
+    empty_path_segments_are_refused
 );
