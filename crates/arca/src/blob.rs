@@ -153,6 +153,9 @@ pub trait BlobStore: Send + Sync {
     async fn restore(&self, sha256: &str) -> Result<(), BlobError>;
     /// Step 2b: the blob is gone for good.
     async fn discard(&self, sha256: &str) -> Result<(), BlobError>;
+    /// Bytes that can still be written where blobs are stored, checked before an upload is
+    /// accepted; None when the store cannot tell (object storage has no such bound).
+    async fn free_space(&self) -> Result<Option<u64>, BlobError>;
     /// Reachable and writable (for `/ready`).
     async fn ready(&self) -> bool;
     /// The blob as a local file, for parsers that need to seek (zip, ar): the blob itself where the
@@ -680,6 +683,17 @@ impl BlobStore for LocalBlobStore {
             return Err(BlobError::NotFound(sha256.into()));
         }
         Ok(BlobFile { path, _tmp: None })
+    }
+
+    async fn free_space(&self) -> Result<Option<u64>, BlobError> {
+        // statvfs is a blocking system call (a slow or remote filesystem can stall it).
+        let root = self.root.clone();
+        let st = tokio::task::spawn_blocking(move || rustix::fs::statvfs(&root))
+            .await
+            .map_err(std::io::Error::other)?
+            .map_err(std::io::Error::from)?;
+        // Blocks available to unprivileged writers, not those kept for root.
+        Ok(Some(st.f_bavail.saturating_mul(st.f_frsize)))
     }
 
     async fn ready(&self) -> bool {

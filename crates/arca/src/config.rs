@@ -70,6 +70,10 @@ pub struct ConfigArgs {
     /// Seconds a proxy believes an upstream 404/410 before asking again [default: 60].
     #[arg(long, env = "ARCA_PROXY_NEGATIVE_TTL_SECS", global = true)]
     pub proxy_negative_ttl_secs: Option<u64>,
+    /// Free space the blob store's disk keeps: an upload is refused (507) before its body is
+    /// read when less than its declared size plus this much is free, in bytes [default: 256 MiB].
+    #[arg(long, env = "ARCA_MIN_FREE_BYTES", global = true)]
+    pub min_free_bytes: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -91,6 +95,7 @@ struct FileConfig {
     body_idle_timeout_secs: Option<u64>,
     proxy_connect_timeout_secs: Option<u64>,
     proxy_negative_ttl_secs: Option<u64>,
+    min_free_bytes: Option<u64>,
 }
 
 #[derive(Debug, Clone)]
@@ -120,6 +125,8 @@ pub struct Config {
     /// Proxy engine settings (see `crate::proxy`).
     pub proxy_connect_timeout_secs: u64,
     pub proxy_negative_ttl_secs: u64,
+    /// Space kept free on the blob store's disk (see `crate::formats::upload`).
+    pub min_free_bytes: u64,
 }
 
 impl Config {
@@ -210,6 +217,10 @@ impl Config {
             .proxy_negative_ttl_secs
             .or(file.proxy_negative_ttl_secs)
             .unwrap_or(60);
+        let min_free_bytes = args
+            .min_free_bytes
+            .or(file.min_free_bytes)
+            .unwrap_or(256 << 20);
         Ok(Config {
             listen,
             data_dir,
@@ -227,6 +238,7 @@ impl Config {
             body_idle_timeout_secs,
             proxy_connect_timeout_secs,
             proxy_negative_ttl_secs,
+            min_free_bytes,
         })
     }
 

@@ -77,16 +77,35 @@ pub async fn read_body(body: Body, limit: usize) -> ApiResult<bytes::Bytes> {
 /// Refuses a declared `Content-Length` above `cap` with 413. Bodies without one (chunked) are
 /// capped while they are read.
 pub fn check_length(headers: &HeaderMap, cap: u64) -> ApiResult<()> {
-    let declared = headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse::<u64>().ok());
-    match declared {
+    match declared_length(headers) {
         Some(n) if n > cap => Err(ApiError::PayloadTooLarge(format!(
             "request body of {n} bytes is larger than the limit of {cap} bytes"
         ))),
         _ => Ok(()),
     }
+}
+
+/// Refuses a path with an empty segment (`a//b`, a leading `/`). Formats split paths into
+/// segments, and dropping an empty one would name another path than the one asked for: a file
+/// stored or served as `etc/passwd` for `tool/1.0//etc/passwd`. One trailing slash is part of
+/// some protocols (listings, PyPI's simple pages) and stays allowed.
+pub fn check_segments(path: &str) -> ApiResult<()> {
+    let inner = path.strip_suffix('/').unwrap_or(path);
+    if !inner.is_empty() && inner.split('/').any(str::is_empty) {
+        return Err(ApiError::bad(
+            "path",
+            "the path has an empty segment ('//'); remove the doubled slash",
+        ));
+    }
+    Ok(())
+}
+
+/// The body size a request declares (`Content-Length`); None for a chunked body.
+pub fn declared_length(headers: &HeaderMap) -> Option<u64> {
+    headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok())
 }
 
 /// A header value from text that is known to be printable (digests, names, URLs we built); an

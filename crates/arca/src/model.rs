@@ -429,6 +429,64 @@ pub fn validate_identifier(field: &str, s: &str) -> Result<(), ApiError> {
     Ok(())
 }
 
+/// Refuses characters that make a name display as something it is not: controls (C0, C1),
+/// format characters (general category Cf: bidi overrides and isolates, zero-width spaces and
+/// joiners, the byte-order mark, the soft hyphen, ...) and the line and paragraph separators.
+/// `U+202E` turns `exe.txt` into what looks like `txt.exe`, and invisible characters make two
+/// different names look alike in listings, so no package, version, file name or label may hold
+/// one. Letters, digits and symbols of any script stay allowed.
+pub fn check_visible(field: &str, s: &str) -> Result<(), ApiError> {
+    use unicode_properties::{GeneralCategory, UnicodeGeneralCategory};
+    let hidden = s.chars().find(|c| {
+        matches!(
+            c.general_category(),
+            GeneralCategory::Control
+                | GeneralCategory::Format
+                | GeneralCategory::LineSeparator
+                | GeneralCategory::ParagraphSeparator
+        )
+    });
+    match hidden {
+        Some(c) => Err(ApiError::bad(
+            field,
+            format!(
+                "{field} contains the invisible or control character U+{:04X}, which is not allowed in names",
+                c as u32
+            ),
+        )),
+        None => Ok(()),
+    }
+}
+
+/// Most labels a registry or an artifact may carry.
+pub const MAX_LABELS: usize = 64;
+/// Longest label, in characters.
+pub const MAX_LABEL_CHARS: usize = 128;
+
+/// Labels are shown with every registry and artifact and stored in its row: bounded in count and
+/// length (like the description), and held to the rules of names.
+pub fn check_labels(field: &str, labels: &[String]) -> Result<(), ApiError> {
+    if labels.len() > MAX_LABELS {
+        return Err(ApiError::bad(
+            field,
+            format!(
+                "at most {MAX_LABELS} labels are allowed, got {}",
+                labels.len()
+            ),
+        ));
+    }
+    for l in labels {
+        if l.chars().count() > MAX_LABEL_CHARS {
+            return Err(ApiError::bad(
+                field,
+                format!("a label may have at most {MAX_LABEL_CHARS} characters"),
+            ));
+        }
+        check_visible(field, l)?;
+    }
+    Ok(())
+}
+
 /// Human-readable size as Harness prints it ("1.20 GB").
 pub fn human_size(bytes: i64) -> String {
     const UNITS: [&str; 5] = ["B", "KB", "MB", "GB", "TB"];
@@ -447,6 +505,25 @@ pub fn human_size(bytes: i64) -> String {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn names_may_not_hide_characters() {
+        for ok in ["tool", "résumé", "日本語", "a b", "x+y~z", "😀"] {
+            assert!(super::check_visible("name", ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "a\u{202e}b",
+            "\u{2066}",
+            "a\u{200b}",
+            "\u{feff}x",
+            "a\u{ad}",
+            "a\tb",
+            "\u{85}",
+            "\u{2029}",
+            "\u{e0041}",
+        ] {
+            assert!(super::check_visible("name", bad).is_err(), "{bad:?}");
+        }
+    }
     #[tokio::test]
     async fn patterns_blocked_wins_and_empty_allow_list_allows() {
         let t = crate::testing::state().await;

@@ -131,6 +131,7 @@ pub async fn validate(state: &AppState, reg: &Registry, field_members: &str) -> 
             "description is longer than 1024 characters",
         ));
     }
+    crate::model::check_labels("labels", &reg.labels)?;
     for p in &reg.cleanup_policies {
         if p.name.trim().is_empty() || p.expire_days < 0 {
             return Err(ApiError::bad(

@@ -23,19 +23,17 @@ use crate::store::artifacts::Page;
 
 pub struct Generic;
 
-/// Decodes and checks one path segment: no traversal, no separators or control characters.
+/// Decodes and checks one path segment: no traversal, no separators, no control or invisible
+/// characters.
 fn segment(field: &str, raw: &str) -> ApiResult<String> {
     let s = percent_encoding::percent_decode_str(raw)
         .decode_utf8()
         .map_err(|_| ApiError::bad(field, format!("{field} is not valid UTF-8")))?
         .into_owned();
-    if s.is_empty()
-        || s == "."
-        || s == ".."
-        || s.len() > 255
-        || s.contains(['/', '\\'])
-        || s.chars().any(char::is_control)
-    {
+    // Controls and invisible characters first, so that the message names the character
+    // instead of echoing it; refused from the URL, before the body is read.
+    crate::model::check_visible(field, &s)?;
+    if s.is_empty() || s == "." || s == ".." || s.len() > 255 || s.contains(['/', '\\']) {
         return Err(ApiError::bad(field, format!("invalid {field} '{s}'")));
     }
     Ok(s)

@@ -383,6 +383,7 @@ pub async fn route(State(state): State<AppState>, req: Request) -> Response {
 async fn dispatch(state: &AppState, format: &dyn Format, req: Request) -> ApiResult<Response> {
     let (parts, body) = req.into_parts();
     let raw = parts.uri.path().strip_prefix("/pkg/").unwrap_or("");
+    crate::http::check_segments(raw)?;
     let mut it = raw.splitn(4, '/');
     let (account, identifier, segment) = match (it.next(), it.next(), it.next()) {
         (Some(a), Some(r), Some(f)) if !a.is_empty() && !r.is_empty() && !f.is_empty() => (a, r, f),

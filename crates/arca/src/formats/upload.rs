@@ -87,6 +87,7 @@ impl<'a> Upload<'a> {
         let target = Resolver { state }.write_target(reg).await?;
         principal.check(&target, Need::Write)?;
         crate::http::check_length(headers, cap(state, body))?;
+        check_free_space(state, headers).await?;
         Ok(Upload { state, target })
     }
 
@@ -191,6 +192,16 @@ impl<'a> Upload<'a> {
         file: FileSpec<'_>,
         conflict: impl FnOnce() -> ApiError,
     ) -> ApiResult<FileRow> {
+        // Every format's names pass here, before anything is committed: a refusal leaves
+        // nothing behind. (Formats whose names come from the URL check them early as well.)
+        for (field, value) in [
+            ("package", file.package),
+            ("version", file.version),
+            ("path", file.path),
+            ("file name", file.name),
+        ] {
+            crate::model::check_visible(field, value)?;
+        }
         let blob = self.commit(staged).await?;
         self.state
             .db
@@ -212,6 +223,40 @@ impl<'a> Upload<'a> {
                 other => other.into(),
             })
     }
+}
+
+/// Refuses (507) an upload the blob store's disk has no room for: less free than the declared
+/// `Content-Length` (0 for a chunked body) plus the `min_free_bytes` reserve, which keeps room for
+/// the metadata store, logs and the uploads already streaming. Checked before the body is read,
+/// so a client learns it at once instead of after sending gigabytes that end in a full disk.
+pub async fn check_free_space(state: &AppState, headers: &HeaderMap) -> ApiResult<()> {
+    let free = match state.blobs.free_space().await {
+        Ok(Some(free)) => free,
+        // A store that cannot tell (object storage) is never full from here.
+        Ok(None) => return Ok(()),
+        Err(e) => {
+            // Not knowing is no reason to refuse; a full disk still answers 507 when written.
+            tracing::warn!("checking the blob store's free space: {e}");
+            return Ok(());
+        }
+    };
+    let declared = crate::http::declared_length(headers).unwrap_or(0);
+    let needed = declared.saturating_add(state.config.min_free_bytes);
+    if free < needed {
+        tracing::warn!(
+            free,
+            declared,
+            reserve = state.config.min_free_bytes,
+            "upload refused: the blob store's disk is (nearly) full"
+        );
+        return Err(ApiError::InsufficientStorage(match declared {
+            0 => "the registry's storage is out of free space; try again later".into(),
+            n => format!(
+                "the registry's storage has not enough free space for an upload of {n} bytes; try again later"
+            ),
+        }));
+    }
+    Ok(())
 }
 
 /// What a parsed body may hold beyond the file it carries (Cargo's JSON metadata).

@@ -218,6 +218,12 @@ impl Server {
         .await
     }
 
+    /// Kills the server with SIGKILL (no chance to finish anything) and waits until it is gone.
+    pub fn kill9(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
     /// Stops the server with SIGTERM and waits for it to exit.
     pub fn stop(&mut self) -> std::process::ExitStatus {
         let _ = Command::new("kill")

@@ -195,7 +195,81 @@ async fn refused_uploads_leave_no_blob(b: Backend) {
     assert_eq!(stored_blobs(&s), 0, "refused uploads left blobs behind");
 }
 
+/// An upload whose declared size does not fit on the blob store's disk (with the configured
+/// reserve kept free) is refused with 507 before its body is read, in every upload path; the
+/// permission check still comes first, and what fits is stored.
+async fn uploads_that_do_not_fit_are_refused_before_the_body_is_read(b: Backend) {
+    let start = |env: &'static [(&'static str, &'static str)]| async move {
+        let dir = tempfile::tempdir().unwrap();
+        let database_url = match b {
+            Backend::Sqlite => format!("sqlite://{}/arca.db", dir.path().display()),
+            Backend::Postgres => crate::common::postgres_database().await,
+        };
+        let s = Server::start_with(dir, database_url, env).await;
+        for (ident, pt) in [("files", "GENERIC"), ("dock", "DOCKER"), ("node", "NPM")] {
+            s.harness_registry(
+                "acme",
+                json!({"identifier": ident, "packageType": pt, "parentRef": "acme"}),
+            )
+            .await;
+        }
+        s
+    };
+    const DIGEST: &str = "sha256:0000000000000000000000000000000000000000000000000000000000000000";
+    let oci = format!("/v2/acme/dock/img/blobs/uploads/?digest={DIGEST}");
+    let paths = [
+        ("PUT", "/pkg/acme/files/generic/big/1.0/big.bin"),
+        ("POST", oci.as_str()),
+        ("PUT", "/pkg/acme/node/npm/big"),
+    ];
+    // No disk has 2 EiB free; the upload cap is raised so that it is the space that refuses.
+    let s = start(&[("ARCA_MAX_UPLOAD_BYTES", "4611686018427387904")]).await;
+    let reader = s.user_with_role("reader", "reader", "acme");
+    for path in paths {
+        assert_eq!(
+            status_with_body_unsent(&s, path, Some(&reader), 1 << 61).await,
+            403,
+            "{path:?}"
+        );
+        assert_eq!(
+            status_with_body_unsent(&s, path, Some(&s.token), 1 << 61).await,
+            507,
+            "{path:?}"
+        );
+    }
+    let r = s
+        .client
+        .put(s.url("/pkg/acme/files/generic/small/1.0/small.bin"))
+        .header("x-api-key", &s.token)
+        .body(vec![7u8; 4096]);
+    assert_eq!(r.send().await.unwrap().status(), 201, "what fits is stored");
+    // The reserve counts too: with 1 EiB to be kept free, even a small upload is refused, and so
+    // is one of unknown size (chunked).
+    let s = start(&[("ARCA_MIN_FREE_BYTES", "1152921504606846976")]).await;
+    for path in paths {
+        assert_eq!(
+            status_with_body_unsent(&s, path, Some(&s.token), 4096).await,
+            507,
+            "{path:?}"
+        );
+    }
+    let chunks = futures::stream::iter([Ok::<_, std::io::Error>(vec![1u8; 100])]);
+    let r = s
+        .client
+        .put(s.url("/pkg/acme/files/generic/small/1.0/small.bin"))
+        .header("x-api-key", &s.token)
+        .body(reqwest::Body::wrap_stream(chunks))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 507);
+    let v: serde_json::Value = r.json().await.unwrap();
+    assert!(v["message"].as_str().unwrap_or("").contains("space"), "{v}");
+    assert_eq!(stored_blobs(&s), 0);
+}
+
 both_backends!(
     uploads_refused_before_the_body_is_read,
-    refused_uploads_leave_no_blob
+    refused_uploads_leave_no_blob,
+    uploads_that_do_not_fit_are_refused_before_the_body_is_read
 );

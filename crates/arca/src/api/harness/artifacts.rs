@@ -164,6 +164,7 @@ pub(super) async fn route(
                 labels: Vec<String>,
             }
             let l: Labels = parse_body(body)?;
+            crate::model::check_labels("labels", &l.labels)?;
             let p = package(state, reg, name).await?;
             state.db.set_package_labels(&p.id, &l.labels).await?;
             let p = package(state, reg, name).await?;

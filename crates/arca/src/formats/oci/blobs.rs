@@ -162,6 +162,9 @@ pub(super) async fn upload(
         .write_target(&repo.registry)
         .await?;
     ctx.who.check(repo, Need::Write)?;
+    if matches!(ctx.method, Method::POST | Method::PATCH | Method::PUT) {
+        crate::formats::upload::check_free_space(ctx.state, &ctx.headers).await?;
+    }
     if session.is_empty() {
         if ctx.method != Method::POST {
             return Err(OciError::unsupported("start an upload with POST"));
