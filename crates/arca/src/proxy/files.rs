@@ -27,6 +27,8 @@ pub struct Wanted {
     pub path: String,
     pub name: String,
     pub content_type: Option<String>,
+    /// The file's attributes from the metadata (kept for when that metadata is unavailable).
+    pub metadata: serde_json::Value,
 }
 
 /// The cached file `wanted` names, fetched on a miss; `None` where the upstream does not have
@@ -173,7 +175,7 @@ async fn fetch(
                 name: &wanted.name,
                 blob: &blob,
                 content_type: wanted.content_type.as_deref(),
-                metadata: serde_json::json!({}),
+                metadata: wanted.metadata.clone(),
             },
         )
         .await;

@@ -22,6 +22,7 @@ mod oci;
 mod oci_conformance;
 mod opm;
 mod ops;
+mod proxy;
 mod pypi;
 mod real_world;
 mod rpm;

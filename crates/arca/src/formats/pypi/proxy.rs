@@ -106,7 +106,12 @@ pub(super) async fn fetch(
                 continue;
             };
             let Some(sha256) = l.sha256 else { continue };
+            let mut metadata = json!({ "yanked": l.yanked });
+            if let Some(rp) = &l.requires_python {
+                metadata["requiresPython"] = json!(rp);
+            }
             let wanted = Wanted {
+                metadata,
                 url: l.url,
                 sha256: Some(sha256),
                 sha512: None,

@@ -1,0 +1,175 @@
+//! Pull-through proxies with real clients: the upstream is a second `arca` process (a private
+//! hosted registry, so the proxy's own credentials are exercised), never the internet.
+
+use serde_json::json;
+
+use crate::both_backends;
+use crate::common::{Backend, Server, call, run};
+use crate::pypi::{client_env, make_dists, py, twine};
+
+/// A GitFlic PROXY in company `acme` (scope `default/acme`) reading from `url` as `user`.
+async fn gitflic_proxy(
+    s: &Server,
+    name: &str,
+    package_type: &str,
+    url: &str,
+    user: &str,
+    token: &str,
+    interval: i64,
+) {
+    let (st, v) = call(
+        s.client
+            .post(s.url("/registry/company/acme/repositories"))
+            .header("authorization", format!("token {}", s.token))
+            .json(&json!({
+                "type": "PROXY", "repositoryName": name, "packageType": package_type,
+                "proxySettings": {"url": url, "username": user, "token": token, "isCaching": true,
+                                  "metadataRetrievalIntervalSeconds": interval}})),
+    )
+    .await;
+    assert_eq!(st, 201, "{v}");
+}
+
+/// pip and uv install a dependency tree through a PyPI proxy whose upstream needs credentials;
+/// every file is verified and kept, so with the upstream gone the same installs work from the
+/// cache, the pages served stale (the interval is 0: every page request revalidates).
+async fn pip_and_uv_install_through_a_pypi_proxy(b: Backend) {
+    let mut upstream = Server::start(b).await;
+    upstream
+        .harness_registry(
+            "acme",
+            json!({"identifier": "up", "packageType": "PYTHON", "parentRef": "acme"}),
+        )
+        .await;
+    let dist = upstream.dir.path().join("dist");
+    let files = make_dists(
+        &dist,
+        json!([
+            {"kind": "wheel", "name": "alpha-lib", "version": "1.1"},
+            {"kind": "sdist", "name": "alpha-lib", "version": "1.1"},
+            {"kind": "wheel", "name": "beta", "version": "2.0", "deps": ["alpha-lib>=1.1"], "requires_python": ">=3.8"},
+        ]),
+    );
+    let r = twine(
+        &upstream,
+        &upstream.url("/pkg/acme/up/python/"),
+        &upstream.token,
+        &files,
+    );
+    assert!(r.ok, "twine upload failed:\n{}\n{}", r.stdout, r.stderr);
+    let mirror = upstream.user_with_role("mirror", "reader", "acme");
+
+    let s = Server::start(b).await;
+    // Given with its `/simple` suffix: the same repository as without.
+    gitflic_proxy(
+        &s,
+        "pyproxy",
+        "pypi",
+        &upstream.url("/pkg/acme/up/python/simple/"),
+        "mirror",
+        &mirror,
+        0,
+    )
+    .await;
+    let reader = s.user_with_role("ro", "reader", "default/acme");
+    let host = s.base.trim_start_matches("http://");
+    let index = format!("http://u:{reader}@{host}/pkg/default/pyproxy/python/simple/");
+    let work = s.dir.path();
+    let install = |tool: &str, target: &std::path::Path| {
+        let target = target.to_str().unwrap().to_string();
+        let args: Vec<&str> = match tool {
+            "pip" => vec![
+                "install",
+                "--index-url",
+                &index,
+                "--target",
+                &target,
+                "beta",
+            ],
+            _ => vec![
+                "pip",
+                "install",
+                "--index-url",
+                &index,
+                "--target",
+                &target,
+                "beta",
+            ],
+        };
+        run(py(tool), &args, work, &client_env(work))
+    };
+    let site = work.join("site-pip");
+    let r = install("pip", &site);
+    assert!(
+        r.ok,
+        "pip install through the proxy failed:\n{}\n{}",
+        r.stdout, r.stderr
+    );
+    assert!(
+        site.join("beta.py").exists() && site.join("alpha_lib.py").exists(),
+        "{}",
+        r.stdout
+    );
+
+    // The page keeps what the upstream said and points at Arca only.
+    let page = s
+        .client
+        .get(s.url("/pkg/default/pyproxy/python/simple/beta/"))
+        .basic_auth("u", Some(&reader))
+        .header("accept", "application/vnd.pypi.simple.v1+json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), 200);
+    let v: serde_json::Value = page.json().await.unwrap();
+    let file = &v["files"][0];
+    assert_eq!(file["requires-python"], ">=3.8", "{v}");
+    assert_eq!(
+        file["url"], "../../files/beta/2.0/beta-2.0-py3-none-any.whl",
+        "{v}"
+    );
+    assert!(
+        !v.to_string().contains(&upstream.base),
+        "no upstream address is served: {v}"
+    );
+
+    // The upstream goes away: the installs keep working, from the cache.
+    upstream.stop();
+    let r = install("pip", &work.join("site-pip-offline"));
+    assert!(
+        r.ok,
+        "pip install from the cache failed:\n{}\n{}",
+        r.stdout, r.stderr
+    );
+    let r = install("uv", &work.join("site-uv-offline"));
+    assert!(
+        r.ok,
+        "uv pip install from the cache failed:\n{}\n{}",
+        r.stdout, r.stderr
+    );
+    assert!(
+        work.join("site-uv-offline").join("alpha_lib.py").exists(),
+        "{}",
+        r.stderr
+    );
+    let page = s
+        .client
+        .get(s.url("/pkg/default/pyproxy/python/simple/alpha-lib/"))
+        .basic_auth("u", Some(&reader))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), 200);
+    assert_eq!(page.headers()["x-arca-cache"], "STALE");
+    // A project never fetched has nothing to fall back on: a gateway error, quickly.
+    let r = s
+        .client
+        .get(s.url("/pkg/default/pyproxy/python/simple/never-seen/"))
+        .basic_auth("u", Some(&reader))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 502);
+}
+
+both_backends!(pip_and_uv_install_through_a_pypi_proxy);
