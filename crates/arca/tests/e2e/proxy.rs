@@ -5,6 +5,7 @@ use serde_json::json;
 
 use crate::both_backends;
 use crate::common::{Backend, Server, call, run};
+use crate::npm::{Npm, package};
 use crate::pypi::{client_env, make_dists, py, twine};
 
 /// A GitFlic PROXY in company `acme` (scope `default/acme`) reading from `url` as `user`.
@@ -172,4 +173,94 @@ async fn pip_and_uv_install_through_a_pypi_proxy(b: Backend) {
     assert_eq!(r.status(), 502);
 }
 
-both_backends!(pip_and_uv_install_through_a_pypi_proxy);
+/// npm install and npm ci through an npm proxy whose upstream needs credentials: only
+/// `dist.tarball` is rewritten (to Arca, in the public registry's path shape, so lockfiles point
+/// at Arca), tarballs are verified against `dist.integrity`; with the upstream gone, `npm ci`
+/// installs again from a clean cache.
+async fn npm_install_and_ci_through_an_npm_proxy(b: Backend) {
+    let mut upstream = Server::start(b).await;
+    upstream
+        .harness_registry(
+            "acme",
+            json!({"identifier": "up", "packageType": "NPM", "parentRef": "acme"}),
+        )
+        .await;
+    let publisher = Npm::new(&upstream, "up", &upstream.token);
+    let w = upstream.dir.path();
+    publisher.ok(
+        &package(
+            &w.join("dep"),
+            json!({"name": "leftish", "version": "1.0.0"}),
+        ),
+        &["publish"],
+    );
+    publisher.ok(
+        &package(&w.join("scoped"), json!({"name": "@acme/util", "version": "2.1.0", "dependencies": {"leftish": "^1.0.0"}})),
+        &["publish"],
+    );
+    let mirror = upstream.user_with_role("mirror", "reader", "acme");
+
+    let s = Server::start(b).await;
+    s.harness_registry(
+        "acme",
+        json!({"identifier": "npmproxy", "packageType": "NPM", "parentRef": "acme",
+               "config": {"type": "UPSTREAM", "source": "Custom", "url": upstream.url("/pkg/acme/up/npm/"),
+                          "authType": "UserPassword", "auth": {"userName": "mirror", "password": mirror}}}),
+    )
+    .await;
+    let reader = s.user_with_role("ro", "reader", "acme");
+    let npm = Npm::new(&s, "npmproxy", &reader);
+    let app = s.dir.path().join("app");
+    package(
+        &app,
+        json!({"name": "app", "version": "0.0.1", "private": true}),
+    );
+    npm.ok(&app, &["install", "@acme/util"]);
+    assert!(app.join("node_modules/leftish/package.json").exists());
+    assert!(app.join("node_modules/@acme/util/package.json").exists());
+    let lock = std::fs::read_to_string(app.join("package-lock.json")).unwrap();
+    assert!(
+        lock.contains(&format!(
+            "{}/pkg/acme/npmproxy/npm/leftish/-/leftish-1.0.0.tgz",
+            s.base
+        )),
+        "{lock}"
+    );
+    assert!(
+        !lock.contains(&upstream.base),
+        "no upstream address in the lockfile: {lock}"
+    );
+
+    // The packument relays the upstream's integrity; the abbreviated form is derived here.
+    let v: serde_json::Value = s
+        .client
+        .get(s.url("/pkg/acme/npmproxy/npm/@acme%2futil"))
+        .header("x-api-key", &reader)
+        .header("accept", "application/vnd.npm.install-v1+json")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(v["dist-tags"]["latest"], "2.1.0", "{v}");
+    assert!(
+        v["versions"]["2.1.0"]["dist"]["integrity"]
+            .as_str()
+            .unwrap()
+            .starts_with("sha512-"),
+        "{v}"
+    );
+
+    // Upstream gone, caches cleared: npm ci installs from what Arca kept.
+    upstream.stop();
+    std::fs::remove_dir_all(app.join("node_modules")).unwrap();
+    let fresh = Npm::new(&s, "npmproxy", &s.token);
+    fresh.ok(&app, &["ci"]);
+    assert!(app.join("node_modules/leftish/package.json").exists());
+}
+
+both_backends!(
+    pip_and_uv_install_through_a_pypi_proxy,
+    npm_install_and_ci_through_an_npm_proxy
+);

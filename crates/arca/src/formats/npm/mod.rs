@@ -40,6 +40,10 @@ use crate::model::{PackageType, Registry, rfc3339};
 use crate::state::AppState;
 use crate::store::artifacts::{FileRow, PackageRow, Page};
 
+mod proxy;
+
+use crate::proxy::documents::{CacheState, Fetched};
+
 pub struct Npm;
 
 const ABBREVIATED: &str = "application/vnd.npm.install-v1+json";
@@ -183,11 +187,15 @@ fn integrity(sha512_hex: &str) -> String {
 // ---------------------------------------------------------------------------------------------
 // Reading: packuments, manifests, tarballs.
 
-/// One version as stored: its manifest and its tarball.
+/// One version: its manifest and its tarball, stored here or known from an upstream's
+/// packument (`file` is `None`: the manifest's own `dist` stands, only its `tarball` URL is
+/// rewritten to Arca's).
 struct StoredVersion {
     manifest: Value,
-    file: FileRow,
+    file: Option<FileRow>,
     created_at: i64,
+    /// The upstream's `time` entry, relayed as it was.
+    time: Option<Value>,
 }
 
 /// Everything known about a package along the read chain of `reg`.
@@ -201,7 +209,9 @@ struct Packument {
 
 async fn load(state: &AppState, reg: &Registry, name: &str) -> ApiResult<Option<Packument>> {
     let chain = (Resolver { state }).packages(reg, name).await?;
-    load_from(state, &chain).await
+    let upstream = proxy::packuments(state, reg, name, false).await?;
+    let stored = proxy::without_answered_caches(&chain, &upstream);
+    Ok(merge_upstream(load_from(state, &stored).await?, &upstream))
 }
 
 /// Builds the packument from the package rows found along the read chain (first one wins).
@@ -231,8 +241,9 @@ async fn load_from(
                     .entry(v.version.clone())
                     .or_insert(StoredVersion {
                         manifest: v.metadata,
-                        file: file.clone(),
+                        file: Some(file.clone()),
                         created_at: v.created_at,
+                        time: None,
                     });
             }
         }
@@ -242,6 +253,45 @@ async fn load_from(
         normalize_latest(p);
     }
     Ok(out)
+}
+
+/// Adds the versions and tags of upstream packuments (in order) to what the stored packages
+/// hold: a version or tag already known stays as it is (the first member wins); a tag whose
+/// version is in no member is dropped.
+fn merge_upstream(out: Option<Packument>, upstream: &[(Registry, Fetched)]) -> Option<Packument> {
+    let mut out = out;
+    for (_, doc) in upstream {
+        let Ok(v) = serde_json::from_slice::<Value>(&doc.body) else {
+            continue;
+        };
+        let p = out.get_or_insert_with(|| Packument {
+            dist_tags: Map::new(),
+            versions: BTreeMap::new(),
+            meta: json!({"readme": v.get("readme").cloned().unwrap_or(json!(""))}),
+            created: 0,
+            modified: 0,
+        });
+        for (ver, manifest) in v["versions"].as_object().into_iter().flatten() {
+            p.versions.entry(ver.clone()).or_insert(StoredVersion {
+                manifest: manifest.clone(),
+                file: None,
+                created_at: 0,
+                time: v.pointer(&format!("/time/{ver}")).cloned(),
+            });
+        }
+        for (tag, ver) in v["dist-tags"].as_object().into_iter().flatten() {
+            if !p.dist_tags.contains_key(tag) {
+                p.dist_tags.insert(tag.clone(), ver.clone());
+            }
+        }
+    }
+    let mut out = out.filter(|p| !p.versions.is_empty());
+    if let Some(p) = out.as_mut() {
+        p.dist_tags
+            .retain(|_, v| v.as_str().is_some_and(|v| p.versions.contains_key(v)));
+        normalize_latest(p);
+    }
+    out
 }
 
 /// Gives a package whose `latest` tag is missing (published only under another tag, as with
@@ -296,8 +346,10 @@ fn render_version(
         native_root(state, reg),
         basename(name)
     ));
-    dist["shasum"] = json!(sv.file.sha1);
-    dist["integrity"] = json!(integrity(&sv.file.sha512));
+    if let Some(file) = &sv.file {
+        dist["shasum"] = json!(file.sha1);
+        dist["integrity"] = json!(integrity(&file.sha512));
+    }
     m["dist"] = dist;
     m
 }
@@ -306,7 +358,15 @@ fn rev(p: &Packument) -> String {
     let mut h = <sha2::Sha256 as sha2::Digest>::new();
     for (v, sv) in &p.versions {
         sha2::Digest::update(&mut h, v.as_bytes());
-        sha2::Digest::update(&mut h, sv.file.sha256.as_bytes());
+        let content = match &sv.file {
+            Some(f) => f.sha256.clone(),
+            None => sv
+                .manifest
+                .pointer("/dist/integrity")
+                .map(Value::to_string)
+                .unwrap_or_default(),
+        };
+        sha2::Digest::update(&mut h, content.as_bytes());
         sha2::Digest::update(
             &mut h,
             sv.manifest
@@ -334,7 +394,11 @@ fn full_packument(state: &AppState, reg: &Registry, name: &str, p: &Packument) -
     times.insert("modified".into(), json!(rfc3339(p.modified)));
     for (v, sv) in &p.versions {
         versions.insert(v.clone(), render_version(state, reg, name, v, sv));
-        times.insert(v.clone(), json!(rfc3339(sv.created_at)));
+        let time = sv
+            .time
+            .clone()
+            .unwrap_or_else(|| json!(rfc3339(sv.created_at)));
+        times.insert(v.clone(), time);
     }
     let latest = p
         .dist_tags
@@ -400,14 +464,21 @@ async fn packument_response(
         .and_then(|v| v.to_str().ok())
         .is_some_and(|a| a.contains(ABBREVIATED));
     let chain = (Resolver { state }).packages(&req.registry, name).await?;
-    let key = format!("npm|{}|{abbreviated}|{name}", req.registry.id);
+    // Upstream packuments of the proxies in the chain: their bodies' digests join the key.
+    let upstream = proxy::packuments(state, &req.registry, name, false).await?;
+    let upstream_key: String = upstream.iter().map(|(_, d)| d.sha256.as_str()).collect();
+    let stale = upstream.iter().any(|(_, d)| d.state == CacheState::Stale);
+    let key = format!(
+        "npm|{}|{abbreviated}|{name}|{upstream_key}",
+        req.registry.id
+    );
     let pkgs: Vec<PackageRow> = chain.iter().map(|(_, p)| p.clone()).collect();
     let stamp = cache::stamp(&pkgs);
     let doc = state
         .docs
         .get_or_build(key, stamp, || async {
-            let p = load_from(state, &chain)
-                .await?
+            let stored = proxy::without_answered_caches(&chain, &upstream);
+            let p = merge_upstream(load_from(state, &stored).await?, &upstream)
                 .ok_or_else(|| ApiError::not_found(format!("package '{name}' not found")))?;
             Ok::<_, ApiError>(if abbreviated {
                 Doc::new(
@@ -422,7 +493,14 @@ async fn packument_response(
             })
         })
         .await?;
-    Ok(doc.respond(&req.headers, false))
+    let mut resp = doc.respond(&req.headers, false);
+    if stale {
+        resp.headers_mut().insert(
+            "x-arca-cache",
+            header::HeaderValue::from_static(CacheState::Stale.header_value()),
+        );
+    }
+    Ok(resp)
 }
 
 async fn version_manifest(
@@ -452,10 +530,14 @@ async fn tarball(
     file: &str,
 ) -> ApiResult<Response> {
     let path = format!("{name}/-/{file}");
-    let (_, f) = (Resolver { state })
-        .find_file(&req.registry, &path)
-        .await?
-        .ok_or_else(|| ApiError::not_found(format!("tarball '{file}' of '{name}' not found")))?;
+    let f = match (Resolver { state }).find_file(&req.registry, &path).await? {
+        Some((_, f)) => f,
+        None => proxy::tarball(state, &req.registry, name, file)
+            .await?
+            .ok_or_else(|| {
+                ApiError::not_found(format!("tarball '{file}' of '{name}' not found"))
+            })?,
+    };
     serve_file(state, &f, &req.method, &req.headers).await
 }
 
