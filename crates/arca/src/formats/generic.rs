@@ -4,6 +4,8 @@
 //! * `GET`/`HEAD` to download (Range, ETag),
 //! * `DELETE` a file, or a version / package (moved to the account's trash can),
 //! * `GET` of `<root>/`, `<package>/` or `<package>/<version>/` lists packages, versions or files.
+//!
+//! Through a proxy, a file is fetched from the same path below the upstream's URL and kept.
 
 use crate::formats::setup::{Setup, SetupContext, inline, step};
 use async_trait::async_trait;
@@ -17,9 +19,10 @@ use super::{Format, NativeRequest, Resolver};
 use crate::auth::Need;
 use crate::download::serve_file;
 use crate::error::{ApiError, ApiResult};
-use crate::model::PackageType;
+use crate::model::{PackageType, Registry};
+use crate::proxy::files::Wanted;
 use crate::state::AppState;
-use crate::store::artifacts::Page;
+use crate::store::artifacts::{FileRow, Page};
 
 pub struct Generic;
 
@@ -159,12 +162,14 @@ impl Format for Generic {
                 let path = format!("{package}/{version}/{file_path}");
                 match req.method {
                     Method::GET | Method::HEAD => {
-                        let (_, file) = resolver
-                            .find_file(&req.registry, &path)
-                            .await?
-                            .ok_or_else(|| {
-                                ApiError::not_found(format!("file '{path}' not found"))
-                            })?;
+                        let file = match resolver.find_file(&req.registry, &path).await? {
+                            Some((_, f)) => f,
+                            None => fetch_upstream(state, &req.registry, &package, &version, &path)
+                                .await?
+                                .ok_or_else(|| {
+                                    ApiError::not_found(format!("file '{path}' not found"))
+                                })?,
+                        };
                         serve_file(state, &file, &req.method, &req.headers).await
                     }
                     Method::PUT => upload(state, req, &package, &version, &file_path, &path).await,
@@ -189,6 +194,54 @@ impl Format for Generic {
             }
         }
     }
+}
+
+/// A file missing from every stored registry of the chain, fetched from the first proxy's
+/// upstream that has it at the same path (generic files publish no digest: the length is
+/// checked, and an empty body is refused).
+async fn fetch_upstream(
+    state: &AppState,
+    reg: &Registry,
+    package: &str,
+    version: &str,
+    path: &str,
+) -> ApiResult<Option<FileRow>> {
+    for proxy in (Resolver { state }).proxies(reg).await? {
+        let Some(settings) = &proxy.proxy else {
+            continue;
+        };
+        let wanted = Wanted {
+            url: crate::proxy::join(&settings.url, &encode_path(path)),
+            sha256: None,
+            sha512: None,
+            sha1: None,
+            package: package.to_string(),
+            version: version.to_string(),
+            path: path.to_string(),
+            name: path.rsplit('/').next().unwrap_or(path).to_string(),
+            content_type: None,
+            metadata: json!({}),
+        };
+        if let Some(f) = crate::proxy::files::file(state, &proxy, wanted).await? {
+            return Ok(Some(f));
+        }
+    }
+    Ok(None)
+}
+
+/// What a URL path segment keeps unencoded: RFC 3986's unreserved characters.
+const SEGMENT: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
+
+/// A stored path as URL path segments (each percent-encoded).
+fn encode_path(path: &str) -> String {
+    path.split('/')
+        .map(|s| percent_encoding::utf8_percent_encode(s, SEGMENT).to_string())
+        .collect::<Vec<_>>()
+        .join("/")
 }
 
 async fn upload(

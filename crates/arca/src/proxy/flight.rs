@@ -57,7 +57,7 @@ impl<T: Clone + Send + Sync + 'static> Flights<T> {
     }
 
     /// Keys in flight (for tests and metrics).
-    pub fn len(&self) -> usize {
+    pub fn in_flight(&self) -> usize {
         self.running.lock().map(|r| r.len()).unwrap_or(0)
     }
 }
@@ -90,7 +90,7 @@ mod tests {
             "{results:?}"
         );
         assert_eq!(runs.load(Ordering::SeqCst), 1);
-        assert_eq!(flights.len(), 0, "finished runs are forgotten");
+        assert_eq!(flights.in_flight(), 0, "finished runs are forgotten");
         // A later call runs again.
         let runs2 = runs.clone();
         let v = flights

@@ -27,4 +27,5 @@ mod pypi;
 mod real_world;
 mod rpm;
 mod security;
+mod stub;
 mod uploads;

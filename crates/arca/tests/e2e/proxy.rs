@@ -7,6 +7,7 @@ use crate::both_backends;
 use crate::common::{Backend, Server, call, run};
 use crate::npm::{Npm, package};
 use crate::pypi::{client_env, make_dists, py, twine};
+use crate::stub::{Reply, Stub};
 
 /// A GitFlic PROXY in company `acme` (scope `default/acme`) reading from `url` as `user`.
 async fn gitflic_proxy(
@@ -260,7 +261,231 @@ async fn npm_install_and_ci_through_an_npm_proxy(b: Backend) {
     assert!(app.join("node_modules/leftish/package.json").exists());
 }
 
+/// The engine's rules against an upstream that misbehaves on purpose (the stub counts every
+/// request): one upstream request for 20 concurrent misses; nothing kept from a truncated body,
+/// a digest mismatch or an error status (each answered 502); 404s remembered; metadata served
+/// stale while the upstream fails; the proxy's own credentials upstream, never the client's;
+/// offline, not one upstream request.
+async fn the_engine_against_a_faulty_upstream(b: Backend) {
+    use sha2::Digest;
+    let stub = Stub::start().await;
+    let s = Server::start(b).await;
+    gitflic_proxy(
+        &s,
+        "gen",
+        "generic",
+        &format!("{}/files", stub.base),
+        "mirror",
+        "UPSTREAM-SECRET",
+        0,
+    )
+    .await;
+    gitflic_proxy(
+        &s,
+        "pyp",
+        "pypi",
+        &stub.base,
+        "mirror",
+        "UPSTREAM-SECRET",
+        0,
+    )
+    .await;
+    let get = |path: String| {
+        let req = s.client.get(s.url(&path)).header("x-api-key", &s.token);
+        async move {
+            let r = req.send().await.unwrap();
+            let status = r.status().as_u16();
+            let cache = r
+                .headers()
+                .get("x-arca-cache")
+                .map(|v| v.to_str().unwrap().to_string());
+            (
+                status,
+                r.bytes().await.map(|b| b.to_vec()).unwrap_or_default(),
+                cache,
+            )
+        }
+    };
+
+    // Single flight: 20 concurrent cold requests, one upstream request, the same bytes for all.
+    let big: Vec<u8> = (0..2_000_000u32).map(|i| (i % 251) as u8).collect();
+    stub.set(
+        "/files/tool/1.0/big.bin",
+        Reply::Slow(big.clone(), std::time::Duration::from_millis(400)),
+    );
+    let all = futures::future::join_all(
+        (0..20).map(|_| get("/pkg/default/gen/generic/tool/1.0/big.bin".into())),
+    )
+    .await;
+    for (status, body, _) in &all {
+        assert_eq!(
+            *status,
+            200,
+            "{} (upstream asked for {:?})",
+            String::from_utf8_lossy(body),
+            stub.paths()
+        );
+        assert!(*body == big, "every follower gets the whole file");
+    }
+    assert_eq!(
+        stub.hits("/files/tool/1.0/big.bin"),
+        1,
+        "one upstream request"
+    );
+    let (status, body, _) = get("/pkg/default/gen/generic/tool/1.0/big.bin".into()).await;
+    assert_eq!((status, body == big), (200, true));
+    assert_eq!(
+        stub.hits("/files/tool/1.0/big.bin"),
+        1,
+        "served from the cache"
+    );
+    // The proxy's credentials went upstream, never the client's token.
+    let auth = stub.authorization();
+    assert!(
+        !auth.is_empty() && auth.iter().all(|a| a.starts_with("Basic ")),
+        "{auth:?}"
+    );
+    assert!(auth.iter().all(|a| !a.contains(&s.token)), "{auth:?}");
+
+    // A 404 is remembered for a while: asked once.
+    for _ in 0..3 {
+        assert_eq!(
+            get("/pkg/default/gen/generic/tool/1.0/nope.bin".into())
+                .await
+                .0,
+            404
+        );
+    }
+    assert_eq!(stub.hits("/files/tool/1.0/nope.bin"), 1);
+
+    // A truncated body and an error status: 502, nothing kept (the next request asks again).
+    stub.set(
+        "/files/tool/1.0/cut.bin",
+        Reply::Truncated(vec![1; 1000], 5000),
+    );
+    stub.set("/files/tool/1.0/err.bin", Reply::Status(500));
+    stub.set(
+        "/files/tool/1.0/ok.bin",
+        Reply::Ok(b"fine".to_vec(), "text/plain"),
+    );
+    for round in 1..=2 {
+        let (status, body, _) = get("/pkg/default/gen/generic/tool/1.0/cut.bin".into()).await;
+        assert_eq!(status, 502, "{}", String::from_utf8_lossy(&body));
+        assert_eq!(
+            stub.hits("/files/tool/1.0/cut.bin"),
+            round,
+            "the cut file was not kept"
+        );
+    }
+    // A success between failures keeps the circuit closed...
+    assert_eq!(
+        get("/pkg/default/gen/generic/tool/1.0/ok.bin".into())
+            .await
+            .0,
+        200
+    );
+    for round in 1..=3 {
+        let (status, body, _) = get("/pkg/default/gen/generic/tool/1.0/err.bin".into()).await;
+        assert_eq!(status, 502, "{}", String::from_utf8_lossy(&body));
+        assert!(
+            String::from_utf8_lossy(&body).contains("500"),
+            "names the upstream's status"
+        );
+        assert_eq!(
+            stub.hits("/files/tool/1.0/err.bin"),
+            round,
+            "the error was not kept"
+        );
+    }
+    // ...three failures in a row open it: the upstream is not asked for a while.
+    assert_eq!(
+        get("/pkg/default/gen/generic/tool/1.0/err.bin".into())
+            .await
+            .0,
+        502
+    );
+    assert_eq!(stub.hits("/files/tool/1.0/err.bin"), 3, "circuit open");
+
+    // A digest mismatch (PyPI publishes the SHA-256): 502, nothing kept.
+    let good = b"the real sdist".to_vec();
+    let sha = hex::encode(sha2::Sha256::digest(&good));
+    let page = json!({"meta": {"api-version": "1.1"}, "name": "demo", "files": [
+        {"filename": "demo-1.0.tar.gz", "url": "/dl/demo-1.0.tar.gz", "hashes": {"sha256": sha}}]});
+    stub.set(
+        "/simple/demo/",
+        Reply::Ok(
+            page.to_string().into_bytes(),
+            "application/vnd.pypi.simple.v1+json",
+        ),
+    );
+    stub.set(
+        "/dl/demo-1.0.tar.gz",
+        Reply::Ok(b"tampered bytes".to_vec(), "application/gzip"),
+    );
+    let file = "/pkg/default/pyp/python/files/demo/1.0/demo-1.0.tar.gz".to_string();
+    assert_eq!(get(file.clone()).await.0, 502);
+    stub.set(
+        "/dl/demo-1.0.tar.gz",
+        Reply::Ok(good.clone(), "application/gzip"),
+    );
+    let (status, body, _) = get(file.clone()).await;
+    assert_eq!(
+        (status, body),
+        (200, good.clone()),
+        "the right bytes are kept once they come"
+    );
+
+    // Metadata: revalidated on every request (interval 0), a 304 keeps the copy; the upstream
+    // failing leaves it in service, marked stale.
+    let page_path = "/pkg/default/pyp/python/simple/demo/".to_string();
+    let hits = stub.hits("/simple/demo/");
+    let (status, _, cache) = get(page_path.clone()).await;
+    assert_eq!((status, cache), (200, None));
+    assert_eq!(stub.hits("/simple/demo/"), hits + 1, "revalidated");
+    stub.set("/simple/demo/", Reply::Status(503));
+    let (status, body, cache) = get(page_path.clone()).await;
+    assert_eq!(status, 200);
+    assert_eq!(cache.as_deref(), Some("STALE"));
+    assert!(String::from_utf8_lossy(&body).contains("demo-1.0.tar.gz"));
+
+    // Offline: what is cached is served, the rest is not found, and the upstream hears nothing.
+    let (st, v) = call(
+        s.client
+            .get(s.url("/registry/company/acme/repositories"))
+            .header("authorization", format!("token {}", s.token)),
+    )
+    .await;
+    assert_eq!(st, 200, "{v}");
+    let gen_id = v["_embedded"]
+        .as_object()
+        .and_then(|o| o.values().next())
+        .and_then(|l| l.as_array())
+        .and_then(|l| l.iter().find(|r| r["title"] == "gen"))
+        .and_then(|r| r["repositoryUuid"].as_str())
+        .unwrap()
+        .to_string();
+    let (st, v) = call(
+        s.client
+            .put(s.url(&format!("/registry/company/acme/repositories/{gen_id}")))
+            .header("authorization", format!("token {}", s.token))
+            .json(&json!({"type": "PROXY", "proxySettings": {"isOffline": true}})),
+    )
+    .await;
+    assert_eq!(st, 200, "{v}");
+    let before = stub.total();
+    let (status, body, _) = get("/pkg/default/gen/generic/tool/1.0/big.bin".into()).await;
+    assert_eq!((status, body == big), (200, true));
+    assert_eq!(
+        get("/pkg/default/gen/generic/tool/1.0/other.bin".into())
+            .await
+            .0,
+        404
+    );
+    assert_eq!(stub.total(), before, "offline: no upstream request at all");
+}
+
 both_backends!(
+    the_engine_against_a_faulty_upstream,
     pip_and_uv_install_through_a_pypi_proxy,
     npm_install_and_ci_through_an_npm_proxy
 );

@@ -110,7 +110,7 @@ impl Format for Npm {
                             "",
                             format!(
                                 "registry={root}/\n//{}/:_authToken=<TOKEN>",
-                                root.split("://").nth(1).unwrap_or(&root)
+                                root.split("://").nth(1).unwrap_or(root)
                             ),
                         )],
                     )],
@@ -1147,6 +1147,14 @@ async fn search(state: &AppState, req: &NativeRequest) -> ApiResult<Response> {
     )
 }
 
+/// The `dist-tags` of a package's stored attributes (empty when there are none).
+fn stored_dist_tags(meta: &Value) -> Map<String, Value> {
+    meta.get("dist-tags")
+        .and_then(Value::as_object)
+        .cloned()
+        .unwrap_or_default()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1178,12 +1186,4 @@ mod tests {
             format!("sha512-{}", "A".repeat(86) + "==")
         );
     }
-}
-
-/// The `dist-tags` of a package's stored attributes (empty when there are none).
-fn stored_dist_tags(meta: &Value) -> Map<String, Value> {
-    meta.get("dist-tags")
-        .and_then(Value::as_object)
-        .cloned()
-        .unwrap_or_default()
 }

@@ -288,7 +288,7 @@ impl Format for Pypi {
                             "",
                             format!(
                                 "[global]\nindex-url = {scheme}://{user}:<TOKEN>@{}/simple/",
-                                root.split("://").nth(1).unwrap_or(&root)
+                                root.split("://").nth(1).unwrap_or(root)
                             ),
                         )],
                     )],
