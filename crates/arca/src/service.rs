@@ -267,6 +267,15 @@ pub async fn validate(state: &AppState, reg: &Registry, field_members: &str) -> 
     Ok(())
 }
 
+/// Upstream URLs as users copy them from their clients' configuration: surrounding blanks go,
+/// and cargo's `sparse+` scheme prefix (the proxy speaks the sparse protocol anyway).
+fn normalize_upstream_url(reg: &mut Registry) {
+    if let Some(p) = reg.proxy.as_mut() {
+        let url = p.url.trim();
+        p.url = url.strip_prefix("sparse+").unwrap_or(url).to_string();
+    }
+}
+
 /// Walks group members depth-first; reaching `reg` again is a cycle.
 async fn detect_cycle(state: &AppState, reg: &Registry, field: &str) -> ApiResult<()> {
     let mut stack: Vec<String> = reg.members.clone();
@@ -310,6 +319,7 @@ pub async fn create(
             ),
         ));
     }
+    normalize_upstream_url(&mut reg);
     let scope = state.db.ensure_scope(scope_path).await?;
     reg.scope_id = scope.id.clone();
     reg.scope_path = scope.path.clone();
@@ -375,6 +385,8 @@ pub async fn update(
     field_members: &str,
 ) -> ApiResult<Registry> {
     principal.check(&reg, Need::Admin)?;
+    let mut reg = reg;
+    normalize_upstream_url(&mut reg);
     validate(state, &reg, field_members).await?;
     check_exposure(state, principal, &reg, field_members).await?;
     state.db.update_registry(&reg).await?;

@@ -5,7 +5,7 @@ use serde_json::{Value, json};
 use crate::both_backends;
 use crate::common::{Backend, Run, Server, call, run};
 
-struct CargoClient {
+pub(crate) struct CargoClient {
     home: PathBuf,
     target: PathBuf,
     token: String,
@@ -13,7 +13,7 @@ struct CargoClient {
 
 impl CargoClient {
     /// An isolated CARGO_HOME that knows one registry, `arca`.
-    fn new(s: &Server, reg: &str, token: &str, tag: &str) -> CargoClient {
+    pub(crate) fn new(s: &Server, reg: &str, token: &str, tag: &str) -> CargoClient {
         let home = s.dir.path().join(format!("cargo-home-{tag}"));
         std::fs::create_dir_all(&home).unwrap();
         let index = format!("sparse+{}/pkg/acme/{reg}/cargo/index/", s.base);
@@ -48,14 +48,14 @@ impl CargoClient {
         )
     }
 
-    fn ok(&self, cwd: &Path, args: &[&str]) -> String {
+    pub(crate) fn ok(&self, cwd: &Path, args: &[&str]) -> String {
         let r = self.run(cwd, args);
         assert!(r.ok, "cargo {args:?} failed:\n{}\n{}", r.stdout, r.stderr);
         r.stdout
     }
 }
 
-fn krate(dir: &Path, name: &str, version: &str, deps: &str, lib: &str) -> PathBuf {
+pub(crate) fn krate(dir: &Path, name: &str, version: &str, deps: &str, lib: &str) -> PathBuf {
     std::fs::create_dir_all(dir.join("src")).unwrap();
     std::fs::write(
         dir.join("Cargo.toml"),

@@ -4,6 +4,7 @@
 use serde_json::json;
 
 use crate::both_backends;
+use crate::cargo::{CargoClient, krate};
 use crate::common::{Backend, Server, call, run};
 use crate::npm::{Npm, package};
 use crate::pypi::{client_env, make_dists, py, twine};
@@ -484,7 +485,74 @@ async fn the_engine_against_a_faulty_upstream(b: Backend) {
     assert_eq!(stub.total(), before, "offline: no upstream request at all");
 }
 
+/// cargo builds a crate whose dependency tree lives behind a Cargo proxy (given with cargo's
+/// `sparse+` prefix); index lines are relayed verbatim, crates verified against `cksum`; with
+/// the upstream gone a fresh CARGO_HOME builds again from the cache.
+async fn cargo_build_through_a_cargo_proxy(b: Backend) {
+    let mut upstream = Server::start(b).await;
+    upstream
+        .harness_registry(
+            "acme",
+            json!({"identifier": "up", "packageType": "CARGO", "parentRef": "acme"}),
+        )
+        .await;
+    let publisher = CargoClient::new(&upstream, "up", &upstream.token, "pub");
+    let w = upstream.dir.path();
+    let publish = [
+        "publish",
+        "--registry",
+        "arca",
+        "--allow-dirty",
+        "--no-verify",
+    ];
+    let leaf = krate(
+        &w.join("leaf"),
+        "leaf_util",
+        "0.1.0",
+        "",
+        "pub fn answer() -> u32 { 42 }\n",
+    );
+    publisher.ok(&leaf, &publish);
+    let mid = krate(
+        &w.join("mid"),
+        "mid-core",
+        "0.2.0",
+        "leaf_util = { version = \"0.1\", registry = \"arca\" }\n",
+        "pub fn doubled() -> u32 { leaf_util::answer() * 2 }\n",
+    );
+    publisher.ok(&mid, &publish);
+    let mirror = upstream.user_with_role("mirror", "reader", "acme");
+
+    let s = Server::start(b).await;
+    s.harness_registry(
+        "acme",
+        json!({"identifier": "cproxy", "packageType": "CARGO", "parentRef": "acme",
+               "config": {"type": "UPSTREAM", "source": "Custom",
+                          "url": format!("sparse+{}", upstream.url("/pkg/acme/up/cargo/index/")),
+                          "authType": "UserPassword", "auth": {"userName": "mirror", "password": mirror}}}),
+    )
+    .await;
+    let reader = s.user_with_role("ro", "reader", "acme");
+    let app = krate(
+        &s.dir.path().join("app"),
+        "app-bin",
+        "1.0.0",
+        "mid-core = { version = \"0.2\", registry = \"arca\" }\n",
+        "fn main() { println!(\"doubled={}\", mid_core::doubled()); }\n",
+    );
+    let cargo = CargoClient::new(&s, "cproxy", &reader, "one");
+    let out = cargo.ok(&app, &["run", "--quiet"]);
+    assert!(out.contains("doubled=84"), "{out}");
+
+    upstream.stop();
+    let _ = std::fs::remove_file(app.join("Cargo.lock"));
+    let fresh = CargoClient::new(&s, "cproxy", &reader, "two");
+    let out = fresh.ok(&app, &["run", "--quiet"]);
+    assert!(out.contains("doubled=84"), "{out}");
+}
+
 both_backends!(
+    cargo_build_through_a_cargo_proxy,
     the_engine_against_a_faulty_upstream,
     pip_and_uv_install_through_a_pypi_proxy,
     npm_install_and_ci_through_an_npm_proxy

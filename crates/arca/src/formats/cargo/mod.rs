@@ -32,6 +32,8 @@ use crate::model::PackageType;
 use crate::state::AppState;
 use crate::store::artifacts::{PackageRow, Page};
 
+mod proxy;
+
 pub struct Cargo;
 
 /// Cargo reads `errors[].detail` from error bodies and shows it to the user.
@@ -160,10 +162,14 @@ async fn route(state: &AppState, req: NativeRequest) -> ApiResult<Response> {
         (&Method::GET | &Method::HEAD, ["api", "v1", "crates", name, version, "download"]) => {
             let name = name.to_ascii_lowercase();
             let path = format!("crates/{name}/{version}/{name}-{version}.crate");
-            let (_, f) = (Resolver { state })
-                .find_file(&req.registry, &path)
-                .await?
-                .ok_or_else(|| ApiError::not_found(format!("crate {name}@{version} not found")))?;
+            let f = match (Resolver { state }).find_file(&req.registry, &path).await? {
+                Some((_, f)) => f,
+                None => proxy::download(state, &req.registry, &name, version, &path)
+                    .await?
+                    .ok_or_else(|| {
+                        ApiError::not_found(format!("crate {name}@{version} not found"))
+                    })?,
+            };
             serve_file(state, &f, &req.method, &req.headers).await
         }
         _ => Err(ApiError::not_found("no such cargo registry endpoint")),
@@ -181,12 +187,16 @@ async fn index_file(state: &AppState, req: &NativeRequest, path: &[&str]) -> Api
     let chain = (Resolver { state }).packages(&req.registry, &name).await?;
     let pkgs: Vec<PackageRow> = chain.iter().map(|(_, p)| p.clone()).collect();
     let stamp = cache::stamp(&pkgs);
-    let key = format!("cargo|{}|{name}", req.registry.id);
+    // Upstream index files of the proxies in the chain: their digests join the cache key.
+    let upstream = proxy::index_files(state, &req.registry, &name, false).await?;
+    let upstream_key: String = upstream.iter().map(|(_, d)| d.sha256.as_str()).collect();
+    let key = format!("cargo|{}|{name}|{upstream_key}", req.registry.id);
     let doc = state
         .docs
         .get_or_build(key, stamp, || async {
             let mut lines: Vec<(String, String)> = Vec::new();
-            for (_, pkg) in &chain {
+            let stored = proxy::without_answered_caches(&chain, &upstream);
+            for (_, pkg) in &stored {
                 for v in state.db.all_versions(&pkg.id).await? {
                     if lines.iter().any(|(ver, _)| *ver == v.version) {
                         continue;
@@ -199,6 +209,14 @@ async fn index_file(state: &AppState, req: &NativeRequest, path: &[&str]) -> Api
                             .unwrap_or(false)
                     );
                     lines.push((v.version.clone(), line.to_string()));
+                }
+            }
+            // Upstream lines are relayed byte for byte, after the stored versions (first wins).
+            for (_, doc) in &upstream {
+                for (vers, line) in proxy::index_lines(&doc.body) {
+                    if !lines.iter().any(|(v, _)| *v == vers) {
+                        lines.push((vers, line));
+                    }
                 }
             }
             if lines.is_empty() {
