@@ -54,7 +54,7 @@ pub(crate) fn write(path: &Path, text: &str) {
     std::fs::write(path, text).unwrap();
 }
 
-fn project(root: &Path, url: &str) {
+pub(crate) fn project(root: &Path, url: &str) {
     let dm = format!(
         "<distributionManagement><repository><id>arca</id><url>{url}</url></repository><snapshotRepository><id>arca</id><url>{url}</url></snapshotRepository></distributionManagement>"
     );

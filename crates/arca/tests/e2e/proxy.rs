@@ -6,6 +6,7 @@ use serde_json::json;
 use crate::both_backends;
 use crate::cargo::{CargoClient, krate};
 use crate::common::{Backend, Server, call, run};
+use crate::maven::{Mvn, project, write};
 use crate::npm::{Npm, package};
 use crate::pypi::{client_env, make_dists, py, twine};
 use crate::stub::{Reply, Stub};
@@ -551,7 +552,76 @@ async fn cargo_build_through_a_cargo_proxy(b: Backend) {
     assert!(out.contains("doubled=84"), "{out}");
 }
 
+/// mvn resolves a dependency tree through a Maven proxy whose upstream needs credentials
+/// (files checked against the upstream's `.sha1`, metadata merged); with the upstream gone, a
+/// fresh local repository resolves again from the cache.
+async fn mvn_resolves_through_a_maven_proxy(b: Backend) {
+    let mut upstream = Server::start(b).await;
+    upstream
+        .harness_registry(
+            "acme",
+            json!({"identifier": "up", "packageType": "MAVEN", "parentRef": "acme"}),
+        )
+        .await;
+    let deployer = Mvn::new(&upstream, "dev", "admin", &upstream.token);
+    let proj = upstream.dir.path().join("proj");
+    project(&proj, &upstream.url("/pkg/acme/up/maven/"));
+    deployer.ok(&proj, &["deploy"]);
+    let mirror = upstream.user_with_role("mirror", "reader", "acme");
+
+    let s = Server::start(b).await;
+    s.harness_registry(
+        "acme",
+        json!({"identifier": "mproxy", "packageType": "MAVEN", "parentRef": "acme",
+               "config": {"type": "UPSTREAM", "source": "Custom", "url": upstream.url("/pkg/acme/up/maven"),
+                          "authType": "UserPassword", "auth": {"userName": "mirror", "password": mirror}}}),
+    )
+    .await;
+    let reader = s.user_with_role("ro", "reader", "acme");
+    let url = s.url("/pkg/acme/mproxy/maven/");
+    let app = s.dir.path().join("app");
+    write(
+        &app.join("pom.xml"),
+        &format!(
+            "<project xmlns=\"http://maven.apache.org/POM/4.0.0\"><modelVersion>4.0.0</modelVersion>\
+             <groupId>com.example</groupId><artifactId>app</artifactId><version>0.1</version>\
+             <properties><maven.compiler.source>11</maven.compiler.source><maven.compiler.target>11</maven.compiler.target></properties>\
+             <repositories><repository><id>arca</id><url>{url}</url></repository></repositories>\
+             <dependencies><dependency><groupId>com.acme</groupId><artifactId>util</artifactId><version>[1.0,2.0)</version></dependency></dependencies></project>"
+        ),
+    );
+    write(
+        &app.join("src/main/java/App.java"),
+        "public class App { public static void main(String[] a) { System.out.println(com.acme.util.Util.twice()); } }",
+    );
+    Mvn::new(&s, "one", "ro", &reader).ok(&app, &["package"]);
+    assert!(
+        s.dir
+            .path()
+            .join("mvn-one/m2/com/acme/core/1.0.0/core-1.0.0.jar")
+            .exists(),
+        "transitive dependency"
+    );
+    let meta = s
+        .client
+        .get(format!("{url}com/acme/util/maven-metadata.xml"))
+        .basic_auth("ro", Some(&reader))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(meta.contains("<version>1.0.0</version>"), "{meta}");
+
+    upstream.stop();
+    std::fs::remove_dir_all(app.join("target")).unwrap();
+    Mvn::new(&s, "two", "ro", &reader).ok(&app, &["package"]);
+    assert!(app.join("target/app-0.1.jar").exists());
+}
+
 both_backends!(
+    mvn_resolves_through_a_maven_proxy,
     cargo_build_through_a_cargo_proxy,
     the_engine_against_a_faulty_upstream,
     pip_and_uv_install_through_a_pypi_proxy,

@@ -34,6 +34,8 @@ use crate::store::artifacts::{FileRow, PackageRow};
 pub struct Maven;
 
 const METADATA: &str = "maven-metadata.xml";
+
+mod proxy;
 const CHECKSUMS: [&str; 4] = ["md5", "sha1", "sha256", "sha512"];
 const MAX_POM: usize = 4 << 20;
 
@@ -354,13 +356,30 @@ impl Format for Maven {
                     version_metadata(state, &req.registry, &group, &artifact, &version).await?;
                 metadata_response(&doc, alg, &req)
             }
-            (Method::GET | Method::HEAD, Target::File { filename, alg, .. }) => {
+            (
+                Method::GET | Method::HEAD,
+                Target::File {
+                    group,
+                    artifact,
+                    version,
+                    filename,
+                    alg,
+                },
+            ) => {
                 let dir = segs[..segs.len() - 1].join("/");
                 let path = format!("{dir}/{filename}");
-                let (_, file) = (Resolver { state })
-                    .find_file(&req.registry, &path)
+                let file = match (Resolver { state }).find_file(&req.registry, &path).await? {
+                    Some((_, f)) => f,
+                    None => proxy::file(
+                        state,
+                        &req.registry,
+                        &format!("{group}:{artifact}"),
+                        &version,
+                        &path,
+                    )
                     .await?
-                    .ok_or_else(|| ApiError::not_found(format!("'{path}' not found")))?;
+                    .ok_or_else(|| ApiError::not_found(format!("'{path}' not found")))?,
+                };
                 match alg {
                     Some(alg) => Ok(text(digest_of(&file, alg))),
                     None => serve_file(state, &file, &req.method, &req.headers).await,
@@ -606,11 +625,14 @@ async fn artifact_metadata(
     artifact: &str,
 ) -> ApiResult<Option<std::sync::Arc<Doc>>> {
     let chain = chain_packages(state, reg, group, artifact).await?;
-    if chain.is_empty() {
+    // The upstreams' metadata of the proxies in the chain: their versions join the stored ones.
+    let upstream = proxy::artifact_metadata(state, reg, group, artifact).await?;
+    if chain.is_empty() && upstream.is_empty() {
         return Ok(None);
     }
     let pkgs: Vec<PackageRow> = chain.iter().map(|(_, p)| p.clone()).collect();
-    let key = format!("maven|{}|{group}:{artifact}", reg.id);
+    let upstream_key: String = upstream.iter().map(|(_, d)| d.sha256.as_str()).collect();
+    let key = format!("maven|{}|{group}:{artifact}|{upstream_key}", reg.id);
     state
         .docs
         .get_or_build(key, cache::stamp(&pkgs), || async {
@@ -619,6 +641,13 @@ async fn artifact_metadata(
                 for v in state.db.all_versions(&p.id).await? {
                     if !versions.contains(&v.version) {
                         versions.push(v.version);
+                    }
+                }
+            }
+            for (_, doc) in &upstream {
+                for v in proxy::metadata_versions(&doc.body) {
+                    if !versions.contains(&v) {
+                        versions.push(v);
                     }
                 }
             }
