@@ -64,6 +64,10 @@ pub struct ConfigArgs {
     /// download) before it is closed [default: 120].
     #[arg(long, env = "ARCA_BODY_IDLE_TIMEOUT_SECS", global = true)]
     pub body_idle_timeout_secs: Option<u64>,
+    /// Default upstream URL of a Harness UPSTREAM `source`, as `<Source>=<url>` (repeatable; also
+    /// `ARCA_UPSTREAM_<SOURCE>` variables, e.g. ARCA_UPSTREAM_PYPI) [default: none].
+    #[arg(long = "upstream-source", global = true, value_parser = parse_source)]
+    pub upstream_sources: Vec<(String, String)>,
     /// Seconds a proxy waits to connect to its upstream [default: 5].
     #[arg(long, env = "ARCA_PROXY_CONNECT_TIMEOUT_SECS", global = true)]
     pub proxy_connect_timeout_secs: Option<u64>,
@@ -95,6 +99,7 @@ struct FileConfig {
     body_idle_timeout_secs: Option<u64>,
     proxy_connect_timeout_secs: Option<u64>,
     proxy_negative_ttl_secs: Option<u64>,
+    upstream_sources: Option<std::collections::BTreeMap<String, String>>,
     min_free_bytes: Option<u64>,
 }
 
@@ -125,6 +130,8 @@ pub struct Config {
     /// Proxy engine settings (see `crate::proxy`).
     pub proxy_connect_timeout_secs: u64,
     pub proxy_negative_ttl_secs: u64,
+    /// Default URLs of Harness upstream sources, by source name (`PyPi`, `NpmJs`, ...).
+    pub upstream_sources: std::collections::BTreeMap<String, String>,
     /// Space kept free on the blob store's disk (see `crate::formats::upload`).
     pub min_free_bytes: u64,
 }
@@ -221,6 +228,7 @@ impl Config {
             .min_free_bytes
             .or(file.min_free_bytes)
             .unwrap_or(256 << 20);
+        let upstream_sources = upstream_sources(args, file.upstream_sources)?;
         Ok(Config {
             listen,
             data_dir,
@@ -238,6 +246,7 @@ impl Config {
             body_idle_timeout_secs,
             proxy_connect_timeout_secs,
             proxy_negative_ttl_secs,
+            upstream_sources,
             min_free_bytes,
         })
     }
@@ -245,6 +254,52 @@ impl Config {
     pub fn blob_dir(&self) -> PathBuf {
         self.data_dir.join("blobs")
     }
+}
+
+/// `<Source>=<url>` of `--upstream-source`.
+fn parse_source(s: &str) -> Result<(String, String), String> {
+    let (k, v) = s
+        .split_once('=')
+        .ok_or_else(|| format!("expected <Source>=<url>, got '{s}'"))?;
+    Ok((k.trim().to_string(), v.trim().to_string()))
+}
+
+/// Upstream source defaults: flags over `ARCA_UPSTREAM_<SOURCE>` over the file's table. Source
+/// names are the Harness enum's, matched case-insensitively and stored in its spelling.
+fn upstream_sources(
+    args: &ConfigArgs,
+    file: Option<std::collections::BTreeMap<String, String>>,
+) -> anyhow::Result<std::collections::BTreeMap<String, String>> {
+    let canonical = |name: &str, origin: &str| -> anyhow::Result<String> {
+        crate::model::UPSTREAM_SOURCES
+            .iter()
+            .find(|s| s.eq_ignore_ascii_case(name) && **s != "Custom")
+            .map(|s| s.to_string())
+            .ok_or_else(|| {
+                anyhow::anyhow!(
+                    "{origin}: unknown upstream source '{name}' (expected one of {})",
+                    crate::model::UPSTREAM_SOURCES
+                        .iter()
+                        .filter(|s| **s != "Custom")
+                        .copied()
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )
+            })
+    };
+    let mut out = std::collections::BTreeMap::new();
+    for (k, v) in file.unwrap_or_default() {
+        out.insert(canonical(&k, "[upstream_sources]")?, v);
+    }
+    for (k, v) in std::env::vars() {
+        if let Some(name) = k.strip_prefix("ARCA_UPSTREAM_") {
+            out.insert(canonical(name, &k)?, v);
+        }
+    }
+    for (k, v) in &args.upstream_sources {
+        out.insert(canonical(k, "--upstream-source")?, v.clone());
+    }
+    Ok(out)
 }
 
 fn default_database_url(data_dir: &Path) -> String {

@@ -229,6 +229,21 @@ pub struct CleanupPolicy {
     pub version_prefix: Vec<String>,
 }
 
+/// The upstream `source` names of the Harness dialect, spelled as its enum spells them; each but
+/// `Custom` may take its default URL from the configuration (`upstream_sources`).
+pub const UPSTREAM_SOURCES: [&str; 10] = [
+    "Dockerhub",
+    "Custom",
+    "AwsEcr",
+    "MavenCentral",
+    "PyPi",
+    "NpmJs",
+    "NugetOrg",
+    "Crates",
+    "GoProxy",
+    "HuggingFace",
+];
+
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct ProxySettings {
     pub url: String,

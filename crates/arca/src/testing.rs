@@ -31,6 +31,7 @@ pub async fn state() -> TestState {
         body_idle_timeout_secs: 120,
         proxy_connect_timeout_secs: 5,
         proxy_negative_ttl_secs: 60,
+        upstream_sources: Default::default(),
         // Unit tests do not depend on the machine's free disk.
         min_free_bytes: 0,
     };

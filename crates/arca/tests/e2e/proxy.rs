@@ -620,7 +620,85 @@ async fn mvn_resolves_through_a_maven_proxy(b: Backend) {
     assert!(app.join("target/app-0.1.jar").exists());
 }
 
+/// A Harness UPSTREAM of a well-known source takes its URL from the configuration when it gives
+/// none (and says which setting is missing otherwise); the proxy settings Harness has no field
+/// for round-trip as extensions on `config`.
+async fn upstream_sources_and_config_extensions(b: Backend) {
+    let stub = Stub::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let database_url = match b {
+        Backend::Sqlite => format!("sqlite://{}/arca.db", dir.path().display()),
+        Backend::Postgres => crate::common::postgres_database().await,
+    };
+    let pypi_default = format!("{}/pypi", stub.base);
+    let s = Server::start_with(dir, database_url, &[("ARCA_UPSTREAM_PYPI", &pypi_default)]).await;
+    let create = |id: &str, config: serde_json::Value| {
+        s.post("/har/api/v1/registry?space_ref=acme/+", json!({"identifier": id, "packageType": "PYTHON",
+                                                             "parentRef": "acme", "config": config}))
+    };
+    let (st, v) = call(create("py", json!({"type": "UPSTREAM", "source": "PyPi"}))).await;
+    assert_eq!(st, 201, "{v}");
+    assert_eq!(v["data"]["config"]["url"], pypi_default, "{v}");
+    let (st, v) = call(create("np", json!({"type": "UPSTREAM", "source": "NpmJs"}))).await;
+    assert_eq!(st, 400, "{v}");
+    assert!(
+        v["message"]
+            .as_str()
+            .unwrap()
+            .contains("ARCA_UPSTREAM_NPMJS"),
+        "{v}"
+    );
+    let (st, v) = call(create(
+        "cu",
+        json!({"type": "UPSTREAM", "source": "Custom"}),
+    ))
+    .await;
+    assert_eq!(st, 400, "{v}");
+    // Extensions round-trip, and a PUT without a url keeps the stored one.
+    let (st, v) = call(create(
+        "ext",
+        json!({"type": "UPSTREAM", "source": "Custom", "url": stub.base,
+        "metadataCacheTTL": 60, "isOffline": true, "expireHours": 24, "isCaching": true}),
+    ))
+    .await;
+    assert_eq!(st, 201, "{v}");
+    let c = &v["data"]["config"];
+    assert_eq!(
+        (
+            c["metadataCacheTTL"].as_i64(),
+            c["isOffline"].as_bool(),
+            c["expireHours"].as_i64()
+        ),
+        (Some(60), Some(true), Some(24)),
+        "{v}"
+    );
+    let (st, v) = call(s.put(
+        "/har/api/v1/registry/acme/ext/+",
+        json!({"config": {"type": "UPSTREAM", "isOffline": false, "metadataCacheTTL": 0}}),
+    ))
+    .await;
+    assert_eq!(st, 200, "{v}");
+    let c = &v["data"]["config"];
+    assert_eq!(
+        (
+            c["url"].as_str(),
+            c["isOffline"].as_bool(),
+            c["metadataCacheTTL"].as_i64(),
+            c["expireHours"].as_i64()
+        ),
+        (Some(stub.base.as_str()), Some(false), Some(0), Some(24)),
+        "{v}"
+    );
+    let (st, v) = call(s.put(
+        "/har/api/v1/registry/acme/ext/+",
+        json!({"config": {"type": "UPSTREAM", "metadataCacheTTL": -1}}),
+    ))
+    .await;
+    assert_eq!(st, 400, "{v}");
+}
+
 both_backends!(
+    upstream_sources_and_config_extensions,
     mvn_resolves_through_a_maven_proxy,
     cargo_build_through_a_cargo_proxy,
     the_engine_against_a_faulty_upstream,

@@ -47,7 +47,7 @@ pub(super) async fn create(cx: &Ctx<'_>) -> ApiResult<Response> {
     let parent = parent.trim_matches('/').to_string();
     validate_path("parentRef", &parent)?;
     let account = parent.split('/').next().unwrap_or(&parent);
-    let cfg = parse_config(req.config.as_ref(), None)?;
+    let cfg = parse_config(&state.config.upstream_sources, req.config.as_ref(), None)?;
     let members = match &cfg.upstreams {
         Some(names) => resolve_upstreams(state, principal, &[], account, names).await?,
         None => vec![],
@@ -151,7 +151,11 @@ pub(super) async fn update(cx: &Ctx<'_>, mut reg: Registry) -> ApiResult<Respons
     {
         return Err(ApiError::bad("parentRef", "parentRef cannot be changed"));
     }
-    let cfg = parse_config(req.config.as_ref(), Some(&reg))?;
+    let cfg = parse_config(
+        &state.config.upstream_sources,
+        req.config.as_ref(),
+        Some(&reg),
+    )?;
     if (cfg.kind == RegistryKind::Proxy) != (reg.kind == RegistryKind::Proxy) {
         return Err(ApiError::bad(
             "config.type",

@@ -56,6 +56,7 @@ pub(super) struct ParsedConfig {
 }
 
 pub(super) fn parse_config(
+    upstream_sources: &std::collections::BTreeMap<String, String>,
     config: Option<&Value>,
     existing: Option<&Registry>,
 ) -> ApiResult<ParsedConfig> {
@@ -156,42 +157,55 @@ pub(super) fn parse_config(
                 }
             };
             let source = str_field(c, "source").unwrap_or("Custom").to_string();
-            const SOURCES: [&str; 10] = [
-                "Dockerhub",
-                "Custom",
-                "AwsEcr",
-                "MavenCentral",
-                "PyPi",
-                "NpmJs",
-                "NugetOrg",
-                "Crates",
-                "GoProxy",
-                "HuggingFace",
-            ];
-            if !SOURCES.contains(&source.as_str()) {
+            if !crate::model::UPSTREAM_SOURCES.contains(&source.as_str()) {
                 return Err(ApiError::bad(
                     "config.source",
                     format!("unknown source '{source}'"),
                 ));
             }
-            let url = str_field(c, "url").map(str::trim).unwrap_or("").to_string();
-            if url.is_empty() {
-                return Err(ApiError::bad(
-                    "config.url",
-                    "config.url is required: Arca has no built-in upstream addresses",
-                ));
-            }
             let prev = existing.and_then(|r| r.proxy.clone());
+            // No URL: the one already stored, else the configured default of a well-known source.
+            let url = match str_field(c, "url").map(str::trim).filter(|u| !u.is_empty()) {
+                Some(u) => u.to_string(),
+                None => match (prev.as_ref(), upstream_sources.get(&source)) {
+                    (Some(p), _) => p.url.clone(),
+                    (None, Some(default)) => default.clone(),
+                    (None, None) if source == "Custom" => {
+                        return Err(ApiError::bad(
+                            "config.url",
+                            "config.url is required for a Custom source",
+                        ));
+                    }
+                    (None, None) => {
+                        return Err(ApiError::bad(
+                            "config.url",
+                            format!(
+                                "config.url is required: no default upstream is configured for source \
+                                 '{source}' (set ARCA_UPSTREAM_{} or upstream_sources.{source})",
+                                source.to_ascii_uppercase()
+                            ),
+                        ));
+                    }
+                },
+            };
+            // Settings Harness has no field for travel as extensions on `config`.
+            let flag = |k: &str| c.get(k).and_then(Value::as_bool);
+            let number = |k: &str| c.get(k).and_then(Value::as_i64);
             let proxy = ProxySettings {
                 url,
                 username,
                 secret: secret.or_else(|| prev.as_ref().and_then(|p| p.secret.clone())),
-                caching: prev.as_ref().map(|p| p.caching).unwrap_or(true),
-                offline: prev.as_ref().map(|p| p.offline).unwrap_or(false),
-                expire_hours: prev.as_ref().map(|p| p.expire_hours).unwrap_or(0),
-                metadata_interval_secs: prev
-                    .as_ref()
-                    .map(|p| p.metadata_interval_secs)
+                caching: flag("isCaching")
+                    .or(prev.as_ref().map(|p| p.caching))
+                    .unwrap_or(true),
+                offline: flag("isOffline")
+                    .or(prev.as_ref().map(|p| p.offline))
+                    .unwrap_or(false),
+                expire_hours: number("expireHours")
+                    .or(prev.as_ref().map(|p| p.expire_hours))
+                    .unwrap_or(0),
+                metadata_interval_secs: number("metadataCacheTTL")
+                    .or(prev.as_ref().map(|p| p.metadata_interval_secs))
                     .unwrap_or(7200),
                 source: Some(source),
                 harness_auth: refs.map(|mut r| {

@@ -87,7 +87,10 @@ pub(super) async fn registry_json(state: &AppState, reg: &Registry) -> ApiResult
                 .as_ref()
                 .map(|a| super::requests::shown_auth(&auth_type, a));
             json!({"type": "UPSTREAM", "source": p.source.clone().unwrap_or_else(|| "Custom".into()), "url": p.url,
-                   "authType": auth_type, "auth": auth})
+                   "authType": auth_type, "auth": auth,
+                   // Extensions: the proxy settings Harness has no field for.
+                   "metadataCacheTTL": p.metadata_interval_secs, "isOffline": p.offline,
+                   "expireHours": p.expire_hours, "isCaching": p.caching})
         }
         _ => json!({"type": "VIRTUAL", "upstreamProxies": member_identifiers(state, reg).await?}),
     };
