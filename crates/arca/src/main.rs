@@ -27,6 +27,9 @@ enum Command {
     /// Manage users and their roles.
     #[command(subcommand)]
     User(UserCmd),
+    /// Manage the secrets upstream proxies refer to by name (values are never printed).
+    #[command(subcommand)]
+    Secret(SecretCmd),
     /// Collect blobs nothing refers to any more (safe while servers run).
     Gc {
         /// Leave blobs stored or referenced within this many seconds alone.
@@ -51,6 +54,22 @@ enum TokenCmd {
     },
     /// Revoke a token by id.
     Revoke { id: String },
+}
+
+#[derive(Subcommand)]
+enum SecretCmd {
+    /// Set a secret in a space; the value comes from --value or, without it, from stdin.
+    Set {
+        /// The space (scope path), e.g. `acme` or `acme/web`.
+        space: String,
+        identifier: String,
+        #[arg(long, env = "ARCA_SECRET_VALUE")]
+        value: Option<String>,
+    },
+    /// List a space's secrets (names only).
+    List { space: String },
+    /// Delete a secret.
+    Delete { space: String, identifier: String },
 }
 
 #[derive(Subcommand)]
@@ -181,6 +200,44 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 .ok_or_else(|| anyhow::anyhow!("no user '{name}'"))?;
             grant(&db, &u.id, &role, &scope).await?;
             println!("granted {role} on {scope} to {name}");
+        }
+        Command::Secret(SecretCmd::Set {
+            space,
+            identifier,
+            value,
+        }) => {
+            arca::model::validate_identifier("identifier", &identifier).map_err(api)?;
+            let value = match value {
+                Some(v) => v,
+                None => {
+                    let mut v = String::new();
+                    std::io::Read::read_to_string(&mut std::io::stdin(), &mut v)?;
+                    v.trim_end_matches(['\r', '\n']).to_string()
+                }
+            };
+            anyhow::ensure!(!value.is_empty(), "the secret's value is empty");
+            let space = space.trim_matches('/');
+            db.set_secret(space, &identifier, &value).await?;
+            println!("set secret '{identifier}' in '{space}'");
+        }
+        Command::Secret(SecretCmd::List { space }) => {
+            for s in db.list_secrets(space.trim_matches('/')).await? {
+                println!(
+                    "{}\t{}\t{}",
+                    s.scope_path,
+                    s.identifier,
+                    arca::model::rfc3339(s.updated_at)
+                );
+            }
+        }
+        Command::Secret(SecretCmd::Delete { space, identifier }) => {
+            if !db
+                .delete_secret(space.trim_matches('/'), &identifier)
+                .await?
+            {
+                anyhow::bail!("no secret '{identifier}' in '{space}'");
+            }
+            println!("deleted secret '{identifier}' in '{space}'");
         }
         Command::User(UserCmd::List) => {
             for u in db.list_users().await? {

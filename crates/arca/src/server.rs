@@ -57,6 +57,12 @@ pub fn router(state: AppState) -> Router {
         .route("/har/api/v1/{*rest}", any(api::harness::route))
         .route("/api/v1/{*rest}", any(api::harness::route))
         .route("/pkg/{*rest}", any(formats::route))
+        .route(
+            "/arca/v1/secrets",
+            axum::routing::post(api::secrets::create)
+                .get(api::secrets::list)
+                .delete(api::secrets::delete),
+        )
         // Formats with routes of their own (OCI's /v2, where its clients require it).
         .merge(formats::all().extra_routes())
         // GitFlic bodies: read only after the credentials, at most max_api_body_bytes of them.

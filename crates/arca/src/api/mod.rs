@@ -5,3 +5,4 @@ pub mod common;
 pub mod gitflic;
 pub mod harness;
 pub mod openapi;
+pub mod secrets;

@@ -408,6 +408,30 @@ doc_op!(
     params(("packageUuid" = String, Path,))
 );
 
+doc_op!(
+    a_secret_set,
+    post,
+    "/arca/v1/secrets",
+    "Arca secrets",
+    "Set a secret in a space (admin of the space): {\"space\", \"identifier\", \"value\"}; the value is never returned"
+);
+doc_op!(
+    a_secret_list,
+    get,
+    "/arca/v1/secrets",
+    "Arca secrets",
+    "List a space's secrets, without values",
+    params(("space" = String, Query,))
+);
+doc_op!(
+    a_secret_delete,
+    delete,
+    "/arca/v1/secrets",
+    "Arca secrets",
+    "Delete a secret",
+    params(("space" = String, Query,), ("identifier" = String, Query,))
+);
+
 #[derive(OpenApi)]
 #[openapi(
     info(
@@ -456,7 +480,10 @@ doc_op!(
         g_vers_c,
         g_pkgs_i,
         g_pkg_i,
-        g_vers_i
+        g_vers_i,
+        a_secret_set,
+        a_secret_list,
+        a_secret_delete
     ),
     components(schemas(
         RegistryRequest,

@@ -150,7 +150,8 @@ async fn fetch(
         return Err(Failure::Internal("not a proxy registry".into()));
     };
     let engine = &state.proxy;
-    let mut req = engine.get(&settings, &url).header(header::ACCEPT, &accept);
+    let creds = super::credentials(&state, &proxy, &settings).await?;
+    let mut req = engine.get(&creds, &url).header(header::ACCEPT, &accept);
     if let Some(d) = &stored {
         if let Some(etag) = &d.etag {
             req = req.header(header::IF_NONE_MATCH, etag);

@@ -81,7 +81,8 @@ async fn fetch(
         return Err(Failure::Internal("not a proxy registry".into()));
     };
     let engine = &state.proxy;
-    let resp = match engine.get(&settings, &wanted.url).send().await {
+    let creds = super::credentials(&state, &proxy, &settings).await?;
+    let resp = match engine.get(&creds, &wanted.url).send().await {
         Ok(r) => r,
         Err(e) => {
             engine.record_outcome(&proxy, false);

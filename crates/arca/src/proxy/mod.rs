@@ -116,10 +116,10 @@ impl ProxyEngine {
         })
     }
 
-    /// A GET to the upstream with the proxy's own credentials.
-    pub(crate) fn get(&self, settings: &ProxySettings, url: &str) -> reqwest::RequestBuilder {
+    /// A GET to the upstream with the proxy's own credentials (never the client's).
+    pub(crate) fn get(&self, creds: &Credentials, url: &str) -> reqwest::RequestBuilder {
         let req = self.client.get(url);
-        match (&settings.username, &settings.secret) {
+        match (&creds.user, &creds.secret) {
             (Some(u), secret) if !u.is_empty() => req.basic_auth(u, secret.as_deref()),
             (_, Some(token)) if !token.is_empty() => req.bearer_auth(token),
             _ => req,
@@ -191,6 +191,49 @@ impl ProxyEngine {
             }
         }
     }
+}
+
+/// What a proxy presents to its upstream.
+#[derive(Debug, Clone, Default)]
+pub struct Credentials {
+    pub user: Option<String>,
+    pub secret: Option<String>,
+}
+
+/// A proxy's upstream credentials: the secret stored on it (GitFlic `token`, Harness `password`),
+/// else the one its Harness secret reference names (`secretIdentifier` in `secretSpacePath`,
+/// by default the proxy's own space), read from the secret store when it is needed.
+pub(crate) async fn credentials(
+    state: &crate::state::AppState,
+    proxy: &Registry,
+    settings: &ProxySettings,
+) -> Result<Credentials, Failure> {
+    let mut creds = Credentials {
+        user: settings.username.clone(),
+        secret: settings.secret.clone(),
+    };
+    if creds.secret.is_none()
+        && let Some(auth) = &settings.harness_auth
+        && let Some(id) = auth.get("secretIdentifier").and_then(|v| v.as_str())
+    {
+        let space = auth
+            .get("secretSpacePath")
+            .and_then(|v| v.as_str())
+            .map(|p| p.trim_matches('/').to_string())
+            .unwrap_or_else(|| proxy.scope_path.clone());
+        creds.secret = state
+            .db
+            .secret_value(&space, id)
+            .await
+            .map_err(|e| Failure::Internal(e.to_string()))?;
+        if creds.secret.is_none() {
+            return Err(Failure::Upstream(format!(
+                "the secret '{id}' that proxy '{}' refers to is not set in '{space}'",
+                proxy.identifier
+            )));
+        }
+    }
+    Ok(creds)
 }
 
 /// `base` and a path below it, with exactly one slash between.

@@ -14,6 +14,7 @@ pub mod paging;
 pub mod proxy;
 pub mod registries;
 pub mod scopes;
+pub mod secrets;
 
 use std::str::FromStr;
 use std::time::Duration;

@@ -697,7 +697,94 @@ async fn upstream_sources_and_config_extensions(b: Backend) {
     assert_eq!(st, 400, "{v}");
 }
 
+/// Harness secret references resolve against Arca's secret store: an admin sets the upstream's
+/// token once (HTTP or `arca secret`), proxies name it, and no route ever shows the value.
+async fn upstream_credentials_from_the_secret_store(b: Backend) {
+    let mut upstream = Server::start(b).await;
+    upstream.generic_registry("acme", "files").await;
+    for name in ["a.txt", "b.txt"] {
+        let r = upstream
+            .client
+            .put(upstream.url(&format!("/pkg/acme/files/generic/tool/1.0/{name}")))
+            .header("x-api-key", &upstream.token)
+            .body(format!("content of {name}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 201);
+    }
+    let mirror = upstream.user_with_role("mirror", "reader", "acme");
+
+    let s = Server::start(b).await;
+    let reader = s.user_with_role("ro", "reader", "acme");
+    let secret = |token: Option<&str>, body: serde_json::Value| {
+        let mut r = s.client.post(s.url("/arca/v1/secrets")).json(&body);
+        if let Some(t) = token {
+            r = r.header("x-api-key", t);
+        }
+        r
+    };
+    let body = json!({"space": "acme", "identifier": "up-pat", "value": mirror});
+    assert_eq!(call(secret(None, body.clone())).await.0, 401);
+    assert_eq!(call(secret(Some(&reader), body.clone())).await.0, 403);
+    let (st, v) = call(secret(Some(&s.token), body)).await;
+    assert_eq!(st, 201, "{v}");
+    assert!(!v.to_string().contains(&mirror), "{v}");
+    s.cli(&["secret", "set", "acme", "spare", "--value", "SPARE-VALUE"]);
+    let listed = s.cli(&["secret", "list", "acme"]);
+    assert!(
+        listed.contains("up-pat") && listed.contains("spare") && !listed.contains("SPARE-VALUE"),
+        "{listed}"
+    );
+    let (st, v) = call(s.get("/arca/v1/secrets?space=acme")).await;
+    assert_eq!(st, 200, "{v}");
+    assert_eq!(v["secrets"].as_array().unwrap().len(), 2, "{v}");
+    assert!(
+        !v.to_string().contains(&mirror) && !v.to_string().contains("SPARE-VALUE"),
+        "{v}"
+    );
+
+    s.harness_registry(
+        "acme",
+        json!({"identifier": "gproxy", "packageType": "GENERIC", "parentRef": "acme",
+               "config": {"type": "UPSTREAM", "source": "Custom", "url": upstream.url("/pkg/acme/files/generic"),
+                          "authType": "UserPassword",
+                          "auth": {"userName": "mirror", "secretIdentifier": "up-pat", "secretSpacePath": "acme"}}}),
+    )
+    .await;
+    let (st, v) = call(s.get("/har/api/v1/registry/acme/gproxy/+")).await;
+    assert_eq!(st, 200);
+    assert!(!v.to_string().contains(&mirror), "{v}");
+    let r = s
+        .get("/pkg/acme/gproxy/generic/tool/1.0/a.txt")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.text().await.unwrap(), "content of a.txt");
+    // Without the secret, the upstream cannot be asked: a clear 502, and cached files still serve.
+    let r = s
+        .delete("/arca/v1/secrets?space=acme&identifier=up-pat")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 204);
+    let (st, v) = call(s.get("/pkg/acme/gproxy/generic/tool/1.0/b.txt")).await;
+    assert_eq!(st, 502, "{v}");
+    assert!(v.to_string().contains("up-pat"), "{v}");
+    assert_eq!(
+        s.get("/pkg/acme/gproxy/generic/tool/1.0/a.txt")
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    upstream.stop();
+}
+
 both_backends!(
+    upstream_credentials_from_the_secret_store,
     upstream_sources_and_config_extensions,
     mvn_resolves_through_a_maven_proxy,
     cargo_build_through_a_cargo_proxy,
