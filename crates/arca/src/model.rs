@@ -332,6 +332,12 @@ impl Registry {
         }
     }
 
+    /// The account as OCI repository names spell it: lower case, as the distribution spec
+    /// requires (Harness lower-cases the account in its OCI URLs the same way).
+    pub fn oci_account(&self) -> String {
+        self.account.to_ascii_lowercase()
+    }
+
     /// `<scope path>/<identifier>`: the Harness registry path.
     pub fn path(&self) -> String {
         format!("{}/{}", self.scope_path, self.identifier)
@@ -422,6 +428,27 @@ pub fn validate_identifier(field: &str, s: &str) -> Result<(), ApiError> {
         ));
     }
     Ok(())
+}
+
+/// Account, org and project id syntax (one segment of a scope path). Harness's own rule,
+/// `^[a-zA-Z_][0-9a-zA-Z_$-]{0,127}$` (real account ids are mixed-case, e.g.
+/// `px7xd_BFRCi-pfWPYXVjvw`), or the registry identifier rule, which scope names created before
+/// that rule (and GitFlic aliases with dots, `my.project`) follow. Scope ids keep the spelling they
+/// were created with and are compared case-insensitively (`scope_by_path`).
+pub fn validate_scope_id(field: &str, s: &str) -> Result<(), ApiError> {
+    static RE: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
+        regex::Regex::new(r"^[a-zA-Z_][0-9a-zA-Z_$-]{0,127}$").expect("static regex")
+    });
+    if RE.is_match(s) || validate_identifier(field, s).is_ok() {
+        return Ok(());
+    }
+    Err(ApiError::bad(
+        field,
+        format!(
+            "invalid {field} '{s}': an account, org or project id is a letter or '_' followed by up to 127 \
+             letters, digits, '_', '$' or '-'"
+        ),
+    ))
 }
 
 /// Human-readable size as Harness prints it ("1.20 GB").

@@ -8,7 +8,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::model::{Registry, RegistryKind, Role, validate_identifier};
 use crate::state::AppState;
 use crate::store::registries::TRASH_IDENTIFIER;
-use crate::store::scopes::{ancestor_paths, validate_path};
+use crate::store::scopes::{ancestor_paths, same_path, validate_path};
 
 /// Members may be given by UUID (GitFlic) or identifier (Harness); both resolve here.
 pub async fn resolve_member(
@@ -23,7 +23,7 @@ pub async fn resolve_member(
         state.db.registry_by_identifier(account, key).await?
     };
     match found {
-        Some(r) if r.account == account => Ok(r),
+        Some(r) if same_path(&r.account, account) => Ok(r),
         _ => Err(ApiError::bad(
             field,
             format!("registry '{key}' does not exist"),
@@ -122,7 +122,10 @@ pub async fn validate(state: &AppState, reg: &Registry, field_members: &str) -> 
                 ),
             ));
         }
-        if !ancestor_paths(&reg.scope_path).contains(&member.scope_path) {
+        if !ancestor_paths(&reg.scope_path)
+            .iter()
+            .any(|p| same_path(p, &member.scope_path))
+        {
             return Err(ApiError::bad(
                 field_members,
                 format!(

@@ -18,6 +18,8 @@ pub struct SetupContext {
     /// `http` or `https`.
     pub scheme: String,
     pub account: String,
+    /// The account as OCI image references spell it (lower case).
+    pub oci_account: String,
     /// The registry's identifier.
     pub id: String,
     /// The registry's native root: `<base>/pkg/<account>/<registry>/<format>`.
@@ -52,6 +54,7 @@ impl SetupContext {
             host,
             scheme,
             account: reg.account.clone(),
+            oci_account: reg.oci_account(),
             id: reg.identifier.clone(),
             root,
             user: user.unwrap_or("<USERNAME>").to_string(),
@@ -72,6 +75,18 @@ pub struct Setup {
 pub fn step(header: &str, commands: &[(&str, String)]) -> Value {
     json!({"type": "Static", "header": header,
            "commands": commands.iter().map(|(l, v)| json!({"label": l, "value": v})).collect::<Vec<_>>()})
+}
+
+/// What an OCI setup says when the account id has upper case: image references spell it in lower
+/// case (the distribution spec allows no upper case in repository names), so the commands do.
+pub fn oci_case_note(c: &SetupContext) -> Option<String> {
+    (c.account != c.oci_account).then(|| {
+        format!(
+            "Image references use the account id in lower case ('{}' for '{}'): OCI repository names \
+             cannot contain upper-case letters.",
+            c.oci_account, c.account
+        )
+    })
 }
 
 /// A section of steps shown one after the other.

@@ -133,7 +133,8 @@ impl Db {
         account: &str,
         identifier: &str,
     ) -> StoreResult<Option<Registry>> {
-        let sql = format!("{SELECT} WHERE r.account = $1 AND r.identifier = $2");
+        // The account in any spelling: scope ids compare case-insensitively.
+        let sql = format!("{SELECT} WHERE LOWER(r.account) = LOWER($1) AND r.identifier = $2");
         let row = sqlx::query(&sql)
             .bind(account)
             .bind(identifier)

@@ -5,7 +5,7 @@ use sqlx::Row;
 
 use super::Db;
 use super::{StoreError, StoreResult};
-use crate::model::{Scope, new_id, now_ms, validate_identifier};
+use crate::model::{Scope, new_id, now_ms, validate_scope_id};
 
 fn row_to_scope(r: &sqlx::any::AnyRow) -> Result<Scope, sqlx::Error> {
     Ok(Scope {
@@ -26,9 +26,14 @@ pub fn validate_path(field: &str, path: &str) -> StoreResult<()> {
         ));
     }
     for s in segs {
-        validate_identifier(field, s).map_err(|e| StoreError::invalid(field, e.to_string()))?;
+        validate_scope_id(field, s).map_err(|e| StoreError::invalid(field, e.to_string()))?;
     }
     Ok(())
+}
+
+/// Whether two scope paths name the same scope: scope ids compare case-insensitively.
+pub fn same_path(a: &str, b: &str) -> bool {
+    a.eq_ignore_ascii_case(b)
 }
 
 /// All ancestor paths of a scope path, itself included, nearest first.
@@ -41,22 +46,30 @@ pub fn ancestor_paths(path: &str) -> Vec<String> {
 }
 
 impl Db {
+    /// The scope a path names, in any spelling (ids compare case-insensitively); the scope's
+    /// `path` is the spelling it was created with.
     pub async fn scope_by_path(&self, path: &str) -> StoreResult<Option<Scope>> {
-        let row = sqlx::query("SELECT id, parent_id, path, depth FROM scopes WHERE path = $1")
-            .bind(path)
-            .fetch_optional(&self.read)
-            .await?;
+        let row = sqlx::query(
+            "SELECT id, parent_id, path, depth FROM scopes WHERE LOWER(path) = LOWER($1)",
+        )
+        .bind(path)
+        .fetch_optional(&self.read)
+        .await?;
         Ok(row.map(|r| row_to_scope(&r)).transpose()?)
     }
 
-    /// Creates the scope and any missing ancestors. Returns the scope.
+    /// Creates the scope and any missing ancestors. Returns the scope. An existing scope spelled
+    /// differently is the same scope; a new child keeps its parent's stored spelling.
     pub async fn ensure_scope(&self, path: &str) -> StoreResult<Scope> {
         validate_path("scope", path)?;
         let segs: Vec<&str> = path.split('/').collect();
         let mut parent: Option<String> = None;
-        let mut last = None;
+        let mut last: Option<Scope> = None;
         for n in 1..=segs.len() {
-            let p = segs[..n].join("/");
+            let p = match &last {
+                Some(l) => format!("{}/{}", l.path, segs[n - 1]),
+                None => segs[0].to_string(),
+            };
             let scope = match self.scope_by_path(&p).await? {
                 Some(s) => s,
                 None => {
@@ -95,7 +108,9 @@ impl Db {
 
     /// Direct children paths of a scope (for `scope=descendants`): prefix match on the indexed path.
     pub async fn descendant_scope_ids(&self, path: &str) -> StoreResult<Vec<String>> {
-        let rows = sqlx::query("SELECT id FROM scopes WHERE path = $1 OR path LIKE $2 ESCAPE '\\'")
+        let rows = sqlx::query(
+            "SELECT id FROM scopes WHERE LOWER(path) = LOWER($1) OR LOWER(path) LIKE LOWER($2) ESCAPE '\\'",
+        )
             .bind(path)
             .bind(format!(
                 "{}/%",

@@ -110,7 +110,7 @@ async fn find_in_scope(
 ) -> ApiResult<Registry> {
     let _ = principal;
     match state.db.registry_by_id(uuid).await? {
-        Some(r) if r.scope_path == scope_path => Ok(r),
+        Some(r) if crate::store::scopes::same_path(&r.scope_path, scope_path) => Ok(r),
         _ => Err(ApiError::not_found(format!(
             "registry repository '{uuid}' not found in '{scope_path}'"
         ))),

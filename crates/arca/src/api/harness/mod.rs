@@ -25,7 +25,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::http::query_pairs;
 use crate::model::Registry;
 use crate::state::AppState;
-use crate::store::scopes::validate_path;
+use crate::store::scopes::{same_path, validate_path};
 
 /// What every handler reads from the request, passed as one value.
 #[derive(Clone, Copy)]
@@ -198,7 +198,7 @@ async fn load_registry(
 ) -> ApiResult<Registry> {
     let account = space.split('/').next().unwrap_or(space);
     match state.db.registry_by_identifier(account, ident).await? {
-        Some(r) if r.scope_path == space => Ok(r),
+        Some(r) if same_path(&r.scope_path, space) => Ok(r),
         _ if principal.is_anonymous() => {
             Err(ApiError::Unauthenticated("authentication required".into()))
         }

@@ -46,49 +46,56 @@ impl Format for Docker {
     fn client_setup(&self, c: &SetupContext) -> Setup {
         let SetupContext {
             host,
-            account,
+            oci_account: account,
             id,
             art,
             ver,
             ..
         } = c;
+        let mut sections = vec![
+            inline(
+                "Login",
+                vec![step(
+                    "Log in to the registry",
+                    &[("", format!("docker login {host}"))],
+                )],
+            ),
+            inline(
+                "Pull an image",
+                vec![step(
+                    "Pull",
+                    &[("", format!("docker pull {host}/{account}/{id}/{art}:{ver}"))],
+                )],
+            ),
+            inline(
+                "Push an image",
+                vec![step(
+                    "Tag and push",
+                    &[
+                        (
+                            "",
+                            format!("docker tag {art}:{ver} {host}/{account}/{id}/{art}:{ver}"),
+                        ),
+                        ("", format!("docker push {host}/{account}/{id}/{art}:{ver}")),
+                    ],
+                )],
+            ),
+        ];
+        if let Some(note) = super::setup::oci_case_note(c) {
+            sections[0]["secHeader"] = serde_json::json!(note);
+        }
         Setup {
             title: "Docker Client Setup",
-            sections: vec![
-                inline(
-                    "Login",
-                    vec![step(
-                        "Log in to the registry",
-                        &[("", format!("docker login {host}"))],
-                    )],
-                ),
-                inline(
-                    "Pull an image",
-                    vec![step(
-                        "Pull",
-                        &[("", format!("docker pull {host}/{account}/{id}/{art}:{ver}"))],
-                    )],
-                ),
-                inline(
-                    "Push an image",
-                    vec![step(
-                        "Tag and push",
-                        &[
-                            (
-                                "",
-                                format!("docker tag {art}:{ver} {host}/{account}/{id}/{art}:{ver}"),
-                            ),
-                            ("", format!("docker push {host}/{account}/{id}/{art}:{ver}")),
-                        ],
-                    )],
-                ),
-            ],
+            sections,
         }
     }
 
     fn pull_command(&self, c: &SetupContext, name: &str, version: &str) -> String {
         let host = &c.host;
-        format!("docker pull {host}/{}/{}/{name}:{version}", c.account, c.id)
+        format!(
+            "docker pull {host}/{}/{}/{name}:{version}",
+            c.oci_account, c.id
+        )
     }
 
     fn routes(&self) -> Option<axum::Router<AppState>> {
@@ -109,7 +116,9 @@ impl Format for Docker {
     ) -> crate::error::ApiResult<Response> {
         Err(ApiError::not_found(format!(
             "DOCKER registries speak the OCI distribution protocol at {}/v2/{}/{}/",
-            state.config.base_url, req.registry.account, req.registry.identifier
+            state.config.base_url,
+            req.registry.oci_account(),
+            req.registry.identifier
         )))
     }
 }

@@ -1,0 +1,162 @@
+//! Seed conformance of the Harness dialect (issue 13): account, org and project ids as Harness
+//! accepts them, refs as clients send them, the seed's own request samples, and no registries the
+//! server made up in the user's namespace.
+
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+
+use crate::both_backends;
+use crate::common::{Backend, Server, call};
+
+fn generic(identifier: &str, parent: &str) -> Value {
+    json!({"identifier": identifier, "packageType": "GENERIC", "parentRef": parent})
+}
+
+async fn create(s: &Server, body: Value) -> (u16, Value) {
+    call(s.post("/har/api/v1/registry", body)).await
+}
+
+/// Real Harness ids (mixed case, leading `_`) are accepted in parentRef, space_ref and
+/// registry_ref, compare case-insensitively, and keep the spelling they were created with.
+async fn harness_mixed_case_scope_ids(b: Backend) {
+    let s = Server::start(b).await;
+    let acct = "px7xd_BFRCi-pfWPYXVjvw";
+    for (parent, ident) in [
+        (acct, "case1"),
+        ("acc123/Org456", "case2"),
+        ("acc123/_org", "case3"),
+        ("acc123/Org456/Proj$1", "case4"),
+    ] {
+        let (st, v) = create(&s, generic(ident, parent)).await;
+        assert_eq!(st, 201, "{parent}: {v}");
+        assert_eq!(v["data"]["parentRef"], parent);
+        let (st, v) = call(s.get(&format!("/har/api/v1/registry/{parent}/{ident}/+"))).await;
+        assert_eq!(st, 200, "{parent}: {v}");
+        // Any spelling of the ids finds the same registry.
+        let upper = parent.to_ascii_uppercase();
+        let (st, v) = call(s.get(&format!("/har/api/v1/registry/{upper}/{ident}/+"))).await;
+        assert_eq!(st, 200, "{upper}: {v}");
+        assert_eq!(
+            v["data"]["parentRef"], parent,
+            "the stored spelling is kept"
+        );
+    }
+    // The same scope in another spelling is the same scope: one identifier per account.
+    let (st, v) = create(&s, generic("case1", "PX7XD_bfrci-PFWPYXVJVW")).await;
+    assert_eq!(st, 409, "{v}");
+    // A registry created through another spelling lands in the existing scope.
+    let (st, v) = call(s.post(
+        "/har/api/v1/registry?space_ref=ACC123/org456/%2B",
+        json!({"identifier": "case5", "packageType": "GENERIC"}),
+    ))
+    .await;
+    assert_eq!(st, 201, "{v}");
+    assert_eq!(v["data"]["parentRef"], "acc123/Org456");
+    let (st, v) = call(s.get("/har/api/v1/spaces/ACC123/ORG456/+/registries")).await;
+    assert_eq!(st, 200, "{v}");
+    let ids: Vec<&str> = v["data"]["registries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|r| r["identifier"].as_str())
+        .collect();
+    assert!(ids.contains(&"case2") && ids.contains(&"case5"), "{v}");
+    // Native URLs take the account in any spelling.
+    let put = s
+        .client
+        .put(s.url(&format!("/pkg/{acct}/case1/generic/tool/1.0/a.txt")))
+        .header("x-api-key", &s.token)
+        .body("hello")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(put.status(), 201);
+    let got = s
+        .get(&format!(
+            "/pkg/{}/case1/generic/tool/1.0/a.txt",
+            acct.to_ascii_lowercase()
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(got.status(), 200);
+    // Roles granted on one spelling hold for every spelling.
+    let ann = s.user_with_role("ann", "reader", &acct.to_ascii_lowercase());
+    let (st, v) = call(
+        s.client
+            .get(s.url(&format!("/har/api/v1/registry/{acct}/case1/+")))
+            .header("x-api-key", &ann),
+    )
+    .await;
+    assert_eq!(st, 200, "{v}");
+    // Still refused: what neither rule allows.
+    for bad in ["-lead", "a.B", "acc/x y", &format!("A{}", "b".repeat(128))] {
+        let (st, v) = create(&s, generic("bad", bad)).await;
+        assert_eq!(
+            (st, v["details"]["field"].as_str()),
+            (400, Some("parentRef")),
+            "{bad}: {v}"
+        );
+    }
+}
+
+/// OCI repository names are lower case: a DOCKER registry in a mixed-case account is reached
+/// through the lower-cased account, and its URL and client setup say so.
+async fn harness_oci_account_lower_cased(b: Backend) {
+    let s = Server::start(b).await;
+    let acct = "px7xd_BFRCi-pfWPYXVjvw";
+    let lower = acct.to_ascii_lowercase();
+    let (st, v) = create(
+        &s,
+        json!({"identifier": "img", "packageType": "DOCKER", "parentRef": acct}),
+    )
+    .await;
+    assert_eq!(st, 201, "{v}");
+    assert_eq!(v["data"]["url"], s.url(&format!("/{lower}/img")));
+    let (st, v) = call(s.get(&format!(
+        "/har/api/v1/registry/{acct}/img/+/client-setup-details"
+    )))
+    .await;
+    assert_eq!(st, 200, "{v}");
+    let text = v["data"].to_string();
+    assert!(text.contains(&format!("/{lower}/img/")), "{text}");
+    assert!(!text.contains(&format!("/{acct}/img")), "{text}");
+    assert!(text.contains("lower case"), "{text}");
+    // Push a config blob, a layer and a manifest under the lower-cased name, and read it back.
+    let name = format!("{lower}/img/app");
+    let mut descs = Vec::new();
+    for data in [b"{}".to_vec(), b"layer".to_vec()] {
+        let digest = format!("sha256:{}", hex::encode(Sha256::digest(&data)));
+        let r = s
+            .client
+            .post(s.url(&format!("/v2/{name}/blobs/uploads/?digest={digest}")))
+            .basic_auth("admin", Some(&s.token))
+            .body(data.clone())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 201, "{}", r.text().await.unwrap());
+        descs.push(json!({"digest": digest, "size": data.len()}));
+    }
+    let manifest = json!({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": descs[0]["digest"], "size": descs[0]["size"]},
+        "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": descs[1]["digest"], "size": descs[1]["size"]}]});
+    let r = s
+        .client
+        .put(s.url(&format!("/v2/{name}/manifests/1.0")))
+        .basic_auth("admin", Some(&s.token))
+        .header("content-type", "application/vnd.oci.image.manifest.v1+json")
+        .body(manifest.to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201, "{}", r.text().await.unwrap());
+    let (st, v) = call(s.get(&format!("/har/api/v1/registry/{acct}/img/+/artifacts"))).await;
+    assert_eq!(st, 200, "{v}");
+    assert_eq!(v["data"]["artifacts"][0]["name"], "app");
+}
+
+both_backends!(
+    harness_mixed_case_scope_ids,
+    harness_oci_account_lower_cased
+);
