@@ -412,6 +412,16 @@ pub fn new_id() -> String {
     uuid::Uuid::new_v4().to_string()
 }
 
+/// An id as a client spelled it, in the form ids are stored in: a UUID in any case (UUIDs compare
+/// case-insensitively, as Java's `UUID.fromString` reads them) becomes lower-case hyphenated;
+/// anything else is returned as it is (and finds nothing).
+pub fn canonical_id(s: &str) -> String {
+    match uuid::Uuid::try_parse(s) {
+        Ok(u) if s.len() == 36 => u.to_string(),
+        _ => s.to_string(),
+    }
+}
+
 /// Registry (and scope segment) identifier syntax, shared by both dialects: lowercase so that every
 /// registry can also be an OCI repository path component.
 pub fn validate_identifier(field: &str, s: &str) -> Result<(), ApiError> {

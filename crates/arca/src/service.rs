@@ -18,7 +18,10 @@ pub async fn resolve_member(
     key: &str,
 ) -> ApiResult<Registry> {
     let found = if uuid::Uuid::parse_str(key).is_ok() {
-        state.db.registry_by_id(key).await?
+        state
+            .db
+            .registry_by_id(&crate::model::canonical_id(key))
+            .await?
     } else {
         state.db.registry_by_identifier(account, key).await?
     };

@@ -156,7 +156,82 @@ async fn harness_oci_account_lower_cased(b: Backend) {
     assert_eq!(v["data"]["artifacts"][0]["name"], "app");
 }
 
+/// Refs as clients send them: a registry_ref percent-encoded whole (terminator included, either
+/// case), `space_ref` with its `/+` typed unencoded, and UUIDs in upper case.
+async fn harness_refs_as_clients_send_them(b: Backend) {
+    let s = Server::start(b).await;
+    for (q, parent, ident) in [
+        ("acc123/+", "acc123", "pr-0"),
+        ("acc123/org456/+", "acc123/org456", "pr-1"),
+        ("acc123/org456/proj789/+", "acc123/org456/proj789", "pr-2"),
+    ] {
+        let (st, v) = call(s.post(
+            &format!("/har/api/v1/registry?space_ref={q}"),
+            json!({"identifier": ident, "packageType": "GENERIC"}),
+        ))
+        .await;
+        assert_eq!(st, 201, "{q}: {v}");
+        assert_eq!(v["data"]["parentRef"], parent);
+        let whole = format!("{parent}/{ident}/+")
+            .replace('/', "%2F")
+            .replace('+', "%2B");
+        for r in [whole.clone(), whole.to_ascii_lowercase()] {
+            let (st, v) = call(s.get(&format!("/har/api/v1/registry/{r}"))).await;
+            assert_eq!(st, 200, "{r}: {v}");
+            assert_eq!(v["data"]["identifier"], ident);
+            for sub in ["artifacts", "client-setup-details"] {
+                let (st, v) = call(s.get(&format!("/har/api/v1/registry/{r}/{sub}"))).await;
+                assert_eq!(st, 200, "{r}/{sub}: {v}");
+            }
+        }
+        let (st, v) = call(s.put(
+            &format!("/har/api/v1/registry/{whole}"),
+            json!({"description": "via encoded ref"}),
+        ))
+        .await;
+        assert_eq!(st, 200, "{v}");
+        assert_eq!(v["data"]["description"], "via encoded ref");
+    }
+    // Artifacts under a whole-encoded ref.
+    let put = s
+        .client
+        .put(s.url("/pkg/acc123/pr-0/generic/tool/1.0/a.txt"))
+        .header("x-api-key", &s.token)
+        .body("x")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(put.status(), 201);
+    let (st, v) =
+        call(s.get("/har/api/v1/registry/acc123%2Fpr-0%2F%2B/artifact/tool/+/version/1.0/files"))
+            .await;
+    assert_eq!(st, 200, "{v}");
+    assert_eq!(v["data"]["files"][0]["name"], "a.txt");
+    // An upstream named by its UUID in upper case.
+    let (st, up) = create(
+        &s,
+        json!({"identifier": "up", "packageType": "GENERIC", "parentRef": "acc123",
+               "config": {"type": "UPSTREAM", "source": "Custom", "url": "http://127.0.0.1:9/", "authType": "Anonymous"}}),
+    )
+    .await;
+    assert_eq!(st, 201, "{up}");
+    let upper = up["data"]["uuid"].as_str().unwrap().to_ascii_uppercase();
+    let (st, v) = create(
+        &s,
+        json!({"identifier": "with-up", "packageType": "GENERIC", "parentRef": "acc123",
+               "config": {"type": "VIRTUAL", "upstreamProxies": [upper]}}),
+    )
+    .await;
+    assert_eq!(st, 201, "{v}");
+    assert_eq!(v["data"]["config"]["upstreamProxies"], json!(["up"]));
+    let (st, v) = call(s.delete("/har/api/v1/registry/acc123%2Fwith-up%2F%2B")).await;
+    assert_eq!(st, 200, "{v}");
+    let (st, _) = call(s.get("/har/api/v1/registry/acc123/with-up/+")).await;
+    assert_eq!(st, 404);
+}
+
 both_backends!(
+    harness_refs_as_clients_send_them,
     harness_mixed_case_scope_ids,
     harness_oci_account_lower_cased
 );

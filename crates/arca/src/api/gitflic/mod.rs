@@ -104,7 +104,8 @@ impl FromRequestParts<AppState> for ScopeRef {
     }
 }
 
-/// The repository `{uuid}` or `{package}` id a route names after its scope.
+/// The repository `{uuid}` or `{package}` id a route names after its scope, in its stored
+/// spelling (an upper-case UUID names the same repository).
 pub struct ItemId(pub String);
 
 impl FromRequestParts<AppState> for ItemId {
@@ -115,7 +116,7 @@ impl FromRequestParts<AppState> for ItemId {
         params
             .remove("uuid")
             .or_else(|| params.remove("package"))
-            .map(ItemId)
+            .map(|id| ItemId(crate::model::canonical_id(&id)))
             .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("route without an id parameter")))
     }
 }

@@ -142,6 +142,28 @@ fn decode(s: &str) -> ApiResult<String> {
 /// Splits `<ref>/+/<rest>` or `<percent-encoded ref>/<rest>` into the decoded ref and the rest.
 pub(crate) fn split_ref(path: &str) -> ApiResult<(String, Vec<String>)> {
     let segs: Vec<&str> = path.split('/').collect();
+    let decode_all = |segs: &[&str]| -> ApiResult<Vec<String>> {
+        segs.iter()
+            .filter(|s| !s.is_empty())
+            .map(|s| decode(s))
+            .collect()
+    };
+    let first = decode(segs.first().copied().unwrap_or(""))?;
+    // A ref percent-encoded whole, terminator included (`acct%2Freg%2F%2B`), as OpenAPI-generated
+    // clients send a path parameter: the terminator shows only after decoding, and any literal `+`
+    // further on belongs to what follows (an artifact name's).
+    if let Some(r) = first.strip_suffix("/+") {
+        return Ok((r.to_string(), decode_all(&segs[1..])?));
+    }
+    if let Some((r, after)) = first.split_once("/+/") {
+        let mut rest: Vec<String> = after
+            .split('/')
+            .filter(|s| !s.is_empty())
+            .map(str::to_string)
+            .collect();
+        rest.extend(decode_all(&segs[1..])?);
+        return Ok((r.to_string(), rest));
+    }
     // Clients that encode every reserved character send the terminator as `%2B`.
     if let Some(pos) = segs
         .iter()
@@ -152,20 +174,9 @@ pub(crate) fn split_ref(path: &str) -> ApiResult<(String, Vec<String>)> {
             .map(|s| decode(s))
             .collect::<ApiResult<Vec<_>>>()?
             .join("/");
-        let rest = segs[pos + 1..]
-            .iter()
-            .filter(|s| !s.is_empty())
-            .map(|s| decode(s))
-            .collect::<ApiResult<_>>()?;
-        return Ok((r, rest));
+        return Ok((r, decode_all(&segs[pos + 1..])?));
     }
-    let first = segs.first().copied().unwrap_or("");
-    let rest = segs[1..]
-        .iter()
-        .filter(|s| !s.is_empty())
-        .map(|s| decode(s))
-        .collect::<ApiResult<_>>()?;
-    Ok((decode(first)?, rest))
+    Ok((first, decode_all(&segs[1..])?))
 }
 
 /// `acct[/org[/proj]]/registry` → (space path, identifier).
