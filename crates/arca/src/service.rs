@@ -66,6 +66,7 @@ pub async fn validate(state: &AppState, reg: &Registry, field_members: &str) -> 
             ));
         }
     }
+    validate_scanners(&reg.scanners)?;
     if reg.kind == RegistryKind::Proxy {
         if !reg.package_type.supports_proxy() {
             return Err(ApiError::bad(
@@ -191,6 +192,32 @@ pub async fn validate(state: &AppState, reg: &Registry, field_members: &str) -> 
                 "deploymentRepositoryUuid",
                 "only VIRTUAL registries have a deployment registry",
             ));
+        }
+    }
+    Ok(())
+}
+
+/// The scanners Harness knows (`Scanner{name}`); Arca stores the choice and runs none.
+const SCANNERS: [&str; 2] = ["AQUA_TRIVY", "GRYPE"];
+
+/// Each scanner is a `{"name": ...}` object naming a known scanner.
+fn validate_scanners(scanners: &[serde_json::Value]) -> ApiResult<()> {
+    for s in scanners {
+        let name = s
+            .as_object()
+            .and_then(|o| o.get("name"))
+            .and_then(|n| n.as_str());
+        match name {
+            Some(n) if SCANNERS.contains(&n) => {}
+            _ => {
+                return Err(ApiError::bad(
+                    "scanners",
+                    format!(
+                        "invalid scanner {s}: expected {{\"name\": ...}} with one of {}",
+                        SCANNERS.join(", ")
+                    ),
+                ));
+            }
         }
     }
     Ok(())

@@ -104,7 +104,200 @@ async fn gitflic_upper_case_uuids(b: Backend) {
     assert_eq!(st, 204);
 }
 
+/// Checks the short view the seed documents for every answer: its five fields, nothing missing.
+fn short(v: &Value, title: &str, kind: &str, pt: &str, description: Value) -> String {
+    assert_eq!(v["title"], title, "{v}");
+    assert_eq!(v["repositoryType"], kind, "{v}");
+    assert_eq!(v["packageType"], pt, "{v}");
+    assert_eq!(v["description"], description, "{v}");
+    let uuid = v["repositoryUuid"].as_str().unwrap_or_default().to_string();
+    assert_eq!(uuid.len(), 36, "{v}");
+    uuid
+}
+
+/// Every example body of the seed, verbatim but for the proxy's remote (a local address) and the
+/// placeholder UUIDs (the real ones), with the documented status and fields.
+async fn gitflic_seed_examples_verbatim(b: Backend) {
+    let s = Server::start(b).await;
+    let base = "/registry/project/ivan/webapp/repositories";
+    let (st, v) = gf_post(
+        &s,
+        base,
+        json!({"type" : "LOCAL", "repositoryName": "generic-local", "description": "Local generic registry repository",
+               "packageType": "generic", "settings": {"hasAnonymousAccess": true, "isDeletePackageAllowed": true,
+               "packageReuploadType": "OVERRIDE"}}),
+    )
+    .await;
+    assert_eq!(st, 201, "{v}");
+    let gl = short(
+        &v,
+        "generic-local",
+        "LOCAL",
+        "generic",
+        json!("Local generic registry repository"),
+    );
+    let remote = "http://127.0.0.1:9/maven2/";
+    let proxy = json!({"type" : "PROXY", "repositoryName": "maven-proxy", "description": "Proxy Maven registry repository",
+        "packageType": "maven", "proxySettings": {"url": remote, "username": "username", "isCaching": true,
+        "token": "qwerty123", "isOffline": false, "expireHours": 24, "metadataRetrievalIntervalSeconds": 7200}});
+    let (st, v) = gf_post(&s, base, proxy.clone()).await;
+    assert_eq!(st, 201, "{v}");
+    let mp = short(
+        &v,
+        "maven-proxy",
+        "PROXY",
+        "maven",
+        json!("Proxy Maven registry repository"),
+    );
+    let (st, v) = gf_get(&s, &format!("{base}/{mp}")).await;
+    assert_eq!(st, 200, "{v}");
+    let mc = v["cacheRepositoryUuid"].as_str().unwrap().to_string();
+    // The VIRTUAL example deploys into the proxy's LOCAL_CACHE: refused on purpose (README), saying why.
+    let virt = json!({"type" : "VIRTUAL", "repositoryName": "maven-virtual", "description": "Virtual Maven registry repository",
+        "packageType": "maven", "virtualSettings": {"includedRepositoryUuids": [mp, mc], "allowRemoteProxying": true,
+        "deploymentRepositoryUuid": mc}});
+    let (st, v) = gf_post(&s, base, virt.clone()).await;
+    assert_eq!(st, 400, "{v}");
+    assert!(
+        v["message"].as_str().unwrap().contains("LOCAL_CACHE"),
+        "{v}"
+    );
+    // The same with a LOCAL to deploy into.
+    let (st, v) = gf_post(
+        &s,
+        base,
+        json!({"type": "LOCAL", "repositoryName": "maven-local", "packageType": "maven"}),
+    )
+    .await;
+    assert_eq!(st, 201, "{v}");
+    let ml = v["repositoryUuid"].as_str().unwrap().to_string();
+    let mut virt_ok = virt.clone();
+    virt_ok["virtualSettings"]["includedRepositoryUuids"] = json!([mp, mc, ml]);
+    virt_ok["virtualSettings"]["deploymentRepositoryUuid"] = json!(ml);
+    let (st, v) = gf_post(&s, base, virt_ok.clone()).await;
+    assert_eq!(st, 201, "{v}");
+    let mv = short(
+        &v,
+        "maven-virtual",
+        "VIRTUAL",
+        "maven",
+        json!("Virtual Maven registry repository"),
+    );
+    // includedRepositoryUuids is required on create.
+    let (st, v) = gf_post(
+        &s,
+        base,
+        json!({"type": "VIRTUAL", "repositoryName": "v-noinc", "packageType": "maven", "virtualSettings": {}}),
+    )
+    .await;
+    assert_eq!(
+        (st, v["details"]["field"].as_str()),
+        (400, Some("virtualSettings.includedRepositoryUuids")),
+        "{v}"
+    );
+    // The list: the seed's entries and its default page size.
+    let (st, v) = gf_get(&s, base).await;
+    assert_eq!(st, 200, "{v}");
+    assert_eq!(v["page"]["size"], 10, "{v}");
+    assert_eq!(v["page"]["number"], 0, "{v}");
+    let list = v["_embedded"]["shortRegistryRepositoryDtoList"]
+        .as_array()
+        .unwrap();
+    let find = |t: &str| {
+        list.iter()
+            .find(|r| r["title"] == t)
+            .cloned()
+            .unwrap_or(Value::Null)
+    };
+    short(
+        &find("generic-local"),
+        "generic-local",
+        "LOCAL",
+        "generic",
+        json!("Local generic registry repository"),
+    );
+    short(
+        &find("maven-proxy"),
+        "maven-proxy",
+        "PROXY",
+        "maven",
+        json!("Proxy Maven registry repository"),
+    );
+    short(
+        &find("maven-proxy-cache"),
+        "maven-proxy-cache",
+        "LOCAL_CACHE",
+        "maven",
+        Value::Null,
+    );
+    short(
+        &find("maven-virtual"),
+        "maven-virtual",
+        "VIRTUAL",
+        "maven",
+        json!("Virtual Maven registry repository"),
+    );
+    // Get by UUID.
+    let (st, v) = gf_get(&s, &format!("{base}/{gl}")).await;
+    assert_eq!(st, 200, "{v}");
+    short(
+        &v,
+        "generic-local",
+        "LOCAL",
+        "generic",
+        json!("Local generic registry repository"),
+    );
+    // The modify examples.
+    let (st, v) = gf_put(
+        &s,
+        &format!("{base}/{gl}"),
+        json!({"type" : "LOCAL", "description": "Local generic registry repository", "settings": {
+               "hasAnonymousAccess": true, "isDeletePackageAllowed": true, "packageReuploadType": "OVERRIDE"}}),
+    )
+    .await;
+    assert_eq!(st, 200, "{v}");
+    short(
+        &v,
+        "generic-local",
+        "LOCAL",
+        "generic",
+        json!("Local generic registry repository"),
+    );
+    let mut put_proxy = proxy.clone();
+    if let Some(o) = put_proxy.as_object_mut() {
+        o.remove("repositoryName");
+        o.remove("packageType");
+    }
+    let (st, v) = gf_put(&s, &format!("{base}/{mp}"), put_proxy).await;
+    assert_eq!(st, 200, "{v}");
+    short(
+        &v,
+        "maven-proxy",
+        "PROXY",
+        "maven",
+        json!("Proxy Maven registry repository"),
+    );
+    let mut put_virt =
+        json!({"type" : "VIRTUAL", "description": "Virtual Maven registry repository"});
+    put_virt["virtualSettings"] = virt_ok["virtualSettings"].clone();
+    let (st, v) = gf_put(&s, &format!("{base}/{mv}"), put_virt).await;
+    assert_eq!(st, 200, "{v}");
+    short(
+        &v,
+        "maven-virtual",
+        "VIRTUAL",
+        "maven",
+        json!("Virtual Maven registry repository"),
+    );
+    // Delete: 204, then 404.
+    let (st, _) = gf_delete(&s, &format!("{base}/{mv}")).await;
+    assert_eq!(st, 204);
+    let (st, _) = gf_get(&s, &format!("{base}/{mv}")).await;
+    assert_eq!(st, 404);
+}
+
 both_backends!(
+    gitflic_seed_examples_verbatim,
     gitflic_upper_case_uuids,
     gitflic_scope_ids_compare_case_insensitively
 );

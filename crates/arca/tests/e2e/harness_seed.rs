@@ -230,7 +230,109 @@ async fn harness_refs_as_clients_send_them(b: Backend) {
     assert_eq!(st, 404);
 }
 
+/// The seed's request sample, verbatim (`"config": {}`, `parentRef: "string"`), on every endpoint of
+/// the seed with the documented status and fields; then the fields the sample leaves empty.
+async fn harness_seed_examples_verbatim(b: Backend) {
+    let s = Server::start(b).await;
+    let sample = json!({"allowedPattern": [], "blockedPattern": [], "cleanupPolicy": [], "config": {},
+        "description": "string", "identifier": "string", "labels": [], "packageType": "DOCKER",
+        "parentRef": "string", "scanners": []});
+    let (st, v) = call(s.post("/har/api/v1/registry?space_ref=acc123/+", sample.clone())).await;
+    assert_eq!(st, 201, "{v}");
+    assert_eq!(v["status"], "SUCCESS");
+    let d = &v["data"];
+    for (k, want) in [
+        ("identifier", json!("string")),
+        ("packageType", json!("DOCKER")),
+        ("description", json!("string")),
+        ("parentRef", json!("string")),
+        ("isPublic", json!(false)),
+        ("labels", json!([])),
+        ("scanners", json!([])),
+    ] {
+        assert_eq!(d[k], want, "{k}: {v}");
+    }
+    assert_eq!(d["config"]["type"], "VIRTUAL", "{v}");
+    assert!(d["uuid"].as_str().is_some_and(|u| u.len() == 36), "{v}");
+    assert_eq!(d["url"], s.url("/string/string"));
+    let (st, v) = call(s.get("/har/api/v1/registry/string/string/+")).await;
+    assert_eq!((st, &v["status"]), (200, &json!("SUCCESS")), "{v}");
+    assert_eq!(v["data"]["identifier"], "string");
+    let (st, v) = call(s.put("/har/api/v1/registry/string/string/+", sample.clone())).await;
+    assert_eq!((st, &v["status"]), (200, &json!("SUCCESS")), "{v}");
+    assert_eq!(v["data"]["config"]["type"], "VIRTUAL");
+    let (st, v) = call(s.get("/har/api/v1/registry/string/string/+/artifacts")).await;
+    assert_eq!((st, &v["status"]), (200, &json!("SUCCESS")), "{v}");
+    assert_eq!(v["data"]["itemCount"], 0);
+    let (st, v) = call(s.get("/har/api/v1/registry/string/string/+/client-setup-details")).await;
+    assert_eq!((st, &v["status"]), (200, &json!("SUCCESS")), "{v}");
+    assert!(
+        v["data"]["sections"]
+            .as_array()
+            .is_some_and(|a| !a.is_empty()),
+        "{v}"
+    );
+    let (st, v) = call(s.delete("/har/api/v1/registry/string/string/+")).await;
+    assert_eq!((st, v), (200, json!({"status": "SUCCESS"})));
+    // The seed's three space_ref forms and registry_ref examples (one identifier per account).
+    for (q, ident, r) in [
+        ("acc123/+", "registry123", "acc123/registry123/+"),
+        (
+            "acc123/org456/+",
+            "registry456",
+            "acc123/org456/registry456/+",
+        ),
+        (
+            "acc123/org456/proj789/+",
+            "registry789",
+            "acc123/org456/proj789/registry789/+",
+        ),
+    ] {
+        let mut body = sample.clone();
+        body["identifier"] = json!(ident);
+        body["parentRef"] = json!(q.trim_end_matches("/+"));
+        let (st, v) = call(s.post(&format!("/har/api/v1/registry?space_ref={q}"), body)).await;
+        assert_eq!(st, 201, "{q}: {v}");
+        let (st, v) = call(s.get(&format!("/har/api/v1/registry/{r}"))).await;
+        assert_eq!(st, 200, "{r}: {v}");
+    }
+    // cleanupPolicy is stored on create; scanners are {name} objects of known scanners.
+    let policy = json!([{"name": "p", "expireDays": 30, "packagePrefix": ["com.acme"], "versionPrefix": ["0.0."]}]);
+    let mut body = sample.clone();
+    body["identifier"] = json!("cp-create");
+    body["cleanupPolicy"] = policy.clone();
+    body["scanners"] = json!([{"name": "AQUA_TRIVY"}]);
+    let (st, v) = call(s.post("/har/api/v1/registry", body)).await;
+    assert_eq!(st, 201, "{v}");
+    assert_eq!(v["data"]["cleanupPolicy"], policy);
+    assert_eq!(v["data"]["scanners"], json!([{"name": "AQUA_TRIVY"}]));
+    let (_, v) = call(s.get("/har/api/v1/registry/string/cp-create/+")).await;
+    assert_eq!(v["data"]["cleanupPolicy"], policy);
+    for bad in [json!(["x"]), json!([{"name": "FOO"}]), json!([{}])] {
+        let mut body = sample.clone();
+        body["identifier"] = json!("bad-scanner");
+        body["scanners"] = bad.clone();
+        let (st, v) = call(s.post("/har/api/v1/registry", body)).await;
+        assert_eq!(
+            (st, v["details"]["field"].as_str()),
+            (400, Some("scanners")),
+            "{bad}: {v}"
+        );
+    }
+    // A config that names no type but says something is still refused.
+    let mut body = sample.clone();
+    body["identifier"] = json!("half-config");
+    body["config"] = json!({"url": "http://127.0.0.1:9/"});
+    let (st, v) = call(s.post("/har/api/v1/registry", body)).await;
+    assert_eq!(
+        (st, v["details"]["field"].as_str()),
+        (400, Some("config.type")),
+        "{v}"
+    );
+}
+
 both_backends!(
+    harness_seed_examples_verbatim,
     harness_refs_as_clients_send_them,
     harness_mixed_case_scope_ids,
     harness_oci_account_lower_cased

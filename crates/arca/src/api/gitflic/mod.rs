@@ -143,12 +143,12 @@ impl FromRequestParts<AppState> for Authed {
     }
 }
 
-/// `page` (0-based) and `size` (default 20), Spring style.
+/// `page` (0-based) and `size` (default 10, as the seed's example answers), Spring style.
 pub(super) fn pager(q: Option<String>) -> ApiResult<(i64, i64)> {
     let q = query_pairs(q.as_deref());
     Ok((
         query_int(&q, "page")?.unwrap_or(0),
-        check_size(query_int(&q, "size")?.unwrap_or(20))?,
+        check_size(query_int(&q, "size")?.unwrap_or(10))?,
     ))
 }
 

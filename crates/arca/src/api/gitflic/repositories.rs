@@ -267,6 +267,12 @@ async fn apply_virtual(
     s: &VirtualSettingsDto,
     creating: bool,
 ) -> ApiResult<()> {
+    if creating && s.included_repository_uuids.is_none() {
+        return Err(ApiError::bad(
+            "virtualSettings.includedRepositoryUuids",
+            "includedRepositoryUuids is required to create a VIRTUAL repository",
+        ));
+    }
     if !creating
         && (s.included_repository_uuids.is_some() != s.deployment_repository_uuid.is_some())
     {

@@ -57,7 +57,10 @@ pub(super) fn parse_config(
     config: Option<&Value>,
     existing: Option<&Registry>,
 ) -> ApiResult<ParsedConfig> {
-    let Some(c) = config.filter(|c| !c.is_null()) else {
+    // An empty object (the seed's own request sample, `"config": {}`) says nothing, like no config:
+    // the hosted kind on create, the registry's own on update.
+    let empty = |c: &&Value| c.is_null() || c.as_object().is_some_and(|o| o.is_empty());
+    let Some(c) = config.filter(|c| !empty(c)) else {
         return Ok(ParsedConfig {
             kind: existing.map(|r| r.kind).unwrap_or(RegistryKind::Hosted),
             upstreams: None,
