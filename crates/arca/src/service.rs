@@ -266,10 +266,14 @@ pub async fn create(
             ),
         ));
     }
-    let scope = state.db.ensure_scope(scope_path).await?;
-    reg.scope_id = scope.id.clone();
-    reg.scope_path = scope.path.clone();
-    reg.account = scope.account().to_string();
+    // Nothing is created before everything is checked: the scopes, the registry and its cache are
+    // then created in one transaction (`create_registry`), which also sets the stored spelling.
+    reg.scope_path = scope_path.to_string();
+    reg.account = scope_path
+        .split('/')
+        .next()
+        .unwrap_or(scope_path)
+        .to_string();
     validate(state, &reg, field_members).await?;
     if state
         .db
@@ -282,25 +286,24 @@ pub async fn create(
             reg.identifier, reg.account
         )));
     }
-    state.db.insert_registry(&reg).await?;
-    if let Err(e) = ensure_cache(state, &reg).await {
-        state.db.delete_registry(&reg.id).await?;
-        return Err(e);
+    let mut cache = new_cache(&reg);
+    match state
+        .db
+        .create_registry(scope_path, &mut reg, cache.as_mut())
+        .await
+    {
+        Err(crate::store::StoreError::Conflict(m)) => return Err(cache_conflict(m, cache)),
+        other => other?,
     }
     Ok(state.db.registry_by_id(&reg.id).await?.unwrap_or(reg))
 }
 
-/// A caching proxy keeps what it fetched in `<proxy>-cache` (LOCAL_CACHE).
-async fn ensure_cache(state: &AppState, proxy: &Registry) -> ApiResult<()> {
+/// A caching proxy keeps what it fetched in `<proxy>-cache` (LOCAL_CACHE): the cache a proxy
+/// needs, if it needs one. It lives beside its proxy and shares its access settings.
+fn new_cache(proxy: &Registry) -> Option<Registry> {
     let caching =
         proxy.kind == RegistryKind::Proxy && proxy.proxy.as_ref().is_some_and(|p| p.caching);
-    if !caching || state.db.cache_of_proxy(&proxy.id).await?.is_some() {
-        return Ok(());
-    }
-    let identifier = format!("{}-cache", proxy.identifier);
-    validate_identifier("identifier", &identifier)?;
-    // The cache lives beside its proxy and shares its access settings; nothing else carries over.
-    let cache = Registry {
+    caching.then(|| Registry {
         scope_id: proxy.scope_id.clone(),
         anonymous: proxy.anonymous,
         delete_allowed: proxy.delete_allowed,
@@ -308,16 +311,33 @@ async fn ensure_cache(state: &AppState, proxy: &Registry) -> ApiResult<()> {
         cache_of: Some(proxy.id.clone()),
         ..Registry::new(
             &proxy.scope_path,
-            identifier,
+            format!("{}-cache", proxy.identifier),
             proxy.package_type,
             RegistryKind::Cache,
         )
-    };
-    match state.db.insert_registry(&cache).await {
-        Err(crate::store::StoreError::Conflict(_)) => Err(ApiError::conflict(format!(
+    })
+}
+
+fn cache_conflict(message: String, cache: Option<Registry>) -> ApiError {
+    match cache {
+        Some(c) if message.contains(&format!("'{}'", c.identifier)) => ApiError::conflict(format!(
             "cannot create the cache registry '{}': a registry of that name already exists",
-            cache.identifier
-        ))),
+            c.identifier
+        )),
+        _ => ApiError::conflict(message),
+    }
+}
+
+/// Creates the cache of a proxy that has just become a caching one.
+async fn ensure_cache(state: &AppState, proxy: &Registry) -> ApiResult<()> {
+    let Some(cache) = new_cache(proxy) else {
+        return Ok(());
+    };
+    if state.db.cache_of_proxy(&proxy.id).await?.is_some() {
+        return Ok(());
+    }
+    match state.db.insert_registry(&cache).await {
+        Err(crate::store::StoreError::Conflict(m)) => Err(cache_conflict(m, Some(cache))),
         other => Ok(other?),
     }
 }

@@ -42,6 +42,9 @@ pub enum StoreError {
 
 pub type StoreResult<T> = Result<T, StoreError>;
 
+/// A write transaction, for the store functions that compose into one (`*_in`).
+pub(crate) type Tx<'a> = sqlx::Transaction<'a, sqlx::Any>;
+
 impl StoreError {
     pub fn conflict(message: impl Into<String>) -> Self {
         StoreError::Conflict(message.into())

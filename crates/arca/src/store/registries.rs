@@ -4,7 +4,7 @@ use sqlx::Row;
 use sqlx::any::AnyRow;
 
 use super::paging::{Filter, List, Page, SortField};
-use super::{Db, json_list};
+use super::{Db, Tx, json_list};
 use super::{StoreError, StoreResult};
 use crate::model::{
     CleanupPolicy, PackageType, ProxySettings, Registry, RegistryKind, Reupload, Scope, now_ms,
@@ -149,6 +149,33 @@ impl Db {
     /// Inserts a registry and its members. A duplicate identifier in the account is a 409.
     pub async fn insert_registry(&self, reg: &Registry) -> StoreResult<()> {
         let mut tx = self.write.begin().await?;
+        Self::insert_registry_in(&mut tx, reg).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Creates a registry, and the cache of a caching proxy, in one transaction with the scopes
+    /// they need: a refusal (a duplicate name) leaves nothing behind, not even a new account.
+    /// Sets the registries' scope ids, and their scope path and account to the stored spelling.
+    pub async fn create_registry(
+        &self,
+        scope_path: &str,
+        reg: &mut Registry,
+        cache: Option<&mut Registry>,
+    ) -> StoreResult<()> {
+        let mut tx = self.write.begin().await?;
+        let scope = Self::ensure_scope_in(&mut tx, scope_path).await?;
+        for r in std::iter::once(reg).chain(cache) {
+            r.scope_id = scope.id.clone();
+            r.scope_path = scope.path.clone();
+            r.account = scope.account().to_string();
+            Self::insert_registry_in(&mut tx, r).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    pub(crate) async fn insert_registry_in(tx: &mut Tx<'_>, reg: &Registry) -> StoreResult<()> {
         let p = reg.proxy.clone().unwrap_or_default();
         let res = sqlx::query(
             "INSERT INTO registries (id, account, scope_id, identifier, package_type, kind, description, labels, \
@@ -187,7 +214,7 @@ impl Db {
         .bind(reg.deployment_registry_id.clone())
         .bind(reg.created_at)
         .bind(reg.updated_at)
-        .execute(&mut *tx)
+        .execute(&mut **tx)
         .await;
         match res {
             Ok(_) => {}
@@ -204,10 +231,9 @@ impl Db {
                 .bind(&reg.id)
                 .bind(i as i64)
                 .bind(m)
-                .execute(&mut *tx)
+                .execute(&mut **tx)
                 .await?;
         }
-        tx.commit().await?;
         Ok(())
     }
 
@@ -381,11 +407,24 @@ impl Db {
 
     /// Creates the account's trash can if it does not exist yet.
     pub async fn ensure_trash_can(&self, account_scope: &Scope) -> StoreResult<()> {
-        if self
-            .registry_by_identifier(account_scope.account(), TRASH_IDENTIFIER)
-            .await?
-            .is_some()
-        {
+        let mut tx = self.write.begin().await?;
+        Self::ensure_trash_can_in(&mut tx, account_scope).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    pub(crate) async fn ensure_trash_can_in(
+        tx: &mut Tx<'_>,
+        account_scope: &Scope,
+    ) -> StoreResult<()> {
+        let found = sqlx::query(
+            "SELECT id FROM registries WHERE LOWER(account) = LOWER($1) AND identifier = $2",
+        )
+        .bind(account_scope.account())
+        .bind(TRASH_IDENTIFIER)
+        .fetch_optional(&mut **tx)
+        .await?;
+        if found.is_some() {
             return Ok(());
         }
         // The trash can lives at the account's top, and deleting in it purges.
@@ -399,9 +438,6 @@ impl Db {
                 RegistryKind::Trash,
             )
         };
-        match self.insert_registry(&reg).await {
-            Ok(()) | Err(StoreError::Conflict(_)) => Ok(()),
-            Err(e) => Err(e),
-        }
+        Self::insert_registry_in(tx, &reg).await
     }
 }

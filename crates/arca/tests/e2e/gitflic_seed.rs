@@ -296,7 +296,88 @@ async fn gitflic_seed_examples_verbatim(b: Backend) {
     assert_eq!(st, 404);
 }
 
+/// A refused create leaves no company behind; a wrong method is a JSON 405; both instance forms
+/// serve every method; the OpenAPI document pages every list form.
+async fn gitflic_side_effects_and_forms(b: Backend) {
+    let s = Server::start(b).await;
+    let (st, v) = gf_post(
+        &s,
+        "/registry/company/othercorp/repositories",
+        json!({"type": "PROXY", "repositoryName": "p", "packageType": "npm", "proxySettings": {"url": "ftp://127.0.0.1/"}}),
+    )
+    .await;
+    assert_eq!(st, 400, "{v}");
+    let (st, v) = gf_get(&s, "/registry/company/othercorp/repositories").await;
+    assert_eq!(st, 404, "the refused create left its company behind: {v}");
+    // 405 with a JSON body.
+    let r = auth(
+        &s,
+        s.client.patch(s.url("/registry/company/acme/repositories")),
+    )
+    .send()
+    .await
+    .unwrap();
+    assert_eq!(r.status(), 405);
+    let v: Value = r.json().await.expect("a JSON 405 body");
+    assert_eq!(v["code"], "405", "{v}");
+    // Both instance forms, every method.
+    let (st, v) = gf_post(
+        &s,
+        "/registry/instance/repositories",
+        json!({"type": "LOCAL", "repositoryName": "inst", "packageType": "generic"}),
+    )
+    .await;
+    assert_eq!(st, 201, "{v}");
+    let uuid = v["repositoryUuid"].as_str().unwrap().to_string();
+    let (st, v) = gf_get(&s, "/registry/instance/repositories").await;
+    assert_eq!(st, 200, "{v}");
+    assert!(titles(&v).contains(&"inst".to_string()), "{v}");
+    let (st, _) = gf_get(&s, &format!("/registry/instance/repositories/{uuid}")).await;
+    assert_eq!(st, 200);
+    let (st, v) = gf_put(
+        &s,
+        &format!("/registry/instance/alias/repositories/{uuid}"),
+        json!({"type": "LOCAL", "description": "changed"}),
+    )
+    .await;
+    assert_eq!((st, &v["description"]), (200, &json!("changed")), "{v}");
+    let (st, _) = gf_delete(&s, &format!("/registry/instance/alias/repositories/{uuid}")).await;
+    assert_eq!(st, 204);
+    // page and size are declared for every repository list form.
+    let (st, doc) = call(s.client.get(s.url("/api/openapi.json"))).await;
+    assert_eq!(st, 200);
+    for path in [
+        "/registry/project/{ownerAlias}/{projectAlias}/repositories",
+        "/registry/company/{companyAlias}/repositories",
+        "/registry/instance/{projectAlias}/repositories",
+        "/registry/instance/repositories",
+    ] {
+        let names: Vec<&str> = doc["paths"][path]["get"]["parameters"]
+            .as_array()
+            .map(|a| a.iter().filter_map(|p| p["name"].as_str()).collect())
+            .unwrap_or_default();
+        assert!(
+            names.contains(&"page") && names.contains(&"size"),
+            "{path}: {names:?}"
+        );
+    }
+    for (path, method) in [
+        ("/registry/instance/repositories", "post"),
+        (
+            "/registry/instance/{projectAlias}/repositories/{uuid}",
+            "put",
+        ),
+        (
+            "/registry/instance/{projectAlias}/repositories/{uuid}",
+            "delete",
+        ),
+    ] {
+        assert!(doc["paths"][path][method].is_object(), "{method} {path}");
+    }
+}
+
 both_backends!(
+    gitflic_side_effects_and_forms,
     gitflic_seed_examples_verbatim,
     gitflic_upper_case_uuids,
     gitflic_scope_ids_compare_case_insensitively

@@ -331,7 +331,28 @@ async fn harness_seed_examples_verbatim(b: Backend) {
     );
 }
 
+/// A create refused after its scope was resolved leaves no account, org or project behind.
+async fn harness_refused_create_leaves_no_scope(b: Backend) {
+    let s = Server::start(b).await;
+    let (st, v) = create(
+        &s,
+        json!({"identifier": "x", "packageType": "GENERIC", "parentRef": "newacct/neworg", "allowedPattern": ["("]}),
+    )
+    .await;
+    assert_eq!(st, 400, "{v}");
+    for space in ["newacct", "newacct/neworg"] {
+        let (st, v) = call(s.get(&format!("/har/api/v1/spaces/{space}/+/registries"))).await;
+        assert_eq!(st, 404, "{space}: {v}");
+    }
+    s.generic_registry("acme", "dup").await;
+    let (st, v) = create(&s, generic("dup", "acme/neworg")).await;
+    assert_eq!(st, 409, "{v}");
+    let (st, v) = call(s.get("/har/api/v1/spaces/acme/neworg/+/registries")).await;
+    assert_eq!(st, 404, "{v}");
+}
+
 both_backends!(
+    harness_refused_create_leaves_no_scope,
     harness_seed_examples_verbatim,
     harness_refs_as_clients_send_them,
     harness_mixed_case_scope_ids,
