@@ -7,9 +7,9 @@
 //! |----------|-----------------------------------------------|----------------------------|
 //! | Hosted   | VIRTUAL (stores artifacts; `upstreamProxies`)  | LOCAL                      |
 //! | Proxy    | UPSTREAM                                       | PROXY                      |
-//! | Cache    | VIRTUAL (read-only, `kind: CACHE`)             | LOCAL_CACHE                |
+//! | Cache    | not shown (content listed on the UPSTREAM)     | LOCAL_CACHE                |
 //! | Group    | VIRTUAL (`upstreamProxies` = members, `kind: GROUP`) | VIRTUAL              |
-//! | Trash    | VIRTUAL (`kind: TRASH`)                         | TRASH_CAN                  |
+//! | Trash    | not shown (`deleted=include\|only`, `deletedAt`) | TRASH_CAN                |
 
 use serde::{Deserialize, Serialize};
 
@@ -126,7 +126,7 @@ pub enum RegistryKind {
     Cache,
     /// Resolves through its members in order; uploads go to its deployment member.
     Group,
-    /// One per account: where deleted versions go.
+    /// One per scope: where deleted versions go (`store::trash`).
     Trash,
 }
 

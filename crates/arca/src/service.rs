@@ -7,7 +7,6 @@ use crate::auth::Principal;
 use crate::error::{ApiError, ApiResult};
 use crate::model::{Registry, RegistryKind, Role, validate_identifier};
 use crate::state::AppState;
-use crate::store::registries::TRASH_IDENTIFIER;
 use crate::store::scopes::{ancestor_paths, same_path, validate_path};
 
 /// Members may be given by UUID (GitFlic) or identifier (Harness); both resolve here.
@@ -298,8 +297,9 @@ pub async fn create(
     Ok(state.db.registry_by_id(&reg.id).await?.unwrap_or(reg))
 }
 
-/// A caching proxy keeps what it fetched in `<proxy>-cache` (LOCAL_CACHE): the cache a proxy
-/// needs, if it needs one. It lives beside its proxy and shares its access settings.
+/// A caching proxy keeps what it fetched in its cache (LOCAL_CACHE; the Harness dialect shows the
+/// content under the proxy itself): the cache a proxy needs, if it needs one. It lives beside its
+/// proxy, shares its access settings and has an internal identifier no user name can take.
 fn new_cache(proxy: &Registry) -> Option<Registry> {
     let caching =
         proxy.kind == RegistryKind::Proxy && proxy.proxy.as_ref().is_some_and(|p| p.caching);
@@ -311,7 +311,7 @@ fn new_cache(proxy: &Registry) -> Option<Registry> {
         cache_of: Some(proxy.id.clone()),
         ..Registry::new(
             &proxy.scope_path,
-            format!("{}-cache", proxy.identifier),
+            crate::store::trash::cache_identifier(&proxy.id),
             proxy.package_type,
             RegistryKind::Cache,
         )
@@ -574,8 +574,8 @@ mod tests {
     }
 }
 
-/// Moves one version, or all versions of a package, to the account's trash can. In the trash can
-/// itself, deleting purges.
+/// Moves one version, or all versions of a package, to the trash of the registry's scope
+/// (`store::trash`). In the trash itself, deleting purges.
 pub async fn trash_versions(
     state: &AppState,
     reg: &Registry,
@@ -604,17 +604,12 @@ pub async fn trash_versions(
         }
         return Ok(());
     }
-    let account_scope = state.db.scope_by_path(&reg.account).await?.ok_or_else(|| {
-        ApiError::Internal(anyhow::anyhow!("account scope {} missing", reg.account))
-    })?;
-    state.db.ensure_trash_can(&account_scope).await?;
-    let trash = state
+    let scope = state
         .db
-        .registry_by_identifier(&reg.account, TRASH_IDENTIFIER)
+        .scope_by_path(&reg.scope_path)
         .await?
-        .ok_or_else(|| {
-            ApiError::Internal(anyhow::anyhow!("trash can of {} missing", reg.account))
-        })?;
+        .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("scope {} missing", reg.scope_path)))?;
+    let trash = state.db.ensure_trash_can(&scope).await?;
     for v in &versions {
         state.db.trash_version(reg, &pkg, v, &trash).await?;
     }

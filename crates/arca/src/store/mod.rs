@@ -12,6 +12,7 @@ pub mod oci;
 pub mod paging;
 pub mod registries;
 pub mod scopes;
+pub mod trash;
 
 use std::str::FromStr;
 use std::time::Duration;

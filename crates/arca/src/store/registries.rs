@@ -7,13 +7,11 @@ use super::paging::{Filter, List, Page, SortField};
 use super::{Db, Tx, json_list};
 use super::{StoreError, StoreResult};
 use crate::model::{
-    CleanupPolicy, PackageType, ProxySettings, Registry, RegistryKind, Reupload, Scope, now_ms,
+    CleanupPolicy, PackageType, ProxySettings, Registry, RegistryKind, Reupload, now_ms,
 };
 
 const SELECT: &str =
     "SELECT r.*, s.path AS scope_path FROM registries r JOIN scopes s ON s.id = r.scope_id";
-
-pub const TRASH_IDENTIFIER: &str = "trash-can";
 
 fn flag(r: &AnyRow, col: &str) -> Result<bool, sqlx::Error> {
     Ok(r.try_get::<i64, _>(col)? != 0)
@@ -403,41 +401,5 @@ impl Db {
         };
         self.paged(List::Registries, &select, "r.identifier", filter, page)
             .await
-    }
-
-    /// Creates the account's trash can if it does not exist yet.
-    pub async fn ensure_trash_can(&self, account_scope: &Scope) -> StoreResult<()> {
-        let mut tx = self.write.begin().await?;
-        Self::ensure_trash_can_in(&mut tx, account_scope).await?;
-        tx.commit().await?;
-        Ok(())
-    }
-
-    pub(crate) async fn ensure_trash_can_in(
-        tx: &mut Tx<'_>,
-        account_scope: &Scope,
-    ) -> StoreResult<()> {
-        let found = sqlx::query(
-            "SELECT id FROM registries WHERE LOWER(account) = LOWER($1) AND identifier = $2",
-        )
-        .bind(account_scope.account())
-        .bind(TRASH_IDENTIFIER)
-        .fetch_optional(&mut **tx)
-        .await?;
-        if found.is_some() {
-            return Ok(());
-        }
-        // The trash can lives at the account's top, and deleting in it purges.
-        let reg = Registry {
-            scope_id: account_scope.id.clone(),
-            delete_allowed: true,
-            ..Registry::new(
-                &account_scope.path,
-                TRASH_IDENTIFIER,
-                PackageType::Generic,
-                RegistryKind::Trash,
-            )
-        };
-        Self::insert_registry_in(tx, &reg).await
     }
 }

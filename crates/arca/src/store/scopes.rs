@@ -68,7 +68,7 @@ impl Db {
     }
 
     /// [`Db::ensure_scope`] inside a transaction, so that what fails later in it (a registry that
-    /// cannot be created) leaves no scope behind. A new account gets its trash can in it too.
+    /// cannot be created) leaves no scope behind. A new scope gets its trash registry in it too.
     pub(crate) async fn ensure_scope_in(tx: &mut Tx<'_>, path: &str) -> StoreResult<Scope> {
         validate_path("scope", path)?;
         let segs: Vec<&str> = path.split('/').collect();
@@ -96,10 +96,8 @@ impl Db {
                     let s = Self::scope_in(tx, &p)
                         .await?
                         .ok_or_else(|| StoreError::Corrupt(format!("scope {p} vanished")))?;
-                    if n == 0 {
-                        // Every account has exactly one trash can.
-                        Self::ensure_trash_can_in(tx, &s).await?;
-                    }
+                    // Every scope (a GitFlic owner) has its trash.
+                    Self::ensure_trash_can_in(tx, &s).await?;
                     s
                 }
             };

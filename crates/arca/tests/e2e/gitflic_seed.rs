@@ -376,7 +376,79 @@ async fn gitflic_side_effects_and_forms(b: Backend) {
     }
 }
 
+/// Each owner (project, company, instance) has its TRASH_CAN, listed with its repositories as the
+/// seed shows it; server-made repositories never take a user's name.
+async fn gitflic_trash_can_per_owner(b: Backend) {
+    let s = Server::start(b).await;
+    // Names the server used to take are a user's to choose (in one owner: names are still unique
+    // per instance until item 2 of issue 13).
+    let base = "/registry/project/ivan/webapp/repositories";
+    for name in ["trash-can", "maven-proxy-cache"] {
+        let (st, v) = gf_post(
+            &s,
+            base,
+            json!({"type": "LOCAL", "repositoryName": name, "packageType": "maven"}),
+        )
+        .await;
+        assert_eq!(st, 201, "{name}: {v}");
+    }
+    for (i, base) in [
+        base,
+        "/registry/company/acme/repositories",
+        "/registry/instance/x/repositories",
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let proxy = if i == 0 {
+            "maven-proxy".to_string()
+        } else {
+            format!("proxy-{i}")
+        };
+        let (st, v) = gf_post(
+            &s,
+            base,
+            json!({"type": "PROXY", "repositoryName": proxy, "packageType": "maven",
+                   "proxySettings": {"url": "http://127.0.0.1:9/", "isCaching": true}}),
+        )
+        .await;
+        assert_eq!(st, 201, "{base}: {v}");
+        let (_, v) = gf_get(&s, &format!("{base}?size=50")).await;
+        let list = v["_embedded"]["shortRegistryRepositoryDtoList"]
+            .as_array()
+            .unwrap();
+        let trash: Vec<&Value> = list
+            .iter()
+            .filter(|r| r["repositoryType"] == "TRASH_CAN")
+            .collect();
+        assert_eq!(trash.len(), 1, "{base}: {v}");
+        assert_eq!(trash[0]["title"], "trashCan");
+        assert_eq!(trash[0]["packageType"], "generic");
+        assert_eq!(trash[0]["description"], Value::Null);
+        let cache = format!("{proxy}-cache");
+        let caches = list
+            .iter()
+            .filter(|r| r["title"] == cache.as_str())
+            .map(|r| r["repositoryType"].as_str().unwrap())
+            .collect::<Vec<_>>();
+        if i == 0 {
+            assert_eq!(
+                caches,
+                vec!["LOCAL", "LOCAL_CACHE"],
+                "the user's and the proxy's: {v}"
+            );
+        } else {
+            assert_eq!(caches, vec!["LOCAL_CACHE"], "{v}");
+        }
+        // The trash can is the server's: not deleted through the API.
+        let uuid = trash[0]["repositoryUuid"].as_str().unwrap();
+        let (st, v) = gf_delete(&s, &format!("{base}/{uuid}")).await;
+        assert_eq!(st, 400, "{v}");
+    }
+}
+
 both_backends!(
+    gitflic_trash_can_per_owner,
     gitflic_side_effects_and_forms,
     gitflic_seed_examples_verbatim,
     gitflic_upper_case_uuids,

@@ -351,7 +351,143 @@ async fn harness_refused_create_leaves_no_scope(b: Backend) {
     assert_eq!(st, 404, "{v}");
 }
 
+/// The server's caches and trash registries take no user name and do not show in the Harness
+/// dialect: deleted versions stay on their registry (`deleted=include|only`, `deletedAt`) and are
+/// restored there, by the registry's id, not its name.
+async fn harness_no_server_made_registries(b: Backend) {
+    let s = Server::start(b).await;
+    let upstream = |id: &str| {
+        json!({"identifier": id, "packageType": "NPM", "parentRef": "acme",
+               "config": {"type": "UPSTREAM", "source": "Custom", "url": "http://127.0.0.1:9/", "authType": "Anonymous"}})
+    };
+    // Names the server used to take: a user's npm-cache before an upstream npm, and after; trash-can.
+    let (st, v) = create(
+        &s,
+        json!({"identifier": "npm-cache", "packageType": "NPM", "parentRef": "acme"}),
+    )
+    .await;
+    assert_eq!(st, 201, "{v}");
+    let (st, v) = create(&s, upstream("npm")).await;
+    assert_eq!(st, 201, "{v}");
+    let (st, v) = create(&s, upstream("pypi-like")).await;
+    assert_eq!(st, 201, "{v}");
+    let (st, v) = create(
+        &s,
+        json!({"identifier": "pypi-like-cache", "packageType": "NPM", "parentRef": "acme"}),
+    )
+    .await;
+    assert_eq!(st, 201, "{v}");
+    let (st, v) = create(&s, generic("trash-can", "newacct")).await;
+    assert_eq!(st, 201, "{v}");
+    for space in ["acme", "newacct"] {
+        let (_, v) =
+            call(s.get(&format!("/har/api/v1/spaces/{space}/+/registries?size=100"))).await;
+        for r in v["data"]["registries"].as_array().unwrap() {
+            assert!(
+                !["CACHE", "TRASH"].contains(&r["kind"].as_str().unwrap()),
+                "{r}"
+            );
+        }
+    }
+    // Deleted versions on their registry.
+    s.generic_registry("acme", "files").await;
+    for v in ["1.0", "2.0"] {
+        let put = s
+            .client
+            .put(s.url(&format!("/pkg/acme/files/generic/tool/{v}/a.txt")))
+            .header("x-api-key", &s.token)
+            .body(format!("v{v}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(put.status(), 201);
+    }
+    let versions = |q: &'static str| {
+        let s = &s;
+        async move {
+            let (st, v) = call(s.get(&format!(
+                "/har/api/v1/registry/acme/files/+/artifact/tool/versions{q}"
+            )))
+            .await;
+            assert_eq!(st, 200, "{q}: {v}");
+            v["data"]["artifactVersions"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|x| {
+                    (
+                        x["name"].as_str().unwrap().to_string(),
+                        x["deletedAt"].is_string(),
+                    )
+                })
+                .collect::<Vec<_>>()
+        }
+    };
+    let (st, _) =
+        call(s.delete("/har/api/v1/registry/acme/files/+/artifact/tool/+/version/1.0")).await;
+    assert_eq!(st, 200);
+    assert_eq!(versions("").await, vec![("2.0".to_string(), false)]);
+    assert_eq!(
+        versions("?deleted=exclude").await,
+        vec![("2.0".to_string(), false)]
+    );
+    assert_eq!(
+        versions("?deleted=only").await,
+        vec![("1.0".to_string(), true)]
+    );
+    assert_eq!(
+        versions("?deleted=include").await,
+        vec![("2.0".to_string(), false), ("1.0".to_string(), true)]
+    );
+    let (st, v) =
+        call(s.get("/har/api/v1/registry/acme/files/+/artifact/tool/versions?deleted=maybe")).await;
+    assert_eq!(
+        (st, v["details"]["field"].as_str()),
+        (400, Some("deleted")),
+        "{v}"
+    );
+    // Restore: live again, with its file.
+    let restore = "/har/api/v1/registry/acme/files/+/artifact/tool/+/version/1.0/restore";
+    let (st, v) = call(s.post(restore, json!({}))).await;
+    assert_eq!(st, 200, "{v}");
+    assert_eq!(v["data"]["name"], "1.0");
+    assert_eq!(v["data"]["deletedAt"], Value::Null);
+    let got = s
+        .get("/pkg/acme/files/generic/tool/1.0/a.txt")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(got.status(), 200);
+    assert_eq!(got.text().await.unwrap(), "v1.0");
+    assert_eq!(versions("?deleted=only").await, vec![]);
+    let (st, _) = call(s.post(restore, json!({}))).await;
+    assert_eq!(st, 404, "nothing deleted to restore");
+    // A version uploaded again since it was deleted is not overwritten by a restore.
+    let (st, _) =
+        call(s.delete("/har/api/v1/registry/acme/files/+/artifact/tool/+/version/1.0")).await;
+    assert_eq!(st, 200);
+    let put = s
+        .client
+        .put(s.url("/pkg/acme/files/generic/tool/1.0/a.txt"))
+        .header("x-api-key", &s.token)
+        .body("again")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(put.status(), 201);
+    let (st, v) = call(s.post(restore, json!({}))).await;
+    assert_eq!(st, 409, "{v}");
+    // Deleted versions belong to the registry (by id), not to its name.
+    let (st, _) = call(s.delete("/har/api/v1/registry/acme/files/+")).await;
+    assert_eq!(st, 200);
+    s.generic_registry("acme", "files").await;
+    let (st, v) =
+        call(s.get("/har/api/v1/registry/acme/files/+/artifact/tool/versions?deleted=only")).await;
+    assert_eq!(st, 404, "{v}");
+}
+
 both_backends!(
+    harness_no_server_made_registries,
     harness_refused_create_leaves_no_scope,
     harness_seed_examples_verbatim,
     harness_refs_as_clients_send_them,

@@ -29,9 +29,25 @@ fn short_json(reg: &Registry) -> Value {
     })
 }
 
+/// The short view of any repository, the server's own too: their stored identifiers are internal,
+/// so a LOCAL_CACHE is titled `<proxy>-cache` and a TRASH_CAN `trashCan`, as the seed shows them.
+async fn short_view(state: &AppState, reg: &Registry) -> ApiResult<Value> {
+    let mut v = short_json(reg);
+    match (reg.kind, &reg.cache_of) {
+        (RegistryKind::Trash, _) => v["title"] = json!("trashCan"),
+        (RegistryKind::Cache, Some(proxy)) => {
+            if let Some(p) = state.db.registry_by_id(proxy).await? {
+                v["title"] = json!(format!("{}-cache", p.identifier));
+            }
+        }
+        _ => {}
+    }
+    Ok(v)
+}
+
 /// The single-repository view: the seed's short shape plus the settings (secrets never included).
 async fn full_json(state: &AppState, reg: &Registry) -> ApiResult<Value> {
-    let mut v = short_json(reg);
+    let mut v = short_view(state, reg).await?;
     let o = v
         .as_object_mut()
         .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("not an object")))?;
@@ -91,7 +107,10 @@ pub(super) async fn list(
         None,
     );
     let (total, regs) = state.db.list_registries(&filter, &pg).await?;
-    let items: Vec<Value> = regs.iter().map(short_json).collect();
+    let mut items: Vec<Value> = Vec::with_capacity(regs.len());
+    for r in &regs {
+        items.push(short_view(state, r).await?);
+    }
     Ok(Json(paged(
         "shortRegistryRepositoryDtoList",
         items,

@@ -11,6 +11,7 @@
 //! bodies, `views` renders the JSON documents, `registries` and `artifacts` hold the handlers.
 
 mod artifacts;
+mod deleted;
 mod registries;
 pub(crate) mod requests;
 mod views;
@@ -209,7 +210,17 @@ async fn load_registry(
 ) -> ApiResult<Registry> {
     let account = space.split('/').next().unwrap_or(space);
     match state.db.registry_by_identifier(account, ident).await? {
-        Some(r) if same_path(&r.scope_path, space) => Ok(r),
+        // Caches and trash registries are the server's own: the dialect shows their content on the
+        // registries it belongs to (a proxy's cached artifacts, a registry's deleted versions).
+        Some(r)
+            if same_path(&r.scope_path, space)
+                && !matches!(
+                    r.kind,
+                    crate::model::RegistryKind::Cache | crate::model::RegistryKind::Trash
+                ) =>
+        {
+            Ok(r)
+        }
         _ if principal.is_anonymous() => {
             Err(ApiError::Unauthenticated("authentication required".into()))
         }

@@ -339,17 +339,17 @@ pub(super) fn package_types(query: &[(String, String)]) -> ApiResult<Vec<Package
         .collect()
 }
 
-/// The `type` filter: Harness's two registry types, as the kinds each covers.
+/// The `type` filter: Harness's two registry types, as the kinds each covers. Caches and trash
+/// registries are never listed: the dialect has none.
 pub(super) fn registry_kinds(query: &[(String, String)]) -> ApiResult<Vec<RegistryKind>> {
     match query_get(query, "type") {
-        None | Some("") => Ok(vec![]),
-        Some("UPSTREAM") => Ok(vec![RegistryKind::Proxy]),
-        Some("VIRTUAL") => Ok(vec![
+        None | Some("") => Ok(vec![
             RegistryKind::Hosted,
             RegistryKind::Group,
-            RegistryKind::Cache,
-            RegistryKind::Trash,
+            RegistryKind::Proxy,
         ]),
+        Some("UPSTREAM") => Ok(vec![RegistryKind::Proxy]),
+        Some("VIRTUAL") => Ok(vec![RegistryKind::Hosted, RegistryKind::Group]),
         Some(o) => Err(ApiError::bad(
             "type",
             format!("type must be VIRTUAL or UPSTREAM, got '{o}'"),
