@@ -338,6 +338,11 @@ impl Registry {
         self.account.to_ascii_lowercase()
     }
 
+    /// The identifier as OCI repository names spell it (lower case; GitFlic names may have upper).
+    pub fn oci_name(&self) -> String {
+        self.identifier.to_ascii_lowercase()
+    }
+
     /// `<scope path>/<identifier>`: the Harness registry path.
     pub fn path(&self) -> String {
         format!("{}/{}", self.scope_path, self.identifier)
@@ -438,6 +443,27 @@ pub fn validate_identifier(field: &str, s: &str) -> Result<(), ApiError> {
         ));
     }
     Ok(())
+}
+
+/// GitFlic repository name syntax: `[A-Za-z0-9._-]`, upper case included, at most 255 characters,
+/// not `.` or `..` (names are path segments). Names compare case-insensitively: `MyRepo` and
+/// `myrepo` are one name. Harness identifiers ([`validate_identifier`]) are a subset.
+pub fn validate_gitflic_name(field: &str, s: &str) -> Result<(), ApiError> {
+    let ok = !s.is_empty()
+        && s.len() <= 255
+        && s != "."
+        && s != ".."
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
+    if ok {
+        return Ok(());
+    }
+    Err(ApiError::bad(
+        field,
+        format!(
+            "invalid {field} '{s}': 1~255 characters of letters, digits, '.', '_' and '-' (not '.' or '..')"
+        ),
+    ))
 }
 
 /// Account, org and project id syntax (one segment of a scope path). Harness's own rule,

@@ -5,7 +5,7 @@ use std::collections::HashSet;
 
 use crate::auth::Principal;
 use crate::error::{ApiError, ApiResult};
-use crate::model::{Registry, RegistryKind, Role, validate_identifier};
+use crate::model::{PackageType, Registry, RegistryKind, Role, validate_gitflic_name};
 use crate::state::AppState;
 use crate::store::scopes::{ancestor_paths, same_path, validate_path};
 
@@ -35,7 +35,21 @@ pub async fn resolve_member(
 
 /// Checks a registry as it would be stored. `field_members` names the dialect's member field.
 pub async fn validate(state: &AppState, reg: &Registry, field_members: &str) -> ApiResult<()> {
-    validate_identifier("identifier", &reg.identifier)?;
+    // Each dialect checks its own rule on create (Harness's lower-case identifiers, GitFlic's
+    // names); what is stored is either.
+    validate_gitflic_name("identifier", &reg.identifier)?;
+    if matches!(reg.package_type, PackageType::Docker | PackageType::Helm)
+        && !crate::formats::oci::valid_component(&reg.oci_name())
+    {
+        return Err(ApiError::bad(
+            "identifier",
+            format!(
+                "'{}' cannot name an OCI repository: in lower case it must start and end with a letter or \
+                 digit, with single '.', '_', '__' or runs of '-' between",
+                reg.identifier
+            ),
+        ));
+    }
     for (field, pats) in [
         ("allowedPattern", &reg.allowed_patterns),
         ("blockedPattern", &reg.blocked_patterns),

@@ -47,6 +47,7 @@ impl Format for Helm {
         let SetupContext {
             host,
             oci_account: account,
+            oci_id,
             id,
             root,
             user,
@@ -68,7 +69,7 @@ impl Format for Helm {
                     "Push",
                     &[(
                         "",
-                        format!("helm push {art}-{ver}.tgz oci://{host}/{account}/{id}"),
+                        format!("helm push {art}-{ver}.tgz oci://{host}/{account}/{oci_id}"),
                     )],
                 )],
             ),
@@ -78,7 +79,7 @@ impl Format for Helm {
                     "Pull",
                     &[(
                         "",
-                        format!("helm pull oci://{host}/{account}/{id}/{art} --version {ver}"),
+                        format!("helm pull oci://{host}/{account}/{oci_id}/{art} --version {ver}"),
                     )],
                 )],
             ),
@@ -116,7 +117,7 @@ impl Format for Helm {
         let host = &c.host;
         format!(
             "helm pull oci://{host}/{}/{}/{name} --version {version}",
-            c.oci_account, c.id
+            c.oci_account, c.oci_id
         )
     }
 

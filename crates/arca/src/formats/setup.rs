@@ -22,6 +22,8 @@ pub struct SetupContext {
     pub oci_account: String,
     /// The registry's identifier.
     pub id: String,
+    /// The identifier as OCI image references spell it (lower case).
+    pub oci_id: String,
     /// The registry's native root: `<base>/pkg/<account>/<registry>/<format>`.
     pub root: String,
     /// The caller's user name, or `<USERNAME>`.
@@ -56,6 +58,7 @@ impl SetupContext {
             account: reg.account.clone(),
             oci_account: reg.oci_account(),
             id: reg.identifier.clone(),
+            oci_id: reg.oci_name(),
             root,
             user: user.unwrap_or("<USERNAME>").to_string(),
             art: artifact.unwrap_or("<ARTIFACT_NAME>").to_string(),
@@ -80,11 +83,11 @@ pub fn step(header: &str, commands: &[(&str, String)]) -> Value {
 /// What an OCI setup says when the account id has upper case: image references spell it in lower
 /// case (the distribution spec allows no upper case in repository names), so the commands do.
 pub fn oci_case_note(c: &SetupContext) -> Option<String> {
-    (c.account != c.oci_account).then(|| {
+    (c.account != c.oci_account || c.id != c.oci_id).then(|| {
         format!(
-            "Image references use the account id in lower case ('{}' for '{}'): OCI repository names \
-             cannot contain upper-case letters.",
-            c.oci_account, c.account
+            "Image references use the account and registry in lower case ('{}/{}' for '{}/{}'): OCI \
+             repository names cannot contain upper-case letters.",
+            c.oci_account, c.oci_id, c.account, c.id
         )
     })
 }

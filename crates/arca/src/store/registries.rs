@@ -131,8 +131,10 @@ impl Db {
         account: &str,
         identifier: &str,
     ) -> StoreResult<Option<Registry>> {
-        // The account in any spelling: scope ids compare case-insensitively.
-        let sql = format!("{SELECT} WHERE LOWER(r.account) = LOWER($1) AND r.identifier = $2");
+        // Any spelling: scope ids and registry names compare case-insensitively.
+        let sql = format!(
+            "{SELECT} WHERE LOWER(r.account) = LOWER($1) AND LOWER(r.identifier) = LOWER($2)"
+        );
         let row = sqlx::query(&sql)
             .bind(account)
             .bind(identifier)

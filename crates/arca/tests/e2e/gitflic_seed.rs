@@ -447,7 +447,106 @@ async fn gitflic_trash_can_per_owner(b: Backend) {
     }
 }
 
+/// GitFlic names: `[A-Za-z0-9._-]` with upper case (the seed's own `trashCan`), kept as written,
+/// compared case-insensitively (uniqueness, native URLs); OCI names are their lower case.
+async fn gitflic_names_with_upper_case(b: Backend) {
+    let s = Server::start(b).await;
+    let base = "/registry/company/acme/repositories";
+    for name in ["MyRepo", "trashCan", "v1.2_x-Y"] {
+        let (st, v) = gf_post(
+            &s,
+            base,
+            json!({"type": "LOCAL", "repositoryName": name, "packageType": "generic"}),
+        )
+        .await;
+        assert_eq!(st, 201, "{name}: {v}");
+        assert_eq!(v["title"], name);
+    }
+    let (st, v) = gf_post(
+        &s,
+        base,
+        json!({"type": "LOCAL", "repositoryName": "MYREPO", "packageType": "generic"}),
+    )
+    .await;
+    assert_eq!(st, 409, "names compare case-insensitively: {v}");
+    for bad in ["P 1", "..", "a/b", "ü", ""] {
+        let (st, v) = gf_post(
+            &s,
+            base,
+            json!({"type": "LOCAL", "repositoryName": bad, "packageType": "generic"}),
+        )
+        .await;
+        assert_eq!(
+            (st, v["details"]["field"].as_str()),
+            (400, Some("repositoryName")),
+            "{bad}: {v}"
+        );
+    }
+    // Native URLs in any spelling.
+    let put = s
+        .client
+        .put(s.url("/pkg/default/MyRepo/generic/tool/1.0/a.txt"))
+        .header("x-api-key", &s.token)
+        .body("hi")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(put.status(), 201);
+    let got = s
+        .get("/pkg/default/myrepo/generic/tool/1.0/a.txt")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(got.status(), 200);
+    // The Harness dialect finds it too (its own identifiers stay lower case).
+    let (st, v) = call(s.get("/har/api/v1/registry/default/acme/MyRepo/+")).await;
+    assert_eq!(
+        (st, &v["data"]["identifier"]),
+        (200, &json!("MyRepo")),
+        "{v}"
+    );
+    // A container registry is reached through its lower-cased name.
+    let (st, v) = gf_post(
+        &s,
+        base,
+        json!({"type": "LOCAL", "repositoryName": "MyImages", "packageType": "container"}),
+    )
+    .await;
+    assert_eq!(st, 201, "{v}");
+    let (_, v) = call(s.get("/har/api/v1/registry/default/acme/myimages/+")).await;
+    assert_eq!(v["data"]["url"], s.url("/default/myimages"), "{v}");
+    let data = b"layer".to_vec();
+    let digest = format!(
+        "sha256:{}",
+        hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&data))
+    );
+    let r = s
+        .client
+        .post(s.url(&format!(
+            "/v2/default/myimages/app/blobs/uploads/?digest={digest}"
+        )))
+        .basic_auth("admin", Some(&s.token))
+        .body(data)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201, "{}", r.text().await.unwrap());
+    // A name that cannot be an OCI repository name is refused for container registries only.
+    let (st, v) = gf_post(
+        &s,
+        base,
+        json!({"type": "LOCAL", "repositoryName": "_images", "packageType": "container"}),
+    )
+    .await;
+    assert_eq!(
+        (st, v["details"]["field"].as_str()),
+        (400, Some("identifier")),
+        "{v}"
+    );
+}
+
 both_backends!(
+    gitflic_names_with_upper_case,
     gitflic_trash_can_per_owner,
     gitflic_side_effects_and_forms,
     gitflic_seed_examples_verbatim,

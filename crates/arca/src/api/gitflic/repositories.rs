@@ -344,7 +344,7 @@ pub(super) async fn create(
         .repository_name
         .clone()
         .ok_or_else(|| ApiError::bad("repositoryName", "repositoryName is required"))?;
-    crate::model::validate_identifier("repositoryName", &name)?;
+    crate::model::validate_gitflic_name("repositoryName", &name)?;
     let pt_s = req
         .package_type
         .as_deref()

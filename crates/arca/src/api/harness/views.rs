@@ -43,7 +43,7 @@ pub(super) fn native_url(state: &AppState, reg: &Registry) -> String {
     let base = &state.config.base_url;
     match reg.package_type {
         PackageType::Docker | PackageType::Helm => {
-            format!("{base}/{}/{}", reg.oci_account(), reg.identifier)
+            format!("{base}/{}/{}", reg.oci_account(), reg.oci_name())
         }
         t => format!(
             "{base}/pkg/{}/{}/{}",

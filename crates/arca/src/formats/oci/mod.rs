@@ -47,7 +47,7 @@ impl Format for Docker {
         let SetupContext {
             host,
             oci_account: account,
-            id,
+            oci_id: id,
             art,
             ver,
             ..
@@ -94,7 +94,7 @@ impl Format for Docker {
         let host = &c.host;
         format!(
             "docker pull {host}/{}/{}/{name}:{version}",
-            c.oci_account, c.id
+            c.oci_account, c.oci_id
         )
     }
 
@@ -118,7 +118,7 @@ impl Format for Docker {
             "DOCKER registries speak the OCI distribution protocol at {}/v2/{}/{}/",
             state.config.base_url,
             req.registry.oci_account(),
-            req.registry.identifier
+            req.registry.oci_name()
         )))
     }
 }
