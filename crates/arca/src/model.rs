@@ -264,6 +264,11 @@ impl Scope {
 pub struct Registry {
     pub id: String,
     pub account: String,
+    /// Where the name is unique: the account (Harness's rule, and every registry made before
+    /// GitFlic names were per owner), or the scope path (a GitFlic owner's name). A registry named
+    /// per account keeps the native root `/pkg/<account>/<name>/`; one named per owner has
+    /// `/pkg/<scope path>/-/<name>/` (and the shorthand while its name is unique in the account).
+    pub namespace: String,
     pub scope_id: String,
     pub scope_path: String,
     pub identifier: String,
@@ -301,13 +306,11 @@ impl Registry {
         kind: RegistryKind,
     ) -> Registry {
         let now = now_ms();
+        let account = scope_path.split('/').next().unwrap_or(scope_path);
         Registry {
             id: new_id(),
-            account: scope_path
-                .split('/')
-                .next()
-                .unwrap_or(scope_path)
-                .to_string(),
+            account: account.to_string(),
+            namespace: account.to_string(),
             scope_id: String::new(),
             scope_path: scope_path.to_string(),
             identifier: identifier.into(),
@@ -341,6 +344,31 @@ impl Registry {
     /// The identifier as OCI repository names spell it (lower case; GitFlic names may have upper).
     pub fn oci_name(&self) -> String {
         self.identifier.to_ascii_lowercase()
+    }
+
+    /// Whether the name is unique in the scope only (a GitFlic owner's), not in the account.
+    pub fn named_per_owner(&self) -> bool {
+        !self.namespace.eq_ignore_ascii_case(&self.account)
+    }
+
+    /// What follows `/pkg/` in the registry's native URLs: `<account>/<name>`, or
+    /// `<scope path>/-/<name>` for a name unique in its owner only.
+    pub fn native_prefix(&self) -> String {
+        if self.named_per_owner() {
+            format!("{}/-/{}", self.scope_path, self.identifier)
+        } else {
+            format!("{}/{}", self.account, self.identifier)
+        }
+    }
+
+    /// What precedes the image in OCI references, lower case: `<account>/<name>`, or
+    /// `<scope path>/<name>` for a name unique in its owner only.
+    pub fn oci_prefix(&self) -> String {
+        if self.named_per_owner() {
+            format!("{}/{}", self.scope_path, self.identifier).to_ascii_lowercase()
+        } else {
+            format!("{}/{}", self.oci_account(), self.oci_name())
+        }
     }
 
     /// `<scope path>/<identifier>`: the Harness registry path.
@@ -453,6 +481,7 @@ pub fn validate_gitflic_name(field: &str, s: &str) -> Result<(), ApiError> {
         && s.len() <= 255
         && s != "."
         && s != ".."
+        && s != "-"
         && s.bytes()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
     if ok {
@@ -461,7 +490,7 @@ pub fn validate_gitflic_name(field: &str, s: &str) -> Result<(), ApiError> {
     Err(ApiError::bad(
         field,
         format!(
-            "invalid {field} '{s}': 1~255 characters of letters, digits, '.', '_' and '-' (not '.' or '..')"
+            "invalid {field} '{s}': 1~255 characters of letters, digits, '.', '_' and '-' (not '.', '..' or '-')"
         ),
     ))
 }

@@ -288,15 +288,35 @@ pub async fn create(
         .unwrap_or(scope_path)
         .to_string();
     validate(state, &reg, field_members).await?;
-    if state
-        .db
-        .registry_by_identifier(&reg.account, &reg.identifier)
-        .await?
-        .is_some()
-    {
+    // A name per account (Harness's rule) is taken by any registry of the account; a GitFlic
+    // owner's name only by one of that owner.
+    let taken = if reg.named_per_owner() {
+        state
+            .db
+            .registry_in_scope(scope_path, &reg.identifier)
+            .await?
+            .is_some()
+    } else {
+        !state
+            .db
+            .registries_named(&reg.account, &reg.identifier)
+            .await?
+            .is_empty()
+    };
+    if taken {
         return Err(ApiError::conflict(format!(
-            "registry '{}' already exists in account '{}'",
-            reg.identifier, reg.account
+            "registry '{}' already exists in {} '{}'",
+            reg.identifier,
+            if reg.named_per_owner() {
+                "owner"
+            } else {
+                "account"
+            },
+            if reg.named_per_owner() {
+                scope_path
+            } else {
+                &reg.account
+            }
         )));
     }
     let mut cache = new_cache(&reg);

@@ -206,13 +206,13 @@ impl Formats {
     }
 }
 
-/// The public URL of a registry's native root: `<base>/pkg/<account>/<registry>/<format>`.
+/// The public URL of a registry's native root: `<base>/pkg/<account>/<registry>/<format>`, or
+/// `<base>/pkg/<scope path>/-/<registry>/<format>` for a name unique in its owner only.
 pub fn native_root(state: &AppState, reg: &Registry) -> String {
     format!(
-        "{}/pkg/{}/{}/{}",
+        "{}/pkg/{}/{}",
         state.config.base_url,
-        reg.account,
-        reg.identifier,
+        reg.native_prefix(),
         reg.package_type.path_segment()
     )
 }
@@ -343,17 +343,88 @@ impl Resolver<'_> {
     }
 }
 
-/// Entry point for `/pkg/{account}/{registry}/{format}/...`. Once the format is known, every
-/// error (unknown registry, bad credentials, missing permission) is answered in its envelope.
+/// Where a native URL points: `(scope, registry, format, rest)`, where `scope` is the account of
+/// the shorthand `/pkg/<account>/<registry>/<format>/...` (`scoped` false) or the scope path of
+/// `/pkg/<scope path>/-/<registry>/<format>/...` (`scoped` true; GitLab uses `/-/` the same way).
+pub(crate) struct NativeAddress<'a> {
+    pub scope: String,
+    pub scoped: bool,
+    pub registry: &'a str,
+    pub format: &'a str,
+    pub rest: &'a str,
+}
+
+/// Reads a native URL. `-` is no scope id, registry name or format, so a `-` second or third is
+/// the scoped form's separator; fourth, it is either that (after a project) or the first segment
+/// of a shorthand URL's rest (npm's `/-/` routes): a known format third says the latter, and
+/// [`native_address_scoped`] reads the other way when that finds no registry.
+pub(crate) fn native_address(raw: &str) -> Option<NativeAddress<'_>> {
+    let segs: Vec<&str> = raw.splitn(4, '/').collect();
+    let dash3 = raw.split('/').nth(3) == Some("-");
+    let known_format = segs.get(2).is_some_and(|f| all().get(f).is_some());
+    parse_native(raw, dash3 && known_format)
+}
+
+/// [`native_address`] of a URL whose fourth segment is `-`, read as the scoped form.
+pub(crate) fn native_address_scoped(raw: &str) -> Option<NativeAddress<'_>> {
+    (raw.split('/').nth(3) == Some("-"))
+        .then(|| parse_native(raw, false))
+        .flatten()
+        .filter(|a| a.scoped)
+}
+
+fn parse_native(raw: &str, dash3_is_rest: bool) -> Option<NativeAddress<'_>> {
+    let segs: Vec<&str> = raw.splitn(7, '/').collect();
+    let (scope_len, scoped) = match segs.iter().take(4).position(|s| *s == "-") {
+        Some(3) if dash3_is_rest => (1, false),
+        Some(n @ 1..=3) => (n, true),
+        Some(_) => return None,
+        None => (1, false),
+    };
+    let at = if scoped { scope_len + 1 } else { 1 };
+    let registry = *segs.get(at)?;
+    let format = *segs.get(at + 1)?;
+    if registry.is_empty() || format.is_empty() || segs[..scope_len].iter().any(|s| s.is_empty()) {
+        return None;
+    }
+    // The rest: everything after `<format>/` of the raw path.
+    let head: usize = segs[..at + 2].iter().map(|s| s.len() + 1).sum();
+    Some(NativeAddress {
+        scope: segs[..scope_len].join("/"),
+        scoped,
+        registry,
+        format,
+        rest: raw.get(head..).unwrap_or(""),
+    })
+}
+
+/// Entry point for `/pkg/{account}/{registry}/{format}/...` and
+/// `/pkg/{scope path}/-/{registry}/{format}/...`. Once the format is known, every error (unknown
+/// registry, bad credentials, missing permission) is answered in its envelope.
 pub async fn route(State(state): State<AppState>, req: Request) -> Response {
     let raw = req.uri().path().strip_prefix("/pkg/").unwrap_or("");
-    let segment = raw.split('/').nth(2).unwrap_or("");
+    let mut addr = native_address(raw);
+    // `<account>/<registry>/<format>/-/...` or `<account>/<org>/<project>/-/<registry>/...`, for a
+    // project named like a format: the shorthand if it names a registry, else the scoped form.
+    let mut scoped = false;
+    if let Some(a) = &addr
+        && !a.scoped
+        && let Some(alt) = native_address_scoped(raw)
+        && !matches!(
+            state.db.registry_by_identifier(&a.scope, a.registry).await,
+            Ok(Some(_))
+        )
+    {
+        addr = Some(alt);
+        scoped = true;
+    }
+    let segment = addr.map(|a| a.format).unwrap_or("");
     match all().get(segment).cloned() {
-        Some(format) => match dispatch(&state, format.as_ref(), req).await {
+        Some(format) => match dispatch(&state, format.as_ref(), req, scoped).await {
             Ok(r) => r,
             Err(e) => format.error_response(e),
         },
-        None if raw.split('/').filter(|s| !s.is_empty()).count() < 3 => {
+        None if native_address(raw).is_none() => {
             ApiError::not_found("expected /pkg/<account>/<registry>/<format>/...").into_response()
         }
         None => ApiError::not_found(format!("package type '{segment}' is not supported"))
@@ -362,21 +433,34 @@ pub async fn route(State(state): State<AppState>, req: Request) -> Response {
 }
 
 /// Finds the registry, authenticates the caller and hands the request to its format.
-async fn dispatch(state: &AppState, format: &dyn Format, req: Request) -> ApiResult<Response> {
+async fn dispatch(
+    state: &AppState,
+    format: &dyn Format,
+    req: Request,
+    scoped: bool,
+) -> ApiResult<Response> {
     let (parts, body) = req.into_parts();
     let raw = parts.uri.path().strip_prefix("/pkg/").unwrap_or("");
-    let mut it = raw.splitn(4, '/');
-    let (account, identifier, segment) = match (it.next(), it.next(), it.next()) {
-        (Some(a), Some(r), Some(f)) if !a.is_empty() && !r.is_empty() && !f.is_empty() => (a, r, f),
-        _ => {
-            return Err(ApiError::not_found(
-                "expected /pkg/<account>/<registry>/<format>/...",
-            ));
-        }
+    let addr = if scoped {
+        native_address_scoped(raw)
+    } else {
+        native_address(raw)
     };
-    let path = it.next().unwrap_or("").to_string();
+    let Some(addr) = addr else {
+        return Err(ApiError::not_found(
+            "expected /pkg/<account>/<registry>/<format>/... or /pkg/<scope path>/-/<registry>/<format>/...",
+        ));
+    };
+    let (account, identifier, segment) = (addr.scope.as_str(), addr.registry, addr.format);
+    let path = addr.rest.to_string();
     let principal = state.principal(&parts.headers).await?;
-    let registry = match state.db.registry_by_identifier(account, identifier).await? {
+    let found = if addr.scoped {
+        state.db.registry_in_scope(account, identifier).await?
+    } else {
+        state.db.registry_by_identifier(account, identifier).await?
+    };
+
+    let registry = match found {
         Some(r) => r,
         // Do not reveal which registries exist to callers without credentials.
         None if principal.is_anonymous() => {
@@ -412,6 +496,57 @@ async fn dispatch(state: &AppState, format: &dyn Format, req: Request) -> ApiRes
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn native_addresses_shorthand_and_scoped() {
+        let read = |a: Option<super::NativeAddress<'_>>| {
+            a.map(|a| {
+                (
+                    a.scope,
+                    a.scoped,
+                    a.registry.to_string(),
+                    a.format.to_string(),
+                    a.rest.to_string(),
+                )
+            })
+        };
+        let t = |s: &str, scoped: bool, r: &str, f: &str, rest: &str| {
+            Some((
+                s.to_string(),
+                scoped,
+                r.to_string(),
+                f.to_string(),
+                rest.to_string(),
+            ))
+        };
+        assert_eq!(
+            read(super::native_address("acct/reg/npm/-/user/x")),
+            t("acct", false, "reg", "npm", "-/user/x")
+        );
+        assert_eq!(
+            read(super::native_address("acct/org/-/reg/generic/a/b")),
+            t("acct/org", true, "reg", "generic", "a/b")
+        );
+        assert_eq!(
+            read(super::native_address("acct/-/reg/generic/")),
+            t("acct", true, "reg", "generic", "")
+        );
+        assert_eq!(
+            read(super::native_address("acct/org/proj/-/reg/generic/x")),
+            t("acct/org/proj", true, "reg", "generic", "x")
+        );
+        // A project named like a format: both readings are offered.
+        assert_eq!(
+            read(super::native_address("acct/org/npm/-/reg/generic/x")),
+            t("acct", false, "org", "npm", "-/reg/generic/x")
+        );
+        assert_eq!(
+            read(super::native_address_scoped("acct/org/npm/-/reg/generic/x")),
+            t("acct/org/npm", true, "reg", "generic", "x")
+        );
+        assert_eq!(read(super::native_address("-/reg/generic/x")), None);
+        assert_eq!(read(super::native_address("acct/reg")), None);
+    }
+
     use super::Resolver;
     use crate::model::RegistryKind;
     use crate::testing::{state, stored};

@@ -47,7 +47,12 @@ fn row_to_registry(r: &AnyRow) -> Result<Registry, sqlx::Error> {
     let scanners: String = r.try_get("scanners")?;
     Ok(Registry {
         id: r.try_get("id")?,
-        account: r.try_get("account")?,
+        // The account is the scope's first segment; the column is the name's namespace.
+        account: {
+            let path: String = r.try_get("scope_path")?;
+            path.split('/').next().unwrap_or(&path).to_string()
+        },
+        namespace: r.try_get("account")?,
         scope_id: r.try_get("scope_id")?,
         scope_path: r.try_get("scope_path")?,
         identifier: r.try_get("identifier")?,
@@ -126,17 +131,66 @@ impl Db {
         }
     }
 
+    /// The registry an account-level name means (the native shorthand `/pkg/<account>/<name>/`,
+    /// OCI's `<account>/<name>/...`, Harness identifiers): the one named per account (unique by
+    /// the store's index, so these addresses never change meaning), else the only registry of
+    /// that name anywhere in the account. Names and ids match in any spelling.
     pub async fn registry_by_identifier(
         &self,
         account: &str,
         identifier: &str,
     ) -> StoreResult<Option<Registry>> {
-        // Any spelling: scope ids and registry names compare case-insensitively.
         let sql = format!(
             "{SELECT} WHERE LOWER(r.account) = LOWER($1) AND LOWER(r.identifier) = LOWER($2)"
         );
         let row = sqlx::query(&sql)
             .bind(account)
+            .bind(identifier)
+            .fetch_optional(&self.read)
+            .await?;
+        if let Some(r) = row {
+            return Ok(Some(self.load_members(row_to_registry(&r)?).await?));
+        }
+        let mut all = self.registries_named(account, identifier).await?;
+        Ok(if all.len() == 1 { all.pop() } else { None })
+    }
+
+    /// Every registry of the account with that name (names per owner may repeat).
+    pub async fn registries_named(
+        &self,
+        account: &str,
+        identifier: &str,
+    ) -> StoreResult<Vec<Registry>> {
+        let sql = format!(
+            "{SELECT} WHERE LOWER(r.identifier) = LOWER($1) AND (LOWER(s.path) = LOWER($2) \
+             OR LOWER(s.path) LIKE LOWER($3) ESCAPE '\\')"
+        );
+        let rows = sqlx::query(&sql)
+            .bind(identifier)
+            .bind(account)
+            .bind(format!(
+                "{}/%",
+                account.replace('%', "\\%").replace('_', "\\_")
+            ))
+            .fetch_all(&self.read)
+            .await?;
+        let mut out = Vec::with_capacity(rows.len());
+        for r in &rows {
+            out.push(self.load_members(row_to_registry(r)?).await?);
+        }
+        Ok(out)
+    }
+
+    /// The registry of that name in exactly that scope (any spelling).
+    pub async fn registry_in_scope(
+        &self,
+        scope_path: &str,
+        identifier: &str,
+    ) -> StoreResult<Option<Registry>> {
+        let sql =
+            format!("{SELECT} WHERE LOWER(s.path) = LOWER($1) AND LOWER(r.identifier) = LOWER($2)");
+        let row = sqlx::query(&sql)
+            .bind(scope_path)
             .bind(identifier)
             .fetch_optional(&self.read)
             .await?;
@@ -166,9 +220,15 @@ impl Db {
         let mut tx = self.write.begin().await?;
         let scope = Self::ensure_scope_in(&mut tx, scope_path).await?;
         for r in std::iter::once(reg).chain(cache) {
+            let per_owner = r.named_per_owner();
             r.scope_id = scope.id.clone();
             r.scope_path = scope.path.clone();
             r.account = scope.account().to_string();
+            r.namespace = if per_owner {
+                scope.path.clone()
+            } else {
+                r.account.clone()
+            };
             Self::insert_registry_in(&mut tx, r).await?;
         }
         tx.commit().await?;
@@ -186,7 +246,7 @@ impl Db {
              $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27, $28, $29)",
         )
         .bind(&reg.id)
-        .bind(&reg.account)
+        .bind(&reg.namespace)
         .bind(&reg.scope_id)
         .bind(&reg.identifier)
         .bind(reg.package_type.harness())
@@ -220,8 +280,8 @@ impl Db {
             Ok(_) => {}
             Err(e) if super::is_unique_violation(&e) => {
                 return Err(StoreError::conflict(format!(
-                    "registry '{}' already exists in account '{}'",
-                    reg.identifier, reg.account
+                    "registry '{}' already exists in '{}'",
+                    reg.identifier, reg.namespace
                 )));
             }
             Err(e) => return Err(e.into()),

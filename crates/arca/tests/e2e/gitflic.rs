@@ -408,10 +408,18 @@ async fn visible_across_dialects(b: Backend) {
     let (_, h) = call(s.get("/har/api/v1/registry/default/acme/py-hosted/+")).await;
     assert_eq!(h["data"]["isPublic"], true);
     assert_eq!(h["data"]["description"], "from harness");
-    // A registry name is unique across the account, whichever dialect created it.
+    // A GitFlic name is unique per owner: another company may have one of that name (the
+    // Harness-made one keeps the account's shorthand URL); the same company may not.
     let (st, _) = gf_post(
         &s,
         "/registry/company/other/repositories",
+        local("py-hosted", "pypi"),
+    )
+    .await;
+    assert_eq!(st, 201);
+    let (st, _) = gf_post(
+        &s,
+        "/registry/company/acme/repositories",
         local("py-hosted", "pypi"),
     )
     .await;

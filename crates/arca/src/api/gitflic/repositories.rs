@@ -364,6 +364,8 @@ pub(super) async fn create(
     })?;
     let mut reg = Registry {
         description: req.description.clone(),
+        // GitFlic names are unique per owner (project, company, instance).
+        namespace: scope_path.to_string(),
         ..Registry::new(scope_path, name, package_type, kind)
     };
     match kind {

@@ -26,7 +26,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::http::query_pairs;
 use crate::model::Registry;
 use crate::state::AppState;
-use crate::store::scopes::{same_path, validate_path};
+use crate::store::scopes::validate_path;
 
 /// What every handler reads from the request, passed as one value.
 #[derive(Clone, Copy)]
@@ -208,16 +208,14 @@ async fn load_registry(
     space: &str,
     ident: &str,
 ) -> ApiResult<Registry> {
-    let account = space.split('/').next().unwrap_or(space);
-    match state.db.registry_by_identifier(account, ident).await? {
+    match state.db.registry_in_scope(space, ident).await? {
         // Caches and trash registries are the server's own: the dialect shows their content on the
         // registries it belongs to (a proxy's cached artifacts, a registry's deleted versions).
         Some(r)
-            if same_path(&r.scope_path, space)
-                && !matches!(
-                    r.kind,
-                    crate::model::RegistryKind::Cache | crate::model::RegistryKind::Trash
-                ) =>
+            if !matches!(
+                r.kind,
+                crate::model::RegistryKind::Cache | crate::model::RegistryKind::Trash
+            ) =>
         {
             Ok(r)
         }

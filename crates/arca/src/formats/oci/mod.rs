@@ -115,10 +115,9 @@ impl Format for Docker {
         req: NativeRequest,
     ) -> crate::error::ApiResult<Response> {
         Err(ApiError::not_found(format!(
-            "DOCKER registries speak the OCI distribution protocol at {}/v2/{}/{}/",
+            "DOCKER registries speak the OCI distribution protocol at {}/v2/{}/",
             state.config.base_url,
-            req.registry.oci_account(),
-            req.registry.oci_name()
+            req.registry.oci_prefix()
         )))
     }
 }
@@ -302,17 +301,39 @@ async fn resolve_repo(state: &AppState, name: &str) -> OciResult<Repo> {
             format!("invalid repository name '{name}': expected <account>/<registry>/<image>"),
         ));
     }
-    let registry = state
+    let oci = |r: &Registry| matches!(r.package_type, PackageType::Docker | PackageType::Helm);
+    // `<account>/<registry>/<image>` (a name per account, or unique in it), else
+    // `<scope path>/<registry>/<image>` of a name per owner, by the longest existing scope.
+    if let Some(registry) = state
         .db
         .registry_by_identifier(parts[0], parts[1])
         .await?
-        .filter(|r| matches!(r.package_type, PackageType::Docker | PackageType::Helm))
-        .ok_or_else(|| OciError::name_unknown(name))?;
-    Ok(Repo {
-        registry,
-        name: name.to_string(),
-        image: parts[2..].join("/"),
-    })
+        .filter(oci)
+    {
+        return Ok(Repo {
+            registry,
+            name: name.to_string(),
+            image: parts[2..].join("/"),
+        });
+    }
+    for depth in (2..=3).rev() {
+        if parts.len() < depth + 2 {
+            continue;
+        }
+        if let Some(registry) = state
+            .db
+            .registry_in_scope(&parts[..depth].join("/"), parts[depth])
+            .await?
+            .filter(|r| oci(r) && r.named_per_owner())
+        {
+            return Ok(Repo {
+                registry,
+                name: name.to_string(),
+                image: parts[depth + 1..].join("/"),
+            });
+        }
+    }
+    Err(OciError::name_unknown(name))
 }
 
 /// The caller of an OCI request, and the actions its token (if any) was scoped to.
