@@ -10,6 +10,7 @@ mod cran;
 mod debian;
 mod generic;
 mod gitflic;
+mod gitflic_names;
 mod gitflic_seed;
 mod harness;
 mod harness_seed;
