@@ -465,12 +465,25 @@ pub async fn trash_versions(
         }
         return Ok(());
     }
-    let scope = state
-        .db
-        .scope_by_path(&reg.scope_path)
-        .await?
-        .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("scope {} missing", reg.scope_path)))?;
-    let trash = state.db.ensure_trash_can(&scope).await?;
+    // The trash that already holds this package's deleted versions (one made before trash
+    // registries were per scope, say), so that they stay in one place; else the scope's.
+    let held = match state.db.deleted_package(reg, package).await? {
+        Some(p) => state.db.registry_by_id(&p.registry_id).await?,
+        None => None,
+    };
+    let trash = match held {
+        Some(t) => t,
+        None => {
+            let scope = state
+                .db
+                .scope_by_path(&reg.scope_path)
+                .await?
+                .ok_or_else(|| {
+                    ApiError::Internal(anyhow::anyhow!("scope {} missing", reg.scope_path))
+                })?;
+            state.db.ensure_trash_can(&scope).await?
+        }
+    };
     for v in &versions {
         state.db.trash_version(reg, &pkg, v, &trash).await?;
     }
