@@ -19,7 +19,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::model::{Registry, Role};
 use crate::store::Db;
 use crate::store::auth::User;
-use crate::store::scopes::ancestor_paths;
+use crate::store::scopes::{ancestor_paths, same_path};
 use crate::throttle::Throttle;
 
 pub const TOKEN_PREFIX: &str = "arca_";
@@ -63,7 +63,7 @@ impl Principal {
                 let ancestors = ancestor_paths(scope_path);
                 roles
                     .iter()
-                    .filter(|(p, _)| ancestors.iter().any(|a| a == p))
+                    .filter(|(p, _)| ancestors.iter().any(|a| same_path(a, p)))
                     .map(|(_, r)| *r)
                     .max()
             }

@@ -173,7 +173,7 @@ impl Config {
             .clone()
             .or(file.default_account)
             .unwrap_or_else(|| "default".into());
-        crate::model::validate_identifier("default_account", &default_account)
+        crate::model::validate_scope_id("default_account", &default_account)
             .map_err(|e| anyhow::anyhow!("{e}"))?;
         let max_upload_bytes = args
             .max_upload_bytes

@@ -7,9 +7,9 @@
 //! |----------|-----------------------------------------------|----------------------------|
 //! | Hosted   | VIRTUAL (stores artifacts; `upstreamProxies`)  | LOCAL                      |
 //! | Proxy    | UPSTREAM                                       | PROXY                      |
-//! | Cache    | VIRTUAL (read-only, `kind: CACHE`)             | LOCAL_CACHE                |
+//! | Cache    | not shown (content listed on the UPSTREAM)     | LOCAL_CACHE                |
 //! | Group    | VIRTUAL (`upstreamProxies` = members, `kind: GROUP`) | VIRTUAL              |
-//! | Trash    | VIRTUAL (`kind: TRASH`)                         | TRASH_CAN                  |
+//! | Trash    | not shown (`deleted=include\|only`, `deletedAt`) | TRASH_CAN                |
 
 use serde::{Deserialize, Serialize};
 
@@ -126,7 +126,7 @@ pub enum RegistryKind {
     Cache,
     /// Resolves through its members in order; uploads go to its deployment member.
     Group,
-    /// One per account: where deleted versions go.
+    /// One per scope: where deleted versions go (`store::trash`).
     Trash,
 }
 
@@ -279,6 +279,11 @@ impl Scope {
 pub struct Registry {
     pub id: String,
     pub account: String,
+    /// Where the name is unique: the account (Harness's rule, and every registry made before
+    /// GitFlic names were per owner), or the scope path (a GitFlic owner's name). A registry named
+    /// per account keeps the native root `/pkg/<account>/<name>/`; one named per owner has
+    /// `/pkg/<scope path>/-/<name>/` (and the shorthand while its name is unique in the account).
+    pub namespace: String,
     pub scope_id: String,
     pub scope_path: String,
     pub identifier: String,
@@ -320,13 +325,11 @@ impl Registry {
         kind: RegistryKind,
     ) -> Registry {
         let now = now_ms();
+        let account = scope_path.split('/').next().unwrap_or(scope_path);
         Registry {
             id: new_id(),
-            account: scope_path
-                .split('/')
-                .next()
-                .unwrap_or(scope_path)
-                .to_string(),
+            account: account.to_string(),
+            namespace: account.to_string(),
             scope_id: String::new(),
             scope_path: scope_path.to_string(),
             identifier: identifier.into(),
@@ -349,6 +352,42 @@ impl Registry {
             members: vec![],
             created_at: now,
             updated_at: now,
+        }
+    }
+
+    /// The account as OCI repository names spell it: lower case, as the distribution spec
+    /// requires (Harness lower-cases the account in its OCI URLs the same way).
+    pub fn oci_account(&self) -> String {
+        self.account.to_ascii_lowercase()
+    }
+
+    /// The identifier as OCI repository names spell it (lower case; GitFlic names may have upper).
+    pub fn oci_name(&self) -> String {
+        self.identifier.to_ascii_lowercase()
+    }
+
+    /// Whether the name is unique in the scope only (a GitFlic owner's), not in the account.
+    pub fn named_per_owner(&self) -> bool {
+        !self.namespace.eq_ignore_ascii_case(&self.account)
+    }
+
+    /// What follows `/pkg/` in the registry's native URLs: `<account>/<name>`, or
+    /// `<scope path>/-/<name>` for a name unique in its owner only.
+    pub fn native_prefix(&self) -> String {
+        if self.named_per_owner() {
+            format!("{}/-/{}", self.scope_path, self.identifier)
+        } else {
+            format!("{}/{}", self.account, self.identifier)
+        }
+    }
+
+    /// What precedes the image in OCI references, lower case: `<account>/<name>`, or
+    /// `<scope path>/<name>` for a name unique in its owner only.
+    pub fn oci_prefix(&self) -> String {
+        if self.named_per_owner() {
+            format!("{}/{}", self.scope_path, self.identifier).to_ascii_lowercase()
+        } else {
+            format!("{}/{}", self.oci_account(), self.oci_name())
         }
     }
 
@@ -426,6 +465,16 @@ pub fn new_id() -> String {
     uuid::Uuid::new_v4().to_string()
 }
 
+/// An id as a client spelled it, in the form ids are stored in: a UUID in any case (UUIDs compare
+/// case-insensitively, as Java's `UUID.fromString` reads them) becomes lower-case hyphenated;
+/// anything else is returned as it is (and finds nothing).
+pub fn canonical_id(s: &str) -> String {
+    match uuid::Uuid::try_parse(s) {
+        Ok(u) if s.len() == 36 => u.to_string(),
+        _ => s.to_string(),
+    }
+}
+
 /// Registry (and scope segment) identifier syntax, shared by both dialects: lowercase so that every
 /// registry can also be an OCI repository path component.
 pub fn validate_identifier(field: &str, s: &str) -> Result<(), ApiError> {
@@ -500,6 +549,49 @@ pub fn check_labels(field: &str, labels: &[String]) -> Result<(), ApiError> {
         check_visible(field, l)?;
     }
     Ok(())
+}
+
+/// GitFlic repository name syntax: `[A-Za-z0-9._-]`, upper case included, at most 255 characters,
+/// not `.` or `..` (names are path segments). Names compare case-insensitively: `MyRepo` and
+/// `myrepo` are one name. Harness identifiers ([`validate_identifier`]) are a subset.
+pub fn validate_gitflic_name(field: &str, s: &str) -> Result<(), ApiError> {
+    let ok = !s.is_empty()
+        && s.len() <= 255
+        && s != "."
+        && s != ".."
+        && s != "-"
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
+    if ok {
+        return Ok(());
+    }
+    Err(ApiError::bad(
+        field,
+        format!(
+            "invalid {field} '{s}': 1~255 characters of letters, digits, '.', '_' and '-' (not '.', '..' or '-')"
+        ),
+    ))
+}
+
+/// Account, org and project id syntax (one segment of a scope path). Harness's own rule,
+/// `^[a-zA-Z_][0-9a-zA-Z_$-]{0,127}$` (real account ids are mixed-case, e.g.
+/// `px7xd_BFRCi-pfWPYXVjvw`), or the registry identifier rule, which scope names created before
+/// that rule (and GitFlic aliases with dots, `my.project`) follow. Scope ids keep the spelling they
+/// were created with and are compared case-insensitively (`scope_by_path`).
+pub fn validate_scope_id(field: &str, s: &str) -> Result<(), ApiError> {
+    static RE: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
+        regex::Regex::new(r"^[a-zA-Z_][0-9a-zA-Z_$-]{0,127}$").expect("static regex")
+    });
+    if RE.is_match(s) || validate_identifier(field, s).is_ok() {
+        return Ok(());
+    }
+    Err(ApiError::bad(
+        field,
+        format!(
+            "invalid {field} '{s}': an account, org or project id is a letter or '_' followed by up to 127 \
+             letters, digits, '_', '$' or '-'"
+        ),
+    ))
 }
 
 /// Human-readable size as Harness prints it ("1.20 GB").

@@ -28,6 +28,10 @@ pub async fn build_state(config: Config) -> anyhow::Result<AppState> {
     db.ensure_scope(&config.default_account)
         .await
         .map_err(|e| anyhow::anyhow!("creating default account: {e}"))?;
+    // Scopes made before every scope had its trash get one.
+    db.ensure_trash_cans()
+        .await
+        .map_err(|e| anyhow::anyhow!("creating trash registries: {e}"))?;
     let throttle = crate::throttle::Throttle::new(
         config.auth_backoff_after,
         std::time::Duration::from_secs(config.auth_backoff_max_secs),

@@ -5,10 +5,9 @@ use std::collections::HashSet;
 
 use crate::auth::{Need, Principal};
 use crate::error::{ApiError, ApiResult};
-use crate::model::{Registry, RegistryKind, Role, validate_identifier};
+use crate::model::{PackageType, Registry, RegistryKind, Role, validate_gitflic_name};
 use crate::state::AppState;
-use crate::store::registries::TRASH_IDENTIFIER;
-use crate::store::scopes::{ancestor_paths, validate_path};
+use crate::store::scopes::{ancestor_paths, same_path, validate_path};
 
 /// Members may be given by UUID (GitFlic) or identifier (Harness); both resolve here. A registry
 /// the caller cannot read answers exactly like one that does not exist (no name oracle), unless
@@ -23,13 +22,16 @@ pub async fn resolve_member(
     key: &str,
 ) -> ApiResult<Registry> {
     let found = if uuid::Uuid::parse_str(key).is_ok() {
-        state.db.registry_by_id(&key.to_ascii_lowercase()).await?
+        state
+            .db
+            .registry_by_id(&crate::model::canonical_id(key))
+            .await?
     } else {
         state.db.registry_by_identifier(account, key).await?
     };
     match found {
         Some(r)
-            if r.account == account
+            if same_path(&r.account, account)
                 && (current.contains(&r.id) || principal.can(&r, Need::Read)) =>
         {
             Ok(r)
@@ -109,7 +111,21 @@ const SECRET_SPACE_FIELDS: [&str; 3] = [
 
 /// Checks a registry as it would be stored. `field_members` names the dialect's member field.
 pub async fn validate(state: &AppState, reg: &Registry, field_members: &str) -> ApiResult<()> {
-    validate_identifier("identifier", &reg.identifier)?;
+    // Each dialect checks its own rule on create (Harness's lower-case identifiers, GitFlic's
+    // names); what is stored is either.
+    validate_gitflic_name("identifier", &reg.identifier)?;
+    if matches!(reg.package_type, PackageType::Docker | PackageType::Helm)
+        && !crate::formats::oci::valid_component(&reg.oci_name())
+    {
+        return Err(ApiError::bad(
+            "identifier",
+            format!(
+                "'{}' cannot name an OCI repository: in lower case it must start and end with a letter or \
+                 digit, with single '.', '_', '__' or runs of '-' between",
+                reg.identifier
+            ),
+        ));
+    }
     for (field, pats) in [
         ("allowedPattern", &reg.allowed_patterns),
         ("blockedPattern", &reg.blocked_patterns),
@@ -140,6 +156,7 @@ pub async fn validate(state: &AppState, reg: &Registry, field_members: &str) -> 
             ));
         }
     }
+    validate_scanners(&reg.scanners)?;
     if reg.kind == RegistryKind::Proxy {
         if !reg.package_type.supports_proxy() {
             return Err(ApiError::bad(
@@ -199,7 +216,10 @@ pub async fn validate(state: &AppState, reg: &Registry, field_members: &str) -> 
                 ),
             ));
         }
-        if !ancestor_paths(&reg.scope_path).contains(&member.scope_path) {
+        if !ancestor_paths(&reg.scope_path)
+            .iter()
+            .any(|p| same_path(p, &member.scope_path))
+        {
             return Err(ApiError::bad(
                 field_members,
                 format!(
@@ -276,6 +296,32 @@ fn normalize_upstream_url(reg: &mut Registry) {
     }
 }
 
+/// The scanners Harness knows (`Scanner{name}`); Arca stores the choice and runs none.
+const SCANNERS: [&str; 2] = ["AQUA_TRIVY", "GRYPE"];
+
+/// Each scanner is a `{"name": ...}` object naming a known scanner.
+fn validate_scanners(scanners: &[serde_json::Value]) -> ApiResult<()> {
+    for s in scanners {
+        let name = s
+            .as_object()
+            .and_then(|o| o.get("name"))
+            .and_then(|n| n.as_str());
+        match name {
+            Some(n) if SCANNERS.contains(&n) => {}
+            _ => {
+                return Err(ApiError::bad(
+                    "scanners",
+                    format!(
+                        "invalid scanner {s}: expected {{\"name\": ...}} with one of {}",
+                        SCANNERS.join(", ")
+                    ),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Walks group members depth-first; reaching `reg` again is a cycle.
 async fn detect_cycle(state: &AppState, reg: &Registry, field: &str) -> ApiResult<()> {
     let mut stack: Vec<String> = reg.members.clone();
@@ -320,42 +366,66 @@ pub async fn create(
         ));
     }
     normalize_upstream_url(&mut reg);
-    let scope = state.db.ensure_scope(scope_path).await?;
-    reg.scope_id = scope.id.clone();
-    reg.scope_path = scope.path.clone();
-    reg.account = scope.account().to_string();
+    // Nothing is created before everything is checked: the scopes, the registry and its cache are
+    // then created in one transaction (`create_registry`), which also sets the stored spelling.
+    reg.scope_path = scope_path.to_string();
+    reg.account = scope_path
+        .split('/')
+        .next()
+        .unwrap_or(scope_path)
+        .to_string();
     validate(state, &reg, field_members).await?;
     check_exposure(state, principal, &reg, field_members).await?;
-    if state
-        .db
-        .registry_by_identifier(&reg.account, &reg.identifier)
-        .await?
-        .is_some()
-    {
+    // A name per account (Harness's rule) is taken by any registry of the account; a GitFlic
+    // owner's name only by one of that owner.
+    let taken = if reg.named_per_owner() {
+        state
+            .db
+            .registry_in_scope(scope_path, &reg.identifier)
+            .await?
+            .is_some()
+    } else {
+        !state
+            .db
+            .registries_named(&reg.account, &reg.identifier)
+            .await?
+            .is_empty()
+    };
+    if taken {
         return Err(ApiError::conflict(format!(
-            "registry '{}' already exists in account '{}'",
-            reg.identifier, reg.account
+            "registry '{}' already exists in {} '{}'",
+            reg.identifier,
+            if reg.named_per_owner() {
+                "owner"
+            } else {
+                "account"
+            },
+            if reg.named_per_owner() {
+                scope_path
+            } else {
+                &reg.account
+            }
         )));
     }
-    state.db.insert_registry(&reg).await?;
-    if let Err(e) = ensure_cache(state, &reg).await {
-        state.db.delete_registry(&reg.id).await?;
-        return Err(e);
+    let mut cache = new_cache(&reg);
+    match state
+        .db
+        .create_registry(scope_path, &mut reg, cache.as_mut())
+        .await
+    {
+        Err(crate::store::StoreError::Conflict(m)) => return Err(cache_conflict(m, cache)),
+        other => other?,
     }
     Ok(state.db.registry_by_id(&reg.id).await?.unwrap_or(reg))
 }
 
-/// A caching proxy keeps what it fetched in `<proxy>-cache` (LOCAL_CACHE).
-async fn ensure_cache(state: &AppState, proxy: &Registry) -> ApiResult<()> {
+/// A caching proxy keeps what it fetched in its cache (LOCAL_CACHE; the Harness dialect shows the
+/// content under the proxy itself): the cache a proxy needs, if it needs one. It lives beside its
+/// proxy, shares its access settings and has an internal identifier no user name can take.
+fn new_cache(proxy: &Registry) -> Option<Registry> {
     let caching =
         proxy.kind == RegistryKind::Proxy && proxy.proxy.as_ref().is_some_and(|p| p.caching);
-    if !caching || state.db.cache_of_proxy(&proxy.id).await?.is_some() {
-        return Ok(());
-    }
-    let identifier = format!("{}-cache", proxy.identifier);
-    validate_identifier("identifier", &identifier)?;
-    // The cache lives beside its proxy and shares its access settings; nothing else carries over.
-    let cache = Registry {
+    caching.then(|| Registry {
         scope_id: proxy.scope_id.clone(),
         anonymous: proxy.anonymous,
         delete_allowed: proxy.delete_allowed,
@@ -363,16 +433,33 @@ async fn ensure_cache(state: &AppState, proxy: &Registry) -> ApiResult<()> {
         cache_of: Some(proxy.id.clone()),
         ..Registry::new(
             &proxy.scope_path,
-            identifier,
+            crate::store::trash::cache_identifier(&proxy.id),
             proxy.package_type,
             RegistryKind::Cache,
         )
-    };
-    match state.db.insert_registry(&cache).await {
-        Err(crate::store::StoreError::Conflict(_)) => Err(ApiError::conflict(format!(
+    })
+}
+
+fn cache_conflict(message: String, cache: Option<Registry>) -> ApiError {
+    match cache {
+        Some(c) if message.contains(&format!("'{}'", c.identifier)) => ApiError::conflict(format!(
             "cannot create the cache registry '{}': a registry of that name already exists",
-            cache.identifier
-        ))),
+            c.identifier
+        )),
+        _ => ApiError::conflict(message),
+    }
+}
+
+/// Creates the cache of a proxy that has just become a caching one.
+async fn ensure_cache(state: &AppState, proxy: &Registry) -> ApiResult<()> {
+    let Some(cache) = new_cache(proxy) else {
+        return Ok(());
+    };
+    if state.db.cache_of_proxy(&proxy.id).await?.is_some() {
+        return Ok(());
+    }
+    match state.db.insert_registry(&cache).await {
+        Err(crate::store::StoreError::Conflict(m)) => Err(cache_conflict(m, Some(cache))),
         other => Ok(other?),
     }
 }
@@ -439,181 +526,8 @@ pub async fn delete(state: &AppState, principal: &Principal, reg: &Registry) -> 
     Ok(())
 }
 
-#[cfg(test)]
-mod tests {
-    use super::validate;
-    use crate::error::ApiError;
-    use crate::model::{PackageType, Registry, RegistryKind};
-    use crate::testing::{registry, state, stored};
-
-    /// The field a refusal names; anything but a 400 fails the test.
-    fn refused(r: Result<(), ApiError>) -> String {
-        match r {
-            Err(ApiError::BadRequest { field, .. }) => field.unwrap_or_default(),
-            other => panic!("expected a 400, got {other:?}"),
-        }
-    }
-
-    #[tokio::test]
-    async fn validate_checks_fields_and_proxies() {
-        let t = state().await;
-        let s = &t.state;
-        let mut r = registry(
-            s,
-            "acme",
-            "r",
-            PackageType::Generic,
-            RegistryKind::Hosted,
-            &[],
-        )
-        .await;
-        validate(s, &r, "members").await.unwrap();
-        r.allowed_patterns = vec!["(".into()];
-        assert_eq!(refused(validate(s, &r, "members").await), "allowedPattern");
-        r.allowed_patterns.clear();
-        r.blocked_patterns = vec!["[".into()];
-        assert_eq!(refused(validate(s, &r, "members").await), "blockedPattern");
-        r.blocked_patterns.clear();
-        r.description = Some("x".repeat(1025));
-        assert_eq!(refused(validate(s, &r, "members").await), "description");
-        r.description = None;
-        r.identifier = "bad name".into();
-        assert_eq!(refused(validate(s, &r, "members").await), "identifier");
-
-        let mut p = registry(s, "acme", "p", PackageType::Npm, RegistryKind::Proxy, &[]).await;
-        validate(s, &p, "members").await.unwrap();
-        if let Some(proxy) = p.proxy.as_mut() {
-            proxy.url = "ftp://127.0.0.1/".into();
-        }
-        assert_eq!(refused(validate(s, &p, "members").await), "url");
-        p.proxy = None;
-        assert_eq!(refused(validate(s, &p, "members").await), "url");
-        // A format without a proxy protocol cannot have proxies at all.
-        let d = registry(
-            s,
-            "acme",
-            "d",
-            PackageType::Debian,
-            RegistryKind::Proxy,
-            &[],
-        )
-        .await;
-        if !PackageType::Debian.supports_proxy() {
-            assert_eq!(refused(validate(s, &d, "members").await), "packageType");
-        }
-    }
-
-    async fn group(s: &crate::state::AppState, members: &[&Registry]) -> Registry {
-        registry(
-            s,
-            "acme/web",
-            "g",
-            PackageType::Generic,
-            RegistryKind::Group,
-            members,
-        )
-        .await
-    }
-
-    #[tokio::test]
-    async fn validate_checks_members() {
-        let t = state().await;
-        let s = &t.state;
-        let hosted = stored(s, "acme/web", "hosted", RegistryKind::Hosted, &[]).await;
-        let proxy = stored(s, "acme", "proxy", RegistryKind::Proxy, &[]).await;
-        let sibling = stored(s, "acme/other", "sibling", RegistryKind::Hosted, &[]).await;
-        let mut g = group(s, &[&hosted, &proxy]).await;
-        validate(s, &g, "members").await.unwrap();
-        // Listed twice, itself, out of reach, another package type.
-        let twice = group(s, &[&hosted, &hosted]).await;
-        assert_eq!(refused(validate(s, &twice, "members").await), "members");
-        g.members.push(g.id.clone());
-        assert_eq!(refused(validate(s, &g, "members").await), "members");
-        let far = group(s, &[&sibling]).await;
-        assert_eq!(refused(validate(s, &far, "upstreams").await), "upstreams");
-        let npm = registry(
-            s,
-            "acme",
-            "npm",
-            PackageType::Npm,
-            RegistryKind::Hosted,
-            &[],
-        )
-        .await;
-        s.db.insert_registry(&npm).await.unwrap();
-        let mixed = group(s, &[&npm]).await;
-        assert_eq!(refused(validate(s, &mixed, "members").await), "members");
-        // A hosted registry's members are upstream proxies only.
-        let h = registry(
-            s,
-            "acme/web",
-            "h",
-            PackageType::Generic,
-            RegistryKind::Hosted,
-            &[&hosted],
-        )
-        .await;
-        assert_eq!(refused(validate(s, &h, "members").await), "members");
-        let h = registry(
-            s,
-            "acme/web",
-            "h",
-            PackageType::Generic,
-            RegistryKind::Hosted,
-            &[&proxy],
-        )
-        .await;
-        validate(s, &h, "members").await.unwrap();
-
-        // Deployment registry: a hosted member of a group, and only of a group.
-        let mut g = group(s, &[&hosted, &proxy]).await;
-        g.deployment_registry_id = Some(proxy.id.clone());
-        assert_eq!(
-            refused(validate(s, &g, "members").await),
-            "deploymentRepositoryUuid"
-        );
-        g.deployment_registry_id = Some(sibling.id.clone());
-        assert_eq!(
-            refused(validate(s, &g, "members").await),
-            "deploymentRepositoryUuid"
-        );
-        g.deployment_registry_id = Some(hosted.id.clone());
-        validate(s, &g, "members").await.unwrap();
-        let mut h = h.clone();
-        h.deployment_registry_id = Some(hosted.id.clone());
-        assert_eq!(
-            refused(validate(s, &h, "members").await),
-            "deploymentRepositoryUuid"
-        );
-    }
-
-    #[tokio::test]
-    async fn validate_refuses_group_cycles() {
-        let t = state().await;
-        let s = &t.state;
-        let a = stored(s, "acme", "a", RegistryKind::Group, &[]).await;
-        let b = stored(s, "acme", "b", RegistryKind::Group, &[&a]).await;
-        let c = stored(s, "acme", "c", RegistryKind::Group, &[&b]).await;
-        // a → c → b → a.
-        let mut a2 = a.clone();
-        a2.members = vec![c.id.clone()];
-        assert_eq!(refused(validate(s, &a2, "members").await), "members");
-        // Sharing a member is not a cycle.
-        let d = registry(
-            s,
-            "acme",
-            "d",
-            PackageType::Generic,
-            RegistryKind::Group,
-            &[&b, &c],
-        )
-        .await;
-        validate(s, &d, "members").await.unwrap();
-    }
-}
-
-/// Moves one version, or all versions of a package, to the account's trash can. In the trash can
-/// itself, deleting purges.
+/// Moves one version, or all versions of a package, to the trash of the registry's scope
+/// (`store::trash`). In the trash itself, deleting purges.
 pub async fn trash_versions(
     state: &AppState,
     reg: &Registry,
@@ -642,19 +556,30 @@ pub async fn trash_versions(
         }
         return Ok(());
     }
-    let account_scope = state.db.scope_by_path(&reg.account).await?.ok_or_else(|| {
-        ApiError::Internal(anyhow::anyhow!("account scope {} missing", reg.account))
-    })?;
-    state.db.ensure_trash_can(&account_scope).await?;
-    let trash = state
-        .db
-        .registry_by_identifier(&reg.account, TRASH_IDENTIFIER)
-        .await?
-        .ok_or_else(|| {
-            ApiError::Internal(anyhow::anyhow!("trash can of {} missing", reg.account))
-        })?;
+    // The trash that already holds this package's deleted versions (one made before trash
+    // registries were per scope, say), so that they stay in one place; else the scope's.
+    let held = match state.db.deleted_package(reg, package).await? {
+        Some(p) => state.db.registry_by_id(&p.registry_id).await?,
+        None => None,
+    };
+    let trash = match held {
+        Some(t) => t,
+        None => {
+            let scope = state
+                .db
+                .scope_by_path(&reg.scope_path)
+                .await?
+                .ok_or_else(|| {
+                    ApiError::Internal(anyhow::anyhow!("scope {} missing", reg.scope_path))
+                })?;
+            state.db.ensure_trash_can(&scope).await?
+        }
+    };
     for v in &versions {
         state.db.trash_version(reg, &pkg, v, &trash).await?;
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests;

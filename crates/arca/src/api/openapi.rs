@@ -249,7 +249,7 @@ doc_op!(
     "/registry/company/{companyAlias}/repositories",
     "GitFlic",
     "List repositories of a company",
-    params(("companyAlias" = String, Path,))
+    params(("companyAlias" = String, Path,), ("page" = Option<i64>, Query,), ("size" = Option<i64>, Query,))
 );
 doc_op!(
     g_create_c,
@@ -291,7 +291,7 @@ doc_op!(
     "/registry/instance/{projectAlias}/repositories",
     "GitFlic",
     "List service-wide repositories",
-    params(("projectAlias" = String, Path,))
+    params(("projectAlias" = String, Path,), ("page" = Option<i64>, Query,), ("size" = Option<i64>, Query,))
 );
 doc_op!(
     g_create_i,
@@ -326,6 +326,42 @@ doc_op!(
     "GitFlic",
     "Delete a service-wide repository",
     params(("uuid" = String, Path,))
+);
+// The other instance form of each operation (both forms serve every operation).
+doc_op!(g_list_i2, get, "/registry/instance/repositories", "GitFlic", "List service-wide repositories",
+    params(("page" = Option<i64>, Query,), ("size" = Option<i64>, Query,)));
+doc_op!(
+    g_create_i2,
+    post,
+    "/registry/instance/repositories",
+    "GitFlic",
+    "Create a service-wide repository",
+    body = RepositoryRequest
+);
+doc_op!(
+    g_get_i2,
+    get,
+    "/registry/instance/repositories/{uuid}",
+    "GitFlic",
+    "Get a service-wide repository",
+    params(("uuid" = String, Path,))
+);
+doc_op!(
+    g_mod_i2,
+    put,
+    "/registry/instance/{projectAlias}/repositories/{uuid}",
+    "GitFlic",
+    "Modify a service-wide repository",
+    body = RepositoryRequest,
+    params(("projectAlias" = String, Path,), ("uuid" = String, Path,))
+);
+doc_op!(
+    g_del_i2,
+    delete,
+    "/registry/instance/{projectAlias}/repositories/{uuid}",
+    "GitFlic",
+    "Delete a service-wide repository",
+    params(("projectAlias" = String, Path,), ("uuid" = String, Path,))
 );
 
 doc_op!(g_pkgs_p, get, "/registry/project/{ownerAlias}/{projectAlias}/package", "GitFlic packages", "List packages of a project's registry repositories",
@@ -472,6 +508,11 @@ doc_op!(
         g_get_i,
         g_mod_i,
         g_del_i,
+        g_list_i2,
+        g_create_i2,
+        g_get_i2,
+        g_mod_i2,
+        g_del_i2,
         g_pkgs_p,
         g_pkg_p,
         g_vers_p,

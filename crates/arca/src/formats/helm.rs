@@ -46,7 +46,8 @@ impl Format for Helm {
     fn client_setup(&self, c: &SetupContext) -> Setup {
         let SetupContext {
             host,
-            account,
+            oci_account: account,
+            oci_id,
             id,
             root,
             user,
@@ -54,61 +55,61 @@ impl Format for Helm {
             ver,
             ..
         } = c;
+        let mut sections = vec![
+            inline(
+                "Login",
+                vec![step(
+                    "Log in to the registry",
+                    &[("", format!("helm registry login {host}"))],
+                )],
+            ),
+            inline(
+                "Push a chart",
+                vec![step(
+                    "Push",
+                    &[(
+                        "",
+                        format!("helm push {art}-{ver}.tgz oci://{host}/{account}/{oci_id}"),
+                    )],
+                )],
+            ),
+            inline(
+                "Pull a chart",
+                vec![step(
+                    "Pull",
+                    &[(
+                        "",
+                        format!("helm pull oci://{host}/{account}/{oci_id}/{art} --version {ver}"),
+                    )],
+                )],
+            ),
+            inline(
+                "Classic chart repository",
+                vec![step(
+                    "Add the repository",
+                    &[(
+                        "",
+                        format!("helm repo add {id} {root} --username {user} --password <TOKEN>"),
+                    )],
+                )],
+            ),
+            inline(
+                "Upload a chart to the classic repository",
+                vec![step(
+                    "Upload",
+                    &[(
+                        "",
+                        format!("curl -u {user}:<TOKEN> -T {art}-{ver}.tgz {root}/{art}-{ver}.tgz"),
+                    )],
+                )],
+            ),
+        ];
+        if let Some(note) = super::setup::oci_case_note(c) {
+            sections[0]["secHeader"] = serde_json::json!(note);
+        }
         Setup {
             title: "Helm Client Setup",
-            sections: vec![
-                inline(
-                    "Login",
-                    vec![step(
-                        "Log in to the registry",
-                        &[("", format!("helm registry login {host}"))],
-                    )],
-                ),
-                inline(
-                    "Push a chart",
-                    vec![step(
-                        "Push",
-                        &[(
-                            "",
-                            format!("helm push {art}-{ver}.tgz oci://{host}/{account}/{id}"),
-                        )],
-                    )],
-                ),
-                inline(
-                    "Pull a chart",
-                    vec![step(
-                        "Pull",
-                        &[(
-                            "",
-                            format!("helm pull oci://{host}/{account}/{id}/{art} --version {ver}"),
-                        )],
-                    )],
-                ),
-                inline(
-                    "Classic chart repository",
-                    vec![step(
-                        "Add the repository",
-                        &[(
-                            "",
-                            format!(
-                                "helm repo add {id} {root} --username {user} --password <TOKEN>"
-                            ),
-                        )],
-                    )],
-                ),
-                inline(
-                    "Upload a chart to the classic repository",
-                    vec![step(
-                        "Upload",
-                        &[(
-                            "",
-                            format!(
-                                "curl -u {user}:<TOKEN> -T {art}-{ver}.tgz {root}/{art}-{ver}.tgz"
-                            ),
-                        )],
-                    )],
-                ),
-            ],
+            sections,
         }
     }
 
@@ -116,7 +117,7 @@ impl Format for Helm {
         let host = &c.host;
         format!(
             "helm pull oci://{host}/{}/{}/{name} --version {version}",
-            c.account, c.id
+            c.oci_account, c.oci_id
         )
     }
 

@@ -23,6 +23,7 @@
 //! routes of its own outside `/pkg` (OCI's `/v2`). Adding a format: write its module implementing
 //! [`Format`], add its [`PackageType`] variant, and add one line to [`Formats::new`].
 
+mod address;
 pub mod cargo;
 pub mod composer;
 pub mod cran;
@@ -43,6 +44,7 @@ pub mod upload;
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use self::address::{native_address, native_address_scoped};
 use async_trait::async_trait;
 use axum::body::Body;
 use axum::extract::{Request, State};
@@ -206,13 +208,13 @@ impl Formats {
     }
 }
 
-/// The public URL of a registry's native root: `<base>/pkg/<account>/<registry>/<format>`.
+/// The public URL of a registry's native root: `<base>/pkg/<account>/<registry>/<format>`, or
+/// `<base>/pkg/<scope path>/-/<registry>/<format>` for a name unique in its owner only.
 pub fn native_root(state: &AppState, reg: &Registry) -> String {
     format!(
-        "{}/pkg/{}/{}/{}",
+        "{}/pkg/{}/{}",
         state.config.base_url,
-        reg.account,
-        reg.identifier,
+        reg.native_prefix(),
         reg.package_type.path_segment()
     )
 }
@@ -361,17 +363,33 @@ impl Resolver<'_> {
     }
 }
 
-/// Entry point for `/pkg/{account}/{registry}/{format}/...`. Once the format is known, every
-/// error (unknown registry, bad credentials, missing permission) is answered in its envelope.
+/// Entry point for `/pkg/{account}/{registry}/{format}/...` and
+/// `/pkg/{scope path}/-/{registry}/{format}/...`. Once the format is known, every error (unknown
+/// registry, bad credentials, missing permission) is answered in its envelope.
 pub async fn route(State(state): State<AppState>, req: Request) -> Response {
     let raw = req.uri().path().strip_prefix("/pkg/").unwrap_or("");
-    let segment = raw.split('/').nth(2).unwrap_or("");
+    let mut addr = native_address(raw);
+    // `<account>/<registry>/<format>/-/...` or `<account>/<org>/<project>/-/<registry>/...`, for a
+    // project named like a format: the shorthand if it names a registry, else the scoped form.
+    let mut scoped = false;
+    if let Some(a) = &addr
+        && !a.scoped
+        && let Some(alt) = native_address_scoped(raw)
+        && !matches!(
+            state.db.registry_by_identifier(&a.scope, a.registry).await,
+            Ok(Some(_))
+        )
+    {
+        addr = Some(alt);
+        scoped = true;
+    }
+    let segment = addr.map(|a| a.format).unwrap_or("");
     match all().get(segment).cloned() {
-        Some(format) => match dispatch(&state, format.as_ref(), req).await {
+        Some(format) => match dispatch(&state, format.as_ref(), req, scoped).await {
             Ok(r) => r,
             Err(e) => format.error_response(e),
         },
-        None if raw.split('/').filter(|s| !s.is_empty()).count() < 3 => {
+        None if native_address(raw).is_none() => {
             ApiError::not_found("expected /pkg/<account>/<registry>/<format>/...").into_response()
         }
         None => ApiError::not_found(format!("package type '{segment}' is not supported"))
@@ -380,31 +398,39 @@ pub async fn route(State(state): State<AppState>, req: Request) -> Response {
 }
 
 /// Finds the registry, authenticates the caller and hands the request to its format.
-async fn dispatch(state: &AppState, format: &dyn Format, req: Request) -> ApiResult<Response> {
+async fn dispatch(
+    state: &AppState,
+    format: &dyn Format,
+    req: Request,
+    scoped: bool,
+) -> ApiResult<Response> {
     let (parts, body) = req.into_parts();
     let raw = parts.uri.path().strip_prefix("/pkg/").unwrap_or("");
     crate::http::check_segments(raw)?;
-    let mut it = raw.splitn(4, '/');
-    let (account, identifier, segment) = match (it.next(), it.next(), it.next()) {
-        (Some(a), Some(r), Some(f)) if !a.is_empty() && !r.is_empty() && !f.is_empty() => (a, r, f),
-        _ => {
-            return Err(ApiError::not_found(
-                "expected /pkg/<account>/<registry>/<format>/...",
-            ));
-        }
+    let addr = if scoped {
+        native_address_scoped(raw)
+    } else {
+        native_address(raw)
     };
-    let path = it.next().unwrap_or("").to_string();
+    let Some(addr) = addr else {
+        return Err(ApiError::not_found(
+            "expected /pkg/<account>/<registry>/<format>/... or /pkg/<scope path>/-/<registry>/<format>/...",
+        ));
+    };
+    let (account, identifier, segment) = (addr.scope.as_str(), addr.registry, addr.format);
+    let path = addr.rest.to_string();
     let principal = state.principal(&parts.headers).await?;
+    let found = if addr.scoped {
+        state.db.registry_in_scope(account, identifier).await?
+    } else {
+        state.db.registry_by_identifier(account, identifier).await?
+    };
     // A registry the caller cannot read answers exactly like one that does not exist: 401 to
     // callers without credentials, 404 to others. Formats that authenticate on their own routes
     // (npm's login) see the registry first and check for themselves.
-    let registry = state
-        .db
-        .registry_by_identifier(account, identifier)
-        .await?
-        .filter(|r| {
-            format.authenticates_itself(&parts.method, &path) || principal.can(r, Need::Read)
-        });
+    let registry = found.filter(|r| {
+        format.authenticates_itself(&parts.method, &path) || principal.can(r, Need::Read)
+    });
     let registry = match registry {
         Some(r) => r,
         None if principal.is_anonymous() => {
@@ -436,6 +462,7 @@ async fn dispatch(state: &AppState, format: &dyn Format, req: Request) -> ApiRes
 
 #[cfg(test)]
 mod tests {
+
     use super::Resolver;
     use crate::model::RegistryKind;
     use crate::testing::{state, stored};

@@ -35,7 +35,7 @@ impl Format for Opm {
     fn client_setup(&self, c: &SetupContext) -> Setup {
         let SetupContext {
             base,
-            account,
+            prefix,
             id,
             art,
             ..
@@ -50,7 +50,7 @@ impl Format for Opm {
                         &[(
                             "",
                             format!(
-                                "{{\"СервераПакетов\": [{{\"Имя\": \"{id}\", \"Сервер\": \"{base}\", \"ПутьНаСервере\": \"/pkg/{account}/{id}/opm/\", \"РесурсПубликацииПакетов\": \"/pkg/{account}/{id}/opm/push\", \"Приоритет\": 1}}]}}"
+                                "{{\"СервераПакетов\": [{{\"Имя\": \"{id}\", \"Сервер\": \"{base}\", \"ПутьНаСервере\": \"/pkg/{prefix}/opm/\", \"РесурсПубликацииПакетов\": \"/pkg/{prefix}/opm/push\", \"Приоритет\": 1}}]}}"
                             ),
                         )],
                     )],

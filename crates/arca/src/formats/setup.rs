@@ -18,9 +18,18 @@ pub struct SetupContext {
     /// `http` or `https`.
     pub scheme: String,
     pub account: String,
+    /// What precedes the registry in OCI image references, lower case: the account, or the scope
+    /// path of a name unique in its owner only ([`Registry::oci_prefix`]).
+    pub oci_account: String,
+    /// `<oci_account>/<oci_id>` as the account (or scope) and name are stored, case kept.
+    pub oci_source: String,
     /// The registry's identifier.
     pub id: String,
-    /// The registry's native root: `<base>/pkg/<account>/<registry>/<format>`.
+    /// The registry name as OCI image references spell it (lower case).
+    pub oci_id: String,
+    /// What follows `/pkg/` in the registry's native URLs ([`Registry::native_prefix`]).
+    pub prefix: String,
+    /// The registry's native root: `<base>/pkg/<prefix>/<format>`.
     pub root: String,
     /// The caller's user name, or `<USERNAME>`.
     pub user: String,
@@ -42,9 +51,8 @@ impl SetupContext {
         let host = base.split("://").nth(1).unwrap_or(&base).to_string();
         let scheme = base.split("://").next().unwrap_or("http").to_string();
         let root = format!(
-            "{base}/pkg/{}/{}/{}",
-            reg.account,
-            reg.identifier,
+            "{base}/pkg/{}/{}",
+            reg.native_prefix(),
             reg.package_type.path_segment()
         );
         SetupContext {
@@ -52,8 +60,20 @@ impl SetupContext {
             host,
             scheme,
             account: reg.account.clone(),
+            oci_account: reg
+                .oci_prefix()
+                .rsplit_once('/')
+                .map(|(a, _)| a.to_string())
+                .unwrap_or_else(|| reg.oci_account()),
+            oci_source: if reg.named_per_owner() {
+                format!("{}/{}", reg.scope_path, reg.identifier)
+            } else {
+                format!("{}/{}", reg.account, reg.identifier)
+            },
             id: reg.identifier.clone(),
+            oci_id: reg.oci_name(),
             root,
+            prefix: reg.native_prefix(),
             user: user.unwrap_or("<USERNAME>").to_string(),
             art: artifact.unwrap_or("<ARTIFACT_NAME>").to_string(),
             ver: version.unwrap_or("<VERSION>").to_string(),
@@ -72,6 +92,19 @@ pub struct Setup {
 pub fn step(header: &str, commands: &[(&str, String)]) -> Value {
     json!({"type": "Static", "header": header,
            "commands": commands.iter().map(|(l, v)| json!({"label": l, "value": v})).collect::<Vec<_>>()})
+}
+
+/// What an OCI setup says when the account id has upper case: image references spell it in lower
+/// case (the distribution spec allows no upper case in repository names), so the commands do.
+pub fn oci_case_note(c: &SetupContext) -> Option<String> {
+    let oci = format!("{}/{}", c.oci_account, c.oci_id);
+    (oci != c.oci_source).then(|| {
+        format!(
+            "Image references use the account and registry in lower case ('{oci}' for '{}'): OCI \
+             repository names cannot contain upper-case letters.",
+            c.oci_source
+        )
+    })
 }
 
 /// A section of steps shown one after the other.

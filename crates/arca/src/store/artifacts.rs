@@ -62,7 +62,7 @@ pub struct FileRow {
     pub updated_at: i64,
 }
 
-fn row_to_package(r: &AnyRow) -> Result<PackageRow, sqlx::Error> {
+pub(super) fn row_to_package(r: &AnyRow) -> Result<PackageRow, sqlx::Error> {
     Ok(PackageRow {
         id: r.try_get("id")?,
         registry_id: r.try_get("registry_id")?,
@@ -78,7 +78,7 @@ fn row_to_package(r: &AnyRow) -> Result<PackageRow, sqlx::Error> {
     })
 }
 
-fn row_to_version(r: &AnyRow) -> Result<VersionRow, sqlx::Error> {
+pub(super) fn row_to_version(r: &AnyRow) -> Result<VersionRow, sqlx::Error> {
     Ok(VersionRow {
         id: r.try_get("id")?,
         package_id: r.try_get("package_id")?,
@@ -573,7 +573,7 @@ impl Db {
     }
 
     /// Keeps `latest_version` right after versions left a package, and drops an empty package.
-    async fn refresh_package(
+    pub(super) async fn refresh_package(
         tx: &mut sqlx::Transaction<'_, sqlx::Any>,
         package_id: &str,
     ) -> StoreResult<()> {
@@ -614,94 +614,6 @@ impl Db {
                     .await?;
             }
         }
-        Ok(())
-    }
-
-    /// Moves a version (with its files) into the account's trash can, under the package name
-    /// `<registry>/<package>`. A version of that name already in the trash is replaced.
-    pub async fn trash_version(
-        &self,
-        reg: &Registry,
-        package: &PackageRow,
-        version: &VersionRow,
-        trash: &Registry,
-    ) -> StoreResult<()> {
-        let now = now_ms();
-        let trash_name = format!("{}/{}", reg.identifier, package.name);
-        let mut tx = self.write.begin().await?;
-        sqlx::query(
-            "INSERT INTO packages (id, registry_id, name, origin_registry_id, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $5) ON CONFLICT (registry_id, name) DO NOTHING",
-        )
-        .bind(new_id())
-        .bind(&trash.id)
-        .bind(&trash_name)
-        .bind(&reg.id)
-        .bind(now)
-        .execute(&mut *tx)
-        .await?;
-        let trash_pkg: String =
-            sqlx::query("SELECT id FROM packages WHERE registry_id = $1 AND name = $2")
-                .bind(&trash.id)
-                .bind(&trash_name)
-                .fetch_one(&mut *tx)
-                .await?
-                .try_get("id")?;
-        if let Some(old) =
-            sqlx::query("SELECT id, size FROM versions WHERE package_id = $1 AND version = $2")
-                .bind(&trash_pkg)
-                .bind(&version.version)
-                .fetch_optional(&mut *tx)
-                .await?
-        {
-            let old_id: String = old.try_get("id")?;
-            let old_size: i64 = old.try_get("size")?;
-            sqlx::query(
-                "UPDATE packages SET size = size - $1, revision = revision + 1 WHERE id = $2",
-            )
-            .bind(old_size)
-            .bind(&trash_pkg)
-            .execute(&mut *tx)
-            .await?;
-            sqlx::query("DELETE FROM files WHERE version_id = $1")
-                .bind(&old_id)
-                .execute(&mut *tx)
-                .await?;
-            sqlx::query("DELETE FROM versions WHERE id = $1")
-                .bind(&old_id)
-                .execute(&mut *tx)
-                .await?;
-        }
-        sqlx::query(
-            "UPDATE versions SET package_id = $1, registry_id = $2, updated_at = $3 WHERE id = $4",
-        )
-        .bind(&trash_pkg)
-        .bind(&trash.id)
-        .bind(now)
-        .bind(&version.id)
-        .execute(&mut *tx)
-        .await?;
-        let prefix = format!("{}/", reg.identifier);
-        sqlx::query("UPDATE files SET registry_id = $1, path = $2 || path WHERE version_id = $3")
-            .bind(&trash.id)
-            .bind(&prefix)
-            .bind(&version.id)
-            .execute(&mut *tx)
-            .await?;
-        sqlx::query("UPDATE packages SET latest_version = $1, updated_at = $2, size = size + $3, revision = revision + 1 WHERE id = $4")
-            .bind(&version.version)
-            .bind(now)
-            .bind(version.size)
-            .bind(&trash_pkg)
-            .execute(&mut *tx)
-            .await?;
-        sqlx::query("UPDATE packages SET size = size - $1, revision = revision + 1 WHERE id = $2")
-            .bind(version.size)
-            .bind(&package.id)
-            .execute(&mut *tx)
-            .await?;
-        Self::refresh_package(&mut tx, &package.id).await?;
-        tx.commit().await?;
         Ok(())
     }
 

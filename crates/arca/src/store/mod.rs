@@ -15,6 +15,7 @@ pub mod proxy;
 pub mod registries;
 pub mod scopes;
 pub mod secrets;
+pub mod trash;
 
 use std::str::FromStr;
 use std::time::Duration;
@@ -44,6 +45,9 @@ pub enum StoreError {
 }
 
 pub type StoreResult<T> = Result<T, StoreError>;
+
+/// A write transaction, for the store functions that compose into one (`*_in`).
+pub(crate) type Tx<'a> = sqlx::Transaction<'a, sqlx::Any>;
 
 impl StoreError {
     pub fn conflict(message: impl Into<String>) -> Self {

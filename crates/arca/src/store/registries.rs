@@ -4,16 +4,14 @@ use sqlx::Row;
 use sqlx::any::AnyRow;
 
 use super::paging::{Filter, List, Page, SortField};
-use super::{Db, json_list};
+use super::{Db, Tx, json_list};
 use super::{StoreError, StoreResult};
 use crate::model::{
-    CleanupPolicy, PackageType, ProxySettings, Registry, RegistryKind, Reupload, Scope, now_ms,
+    CleanupPolicy, PackageType, ProxySettings, Registry, RegistryKind, Reupload, now_ms,
 };
 
 const SELECT: &str =
     "SELECT r.*, s.path AS scope_path FROM registries r JOIN scopes s ON s.id = r.scope_id";
-
-pub const TRASH_IDENTIFIER: &str = "trash-can";
 
 fn flag(r: &AnyRow, col: &str) -> Result<bool, sqlx::Error> {
     Ok(r.try_get::<i64, _>(col)? != 0)
@@ -49,7 +47,12 @@ fn row_to_registry(r: &AnyRow) -> Result<Registry, sqlx::Error> {
     let scanners: String = r.try_get("scanners")?;
     Ok(Registry {
         id: r.try_get("id")?,
-        account: r.try_get("account")?,
+        // The account is the scope's first segment; the column is the name's namespace.
+        account: {
+            let path: String = r.try_get("scope_path")?;
+            path.split('/').next().unwrap_or(&path).to_string()
+        },
+        namespace: r.try_get("account")?,
         scope_id: r.try_get("scope_id")?,
         scope_path: r.try_get("scope_path")?,
         identifier: r.try_get("identifier")?,
@@ -132,14 +135,66 @@ impl Db {
         }
     }
 
+    /// The registry an account-level name means (the native shorthand `/pkg/<account>/<name>/`,
+    /// OCI's `<account>/<name>/...`, Harness identifiers): the one named per account (unique by
+    /// the store's index, so these addresses never change meaning), else the only registry of
+    /// that name anywhere in the account. Names and ids match in any spelling.
     pub async fn registry_by_identifier(
         &self,
         account: &str,
         identifier: &str,
     ) -> StoreResult<Option<Registry>> {
-        let sql = format!("{SELECT} WHERE r.account = $1 AND r.identifier = $2");
+        let sql = format!(
+            "{SELECT} WHERE LOWER(r.account) = LOWER($1) AND LOWER(r.identifier) = LOWER($2)"
+        );
         let row = sqlx::query(&sql)
             .bind(account)
+            .bind(identifier)
+            .fetch_optional(&self.read)
+            .await?;
+        if let Some(r) = row {
+            return Ok(Some(self.load_members(row_to_registry(&r)?).await?));
+        }
+        let mut all = self.registries_named(account, identifier).await?;
+        Ok(if all.len() == 1 { all.pop() } else { None })
+    }
+
+    /// Every registry of the account with that name (names per owner may repeat).
+    pub async fn registries_named(
+        &self,
+        account: &str,
+        identifier: &str,
+    ) -> StoreResult<Vec<Registry>> {
+        let sql = format!(
+            "{SELECT} WHERE LOWER(r.identifier) = LOWER($1) AND (LOWER(s.path) = LOWER($2) \
+             OR LOWER(s.path) LIKE LOWER($3) ESCAPE '\\')"
+        );
+        let rows = sqlx::query(&sql)
+            .bind(identifier)
+            .bind(account)
+            .bind(format!(
+                "{}/%",
+                account.replace('%', "\\%").replace('_', "\\_")
+            ))
+            .fetch_all(&self.read)
+            .await?;
+        let mut out = Vec::with_capacity(rows.len());
+        for r in &rows {
+            out.push(self.load_members(row_to_registry(r)?).await?);
+        }
+        Ok(out)
+    }
+
+    /// The registry of that name in exactly that scope (any spelling).
+    pub async fn registry_in_scope(
+        &self,
+        scope_path: &str,
+        identifier: &str,
+    ) -> StoreResult<Option<Registry>> {
+        let sql =
+            format!("{SELECT} WHERE LOWER(s.path) = LOWER($1) AND LOWER(r.identifier) = LOWER($2)");
+        let row = sqlx::query(&sql)
+            .bind(scope_path)
             .bind(identifier)
             .fetch_optional(&self.read)
             .await?;
@@ -152,6 +207,39 @@ impl Db {
     /// Inserts a registry and its members. A duplicate identifier in the account is a 409.
     pub async fn insert_registry(&self, reg: &Registry) -> StoreResult<()> {
         let mut tx = self.write.begin().await?;
+        Self::insert_registry_in(&mut tx, reg).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Creates a registry, and the cache of a caching proxy, in one transaction with the scopes
+    /// they need: a refusal (a duplicate name) leaves nothing behind, not even a new account.
+    /// Sets the registries' scope ids, and their scope path and account to the stored spelling.
+    pub async fn create_registry(
+        &self,
+        scope_path: &str,
+        reg: &mut Registry,
+        cache: Option<&mut Registry>,
+    ) -> StoreResult<()> {
+        let mut tx = self.write.begin().await?;
+        let scope = Self::ensure_scope_in(&mut tx, scope_path).await?;
+        for r in std::iter::once(reg).chain(cache) {
+            let per_owner = r.named_per_owner();
+            r.scope_id = scope.id.clone();
+            r.scope_path = scope.path.clone();
+            r.account = scope.account().to_string();
+            r.namespace = if per_owner {
+                scope.path.clone()
+            } else {
+                r.account.clone()
+            };
+            Self::insert_registry_in(&mut tx, r).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    pub(crate) async fn insert_registry_in(tx: &mut Tx<'_>, reg: &Registry) -> StoreResult<()> {
         let p = reg.proxy.clone().unwrap_or_default();
         let res = sqlx::query(
             "INSERT INTO registries (id, account, scope_id, identifier, package_type, kind, description, labels, \
@@ -163,7 +251,7 @@ impl Db {
              $29, $30)",
         )
         .bind(&reg.id)
-        .bind(&reg.account)
+        .bind(&reg.namespace)
         .bind(&reg.scope_id)
         .bind(&reg.identifier)
         .bind(reg.package_type.harness())
@@ -192,14 +280,14 @@ impl Db {
         .bind(reg.created_at)
         .bind(reg.updated_at)
         .bind(b(reg.allow_public_groups))
-        .execute(&mut *tx)
+        .execute(&mut **tx)
         .await;
         match res {
             Ok(_) => {}
             Err(e) if super::is_unique_violation(&e) => {
                 return Err(StoreError::conflict(format!(
-                    "registry '{}' already exists in account '{}'",
-                    reg.identifier, reg.account
+                    "registry '{}' already exists in '{}'",
+                    reg.identifier, reg.namespace
                 )));
             }
             Err(e) => return Err(e.into()),
@@ -209,10 +297,9 @@ impl Db {
                 .bind(&reg.id)
                 .bind(i as i64)
                 .bind(m)
-                .execute(&mut *tx)
+                .execute(&mut **tx)
                 .await?;
         }
-        tx.commit().await?;
         Ok(())
     }
 
@@ -403,31 +490,5 @@ impl Db {
         };
         self.paged(List::Registries, &select, "r.identifier", filter, page)
             .await
-    }
-
-    /// Creates the account's trash can if it does not exist yet.
-    pub async fn ensure_trash_can(&self, account_scope: &Scope) -> StoreResult<()> {
-        if self
-            .registry_by_identifier(account_scope.account(), TRASH_IDENTIFIER)
-            .await?
-            .is_some()
-        {
-            return Ok(());
-        }
-        // The trash can lives at the account's top, and deleting in it purges.
-        let reg = Registry {
-            scope_id: account_scope.id.clone(),
-            delete_allowed: true,
-            ..Registry::new(
-                &account_scope.path,
-                TRASH_IDENTIFIER,
-                PackageType::Generic,
-                RegistryKind::Trash,
-            )
-        };
-        match self.insert_registry(&reg).await {
-            Ok(()) | Err(StoreError::Conflict(_)) => Ok(()),
-            Err(e) => Err(e),
-        }
     }
 }

@@ -324,25 +324,40 @@ async fn delete_respects_setting_and_moves_to_trash(b: Backend) {
         .await
         .unwrap();
     assert_eq!(r.status(), 200, "other versions stay");
-    // The version is in the trash can with its file, readable by an admin.
+    // The version is kept as deleted (in the trash), and restored with its file.
+    let (st, v) =
+        call(s.get("/har/api/v1/registry/acme/files/+/artifact/p/versions?deleted=only")).await;
+    assert_eq!(
+        (st, &v["data"]["artifactVersions"][0]["name"]),
+        (200, &json!("1")),
+        "{v}"
+    );
+    let (st, v) = call(s.post(
+        "/har/api/v1/registry/acme/files/+/artifact/p/+/version/1/restore",
+        json!({}),
+    ))
+    .await;
+    assert_eq!(st, 200, "{v}");
     let r = s
         .client
-        .get(s.url("/pkg/acme/trash-can/generic/files/p/1/f.txt"))
+        .get(s.url("/pkg/acme/files/generic/p/1/f.txt"))
         .header("x-api-key", &s.token)
         .send()
         .await
         .unwrap();
     assert_eq!(r.status(), 200);
     assert_eq!(r.text().await.unwrap(), "x");
-    // Deleting a single file.
-    let r = s
-        .client
-        .delete(s.url("/pkg/acme/files/generic/p/2/f.txt"))
-        .header("x-api-key", &deployer)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 204);
+    // Deleting single files (both versions' one file).
+    for v in ["1", "2"] {
+        let r = s
+            .client
+            .delete(s.url(&format!("/pkg/acme/files/generic/p/{v}/f.txt")))
+            .header("x-api-key", &deployer)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 204);
+    }
     let (_, v) = call(s.get("/har/api/v1/registry/acme/files/+/artifacts")).await;
     assert_eq!(v["data"]["itemCount"], 0, "an emptied package disappears");
 }
@@ -520,8 +535,6 @@ async fn patterns_and_group_registries(b: Backend) {
     // The upload landed in the deployment member.
     let (_, v) = call(s.get("/har/api/v1/registry/default/extra/+/artifacts")).await;
     assert_eq!(v["data"]["artifacts"][0]["name"], "thing");
-    // Caches and trash cans take no uploads.
-    assert_eq!(put("trash-can", "x/1/f").await.unwrap().status(), 405);
 }
 
 async fn interrupted_uploads_leave_nothing(b: Backend) {

@@ -123,18 +123,26 @@ async fn paging_is_spring_style(b: Backend) {
         // order): give each repository its own millisecond so that the expected page is defined.
         tokio::time::sleep(std::time::Duration::from_millis(3)).await;
     }
+    // The company's five and its trash can (made with the company, in the same millisecond as r0
+    // perhaps: their order is whatever the whole list says).
+    let titles = |v: &Value| -> Vec<String> {
+        v["_embedded"]["shortRegistryRepositoryDtoList"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["title"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let (_, all) = gf_get(&s, "/registry/company/acme/repositories").await;
+    let all = titles(&all);
+    assert_eq!(all.len(), 6, "{all:?}");
+    assert!(all.contains(&"trashCan".to_string()), "{all:?}");
     let (_, v) = gf_get(&s, "/registry/company/acme/repositories?page=1&size=2").await;
     assert_eq!(
         v["page"],
-        json!({"size": 2, "totalElements": 5, "totalPages": 3, "number": 1})
+        json!({"size": 2, "totalElements": 6, "totalPages": 3, "number": 1})
     );
-    let titles: Vec<&str> = v["_embedded"]["shortRegistryRepositoryDtoList"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| r["title"].as_str().unwrap())
-        .collect();
-    assert_eq!(titles, vec!["r2", "r3"]);
+    assert_eq!(titles(&v), all[2..4].to_vec());
     let (_, v) = gf_get(&s, "/registry/company/acme/repositories?page=5&size=2").await;
     assert!(
         v.get("_embedded").is_none(),
@@ -400,10 +408,18 @@ async fn visible_across_dialects(b: Backend) {
     let (_, h) = call(s.get("/har/api/v1/registry/default/acme/py-hosted/+")).await;
     assert_eq!(h["data"]["isPublic"], true);
     assert_eq!(h["data"]["description"], "from harness");
-    // A registry name is unique across the account, whichever dialect created it.
+    // A GitFlic name is unique per owner: another company may have one of that name (the
+    // Harness-made one keeps the account's shorthand URL); the same company may not.
     let (st, _) = gf_post(
         &s,
         "/registry/company/other/repositories",
+        local("py-hosted", "pypi"),
+    )
+    .await;
+    assert_eq!(st, 201);
+    let (st, _) = gf_post(
+        &s,
+        "/registry/company/acme/repositories",
         local("py-hosted", "pypi"),
     )
     .await;

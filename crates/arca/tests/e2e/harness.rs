@@ -246,10 +246,9 @@ async fn upstream_cache_and_hosted_with_upstreams(b: Backend) {
         !proxy.to_string().contains("s3cret"),
         "secrets are never returned: {proxy}"
     );
-    // Its cache exists and is visible in both dialects.
-    let (st, cache) = call(s.get("/har/api/v1/registry/acme/up-cache/+")).await;
-    assert_eq!(st, 200);
-    assert_eq!(cache["data"]["kind"], "CACHE");
+    // Its cache is the server's own: the Harness dialect shows neither caches nor trash registries.
+    let (st, _) = call(s.get("/har/api/v1/registry/acme/up-cache/+")).await;
+    assert_eq!(st, 404);
     let (_, list) = call(s.get("/har/api/v1/spaces/acme/+/registries?size=50")).await;
     let types: Vec<(String, String)> = list["data"]["registries"]
         .as_array()
@@ -264,11 +263,7 @@ async fn upstream_cache_and_hosted_with_upstreams(b: Backend) {
         .collect();
     assert!(types.contains(&("up".into(), "PROXY".into())), "{types:?}");
     assert!(
-        types.contains(&("up-cache".into(), "CACHE".into())),
-        "{types:?}"
-    );
-    assert!(
-        types.contains(&("trash-can".into(), "TRASH".into())),
+        types.iter().all(|(_, k)| k != "CACHE" && k != "TRASH"),
         "{types:?}"
     );
 
@@ -285,7 +280,7 @@ async fn upstream_cache_and_hosted_with_upstreams(b: Backend) {
     assert_eq!(st, 409, "{v}");
     assert!(v["message"].as_str().unwrap().contains("'py'"), "{v}");
     let (st, _) = call(s.delete("/har/api/v1/registry/acme/up-cache/+")).await;
-    assert_eq!(st, 400, "a cache is deleted with its proxy");
+    assert_eq!(st, 404, "a cache is not a registry of the dialect");
     // Remove the upstream from the hosted registry, then the proxy (and its cache) can go.
     let (st, v) = call(s.put(
         "/har/api/v1/registry/acme/team/py/+",
@@ -361,17 +356,17 @@ async fn registry_listing_paging_filters_and_scopes(b: Backend) {
     assert_eq!(v["data"]["itemCount"], 1);
     assert_eq!(v["data"]["registries"][0]["identifier"], "npm-up");
     let (_, v) = call(s.get("/har/api/v1/spaces/acme/web/+/registries?package_type=NPM&package_type=GENERIC&type=VIRTUAL")).await;
-    // Five generic, npm-1 and npm-up's cache (caches render as VIRTUAL in this dialect).
-    assert_eq!(v["data"]["itemCount"], 7);
+    // Five generic and npm-1 (npm-up's cache and the trash registries are not listed).
+    assert_eq!(v["data"]["itemCount"], 6);
     let (_, v) = call(s.get("/har/api/v1/spaces/acme/web/+/registries?search_term=gen-3")).await;
     assert_eq!(v["data"]["itemCount"], 1);
-    // Scope: descendants includes the project; ancestors includes the account's trash can.
+    // Scope: descendants includes the project, ancestors the account (no registry in it).
     let (_, v) =
         call(s.get("/har/api/v1/spaces/acme/web/+/registries?scope=descendants&size=50")).await;
-    assert_eq!(v["data"]["itemCount"], 9);
+    assert_eq!(v["data"]["itemCount"], 8);
     let (_, v) =
         call(s.get("/har/api/v1/spaces/acme/web/shop/+/registries?scope=ancestors&size=50")).await;
-    assert_eq!(v["data"]["itemCount"], 10);
+    assert_eq!(v["data"]["itemCount"], 8);
     // Bad paging input.
     for q in [
         "size=0",
@@ -514,13 +509,7 @@ async fn artifacts_versions_files_labels_and_delete(b: Backend) {
             })
             .collect::<Vec<_>>()
     };
-    assert_eq!(
-        sizes().await,
-        vec![
-            ("files".into(), "10 B".into(), 3),
-            ("trash-can".into(), "0 B".into(), 0)
-        ]
-    );
+    assert_eq!(sizes().await, vec![("files".into(), "10 B".into(), 3)]);
     // Sorting by a statistic orders by the numbers the list shows (downloads are counted in
     // batches, so both may still be 0 there: only the answer is checked).
     for field in ["artifactsCount", "registrySize", "downloadsCount"] {
@@ -529,26 +518,14 @@ async fn artifacts_versions_files_labels_and_delete(b: Backend) {
         )))
         .await;
         assert_eq!(st, 200, "{field}: {v}");
-        assert_eq!(v["data"]["itemCount"], 2, "{field}");
-        if field != "downloadsCount" {
-            assert_eq!(v["data"]["registries"][0]["identifier"], "files", "{field}");
-            assert_eq!(
-                v["data"]["registries"][1]["identifier"], "trash-can",
-                "{field}"
-            );
-        }
+        assert_eq!(v["data"]["itemCount"], 1, "{field}");
+        assert_eq!(v["data"]["registries"][0]["identifier"], "files", "{field}");
     }
-    // Delete a version: gone from the registry, present in the trash can, file no longer served.
+    // Delete a version: gone from the registry, listed there as deleted, file no longer served.
     let (st, _) =
         call(s.delete("/har/api/v1/registry/acme/files/+/artifact/alpha/+/version/1.0")).await;
     assert_eq!(st, 200);
-    assert_eq!(
-        sizes().await,
-        vec![
-            ("files".into(), "6 B".into(), 3),
-            ("trash-can".into(), "4 B".into(), 1)
-        ]
-    );
+    assert_eq!(sizes().await, vec![("files".into(), "6 B".into(), 3)]);
     let r = s
         .client
         .get(s.url("/pkg/acme/files/generic/alpha/1.0/a.txt"))
@@ -557,11 +534,13 @@ async fn artifacts_versions_files_labels_and_delete(b: Backend) {
         .await
         .unwrap();
     assert_eq!(r.status(), 404);
-    let (_, v) = call(s.get("/har/api/v1/registry/acme/trash-can/+/artifacts")).await;
-    assert_eq!(v["data"]["artifacts"][0]["name"], "files/alpha");
     let (_, v) =
-        call(s.get("/har/api/v1/registry/acme/trash-can/+/artifact/files%2Falpha/versions")).await;
+        call(s.get("/har/api/v1/registry/acme/files/+/artifact/alpha/versions?deleted=only")).await;
     assert_eq!(v["data"]["artifactVersions"][0]["name"], "1.0");
+    assert!(
+        v["data"]["artifactVersions"][0]["deletedAt"].is_string(),
+        "{v}"
+    );
     // Delete a whole artifact.
     let (st, _) = call(s.delete("/har/api/v1/registry/acme/files/+/artifact/gamma")).await;
     assert_eq!(st, 200);
@@ -574,6 +553,9 @@ async fn artifacts_versions_files_labels_and_delete(b: Backend) {
         .collect();
     assert_eq!(names.len(), 2);
     assert!(!names.contains(&"gamma"));
+    // Deleting what is only deleted purges it; then it is gone.
+    let (st, _) = call(s.delete("/har/api/v1/registry/acme/files/+/artifact/gamma")).await;
+    assert_eq!(st, 200);
     let (st, _) = call(s.delete("/har/api/v1/registry/acme/files/+/artifact/gamma")).await;
     assert_eq!(st, 404);
 }

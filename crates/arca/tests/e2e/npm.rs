@@ -167,13 +167,14 @@ async fn publish_install_ci_view_tags_deprecate_unpublish(b: Backend) {
         "{names:?}"
     );
 
-    // unpublish one version: gone from the packument, kept in the trash can.
+    // unpublish one version: gone from the packument, kept as deleted.
     npm.ok(w, &["unpublish", "lib-a@1.1.0", "--force"]);
     let versions: Value =
         serde_json::from_str(&npm.ok(w, &["view", "lib-a", "versions", "--json"])).unwrap();
     assert_eq!(versions, json!(["1.0.0"]));
     let (_, v) =
-        call(s.get("/har/api/v1/registry/acme/trash-can/+/artifact/npmreg%2Flib-a/versions")).await;
+        call(s.get("/har/api/v1/registry/acme/npmreg/+/artifact/lib-a/versions?deleted=only"))
+            .await;
     assert_eq!(v["data"]["artifactVersions"][0]["name"], "1.1.0");
 
     // Both dialects list the packages.

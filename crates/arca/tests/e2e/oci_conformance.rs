@@ -875,9 +875,13 @@ async fn delete_tag_manifest_and_blob(b: Backend) {
             .status(),
         404
     );
-    // Deleted tags are in the trash can.
-    let (_, trash) = call(r.s.get("/har/api/v1/registry/acme/trash-can/+/artifacts")).await;
-    assert_eq!(trash["data"]["itemCount"], 1, "{trash}");
+    // Deleted tags are kept as deleted versions of their image.
+    let image = REPO.trim_start_matches("acme/docker/");
+    let (_, trash) = call(r.s.get(&format!(
+        "/har/api/v1/registry/acme/docker/+/artifact/{image}/versions?deleted=only"
+    )))
+    .await;
+    assert_eq!(trash["data"]["itemCount"], 2, "v1 and v2: {trash}");
     let layer = sha256(b"one");
     assert_eq!(
         r.req(Method::DELETE, &format!("/v2/{REPO}/blobs/{layer}"))
@@ -1184,7 +1188,7 @@ async fn garbage_collection(b: Backend) {
             json!({}),
         )
         .await;
-    // Delete the old image and empty the trash can.
+    // Delete the old image, then purge it (deleting what is only deleted).
     assert_eq!(
         r.req(
             Method::DELETE,
@@ -1197,7 +1201,7 @@ async fn garbage_collection(b: Backend) {
         202
     );
     let resp =
-        r.s.delete("/har/api/v1/registry/acme/trash-can/+/artifact/docker%2Fold")
+        r.s.delete("/har/api/v1/registry/acme/docker/+/artifact/old")
             .send()
             .await
             .unwrap();

@@ -3,9 +3,9 @@
 //! GitFlic paths carry no account: they address the configured default account. A company is an
 //! org of that account; a project `{owner}/{project}` lives under the org named after its owner
 //! (a company or a user's own org); the whole-service ("instance") level is the account itself.
-//! The seed's two instance forms are both served: list/get/create under
-//! `/registry/instance/{projectAlias}/repositories` (the alias is accepted and ignored) and
-//! modify/delete (and get) under `/registry/instance/repositories/{uuid}`.
+//! The seed's two instance forms, `/registry/instance/{projectAlias}/repositories` (list, get,
+//! create; the alias is accepted and ignored) and `/registry/instance/repositories` (modify,
+//! delete), are both served for every operation.
 //!
 //! This file routes: [`ScopeRef`] reads the scope from any of the forms and [`Authed`] the
 //! signed-in caller, so `repositories` and `packages` have one handler per operation.
@@ -47,20 +47,15 @@ pub fn router() -> Router<AppState> {
                 get(get_one).put(modify).delete(delete),
             );
     }
-    // The instance's two forms (see the module doc).
-    router = router
-        .route(
-            "/registry/instance/{alias}/repositories",
-            get(list).post(create),
-        )
-        .route(
-            "/registry/instance/{alias}/repositories/{uuid}",
-            get(get_one),
-        )
-        .route(
-            "/registry/instance/repositories/{uuid}",
-            get(get_one).put(modify).delete(delete),
-        );
+    // The instance's two forms (see the module doc), each for every method.
+    for scope in ["/registry/instance/{alias}", "/registry/instance"] {
+        router = router
+            .route(&format!("{scope}/repositories"), get(list).post(create))
+            .route(
+                &format!("{scope}/repositories/{{uuid}}"),
+                get(get_one).put(modify).delete(delete),
+            );
+    }
     // Packages (GitFlic's package API), over every registry repository of the scope; the
     // instance's have no prefix.
     for scope in [PROJECT, COMPANY, "/registry"] {
@@ -72,7 +67,10 @@ pub fn router() -> Router<AppState> {
                 get(version_list),
             );
     }
-    router
+    // Every error is JSON, a method the path does not have too.
+    router.method_not_allowed_fallback(|| async {
+        ApiError::MethodNotAllowed("this path does not take that method".into())
+    })
 }
 
 /// The scope path a route addresses, from its path parameters: `{owner}/{project}` is a project
@@ -104,7 +102,8 @@ impl FromRequestParts<AppState> for ScopeRef {
     }
 }
 
-/// The repository `{uuid}` or `{package}` id a route names after its scope.
+/// The repository `{uuid}` or `{package}` id a route names after its scope, in its stored
+/// spelling (an upper-case UUID names the same repository).
 pub struct ItemId(pub String);
 
 impl FromRequestParts<AppState> for ItemId {
@@ -115,7 +114,7 @@ impl FromRequestParts<AppState> for ItemId {
         params
             .remove("uuid")
             .or_else(|| params.remove("package"))
-            .map(ItemId)
+            .map(|id| ItemId(crate::model::canonical_id(&id)))
             .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("route without an id parameter")))
     }
 }
@@ -142,12 +141,12 @@ impl FromRequestParts<AppState> for Authed {
     }
 }
 
-/// `page` (0-based) and `size` (default 20), Spring style.
+/// `page` (0-based) and `size` (default 10, as the seed's example answers), Spring style.
 pub(super) fn pager(q: Option<String>) -> ApiResult<(i64, i64)> {
     let q = query_pairs(q.as_deref());
     Ok((
         query_int(&q, "page")?.unwrap_or(0),
-        check_size(query_int(&q, "size")?.unwrap_or(20))?,
+        check_size(query_int(&q, "size")?.unwrap_or(10))?,
     ))
 }
 

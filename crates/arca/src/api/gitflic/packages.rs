@@ -114,7 +114,7 @@ async fn find_package(
         .registry_by_id(&pkg.registry_id)
         .await?
         .ok_or_else(not_found)?;
-    if reg.scope_path != scope_path {
+    if !crate::store::scopes::same_path(&reg.scope_path, scope_path) {
         return Err(not_found());
     }
     principal.check(&reg, Need::Read)?;

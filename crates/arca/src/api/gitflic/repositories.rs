@@ -29,9 +29,25 @@ fn short_json(reg: &Registry) -> Value {
     })
 }
 
+/// The short view of any repository, the server's own too: their stored identifiers are internal,
+/// so a LOCAL_CACHE is titled `<proxy>-cache` and a TRASH_CAN `trashCan`, as the seed shows them.
+async fn short_view(state: &AppState, reg: &Registry) -> ApiResult<Value> {
+    let mut v = short_json(reg);
+    match (reg.kind, &reg.cache_of) {
+        (RegistryKind::Trash, _) => v["title"] = json!("trashCan"),
+        (RegistryKind::Cache, Some(proxy)) => {
+            if let Some(p) = state.db.registry_by_id(proxy).await? {
+                v["title"] = json!(format!("{}-cache", p.identifier));
+            }
+        }
+        _ => {}
+    }
+    Ok(v)
+}
+
 /// The single-repository view: the seed's short shape plus the settings (secrets never included).
 async fn full_json(state: &AppState, reg: &Registry) -> ApiResult<Value> {
-    let mut v = short_json(reg);
+    let mut v = short_view(state, reg).await?;
     let o = v
         .as_object_mut()
         .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("not an object")))?;
@@ -93,7 +109,10 @@ pub(super) async fn list(
         None,
     );
     let (total, regs) = state.db.list_registries(&filter, &pg).await?;
-    let items: Vec<Value> = regs.iter().map(short_json).collect();
+    let mut items: Vec<Value> = Vec::with_capacity(regs.len());
+    for r in &regs {
+        items.push(short_view(state, r).await?);
+    }
     Ok(Json(paged(
         "shortRegistryRepositoryDtoList",
         items,
@@ -112,7 +131,12 @@ async fn find_in_scope(
 ) -> ApiResult<Registry> {
     // A repository the caller cannot read is not found, like one that does not exist.
     match state.db.registry_by_id(uuid).await? {
-        Some(r) if r.scope_path == scope_path && principal.can(&r, Need::Read) => Ok(r),
+        Some(r)
+            if crate::store::scopes::same_path(&r.scope_path, scope_path)
+                && principal.can(&r, Need::Read) =>
+        {
+            Ok(r)
+        }
         _ => Err(ApiError::not_found(format!(
             "registry repository '{uuid}' not found in '{scope_path}'"
         ))),
@@ -281,6 +305,12 @@ async fn apply_virtual(
     s: &VirtualSettingsDto,
     creating: bool,
 ) -> ApiResult<()> {
+    if creating && s.included_repository_uuids.is_none() {
+        return Err(ApiError::bad(
+            "virtualSettings.includedRepositoryUuids",
+            "includedRepositoryUuids is required to create a VIRTUAL repository",
+        ));
+    }
     if !creating
         && (s.included_repository_uuids.is_some() != s.deployment_repository_uuid.is_some())
     {
@@ -337,7 +367,7 @@ pub(super) async fn create(
         .repository_name
         .clone()
         .ok_or_else(|| ApiError::bad("repositoryName", "repositoryName is required"))?;
-    crate::model::validate_identifier("repositoryName", &name)?;
+    crate::model::validate_gitflic_name("repositoryName", &name)?;
     let pt_s = req
         .package_type
         .as_deref()
@@ -357,6 +387,8 @@ pub(super) async fn create(
     })?;
     let mut reg = Registry {
         description: req.description.clone(),
+        // GitFlic names are unique per owner (project, company, instance).
+        namespace: scope_path.to_string(),
         ..Registry::new(scope_path, name, package_type, kind)
     };
     // Access settings apply to every kind (a proxy or a group is public or private too).

@@ -8,17 +8,17 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::Ctx;
-use super::requests::{file_page, package_page, package_types, paging, parse_body, version_page};
+use super::deleted::{self, storage};
+use super::requests::{file_page, package_page, package_types, paging, parse_body};
 use super::views::{
-    artifact_summary, done, file_json, list_json, native_url, registry_artifact_json,
-    space_artifact_json, success, version_details_json, version_json, version_summary_json,
+    artifact_summary, file_json, list_json, native_url, registry_artifact_json,
+    space_artifact_json, success, version_details_json, version_summary_json,
 };
 use crate::api::common::page_offset;
 use crate::auth::Need;
 use crate::error::{ApiError, ApiResult};
 use crate::http::query_all;
-use crate::model::Registry;
-use crate::service::trash_versions;
+use crate::model::{Registry, RegistryKind};
 use crate::state::AppState;
 use crate::store::artifacts::PackageRow;
 use crate::store::paging::{Page, SortField};
@@ -27,7 +27,8 @@ use crate::store::registries::RegistryFilter;
 /// `GET /registry/{ref}/artifact/labels`: the labels the registry's artifacts use, paged.
 pub(super) async fn labels(cx: &Ctx<'_>, reg: &Registry) -> ApiResult<Response> {
     cx.principal.check(reg, Need::Read)?;
-    let labels = cx.state.db.package_labels(&reg.id).await?;
+    let store = storage(cx.state, reg).await?;
+    let labels = cx.state.db.package_labels(&store.id).await?;
     let (page, size, index) = paging(cx.query)?;
     let total = labels.len() as i64;
     let items: Vec<_> = labels
@@ -53,6 +54,7 @@ pub(super) async fn list_in_registry(cx: &Ctx<'_>, reg: &Registry) -> ApiResult<
         ..
     } = *cx;
     principal.check(reg, Need::Read)?;
+    let store = storage(state, reg).await?;
     let (page, size, index) = paging(query)?;
     let labels: Vec<String> = query_all(query, "label")
         .into_iter()
@@ -61,7 +63,7 @@ pub(super) async fn list_in_registry(cx: &Ctx<'_>, reg: &Registry) -> ApiResult<
     let (total, pkgs) = state
         .db
         .list_packages(
-            std::slice::from_ref(&reg.id),
+            std::slice::from_ref(&store.id),
             &labels,
             &package_page(query, page, size)?,
         )
@@ -102,6 +104,7 @@ pub(super) async fn list_in_space(cx: &Ctx<'_>, space: &str) -> ApiResult<Respon
     let (_, regs) = state.db.list_registries(&filter, &all).await?;
     let regs: Vec<Registry> = regs
         .into_iter()
+        .filter(|r| !matches!(r.kind, RegistryKind::Cache | RegistryKind::Trash))
         .filter(|r| principal.can(r, Need::Read))
         .filter(|r| wanted.is_empty() || wanted.contains(&r.identifier.as_str()))
         .collect();
@@ -109,7 +112,12 @@ pub(super) async fn list_in_space(cx: &Ctx<'_>, space: &str) -> ApiResult<Respon
     if regs.is_empty() && principal.role_at(space).is_none() {
         return Err(not_found());
     }
-    let ids: Vec<String> = regs.iter().map(|r| r.id.clone()).collect();
+    // A proxy's artifacts are in its cache: (where they are stored, the registry shown).
+    let mut stores: Vec<(String, &Registry)> = Vec::new();
+    for r in &regs {
+        stores.push((storage(state, r).await?.id, r));
+    }
+    let ids: Vec<String> = stores.iter().map(|(id, _)| id.clone()).collect();
     let (page, size, index) = paging(query)?;
     let (total, pkgs) = state
         .db
@@ -118,9 +126,10 @@ pub(super) async fn list_in_space(cx: &Ctx<'_>, space: &str) -> ApiResult<Respon
     let items: Vec<Value> = pkgs
         .iter()
         .filter_map(|p| {
-            regs.iter()
-                .find(|r| r.id == p.registry_id)
-                .map(|reg| space_artifact_json(state, reg, p))
+            stores
+                .iter()
+                .find(|(id, _)| *id == p.registry_id)
+                .map(|(_, reg)| space_artifact_json(state, reg, p))
         })
         .collect();
     Ok(success(list_json(
@@ -146,15 +155,20 @@ pub(super) async fn route(
         query,
         body,
     } = *cx;
+    // What the dialect shows is `reg`; where the artifacts are is `store` (a proxy's cache).
+    let store = &storage(state, reg).await?;
     match (method, sub) {
-        (Method::DELETE, []) => {
-            principal.check(reg, Need::Delete)?;
-            trash_versions(state, reg, name, None).await?;
-            Ok(done())
+        (Method::DELETE, []) => deleted::delete(cx, reg, store, name, None).await,
+        (Method::DELETE, ["version", version]) => {
+            deleted::delete(cx, reg, store, name, Some(version)).await
         }
+        (Method::POST, ["version", version, "restore"]) => {
+            deleted::restore(cx, reg, store, name, version).await
+        }
+        (Method::GET, ["versions"]) => deleted::versions(cx, reg, store, name).await,
         (Method::GET, ["summary"]) => {
             principal.check(reg, Need::Read)?;
-            let p = package(state, reg, name).await?;
+            let p = package(state, store, name).await?;
             Ok(success(artifact_summary(reg, &p)))
         }
         (Method::PUT, ["labels"]) => {
@@ -165,31 +179,13 @@ pub(super) async fn route(
             }
             let l: Labels = parse_body(body)?;
             crate::model::check_labels("labels", &l.labels)?;
-            let p = package(state, reg, name).await?;
+            let p = package(state, store, name).await?;
             state.db.set_package_labels(&p.id, &l.labels).await?;
-            let p = package(state, reg, name).await?;
+            let p = package(state, store, name).await?;
             Ok(success(artifact_summary(reg, &p)))
         }
-        (Method::GET, ["versions"]) => {
-            principal.check(reg, Need::Read)?;
-            let p = package(state, reg, name).await?;
-            let (page, size, index) = paging(query)?;
-            let pg = version_page(query, page, size)?;
-            let (total, versions) = state.db.list_versions(&p.id, &pg).await?;
-            let items: Vec<Value> = versions
-                .iter()
-                .map(|v| version_json(state, reg, &p, v))
-                .collect();
-            Ok(success(list_json(
-                total,
-                index,
-                size,
-                "artifactVersions",
-                json!(items),
-            )))
-        }
         (method, ["version", version, rest @ ..]) => {
-            let p = package(state, reg, name).await?;
+            let p = package(state, store, name).await?;
             let v = state
                 .db
                 .version_by_name(&p.id, version)
@@ -198,11 +194,6 @@ pub(super) async fn route(
                     ApiError::not_found(format!("version '{version}' of '{name}' doesn't exist"))
                 })?;
             match (method, rest) {
-                (Method::DELETE, []) => {
-                    principal.check(reg, Need::Delete)?;
-                    trash_versions(state, reg, name, Some(version)).await?;
-                    Ok(done())
-                }
                 (Method::GET, ["summary"]) => {
                     principal.check(reg, Need::Read)?;
                     Ok(success(version_summary_json(reg, &p, &v)))

@@ -11,6 +11,7 @@
 //! bodies, `views` renders the JSON documents, `registries` and `artifacts` hold the handlers.
 
 mod artifacts;
+mod deleted;
 mod registries;
 pub(crate) mod requests;
 mod views;
@@ -142,6 +143,28 @@ fn decode(s: &str) -> ApiResult<String> {
 /// Splits `<ref>/+/<rest>` or `<percent-encoded ref>/<rest>` into the decoded ref and the rest.
 pub(crate) fn split_ref(path: &str) -> ApiResult<(String, Vec<String>)> {
     let segs: Vec<&str> = path.split('/').collect();
+    let decode_all = |segs: &[&str]| -> ApiResult<Vec<String>> {
+        segs.iter()
+            .filter(|s| !s.is_empty())
+            .map(|s| decode(s))
+            .collect()
+    };
+    let first = decode(segs.first().copied().unwrap_or(""))?;
+    // A ref percent-encoded whole, terminator included (`acct%2Freg%2F%2B`), as OpenAPI-generated
+    // clients send a path parameter: the terminator shows only after decoding, and any literal `+`
+    // further on belongs to what follows (an artifact name's).
+    if let Some(r) = first.strip_suffix("/+") {
+        return Ok((r.to_string(), decode_all(&segs[1..])?));
+    }
+    if let Some((r, after)) = first.split_once("/+/") {
+        let mut rest: Vec<String> = after
+            .split('/')
+            .filter(|s| !s.is_empty())
+            .map(str::to_string)
+            .collect();
+        rest.extend(decode_all(&segs[1..])?);
+        return Ok((r.to_string(), rest));
+    }
     // Clients that encode every reserved character send the terminator as `%2B`.
     if let Some(pos) = segs
         .iter()
@@ -152,20 +175,9 @@ pub(crate) fn split_ref(path: &str) -> ApiResult<(String, Vec<String>)> {
             .map(|s| decode(s))
             .collect::<ApiResult<Vec<_>>>()?
             .join("/");
-        let rest = segs[pos + 1..]
-            .iter()
-            .filter(|s| !s.is_empty())
-            .map(|s| decode(s))
-            .collect::<ApiResult<_>>()?;
-        return Ok((r, rest));
+        return Ok((r, decode_all(&segs[pos + 1..])?));
     }
-    let first = segs.first().copied().unwrap_or("");
-    let rest = segs[1..]
-        .iter()
-        .filter(|s| !s.is_empty())
-        .map(|s| decode(s))
-        .collect::<ApiResult<_>>()?;
-    Ok((decode(first)?, rest))
+    Ok((first, decode_all(&segs[1..])?))
 }
 
 /// `acct[/org[/proj]]/registry` → (space path, identifier).
@@ -196,11 +208,19 @@ async fn load_registry(
     space: &str,
     ident: &str,
 ) -> ApiResult<Registry> {
-    let account = space.split('/').next().unwrap_or(space);
     // A registry the caller cannot read answers like one that does not exist, before anything
     // below it (artifacts, versions) is looked up: 401 to anonymous callers, 404 to others.
-    match state.db.registry_by_identifier(account, ident).await? {
-        Some(r) if r.scope_path == space && principal.can(&r, crate::auth::Need::Read) => Ok(r),
+    match state.db.registry_in_scope(space, ident).await? {
+        // Caches and trash registries are the server's own: the dialect shows their content on the
+        // registries it belongs to (a proxy's cached artifacts, a registry's deleted versions).
+        Some(r)
+            if !matches!(
+                r.kind,
+                crate::model::RegistryKind::Cache | crate::model::RegistryKind::Trash
+            ) && principal.can(&r, crate::auth::Need::Read) =>
+        {
+            Ok(r)
+        }
         _ if principal.is_anonymous() => {
             Err(ApiError::Unauthenticated("authentication required".into()))
         }

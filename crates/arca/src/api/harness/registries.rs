@@ -57,7 +57,8 @@ pub(super) async fn create(cx: &Ctx<'_>) -> ApiResult<Response> {
         labels: req.labels.unwrap_or_default(),
         allowed_patterns: req.allowed_pattern.unwrap_or_default(),
         blocked_patterns: req.blocked_pattern.unwrap_or_default(),
-        // No cleanup policies: as on the Harness server, they are stored on update only.
+        // Stored on create as on update (the seed lists the field for both; OSS Harness drops it).
+        cleanup_policies: req.cleanup_policy.unwrap_or_default(),
         scanners: req.scanners.unwrap_or_default(),
         anonymous: req.is_public.unwrap_or(false),
         allow_public_groups: req.allow_public_groups.unwrap_or(false),

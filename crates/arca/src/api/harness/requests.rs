@@ -60,7 +60,10 @@ pub(super) fn parse_config(
     config: Option<&Value>,
     existing: Option<&Registry>,
 ) -> ApiResult<ParsedConfig> {
-    let Some(c) = config.filter(|c| !c.is_null()) else {
+    // An empty object (the seed's own request sample, `"config": {}`) says nothing, like no config:
+    // the hosted kind on create, the registry's own on update.
+    let empty = |c: &&Value| c.is_null() || c.as_object().is_some_and(|o| o.is_empty());
+    let Some(c) = config.filter(|c| !empty(c)) else {
         return Ok(ParsedConfig {
             kind: existing.map(|r| r.kind).unwrap_or(RegistryKind::Hosted),
             upstreams: None,
@@ -353,17 +356,17 @@ pub(super) fn package_types(query: &[(String, String)]) -> ApiResult<Vec<Package
         .collect()
 }
 
-/// The `type` filter: Harness's two registry types, as the kinds each covers.
+/// The `type` filter: Harness's two registry types, as the kinds each covers. Caches and trash
+/// registries are never listed: the dialect has none.
 pub(super) fn registry_kinds(query: &[(String, String)]) -> ApiResult<Vec<RegistryKind>> {
     match query_get(query, "type") {
-        None | Some("") => Ok(vec![]),
-        Some("UPSTREAM") => Ok(vec![RegistryKind::Proxy]),
-        Some("VIRTUAL") => Ok(vec![
+        None | Some("") => Ok(vec![
             RegistryKind::Hosted,
             RegistryKind::Group,
-            RegistryKind::Cache,
-            RegistryKind::Trash,
+            RegistryKind::Proxy,
         ]),
+        Some("UPSTREAM") => Ok(vec![RegistryKind::Proxy]),
+        Some("VIRTUAL") => Ok(vec![RegistryKind::Hosted, RegistryKind::Group]),
         Some(o) => Err(ApiError::bad(
             "type",
             format!("type must be VIRTUAL or UPSTREAM, got '{o}'"),

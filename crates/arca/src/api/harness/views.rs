@@ -43,14 +43,9 @@ pub(super) fn native_url(state: &AppState, reg: &Registry) -> String {
     let base = &state.config.base_url;
     match reg.package_type {
         PackageType::Docker | PackageType::Helm => {
-            format!("{base}/{}/{}", reg.account, reg.identifier)
+            format!("{base}/{}", reg.oci_prefix())
         }
-        t => format!(
-            "{base}/pkg/{}/{}/{}",
-            reg.account,
-            reg.identifier,
-            t.path_segment()
-        ),
+        _ => crate::formats::native_root(state, reg),
     }
 }
 

@@ -143,10 +143,7 @@ async fn route(state: &AppState, req: NativeRequest) -> ApiResult<Response> {
     let method = req.method.clone();
     match (&method, segs.as_slice()) {
         (&Method::GET, ["index", "config.json"]) => {
-            let root = format!(
-                "{}/pkg/{}/{}/cargo",
-                state.config.base_url, req.registry.account, req.registry.identifier
-            );
+            let root = super::native_root(state, &req.registry);
             Ok(Json(json!({"dl": format!("{root}/api/v1/crates"), "api": root, "auth-required": !req.registry.anonymous})).into_response())
         }
         (&Method::GET | &Method::HEAD, ["index", path @ ..]) => index_file(state, &req, path).await,

@@ -663,7 +663,7 @@ pub(super) async fn catalog(
             .package_names(std::slice::from_ref(&reg.id))
             .await?
         {
-            names.push(format!("{}/{}/{image}", reg.account, reg.identifier));
+            names.push(format!("{}/{image}", reg.oci_prefix()));
         }
     }
     names.sort();

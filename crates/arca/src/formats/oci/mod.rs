@@ -46,49 +46,56 @@ impl Format for Docker {
     fn client_setup(&self, c: &SetupContext) -> Setup {
         let SetupContext {
             host,
-            account,
-            id,
+            oci_account: account,
+            oci_id: id,
             art,
             ver,
             ..
         } = c;
+        let mut sections = vec![
+            inline(
+                "Login",
+                vec![step(
+                    "Log in to the registry",
+                    &[("", format!("docker login {host}"))],
+                )],
+            ),
+            inline(
+                "Pull an image",
+                vec![step(
+                    "Pull",
+                    &[("", format!("docker pull {host}/{account}/{id}/{art}:{ver}"))],
+                )],
+            ),
+            inline(
+                "Push an image",
+                vec![step(
+                    "Tag and push",
+                    &[
+                        (
+                            "",
+                            format!("docker tag {art}:{ver} {host}/{account}/{id}/{art}:{ver}"),
+                        ),
+                        ("", format!("docker push {host}/{account}/{id}/{art}:{ver}")),
+                    ],
+                )],
+            ),
+        ];
+        if let Some(note) = super::setup::oci_case_note(c) {
+            sections[0]["secHeader"] = serde_json::json!(note);
+        }
         Setup {
             title: "Docker Client Setup",
-            sections: vec![
-                inline(
-                    "Login",
-                    vec![step(
-                        "Log in to the registry",
-                        &[("", format!("docker login {host}"))],
-                    )],
-                ),
-                inline(
-                    "Pull an image",
-                    vec![step(
-                        "Pull",
-                        &[("", format!("docker pull {host}/{account}/{id}/{art}:{ver}"))],
-                    )],
-                ),
-                inline(
-                    "Push an image",
-                    vec![step(
-                        "Tag and push",
-                        &[
-                            (
-                                "",
-                                format!("docker tag {art}:{ver} {host}/{account}/{id}/{art}:{ver}"),
-                            ),
-                            ("", format!("docker push {host}/{account}/{id}/{art}:{ver}")),
-                        ],
-                    )],
-                ),
-            ],
+            sections,
         }
     }
 
     fn pull_command(&self, c: &SetupContext, name: &str, version: &str) -> String {
         let host = &c.host;
-        format!("docker pull {host}/{}/{}/{name}:{version}", c.account, c.id)
+        format!(
+            "docker pull {host}/{}/{}/{name}:{version}",
+            c.oci_account, c.oci_id
+        )
     }
 
     fn routes(&self) -> Option<axum::Router<AppState>> {
@@ -108,8 +115,9 @@ impl Format for Docker {
         req: NativeRequest,
     ) -> crate::error::ApiResult<Response> {
         Err(ApiError::not_found(format!(
-            "DOCKER registries speak the OCI distribution protocol at {}/v2/{}/{}/",
-            state.config.base_url, req.registry.account, req.registry.identifier
+            "DOCKER registries speak the OCI distribution protocol at {}/v2/{}/",
+            state.config.base_url,
+            req.registry.oci_prefix()
         )))
     }
 }
@@ -293,17 +301,39 @@ async fn resolve_repo(state: &AppState, name: &str) -> OciResult<Repo> {
             format!("invalid repository name '{name}': expected <account>/<registry>/<image>"),
         ));
     }
-    let registry = state
+    let oci = |r: &Registry| matches!(r.package_type, PackageType::Docker | PackageType::Helm);
+    // `<account>/<registry>/<image>` (a name per account, or unique in it), else
+    // `<scope path>/<registry>/<image>` of a name per owner, by the longest existing scope.
+    if let Some(registry) = state
         .db
         .registry_by_identifier(parts[0], parts[1])
         .await?
-        .filter(|r| matches!(r.package_type, PackageType::Docker | PackageType::Helm))
-        .ok_or_else(|| OciError::name_unknown(name))?;
-    Ok(Repo {
-        registry,
-        name: name.to_string(),
-        image: parts[2..].join("/"),
-    })
+        .filter(oci)
+    {
+        return Ok(Repo {
+            registry,
+            name: name.to_string(),
+            image: parts[2..].join("/"),
+        });
+    }
+    for depth in (2..=3).rev() {
+        if parts.len() < depth + 2 {
+            continue;
+        }
+        if let Some(registry) = state
+            .db
+            .registry_in_scope(&parts[..depth].join("/"), parts[depth])
+            .await?
+            .filter(|r| oci(r) && r.named_per_owner())
+        {
+            return Ok(Repo {
+                registry,
+                name: name.to_string(),
+                image: parts[depth + 1..].join("/"),
+            });
+        }
+    }
+    Err(OciError::name_unknown(name))
 }
 
 /// The repository a request names, as its caller may know it: a registry the caller cannot read
