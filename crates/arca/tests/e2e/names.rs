@@ -195,6 +195,12 @@ async fn empty_path_segments_are_refused(b: Backend) {
         ("PUT", "/pkg/acme/mvn/maven/com/acme//lib/2.0/lib-2.0.jar"),
         ("GET", "/pkg/acme/node/npm//tool"),
         ("GET", "/v2/acme/dock//img/tags/list"),
+        (
+            "GET",
+            "/har/api/v1/registry/acme/files/+/artifact/tool//+/versions",
+        ),
+        ("DELETE", "/har/api/v1/registry/acme//files/+"),
+        ("GET", "/har/api/v1/spaces/acme//+/registries"),
     ] {
         assert_eq!(
             raw_status(&s, method, path, b"x").await,

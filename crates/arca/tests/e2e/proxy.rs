@@ -255,6 +255,21 @@ async fn npm_install_and_ci_through_an_npm_proxy(b: Backend) {
         "{v}"
     );
 
+    // What the proxy keeps is ordinary content, listed under the UPSTREAM itself (Harness has no
+    // cache registries) with its size.
+    let (st, v) = call(s.get("/har/api/v1/registry/acme/npmproxy/+/artifacts")).await;
+    assert_eq!(st, 200, "{v}");
+    let names: Vec<&str> = v["data"]["artifacts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|a| a["name"].as_str())
+        .collect();
+    assert!(
+        names.contains(&"leftish") && names.contains(&"@acme/util"),
+        "{v}"
+    );
+
     // Upstream gone, caches cleared: npm ci installs from what Arca kept.
     upstream.stop();
     std::fs::remove_dir_all(app.join("node_modules")).unwrap();

@@ -65,6 +65,8 @@ async fn dispatch(state: &AppState, req: Request) -> ApiResult<Response> {
         .strip_prefix("/har/api/v1/")
         .or_else(|| path.strip_prefix("/api/v1/"))
         .unwrap_or("");
+    // `//` would be read as `/` below (refs and artifact names are split on it): refused instead.
+    crate::http::check_segments(rest)?;
     let query = query_pairs(parts.uri.query());
     let principal = state.principal(&parts.headers).await?;
     let method = parts.method.clone();
