@@ -124,6 +124,48 @@ pub async fn document(
     }
 }
 
+/// The same document from each proxy a read through `reg` reaches, in order (proxies whose
+/// upstream lacks it left out); `path` says where it is below a proxy's URL.
+pub async fn from_each_proxy(
+    state: &AppState,
+    reg: &Registry,
+    accept: &str,
+    revalidate: bool,
+    path: impl Fn(&Registry) -> String,
+) -> ApiResult<Vec<(Registry, Fetched)>> {
+    let mut out = Vec::new();
+    for proxy in (crate::formats::Resolver { state }).proxies(reg).await? {
+        let path = path(&proxy);
+        let req = Request {
+            path: &path,
+            accept,
+            revalidate,
+        };
+        if let Some(doc) = document(state, &proxy, req).await? {
+            out.push((proxy, doc));
+        }
+    }
+    Ok(out)
+}
+
+/// The stored packages of a read chain, less the caches of proxies whose upstream answered:
+/// what a proxy cached is listed as its upstream lists it now (yanks and tags change); only
+/// where the upstream is unavailable do the cached entries stand for it.
+pub fn without_answered_caches<P: Clone>(
+    chain: &[(Registry, P)],
+    upstream: &[(Registry, Fetched)],
+) -> Vec<(Registry, P)> {
+    chain
+        .iter()
+        .filter(|(r, _)| {
+            !r.cache_of
+                .as_deref()
+                .is_some_and(|p| upstream.iter().any(|(u, _)| u.id == p))
+        })
+        .cloned()
+        .collect()
+}
+
 /// Reads a stored document's body (metadata documents are held in memory to be rewritten).
 async fn load(state: &AppState, d: &ProxyDocument, how: CacheState) -> ApiResult<Fetched> {
     let read = state.blobs.get(&d.sha256, None).await?;

@@ -192,7 +192,7 @@ async fn index_file(state: &AppState, req: &NativeRequest, path: &[&str]) -> Api
         .docs
         .get_or_build(key, stamp, || async {
             let mut lines: Vec<(String, String)> = Vec::new();
-            let stored = proxy::without_answered_caches(&chain, &upstream);
+            let stored = crate::proxy::documents::without_answered_caches(&chain, &upstream);
             for (_, pkg) in &stored {
                 for v in state.db.all_versions(&pkg.id).await? {
                     if lines.iter().any(|(ver, _)| *ver == v.version) {

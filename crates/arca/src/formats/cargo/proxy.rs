@@ -2,80 +2,28 @@
 //! stored versions (a line is never re-serialised: fields Arca does not know, like
 //! `rust_version`, stay), and a `.crate` is fetched from the upstream's `dl` (its `config.json`,
 //! markers substituted) and verified against the index line's `cksum` before it is kept, with
-//! that line, for when the upstream is gone. The proxy's URL is its index root, given with or
-//! without cargo's `sparse+` prefix.
+//! that line, for when the upstream is gone. The proxy's URL is its index root.
 
 use serde_json::Value;
 
 use super::index_path;
 use crate::error::ApiResult;
-use crate::formats::Resolver;
 use crate::model::Registry;
 use crate::proxy::documents::{self, Fetched};
 use crate::proxy::files::{self, Wanted};
 use crate::state::AppState;
-use crate::store::artifacts::{FileRow, PackageRow};
+use crate::store::artifacts::FileRow;
 
-/// The index root of a proxy's upstream (`sparse+` dropped, one trailing slash).
-fn index_root(proxy: &Registry) -> String {
-    let url = proxy.proxy.as_ref().map(|p| p.url.as_str()).unwrap_or("");
-    format!(
-        "{}/",
-        url.trim_start_matches("sparse+").trim_end_matches('/')
-    )
-}
-
-/// A document below a proxy's index root.
-async fn index_document(
-    state: &AppState,
-    proxy: &Registry,
-    path: &str,
-    revalidate: bool,
-) -> ApiResult<Option<Fetched>> {
-    let root = index_root(proxy);
-    let mut proxy = proxy.clone();
-    if let Some(p) = proxy.proxy.as_mut() {
-        p.url = root;
-    }
-    let req = documents::Request {
-        path,
-        accept: "*/*",
-        revalidate,
-    };
-    documents::document(state, &proxy, req).await
-}
-
-/// The index files of `name` from the proxies reached through `reg`, in order.
+/// The index files of `name` from the proxies reached through `reg`, in order. A proxy's URL is
+/// its index root (cargo's `sparse+` prefix is dropped when the URL is stored).
 pub(super) async fn index_files(
     state: &AppState,
     reg: &Registry,
     name: &str,
     revalidate: bool,
 ) -> ApiResult<Vec<(Registry, Fetched)>> {
-    let mut out = Vec::new();
-    for proxy in (Resolver { state }).proxies(reg).await? {
-        if let Some(doc) = index_document(state, &proxy, &index_path(name), revalidate).await? {
-            out.push((proxy, doc));
-        }
-    }
-    Ok(out)
-}
-
-/// The stored packages of the chain, less the caches of proxies whose upstream answered (what
-/// a proxy cached is listed as its upstream lists it now: yanks change).
-pub(super) fn without_answered_caches(
-    chain: &[(Registry, PackageRow)],
-    upstream: &[(Registry, Fetched)],
-) -> Vec<(Registry, PackageRow)> {
-    chain
-        .iter()
-        .filter(|(r, _)| {
-            !r.cache_of
-                .as_deref()
-                .is_some_and(|p| upstream.iter().any(|(u, _)| u.id == p))
-        })
-        .cloned()
-        .collect()
+    let path = index_path(name);
+    documents::from_each_proxy(state, reg, "*/*", revalidate, |_| path.clone()).await
 }
 
 /// The lines of an index file as (version, the line exactly as it came).
@@ -109,7 +57,12 @@ pub(super) async fn download(
                 continue;
             };
             let entry: Value = serde_json::from_str(&line).unwrap_or_default();
-            let Some(config) = index_document(state, proxy, "config.json", false).await? else {
+            let req = documents::Request {
+                path: "config.json",
+                accept: "application/json",
+                revalidate: false,
+            };
+            let Some(config) = documents::document(state, proxy, req).await? else {
                 continue;
             };
             let dl = serde_json::from_slice::<Value>(&config.body)
@@ -195,21 +148,6 @@ fn download_url(
 mod tests {
     use super::*;
 
-    /// A proxy registry with this URL.
-    fn proxy_with_url(url: &str) -> Registry {
-        let mut r = Registry::new(
-            "x",
-            "x",
-            crate::model::PackageType::Cargo,
-            crate::model::RegistryKind::Proxy,
-        );
-        r.proxy = Some(crate::model::ProxySettings {
-            url: url.to_string(),
-            ..Default::default()
-        });
-        r
-    }
-
     #[test]
     fn download_urls_follow_the_dl_template() {
         let cfg = "http://up.test/index/config.json";
@@ -248,20 +186,5 @@ mod tests {
         assert_eq!(lines.len(), 2);
         assert_eq!(lines[0].0, "1.0.0");
         assert!(lines[0].1.contains("rust_version"));
-    }
-
-    #[test]
-    fn the_sparse_prefix_is_optional() {
-        for url in [
-            "sparse+http://up.test/index/",
-            "http://up.test/index",
-            "http://up.test/index/",
-        ] {
-            assert_eq!(
-                index_root(&proxy_with_url(url)),
-                "http://up.test/index/",
-                "{url}"
-            );
-        }
     }
 }

@@ -210,7 +210,7 @@ struct Packument {
 async fn load(state: &AppState, reg: &Registry, name: &str) -> ApiResult<Option<Packument>> {
     let chain = (Resolver { state }).packages(reg, name).await?;
     let upstream = proxy::packuments(state, reg, name, false).await?;
-    let stored = proxy::without_answered_caches(&chain, &upstream);
+    let stored = crate::proxy::documents::without_answered_caches(&chain, &upstream);
     Ok(merge_upstream(load_from(state, &stored).await?, &upstream))
 }
 
@@ -477,7 +477,7 @@ async fn packument_response(
     let doc = state
         .docs
         .get_or_build(key, stamp, || async {
-            let stored = proxy::without_answered_caches(&chain, &upstream);
+            let stored = crate::proxy::documents::without_answered_caches(&chain, &upstream);
             let p = merge_upstream(load_from(state, &stored).await?, &upstream)
                 .ok_or_else(|| ApiError::not_found(format!("package '{name}' not found")))?;
             Ok::<_, ApiError>(if abbreviated {

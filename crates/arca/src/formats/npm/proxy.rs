@@ -9,12 +9,11 @@ use base64::Engine;
 use serde_json::Value;
 
 use crate::error::ApiResult;
-use crate::formats::Resolver;
 use crate::model::Registry;
 use crate::proxy::documents::{self, Fetched};
 use crate::proxy::files::{self, Wanted};
 use crate::state::AppState;
-use crate::store::artifacts::{FileRow, PackageRow};
+use crate::store::artifacts::FileRow;
 
 /// The packument path of `name` below an upstream's URL (a scope's slash encoded, as the public
 /// registry's clients send it).
@@ -30,37 +29,8 @@ pub(super) async fn packuments(
     name: &str,
     revalidate: bool,
 ) -> ApiResult<Vec<(Registry, Fetched)>> {
-    let mut out = Vec::new();
     let path = packument_path(name);
-    for proxy in (Resolver { state }).proxies(reg).await? {
-        let req = documents::Request {
-            path: &path,
-            accept: "application/json",
-            revalidate,
-        };
-        if let Some(doc) = documents::document(state, &proxy, req).await? {
-            out.push((proxy, doc));
-        }
-    }
-    Ok(out)
-}
-
-/// The stored packages of the chain, less the caches of proxies whose upstream answered: what
-/// a proxy cached is listed as its upstream lists it now; only where the upstream is
-/// unavailable do the cached versions stand for it.
-pub(super) fn without_answered_caches(
-    chain: &[(Registry, PackageRow)],
-    upstream: &[(Registry, Fetched)],
-) -> Vec<(Registry, PackageRow)> {
-    chain
-        .iter()
-        .filter(|(r, _)| {
-            !r.cache_of
-                .as_deref()
-                .is_some_and(|p| upstream.iter().any(|(u, _)| u.id == p))
-        })
-        .cloned()
-        .collect()
+    documents::from_each_proxy(state, reg, "application/json", revalidate, |_| path.clone()).await
 }
 
 /// Fetches tarball `file` of `name` from the first upstream whose packument lists it, into that

@@ -705,13 +705,7 @@ async fn project_page(state: &AppState, req: &NativeRequest, norm: &str) -> ApiR
         .get_or_build(key, stamp, || async {
             // What a proxy cached is listed as its upstream lists it now (yanks change); only
             // where the upstream's page is unavailable do the cached files stand for it.
-            let answered: std::collections::HashSet<&str> =
-                upstream.iter().map(|(p, _)| p.id.as_str()).collect();
-            let stored: Vec<(Registry, PackageRow)> = chain
-                .iter()
-                .filter(|(r, _)| !r.cache_of.as_deref().is_some_and(|p| answered.contains(p)))
-                .cloned()
-                .collect();
+            let stored = crate::proxy::documents::without_answered_caches(&chain, &upstream);
             let mut files = project_files(state, &stored, norm).await?;
             let mut seen: std::collections::HashSet<String> =
                 files.iter().map(|f| f.filename.clone()).collect();

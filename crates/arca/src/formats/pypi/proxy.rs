@@ -8,7 +8,6 @@ use serde_json::{Value, json};
 
 use super::{PageFile, file_url, parse_filename};
 use crate::error::ApiResult;
-use crate::formats::Resolver;
 use crate::model::Registry;
 use crate::proxy::documents::{self, Fetched};
 use crate::proxy::files::{self, Wanted};
@@ -41,19 +40,7 @@ pub(super) async fn pages(
     norm: &str,
     revalidate: bool,
 ) -> ApiResult<Vec<(Registry, Fetched)>> {
-    let mut out = Vec::new();
-    for proxy in (Resolver { state }).proxies(reg).await? {
-        let path = page_path(&proxy, norm);
-        let req = documents::Request {
-            path: &path,
-            accept: ACCEPT,
-            revalidate,
-        };
-        if let Some(doc) = documents::document(state, &proxy, req).await? {
-            out.push((proxy, doc));
-        }
-    }
-    Ok(out)
+    documents::from_each_proxy(state, reg, ACCEPT, revalidate, |p| page_path(p, norm)).await
 }
 
 /// A file an upstream page lists: its absolute upstream URL and what the page says about it.
