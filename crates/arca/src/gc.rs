@@ -12,8 +12,10 @@
 //!
 //! Writers store content first and record it afterwards, so a writer racing with step 1 either
 //! refreshed `touched_at` before step 2 (which then keeps the row) or records the blob after it
-//! (which step 3 sees). Expired OCI links (uploaded blobs no manifest took up) and abandoned
-//! upload sessions are removed first, so their blobs become collectable.
+//! (which step 3 sees). Expired OCI links (uploaded blobs no manifest took up), abandoned
+//! upload sessions and cached proxy files not fetched for the proxy's `expireHours` (last access
+//! recorded in batches with the download counts) are removed first, so their blobs become
+//! collectable.
 //!
 //! Content the metadata store never learnt about (an upload refused after its bytes were stored,
 //! a crash between the rename and the record) has no row to count from: a *listing pass* walks
@@ -41,6 +43,8 @@ pub struct Report {
     /// Leftovers of interrupted writes (temporary and session files) and their bytes.
     pub leftovers: u64,
     pub leftover_bytes: u64,
+    /// Cached files of proxies evicted by `expireHours`.
+    pub expired: u64,
 }
 
 /// How many stored blobs one run's listing pass looks at (one indexed lookup each).
@@ -52,6 +56,12 @@ pub async fn collect(db: &Db, blobs: &dyn BlobStore, grace: Duration) -> ApiResu
         links: db.expire_oci_links(cutoff).await?,
         ..Report::default()
     };
+    // Cached upstream content nobody fetched for its proxy's expireHours: forgotten here, its
+    // blob then collected below like any other unreferenced one (shared blobs stay referenced).
+    for file in db.expired_cache_files(now_ms()).await? {
+        db.delete_file(&file).await?;
+        report.expired += 1;
+    }
     for id in db.expire_uploads(cutoff).await? {
         blobs.session_abort(&id).await?;
         report.uploads += 1;

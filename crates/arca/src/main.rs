@@ -133,7 +133,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         .await
         .map_err(api)?;
         println!(
-            "collected {} blobs ({} bytes), {} unrecorded blobs ({} bytes), {} leftovers of interrupted writes ({} bytes), {} expired OCI links, {} abandoned uploads",
+            "collected {} blobs ({} bytes), {} unrecorded blobs ({} bytes), {} leftovers of interrupted writes ({} bytes), {} expired OCI links, {} abandoned uploads, {} expired proxy cache files",
             r.blobs,
             r.bytes,
             r.orphans,
@@ -141,7 +141,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             r.leftovers,
             r.leftover_bytes,
             r.links,
-            r.uploads
+            r.uploads,
+            r.expired
         );
         return Ok(());
     }

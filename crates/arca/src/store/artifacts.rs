@@ -336,10 +336,13 @@ impl Db {
             return Ok(());
         }
         let mut tx = self.write.begin().await?;
+        let now = now_ms();
         for (file_id, version_id, n) in counts {
-            sqlx::query("UPDATE files SET download_count = download_count + $1 WHERE id = $2")
+            // The access time rides along: a proxy's expireHours evicts by it.
+            sqlx::query("UPDATE files SET download_count = download_count + $1, accessed_at = $3 WHERE id = $2")
                 .bind(n)
                 .bind(file_id)
+                .bind(now)
                 .execute(&mut *tx)
                 .await?;
             sqlx::query("UPDATE versions SET download_count = download_count + $1 WHERE id = $2")

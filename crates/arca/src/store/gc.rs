@@ -112,4 +112,23 @@ impl Db {
             .await?
             .is_some())
     }
+
+    /// Files a proxy cached that nobody fetched for the proxy's `expireHours` (0: never): last
+    /// served (or, never served, stored) before `now` less that many hours.
+    pub async fn expired_cache_files(
+        &self,
+        now: i64,
+    ) -> StoreResult<Vec<crate::store::artifacts::FileRow>> {
+        let sql = format!(
+            "{} JOIN registries c ON c.id = f.registry_id JOIN registries p ON p.id = c.cache_of \
+             WHERE c.kind = 'CACHE' AND p.proxy_expire_hours > 0 \
+             AND COALESCE(f.accessed_at, f.created_at) < $1 - p.proxy_expire_hours * 3600000",
+            crate::store::artifacts::FILE_SELECT
+        );
+        let rows = sqlx::query(&sql).bind(now).fetch_all(&self.read).await?;
+        Ok(rows
+            .iter()
+            .map(crate::store::artifacts::row_to_file)
+            .collect::<Result<_, _>>()?)
+    }
 }

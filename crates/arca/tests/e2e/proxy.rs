@@ -798,7 +798,107 @@ async fn upstream_credentials_from_the_secret_store(b: Backend) {
     upstream.stop();
 }
 
+/// `expireHours` evicts cached files nobody fetched for that long (access times are recorded with
+/// the download counts), and `arca gc` then frees their bytes; recently fetched files and proxies
+/// without expiry keep theirs; an evicted file is fetched again on the next request.
+async fn expire_hours_evicts_what_nobody_fetched(b: Backend) {
+    let stub = Stub::start().await;
+    stub.set(
+        "/files/tool/1.0/old.bin",
+        Reply::Ok(vec![1; 50_000], "application/octet-stream"),
+    );
+    stub.set(
+        "/files/tool/1.0/new.bin",
+        Reply::Ok(vec![2; 50_000], "application/octet-stream"),
+    );
+    let s = Server::start(b).await;
+    let (st, v) = call(
+        s.client
+            .post(s.url("/registry/company/acme/repositories"))
+            .header("authorization", format!("token {}", s.token))
+            .json(&json!({"type": "PROXY", "repositoryName": "exp", "packageType": "generic",
+                          "proxySettings": {"url": format!("{}/files", stub.base), "isCaching": true, "expireHours": 1}})),
+    )
+    .await;
+    assert_eq!(st, 201, "{v}");
+    gitflic_proxy(
+        &s,
+        "keep",
+        "generic",
+        &format!("{}/files", stub.base),
+        "u",
+        "t",
+        7200,
+    )
+    .await;
+    for path in [
+        "/pkg/default/exp/generic/tool/1.0/old.bin",
+        "/pkg/default/exp/generic/tool/1.0/new.bin",
+        "/pkg/default/keep/generic/tool/1.0/old.bin",
+    ] {
+        assert_eq!(s.get(path).send().await.unwrap().status(), 200, "{path}");
+    }
+    // Two hours pass for old.bin (in the database's clock), and it was never fetched since.
+    sqlx::any::install_default_drivers();
+    let pool = sqlx::any::AnyPoolOptions::new()
+        .max_connections(1)
+        .connect(&s.database_url)
+        .await
+        .unwrap();
+    let two_hours_ago = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
+        - 7_200_000;
+    sqlx::query(&format!(
+        "UPDATE files SET created_at = {two_hours_ago}, accessed_at = {two_hours_ago} WHERE name = 'old.bin'"
+    ))
+    .execute(&pool)
+    .await
+    .unwrap();
+    pool.close().await;
+    let out = s.cli(&["gc", "--grace-secs", "0"]);
+    assert!(out.contains("1 expired proxy cache files"), "{out}");
+    let hits = stub.hits("/files/tool/1.0/old.bin");
+    // The proxy without expiry kept its copy; the one with expiry fetches it again.
+    assert_eq!(
+        s.get("/pkg/default/keep/generic/tool/1.0/old.bin")
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    assert_eq!(stub.hits("/files/tool/1.0/old.bin"), hits);
+    assert_eq!(
+        s.get("/pkg/default/exp/generic/tool/1.0/new.bin")
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    assert_eq!(
+        stub.hits("/files/tool/1.0/new.bin"),
+        1,
+        "recent content stays"
+    );
+    let r = s
+        .get("/pkg/default/exp/generic/tool/1.0/old.bin")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.bytes().await.unwrap().len(), 50_000);
+    assert_eq!(
+        stub.hits("/files/tool/1.0/old.bin"),
+        hits + 1,
+        "evicted, so fetched again"
+    );
+}
+
 both_backends!(
+    expire_hours_evicts_what_nobody_fetched,
     upstream_credentials_from_the_secret_store,
     upstream_sources_and_config_extensions,
     mvn_resolves_through_a_maven_proxy,
