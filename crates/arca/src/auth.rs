@@ -18,7 +18,7 @@ use sha2::{Digest, Sha256};
 use crate::error::{ApiError, ApiResult};
 use crate::model::{Registry, Role};
 use crate::store::Db;
-use crate::store::auth::User;
+use crate::store::auth::{TokenLimit, User};
 use crate::store::scopes::ancestor_paths;
 use crate::throttle::Throttle;
 
@@ -30,7 +30,17 @@ pub enum Principal {
     User {
         user: User,
         roles: Vec<(String, Role)>,
+        /// The limits of the token the caller signed in with (none for a password).
+        limit: TokenLimit,
     },
+}
+
+/// Whether `path` is `scope` or lies below it.
+pub fn within(path: &str, scope: &str) -> bool {
+    path == scope
+        || (path.len() > scope.len()
+            && path.starts_with(scope)
+            && path.as_bytes()[scope.len()] == b'/')
 }
 
 /// What an operation on a registry needs.
@@ -55,19 +65,44 @@ impl Principal {
     }
 
     /// The strongest role the caller holds at `scope_path`, counting bindings on every ancestor.
+    /// A token's limits narrow this: nothing outside its scope, nothing above its role.
     pub fn role_at(&self, scope_path: &str) -> Option<Role> {
-        match self {
-            Principal::Anonymous => None,
-            Principal::User { user, .. } if user.is_admin => Some(Role::Admin),
-            Principal::User { roles, .. } => {
-                let ancestors = ancestor_paths(scope_path);
-                roles
-                    .iter()
-                    .filter(|(p, _)| ancestors.iter().any(|a| a == p))
-                    .map(|(_, r)| *r)
-                    .max()
-            }
+        let Principal::User { user, roles, limit } = self else {
+            return None;
+        };
+        if let Some(scope) = &limit.scope
+            && !within(scope_path, scope)
+        {
+            return None;
         }
+        let held = if user.is_admin {
+            Some(Role::Admin)
+        } else {
+            let ancestors = ancestor_paths(scope_path);
+            roles
+                .iter()
+                .filter(|(p, _)| ancestors.iter().any(|a| a == p))
+                .map(|(_, r)| *r)
+                .max()
+        };
+        match limit.role {
+            Some(cap) => held.map(|r| r.min(cap)),
+            None => held,
+        }
+    }
+
+    /// The token limits the caller signed in with (none for anonymous callers and passwords).
+    pub fn limit(&self) -> TokenLimit {
+        match self {
+            Principal::User { limit, .. } => limit.clone(),
+            Principal::Anonymous => TokenLimit::default(),
+        }
+    }
+
+    /// A global administrator signed in without a narrowed token.
+    pub fn is_global_admin(&self) -> bool {
+        matches!(self, Principal::User { user, limit, .. }
+            if user.is_admin && limit.scope.is_none() && limit.role.is_none())
     }
 
     /// Fails with 401 for anonymous callers and 403 for callers without `role` at `scope_path`.
@@ -251,11 +286,14 @@ pub async fn authenticate(
         Credentials::Token(t) => (db.user_by_token_hash(&hash_token(&t)).await?, None),
         Credentials::Basic { user, secret } => {
             let found = match db.user_by_token_hash(&hash_token(&secret)).await? {
-                Some(u) => Some(u),
+                Some(found) => Some(found),
                 None => {
                     let key = hash_token(&format!("{user}\0{secret}"));
                     match cache.get(&key) {
-                        Some(id) => db.user_by_id(&id).await?,
+                        Some(id) => db
+                            .user_by_id(&id)
+                            .await?
+                            .map(|u| (u, TokenLimit::default())),
                         None => {
                             let u = db.user_by_name(&user).await?;
                             let hash = u.as_ref().and_then(|u| u.password_hash.as_deref());
@@ -263,7 +301,7 @@ pub async fn authenticate(
                                 if let Some(u) = &u {
                                     cache.put(key, u.id.clone());
                                 }
-                                u
+                                u.map(|u| (u, TokenLimit::default()))
                             } else {
                                 None
                             }
@@ -275,10 +313,10 @@ pub async fn authenticate(
         }
     };
     match user {
-        Some(user) => {
+        Some((user, limit)) => {
             throttle.succeeded(addr, &user.name);
             let roles = db.roles_of(&user.id).await?;
-            Ok(Principal::User { user, roles })
+            Ok(Principal::User { user, roles, limit })
         }
         None => {
             if let Some(hold) = throttle.failed(addr, name.as_deref()) {

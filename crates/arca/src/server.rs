@@ -53,13 +53,11 @@ pub fn router(state: AppState) -> Router {
         .route("/pkg/{*rest}", any(formats::route))
         // Formats with routes of their own (OCI's /v2, where its clients require it).
         .merge(formats::all().extra_routes())
-        // GitFlic bodies: read only after the credentials, at most max_api_body_bytes of them.
-        .merge(
-            api::gitflic::router().layer(axum::middleware::from_fn_with_state(
-                state.clone(),
-                api_body_limit,
-            )),
-        )
+        // GitFlic and /arca/v1 bodies: read only after the credentials, at most
+        // max_api_body_bytes of them.
+        .merge(api::gitflic::router().merge(api::tokens::router()).layer(
+            axum::middleware::from_fn_with_state(state.clone(), api_body_limit),
+        ))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             current_download_counts,

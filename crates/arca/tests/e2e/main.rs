@@ -24,4 +24,5 @@ mod pypi;
 mod real_world;
 mod rpm;
 mod security;
+mod tokens;
 mod uploads;

@@ -391,7 +391,12 @@ async fn caller(state: &AppState, headers: &HeaderMap) -> OciResult<Caller> {
             Some(name) => match state.db.user_by_name(name).await? {
                 Some(user) => {
                     let roles = state.db.roles_of(&user.id).await?;
-                    Principal::User { user, roles }
+                    // The token's claims carry what its minting credentials allowed.
+                    Principal::User {
+                        user,
+                        roles,
+                        limit: Default::default(),
+                    }
                 }
                 None => {
                     return Err(OciError::new(
