@@ -6,7 +6,7 @@
 use serde_json::{Value, json};
 
 use crate::auth::Principal;
-use crate::formats::setup::SetupContext;
+use crate::formats::setup::{SetupContext, step};
 use crate::model::{Registry, RegistryKind};
 use crate::state::AppState;
 
@@ -43,11 +43,26 @@ pub fn details(
         });
     }
     if !anonymous {
+        // Harness's GenerateToken step has no commands; the static step after it makes the
+        // same token over Arca's API, for any client with curl.
+        let create = format!(
+            "curl -fsS -u {}:<PASSWORD> -H 'Content-Type: application/json' -d '{{\"name\": \"{}\"}}' {}{}",
+            ctx.user,
+            reg.identifier,
+            ctx.base,
+            crate::api::tokens::TOKENS_PATH
+        );
         sections.insert(
             0,
             json!({"type": "INLINE", "header": "Generate Identity Token",
                    "secHeader": "An identity token will serve as the password for uploading and downloading artifacts.",
-                   "steps": [{"type": "GenerateToken", "header": "Generate an identity token"}]}),
+                   "steps": [
+                       {"type": "GenerateToken", "header": "Generate an identity token"},
+                       step(
+                           "Or create one with Arca's API: <PASSWORD> is your password or an existing token; the answer's \"token\" field is the <TOKEN> of the steps below (shown only once)",
+                           &[("", create)],
+                       ),
+                   ]}),
         );
     }
     for (i, s) in sections.iter_mut().enumerate() {

@@ -45,7 +45,6 @@ impl Format for Helm {
 
     fn client_setup(&self, c: &SetupContext) -> Setup {
         let SetupContext {
-            host,
             account,
             id,
             root,
@@ -54,14 +53,17 @@ impl Format for Helm {
             ver,
             ..
         } = c;
+        let host = c.authority();
+        // Helm speaks TLS to OCI registries unless told otherwise (login: Helm 3.19 or later).
+        let plain = if c.plain_http() { " --plain-http" } else { "" };
         Setup {
             title: "Helm Client Setup",
             sections: vec![
                 inline(
                     "Login",
                     vec![step(
-                        "Log in to the registry",
-                        &[("", format!("helm registry login {host}"))],
+                        "Log in to the registry (the token as the password)",
+                        &[("", format!("helm registry login{plain} -u {user} {host}"))],
                     )],
                 ),
                 inline(
@@ -70,7 +72,7 @@ impl Format for Helm {
                         "Push",
                         &[(
                             "",
-                            format!("helm push {art}-{ver}.tgz oci://{host}/{account}/{id}"),
+                            format!("helm push{plain} {art}-{ver}.tgz oci://{host}/{account}/{id}"),
                         )],
                     )],
                 ),
@@ -80,7 +82,9 @@ impl Format for Helm {
                         "Pull",
                         &[(
                             "",
-                            format!("helm pull oci://{host}/{account}/{id}/{art} --version {ver}"),
+                            format!(
+                                "helm pull{plain} oci://{host}/{account}/{id}/{art} --version {ver}"
+                            ),
                         )],
                     )],
                 ),
@@ -103,7 +107,7 @@ impl Format for Helm {
                         &[(
                             "",
                             format!(
-                                "curl -u {user}:<TOKEN> -T {art}-{ver}.tgz {root}/{art}-{ver}.tgz"
+                                "curl --fail-with-body -u {user}:<TOKEN> -T {art}-{ver}.tgz {root}/{art}-{ver}.tgz"
                             ),
                         )],
                     )],

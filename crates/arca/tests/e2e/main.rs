@@ -24,5 +24,6 @@ mod pypi;
 mod real_world;
 mod rpm;
 mod security;
+mod setup_verbatim;
 mod tokens;
 mod uploads;

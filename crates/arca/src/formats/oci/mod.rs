@@ -45,44 +45,74 @@ impl Format for Docker {
 
     fn client_setup(&self, c: &SetupContext) -> Setup {
         let SetupContext {
-            host,
             account,
             id,
             art,
             ver,
             ..
         } = c;
+        let host = c.authority();
+        let image = format!("{host}/{account}/{id}/{art}:{ver}");
+        // Podman, Buildah and Skopeo insist on TLS unless told otherwise.
+        let tls = if c.plain_http() {
+            " --tls-verify=false"
+        } else {
+            ""
+        };
+        let mut sections = Vec::new();
+        if c.plain_http() {
+            sections.push(inline(
+                "Allow plain HTTP",
+                vec![step(
+                    "Docker: list the registry in \"insecure-registries\" of /etc/docker/daemon.json and restart the daemon (Docker already allows 127.0.0.0/8); Podman, Buildah and Skopeo take --tls-verify=false as below",
+                    &[(
+                        "daemon.json",
+                        format!("{{\"insecure-registries\": [\"{host}\"]}}"),
+                    )],
+                )],
+            ));
+        }
+        sections.extend([
+            inline(
+                "Login",
+                vec![
+                    step("Docker", &[("", format!("docker login {host}"))]),
+                    step(
+                        "Podman",
+                        &[("", format!("podman login{tls} -u {} {host}", c.user))],
+                    ),
+                ],
+            ),
+            inline(
+                "Pull an image",
+                vec![
+                    step("Docker", &[("", format!("docker pull {image}"))]),
+                    step("Podman", &[("", format!("podman pull{tls} {image}"))]),
+                ],
+            ),
+            inline(
+                "Push an image",
+                vec![
+                    step(
+                        "Docker: tag and push",
+                        &[
+                            ("", format!("docker tag {art}:{ver} {image}")),
+                            ("", format!("docker push {image}")),
+                        ],
+                    ),
+                    step(
+                        "Podman: tag and push",
+                        &[
+                            ("", format!("podman tag {art}:{ver} {image}")),
+                            ("", format!("podman push{tls} {image}")),
+                        ],
+                    ),
+                ],
+            ),
+        ]);
         Setup {
             title: "Docker Client Setup",
-            sections: vec![
-                inline(
-                    "Login",
-                    vec![step(
-                        "Log in to the registry",
-                        &[("", format!("docker login {host}"))],
-                    )],
-                ),
-                inline(
-                    "Pull an image",
-                    vec![step(
-                        "Pull",
-                        &[("", format!("docker pull {host}/{account}/{id}/{art}:{ver}"))],
-                    )],
-                ),
-                inline(
-                    "Push an image",
-                    vec![step(
-                        "Tag and push",
-                        &[
-                            (
-                                "",
-                                format!("docker tag {art}:{ver} {host}/{account}/{id}/{art}:{ver}"),
-                            ),
-                            ("", format!("docker push {host}/{account}/{id}/{art}:{ver}")),
-                        ],
-                    )],
-                ),
-            ],
+            sections,
         }
     }
 
