@@ -62,8 +62,11 @@ impl Format for Helm {
                 inline(
                     "Login",
                     vec![step(
-                        "Log in to the registry (the token as the password)",
-                        &[("", format!("helm registry login{plain} -u {user} {host}"))],
+                        "Log in to the registry (paste the token, then press Enter and Ctrl-D)",
+                        &[(
+                            "",
+                            format!("helm registry login{plain} -u {user} --password-stdin {host}"),
+                        )],
                     )],
                 ),
                 inline(

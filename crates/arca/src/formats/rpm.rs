@@ -12,7 +12,7 @@
 //! Repository metadata is generated from the metadata store when a package changed (validated per
 //! package revision) and is identical on every server process (timestamps come from the data).
 
-use crate::formats::setup::{Setup, SetupContext, inline, step, write_file};
+use crate::formats::setup::{Setup, SetupContext, inline, step, write_private_file};
 use std::collections::BTreeMap;
 
 use async_trait::async_trait;
@@ -61,14 +61,11 @@ impl Format for Rpm {
                         "The repository with its key and credentials (as root; the file holds the token, so only root may read it)",
                         &[(
                             "",
-                            format!(
-                                "{} && chmod 600 {file}",
-                                write_file(
-                                    &file,
-                                    &format!(
-                                        "[{id}]\nname={id}\nbaseurl={root}\nenabled=1\ngpgcheck=0\nrepo_gpgcheck=1\ngpgkey={root}/public.key\nusername={user}\npassword=<TOKEN>"
-                                    ),
-                                )
+                            write_private_file(
+                                &file,
+                                &format!(
+                                    "[{id}]\nname={id}\nbaseurl={root}\nenabled=1\ngpgcheck=0\nrepo_gpgcheck=1\ngpgkey={root}/public.key\nusername={user}\npassword=<TOKEN>"
+                                ),
                             ),
                         )],
                     )],

@@ -86,6 +86,15 @@ pub fn write_file(path: &str, content: &str) -> String {
     format!("mkdir -p {dir} && cat > {path} <<'EOF'\n{content}\nEOF")
 }
 
+/// Like [`write_file`] for a file holding a secret: only its owner may read it, from before the
+/// secret is written.
+pub fn write_private_file(path: &str, content: &str) -> String {
+    let dir = path.rsplit_once('/').map_or(".", |(d, _)| d);
+    format!(
+        "mkdir -p {dir} && touch {path} && chmod 600 {path} && cat > {path} <<'EOF'\n{content}\nEOF"
+    )
+}
+
 /// Like [`write_file`], but appends (for configuration files that may hold other entries).
 pub fn append_file(path: &str, content: &str) -> String {
     let dir = path.rsplit_once('/').map_or(".", |(d, _)| d);

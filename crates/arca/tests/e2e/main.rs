@@ -24,6 +24,7 @@ mod pypi;
 mod real_world;
 mod rpm;
 mod security;
+mod setup_clients;
 mod setup_verbatim;
 mod tokens;
 mod uploads;

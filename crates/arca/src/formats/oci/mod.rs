@@ -76,10 +76,19 @@ impl Format for Docker {
             inline(
                 "Login",
                 vec![
-                    step("Docker", &[("", format!("docker login {host}"))]),
                     step(
-                        "Podman",
-                        &[("", format!("podman login{tls} -u {} {host}", c.user))],
+                        "Docker (paste the token, then press Enter and Ctrl-D)",
+                        &[(
+                            "",
+                            format!("docker login -u {} --password-stdin {host}", c.user),
+                        )],
+                    ),
+                    step(
+                        "Podman (paste the token, then press Enter and Ctrl-D)",
+                        &[(
+                            "",
+                            format!("podman login{tls} -u {} --password-stdin {host}", c.user),
+                        )],
                     ),
                 ],
             ),
