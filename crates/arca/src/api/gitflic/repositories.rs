@@ -19,9 +19,11 @@ use crate::state::AppState;
 use crate::store::paging::{Page, SortField};
 use crate::store::registries::RegistryFilter;
 
-fn short_json(reg: &Registry) -> Value {
+/// The seed's short shape, plus `url`: where the repository's clients point.
+fn short_json(state: &AppState, reg: &Registry) -> Value {
     json!({
         "title": reg.identifier,
+        "url": crate::api::common::native_url(state, reg),
         "repositoryType": reg.kind.gitflic(),
         "repositoryUuid": reg.id,
         "packageType": reg.package_type.gitflic(),
@@ -31,7 +33,7 @@ fn short_json(reg: &Registry) -> Value {
 
 /// The single-repository view: the seed's short shape plus the settings (secrets never included).
 async fn full_json(state: &AppState, reg: &Registry) -> ApiResult<Value> {
-    let mut v = short_json(reg);
+    let mut v = short_json(state, reg);
     let o = v
         .as_object_mut()
         .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("not an object")))?;
@@ -93,7 +95,7 @@ pub(super) async fn list(
         None,
     );
     let (total, regs) = state.db.list_registries(&filter, &pg).await?;
-    let items: Vec<Value> = regs.iter().map(short_json).collect();
+    let items: Vec<Value> = regs.iter().map(|r| short_json(state, r)).collect();
     Ok(Json(paged(
         "shortRegistryRepositoryDtoList",
         items,
@@ -399,7 +401,7 @@ pub(super) async fn create(
         "virtualSettings.includedRepositoryUuids",
     )
     .await?;
-    Ok((StatusCode::CREATED, Json(short_json(&reg))).into_response())
+    Ok((StatusCode::CREATED, Json(short_json(state, &reg))).into_response())
 }
 
 pub(super) async fn modify(
@@ -459,7 +461,7 @@ pub(super) async fn modify(
         "virtualSettings.includedRepositoryUuids",
     )
     .await?;
-    Ok(Json(short_json(&reg)).into_response())
+    Ok(Json(short_json(state, &reg)).into_response())
 }
 
 pub(super) async fn delete(
