@@ -64,6 +64,14 @@ pub struct ConfigArgs {
     /// download) before it is closed [default: 120].
     #[arg(long, env = "ARCA_BODY_IDLE_TIMEOUT_SECS", global = true)]
     pub body_idle_timeout_secs: Option<u64>,
+    /// Seconds between the blob garbage collector's runs in each server; 0 never runs it
+    /// [default: 3600].
+    #[arg(long, env = "ARCA_GC_INTERVAL_SECS", global = true)]
+    pub gc_interval_secs: Option<u64>,
+    /// Blobs stored or referenced within this many seconds are left alone by the server's
+    /// collector [default: 3600].
+    #[arg(long, env = "ARCA_GC_GRACE_SECS", global = true)]
+    pub gc_grace_secs: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -83,6 +91,8 @@ struct FileConfig {
     max_connections: Option<usize>,
     header_read_timeout_secs: Option<u64>,
     body_idle_timeout_secs: Option<u64>,
+    gc_interval_secs: Option<u64>,
+    gc_grace_secs: Option<u64>,
 }
 
 #[derive(Debug, Clone)]
@@ -109,6 +119,9 @@ pub struct Config {
     pub max_connections: usize,
     pub header_read_timeout_secs: u64,
     pub body_idle_timeout_secs: u64,
+    /// The periodic garbage collector: interval (0: off) and grace, in seconds.
+    pub gc_interval_secs: u64,
+    pub gc_grace_secs: u64,
 }
 
 impl Config {
@@ -190,6 +203,11 @@ impl Config {
             .or(file.body_idle_timeout_secs)
             .unwrap_or(120)
             .max(1);
+        let gc_interval_secs = args
+            .gc_interval_secs
+            .or(file.gc_interval_secs)
+            .unwrap_or(3600);
+        let gc_grace_secs = args.gc_grace_secs.or(file.gc_grace_secs).unwrap_or(3600);
         Ok(Config {
             listen,
             data_dir,
@@ -205,6 +223,8 @@ impl Config {
             max_connections,
             header_read_timeout_secs,
             body_idle_timeout_secs,
+            gc_interval_secs,
+            gc_grace_secs,
         })
     }
 

@@ -29,6 +29,8 @@ pub async fn state() -> TestState {
         max_connections: 100,
         header_read_timeout_secs: 30,
         body_idle_timeout_secs: 120,
+        gc_interval_secs: 0,
+        gc_grace_secs: 3600,
     };
     let state = crate::server::build_state(config).await.expect("state");
     TestState { state, _dir: dir }

@@ -295,7 +295,49 @@ async fn admins_act_for_users_in_their_scope(b: Backend) {
     assert_eq!((st, v["user"].as_str()), (201, Some("bob")));
 }
 
+/// The offline CLI says what it did: `user create` names the user, `token list` shows times and
+/// limits, `user grant` warns about a scope that did not exist.
+async fn cli_says_what_it_did(b: Backend) {
+    let s = Server::start(b).await;
+    s.generic_registry("acme", "files").await;
+    let out = s.cli(&[
+        "user", "create", "carol", "--role", "reader", "--scope", "acme",
+    ]);
+    assert!(out.contains("created user 'carol' (id "), "{out}");
+    assert!(out.contains("granted reader on acme to carol"), "{out}");
+    let (_, _) = create_as(
+        &s,
+        &s.token,
+        "?user=carol",
+        json!({"name": "ro", "role": "reader", "expiresInDays": 2}),
+    )
+    .await;
+    let list = s.cli(&["token", "list", "--user", "carol"]);
+    let row = list.lines().find(|l| l.contains("\tro\t")).expect(&list);
+    assert!(row.contains("\tactive\t*\treader\t"), "{row}");
+    let year = row.split('\t').nth(3).unwrap_or("");
+    assert!(
+        year.len() == 20 && year.ends_with('Z') && year.contains('T'),
+        "readable time: {row}"
+    );
+    let grant = std::process::Command::new(env!("CARGO_BIN_EXE_arca"))
+        .args([
+            "user", "grant", "carol", "--role", "reader", "--scope", "acmee",
+        ])
+        .env("ARCA_DATA_DIR", s.data_dir())
+        .env("ARCA_DATABASE_URL", &s.database_url)
+        .output()
+        .unwrap();
+    assert!(grant.status.success());
+    let err = String::from_utf8_lossy(&grant.stderr);
+    assert!(
+        err.contains("warning: scope 'acmee' does not exist"),
+        "{err}"
+    );
+}
+
 both_backends!(
+    cli_says_what_it_did,
     create_list_revoke_expire,
     narrower_than_the_creator,
     admins_act_for_users_in_their_scope
