@@ -21,6 +21,7 @@ mod oci_conformance;
 mod opm;
 mod ops;
 mod pypi;
+mod readme;
 mod real_world;
 mod rpm;
 mod security;
