@@ -44,7 +44,7 @@ enum TokenCmd {
         #[arg(long, default_value = "cli")]
         name: String,
     },
-    /// List tokens (never their secrets).
+    /// List tokens (never their secrets): id, user, name, created, state, scope, role, expiry.
     List {
         #[arg(long)]
         user: Option<String>,
@@ -162,7 +162,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             println!("{token}");
         }
         Command::Token(TokenCmd::List { user }) => {
-            println!("ID\tUSER\tNAME\tCREATED\tSTATE\tSCOPE\tROLE\tEXPIRES");
+            // One tab-separated row per token, no header (scripts read it): id, user, name,
+            // created, state, scope, role, expiry.
             let now = arca::model::now_ms();
             for t in db.list_tokens(user.as_deref()).await? {
                 let state = match (t.revoked_at, t.limit.expires_at) {
