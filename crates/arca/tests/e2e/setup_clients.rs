@@ -406,3 +406,61 @@ async fn setup_steps_for_https_and_read_only() {
     );
     assert!(headers.iter().any(|h| h.contains("Install")), "{headers:?}");
 }
+
+/// A group registry's steps work as given: npm publishes through the group (to its deployment
+/// member) and installs through it into a clean home.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn setup_clients_npm_through_a_group() {
+    let s = Server::start(crate::common::Backend::Sqlite).await;
+    let base = "/registry/company/grp/repositories";
+    let post = |body: Value| {
+        s.client
+            .post(s.url(base))
+            .header("Authorization", format!("token {}", s.token))
+            .json(&body)
+    };
+    let (st, a) = call(post(
+        json!({"type": "LOCAL", "repositoryName": "npm-a", "packageType": "npm"}),
+    ))
+    .await;
+    assert_eq!(st, 201, "{a}");
+    let a = a["repositoryUuid"].as_str().unwrap().to_string();
+    let (st, v) = call(post(
+        json!({"type": "VIRTUAL", "repositoryName": "npm-v", "packageType": "npm",
+        "virtualSettings": {"includedRepositoryUuids": [a], "deploymentRepositoryUuid": a}}),
+    ))
+    .await;
+    assert_eq!(st, 201, "{v}");
+    let steps = Steps::fetch(&s, "default/grp/npm-v", "groupdemo", "1.0.0").await;
+    let token = crate::setup_verbatim::token_from_step1(&s, &steps);
+    let w = s.dir.path().join("npm-group");
+    std::fs::create_dir_all(w.join("pkg")).unwrap();
+    std::fs::write(
+        w.join("pkg/package.json"),
+        r#"{"name": "groupdemo", "version": "1.0.0", "main": "index.js"}"#,
+    )
+    .unwrap();
+    std::fs::write(w.join("pkg/index.js"), "module.exports = 'group demo';\n").unwrap();
+    let sh = |home: &str| {
+        Shell::new(&w.join(home), &[])
+            .with("<TOKEN>", &token)
+            .set("npm_config_update_notifier", "false")
+            .set("npm_config_audit", "false")
+            .set("npm_config_fund", "false")
+    };
+    let publish = sh("home-a");
+    publish.run_all(&steps.shell("Configure npm"), &w.join("pkg"));
+    publish.run_all(&steps.shell("Publish"), &w.join("pkg"));
+    let install = sh("home-b");
+    install.run_all(&steps.shell("Configure npm"), &w.join("use"));
+    install.run_all(&steps.shell("Install"), &w.join("use"));
+    let out = install.run(
+        "node -e \"console.log(require('groupdemo'))\"",
+        &w.join("use"),
+        None,
+    );
+    assert!(out.contains("group demo"), "{out}");
+    // It landed in the deployment member.
+    let (st, _) = call(s.get("/pkg/default/npm-a/npm/groupdemo")).await;
+    assert_eq!(st, 200);
+}
