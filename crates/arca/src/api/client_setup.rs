@@ -46,7 +46,7 @@ pub fn details(
         // Harness's GenerateToken step has no commands; the static step after it makes the
         // same token over Arca's API, for any client with curl.
         let create = format!(
-            "curl -fsS -u {}:<PASSWORD> -H 'Content-Type: application/json' -d '{{\"name\": \"{}\"}}' {}{}",
+            "curl -sS --fail-with-body -u {}:<PASSWORD> -H 'Content-Type: application/json' -d '{{\"name\": \"{}\"}}' {}{}",
             ctx.user,
             reg.identifier,
             ctx.base,
