@@ -326,3 +326,61 @@ pub async fn authenticate(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn user(is_admin: bool, roles: &[(&str, Role)], limit: TokenLimit) -> Principal {
+        Principal::User {
+            user: User {
+                id: "u".into(),
+                name: "u".into(),
+                password_hash: None,
+                is_admin,
+                created_at: 0,
+            },
+            roles: roles.iter().map(|(p, r)| (p.to_string(), *r)).collect(),
+            limit,
+        }
+    }
+
+    #[test]
+    fn within_is_by_path_segment() {
+        assert!(within("acme", "acme"));
+        assert!(within("acme/web", "acme"));
+        assert!(!within("acmee", "acme"));
+        assert!(!within("acme", "acme/web"));
+    }
+
+    #[test]
+    fn token_limits_narrow_the_users_roles() {
+        let scoped = TokenLimit {
+            scope: Some("acme/web".into()),
+            role: Some(Role::Reader),
+            expires_at: None,
+        };
+        let p = user(false, &[("acme", Role::Deployer)], scoped.clone());
+        assert_eq!(p.role_at("acme/web"), Some(Role::Reader));
+        assert_eq!(p.role_at("acme/web/app"), Some(Role::Reader));
+        assert_eq!(p.role_at("acme"), None);
+        assert_eq!(p.role_at("acme/api"), None);
+        // A global administrator's narrowed token is narrowed too, and no longer global.
+        let admin = user(true, &[], scoped);
+        assert_eq!(admin.role_at("acme/web"), Some(Role::Reader));
+        assert_eq!(admin.role_at("other"), None);
+        assert!(!admin.is_global_admin());
+        assert!(user(true, &[], TokenLimit::default()).is_global_admin());
+        // A limit never adds a role the user lacks.
+        let p = user(
+            false,
+            &[("acme/web", Role::Reader)],
+            TokenLimit {
+                role: Some(Role::Admin),
+                ..Default::default()
+            },
+        );
+        assert_eq!(p.role_at("acme/web"), Some(Role::Reader));
+        assert_eq!(p.role_at("acme"), None);
+    }
+}

@@ -43,6 +43,15 @@ enum TokenCmd {
         user: String,
         #[arg(long, default_value = "cli")]
         name: String,
+        /// Only registries at or below this scope (e.g. `acme/web`).
+        #[arg(long)]
+        scope: Option<String>,
+        /// At most this role.
+        #[arg(long, value_parser = ["reader", "deployer", "admin"])]
+        role: Option<String>,
+        /// Expire after this many days.
+        #[arg(long)]
+        expires_in_days: Option<u32>,
     },
     /// List tokens (never their secrets): id, user, name, created, state, scope, role, expiry.
     List {
@@ -151,13 +160,39 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     let db = Db::connect(&config.database_url).await?;
     match cli.command {
         Command::Serve | Command::Gc { .. } => unreachable!("handled above"),
-        Command::Token(TokenCmd::Create { user, name }) => {
+        Command::Token(TokenCmd::Create {
+            user,
+            name,
+            scope,
+            role,
+            expires_in_days,
+        }) => {
             let u = db
                 .user_by_name(&user)
                 .await?
                 .ok_or_else(|| anyhow::anyhow!("no user '{user}'"))?;
+            let scope = scope.map(|s| s.trim_matches('/').to_ascii_lowercase());
+            if let Some(s) = &scope
+                && db.scope_by_path(s).await?.is_none()
+            {
+                anyhow::bail!("scope '{s}' doesn't exist");
+            }
+            let limit = arca::store::auth::TokenLimit {
+                scope,
+                role: role.as_deref().and_then(Role::parse),
+                expires_at: expires_in_days
+                    .map(|d| arca::model::now_ms() + i64::from(d) * 86_400_000),
+            };
             let token = generate_token();
-            let id = db.insert_token(&u.id, &name, &hash_token(&token)).await?;
+            let id = db
+                .insert_limited_token(&arca::store::auth::NewToken {
+                    user_id: &u.id,
+                    name: &name,
+                    token_hash: &hash_token(&token),
+                    limit: &limit,
+                    created_by: None,
+                })
+                .await?;
             eprintln!("token id: {id}");
             println!("{token}");
         }

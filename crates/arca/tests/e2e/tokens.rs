@@ -320,6 +320,28 @@ async fn cli_says_what_it_did(b: Backend) {
         year.len() == 20 && year.ends_with('Z') && year.contains('T'),
         "readable time: {row}"
     );
+    // The CLI makes narrowed tokens too.
+    let cli_token = s.cli(&[
+        "token",
+        "create",
+        "--user",
+        "carol",
+        "--name",
+        "cli-ro",
+        "--scope",
+        "acme",
+        "--role",
+        "reader",
+        "--expires-in-days",
+        "1",
+    ]);
+    let list = s.cli(&["token", "list", "--user", "carol"]);
+    let row = list
+        .lines()
+        .find(|l| l.contains("\tcli-ro\t"))
+        .expect(&list);
+    assert!(row.contains("\tacme\treader\t"), "{row}");
+    assert_eq!(write_read(&s, &cli_token, "x").await.0, 403);
     let grant = std::process::Command::new(env!("CARGO_BIN_EXE_arca"))
         .args([
             "user", "grant", "carol", "--role", "reader", "--scope", "acmee",
