@@ -62,7 +62,11 @@ impl Format for Helm {
                 inline(
                     "Login",
                     vec![step(
-                        "Log in to the registry (paste the token, then press Enter and Ctrl-D)",
+                        if c.plain_http() {
+                            "Log in to the registry (paste the token, then press Enter and Ctrl-D; --plain-http needs Helm 3.19 or later)"
+                        } else {
+                            "Log in to the registry (paste the token, then press Enter and Ctrl-D)"
+                        },
                         &[(
                             "",
                             format!("helm registry login{plain} -u {user} --password-stdin {host}"),
