@@ -18,7 +18,7 @@ use sha2::{Digest, Sha256};
 use crate::error::{ApiError, ApiResult};
 use crate::model::{Registry, Role};
 use crate::store::Db;
-use crate::store::auth::User;
+use crate::store::auth::{TokenLimit, User};
 use crate::store::scopes::{ancestor_paths, same_path};
 use crate::throttle::Throttle;
 
@@ -30,7 +30,18 @@ pub enum Principal {
     User {
         user: User,
         roles: Vec<(String, Role)>,
+        /// The limits of the token the caller signed in with (none for a password).
+        limit: TokenLimit,
     },
+}
+
+/// Whether `path` is `scope` or lies below it (scope paths compare case-insensitively).
+pub fn within(path: &str, scope: &str) -> bool {
+    same_path(path, scope)
+        || (path.len() > scope.len()
+            && path.is_char_boundary(scope.len())
+            && same_path(&path[..scope.len()], scope)
+            && path.as_bytes()[scope.len()] == b'/')
 }
 
 /// What an operation on a registry needs.
@@ -55,19 +66,44 @@ impl Principal {
     }
 
     /// The strongest role the caller holds at `scope_path`, counting bindings on every ancestor.
+    /// A token's limits narrow this: nothing outside its scope, nothing above its role.
     pub fn role_at(&self, scope_path: &str) -> Option<Role> {
-        match self {
-            Principal::Anonymous => None,
-            Principal::User { user, .. } if user.is_admin => Some(Role::Admin),
-            Principal::User { roles, .. } => {
-                let ancestors = ancestor_paths(scope_path);
-                roles
-                    .iter()
-                    .filter(|(p, _)| ancestors.iter().any(|a| same_path(a, p)))
-                    .map(|(_, r)| *r)
-                    .max()
-            }
+        let Principal::User { user, roles, limit } = self else {
+            return None;
+        };
+        if let Some(scope) = &limit.scope
+            && !within(scope_path, scope)
+        {
+            return None;
         }
+        let held = if user.is_admin {
+            Some(Role::Admin)
+        } else {
+            let ancestors = ancestor_paths(scope_path);
+            roles
+                .iter()
+                .filter(|(p, _)| ancestors.iter().any(|a| same_path(a, p)))
+                .map(|(_, r)| *r)
+                .max()
+        };
+        match limit.role {
+            Some(cap) => held.map(|r| r.min(cap)),
+            None => held,
+        }
+    }
+
+    /// The token limits the caller signed in with (none for anonymous callers and passwords).
+    pub fn limit(&self) -> TokenLimit {
+        match self {
+            Principal::User { limit, .. } => limit.clone(),
+            Principal::Anonymous => TokenLimit::default(),
+        }
+    }
+
+    /// A global administrator signed in without a narrowed token.
+    pub fn is_global_admin(&self) -> bool {
+        matches!(self, Principal::User { user, limit, .. }
+            if user.is_admin && limit.scope.is_none() && limit.role.is_none())
     }
 
     /// Fails with 401 for anonymous callers and 403 for callers without `role` at `scope_path`.
@@ -251,11 +287,14 @@ pub async fn authenticate(
         Credentials::Token(t) => (db.user_by_token_hash(&hash_token(&t)).await?, None),
         Credentials::Basic { user, secret } => {
             let found = match db.user_by_token_hash(&hash_token(&secret)).await? {
-                Some(u) => Some(u),
+                Some(found) => Some(found),
                 None => {
                     let key = hash_token(&format!("{user}\0{secret}"));
                     match cache.get(&key) {
-                        Some(id) => db.user_by_id(&id).await?,
+                        Some(id) => db
+                            .user_by_id(&id)
+                            .await?
+                            .map(|u| (u, TokenLimit::default())),
                         None => {
                             let u = db.user_by_name(&user).await?;
                             let hash = u.as_ref().and_then(|u| u.password_hash.as_deref());
@@ -263,7 +302,7 @@ pub async fn authenticate(
                                 if let Some(u) = &u {
                                     cache.put(key, u.id.clone());
                                 }
-                                u
+                                u.map(|u| (u, TokenLimit::default()))
                             } else {
                                 None
                             }
@@ -275,10 +314,10 @@ pub async fn authenticate(
         }
     };
     match user {
-        Some(user) => {
+        Some((user, limit)) => {
             throttle.succeeded(addr, &user.name);
             let roles = db.roles_of(&user.id).await?;
-            Ok(Principal::User { user, roles })
+            Ok(Principal::User { user, roles, limit })
         }
         None => {
             if let Some(hold) = throttle.failed(addr, name.as_deref()) {
@@ -286,5 +325,63 @@ pub async fn authenticate(
             }
             Err(ApiError::Unauthenticated("invalid credentials".into()))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn user(is_admin: bool, roles: &[(&str, Role)], limit: TokenLimit) -> Principal {
+        Principal::User {
+            user: User {
+                id: "u".into(),
+                name: "u".into(),
+                password_hash: None,
+                is_admin,
+                created_at: 0,
+            },
+            roles: roles.iter().map(|(p, r)| (p.to_string(), *r)).collect(),
+            limit,
+        }
+    }
+
+    #[test]
+    fn within_is_by_path_segment() {
+        assert!(within("acme", "acme"));
+        assert!(within("acme/web", "acme"));
+        assert!(!within("acmee", "acme"));
+        assert!(!within("acme", "acme/web"));
+    }
+
+    #[test]
+    fn token_limits_narrow_the_users_roles() {
+        let scoped = TokenLimit {
+            scope: Some("acme/web".into()),
+            role: Some(Role::Reader),
+            expires_at: None,
+        };
+        let p = user(false, &[("acme", Role::Deployer)], scoped.clone());
+        assert_eq!(p.role_at("acme/web"), Some(Role::Reader));
+        assert_eq!(p.role_at("acme/web/app"), Some(Role::Reader));
+        assert_eq!(p.role_at("acme"), None);
+        assert_eq!(p.role_at("acme/api"), None);
+        // A global administrator's narrowed token is narrowed too, and no longer global.
+        let admin = user(true, &[], scoped);
+        assert_eq!(admin.role_at("acme/web"), Some(Role::Reader));
+        assert_eq!(admin.role_at("other"), None);
+        assert!(!admin.is_global_admin());
+        assert!(user(true, &[], TokenLimit::default()).is_global_admin());
+        // A limit never adds a role the user lacks.
+        let p = user(
+            false,
+            &[("acme/web", Role::Reader)],
+            TokenLimit {
+                role: Some(Role::Admin),
+                ..Default::default()
+            },
+        );
+        assert_eq!(p.role_at("acme/web"), Some(Role::Reader));
+        assert_eq!(p.role_at("acme"), None);
     }
 }

@@ -64,9 +64,16 @@ pub struct ConfigArgs {
     /// download) before it is closed [default: 120].
     #[arg(long, env = "ARCA_BODY_IDLE_TIMEOUT_SECS", global = true)]
     pub body_idle_timeout_secs: Option<u64>,
-    /// Default upstream URL of a Harness UPSTREAM `source`, as `<Source>=<url>` (repeatable; also
-    /// `ARCA_UPSTREAM_<SOURCE>` variables, e.g. ARCA_UPSTREAM_PYPI) [default: none].
-    #[arg(long = "upstream-source", global = true, value_parser = parse_source)]
+    /// Default upstream URLs of Harness UPSTREAM `source`s, as `<Source>=<url>` (repeatable or
+    /// comma-separated; also one `ARCA_UPSTREAM_<SOURCE>` variable per source, e.g.
+    /// ARCA_UPSTREAM_PYPI) [default: none].
+    #[arg(
+        long = "upstream-sources",
+        env = "ARCA_UPSTREAM_SOURCES",
+        global = true,
+        value_delimiter = ',',
+        value_parser = parse_source
+    )]
     pub upstream_sources: Vec<(String, String)>,
     /// Seconds a proxy waits to connect to its upstream [default: 5].
     #[arg(long, env = "ARCA_PROXY_CONNECT_TIMEOUT_SECS", global = true)]
@@ -78,6 +85,14 @@ pub struct ConfigArgs {
     /// read when less than its declared size plus this much is free, in bytes [default: 256 MiB].
     #[arg(long, env = "ARCA_MIN_FREE_BYTES", global = true)]
     pub min_free_bytes: Option<u64>,
+    /// Seconds between the blob garbage collector's runs in each server; 0 never runs it
+    /// [default: 3600].
+    #[arg(long, env = "ARCA_GC_INTERVAL_SECS", global = true)]
+    pub gc_interval_secs: Option<u64>,
+    /// Blobs stored or referenced within this many seconds are left alone by the server's
+    /// collector [default: 3600].
+    #[arg(long, env = "ARCA_GC_GRACE_SECS", global = true)]
+    pub gc_grace_secs: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -101,6 +116,8 @@ struct FileConfig {
     proxy_negative_ttl_secs: Option<u64>,
     upstream_sources: Option<std::collections::BTreeMap<String, String>>,
     min_free_bytes: Option<u64>,
+    gc_interval_secs: Option<u64>,
+    gc_grace_secs: Option<u64>,
 }
 
 #[derive(Debug, Clone)]
@@ -134,6 +151,9 @@ pub struct Config {
     pub upstream_sources: std::collections::BTreeMap<String, String>,
     /// Space kept free on the blob store's disk (see `crate::formats::upload`).
     pub min_free_bytes: u64,
+    /// The periodic garbage collector: interval (0: off) and grace, in seconds.
+    pub gc_interval_secs: u64,
+    pub gc_grace_secs: u64,
 }
 
 impl Config {
@@ -229,6 +249,11 @@ impl Config {
             .or(file.min_free_bytes)
             .unwrap_or(256 << 20);
         let upstream_sources = upstream_sources(args, file.upstream_sources)?;
+        let gc_interval_secs = args
+            .gc_interval_secs
+            .or(file.gc_interval_secs)
+            .unwrap_or(3600);
+        let gc_grace_secs = args.gc_grace_secs.or(file.gc_grace_secs).unwrap_or(3600);
         Ok(Config {
             listen,
             data_dir,
@@ -248,6 +273,8 @@ impl Config {
             proxy_negative_ttl_secs,
             upstream_sources,
             min_free_bytes,
+            gc_interval_secs,
+            gc_grace_secs,
         })
     }
 
@@ -256,7 +283,7 @@ impl Config {
     }
 }
 
-/// `<Source>=<url>` of `--upstream-source`.
+/// `<Source>=<url>` of `--upstream-sources`.
 fn parse_source(s: &str) -> Result<(String, String), String> {
     let (k, v) = s
         .split_once('=')
@@ -292,12 +319,14 @@ fn upstream_sources(
         out.insert(canonical(&k, "[upstream_sources]")?, v);
     }
     for (k, v) in std::env::vars() {
-        if let Some(name) = k.strip_prefix("ARCA_UPSTREAM_") {
+        if let Some(name) = k.strip_prefix("ARCA_UPSTREAM_")
+            && name != "SOURCES"
+        {
             out.insert(canonical(name, &k)?, v);
         }
     }
     for (k, v) in &args.upstream_sources {
-        out.insert(canonical(k, "--upstream-source")?, v.clone());
+        out.insert(canonical(k, "--upstream-sources")?, v.clone());
     }
     Ok(out)
 }

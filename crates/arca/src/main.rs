@@ -46,8 +46,17 @@ enum TokenCmd {
         user: String,
         #[arg(long, default_value = "cli")]
         name: String,
+        /// Only registries at or below this scope (e.g. `acme/web`).
+        #[arg(long)]
+        scope: Option<String>,
+        /// At most this role.
+        #[arg(long, value_parser = ["reader", "deployer", "admin"])]
+        role: Option<String>,
+        /// Expire after this many days.
+        #[arg(long)]
+        expires_in_days: Option<u32>,
     },
-    /// List tokens (never their secrets).
+    /// List tokens (never their secrets): id, user, name, created, state, scope, role, expiry.
     List {
         #[arg(long)]
         user: Option<String>,
@@ -106,12 +115,33 @@ async fn main() {
                 .unwrap_or_else(|_| "info,tower_http=warn,sqlx=warn".into()),
         )
         .with_writer(std::io::stderr)
+        // Colours only for a person at a terminal: not in files, pipes or journals.
+        .with_ansi(colours())
         .init();
     let cli = Cli::parse();
     if let Err(e) = run(cli).await {
         eprintln!("error: {e:#}");
         std::process::exit(1);
     }
+}
+
+/// Whether log lines may carry ANSI colours: stdout and stderr are terminals and `NO_COLOR` is unset.
+fn colours() -> bool {
+    use std::io::IsTerminal;
+    std::env::var_os("NO_COLOR").is_none()
+        && std::io::stdout().is_terminal()
+        && std::io::stderr().is_terminal()
+}
+
+/// Epoch milliseconds as an RFC 3339 UTC time (`2026-01-31T12:00:00Z`).
+fn when(ms: i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp(ms.div_euclid(1000))
+        .ok()
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_else(|| ms.to_string())
 }
 
 fn api(e: arca::error::ApiError) -> anyhow::Error {
@@ -150,26 +180,62 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     let db = Db::connect(&config.database_url).await?;
     match cli.command {
         Command::Serve | Command::Gc { .. } => unreachable!("handled above"),
-        Command::Token(TokenCmd::Create { user, name }) => {
+        Command::Token(TokenCmd::Create {
+            user,
+            name,
+            scope,
+            role,
+            expires_in_days,
+        }) => {
             let u = db
                 .user_by_name(&user)
                 .await?
                 .ok_or_else(|| anyhow::anyhow!("no user '{user}'"))?;
+            let scope = scope.map(|s| s.trim_matches('/').to_ascii_lowercase());
+            if let Some(s) = &scope
+                && db.scope_by_path(s).await?.is_none()
+            {
+                anyhow::bail!("scope '{s}' doesn't exist");
+            }
+            let limit = arca::store::auth::TokenLimit {
+                scope,
+                role: role.as_deref().and_then(Role::parse),
+                expires_at: expires_in_days
+                    .map(|d| arca::model::now_ms() + i64::from(d) * 86_400_000),
+            };
             let token = generate_token();
-            let id = db.insert_token(&u.id, &name, &hash_token(&token)).await?;
+            let id = db
+                .insert_limited_token(&arca::store::auth::NewToken {
+                    user_id: &u.id,
+                    name: &name,
+                    token_hash: &hash_token(&token),
+                    limit: &limit,
+                    created_by: None,
+                })
+                .await?;
             eprintln!("token id: {id}");
             println!("{token}");
         }
         Command::Token(TokenCmd::List { user }) => {
+            // One tab-separated row per token, no header (scripts read it): id, user, name,
+            // created, state, scope, role, expiry.
+            let now = arca::model::now_ms();
             for t in db.list_tokens(user.as_deref()).await? {
-                let state = if t.revoked_at.is_some() {
-                    "revoked"
-                } else {
-                    "active"
+                let state = match (t.revoked_at, t.limit.expires_at) {
+                    (Some(at), _) => format!("revoked {}", when(at)),
+                    (None, Some(at)) if at <= now => "expired".to_string(),
+                    _ => "active".to_string(),
                 };
                 println!(
-                    "{}\t{}\t{}\t{}\t{}",
-                    t.id, t.user_name, t.name, t.created_at, state
+                    "{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}",
+                    t.id,
+                    t.user_name,
+                    t.name,
+                    when(t.created_at),
+                    state,
+                    t.limit.scope.as_deref().unwrap_or("*"),
+                    t.limit.role.map_or("*", |r| r.as_str()),
+                    t.limit.expires_at.map_or_else(|| "never".to_string(), when),
                 );
             }
         }
@@ -189,10 +255,21 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             arca::model::validate_identifier("name", &name).map_err(api)?;
             let hash = password.as_deref().map(hash_password).transpose()?;
             let u = db.create_user(&name, hash.as_deref(), admin).await?;
+            println!(
+                "created {}user '{}' (id {}){}",
+                if admin { "administrator " } else { "" },
+                u.name,
+                u.id,
+                if password.is_some() {
+                    ", signing in with its password"
+                } else {
+                    ", without a password: create a token with `arca token create --user NAME`"
+                }
+            );
             if let (Some(role), Some(scope)) = (role, scope) {
                 grant(&db, &u.id, &role, &scope).await?;
+                println!("granted {role} on {scope} to {name}");
             }
-            println!("{}", u.id);
         }
         Command::User(UserCmd::Grant { name, role, scope }) => {
             let u = db
@@ -260,9 +337,17 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Grants a role on a scope; a scope that does not exist yet is created, with a warning (a typo
+/// would otherwise grant a role nobody notices is useless).
 async fn grant(db: &Db, user_id: &str, role: &str, scope: &str) -> anyhow::Result<()> {
     let role = Role::parse(role).ok_or_else(|| anyhow::anyhow!("unknown role '{role}'"))?;
-    let s = db.ensure_scope(scope.trim_matches('/')).await?;
+    let path = scope.trim_matches('/');
+    if db.scope_by_path(path).await?.is_none() {
+        eprintln!(
+            "warning: scope '{path}' does not exist yet: created it (no registry is in it; check the spelling)"
+        );
+    }
+    let s = db.ensure_scope(path).await?;
     db.grant_role(user_id, &s.id, role).await?;
     Ok(())
 }

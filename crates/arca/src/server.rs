@@ -69,13 +69,11 @@ pub fn router(state: AppState) -> Router {
         )
         // Formats with routes of their own (OCI's /v2, where its clients require it).
         .merge(formats::all().extra_routes())
-        // GitFlic bodies: read only after the credentials, at most max_api_body_bytes of them.
-        .merge(
-            api::gitflic::router().layer(axum::middleware::from_fn_with_state(
-                state.clone(),
-                api_body_limit,
-            )),
-        )
+        // GitFlic and /arca/v1 bodies: read only after the credentials, at most
+        // max_api_body_bytes of them.
+        .merge(api::gitflic::router().merge(api::tokens::router()).layer(
+            axum::middleware::from_fn_with_state(state.clone(), api_body_limit),
+        ))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             current_download_counts,
@@ -168,8 +166,8 @@ async fn ready(State(state): State<AppState>) -> impl IntoResponse {
     )
 }
 
-/// On first start (no users): an admin user and an API token, from `ARCA_ADMIN_TOKEN` or generated,
-/// printed once and written to `<data dir>/admin-token` (mode 0600).
+/// On first start (no users): an admin user and an API token, from `ARCA_ADMIN_TOKEN` or generated
+/// (then printed on a line of its own to stdout), written to `<data dir>/admin-token` (mode 0600).
 pub async fn bootstrap(state: &AppState) -> anyhow::Result<()> {
     if state
         .db
@@ -198,7 +196,11 @@ pub async fn bootstrap(state: &AppState) -> anyhow::Result<()> {
     let path = state.config.data_dir.join("admin-token");
     write_secret(&path, &token)?;
     if generated {
-        tracing::warn!(token = %token, file = %path.display(), "created user 'admin' with a generated API token (shown once)");
+        // On stdout, the token on a line of its own: easy to read and to copy.
+        println!(
+            "Created user 'admin' with this API token (also written to {}):\n{token}",
+            path.display()
+        );
     } else {
         tracing::info!(file = %path.display(), "created user 'admin' with the token from ARCA_ADMIN_TOKEN");
     }
@@ -248,17 +250,11 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Runs the blob garbage collector periodically (every `ARCA_GC_INTERVAL_SECS`, default an hour,
-/// 0 disables; grace `ARCA_GC_GRACE_SECS`, default an hour). Every process may run it: the
-/// collector's steps are conditional updates, so concurrent runs do not conflict.
+/// Runs the blob garbage collector periodically (every `gc_interval_secs`, 0 disables; grace
+/// `gc_grace_secs`). Every process may run it: the collector's steps are conditional updates, so
+/// concurrent runs do not conflict.
 fn spawn_gc(state: AppState) {
-    let secs = |name: &str| {
-        std::env::var(name)
-            .ok()
-            .and_then(|v| v.parse::<u64>().ok())
-            .unwrap_or(3600)
-    };
-    let (interval, grace) = (secs("ARCA_GC_INTERVAL_SECS"), secs("ARCA_GC_GRACE_SECS"));
+    let (interval, grace) = (state.config.gc_interval_secs, state.config.gc_grace_secs);
     if interval == 0 {
         return;
     }

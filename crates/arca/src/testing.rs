@@ -34,6 +34,8 @@ pub async fn state() -> TestState {
         upstream_sources: Default::default(),
         // Unit tests do not depend on the machine's free disk.
         min_free_bytes: 0,
+        gc_interval_secs: 0,
+        gc_grace_secs: 3600,
     };
     let state = crate::server::build_state(config).await.expect("state");
     TestState { state, _dir: dir }

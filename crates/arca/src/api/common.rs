@@ -25,6 +25,20 @@ pub fn page_offset(page: i64, size: i64) -> ApiResult<i64> {
     })
 }
 
+/// Where a registry's clients point: `<base>/pkg/<account>/<registry>/<format>`, or
+/// `<base>/<account>/<registry>` for the OCI formats (their clients add `/v2`). Both dialects
+/// answer with it as `url`.
+pub fn native_url(state: &crate::state::AppState, reg: &crate::model::Registry) -> String {
+    use crate::model::PackageType;
+    let base = &state.config.base_url;
+    match reg.package_type {
+        PackageType::Docker | PackageType::Helm => {
+            format!("{base}/{}", reg.oci_prefix())
+        }
+        _ => crate::formats::native_root(state, reg),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

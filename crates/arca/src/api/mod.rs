@@ -1,4 +1,5 @@
-//! The two management dialects (Harness and GitFlic), their shared helpers, and the OpenAPI document.
+//! The two management dialects (Harness and GitFlic), Arca's own API (`/arca/v1`: tokens), their
+//! shared helpers, and the OpenAPI document.
 
 pub mod client_setup;
 pub mod common;
@@ -6,3 +7,4 @@ pub mod gitflic;
 pub mod harness;
 pub mod openapi;
 pub mod secrets;
+pub mod tokens;

@@ -1,4 +1,4 @@
-//! `GET /api/openapi.json`: both dialects, generated with utoipa from the request types in the code.
+//! `GET /api/openapi.json`: both dialects and Arca's token API, generated with utoipa from the request types in the code.
 //!
 //! The Harness dialect is routed by hand (refs contain slashes), so its operations are declared
 //! here on documentation-only functions; their request bodies are the real types the handlers parse.
@@ -10,6 +10,7 @@ use utoipa::OpenApi;
 
 use super::gitflic::{LocalSettings, ProxySettingsDto, RepositoryRequest, VirtualSettingsDto};
 use super::harness::RegistryRequest;
+use super::tokens::TokenRequest;
 use crate::model::CleanupPolicy;
 
 macro_rules! doc_op {
@@ -467,12 +468,31 @@ doc_op!(
     "Delete a secret",
     params(("space" = String, Query,), ("identifier" = String, Query,))
 );
+/// `POST /arca/v1/tokens` answers 201 (the only response carrying the secret).
+#[utoipa::path(post, path = "/arca/v1/tokens", tag = "Arca tokens",
+    summary = "Create an API token: 201 with id, token (shown only here), name, user, scope, role, createdAt, expiresAt",
+    request_body = TokenRequest,
+    params(("user" = Option<String>, Query, description = "Another user's name (admins, for users within their admin scope)")),
+    responses((status = 201, description = "Created"), (status = 400, description = "Bad request"),
+              (status = 401, description = "Unauthenticated or expired token"), (status = 403, description = "More than the caller may do"),
+              (status = 404, description = "No such user")),
+    security(("x-api-key" = [])))]
+fn a_token_create() {}
+doc_op!(a_token_list, get, "/arca/v1/tokens", "Arca tokens", "List API tokens (never their secrets)",
+    params(("user" = Option<String>, Query, description = "Another user's name (admins)")));
+/// `DELETE /arca/v1/tokens/{id}` answers 204.
+#[utoipa::path(delete, path = "/arca/v1/tokens/{id}", tag = "Arca tokens", summary = "Revoke an API token",
+    params(("id" = String, Path,), ("user" = Option<String>, Query, description = "The token's user (admins)")),
+    responses((status = 204, description = "Revoked"), (status = 401, description = "Unauthenticated"),
+              (status = 403, description = "The signed-in token is narrower"), (status = 404, description = "No such token")),
+    security(("x-api-key" = [])))]
+fn a_token_revoke() {}
 
 #[derive(OpenApi)]
 #[openapi(
     info(
         title = "Arca",
-        description = "Multi-format artifact registry: Harness and GitFlic management dialects"
+        description = "Multi-format artifact registry: Harness and GitFlic management dialects, and Arca's own API tokens"
     ),
     paths(
         h_create,
@@ -524,7 +544,10 @@ doc_op!(
         g_vers_i,
         a_secret_set,
         a_secret_list,
-        a_secret_delete
+        a_secret_delete,
+        a_token_create,
+        a_token_list,
+        a_token_revoke
     ),
     components(schemas(
         RegistryRequest,
@@ -532,7 +555,8 @@ doc_op!(
         RepositoryRequest,
         LocalSettings,
         ProxySettingsDto,
-        VirtualSettingsDto
+        VirtualSettingsDto,
+        TokenRequest
     ))
 )]
 struct ApiDoc;

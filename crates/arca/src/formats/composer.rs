@@ -43,7 +43,6 @@ impl Format for Composer {
 
     fn client_setup(&self, c: &SetupContext) -> Setup {
         let SetupContext {
-            host,
             id,
             root,
             user,
@@ -57,8 +56,13 @@ impl Format for Composer {
                 inline(
                     "Configure composer",
                     vec![step(
-                        "Repository and credentials",
+                        "Repository and credentials (in the project's directory)",
                         &[
+                            // `composer config` needs a composer.json.
+                            (
+                                "",
+                                "[ -f composer.json ] || echo '{}' > composer.json".to_string(),
+                            ),
                             (
                                 "",
                                 format!("composer config repositories.{id} composer {root}"),
@@ -66,16 +70,15 @@ impl Format for Composer {
                             (
                                 "",
                                 // Composer refuses plain-http repositories unless told otherwise.
-                                if root.starts_with("http://") {
-                                    "composer config secure-http false".to_string()
-                                } else {
-                                    "composer config secure-http true".to_string()
-                                },
+                                format!("composer config secure-http {}", !c.plain_http()),
                             ),
                             (
                                 "",
                                 // Composer keys credentials by host *and* port.
-                                format!("composer config http-basic.{host} {user} <TOKEN>"),
+                                format!(
+                                    "composer config http-basic.{} {user} <TOKEN>",
+                                    c.authority()
+                                ),
                             ),
                         ],
                     )],
@@ -86,7 +89,9 @@ impl Format for Composer {
                         "Upload a zip",
                         &[(
                             "",
-                            format!("curl -u {user}:<TOKEN> -T <FILE>.zip {root}/<FILE>.zip"),
+                            format!(
+                                "curl --fail-with-body -u {user}:<TOKEN> -T <FILE>.zip {root}/<FILE>.zip"
+                            ),
                         )],
                     )],
                 ),

@@ -62,15 +62,8 @@ impl Format for Cran {
                 inline(
                     "Configure R",
                     vec![step(
-                        "Set the repository",
-                        // R sends credentials from the URL (up front, no challenge).
-                        &[(
-                            "",
-                            format!(
-                                "options(repos = c({id} = \"{}\"))",
-                                root.replacen("://", &format!("://{user}:<TOKEN>@"), 1)
-                            ),
-                        )],
+                        "Set the repository (in R)",
+                        &[("", format!("options(repos = c(\"{id}\" = \"{root}\"))"))],
                     )],
                 ),
                 inline(
@@ -80,7 +73,7 @@ impl Format for Cran {
                         &[(
                             "",
                             format!(
-                                "curl -u {user}:<TOKEN> -T <FILE>.tar.gz {root}/src/contrib/<FILE>.tar.gz"
+                                "curl --fail-with-body -u {user}:<TOKEN> -T <FILE>.tar.gz {root}/src/contrib/<FILE>.tar.gz"
                             ),
                         )],
                     )],
@@ -88,8 +81,14 @@ impl Format for Cran {
                 inline(
                     "Install",
                     vec![step(
-                        "Install",
-                        &[("", format!("install.packages(\"{art}\")"))],
+                        // A header keeps the token out of the URLs R prints.
+                        "Install (in R, after setting the repository)",
+                        &[(
+                            "",
+                            format!(
+                                "install.packages(\"{art}\", headers = c(Authorization = \"Bearer <TOKEN>\"))"
+                            ),
+                        )],
                     )],
                 ),
             ],

@@ -56,18 +56,19 @@ impl Format for Debian {
             art,
             ..
         } = c;
+        let auth = format!("/etc/apt/auth.conf.d/{id}.conf");
         Setup {
             title: "Debian Client Setup",
             sections: vec![
                 inline(
                     "Add the repository",
                     vec![step(
-                        "Key and sources.list",
+                        "Key, sources.list and credentials (as root)",
                         &[
                             (
                                 "",
                                 format!(
-                                    "curl -u {user}:<TOKEN> -o /etc/apt/keyrings/{id}.asc {root}/public.key"
+                                    "mkdir -p /etc/apt/keyrings && curl -fsS -u {user}:<TOKEN> -o /etc/apt/keyrings/{id}.asc {root}/public.key"
                                 ),
                             ),
                             (
@@ -78,10 +79,10 @@ impl Format for Debian {
                             ),
                             (
                                 "",
-                                // apt applies auth.conf entries to http only with the scheme.
+                                // apt applies auth.conf entries to http only with the scheme; the
+                                // file holds the token, so only root may read it.
                                 format!(
-                                    "printf 'machine {}\\nlogin {user}\\npassword <TOKEN>\\n' > /etc/apt/auth.conf.d/{id}.conf",
-                                    base
+                                    "touch {auth} && chmod 600 {auth} && printf 'machine {base}\\nlogin {user}\\npassword <TOKEN>\\n' > {auth}"
                                 ),
                             ),
                         ],
@@ -94,7 +95,7 @@ impl Format for Debian {
                         &[(
                             "",
                             format!(
-                                "curl -u {user}:<TOKEN> -T <FILE>.deb '{root}/<FILE>.deb?distribution=stable&component=main'"
+                                "curl --fail-with-body -u {user}:<TOKEN> -T <FILE>.deb '{root}/<FILE>.deb?distribution=stable&component=main'"
                             ),
                         )],
                     )],
@@ -102,8 +103,8 @@ impl Format for Debian {
                 inline(
                     "Install",
                     vec![step(
-                        "Install",
-                        &[("", format!("apt-get update && apt-get install {art}"))],
+                        "Install (as root)",
+                        &[("", format!("apt-get update && apt-get install -y {art}"))],
                     )],
                 ),
             ],

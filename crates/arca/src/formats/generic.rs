@@ -92,7 +92,9 @@ impl Format for Generic {
                         "Upload with curl",
                         &[(
                             "",
-                            format!("curl -u {user}:<TOKEN> -T <FILE> {root}/{art}/{ver}/<FILE>"),
+                            format!(
+                                "curl --fail-with-body -u {user}:<TOKEN> -T <FILE> {root}/{art}/{ver}/<FILE>"
+                            ),
                         )],
                     )],
                 ),
@@ -102,7 +104,7 @@ impl Format for Generic {
                         "Download with curl",
                         &[(
                             "",
-                            format!("curl -u {user}:<TOKEN> -O {root}/{art}/{ver}/<FILE>"),
+                            format!("curl -f -u {user}:<TOKEN> -O {root}/{art}/{ver}/<FILE>"),
                         )],
                     )],
                 ),

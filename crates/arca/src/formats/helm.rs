@@ -45,7 +45,6 @@ impl Format for Helm {
 
     fn client_setup(&self, c: &SetupContext) -> Setup {
         let SetupContext {
-            host,
             oci_account: account,
             oci_id,
             id,
@@ -55,12 +54,22 @@ impl Format for Helm {
             ver,
             ..
         } = c;
+        let host = c.authority();
+        // Helm speaks TLS to OCI registries unless told otherwise (login: Helm 3.19 or later).
+        let plain = if c.plain_http() { " --plain-http" } else { "" };
         let mut sections = vec![
             inline(
                 "Login",
                 vec![step(
-                    "Log in to the registry",
-                    &[("", format!("helm registry login {host}"))],
+                    if c.plain_http() {
+                        "Log in to the registry (paste the token, then press Enter and Ctrl-D; --plain-http needs Helm 3.19 or later)"
+                    } else {
+                        "Log in to the registry (paste the token, then press Enter and Ctrl-D)"
+                    },
+                    &[(
+                        "",
+                        format!("helm registry login{plain} -u {user} --password-stdin {host}"),
+                    )],
                 )],
             ),
             inline(
@@ -69,7 +78,7 @@ impl Format for Helm {
                     "Push",
                     &[(
                         "",
-                        format!("helm push {art}-{ver}.tgz oci://{host}/{account}/{oci_id}"),
+                        format!("helm push{plain} {art}-{ver}.tgz oci://{host}/{account}/{oci_id}"),
                     )],
                 )],
             ),
@@ -79,7 +88,9 @@ impl Format for Helm {
                     "Pull",
                     &[(
                         "",
-                        format!("helm pull oci://{host}/{account}/{oci_id}/{art} --version {ver}"),
+                        format!(
+                            "helm pull{plain} oci://{host}/{account}/{oci_id}/{art} --version {ver}"
+                        ),
                     )],
                 )],
             ),
@@ -99,7 +110,9 @@ impl Format for Helm {
                     "Upload",
                     &[(
                         "",
-                        format!("curl -u {user}:<TOKEN> -T {art}-{ver}.tgz {root}/{art}-{ver}.tgz"),
+                        format!(
+                            "curl --fail-with-body -u {user}:<TOKEN> -T {art}-{ver}.tgz {root}/{art}-{ver}.tgz"
+                        ),
                     )],
                 )],
             ),

@@ -34,24 +34,39 @@ impl Format for Opm {
 
     fn client_setup(&self, c: &SetupContext) -> Setup {
         let SetupContext {
-            base,
             prefix,
             id,
+            user,
+            scheme,
             art,
             ..
         } = c;
+        // The registry is read with the credentials in the server URL, as opm sends none of its own.
+        let server = format!("{scheme}://{user}:<TOKEN>@{}", c.authority());
+        let path = format!("/pkg/{prefix}/opm/");
         Setup {
             title: "OPM Client Setup",
             sections: vec![
                 inline(
                     "Configure opm",
                     vec![step(
-                        "opm.cfg server entry",
+                        "The server entry of opm.cfg (for OneScript's opm), with the credentials in the server URL",
+                        &[(
+                            "opm.cfg",
+                            format!(
+                                "{{\"СервераПакетов\": [{{\"Имя\": \"{id}\", \"Сервер\": \"{server}\", \"ПутьНаСервере\": \"{path}\", \"РесурсПубликацииПакетов\": \"{path}push\", \"Приоритет\": 1}}]}}"
+                            ),
+                        )],
+                    )],
+                ),
+                inline(
+                    "Publish",
+                    vec![step(
+                        "Publish a package to the stable channel (the token goes in opm's OAUTH-TOKEN header)",
                         &[(
                             "",
-                            format!(
-                                "{{\"СервераПакетов\": [{{\"Имя\": \"{id}\", \"Сервер\": \"{base}\", \"ПутьНаСервере\": \"/pkg/{prefix}/opm/\", \"РесурсПубликацииПакетов\": \"/pkg/{prefix}/opm/push\", \"Приоритет\": 1}}]}}"
-                            ),
+                            "opm push --token <TOKEN> --channel stable --file <FILE>.ospx"
+                                .to_string(),
                         )],
                     )],
                 ),

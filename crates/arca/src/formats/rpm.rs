@@ -12,7 +12,7 @@
 //! Repository metadata is generated from the metadata store when a package changed (validated per
 //! package revision) and is identical on every server process (timestamps come from the data).
 
-use crate::formats::setup::{Setup, SetupContext, inline, step};
+use crate::formats::setup::{Setup, SetupContext, inline, step, write_private_file};
 use std::collections::BTreeMap;
 
 use async_trait::async_trait;
@@ -51,17 +51,21 @@ impl Format for Rpm {
             ver,
             ..
         } = c;
+        let file = format!("/etc/yum.repos.d/{id}.repo");
         Setup {
             title: "RPM Client Setup",
             sections: vec![
                 inline(
                     "Add a .repo file",
                     vec![step(
-                        "/etc/yum.repos.d/arca.repo",
+                        "The repository with its key and credentials (as root; the file holds the token, so only root may read it)",
                         &[(
                             "",
-                            format!(
-                                "[{id}]\nname={id}\nbaseurl={root}\nenabled=1\ngpgcheck=0\nrepo_gpgcheck=1\ngpgkey={root}/public.key\nusername={user}\npassword=<TOKEN>"
+                            write_private_file(
+                                &file,
+                                &format!(
+                                    "[{id}]\nname={id}\nbaseurl={root}\nenabled=1\ngpgcheck=0\nrepo_gpgcheck=1\ngpgkey={root}/public.key\nusername={user}\npassword=<TOKEN>"
+                                ),
                             ),
                         )],
                     )],
@@ -72,13 +76,18 @@ impl Format for Rpm {
                         "Upload with curl",
                         &[(
                             "",
-                            format!("curl -u {user}:<TOKEN> -T <FILE>.rpm {root}/<FILE>.rpm"),
+                            format!(
+                                "curl --fail-with-body -u {user}:<TOKEN> -T <FILE>.rpm {root}/<FILE>.rpm"
+                            ),
                         )],
                     )],
                 ),
                 inline(
                     "Install",
-                    vec![step("Install", &[("", format!("dnf install {art}-{ver}"))])],
+                    vec![step(
+                        "Install (as root)",
+                        &[("", format!("dnf install -y {art}-{ver}"))],
+                    )],
                 ),
             ],
         }

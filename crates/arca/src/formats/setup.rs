@@ -81,6 +81,46 @@ impl SetupContext {
     }
 }
 
+impl SetupContext {
+    /// Whether the base URL is plain HTTP: clients that insist on TLS then need their insecure
+    /// flags, which the instructions give only then.
+    pub fn plain_http(&self) -> bool {
+        self.scheme == "http"
+    }
+
+    /// `host[:port]` of the base URL (no path).
+    pub fn authority(&self) -> &str {
+        self.host.split('/').next().unwrap_or(&self.host)
+    }
+
+    /// The registry's native root without its scheme.
+    pub fn root_without_scheme(&self) -> &str {
+        self.root.split("://").nth(1).unwrap_or(&self.root)
+    }
+}
+
+/// A shell command that writes `content` to `path` (creating its directory), for instructions
+/// that would otherwise say "add this to a file": pasted into a shell, it works as given.
+pub fn write_file(path: &str, content: &str) -> String {
+    let dir = path.rsplit_once('/').map_or(".", |(d, _)| d);
+    format!("mkdir -p {dir} && cat > {path} <<'EOF'\n{content}\nEOF")
+}
+
+/// Like [`write_file`] for a file holding a secret: only its owner may read it, from before the
+/// secret is written.
+pub fn write_private_file(path: &str, content: &str) -> String {
+    let dir = path.rsplit_once('/').map_or(".", |(d, _)| d);
+    format!(
+        "mkdir -p {dir} && touch {path} && chmod 600 {path} && cat > {path} <<'EOF'\n{content}\nEOF"
+    )
+}
+
+/// Like [`write_file`], but appends (for configuration files that may hold other entries).
+pub fn append_file(path: &str, content: &str) -> String {
+    let dir = path.rsplit_once('/').map_or(".", |(d, _)| d);
+    format!("mkdir -p {dir} && cat >> {path} <<'EOF'\n{content}\nEOF")
+}
+
 /// A format's setup instructions: a title and its sections. Sections whose header starts with
 /// Upload, Push, Publish or Deploy are dropped for callers who cannot write.
 pub struct Setup {

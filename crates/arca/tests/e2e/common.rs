@@ -90,7 +90,8 @@ impl Server {
             .env("ARCA_ADMIN_TOKEN", &token)
             .env_remove("ARCA_BASE_URL")
             .env_remove("ARCA_CONFIG")
-            .stdout(Stdio::null())
+            // stdout (the first start's token) and stderr (logs) both land in server.log.
+            .stdout(Stdio::from(log.try_clone().expect("log file")))
             .stderr(Stdio::from(log));
         for (k, v) in env {
             cmd.env(k, v);

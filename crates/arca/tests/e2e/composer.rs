@@ -7,7 +7,7 @@ use crate::both_backends;
 use crate::common::{Backend, Run, Server, call, run};
 
 /// A zip with the given files; `prefix` puts them in one top-level directory as VCS archives do.
-fn archive(prefix: &str, files: &[(&str, &str)]) -> Vec<u8> {
+pub(crate) fn archive(prefix: &str, files: &[(&str, &str)]) -> Vec<u8> {
     let mut zip = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
     for (name, body) in files {
         zip.start_file(

@@ -6,7 +6,13 @@ use crate::both_backends;
 use crate::common::{Backend, Server, call, run};
 
 /// Writes an R source package directory and builds it with `R CMD build`; returns the tarball.
-fn build_package(w: &Path, name: &str, version: &str, depends: &str, code: &str) -> Vec<u8> {
+pub(crate) fn build_package(
+    w: &Path,
+    name: &str,
+    version: &str,
+    depends: &str,
+    code: &str,
+) -> Vec<u8> {
     let dir = w.join("src").join(name);
     std::fs::create_dir_all(dir.join("R")).unwrap();
     let depends = if depends.is_empty() {

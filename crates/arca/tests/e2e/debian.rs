@@ -6,7 +6,7 @@ use crate::both_backends;
 use crate::common::{Backend, Run, Server, call, run};
 
 /// Builds `<name>_<version>_all.deb` with dpkg-deb.
-fn build_deb(w: &Path, name: &str, version: &str, depends: Option<&str>) -> PathBuf {
+pub(crate) fn build_deb(w: &Path, name: &str, version: &str, depends: Option<&str>) -> PathBuf {
     let root = w.join("pkg").join(name);
     std::fs::create_dir_all(root.join("DEBIAN")).unwrap();
     std::fs::create_dir_all(root.join(format!("usr/share/{name}"))).unwrap();

@@ -497,7 +497,32 @@ async fn packages_listed_with_versions_and_files(b: Backend) {
     assert_eq!((st, v["page"]["totalElements"].as_i64()), (200, Some(0)));
 }
 
+/// Every repository view names its native URL (`url`): where the repository's clients point.
+async fn repositories_carry_their_url(b: Backend) {
+    let s = Server::start(b).await;
+    let (st, v) = gf_post(
+        &s,
+        "/registry/company/acme/repositories",
+        json!({"type": "LOCAL", "repositoryName": "npm-local", "packageType": "npm"}),
+    )
+    .await;
+    assert_eq!(st, 201, "{v}");
+    let url = format!("{}/pkg/default/acme/-/npm-local/npm", s.base);
+    assert_eq!(v["url"], url.as_str(), "{v}");
+    let uuid = v["repositoryUuid"].as_str().unwrap().to_string();
+    let (_, one) = gf_get(&s, &format!("/registry/company/acme/repositories/{uuid}")).await;
+    assert_eq!(one["url"], url.as_str(), "{one}");
+    let (_, list) = gf_get(&s, "/registry/company/acme/repositories").await;
+    let rows = list["_embedded"]
+        .as_object()
+        .and_then(|o| o.values().next())
+        .cloned();
+    let rows = rows.unwrap_or_default();
+    assert_eq!(rows[0]["url"], url.as_str(), "{list}");
+}
+
 both_backends!(
+    repositories_carry_their_url,
     packages_listed_with_versions_and_files,
     crud_in_project_company_and_instance,
     paging_is_spring_style,

@@ -576,7 +576,7 @@ async fn client_setup_details_are_real_commands(b: Backend) {
     );
     assert!(
         text.contains(&format!(
-            "curl -u admin:<TOKEN> -T <FILE> {}/pkg/acme/pub/generic/tool/1.2/<FILE>",
+            "curl --fail-with-body -u admin:<TOKEN> -T <FILE> {}/pkg/acme/pub/generic/tool/1.2/<FILE>",
             s.base
         )),
         "{text}"

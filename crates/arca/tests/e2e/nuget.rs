@@ -47,7 +47,7 @@ impl NugetExe {
 }
 
 /// Writes a `.nupkg` (a zip with the nuspec at its root) and returns its path.
-fn nupkg(dir: &Path, file: &str, nuspec: &str, extra: &[(&str, &str)]) -> PathBuf {
+pub(crate) fn nupkg(dir: &Path, file: &str, nuspec: &str, extra: &[(&str, &str)]) -> PathBuf {
     std::fs::create_dir_all(dir).unwrap();
     let path = dir.join(file);
     let mut zip = zip::ZipWriter::new(std::fs::File::create(&path).unwrap());
@@ -67,7 +67,7 @@ fn nupkg(dir: &Path, file: &str, nuspec: &str, extra: &[(&str, &str)]) -> PathBu
     path
 }
 
-fn spec(id: &str, version: &str, deps: &str) -> String {
+pub(crate) fn spec(id: &str, version: &str, deps: &str) -> String {
     format!(
         "<?xml version=\"1.0\"?><package xmlns=\"http://schemas.microsoft.com/packaging/2013/05/nuspec.xsd\"><metadata>\
          <id>{id}</id><version>{version}</version><authors>Acme</authors><description>{id} package</description>{deps}</metadata></package>"

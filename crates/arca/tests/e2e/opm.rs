@@ -6,7 +6,7 @@ use crate::both_backends;
 use crate::common::{Backend, Server, call};
 
 /// A `.ospx` as `opm build` makes it: `packagedef`, `opm-metadata.xml` and `content.zip`.
-fn ospx(name: &str, version: &str, with_metadata: bool) -> Vec<u8> {
+pub(crate) fn ospx(name: &str, version: &str, with_metadata: bool) -> Vec<u8> {
     let opts = zip::write::SimpleFileOptions::default();
     let mut content = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
     content.start_file("src/main.os", opts).unwrap();

@@ -63,6 +63,11 @@ async fn check_generated_token(s: &Server, first_start: bool) -> String {
         first_start,
         "the generated token is printed once, when created"
     );
+    if first_start {
+        // On a line of its own (stdout), naming the file that holds it too.
+        assert!(s.log().lines().any(|l| l == token), "{}", s.log());
+        assert!(s.log().contains("admin-token"), "{}", s.log());
+    }
     let r = s
         .client
         .get(s.url("/har/api/v1/spaces/default/+/registries"))

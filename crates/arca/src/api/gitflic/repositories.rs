@@ -19,9 +19,11 @@ use crate::state::AppState;
 use crate::store::paging::{Page, SortField};
 use crate::store::registries::RegistryFilter;
 
-fn short_json(reg: &Registry) -> Value {
+/// The seed's short shape, plus `url`: where the repository's clients point.
+fn short_json(state: &AppState, reg: &Registry) -> Value {
     json!({
         "title": reg.identifier,
+        "url": crate::api::common::native_url(state, reg),
         "repositoryType": reg.kind.gitflic(),
         "repositoryUuid": reg.id,
         "packageType": reg.package_type.gitflic(),
@@ -32,7 +34,7 @@ fn short_json(reg: &Registry) -> Value {
 /// The short view of any repository, the server's own too: their stored identifiers are internal,
 /// so a LOCAL_CACHE is titled `<proxy>-cache` and a TRASH_CAN `trashCan`, as the seed shows them.
 async fn short_view(state: &AppState, reg: &Registry) -> ApiResult<Value> {
-    let mut v = short_json(reg);
+    let mut v = short_json(state, reg);
     match (reg.kind, &reg.cache_of) {
         (RegistryKind::Trash, _) => v["title"] = json!("trashCan"),
         (RegistryKind::Cache, Some(proxy)) => {
@@ -431,7 +433,7 @@ pub(super) async fn create(
         "virtualSettings.includedRepositoryUuids",
     )
     .await?;
-    Ok((StatusCode::CREATED, Json(short_json(&reg))).into_response())
+    Ok((StatusCode::CREATED, Json(short_json(state, &reg))).into_response())
 }
 
 pub(super) async fn modify(
@@ -491,7 +493,7 @@ pub(super) async fn modify(
         "virtualSettings.includedRepositoryUuids",
     )
     .await?;
-    Ok(Json(short_json(&reg)).into_response())
+    Ok(Json(short_json(state, &reg)).into_response())
 }
 
 pub(super) async fn delete(

@@ -6,7 +6,7 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
 use crate::error::ApiResult;
-use crate::model::{PackageType, Registry, RegistryKind, human_size};
+use crate::model::{Registry, RegistryKind, human_size};
 use crate::state::AppState;
 use crate::store::artifacts::{FileRow, PackageRow, VersionRow};
 use crate::store::registries::RegistryStats;
@@ -40,13 +40,7 @@ pub(super) fn registry_url(state: &AppState, reg: &Registry) -> String {
 }
 
 pub(super) fn native_url(state: &AppState, reg: &Registry) -> String {
-    let base = &state.config.base_url;
-    match reg.package_type {
-        PackageType::Docker | PackageType::Helm => {
-            format!("{base}/{}", reg.oci_prefix())
-        }
-        _ => crate::formats::native_root(state, reg),
-    }
+    crate::api::common::native_url(state, reg)
 }
 
 async fn member_identifiers(state: &AppState, reg: &Registry) -> ApiResult<Vec<String>> {

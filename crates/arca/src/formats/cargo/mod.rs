@@ -13,7 +13,7 @@
 //! `-`/`_` are the same crate, as on crates.io. Published versions are immutable whatever the
 //! re-upload setting: lockfiles pin their checksums.
 
-use crate::formats::setup::{Setup, SetupContext, inline, step};
+use crate::formats::setup::{Setup, SetupContext, append_file, inline, step};
 use async_trait::async_trait;
 use axum::Json;
 use axum::http::{HeaderValue, Method, StatusCode, header};
@@ -92,17 +92,26 @@ impl Format for Cargo {
         let SetupContext {
             id, root, art, ver, ..
         } = c;
+        // A TOML bare key has no dots.
+        let key = if id.contains('.') {
+            format!("\"{id}\"")
+        } else {
+            id.to_string()
+        };
         Setup {
             title: "Cargo Client Setup",
             sections: vec![
                 inline(
                     "Configure cargo",
                     vec![step(
-                        "Add to .cargo/config.toml",
+                        "Add the registry to ~/.cargo/config.toml",
                         &[(
                             "",
-                            format!(
-                                "[registries.{id}]\nindex = \"sparse+{root}/index/\"\ncredential-provider = \"cargo:token\""
+                            append_file(
+                                "~/.cargo/config.toml",
+                                &format!(
+                                    "[registries.{key}]\nindex = \"sparse+{root}/index/\"\ncredential-provider = \"cargo:token\""
+                                ),
                             ),
                         )],
                     )],
@@ -110,18 +119,22 @@ impl Format for Cargo {
                 inline(
                     "Log in",
                     vec![step(
-                        "Store the token",
-                        &[("", format!("cargo login --registry {id} <TOKEN>"))],
+                        "Store the token: cargo reads it from standard input (paste it, then press Enter)",
+                        &[("", format!("cargo login --registry {id}"))],
                     )],
                 ),
                 inline(
-                    "Publish and use",
+                    "Publish",
                     vec![step(
-                        "Commands",
-                        &[
-                            ("", format!("cargo publish --registry {id}")),
-                            ("", format!("cargo add {art}@{ver} --registry {id}")),
-                        ],
+                        "Publish (in the crate's directory)",
+                        &[("", format!("cargo publish --registry {id}"))],
+                    )],
+                ),
+                inline(
+                    "Install",
+                    vec![step(
+                        "Add as a dependency (in the using crate's directory)",
+                        &[("", format!("cargo add {art}@{ver} --registry {id}"))],
                     )],
                 ),
             ],

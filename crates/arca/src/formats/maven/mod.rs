@@ -15,7 +15,7 @@
 //!   setting is OVERRIDE (otherwise 409, which mvn reports).
 //! * Packages are `groupId:artifactId`; allowed/blocked patterns match `groupId:artifactId:version`.
 
-use crate::formats::setup::{Setup, SetupContext, inline, step};
+use crate::formats::setup::{Setup, SetupContext, inline, step, write_file};
 use async_trait::async_trait;
 use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -271,11 +271,14 @@ impl Format for Maven {
                 inline(
                     "Configure settings.xml",
                     vec![step(
-                        "Add a server to ~/.m2/settings.xml",
+                        "Write ~/.m2/settings.xml with the registry's credentials (if you have one, add this <server> to its <servers> instead)",
                         &[(
                             "",
-                            format!(
-                                "<settings><servers><server><id>{id}</id><username>{user}</username><password>&lt;TOKEN&gt;</password></server></servers></settings>"
+                            write_file(
+                                "~/.m2/settings.xml",
+                                &format!(
+                                    "<settings><servers><server><id>{id}</id><username>{user}</username><password><TOKEN></password></server></servers></settings>"
+                                ),
                             ),
                         )],
                     )],
@@ -283,9 +286,9 @@ impl Format for Maven {
                 inline(
                     "Configure pom.xml",
                     vec![step(
-                        "Repository and deployment target",
+                        "Add inside <project> of the pom.xml of every project that deploys to or resolves from the registry",
                         &[(
-                            "",
+                            "pom.xml",
                             format!(
                                 "<repositories><repository><id>{id}</id><url>{root}/</url></repository></repositories>\n<distributionManagement><repository><id>{id}</id><url>{root}/</url></repository></distributionManagement>"
                             ),
@@ -293,13 +296,17 @@ impl Format for Maven {
                     )],
                 ),
                 inline(
-                    "Deploy and resolve",
+                    "Deploy",
                     vec![step(
-                        "Commands",
-                        &[
-                            ("", "mvn deploy".to_string()),
-                            ("", format!("mvn dependency:get -Dartifact={art}:{ver}")),
-                        ],
+                        "Deploy (in the project's directory)",
+                        &[("", "mvn deploy".to_string())],
+                    )],
+                ),
+                inline(
+                    "Install",
+                    vec![step(
+                        "Resolve (in the directory of a project whose pom.xml has the <repositories> element above; the artifact is groupId:artifactId)",
+                        &[("", format!("mvn dependency:get -Dartifact={art}:{ver}"))],
                     )],
                 ),
             ],

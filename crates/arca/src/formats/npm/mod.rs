@@ -105,19 +105,25 @@ impl Format for Npm {
                 inline(
                     "Configure npm",
                     vec![step(
-                        "Add to .npmrc",
-                        &[(
-                            "",
-                            format!(
-                                "registry={root}/\n//{}/:_authToken=<TOKEN>",
-                                root.split("://").nth(1).unwrap_or(root)
+                        "Registry and token (written to ~/.npmrc)",
+                        &[
+                            ("", format!("npm config set registry {root}/")),
+                            (
+                                "",
+                                format!(
+                                    "npm config set //{}/:_authToken=<TOKEN>",
+                                    c.root_without_scheme()
+                                ),
                             ),
-                        )],
+                        ],
                     )],
                 ),
                 inline(
                     "Publish",
-                    vec![step("Publish", &[("", "npm publish".to_string())])],
+                    vec![step(
+                        "Publish (in the package's directory)",
+                        &[("", "npm publish".to_string())],
+                    )],
                 ),
                 inline(
                     "Install",

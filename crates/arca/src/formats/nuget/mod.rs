@@ -75,7 +75,7 @@ impl Format for Nuget {
                 inline(
                     "Add the source",
                     vec![step(
-                        "nuget sources add",
+                        "For a NuGet v3 client: NuGet.exe 5 or later (with mono on Linux), or `dotnet nuget` with the same arguments; the nuget 2.x of some Linux distributions speaks only v2 and fails",
                         &[(
                             "",
                             format!(

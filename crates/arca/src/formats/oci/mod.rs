@@ -45,44 +45,84 @@ impl Format for Docker {
 
     fn client_setup(&self, c: &SetupContext) -> Setup {
         let SetupContext {
-            host,
             oci_account: account,
             oci_id: id,
             art,
             ver,
             ..
         } = c;
-        let mut sections = vec![
+        let host = c.authority();
+        let image = format!("{host}/{account}/{id}/{art}:{ver}");
+        // Podman, Buildah and Skopeo insist on TLS unless told otherwise.
+        let tls = if c.plain_http() {
+            " --tls-verify=false"
+        } else {
+            ""
+        };
+        let mut sections = Vec::new();
+        if c.plain_http() {
+            sections.push(inline(
+                "Allow plain HTTP",
+                vec![step(
+                    "Docker: list the registry in \"insecure-registries\" of /etc/docker/daemon.json and restart the daemon (Docker already allows 127.0.0.0/8); Podman, Buildah and Skopeo take --tls-verify=false as below",
+                    &[(
+                        "daemon.json",
+                        format!("{{\"insecure-registries\": [\"{host}\"]}}"),
+                    )],
+                )],
+            ));
+        }
+        sections.extend([
             inline(
                 "Login",
-                vec![step(
-                    "Log in to the registry",
-                    &[("", format!("docker login {host}"))],
-                )],
+                vec![
+                    step(
+                        "Docker (paste the token, then press Enter and Ctrl-D)",
+                        &[(
+                            "",
+                            format!("docker login -u {} --password-stdin {host}", c.user),
+                        )],
+                    ),
+                    step(
+                        "Podman (paste the token, then press Enter and Ctrl-D)",
+                        &[(
+                            "",
+                            format!("podman login{tls} -u {} --password-stdin {host}", c.user),
+                        )],
+                    ),
+                ],
             ),
             inline(
                 "Pull an image",
-                vec![step(
-                    "Pull",
-                    &[("", format!("docker pull {host}/{account}/{id}/{art}:{ver}"))],
-                )],
+                vec![
+                    step("Docker", &[("", format!("docker pull {image}"))]),
+                    step("Podman", &[("", format!("podman pull{tls} {image}"))]),
+                ],
             ),
             inline(
                 "Push an image",
-                vec![step(
-                    "Tag and push",
-                    &[
-                        (
-                            "",
-                            format!("docker tag {art}:{ver} {host}/{account}/{id}/{art}:{ver}"),
-                        ),
-                        ("", format!("docker push {host}/{account}/{id}/{art}:{ver}")),
-                    ],
-                )],
+                vec![
+                    step(
+                        "Docker: tag and push",
+                        &[
+                            ("", format!("docker tag {art}:{ver} {image}")),
+                            ("", format!("docker push {image}")),
+                        ],
+                    ),
+                    step(
+                        "Podman: tag and push",
+                        &[
+                            ("", format!("podman tag {art}:{ver} {image}")),
+                            ("", format!("podman push{tls} {image}")),
+                        ],
+                    ),
+                ],
             ),
-        ];
+        ]);
         if let Some(note) = super::setup::oci_case_note(c) {
-            sections[0]["secHeader"] = serde_json::json!(note);
+            // The login section comes first, after the plain-HTTP note where there is one.
+            let login = usize::from(c.plain_http());
+            sections[login]["secHeader"] = serde_json::json!(note);
         }
         Setup {
             title: "Docker Client Setup",
@@ -421,7 +461,12 @@ async fn caller(state: &AppState, headers: &HeaderMap) -> OciResult<Caller> {
             Some(name) => match state.db.user_by_name(name).await? {
                 Some(user) => {
                     let roles = state.db.roles_of(&user.id).await?;
-                    Principal::User { user, roles }
+                    // The token's claims carry what its minting credentials allowed.
+                    Principal::User {
+                        user,
+                        roles,
+                        limit: Default::default(),
+                    }
                 }
                 None => {
                     return Err(OciError::new(

@@ -277,20 +277,28 @@ impl Format for Pypi {
             ver,
             ..
         } = c;
+        let mut configure = vec![(
+            "",
+            format!(
+                "pip config set global.index-url {scheme}://{user}:<TOKEN>@{}/simple/",
+                c.root_without_scheme()
+            ),
+        )];
+        if c.plain_http() {
+            // pip trusts plain HTTP only on localhost unless told to.
+            configure.push((
+                "",
+                format!("pip config set global.trusted-host {}", c.authority()),
+            ));
+        }
         Setup {
             title: "Python Client Setup",
             sections: vec![
                 inline(
                     "Configure pip",
                     vec![step(
-                        "Add to pip.conf",
-                        &[(
-                            "",
-                            format!(
-                                "[global]\nindex-url = {scheme}://{user}:<TOKEN>@{}/simple/",
-                                root.split("://").nth(1).unwrap_or(root)
-                            ),
-                        )],
+                        "Set the index with credentials (written to pip's user configuration)",
+                        &configure,
                     )],
                 ),
                 inline(
@@ -300,7 +308,7 @@ impl Format for Pypi {
                         &[(
                             "",
                             format!(
-                                "twine upload --repository-url {root}/ -u {user} -p <TOKEN> dist/*"
+                                "twine upload --non-interactive --repository-url {root}/ -u {user} -p <TOKEN> dist/*"
                             ),
                         )],
                     )],
@@ -308,11 +316,8 @@ impl Format for Pypi {
                 inline(
                     "Install",
                     vec![step(
-                        "Install",
-                        &[(
-                            "",
-                            format!("pip install --index-url {root}/simple/ {art}=={ver}"),
-                        )],
+                        "Install (from the configured index)",
+                        &[("", format!("pip install {art}=={ver}"))],
                     )],
                 ),
             ],
