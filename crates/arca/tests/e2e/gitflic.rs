@@ -519,6 +519,51 @@ async fn repositories_carry_their_url(b: Backend) {
         .cloned();
     let rows = rows.unwrap_or_default();
     assert_eq!(rows[0]["url"], url.as_str(), "{list}");
+
+    // Package and artifact rows name their registry's URL too, in both dialects.
+    let (st, v) = gf_post(
+        &s,
+        "/registry/company/acme/repositories",
+        json!({"type": "LOCAL", "repositoryName": "gen", "packageType": "generic"}),
+    )
+    .await;
+    assert_eq!(st, 201, "{v}");
+    let gen_url = format!("{}/pkg/default/acme/-/gen/generic", s.base);
+    s.generic_registry("acme", "files").await;
+    for path in [
+        format!("{gen_url}/tool/1.0/a.txt"),
+        s.url("/pkg/acme/files/generic/tool/1.0/a.txt"),
+    ] {
+        let r = s
+            .client
+            .put(&path)
+            .header("x-api-key", &s.token)
+            .body("a")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 201, "{path}");
+    }
+    let (_, pkgs) = gf_get(&s, "/registry/company/acme/package").await;
+    let rows = pkgs["_embedded"]
+        .as_object()
+        .and_then(|o| o.values().next())
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(rows[0]["repositoryUrl"], gen_url.as_str(), "{pkgs}");
+    let files_url = s.url("/pkg/acme/files/generic");
+    for path in [
+        "/har/api/v1/registry/acme/files/+/artifacts",
+        "/har/api/v1/spaces/acme/+/artifacts",
+    ] {
+        let (st, v) = call(s.get(path)).await;
+        assert_eq!(st, 200, "{v}");
+        assert_eq!(
+            v["data"]["artifacts"][0]["registryUrl"],
+            files_url.as_str(),
+            "{path}: {v}"
+        );
+    }
 }
 
 both_backends!(

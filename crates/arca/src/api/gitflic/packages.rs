@@ -24,7 +24,7 @@ fn package_type_name(t: PackageType) -> &'static str {
     }
 }
 
-fn package_json(reg: &Registry, p: &PackageRow) -> Value {
+fn package_json(state: &AppState, reg: &Registry, p: &PackageRow) -> Value {
     let (group, artifact) = match (reg.package_type, p.name.split_once(':')) {
         (PackageType::Maven, Some((g, a))) => (json!(g), json!(a)),
         _ => (Value::Null, Value::Null),
@@ -33,6 +33,7 @@ fn package_json(reg: &Registry, p: &PackageRow) -> Value {
         "id": p.id, "name": p.name, "version": p.latest_version, "groupId": group, "artifactId": artifact,
         "type": package_type_name(reg.package_type), "ownerUuid": reg.id, "ownerType": "REPOSITORY",
         "repositoryTitle": reg.identifier,
+        "repositoryUrl": crate::api::common::native_url(state, reg),
     })
 }
 
@@ -88,7 +89,7 @@ pub(super) async fn list_packages(
         .filter_map(|p| {
             regs.iter()
                 .find(|r| r.id == p.registry_id)
-                .map(|r| package_json(r, p))
+                .map(|r| package_json(state, r, p))
         })
         .collect();
     Ok(Json(paged(
@@ -128,7 +129,7 @@ pub(super) async fn one_package(
     Authed(principal): Authed,
 ) -> ApiResult<Response> {
     let (reg, pkg) = find_package(&state, &principal, &scope_path, &id).await?;
-    Ok(Json(package_json(&reg, &pkg)).into_response())
+    Ok(Json(package_json(&state, &reg, &pkg)).into_response())
 }
 
 pub(super) async fn version_list(

@@ -70,7 +70,7 @@ pub(super) async fn list_in_registry(cx: &Ctx<'_>, reg: &Registry) -> ApiResult<
         .await?;
     let items: Vec<Value> = pkgs
         .iter()
-        .map(|p| registry_artifact_json(reg, p))
+        .map(|p| registry_artifact_json(state, reg, p))
         .collect();
     Ok(success(list_json(
         total,

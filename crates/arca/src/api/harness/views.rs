@@ -133,10 +133,11 @@ pub(super) fn pull_command(state: &AppState, reg: &Registry, name: &str, version
     crate::formats::for_type(reg.package_type).pull_command(&ctx, name, version)
 }
 
-pub(super) fn registry_artifact_json(reg: &Registry, p: &PackageRow) -> Value {
+pub(super) fn registry_artifact_json(state: &AppState, reg: &Registry, p: &PackageRow) -> Value {
     json!({
         "name": p.name,
         "registryIdentifier": reg.identifier,
+        "registryUrl": native_url(state, reg),
         "registryPath": reg.path(),
         "packageType": reg.package_type.harness(),
         "labels": p.labels,
@@ -158,6 +159,7 @@ pub(super) fn space_artifact_json(state: &AppState, reg: &Registry, p: &PackageR
         "name": p.name,
         "version": version,
         "registryIdentifier": reg.identifier,
+        "registryUrl": native_url(state, reg),
         "registryPath": reg.path(),
         "packageType": reg.package_type.harness(),
         "registryType": reg.kind.harness(),
