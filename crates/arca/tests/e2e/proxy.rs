@@ -34,6 +34,17 @@ async fn gitflic_proxy(
     assert_eq!(st, 201, "{v}");
 }
 
+/// A Harness UPSTREAM in account `acme` reading from `url` as the upstream's user `mirror`.
+async fn harness_upstream(s: &Server, id: &str, package_type: &str, url: &str, password: &str) {
+    s.harness_registry(
+        "acme",
+        json!({"identifier": id, "packageType": package_type, "parentRef": "acme",
+               "config": {"type": "UPSTREAM", "source": "Custom", "url": url,
+                          "authType": "UserPassword", "auth": {"userName": "mirror", "password": password}}}),
+    )
+    .await;
+}
+
 /// pip and uv install a dependency tree through a PyPI proxy whose upstream needs credentials;
 /// every file is verified and kept, so with the upstream gone the same installs work from the
 /// cache, the pages served stale (the interval is 0: every page request revalidates).
@@ -204,11 +215,12 @@ async fn npm_install_and_ci_through_an_npm_proxy(b: Backend) {
     let mirror = upstream.user_with_role("mirror", "reader", "acme");
 
     let s = Server::start(b).await;
-    s.harness_registry(
-        "acme",
-        json!({"identifier": "npmproxy", "packageType": "NPM", "parentRef": "acme",
-               "config": {"type": "UPSTREAM", "source": "Custom", "url": upstream.url("/pkg/acme/up/npm/"),
-                          "authType": "UserPassword", "auth": {"userName": "mirror", "password": mirror}}}),
+    harness_upstream(
+        &s,
+        "npmproxy",
+        "NPM",
+        &upstream.url("/pkg/acme/up/npm/"),
+        &mirror,
     )
     .await;
     let reader = s.user_with_role("ro", "reader", "acme");
@@ -540,12 +552,12 @@ async fn cargo_build_through_a_cargo_proxy(b: Backend) {
     let mirror = upstream.user_with_role("mirror", "reader", "acme");
 
     let s = Server::start(b).await;
-    s.harness_registry(
-        "acme",
-        json!({"identifier": "cproxy", "packageType": "CARGO", "parentRef": "acme",
-               "config": {"type": "UPSTREAM", "source": "Custom",
-                          "url": format!("sparse+{}", upstream.url("/pkg/acme/up/cargo/index/")),
-                          "authType": "UserPassword", "auth": {"userName": "mirror", "password": mirror}}}),
+    harness_upstream(
+        &s,
+        "cproxy",
+        "CARGO",
+        &format!("sparse+{}", upstream.url("/pkg/acme/up/cargo/index/")),
+        &mirror,
     )
     .await;
     let reader = s.user_with_role("ro", "reader", "acme");
@@ -585,11 +597,12 @@ async fn mvn_resolves_through_a_maven_proxy(b: Backend) {
     let mirror = upstream.user_with_role("mirror", "reader", "acme");
 
     let s = Server::start(b).await;
-    s.harness_registry(
-        "acme",
-        json!({"identifier": "mproxy", "packageType": "MAVEN", "parentRef": "acme",
-               "config": {"type": "UPSTREAM", "source": "Custom", "url": upstream.url("/pkg/acme/up/maven"),
-                          "authType": "UserPassword", "auth": {"userName": "mirror", "password": mirror}}}),
+    harness_upstream(
+        &s,
+        "mproxy",
+        "MAVEN",
+        &upstream.url("/pkg/acme/up/maven"),
+        &mirror,
     )
     .await;
     let reader = s.user_with_role("ro", "reader", "acme");
