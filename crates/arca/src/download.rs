@@ -74,6 +74,33 @@ fn is_active(content_type: &str) -> bool {
         || t == "text/xsl"
 }
 
+/// The headers every stored or relayed file is served with: its type, and what keeps user
+/// content from running as the registry's origin.
+pub fn user_content_headers(out: &mut HeaderMap, content_type: &str, name: &str) {
+    out.insert(header::CONTENT_TYPE, header_value(content_type));
+    // Stored files are user content served from the registry's origin: never sniffed into
+    // something active, never able to run script against the origin, and active types
+    // (HTML, SVG, XML, scripts) downloaded rather than rendered.
+    out.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    out.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static("default-src 'none'; sandbox"),
+    );
+    if is_active(content_type) {
+        let name: String = name
+            .chars()
+            .filter(|c| c.is_ascii_graphic() && *c != '"' && *c != '\\')
+            .collect();
+        out.insert(
+            header::CONTENT_DISPOSITION,
+            header_value(&format!("attachment; filename=\"{name}\"")),
+        );
+    }
+}
+
 /// Answers GET or HEAD for a stored file, counting full downloads.
 pub async fn serve_file(
     state: &AppState,
@@ -104,29 +131,7 @@ pub async fn serve_blob(
     let mut out = HeaderMap::new();
     out.insert(header::ETAG, header_value(&etag));
     out.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
-    out.insert(header::CONTENT_TYPE, header_value(&content_type));
-    // Stored files are user content served from the registry's origin: never sniffed into
-    // something active, never able to run script against the origin, and active types
-    // (HTML, SVG, XML, scripts) downloaded rather than rendered.
-    out.insert(
-        header::X_CONTENT_TYPE_OPTIONS,
-        HeaderValue::from_static("nosniff"),
-    );
-    out.insert(
-        header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static("default-src 'none'; sandbox"),
-    );
-    if is_active(&content_type) {
-        let name: String = file
-            .name
-            .chars()
-            .filter(|c| c.is_ascii_graphic() && *c != '"' && *c != '\\')
-            .collect();
-        out.insert(
-            header::CONTENT_DISPOSITION,
-            header_value(&format!("attachment; filename=\"{name}\"")),
-        );
-    }
+    user_content_headers(&mut out, &content_type, &file.name);
     out.insert("x-checksum-sha256", header_value(&file.sha256));
     out.insert("x-checksum-sha1", header_value(&file.sha1));
     out.insert("x-checksum-md5", header_value(&file.md5));

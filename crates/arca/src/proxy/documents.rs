@@ -193,16 +193,25 @@ async fn fetch(
     };
     let engine = &state.proxy;
     let creds = super::credentials(&state, &proxy, &settings).await?;
-    let mut req = engine.get(&creds, &url).header(header::ACCEPT, &accept);
+    let mut headers = axum::http::HeaderMap::new();
+    let mut set = |name: header::HeaderName, value: &str| {
+        if let Ok(v) = axum::http::HeaderValue::from_str(value) {
+            headers.insert(name, v);
+        }
+    };
+    set(header::ACCEPT, &accept);
     if let Some(d) = &stored {
         if let Some(etag) = &d.etag {
-            req = req.header(header::IF_NONE_MATCH, etag);
+            set(header::IF_NONE_MATCH, etag);
         }
         if let Some(lm) = &d.last_modified {
-            req = req.header(header::IF_MODIFIED_SINCE, lm);
+            set(header::IF_MODIFIED_SINCE, lm);
         }
     }
-    let resp = match req.send().await {
+    let resp = match engine
+        .send(&proxy, &creds, axum::http::Method::GET, &url, headers)
+        .await
+    {
         Ok(r) => r,
         Err(e) => {
             engine.record_outcome(&proxy, false);

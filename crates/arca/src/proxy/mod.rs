@@ -28,6 +28,7 @@
 //! In-process state here (the breaker, the negative cache, the flights) is per node and bounded
 //! by short lifetimes; everything that must survive or be shared lives in the stores.
 
+pub(crate) mod auth;
 pub mod documents;
 pub mod files;
 pub mod flight;
@@ -93,7 +94,9 @@ pub struct ProxyEngine {
     /// Key → when a version miss last forced a revalidation.
     misses: Mutex<HashMap<String, Instant>>,
     pub(crate) documents: flight::Flights<Result<documents::Fetched, Failure>>,
-    pub(crate) files: flight::Flights<Result<crate::store::artifacts::FileRow, Failure>>,
+    /// Files being fetched (one spool per key), joined by concurrent readers.
+    pub(crate) live: files::Fetches,
+    pub(crate) tokens: auth::Tokens,
 }
 
 impl ProxyEngine {
@@ -112,18 +115,9 @@ impl ProxyEngine {
             negative: Mutex::default(),
             misses: Mutex::default(),
             documents: flight::Flights::default(),
-            files: flight::Flights::default(),
+            live: files::Fetches::default(),
+            tokens: auth::Tokens::default(),
         })
-    }
-
-    /// A GET to the upstream with the proxy's own credentials (never the client's).
-    pub(crate) fn get(&self, creds: &Credentials, url: &str) -> reqwest::RequestBuilder {
-        let req = self.client.get(url);
-        match (&creds.user, &creds.secret) {
-            (Some(u), secret) if !u.is_empty() => req.basic_auth(u, secret.as_deref()),
-            (_, Some(token)) if !token.is_empty() => req.bearer_auth(token),
-            _ => req,
-        }
     }
 
     /// Whether the circuit of this proxy's upstream is open (recent failures in a row).

@@ -26,7 +26,6 @@ use super::{Format, NativeRequest, Resolver};
 use crate::archive::{Limits, tar_gz_find};
 use crate::auth::Need;
 use crate::doc_cache::{self as cache, Doc};
-use crate::download::serve_file;
 use crate::error::{ApiError, ApiResult};
 use crate::model::PackageType;
 use crate::state::AppState;
@@ -172,15 +171,15 @@ async fn route(state: &AppState, req: NativeRequest) -> ApiResult<Response> {
         (&Method::GET | &Method::HEAD, ["api", "v1", "crates", name, version, "download"]) => {
             let name = name.to_ascii_lowercase();
             let path = format!("crates/{name}/{version}/{name}-{version}.crate");
-            let f = match (Resolver { state }).find_file(&req.registry, &path).await? {
-                Some((_, f)) => f,
+            let got = match (Resolver { state }).find_file(&req.registry, &path).await? {
+                Some((_, f)) => crate::proxy::files::Got::Stored(f),
                 None => proxy::download(state, &req.registry, &name, version, &path)
                     .await?
                     .ok_or_else(|| {
                         ApiError::not_found(format!("crate {name}@{version} not found"))
                     })?,
             };
-            serve_file(state, &f, &req.method, &req.headers).await
+            got.respond(state, &req.method, &req.headers).await
         }
         _ => Err(ApiError::not_found("no such cargo registry endpoint")),
     }

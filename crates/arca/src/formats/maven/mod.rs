@@ -25,7 +25,6 @@ use super::upload::{Body, FileSpec, Upload};
 use super::{Format, NativeRequest, Resolver};
 use crate::auth::Need;
 use crate::doc_cache::{self as cache, Doc};
-use crate::download::serve_file;
 use crate::error::{ApiError, ApiResult};
 use crate::model::{PackageType, Registry, Reupload};
 use crate::state::AppState;
@@ -375,8 +374,8 @@ impl Format for Maven {
             ) => {
                 let dir = segs[..segs.len() - 1].join("/");
                 let path = format!("{dir}/{filename}");
-                let file = match (Resolver { state }).find_file(&req.registry, &path).await? {
-                    Some((_, f)) => f,
+                let got = match (Resolver { state }).find_file(&req.registry, &path).await? {
+                    Some((_, f)) => crate::proxy::files::Got::Stored(f),
                     None => proxy::file(
                         state,
                         &req.registry,
@@ -388,8 +387,14 @@ impl Format for Maven {
                     .ok_or_else(|| ApiError::not_found(format!("'{path}' not found")))?,
                 };
                 match alg {
-                    Some(alg) => Ok(text(digest_of(&file, alg))),
-                    None => serve_file(state, &file, &req.method, &req.headers).await,
+                    Some(alg) => {
+                        let file = got
+                            .finished()
+                            .await?
+                            .ok_or_else(|| ApiError::not_found(format!("'{path}' not found")))?;
+                        Ok(text(digest_of(&file, alg)))
+                    }
+                    None => got.respond(state, &req.method, &req.headers).await,
                 }
             }
             (Method::PUT, Target::ArtifactMetadata { .. } | Target::VersionMetadata { .. }) => {

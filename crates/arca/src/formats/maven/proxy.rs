@@ -10,7 +10,6 @@ use crate::model::Registry;
 use crate::proxy::documents::{self, Fetched};
 use crate::proxy::files::{self, Wanted};
 use crate::state::AppState;
-use crate::store::artifacts::FileRow;
 
 /// The artifact-level metadata of `group:artifact` from the proxies reached through `reg`.
 pub(super) async fn artifact_metadata(
@@ -61,7 +60,7 @@ pub(super) async fn file(
     package: &str,
     version: &str,
     path: &str,
-) -> ApiResult<Option<FileRow>> {
+) -> ApiResult<Option<files::Got>> {
     for proxy in (Resolver { state }).proxies(reg).await? {
         let Some(settings) = &proxy.proxy else {
             continue;
@@ -88,7 +87,7 @@ pub(super) async fn file(
             content_type: None,
             metadata: serde_json::json!({}),
         };
-        if let Some(f) = files::file(state, &proxy, wanted).await? {
+        if let Some(f) = files::open(state, &proxy, wanted).await? {
             return Ok(Some(f));
         }
     }

@@ -34,7 +34,6 @@ use crate::archive::{Limits, tar_gz_find};
 use crate::auth::{Need, Principal, generate_token, hash_token};
 use crate::blob::{ByteStream, StagedBlob};
 use crate::doc_cache::{self as cache, Doc};
-use crate::download::serve_file;
 use crate::error::{ApiError, ApiResult};
 use crate::model::{PackageType, Registry, rfc3339};
 use crate::state::AppState;
@@ -536,15 +535,15 @@ async fn tarball(
     file: &str,
 ) -> ApiResult<Response> {
     let path = format!("{name}/-/{file}");
-    let f = match (Resolver { state }).find_file(&req.registry, &path).await? {
-        Some((_, f)) => f,
+    let got = match (Resolver { state }).find_file(&req.registry, &path).await? {
+        Some((_, f)) => crate::proxy::files::Got::Stored(f),
         None => proxy::tarball(state, &req.registry, name, file)
             .await?
             .ok_or_else(|| {
                 ApiError::not_found(format!("tarball '{file}' of '{name}' not found"))
             })?,
     };
-    serve_file(state, &f, &req.method, &req.headers).await
+    got.respond(state, &req.method, &req.headers).await
 }
 
 // ---------------------------------------------------------------------------------------------
