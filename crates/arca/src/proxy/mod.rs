@@ -96,6 +96,9 @@ pub struct ProxyEngine {
     pub(crate) documents: flight::Flights<Result<documents::Fetched, Failure>>,
     /// Files being fetched (one spool per key), joined by concurrent readers.
     pub(crate) live: files::Fetches,
+    /// Small documents a format resolves itself (OCI manifests and tags), one at a time per key.
+    pub(crate) manifests:
+        flight::Flights<Result<Option<crate::store::artifacts::FileRow>, Failure>>,
     pub(crate) tokens: auth::Tokens,
 }
 
@@ -116,6 +119,7 @@ impl ProxyEngine {
             misses: Mutex::default(),
             documents: flight::Flights::default(),
             live: files::Fetches::default(),
+            manifests: flight::Flights::default(),
             tokens: auth::Tokens::default(),
         })
     }
