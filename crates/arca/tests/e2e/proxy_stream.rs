@@ -169,4 +169,44 @@ async fn a_miss_streams_to_every_client_while_it_arrives(b: Backend) {
     assert_eq!(stub.hits("/files/tool/2.0/relayed.bin"), 3);
 }
 
-both_backends!(a_miss_streams_to_every_client_while_it_arrives);
+/// Upstreams are reached through the forward proxy the environment names (`HTTP_PROXY`; HTTPS
+/// upstreams use `HTTPS_PROXY` the same way), and `NO_PROXY` is honoured. The stub plays the
+/// forward proxy: it answers by path, for upstream hosts that do not even resolve.
+async fn upstreams_are_reached_through_the_environments_proxy(b: Backend) {
+    let stub = Stub::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let db = match b {
+        Backend::Sqlite => format!("sqlite://{}/arca.db", dir.path().display()),
+        Backend::Postgres => crate::common::postgres_database().await,
+    };
+    let s = Server::start_with(
+        dir,
+        db,
+        &[
+            ("HTTP_PROXY", stub.base.as_str()),
+            ("http_proxy", stub.base.as_str()),
+            ("NO_PROXY", "127.0.0.1,localhost,bypass.invalid"),
+            ("no_proxy", "127.0.0.1,localhost,bypass.invalid"),
+        ],
+    )
+    .await;
+    gitflic_proxy(&s, "via", "generic", "http://upstream.invalid/files", "m", "T", 0).await;
+    gitflic_proxy(&s, "direct", "generic", "http://bypass.invalid/files", "m", "T", 0).await;
+    stub.set(
+        "/files/tool/1.0/x.bin",
+        Reply::Ok(b"through the proxy".to_vec(), "application/octet-stream"),
+    );
+    let r = s.get("/pkg/default/via/generic/tool/1.0/x.bin").send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(&r.bytes().await.unwrap()[..], b"through the proxy");
+    assert_eq!(stub.hits("/files/tool/1.0/x.bin"), 1);
+    // NO_PROXY: asked directly, and that host does not exist.
+    let r = s.get("/pkg/default/direct/generic/tool/1.0/x.bin").send().await.unwrap();
+    assert_eq!(r.status(), 502, "{:?}", r.text().await);
+    assert_eq!(stub.hits("/files/tool/1.0/x.bin"), 1, "not through the proxy");
+}
+
+both_backends!(
+    a_miss_streams_to_every_client_while_it_arrives,
+    upstreams_are_reached_through_the_environments_proxy
+);
