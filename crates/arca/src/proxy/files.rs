@@ -58,6 +58,44 @@ pub type OnCommit = Arc<
         + Sync,
 >;
 
+/// Finds a kept copy in the cache registry (by default the file at `wanted.path`). A fetch asks
+/// it first: a client that found the cache empty just before another fetch committed then gets
+/// that copy instead of fetching again.
+pub type Probe = Arc<
+    dyn Fn(AppState, Registry, Wanted) -> BoxFuture<'static, Result<Option<FileRow>, Failure>>
+        + Send
+        + Sync,
+>;
+
+/// How a fetched file is kept: recorded by `on_commit`, with the digests it needs computed,
+/// found again by `probe`.
+#[derive(Clone)]
+pub struct Keep {
+    pub on_commit: OnCommit,
+    pub digests: Digests,
+    pub probe: Probe,
+}
+
+impl Keep {
+    /// Kept as `on_commit` records it, found at `wanted.path`.
+    pub fn new(on_commit: OnCommit, digests: Digests) -> Keep {
+        Keep {
+            on_commit,
+            digests,
+            probe: Arc::new(|state: AppState, cache: Registry, wanted: Wanted| {
+                async move {
+                    state
+                        .db
+                        .file_by_path(&cache.id, &wanted.path)
+                        .await
+                        .map_err(|e| Failure::Internal(e.to_string()))
+                }
+                .boxed()
+            }),
+        }
+    }
+}
+
 /// A proxied file as it can be served: already in the cache, or arriving from upstream.
 pub enum Got {
     Stored(FileRow),
@@ -118,7 +156,13 @@ pub async fn file(
 /// The file `wanted` names: from the cache, or from a fetch (started or joined) that can be
 /// read while it runs. `None` where the upstream does not have it.
 pub async fn open(state: &AppState, proxy: &Registry, wanted: Wanted) -> ApiResult<Option<Got>> {
-    open_with(state, proxy, wanted, Arc::new(record_default)).await
+    open_with(
+        state,
+        proxy,
+        wanted,
+        Keep::new(Arc::new(record_default), Digests::All),
+    )
+    .await
 }
 
 fn record_default(
@@ -130,12 +174,12 @@ fn record_default(
     async move { record_file(&state, &cache, &wanted, &blob).await }.boxed()
 }
 
-/// [`open`], recording a fetched file with `on_commit` instead of as a plain file.
+/// [`open`], keeping a fetched file as `keep` says instead of as a plain file.
 pub async fn open_with(
     state: &AppState,
     proxy: &Registry,
     wanted: Wanted,
-    on_commit: OnCommit,
+    keep: Keep,
 ) -> ApiResult<Option<Got>> {
     let settings = proxy
         .proxy
@@ -171,7 +215,7 @@ pub async fn open_with(
             proxy.clone(),
             cache.clone(),
             wanted.clone(),
-            on_commit,
+            keep,
             spool.clone(),
         );
         let (state2, key2, spool2) = (state.clone(), key.clone(), spool.clone());
@@ -313,7 +357,7 @@ impl Live {
 
     /// The spool's bytes as they arrive; ends in an error where the fetch fails.
     fn stream(self) -> impl futures::Stream<Item = std::io::Result<Bytes>> + Send + 'static {
-        const CHUNK: u64 = 256 * 1024;
+        const CHUNK: u64 = 1 << 20;
         let rx = self.spool.progress.subscribe();
         futures::stream::unfold(
             (self.spool, rx, 0u64, false),
@@ -335,7 +379,8 @@ impl Live {
                         }
                     };
                     if pos < readable {
-                        let n = (readable - pos).min(CHUNK) as usize;
+                        // Small first reads (a fast first byte for every client), then larger.
+                        let n = (readable - pos).min(pos.clamp(16 << 10, CHUNK)) as usize;
                         let s = spool.clone();
                         let read = tokio::task::spawn_blocking(move || {
                             let mut buf = vec![0u8; n];
@@ -371,13 +416,25 @@ async fn fetch(
     proxy: Registry,
     cache: Option<Registry>,
     wanted: Wanted,
-    on_commit: OnCommit,
+    keep: Keep,
     spool: Arc<Spool>,
 ) -> Progress {
     let Some(settings) = proxy.proxy.clone() else {
         return Progress::Failed(Failure::Internal("not a proxy registry".into()));
     };
     let engine = &state.proxy;
+    if let Some(c) = &cache {
+        match (keep.probe)(state.clone(), c.clone(), wanted.clone()).await {
+            Ok(Some(row)) => {
+                return Progress::Done {
+                    written: 0,
+                    file: Some(row),
+                };
+            }
+            Ok(None) => {}
+            Err(f) => return Progress::Failed(f),
+        }
+    }
     let creds = match super::credentials(&state, &proxy, &settings).await {
         Ok(c) => c,
         Err(f) => return Progress::Failed(f),
@@ -420,23 +477,32 @@ async fn fetch(
     let staging = cache.as_ref().map(|_| {
         let blobs = state.blobs.clone();
         let body = Box::pin(tokio_stream_from(rx));
-        tokio::spawn(async move { blobs.stage(body, Some(limit), Digests::All).await })
+        let digests = keep.digests;
+        tokio::spawn(async move { blobs.stage(body, Some(limit), digests).await })
     });
-    let mut hasher = staging.is_none().then(|| MultiHasher::new(Digests::All));
+    let mut hasher = staging.is_none().then(|| MultiHasher::new(keep.digests));
     let mut written = 0u64;
-    let mut upstream = resp.bytes_stream();
+    // What has arrived is written in one go (the network hands over small pieces).
+    let mut upstream = resp.bytes_stream().ready_chunks(64);
     let mut broken = None;
-    while let Some(chunk) = upstream.next().await {
-        let chunk = match chunk {
-            Ok(c) => c,
-            Err(e) => {
-                broken = Some(format!(
-                    "the transfer of '{}' from upstream broke: {e}",
-                    wanted.name
-                ));
-                break;
+    while let Some(pieces) = upstream.next().await {
+        let mut chunk = bytes::BytesMut::new();
+        for piece in pieces {
+            match piece {
+                Ok(c) => chunk.extend_from_slice(&c),
+                Err(e) => {
+                    broken = Some(format!(
+                        "the transfer of '{}' from upstream broke: {e}",
+                        wanted.name
+                    ));
+                    break;
+                }
             }
-        };
+        }
+        if broken.is_some() {
+            break;
+        }
+        let chunk = chunk.freeze();
         if written + chunk.len() as u64 > limit {
             broken = Some(format!(
                 "'{}' from upstream exceeds the size limit",
@@ -511,7 +577,7 @@ async fn fetch(
             .await
             .map_err(|e| Failure::Internal(e.to_string()))?;
         state.commit_blob(&blob).await.map_err(Failure::from)?;
-        on_commit(state.clone(), cache, wanted, blob).await
+        (keep.on_commit)(state.clone(), cache, wanted, blob).await
     };
     match committed.await {
         Ok(row) => Progress::Done {

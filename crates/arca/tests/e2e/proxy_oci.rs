@@ -55,12 +55,14 @@ async fn skopeo_and_podman_pull_through_an_oci_proxy(b: Backend) {
         s.client
             .post(s.url("/har/api/v1/registry"))
             .header("x-api-key", &s.token)
-            .json(&json!({"identifier": "hub", "packageType": "DOCKER", "parentRef": "acme",
+            .json(
+                &json!({"identifier": "hub", "packageType": "DOCKER", "parentRef": "acme",
                    "config": {"type": "UPSTREAM", "source": "Custom",
                               "url": format!("{}/acme/up", upstream.url("").trim_end_matches('/')),
                               "authType": "UserPassword",
                               "auth": {"userName": "mirror", "password": mirror},
-                              "metadataCacheTTL": 0}})),
+                              "metadataCacheTTL": 0}}),
+            ),
     )
     .await;
     assert_eq!(st, 201, "{v}");
@@ -78,7 +80,14 @@ async fn skopeo_and_podman_pull_through_an_oci_proxy(b: Backend) {
         layout_digest(&w.join("layout"), "v1")
     );
     ok(
-        pull(&w, &h, &creds, "acme/hub/multi:v1", "oci:pulled:multi", true),
+        pull(
+            &w,
+            &h,
+            &creds,
+            "acme/hub/multi:v1",
+            "oci:pulled:multi",
+            true,
+        ),
         "skopeo pull --all through the proxy",
     );
     assert_eq!(

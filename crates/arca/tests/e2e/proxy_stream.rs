@@ -190,20 +190,50 @@ async fn upstreams_are_reached_through_the_environments_proxy(b: Backend) {
         ],
     )
     .await;
-    gitflic_proxy(&s, "via", "generic", "http://upstream.invalid/files", "m", "T", 0).await;
-    gitflic_proxy(&s, "direct", "generic", "http://bypass.invalid/files", "m", "T", 0).await;
+    gitflic_proxy(
+        &s,
+        "via",
+        "generic",
+        "http://upstream.invalid/files",
+        "m",
+        "T",
+        0,
+    )
+    .await;
+    gitflic_proxy(
+        &s,
+        "direct",
+        "generic",
+        "http://bypass.invalid/files",
+        "m",
+        "T",
+        0,
+    )
+    .await;
     stub.set(
         "/files/tool/1.0/x.bin",
         Reply::Ok(b"through the proxy".to_vec(), "application/octet-stream"),
     );
-    let r = s.get("/pkg/default/via/generic/tool/1.0/x.bin").send().await.unwrap();
+    let r = s
+        .get("/pkg/default/via/generic/tool/1.0/x.bin")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 200);
     assert_eq!(&r.bytes().await.unwrap()[..], b"through the proxy");
     assert_eq!(stub.hits("/files/tool/1.0/x.bin"), 1);
     // NO_PROXY: asked directly, and that host does not exist.
-    let r = s.get("/pkg/default/direct/generic/tool/1.0/x.bin").send().await.unwrap();
+    let r = s
+        .get("/pkg/default/direct/generic/tool/1.0/x.bin")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 502, "{:?}", r.text().await);
-    assert_eq!(stub.hits("/files/tool/1.0/x.bin"), 1, "not through the proxy");
+    assert_eq!(
+        stub.hits("/files/tool/1.0/x.bin"),
+        1,
+        "not through the proxy"
+    );
 }
 
 both_backends!(

@@ -85,7 +85,8 @@ pub(super) async fn tarball(
                     }
                     .boxed()
                 });
-            return files::open_with(state, proxy, wanted, on_commit).await;
+            let keep = files::Keep::new(on_commit, crate::blob::Digests::All);
+            return files::open_with(state, proxy, wanted, keep).await;
         }
         let may_retry = docs
             .iter()

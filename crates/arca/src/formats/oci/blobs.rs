@@ -10,8 +10,8 @@ use super::{Ctx, OciError, OciResult, Repo, empty, parse_digest, resolve_repo};
 use crate::auth::Need;
 use crate::blob::{BlobError, BlobInfo, ByteStream, Digests};
 use crate::formats::Resolver;
-use crate::proxy::files::Got;
 use crate::model::Registry;
+use crate::proxy::files::Got;
 use crate::store::oci::RepoBlob;
 
 /// The blob as seen through the repository's read chain (a group sees its members' blobs).
@@ -51,8 +51,7 @@ pub(super) async fn blob(ctx: &Ctx<'_>, repo: &Repo, digest: &str) -> OciResult<
             let mut resp = match got {
                 // Blob rows are synthetic (no file to count downloads on).
                 Got::Stored(file) => {
-                    crate::download::serve_blob(ctx.state, &file, &ctx.method, &ctx.headers)
-                        .await?
+                    crate::download::serve_blob(ctx.state, &file, &ctx.method, &ctx.headers).await?
                 }
                 live => live.respond(ctx.state, &ctx.method, &ctx.headers).await?,
             };

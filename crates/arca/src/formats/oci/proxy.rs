@@ -356,7 +356,9 @@ async fn get_manifest(
         )));
     }
     if resp.content_length().is_some_and(|l| l > MAX_MANIFEST) {
-        return Err(Failure::Upstream("the upstream's manifest is too large".into()));
+        return Err(Failure::Upstream(
+            "the upstream's manifest is too large".into(),
+        ));
     }
     let media = resp
         .headers()
@@ -391,7 +393,10 @@ async fn store_manifest(
     let internal = |e: &dyn std::fmt::Display| Failure::Internal(e.to_string());
     let media = Some(media).filter(|m| !m.is_empty() && *m != "application/octet-stream");
     let parsed = parse_manifest(&bytes, media).map_err(|e| {
-        Failure::Upstream(format!("the upstream sent an invalid manifest: {}", e.message))
+        Failure::Upstream(format!(
+            "the upstream sent an invalid manifest: {}",
+            e.message
+        ))
     })?;
     let len = bytes.len() as i64;
     let stream: ByteStream = Box::pin(futures::stream::once(async move {
@@ -406,14 +411,31 @@ async fn store_manifest(
     let digest = format!("sha256:{}", blob.sha256);
     let path = format!("{image}/{version}/manifest");
     if !is_digest(version) {
-        if let Some(old) = state.db.file_by_path(&cache.id, &path).await.map_err(|e| internal(&e))? {
+        if let Some(old) = state
+            .db
+            .file_by_path(&cache.id, &path)
+            .await
+            .map_err(|e| internal(&e))?
+        {
             if old.sha256 == blob.sha256 {
                 return Ok(old);
             }
-            if let Some(pkg) = state.db.package_by_name(&cache.id, image).await.map_err(|e| internal(&e))?
-                && let Some(v) = state.db.version_by_name(&pkg.id, version).await.map_err(|e| internal(&e))?
+            if let Some(pkg) = state
+                .db
+                .package_by_name(&cache.id, image)
+                .await
+                .map_err(|e| internal(&e))?
+                && let Some(v) = state
+                    .db
+                    .version_by_name(&pkg.id, version)
+                    .await
+                    .map_err(|e| internal(&e))?
             {
-                state.db.purge_version(&pkg, &v).await.map_err(|e| internal(&e))?;
+                state
+                    .db
+                    .purge_version(&pkg, &v)
+                    .await
+                    .map_err(|e| internal(&e))?;
             }
         }
     } else if let Some(f) = state
@@ -454,7 +476,12 @@ async fn store_manifest(
         .map_err(|e| internal(&e))?;
     // Blobs fetched before this manifest was: listed under it too.
     for (d, _) in &parsed.blobs {
-        if let Some(b) = state.db.repo_blob(&cache.id, image, d).await.map_err(|e| internal(&e))? {
+        if let Some(b) = state
+            .db
+            .repo_blob(&cache.id, image, d)
+            .await
+            .map_err(|e| internal(&e))?
+        {
             let info = blob_info_of(state, &b.sha256).await?;
             record_blob_file(state, cache, image, version, d, &info).await?;
         }
@@ -493,11 +520,34 @@ pub(super) async fn blob(
             metadata: json!({}),
         };
         let (image, digest) = (image.to_string(), digest.to_string());
+        let (image2, digest2) = (image.clone(), digest.clone());
         let on_commit: files::OnCommit = Arc::new(move |state, cache, _wanted, blob| {
             let (image, digest) = (image.clone(), digest.clone());
             async move { keep_blob(&state, &cache, &image, &digest, &blob).await }.boxed()
         });
-        if let Some(got) = files::open_with(state, &proxy, wanted, on_commit).await? {
+        // Layers need only their content address (as pushed ones do).
+        let mut keep = files::Keep::new(on_commit, crate::blob::Digests::Sha256);
+        keep.probe = Arc::new(move |state, cache, _wanted| {
+            let (image, digest) = (image2.clone(), digest2.clone());
+            async move {
+                let internal = |e: crate::store::StoreError| Failure::Internal(e.to_string());
+                match state
+                    .db
+                    .repo_blob(&cache.id, &image, &digest)
+                    .await
+                    .map_err(internal)?
+                {
+                    Some(b) => state
+                        .db
+                        .blob_as_file(&b.sha256, &digest)
+                        .await
+                        .map_err(internal),
+                    None => Ok(None),
+                }
+            }
+            .boxed()
+        });
+        if let Some(got) = files::open_with(state, &proxy, wanted, keep).await? {
             return Ok(Some(got));
         }
     }
@@ -517,8 +567,18 @@ async fn keep_blob(
         .link_blob(&cache.id, image, digest, blob)
         .await
         .map_err(|e| internal(&e))?;
-    if let Some(pkg) = state.db.package_by_name(&cache.id, image).await.map_err(|e| internal(&e))? {
-        for v in state.db.package_versions(&pkg.id).await.map_err(|e| internal(&e))? {
+    if let Some(pkg) = state
+        .db
+        .package_by_name(&cache.id, image)
+        .await
+        .map_err(|e| internal(&e))?
+    {
+        for v in state
+            .db
+            .package_versions(&pkg.id)
+            .await
+            .map_err(|e| internal(&e))?
+        {
             let listed = v.metadata["blobs"]
                 .as_array()
                 .is_some_and(|l| l.iter().any(|d| d == digest));
@@ -565,7 +625,9 @@ async fn record_blob_file(
         content_type: Some("application/octet-stream".into()),
         metadata: json!({"kind": "blob", "digest": digest}),
     };
-    files::record_file(state, cache, &wanted, blob).await.map(|_| ())
+    files::record_file(state, cache, &wanted, blob)
+        .await
+        .map(|_| ())
 }
 
 async fn blob_info_of(state: &AppState, sha256: &str) -> Result<BlobInfo, Failure> {
