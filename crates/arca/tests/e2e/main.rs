@@ -26,6 +26,7 @@ mod oci_conformance;
 mod opm;
 mod ops;
 mod proxy;
+mod proxy_metadata;
 mod proxy_oci;
 mod proxy_stream;
 mod pypi;

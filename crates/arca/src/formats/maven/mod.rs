@@ -358,6 +358,20 @@ impl Format for Maven {
                     alg,
                 },
             ) => {
+                // A SNAPSHOT only the upstream has: its metadata as the upstream wrote it.
+                if !hosted_has_version(state, &req.registry, &group, &artifact, &version).await?
+                    && let Some(up) =
+                        proxy::version_metadata(state, &req.registry, &group, &artifact, &version)
+                            .await?
+                {
+                    let doc = Doc::new(up.body, "application/xml");
+                    let mut resp = metadata_response(&doc, alg, &req)?;
+                    resp.headers_mut().insert(
+                        "x-arca-cache",
+                        axum::http::HeaderValue::from_static(up.state.header_value()),
+                    );
+                    return Ok(resp);
+                }
                 let doc =
                     version_metadata(state, &req.registry, &group, &artifact, &version).await?;
                 metadata_response(&doc, alg, &req)
@@ -627,6 +641,22 @@ async fn chain_packages(
     (Resolver { state })
         .packages(reg, &format!("{group}:{artifact}"))
         .await
+}
+
+/// Whether a stored registry of the read chain other than a proxy's cache holds the version.
+async fn hosted_has_version(
+    state: &AppState,
+    reg: &Registry,
+    group: &str,
+    artifact: &str,
+    version: &str,
+) -> ApiResult<bool> {
+    for (r, p) in chain_packages(state, reg, group, artifact).await? {
+        if r.cache_of.is_none() && state.db.version_by_name(&p.id, version).await?.is_some() {
+            return Ok(true);
+        }
+    }
+    Ok(false)
 }
 
 /// The artifact-level metadata, or None when no registry of the read chain has the artifact.
