@@ -66,6 +66,22 @@ pub async fn document(
     proxy: &Registry,
     req: Request<'_>,
 ) -> ApiResult<Option<Fetched>> {
+    let url = match &proxy.proxy {
+        Some(s) => join(&s.url, req.path),
+        None => String::new(),
+    };
+    document_at(state, proxy, req, url).await
+}
+
+/// [`document`] at an upstream URL the format composed itself (`req.path` then only names the
+/// document in the store: formats whose upstream URLs are not "proxy URL + path", like OCI
+/// registries with a namespace).
+pub async fn document_at(
+    state: &AppState,
+    proxy: &Registry,
+    req: Request<'_>,
+    url: String,
+) -> ApiResult<Option<Fetched>> {
     let settings = proxy
         .proxy
         .as_ref()
@@ -97,7 +113,6 @@ pub async fn document(
             ))),
         };
     }
-    let url = join(&settings.url, req.path);
     let work = fetch(
         state.clone(),
         proxy.clone(),

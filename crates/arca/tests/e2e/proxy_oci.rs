@@ -145,6 +145,27 @@ async fn skopeo_and_podman_pull_through_an_oci_proxy(b: Backend) {
         "the moved tag is followed"
     );
 
+    // Tags the upstream lists are listed through the proxy, even ones never pulled.
+    push("oci:layout:arm", "hello:v9", false);
+    let list_tags = || {
+        let out = ok(
+            skopeo(
+                &w,
+                &[
+                    "list-tags",
+                    "--tls-verify=false",
+                    "--creds",
+                    &creds,
+                    &format!("docker://{h}/acme/hub/hello"),
+                ],
+            ),
+            "skopeo list-tags through the proxy",
+        );
+        let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+        v["Tags"].clone()
+    };
+    assert_eq!(list_tags(), json!(["v1", "v9"]));
+
     // The upstream goes away: the cached images are still pulled (tags served stale).
     upstream.stop();
     ok(
@@ -175,6 +196,7 @@ async fn skopeo_and_podman_pull_through_an_oci_proxy(b: Backend) {
         ),
         "podman pull with the upstream gone",
     );
+    assert_eq!(list_tags(), json!(["v1", "v9"]), "the last list, stale");
     // Something never fetched is a clear error naming the upstream, not a hang.
     let r = s
         .client

@@ -575,10 +575,11 @@ pub(super) async fn tags(ctx: &Ctx<'_>, repo: &Repo) -> OciResult<Response> {
     let chain = (Resolver { state: ctx.state })
         .packages(&repo.registry, &repo.image)
         .await?;
-    if chain.is_empty() {
+    // What the proxies' upstreams list (the images they cached are listed through them).
+    let mut tags = super::proxy::tags(ctx.state, &repo.registry, &repo.image).await?;
+    if chain.is_empty() && tags.is_empty() {
         return Err(OciError::name_unknown(&repo.name));
     }
-    let mut tags: Vec<String> = Vec::new();
     for (_, pkg) in &chain {
         for v in ctx.state.db.all_versions(&pkg.id).await? {
             if !is_digest(&v.version) && !tags.contains(&v.version) {

@@ -489,6 +489,36 @@ async fn store_manifest(
     Ok(file)
 }
 
+/// The tags the upstreams of the proxies reached through `reg` list for `image` (revalidated per
+/// the proxy's interval, the last list served while the upstream fails).
+pub(super) async fn tags(state: &AppState, reg: &Registry, image: &str) -> ApiResult<Vec<String>> {
+    let mut out = Vec::new();
+    for proxy in (Resolver { state }).proxies(reg).await? {
+        let settings = settings_of(&proxy)?;
+        let Some(url) = upstream_url(settings, image, "tags/list") else {
+            continue;
+        };
+        let key = format!("oci-tags/{image}");
+        let req = crate::proxy::documents::Request {
+            path: &key,
+            accept: "application/json",
+            revalidate: false,
+        };
+        if let Some(doc) = crate::proxy::documents::document_at(state, &proxy, req, url).await? {
+            let listed: serde_json::Value = serde_json::from_slice(&doc.body).unwrap_or_default();
+            for t in listed["tags"].as_array().into_iter().flatten() {
+                if let Some(t) = t.as_str()
+                    && super::manifests::valid_tag(t)
+                    && !out.iter().any(|o| o == t)
+                {
+                    out.push(t.to_string());
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
 /// A blob through the proxies a read of `reg` reaches: streamed on a miss, verified against
 /// its digest, then kept (linked to the image in the cache and listed under the cached
 /// manifests that reference it).
