@@ -261,6 +261,9 @@ pub struct ProxySettings {
     /// OCI proxies: whether single-segment image names are asked for under `library/` upstream
     /// (Docker Hub's rule); `None` follows the source (on for `Dockerhub`).
     pub library_prefix: Option<bool>,
+    /// Seconds an upstream 404/410 is believed (Harness `negativeCacheTTL`); `None`: the
+    /// server's `proxy_negative_ttl_secs`.
+    pub negative_ttl_secs: Option<i64>,
 }
 
 impl ProxySettings {

@@ -169,7 +169,13 @@ impl ProxyEngine {
         if neg.len() > 100_000 {
             neg.retain(|_, until| *until > now);
         }
-        neg.insert(Self::negative_key(proxy, key), now + self.negative_ttl);
+        let ttl = proxy
+            .proxy
+            .as_ref()
+            .and_then(|p| p.negative_ttl_secs)
+            .map(|s| Duration::from_secs(s.max(0) as u64))
+            .unwrap_or(self.negative_ttl);
+        neg.insert(Self::negative_key(proxy, key), now + ttl);
     }
 
     /// Whether a version miss on `key` may force a revalidation now (at most once per

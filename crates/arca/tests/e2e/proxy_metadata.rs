@@ -53,12 +53,14 @@ async fn maven_snapshots_through_a_proxy(b: Backend) {
         s.client
             .post(s.url("/har/api/v1/registry"))
             .header("x-api-key", &s.token)
-            .json(&json!({"identifier": "mp", "packageType": "MAVEN", "parentRef": "acme",
+            .json(
+                &json!({"identifier": "mp", "packageType": "MAVEN", "parentRef": "acme",
                    "config": {"type": "UPSTREAM", "source": "Custom",
                               "url": upstream.url("/pkg/acme/up/maven"),
                               "authType": "UserPassword",
                               "auth": {"userName": "mirror", "password": mirror},
-                              "metadataCacheTTL": 0}})),
+                              "metadataCacheTTL": 0}}),
+            ),
     )
     .await;
     assert_eq!(st, 201, "{v}");
@@ -79,7 +81,10 @@ async fn maven_snapshots_through_a_proxy(b: Backend) {
     let (st, meta, _) = get(format!("{dir}/maven-metadata.xml")).await;
     assert_eq!(st, 200, "{meta}");
     assert!(meta.contains("<buildNumber>1</buildNumber>"), "{meta}");
-    assert!(meta.contains("<value>1.0-20261130.010101-1</value>"), "{meta}");
+    assert!(
+        meta.contains("<value>1.0-20261130.010101-1</value>"),
+        "{meta}"
+    );
     let (st, jar, _) = get(format!("{dir}/lib-1.0-20261130.010101-1.jar")).await;
     assert_eq!((st, jar.as_str()), (200, "build one"));
 
@@ -107,4 +112,53 @@ async fn maven_snapshots_through_a_proxy(b: Backend) {
     assert_eq!((st, jar.as_str()), (200, "build two"));
 }
 
-both_backends!(maven_snapshots_through_a_proxy);
+/// Harness `negativeCacheTTL`: how long an upstream 404 is believed, per proxy (0: never).
+async fn negative_cache_ttl_per_proxy(b: Backend) {
+    let stub = crate::stub::Stub::start().await;
+    let s = Server::start(b).await;
+    let body = |ttl: i64| {
+        json!({"identifier": "neg", "packageType": "GENERIC", "parentRef": "acme",
+               "config": {"type": "UPSTREAM", "source": "Custom", "url": format!("{}/files", stub.base),
+                          "authType": "Anonymous", "negativeCacheTTL": ttl}})
+    };
+    let (st, v) = call(
+        s.client
+            .post(s.url("/har/api/v1/registry"))
+            .header("x-api-key", &s.token)
+            .json(&body(0)),
+    )
+    .await;
+    assert_eq!(st, 201, "{v}");
+    assert_eq!(v["data"]["config"]["negativeCacheTTL"], 0, "{v}");
+    let missing = "/pkg/acme/neg/generic/tool/1.0/gone.bin";
+    for _ in 0..2 {
+        assert_eq!(s.get(missing).send().await.unwrap().status(), 404);
+    }
+    assert_eq!(
+        stub.hits("/files/tool/1.0/gone.bin"),
+        2,
+        "0: every miss asks again"
+    );
+    let (st, v) = call(
+        s.client
+            .put(s.url("/har/api/v1/registry/acme/neg/+"))
+            .header("x-api-key", &s.token)
+            .json(&body(300)),
+    )
+    .await;
+    assert_eq!(st, 200, "{v}");
+    assert_eq!(v["data"]["config"]["negativeCacheTTL"], 300, "{v}");
+    for _ in 0..3 {
+        assert_eq!(s.get(missing).send().await.unwrap().status(), 404);
+    }
+    assert_eq!(
+        stub.hits("/files/tool/1.0/gone.bin"),
+        3,
+        "remembered for 300 s"
+    );
+}
+
+both_backends!(
+    maven_snapshots_through_a_proxy,
+    negative_cache_ttl_per_proxy
+);
