@@ -6,6 +6,7 @@ mod common;
 mod access;
 mod auth;
 mod cargo;
+mod cluster;
 mod composer;
 mod cran;
 mod crash;
