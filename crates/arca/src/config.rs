@@ -113,7 +113,12 @@ pub struct ConfigArgs {
     #[arg(long, env = "ARCA_S3_ACCESS_KEY_ID", global = true)]
     pub s3_access_key_id: Option<String>,
     /// S3 secret access key [default: AWS_SECRET_ACCESS_KEY].
-    #[arg(long, env = "ARCA_S3_SECRET_ACCESS_KEY", global = true, hide_env_values = true)]
+    #[arg(
+        long,
+        env = "ARCA_S3_SECRET_ACCESS_KEY",
+        global = true,
+        hide_env_values = true
+    )]
     pub s3_secret_access_key: Option<String>,
 }
 
@@ -468,4 +473,58 @@ fn upstream_sources(
 
 fn default_database_url(data_dir: &Path) -> String {
     format!("sqlite://{}/arca.db", data_dir.display())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(args: ConfigArgs) -> Config {
+        Config::load(&args).unwrap()
+    }
+
+    #[test]
+    fn blob_store_is_local_by_default_and_s3_from_a_url() {
+        let c = load(ConfigArgs {
+            data_dir: Some("/d".into()),
+            ..Default::default()
+        });
+        assert_eq!(c.blob_store, BlobStoreConfig::Local("/d/blobs".into()));
+        let c = load(ConfigArgs {
+            data_dir: Some("/d".into()),
+            blob_store: Some("s3://bucket/some/prefix/".into()),
+            s3_endpoint: Some("http://127.0.0.1:3900".into()),
+            s3_access_key_id: Some("id".into()),
+            s3_secret_access_key: Some("secret".into()),
+            ..Default::default()
+        });
+        let BlobStoreConfig::S3(s3) = &c.blob_store else {
+            panic!("{:?}", c.blob_store)
+        };
+        assert_eq!(
+            (s3.bucket.as_str(), s3.prefix.as_str()),
+            ("bucket", "some/prefix")
+        );
+        // Path-style by default with an endpoint; the secret stays out of Debug output.
+        assert!(s3.path_style && !s3.allow_http);
+        assert!(!format!("{:?}", c.blob_store).contains("secret"));
+        assert_eq!(c.blob_dir(), PathBuf::from("/d/blobs"));
+        let c = load(ConfigArgs {
+            blob_store: Some("s3://bucket".into()),
+            s3_path_style: Some(false),
+            ..Default::default()
+        });
+        let BlobStoreConfig::S3(s3) = &c.blob_store else {
+            panic!()
+        };
+        assert_eq!(s3.prefix, "");
+        assert!(!s3.path_style);
+        assert!(
+            Config::load(&ConfigArgs {
+                blob_store: Some("s3:///x".into()),
+                ..Default::default()
+            })
+            .is_err()
+        );
+    }
 }

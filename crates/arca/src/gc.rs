@@ -73,7 +73,10 @@ impl Lease<'_> {
     /// Renews the lease; false when it was lost (expired and taken over by another collector).
     async fn renew(&self) -> ApiResult<bool> {
         let until = now_ms() + LEASE.as_millis() as i64;
-        Ok(self.db.gc_lease_acquire(LEASE_NAME, &self.holder, until).await?)
+        Ok(self
+            .db
+            .gc_lease_acquire(LEASE_NAME, &self.holder, until)
+            .await?)
     }
 }
 
@@ -198,4 +201,41 @@ async fn collect_orphans(
         }
     }
     Ok(db.set_gc_cursor(PASS, cursor.as_deref()).await?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::state;
+
+    #[tokio::test]
+    async fn one_collector_at_a_time_and_a_dead_ones_lease_expires() {
+        let t = state().await;
+        let s = &t.state;
+        let until = now_ms() + 60_000;
+        // Another process's collector holds the lease: this run does nothing.
+        assert!(s.db.gc_lease_acquire("gc", "other", until).await.unwrap());
+        let r = collect(&s.db, s.blobs.as_ref(), Duration::from_secs(0))
+            .await
+            .unwrap();
+        assert!(r.busy);
+        // The holder renews it; nobody else takes it.
+        assert!(s.db.gc_lease_acquire("gc", "other", until).await.unwrap());
+        assert!(!s.db.gc_lease_acquire("gc", "third", until).await.unwrap());
+        // Released (or expired): the next run collects, and gives the lease back when done.
+        s.db.gc_lease_release("gc", "other").await.unwrap();
+        let r = collect(&s.db, s.blobs.as_ref(), Duration::from_secs(0))
+            .await
+            .unwrap();
+        assert!(!r.busy);
+        assert!(
+            s.db.gc_lease_acquire("gc", "dead", now_ms() - 1)
+                .await
+                .unwrap()
+        );
+        assert!(
+            s.db.gc_lease_acquire("gc", "next", until).await.unwrap(),
+            "an expired lease is taken over"
+        );
+    }
 }

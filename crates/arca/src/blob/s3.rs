@@ -55,8 +55,7 @@ fn is_not_found(e: &object_store::Error) -> bool {
 
 fn valid_sha256(s: &str) -> bool {
     s.len() == 64
-        && s
-            .bytes()
+        && s.bytes()
             .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
 }
 
@@ -601,7 +600,11 @@ impl BlobStore for S3BlobStore {
 
     async fn ready(&self) -> bool {
         let probe = self.key(&format!("probe/{}", uuid::Uuid::new_v4()));
-        let ok = self.store.put(&probe, Bytes::from_static(b"ok").into()).await.is_ok();
+        let ok = self
+            .store
+            .put(&probe, Bytes::from_static(b"ok").into())
+            .await
+            .is_ok();
         let _ = self.store.delete(&probe).await;
         ok
     }

@@ -81,7 +81,12 @@ impl Db {
 
     /// Takes (or renews) the lease `name` for `holder` until `until` (epoch ms): true when this
     /// holder has it now, false while another holder's lease has not expired.
-    pub async fn gc_lease_acquire(&self, name: &str, holder: &str, until: i64) -> StoreResult<bool> {
+    pub async fn gc_lease_acquire(
+        &self,
+        name: &str,
+        holder: &str,
+        until: i64,
+    ) -> StoreResult<bool> {
         let now = crate::model::now_ms();
         let r = sqlx::query(
             "INSERT INTO gc_lease (name, holder, expires_at) VALUES ($1, $2, $3) \

@@ -106,7 +106,8 @@ async fn round_robin(nodes: Vec<String>) -> RoundRobin {
         .await
         .expect("bind");
     let addr = listener.local_addr().expect("addr").to_string();
-    let counts: Arc<Vec<AtomicUsize>> = Arc::new(nodes.iter().map(|_| AtomicUsize::new(0)).collect());
+    let counts: Arc<Vec<AtomicUsize>> =
+        Arc::new(nodes.iter().map(|_| AtomicUsize::new(0)).collect());
     let next = Arc::new(AtomicUsize::new(0));
     let client = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
@@ -122,52 +123,60 @@ async fn round_robin(nodes: Vec<String>) -> RoundRobin {
             let (client, nodes, next, counts) =
                 (client.clone(), nodes.clone(), next.clone(), c2.clone());
             tokio::spawn(async move {
-                let svc = hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
-                    let (client, nodes, next, counts) =
-                        (client.clone(), nodes.clone(), next.clone(), counts.clone());
-                    async move {
-                        let i = next.fetch_add(1, Ordering::SeqCst) % nodes.len();
-                        counts[i].fetch_add(1, Ordering::SeqCst);
-                        let (parts, body) = req.into_parts();
-                        let url = format!(
-                            "{}{}",
-                            nodes[i],
-                            parts.uri.path_and_query().map(|p| p.as_str()).unwrap_or("/")
-                        );
-                        let mut headers = parts.headers.clone();
-                        headers.remove(hyper::header::HOST);
-                        let body = reqwest::Body::wrap_stream(body.into_data_stream());
-                        let resp = client
-                            .request(parts.method, url)
-                            .headers(headers)
-                            .body(body)
-                            .send()
-                            .await;
-                        let out = match resp {
-                            Ok(r) => {
-                                let mut b = hyper::Response::builder().status(r.status());
-                                for (k, v) in r.headers() {
-                                    b = b.header(k, v);
+                let svc = hyper::service::service_fn(
+                    move |req: hyper::Request<hyper::body::Incoming>| {
+                        let (client, nodes, next, counts) =
+                            (client.clone(), nodes.clone(), next.clone(), counts.clone());
+                        async move {
+                            let i = next.fetch_add(1, Ordering::SeqCst) % nodes.len();
+                            counts[i].fetch_add(1, Ordering::SeqCst);
+                            let (parts, body) = req.into_parts();
+                            let url = format!(
+                                "{}{}",
+                                nodes[i],
+                                parts
+                                    .uri
+                                    .path_and_query()
+                                    .map(|p| p.as_str())
+                                    .unwrap_or("/")
+                            );
+                            let mut headers = parts.headers.clone();
+                            headers.remove(hyper::header::HOST);
+                            let body = reqwest::Body::wrap_stream(body.into_data_stream());
+                            let resp = client
+                                .request(parts.method, url)
+                                .headers(headers)
+                                .body(body)
+                                .send()
+                                .await;
+                            let out = match resp {
+                                Ok(r) => {
+                                    let mut b = hyper::Response::builder().status(r.status());
+                                    for (k, v) in r.headers() {
+                                        b = b.header(k, v);
+                                    }
+                                    let stream = r.bytes_stream().map(|c| {
+                                        c.map(hyper::body::Frame::data)
+                                            .map_err(std::io::Error::other)
+                                    });
+                                    b.body(BodyExt::boxed(http_body_util::StreamBody::new(stream)))
+                                        .expect("response")
                                 }
-                                let stream = r.bytes_stream().map(|c| {
-                                    c.map(hyper::body::Frame::data)
-                                        .map_err(std::io::Error::other)
-                                });
-                                b.body(BodyExt::boxed(http_body_util::StreamBody::new(stream)))
-                                    .expect("response")
-                            }
-                            Err(e) => hyper::Response::builder()
-                                .status(502)
-                                .body(
-                                    http_body_util::Full::new(bytes::Bytes::from(e.to_string()))
+                                Err(e) => hyper::Response::builder()
+                                    .status(502)
+                                    .body(
+                                        http_body_util::Full::new(bytes::Bytes::from(
+                                            e.to_string(),
+                                        ))
                                         .map_err(|never| match never {})
                                         .boxed(),
-                                )
-                                .expect("response"),
-                        };
-                        Ok::<_, std::convert::Infallible>(out)
-                    }
-                });
+                                    )
+                                    .expect("response"),
+                            };
+                            Ok::<_, std::convert::Infallible>(out)
+                        }
+                    },
+                );
                 let _ = hyper::server::conn::http1::Builder::new()
                     .serve_connection(hyper_util::rt::TokioIo::new(sock), svc)
                     .await;
@@ -197,8 +206,14 @@ fn layout_digest(layout: &Path, tag: &str) -> String {
 
 /// An image of three layers (one of them 9 MiB, past a multipart part) in an OCI layout.
 fn image(w: &Path) {
-    ok(run("umoci", &["init", "--layout", "layout"], w, &[]), "umoci init");
-    ok(run("umoci", &["new", "--image", "layout:v1"], w, &[]), "umoci new");
+    ok(
+        run("umoci", &["init", "--layout", "layout"], w, &[]),
+        "umoci init",
+    );
+    ok(
+        run("umoci", &["new", "--image", "layout:v1"], w, &[]),
+        "umoci new",
+    );
     let files = w.join("files");
     std::fs::create_dir_all(&files).unwrap();
     let mut big = Vec::with_capacity(9 << 20);
@@ -217,7 +232,14 @@ fn image(w: &Path) {
         ok(
             run(
                 "umoci",
-                &["insert", "--rootless", "--image", "layout:v1", src.to_str().unwrap(), &format!("/{f}")],
+                &[
+                    "insert",
+                    "--rootless",
+                    "--image",
+                    "layout:v1",
+                    src.to_str().unwrap(),
+                    &format!("/{f}"),
+                ],
                 w,
                 &[],
             ),
@@ -227,7 +249,9 @@ fn image(w: &Path) {
 }
 
 fn noise(len: usize, seed: u8) -> Vec<u8> {
-    (0..len).map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed)).collect()
+    (0..len)
+        .map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed))
+        .collect()
 }
 
 fn sha(data: &[u8]) -> String {
@@ -242,7 +266,11 @@ async fn three_nodes_share_everything_with_no_sticky_sessions() {
     std::fs::create_dir_all(&work).unwrap();
     for (reg, kind) in [("docker", "DOCKER"), ("npmreg", "NPM")] {
         let r = c
-            .req(0, reqwest::Method::POST, "/har/api/v1/registry?space_ref=default/+")
+            .req(
+                0,
+                reqwest::Method::POST,
+                "/har/api/v1/registry?space_ref=default/+",
+            )
             .json(&json!({"identifier": reg, "packageType": kind, "parentRef": "default"}))
             .send()
             .await
@@ -259,7 +287,15 @@ async fn three_nodes_share_everything_with_no_sticky_sessions() {
     ok(
         run(
             "skopeo",
-            &["--insecure-policy", "copy", "--dest-tls-verify=false", "--dest-creds", &creds, "oci:layout:v1", &dst],
+            &[
+                "--insecure-policy",
+                "copy",
+                "--dest-tls-verify=false",
+                "--dest-creds",
+                &creds,
+                "oci:layout:v1",
+                &dst,
+            ],
             &work,
             &[],
         ),
@@ -268,7 +304,15 @@ async fn three_nodes_share_everything_with_no_sticky_sessions() {
     ok(
         run(
             "skopeo",
-            &["--insecure-policy", "copy", "--src-tls-verify=false", "--src-creds", &creds, &dst, "oci:pulled:v1"],
+            &[
+                "--insecure-policy",
+                "copy",
+                "--src-tls-verify=false",
+                "--src-creds",
+                &creds,
+                &dst,
+                "oci:pulled:v1",
+            ],
             &work,
             &[],
         ),
@@ -279,14 +323,21 @@ async fn three_nodes_share_everything_with_no_sticky_sessions() {
         layout_digest(&work.join("layout"), "v1")
     );
     let counts: Vec<usize> = lb.counts.iter().map(|n| n.load(Ordering::SeqCst)).collect();
-    assert!(counts.iter().all(|&n| n >= 3), "requests per node: {counts:?}");
+    assert!(
+        counts.iter().all(|&n| n >= 3),
+        "requests per node: {counts:?}"
+    );
 
     // 2. A chunked upload started on node 1, continued on node 2, finished on node 3; chunks on
     //    either side of a multipart part.
     let repo = "/v2/default/docker/chunked";
     let data = noise((9 << 20) + 12345, 7);
     let digest = sha(&data);
-    let r = c.req(0, reqwest::Method::POST, &format!("{repo}/blobs/uploads/")).send().await.unwrap();
+    let r = c
+        .req(0, reqwest::Method::POST, &format!("{repo}/blobs/uploads/"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 202);
     let loc = r.headers()["location"].to_str().unwrap().to_string();
     let split = 1 << 20;
@@ -312,19 +363,32 @@ async fn three_nodes_share_everything_with_no_sticky_sessions() {
     let loc = r.headers()["location"].to_str().unwrap().to_string();
     let sep = if loc.contains('?') { '&' } else { '?' };
     let r = c
-        .req(2, reqwest::Method::PUT, &format!("{loc}{sep}digest={digest}"))
+        .req(
+            2,
+            reqwest::Method::PUT,
+            &format!("{loc}{sep}digest={digest}"),
+        )
         .send()
         .await
         .unwrap();
     assert_eq!(r.status(), 201, "{}", c.log(2));
     for node in 0..3 {
         let got = c
-            .req(node, reqwest::Method::GET, &format!("{repo}/blobs/{digest}"))
+            .req(
+                node,
+                reqwest::Method::GET,
+                &format!("{repo}/blobs/{digest}"),
+            )
             .send()
             .await
             .unwrap();
         assert_eq!(got.status(), 200);
-        assert_eq!(sha(&got.bytes().await.unwrap()), digest, "node {}", node + 1);
+        assert_eq!(
+            sha(&got.bytes().await.unwrap()),
+            digest,
+            "node {}",
+            node + 1
+        );
     }
     // Ranged reads come from the bucket too.
     let got = c
@@ -360,10 +424,17 @@ async fn three_nodes_share_everything_with_no_sticky_sessions() {
     };
     let lib = work.join("lib");
     std::fs::create_dir_all(&lib).unwrap();
-    std::fs::write(lib.join("package.json"), r#"{"name":"cluster-lib","version":"1.0.0"}"#).unwrap();
+    std::fs::write(
+        lib.join("package.json"),
+        r#"{"name":"cluster-lib","version":"1.0.0"}"#,
+    )
+    .unwrap();
     std::fs::write(lib.join("index.js"), "module.exports = 1;\n").unwrap();
     let env1 = npm_env(0, &work.join("npm1"));
-    ok(run("npm", &["publish"], &lib, &env1), "npm publish on node 1");
+    ok(
+        run("npm", &["publish"], &lib, &env1),
+        "npm publish on node 1",
+    );
     let app = work.join("app");
     std::fs::create_dir_all(&app).unwrap();
     std::fs::write(
@@ -372,14 +443,28 @@ async fn three_nodes_share_everything_with_no_sticky_sessions() {
     )
     .unwrap();
     let env2 = npm_env(1, &work.join("npm2"));
-    ok(run("npm", &["install"], &app, &env2), "npm install through node 2");
+    ok(
+        run("npm", &["install"], &app, &env2),
+        "npm install through node 2",
+    );
     assert!(app.join("node_modules/cluster-lib/index.js").exists());
     // A second version is visible through node 3 on the very next request (the packument
     // caches are validated against the metadata store).
-    std::fs::write(lib.join("package.json"), r#"{"name":"cluster-lib","version":"1.1.0"}"#).unwrap();
-    ok(run("npm", &["publish"], &lib, &env1), "npm publish 1.1.0 on node 1");
+    std::fs::write(
+        lib.join("package.json"),
+        r#"{"name":"cluster-lib","version":"1.1.0"}"#,
+    )
+    .unwrap();
+    ok(
+        run("npm", &["publish"], &lib, &env1),
+        "npm publish 1.1.0 on node 1",
+    );
     let r = c
-        .req(2, reqwest::Method::GET, "/pkg/default/npmreg/npm/cluster-lib")
+        .req(
+            2,
+            reqwest::Method::GET,
+            "/pkg/default/npmreg/npm/cluster-lib",
+        )
         .send()
         .await
         .unwrap();
@@ -390,7 +475,11 @@ async fn three_nodes_share_everything_with_no_sticky_sessions() {
     //    the offset the cluster recorded; nothing partial is visible meanwhile.
     let data = noise(6 << 20, 3);
     let digest = sha(&data);
-    let r = c.req(0, reqwest::Method::POST, &format!("{repo}/blobs/uploads/")).send().await.unwrap();
+    let r = c
+        .req(0, reqwest::Method::POST, &format!("{repo}/blobs/uploads/"))
+        .send()
+        .await
+        .unwrap();
     let loc = r.headers()["location"].to_str().unwrap().to_string();
     let first = 2 << 20;
     let r = c
@@ -411,9 +500,11 @@ async fn three_nodes_share_everything_with_no_sticky_sessions() {
             .body(body)
             .send(),
     );
-    tx.send(Ok(bytes::Bytes::copy_from_slice(&data[first..first + (1 << 20)])))
-        .await
-        .unwrap();
+    tx.send(Ok(bytes::Bytes::copy_from_slice(
+        &data[first..first + (1 << 20)],
+    )))
+    .await
+    .unwrap();
     tokio::time::sleep(std::time::Duration::from_millis(500)).await;
     c.ctl(&["stop-node", "2"]);
     let _ = send.await;
@@ -428,7 +519,11 @@ async fn three_nodes_share_everything_with_no_sticky_sessions() {
     assert_eq!(status.status(), 204);
     let range = status.headers()["range"].to_str().unwrap().to_string();
     let end: usize = range.trim_start_matches("0-").parse().unwrap();
-    assert_eq!(end + 1, first, "the cluster recorded only the acknowledged bytes: {range}");
+    assert_eq!(
+        end + 1,
+        first,
+        "the cluster recorded only the acknowledged bytes: {range}"
+    );
     let r = c
         .req(2, reqwest::Method::PATCH, &loc)
         .header("content-type", "application/octet-stream")
@@ -440,18 +535,33 @@ async fn three_nodes_share_everything_with_no_sticky_sessions() {
     let loc = r.headers()["location"].to_str().unwrap().to_string();
     let sep = if loc.contains('?') { '&' } else { '?' };
     let r = c
-        .req(0, reqwest::Method::PUT, &format!("{loc}{sep}digest={digest}"))
+        .req(
+            0,
+            reqwest::Method::PUT,
+            &format!("{loc}{sep}digest={digest}"),
+        )
         .send()
         .await
         .unwrap();
     assert_eq!(r.status(), 201, "{}", c.log(0));
     // What was committed before the kill is still there.
     let pulled = work.join("pulled-again");
-    let src = format!("docker://{}/default/docker/app:v1", c.nodes[2].trim_start_matches("http://"));
+    let src = format!(
+        "docker://{}/default/docker/app:v1",
+        c.nodes[2].trim_start_matches("http://")
+    );
     ok(
         run(
             "skopeo",
-            &["--insecure-policy", "copy", "--src-tls-verify=false", "--src-creds", &creds, &src, &format!("oci:{}:v1", pulled.display())],
+            &[
+                "--insecure-policy",
+                "copy",
+                "--src-tls-verify=false",
+                "--src-creds",
+                &creds,
+                &src,
+                &format!("oci:{}:v1", pulled.display()),
+            ],
             &work,
             &[],
         ),
@@ -463,7 +573,11 @@ async fn three_nodes_share_everything_with_no_sticky_sessions() {
     c.ctl(&["stop-garage", "3"]);
     for node in 0..2 {
         let got = c
-            .req(node, reqwest::Method::GET, &format!("{repo}/blobs/{digest}"))
+            .req(
+                node,
+                reqwest::Method::GET,
+                &format!("{repo}/blobs/{digest}"),
+            )
             .send()
             .await
             .unwrap();
@@ -472,13 +586,22 @@ async fn three_nodes_share_everything_with_no_sticky_sessions() {
         let data = noise(3 << 20, 40 + node as u8);
         let d = sha(&data);
         let r = c
-            .req(node, reqwest::Method::POST, &format!("{repo}/blobs/uploads/?digest={d}"))
+            .req(
+                node,
+                reqwest::Method::POST,
+                &format!("{repo}/blobs/uploads/?digest={d}"),
+            )
             .header("content-type", "application/octet-stream")
             .body(data)
             .send()
             .await
             .unwrap();
-        assert_eq!(r.status(), 201, "write with a Garage node down: {}", c.log(node));
+        assert_eq!(
+            r.status(),
+            201,
+            "write with a Garage node down: {}",
+            c.log(node)
+        );
         let other = 1 - node;
         let got = c
             .req(other, reqwest::Method::GET, &format!("{repo}/blobs/{d}"))

@@ -84,7 +84,10 @@ pub fn s3_env(data: &std::path::Path) -> Vec<(String, String)> {
         ("ARCA_S3_REGION".into(), var("ARCA_TEST_S3_REGION")),
         ("ARCA_S3_ALLOW_HTTP".into(), "true".into()),
         ("ARCA_S3_ACCESS_KEY_ID".into(), var("ARCA_TEST_S3_KEY_ID")),
-        ("ARCA_S3_SECRET_ACCESS_KEY".into(), var("ARCA_TEST_S3_SECRET")),
+        (
+            "ARCA_S3_SECRET_ACCESS_KEY".into(),
+            var("ARCA_TEST_S3_SECRET"),
+        ),
     ]
 }
 
@@ -153,7 +156,9 @@ pub async fn stored_blobs(s: &Server) -> usize {
     use object_store::ObjectStore;
     let (store, prefix) = s3_client(s);
     let listed: Vec<_> = store
-        .list(Some(&object_store::path::Path::from(format!("{prefix}/sha256"))))
+        .list(Some(&object_store::path::Path::from(format!(
+            "{prefix}/sha256"
+        ))))
         .try_collect()
         .await
         .expect("list the bucket");

@@ -1225,9 +1225,15 @@ async fn garbage_collection(b: Backend) {
         !blob_stored(&r.s, &sha256(b"doomed layer")).await,
         "unreferenced layer collected"
     );
-    assert!(!blob_stored(&r.s, &gone).await, "deleted manifest collected");
+    assert!(
+        !blob_stored(&r.s, &gone).await,
+        "deleted manifest collected"
+    );
     for d in [sha256(b"kept layer"), sha256(b"shared layer"), kept.clone()] {
-        assert!(blob_stored(&r.s, &d).await, "{d} is still used by {REPO}:keep");
+        assert!(
+            blob_stored(&r.s, &d).await,
+            "{d} is still used by {REPO}:keep"
+        );
     }
     let pulled = r
         .req(
