@@ -14,6 +14,7 @@ command -v wrk >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteract
 cargo build --release -q
 
 work=$(mktemp -d /tmp/arca-bench-cluster.XXXXXX)
+chmod 755 "$work"   # PostgreSQL runs as its own user
 export ARCA_CLUSTER_DIR="$work/cluster" ARCA_BIN="$PWD/target/release/arca" ARCA_LOG=warn
 pids=()
 cleanup() {
@@ -26,7 +27,8 @@ free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",
 wait_http() { for _ in $(seq 300); do curl -s -o /dev/null "$1" && return 0; sleep 0.1; done; echo "no answer from $1" >&2; return 1; }
 cpu() { local t=0 p; for p in "$@"; do t=$(echo "$t + $(awk '{print ($14 + $15) / 100}' "/proc/$p/stat")" | bc -l); done; echo "$t"; }
 
-eval "$(bash scripts/cluster.sh up)"
+lines=$(bash scripts/cluster.sh up)
+eval "$lines"
 nodes=("$NODE1_URL" "$NODE2_URL" "$NODE3_URL")
 arca_pids=($(cat "$ARCA_CLUSTER_DIR"/arca*/pid))
 garage_pids=($(cat "$ARCA_CLUSTER_DIR"/garage/node*/pid))
