@@ -264,7 +264,7 @@ async fn three_nodes_share_everything_with_no_sticky_sessions() {
     let c = Cluster::up();
     let work = c.dir.join("work");
     std::fs::create_dir_all(&work).unwrap();
-    for (reg, kind) in [("docker", "DOCKER"), ("npmreg", "NPM")] {
+    for (reg, kind) in [("docker", "DOCKER"), ("npmreg", "NPM"), ("deb", "DEBIAN")] {
         let r = c
             .req(
                 0,
@@ -470,6 +470,46 @@ async fn three_nodes_share_everything_with_no_sticky_sessions() {
         .unwrap();
     let doc: Value = r.json().await.unwrap();
     assert_eq!(doc["dist-tags"]["latest"], "1.1.0", "{doc}");
+
+    // 3b. Debian packages published through two nodes at once: every node then serves the same
+    //     signed index listing all of them (generated from the metadata store, dated from the
+    //     data), so apt may fetch Release from one node and Packages from another.
+    let debs: Vec<(String, Vec<u8>)> = (0..8)
+        .map(|i| {
+            let name = format!("clu{i}");
+            let path = crate::debian::build_deb(&work.join("debs"), &name, "1.0", None);
+            (format!("{name}_1.0_all.deb"), std::fs::read(path).unwrap())
+        })
+        .collect();
+    let uploads = debs.iter().enumerate().map(|(i, (file, body))| {
+        c.req(i % 2, reqwest::Method::PUT, &format!("/pkg/default/deb/debian/{file}"))
+            .body(body.clone())
+            .send()
+    });
+    for r in futures::future::join_all(uploads).await {
+        let r = r.unwrap();
+        assert_eq!(r.status(), 201, "{}", r.text().await.unwrap());
+    }
+    let mut released = Vec::new();
+    for node in 0..3 {
+        let get = |path: &str| c.req(node, reqwest::Method::GET, path).send();
+        let packages = get("/pkg/default/deb/debian/dists/stable/main/binary-amd64/Packages")
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        for i in 0..8 {
+            assert!(packages.contains(&format!("Package: clu{i}\n")), "node {}: {packages}", node + 1);
+        }
+        let release = get("/pkg/default/deb/debian/dists/stable/Release").await.unwrap();
+        assert_eq!(release.status(), 200);
+        released.push(release.text().await.unwrap());
+    }
+    assert!(
+        released.iter().all(|r| r == &released[0]),
+        "the nodes serve different Release files: {released:?}"
+    );
 
     // 4. Node 2 killed with SIGKILL in the middle of a chunk: the client goes on with node 3 from
     //    the offset the cluster recorded; nothing partial is visible meanwhile.
