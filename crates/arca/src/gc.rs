@@ -1,7 +1,7 @@
 //! Blob garbage collection, safe to run while servers take uploads, on any number of processes.
 //!
 //! One collector works at a time across every process sharing the metadata store: a run takes a
-//! lease row (`gc_lease`) and renews it after every batch; a run that finds the lease held by a
+//! lease row (`leases`) and renews it after every batch; a run that finds the lease held by a
 //! live collector does nothing (`Report::busy`), and one whose holder died takes it over once it
 //! expires ([`LEASE`]). The listing pass resumes from its recorded position, so a collection cut
 //! short by a crash is resumed by the next run on any node. On object storage the quarantine is a
@@ -75,7 +75,7 @@ impl Lease<'_> {
         let until = now_ms() + LEASE.as_millis() as i64;
         Ok(self
             .db
-            .gc_lease_acquire(LEASE_NAME, &self.holder, until)
+            .lease_acquire(LEASE_NAME, &self.holder, until)
             .await?)
     }
 }
@@ -94,7 +94,7 @@ pub async fn collect(db: &Db, blobs: &dyn BlobStore, grace: Duration) -> ApiResu
         });
     }
     let result = collect_leased(db, blobs, grace, &lease).await;
-    if let Err(e) = db.gc_lease_release(LEASE_NAME, &lease.holder).await {
+    if let Err(e) = db.lease_release(LEASE_NAME, &lease.holder).await {
         tracing::warn!(error = %e, "releasing the collector's lease failed (it expires by itself)");
     }
     result
@@ -111,6 +111,8 @@ async fn collect_leased(
         links: db.expire_oci_links(cutoff).await?,
         ..Report::default()
     };
+    // Leases of holders that died long ago (a live holder renews well within an hour).
+    db.leases_expire(now_ms() - 3_600_000).await?;
     // Cached upstream content nobody fetched for its proxy's expireHours: forgotten here, its
     // blob then collected below like any other unreferenced one (shared blobs stay referenced).
     for file in db.expired_cache_files(now_ms()).await? {
@@ -214,27 +216,27 @@ mod tests {
         let s = &t.state;
         let until = now_ms() + 60_000;
         // Another process's collector holds the lease: this run does nothing.
-        assert!(s.db.gc_lease_acquire("gc", "other", until).await.unwrap());
+        assert!(s.db.lease_acquire("gc", "other", until).await.unwrap());
         let r = collect(&s.db, s.blobs.as_ref(), Duration::from_secs(0))
             .await
             .unwrap();
         assert!(r.busy);
         // The holder renews it; nobody else takes it.
-        assert!(s.db.gc_lease_acquire("gc", "other", until).await.unwrap());
-        assert!(!s.db.gc_lease_acquire("gc", "third", until).await.unwrap());
+        assert!(s.db.lease_acquire("gc", "other", until).await.unwrap());
+        assert!(!s.db.lease_acquire("gc", "third", until).await.unwrap());
         // Released (or expired): the next run collects, and gives the lease back when done.
-        s.db.gc_lease_release("gc", "other").await.unwrap();
+        s.db.lease_release("gc", "other").await.unwrap();
         let r = collect(&s.db, s.blobs.as_ref(), Duration::from_secs(0))
             .await
             .unwrap();
         assert!(!r.busy);
         assert!(
-            s.db.gc_lease_acquire("gc", "dead", now_ms() - 1)
+            s.db.lease_acquire("gc", "dead", now_ms() - 1)
                 .await
                 .unwrap()
         );
         assert!(
-            s.db.gc_lease_acquire("gc", "next", until).await.unwrap(),
+            s.db.lease_acquire("gc", "next", until).await.unwrap(),
             "an expired lease is taken over"
         );
     }

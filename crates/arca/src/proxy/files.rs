@@ -63,11 +63,77 @@ pub async fn file(
         )));
     }
     let key = format!("{}|{}", cache.id, wanted.path);
-    let work = fetch(state.clone(), proxy.clone(), cache, wanted).boxed();
+    let work = fetch_once_in_cluster(state.clone(), proxy.clone(), cache, wanted).boxed();
     match engine.files.run(&key, work).await {
         Ok(f) => Ok(Some(f)),
         Err(Failure::NotFound(_)) => Ok(None),
         Err(f) => Err(f.into()),
+    }
+}
+
+/// How long a node's claim on one upstream fetch lasts without renewal (it renews it every third
+/// of that while the transfer runs); a node that died holding it delays the others this long.
+const FETCH_LEASE_MS: i64 = 30_000;
+/// Longest a node waits for another node's fetch of a file before it gives up (a transfer of the
+/// largest accepted file at a slow upstream's pace).
+const FETCH_WAIT: std::time::Duration = std::time::Duration::from_secs(1800);
+
+/// Single flight across nodes: within a process `Flights` already joins concurrent misses; across
+/// the processes sharing the metadata store, the one holding the file's lease fetches it and the
+/// others wait for its row (taking over if the holder fails or dies).
+async fn fetch_once_in_cluster(
+    state: AppState,
+    proxy: Registry,
+    cache: Registry,
+    wanted: Wanted,
+) -> Result<FileRow, Failure> {
+    let internal = |e: StoreError| Failure::Internal(e.to_string());
+    let name = format!("proxy-file|{}|{}", cache.id, wanted.path);
+    let holder = uuid::Uuid::new_v4().to_string();
+    let started = std::time::Instant::now();
+    loop {
+        if let Some(f) = state
+            .db
+            .file_by_path(&cache.id, &wanted.path)
+            .await
+            .map_err(internal)?
+        {
+            return Ok(f);
+        }
+        let until = crate::model::now_ms() + FETCH_LEASE_MS;
+        if state
+            .db
+            .lease_acquire(&name, &holder, until)
+            .await
+            .map_err(internal)?
+        {
+            let renew = {
+                let (db, name, holder) = (state.db.clone(), name.clone(), holder.clone());
+                tokio::spawn(async move {
+                    loop {
+                        tokio::time::sleep(std::time::Duration::from_millis(
+                            FETCH_LEASE_MS as u64 / 3,
+                        ))
+                        .await;
+                        let until = crate::model::now_ms() + FETCH_LEASE_MS;
+                        let _ = db.lease_acquire(&name, &holder, until).await;
+                    }
+                })
+            };
+            let fetched = fetch(state.clone(), proxy, cache, wanted).await;
+            renew.abort();
+            if let Err(e) = state.db.lease_release(&name, &holder).await {
+                tracing::warn!(error = %e, "releasing a fetch lease failed (it expires by itself)");
+            }
+            return fetched;
+        }
+        if started.elapsed() > FETCH_WAIT {
+            return Err(Failure::Upstream(format!(
+                "another node's fetch of '{}' did not finish in time",
+                wanted.name
+            )));
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
 }
 

@@ -79,39 +79,6 @@ impl Db {
         Ok(position.filter(|p| !p.is_empty()))
     }
 
-    /// Takes (or renews) the lease `name` for `holder` until `until` (epoch ms): true when this
-    /// holder has it now, false while another holder's lease has not expired.
-    pub async fn gc_lease_acquire(
-        &self,
-        name: &str,
-        holder: &str,
-        until: i64,
-    ) -> StoreResult<bool> {
-        let now = crate::model::now_ms();
-        let r = sqlx::query(
-            "INSERT INTO gc_lease (name, holder, expires_at) VALUES ($1, $2, $3) \
-             ON CONFLICT (name) DO UPDATE SET holder = $2, expires_at = $3 \
-             WHERE gc_lease.holder = $2 OR gc_lease.expires_at < $4",
-        )
-        .bind(name)
-        .bind(holder)
-        .bind(until)
-        .bind(now)
-        .execute(&self.write)
-        .await?;
-        Ok(r.rows_affected() == 1)
-    }
-
-    /// Gives the lease up (if this holder still has it).
-    pub async fn gc_lease_release(&self, name: &str, holder: &str) -> StoreResult<()> {
-        sqlx::query("DELETE FROM gc_lease WHERE name = $1 AND holder = $2")
-            .bind(name)
-            .bind(holder)
-            .execute(&self.write)
-            .await?;
-        Ok(())
-    }
-
     /// Records where a listing pass stopped; None starts the next run from the beginning.
     pub async fn set_gc_cursor(&self, pass: &str, position: Option<&str>) -> StoreResult<()> {
         sqlx::query(

@@ -482,9 +482,13 @@ async fn three_nodes_share_everything_with_no_sticky_sessions() {
         })
         .collect();
     let uploads = debs.iter().enumerate().map(|(i, (file, body))| {
-        c.req(i % 2, reqwest::Method::PUT, &format!("/pkg/default/deb/debian/{file}"))
-            .body(body.clone())
-            .send()
+        c.req(
+            i % 2,
+            reqwest::Method::PUT,
+            &format!("/pkg/default/deb/debian/{file}"),
+        )
+        .body(body.clone())
+        .send()
     });
     for r in futures::future::join_all(uploads).await {
         let r = r.unwrap();
@@ -500,9 +504,15 @@ async fn three_nodes_share_everything_with_no_sticky_sessions() {
             .await
             .unwrap();
         for i in 0..8 {
-            assert!(packages.contains(&format!("Package: clu{i}\n")), "node {}: {packages}", node + 1);
+            assert!(
+                packages.contains(&format!("Package: clu{i}\n")),
+                "node {}: {packages}",
+                node + 1
+            );
         }
-        let release = get("/pkg/default/deb/debian/dists/stable/Release").await.unwrap();
+        let release = get("/pkg/default/deb/debian/dists/stable/Release")
+            .await
+            .unwrap();
         assert_eq!(release.status(), 200);
         released.push(release.text().await.unwrap());
     }

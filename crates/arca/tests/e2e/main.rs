@@ -27,6 +27,7 @@ mod oci_conformance;
 mod opm;
 mod ops;
 mod proxy;
+mod proxy_cluster;
 mod pypi;
 mod readme;
 mod real_world;

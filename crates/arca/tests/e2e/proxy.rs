@@ -12,7 +12,7 @@ use crate::pypi::{client_env, make_dists, py, twine};
 use crate::stub::{Reply, Stub};
 
 /// A GitFlic PROXY in company `acme` (scope `default/acme`) reading from `url` as `user`.
-async fn gitflic_proxy(
+pub(crate) async fn gitflic_proxy(
     s: &Server,
     name: &str,
     package_type: &str,
