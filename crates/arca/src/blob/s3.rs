@@ -10,9 +10,10 @@
 //!   in the metadata store, which says which parts count).
 //!
 //! Writes are hashed on the way through a node-local scratch file (all four digests in the same
-//! pass as the local store; parsers that need to seek read that file), then sent to their content
+//! pass as the local store; parsers that need to seek read that file; `free_space` reports that
+//! disk, checked before an upload is accepted), then sent to their content
 //! address: in one PUT up to [`PART`] bytes, else as a multipart upload with at most
-//! [`IN_FLIGHT`] parts in memory. S3 makes an object visible only when its PUT or its multipart
+//! `upload::IN_FLIGHT` parts in memory. S3 makes an object visible only when its PUT or its multipart
 //! upload completes, so a killed writer never exposes a partial blob; an aborted or abandoned
 //! multipart upload is invisible (a bucket lifecycle rule removes the parts of one abandoned by a
 //! killed process). Reads stream ranged GETs.
@@ -24,19 +25,19 @@ use bytes::Bytes;
 use futures::{StreamExt, TryStreamExt};
 use object_store::aws::AmazonS3Builder;
 use object_store::path::Path as Key;
-use object_store::{GetOptions, GetRange, ObjectStore, WriteMultipart};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use object_store::{GetOptions, GetRange, ObjectStore};
+use tokio::io::AsyncWriteExt;
 
 use super::{
     BlobError, BlobFile, BlobInfo, BlobRead, BlobStore, ByteStream, Digests, Listed, StagedBlob,
-    drain, stage_in, sweep_dir,
+    stage_in, sweep_dir,
 };
 use crate::config::S3Config;
 
+mod upload;
+
 /// Size of a multipart upload's parts (S3's minimum is 5 MiB) and the largest single PUT.
 pub const PART: usize = 8 << 20;
-/// Parts of one upload sent at once (memory per upload: about this many parts).
-const IN_FLIGHT: usize = 2;
 
 pub struct S3BlobStore {
     store: Arc<dyn ObjectStore>,
@@ -132,105 +133,6 @@ impl S3BlobStore {
             Err(e) if is_not_found(&e) => Ok(false),
             Err(e) => Err(io_err(e)),
         }
-    }
-
-    /// Sends a local file to `key`: one PUT when small, else a multipart upload that becomes
-    /// visible only when complete (aborted on failure).
-    async fn upload_file(&self, path: &Path, key: &Key, size: u64) -> Result<(), BlobError> {
-        if size <= PART as u64 {
-            let data = tokio::fs::read(path).await?;
-            self.store
-                .put(key, Bytes::from(data).into())
-                .await
-                .map_err(io_err)?;
-            return Ok(());
-        }
-        let upload = self.store.put_multipart(key).await.map_err(io_err)?;
-        let mut w = WriteMultipart::new_with_chunk_size(upload, PART);
-        let mut file = tokio::fs::File::open(path).await?;
-        let mut buf = vec![0u8; 1 << 20];
-        loop {
-            let n = match file.read(&mut buf).await {
-                Ok(n) => n,
-                Err(e) => {
-                    let _ = w.abort().await;
-                    return Err(e.into());
-                }
-            };
-            if n == 0 {
-                break;
-            }
-            if let Err(e) = w.wait_for_capacity(IN_FLIGHT).await {
-                let _ = w.abort().await;
-                return Err(io_err(e));
-            }
-            w.write(&buf[..n]);
-        }
-        w.finish().await.map_err(io_err)?;
-        Ok(())
-    }
-
-    /// Streams a body to `key` (one PUT when it fits one part, else multipart), failing with
-    /// `TooLarge` past `limit` bytes; returns the bytes written. Nothing is visible on failure.
-    async fn upload_stream(
-        &self,
-        key: &Key,
-        mut body: ByteStream,
-        limit: u64,
-    ) -> Result<u64, BlobError> {
-        let mut first: Vec<u8> = Vec::new();
-        let mut written: u64 = 0;
-        let mut writer: Option<WriteMultipart> = None;
-        let fail = |w: Option<WriteMultipart>| async move {
-            if let Some(w) = w {
-                let _ = w.abort().await;
-            }
-        };
-        while let Some(chunk) = body.next().await {
-            let chunk = match chunk {
-                Ok(c) => c,
-                Err(e) => {
-                    fail(writer).await;
-                    return Err(BlobError::Body(e));
-                }
-            };
-            written += chunk.len() as u64;
-            if written > limit {
-                fail(writer).await;
-                drain(body).await;
-                return Err(BlobError::TooLarge(limit));
-            }
-            match &mut writer {
-                Some(w) => {
-                    if let Err(e) = w.wait_for_capacity(IN_FLIGHT).await {
-                        fail(writer).await;
-                        return Err(io_err(e));
-                    }
-                    w.put(chunk);
-                }
-                None => {
-                    first.extend_from_slice(&chunk);
-                    if first.len() > PART {
-                        let upload = self.store.put_multipart(key).await.map_err(io_err)?;
-                        let mut w = WriteMultipart::new_with_chunk_size(upload, PART);
-                        w.put(Bytes::from(std::mem::take(&mut first)));
-                        writer = Some(w);
-                    }
-                }
-            }
-        }
-        match writer {
-            Some(w) => {
-                w.finish().await.map_err(io_err)?;
-            }
-            None => {
-                self.store
-                    .put(key, Bytes::from(first).into())
-                    .await
-                    .map_err(io_err)?;
-            }
-        }
-        Ok(written)
     }
 
     /// The session's parts as (start offset, key, size), in offset order.
@@ -595,7 +497,14 @@ impl BlobStore for S3BlobStore {
     }
 
     async fn free_space(&self) -> Result<Option<u64>, BlobError> {
-        Ok(None)
+        // The bucket has no such bound, but every upload passes through the node's scratch
+        // directory whole before it is sent: that disk is what fills up.
+        let tmp = self.tmp.clone();
+        let st = tokio::task::spawn_blocking(move || rustix::fs::statvfs(&tmp))
+            .await
+            .map_err(std::io::Error::other)?
+            .map_err(std::io::Error::from)?;
+        Ok(Some(st.f_bavail.saturating_mul(st.f_frsize)))
     }
 
     async fn ready(&self) -> bool {

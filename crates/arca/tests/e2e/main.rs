@@ -5,6 +5,7 @@ mod common;
 
 mod access;
 mod auth;
+mod balancer;
 mod cargo;
 mod cluster;
 mod composer;
