@@ -162,6 +162,16 @@ pub trait BlobStore: Send + Sync {
     async fn free_space(&self) -> Result<Option<u64>, BlobError>;
     /// Reachable and writable (for `/ready`).
     async fn ready(&self) -> bool;
+    /// A URL from which a client can fetch the whole blob directly (a presigned S3 GET, valid a
+    /// few minutes), answered with these response headers (`content-type`,
+    /// `content-disposition`); None when the store serves downloads itself.
+    async fn download_url(
+        &self,
+        _sha256: &str,
+        _headers: &[(&str, &str)],
+    ) -> Result<Option<String>, BlobError> {
+        Ok(None)
+    }
     /// The blob as a local file, for parsers that need to seek (zip, ar): the blob itself where the
     /// store is a local disk, a temporary copy otherwise.
     async fn local_file(&self, sha256: &str) -> Result<BlobFile, BlobError>;

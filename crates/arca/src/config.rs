@@ -112,6 +112,11 @@ pub struct ConfigArgs {
     /// S3 access key id [default: AWS_ACCESS_KEY_ID].
     #[arg(long, env = "ARCA_S3_ACCESS_KEY_ID", global = true)]
     pub s3_access_key_id: Option<String>,
+    /// Answer full blob and file downloads with a redirect to a presigned S3 URL (valid 5 minutes)
+    /// instead of streaming them through the server; needs an endpoint clients can reach
+    /// [default: false].
+    #[arg(long, env = "ARCA_S3_PRESIGNED_REDIRECTS", global = true)]
+    pub s3_presigned_redirects: Option<bool>,
     /// S3 secret access key [default: AWS_SECRET_ACCESS_KEY].
     #[arg(
         long,
@@ -152,6 +157,7 @@ struct FileConfig {
     s3_allow_http: Option<bool>,
     s3_access_key_id: Option<String>,
     s3_secret_access_key: Option<String>,
+    s3_presigned_redirects: Option<bool>,
 }
 
 /// Where blobs live.
@@ -173,6 +179,8 @@ pub struct S3Config {
     pub allow_http: bool,
     pub access_key_id: Option<String>,
     pub secret_access_key: Option<String>,
+    /// Redirect downloads to presigned URLs (see `crate::blob::BlobStore::download_url`).
+    pub presigned_redirects: bool,
 }
 
 // The secret never reaches logs or panics through Debug.
@@ -186,6 +194,7 @@ impl std::fmt::Debug for S3Config {
             .field("path_style", &self.path_style)
             .field("allow_http", &self.allow_http)
             .field("access_key_id", &self.access_key_id)
+            .field("presigned_redirects", &self.presigned_redirects)
             .finish_non_exhaustive()
     }
 }
@@ -404,6 +413,10 @@ fn blob_store(
             .or(file.s3_path_style)
             .unwrap_or(endpoint.is_some()),
         allow_http: args.s3_allow_http.or(file.s3_allow_http).unwrap_or(false),
+        presigned_redirects: args
+            .s3_presigned_redirects
+            .or(file.s3_presigned_redirects)
+            .unwrap_or(false),
         region: args
             .s3_region
             .clone()

@@ -34,6 +34,7 @@ use super::{
 };
 use crate::config::S3Config;
 
+mod presign;
 mod upload;
 
 /// Size of a multipart upload's parts (S3's minimum is 5 MiB) and the largest single PUT.
@@ -42,8 +43,48 @@ pub const PART: usize = 8 << 20;
 pub struct S3BlobStore {
     store: Arc<dyn ObjectStore>,
     prefix: String,
+    /// What presigned download URLs need, when they are enabled.
+    presign: Option<PresignConfig>,
     /// Node-local scratch directory for staged uploads.
     tmp: PathBuf,
+}
+
+/// The bucket's coordinates for presigned URLs (static credentials, an explicit endpoint).
+struct PresignConfig {
+    /// `scheme://host[:port]` clients fetch from.
+    origin: String,
+    /// Path before the key: `/bucket/` path-style, `/` virtual-hosted.
+    base_path: String,
+    region: String,
+    key_id: String,
+    secret: String,
+}
+
+fn presign_config(cfg: &S3Config) -> Option<PresignConfig> {
+    if !cfg.presigned_redirects {
+        return None;
+    }
+    let endpoint = url::Url::parse(cfg.endpoint.as_deref()?).ok()?;
+    let host = endpoint.host_str()?;
+    let port = endpoint.port().map(|p| format!(":{p}")).unwrap_or_default();
+    let (origin, base_path) = if cfg.path_style {
+        (
+            format!("{}://{host}{port}", endpoint.scheme()),
+            format!("/{}/", cfg.bucket),
+        )
+    } else {
+        (
+            format!("{}://{}.{host}{port}", endpoint.scheme(), cfg.bucket),
+            "/".to_string(),
+        )
+    };
+    Some(PresignConfig {
+        origin,
+        base_path,
+        region: cfg.region.clone(),
+        key_id: cfg.access_key_id.clone()?,
+        secret: cfg.secret_access_key.clone()?,
+    })
 }
 
 fn io_err(e: object_store::Error) -> BlobError {
@@ -96,9 +137,16 @@ impl S3BlobStore {
         tokio::fs::create_dir_all(&tmp).await?;
         // Scratch files of uploads this node was running when it died.
         let _ = sweep_dir(&tmp, crate::model::now_ms() - 3_600_000).await;
+        let presign = presign_config(cfg);
+        if cfg.presigned_redirects && presign.is_none() {
+            anyhow::bail!(
+                "s3_presigned_redirects needs s3_endpoint and static credentials (s3_access_key_id, s3_secret_access_key)"
+            );
+        }
         Ok(S3BlobStore {
             store: Arc::new(store),
             prefix: cfg.prefix.clone(),
+            presign,
             tmp,
         })
     }
@@ -516,6 +564,40 @@ impl BlobStore for S3BlobStore {
             .is_ok();
         let _ = self.store.delete(&probe).await;
         ok
+    }
+
+    async fn download_url(
+        &self,
+        sha256: &str,
+        headers: &[(&str, &str)],
+    ) -> Result<Option<String>, BlobError> {
+        let (Some(p), Some(key)) = (&self.presign, self.blob_key(sha256)) else {
+            return Ok(None);
+        };
+        let amz_date = time::OffsetDateTime::now_utc()
+            .format(time::macros::format_description!(
+                "[year][month][day]T[hour][minute][second]Z"
+            ))
+            .map_err(std::io::Error::other)?;
+        let extra: Vec<(String, &str)> = headers
+            .iter()
+            .map(|(k, v)| (format!("response-{}", k.to_ascii_lowercase()), *v))
+            .collect();
+        let extra: Vec<(&str, &str)> = extra.iter().map(|(k, v)| (k.as_str(), *v)).collect();
+        let path = format!("{}{}", p.base_path, key.as_ref());
+        Ok(Some(
+            presign::Presign {
+                origin: &p.origin,
+                path: &path,
+                region: &p.region,
+                key_id: &p.key_id,
+                secret: &p.secret,
+                amz_date: &amz_date,
+                expires_secs: 300,
+                extra: &extra,
+            }
+            .url(),
+        ))
     }
 
     async fn local_file(&self, sha256: &str) -> Result<BlobFile, BlobError> {

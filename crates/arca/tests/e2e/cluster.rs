@@ -30,6 +30,8 @@ fn script(dir: &Path, args: &[&str]) -> std::process::Output {
         .env("ARCA_CLUSTER_DIR", dir)
         .env("ARCA_BIN", env!("CARGO_BIN_EXE_arca"))
         .env("ARCA_LOG", "info")
+        // Whole downloads by clients that send a User-Agent are redirected to the bucket.
+        .env("ARCA_S3_PRESIGNED_REDIRECTS", "true")
         .output()
         .expect("run scripts/cluster.sh")
 }
@@ -63,6 +65,7 @@ impl Cluster {
                 .redirect(reqwest::redirect::Policy::none())
                 .build()
                 .expect("client"),
+            // (Requests without a User-Agent, as reqwest sends them, are streamed by the nodes.)
         }
     }
 
@@ -296,6 +299,34 @@ async fn three_nodes_share_everything_with_no_sticky_sessions() {
             node + 1
         );
     }
+    // A client with a User-Agent is redirected to a presigned URL of the bucket (5 minutes),
+    // which answers with the headers Arca sets; the download is counted when redirected.
+    let r = c
+        .req(1, reqwest::Method::GET, &format!("{repo}/blobs/{digest}"))
+        .header("user-agent", "containerd/2.0")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 307, "{}", c.log(1));
+    let to = r.headers()["location"].to_str().unwrap().to_string();
+    assert!(
+        to.contains("X-Amz-Signature=") && to.contains("response-content-type="),
+        "{to}"
+    );
+    let direct = reqwest::get(&to).await.unwrap();
+    assert_eq!(direct.status(), 200, "{to}");
+    let ct = direct.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(sha(&direct.bytes().await.unwrap()), digest);
+    let streamed = c
+        .req(1, reqwest::Method::GET, &format!("{repo}/blobs/{digest}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(streamed.status(), 200, "no User-Agent: streamed");
+    assert_eq!(streamed.headers()["content-type"].to_str().unwrap(), ct);
     // Ranged reads come from the bucket too.
     let got = c
         .req(1, reqwest::Method::GET, &format!("{repo}/blobs/{digest}"))
