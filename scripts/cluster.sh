@@ -7,9 +7,12 @@
 #                                    NODE1_URL=... NODE2_URL=... NODE3_URL=... ADMIN_TOKEN=...
 #   bash scripts/cluster.sh status   prints the same lines and which processes are alive
 #   bash scripts/cluster.sh down     stops everything and removes its files
+#   bash scripts/cluster.sh stop-node|start-node I     SIGKILLs / restarts arca node I
+#   bash scripts/cluster.sh stop-garage|start-garage I SIGKILLs / restarts Garage node I
 #
 # Settings: ARCA_CLUSTER_DIR (state, default /tmp/arca-cluster), ARCA_BIN (the arca binary,
-# default target/release/arca, else target/debug/arca), ARCA_CLUSTER_NODES (default 3).
+# default target/release/arca, else target/debug/arca), ARCA_CLUSTER_NODES (default 3); other
+# ARCA_* variables of the environment (e.g. ARCA_S3_PRESIGNED_REDIRECTS) reach every node.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -142,7 +145,7 @@ down)
   rm -rf "$dir"
   ;;
 *)
-  echo "usage: $0 up|status|down" >&2
+  echo "usage: $0 up|status|down|stop-node I|start-node I|stop-garage I|start-garage I" >&2
   exit 2
   ;;
 esac
