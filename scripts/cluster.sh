@@ -58,7 +58,8 @@ start_arca() {
   local d="$dir/arca$i"
   # shellcheck disable=SC1091
   . "$dir/garage/env"
-  local endpoint_var="GARAGE_S3_ENDPOINT_$i"
+  # Node i talks to Garage node i (in turn, past three).
+  local endpoint_var="GARAGE_S3_ENDPOINT_$(( (i - 1) % 3 + 1 ))"
   ARCA_LISTEN="127.0.0.1:$(cat "$d/port")" \
   ARCA_DATA_DIR="$d/data" \
   ARCA_DATABASE_URL="$(cat "$dir/database-url")" \
