@@ -1,6 +1,12 @@
 #!/usr/bin/env bash
 # Runs the whole test suite: unit tests and end-to-end tests, each end-to-end test on SQLite and on
 # PostgreSQL. Starts a throwaway PostgreSQL cluster on a free 127.0.0.1 port and removes it after.
+#
+# Then the S3 run: the end-to-end tests of the main formats (generic, OCI, npm, PyPI, Maven, Debian,
+# on PostgreSQL) once more with blobs in an S3 bucket of a throwaway one-node Garage. (The cluster
+# test, in the main run, starts its own cluster with scripts/cluster.sh.)
+# With arguments (a nextest filter), only the main run, unless ARCA_TEST_BLOB_STORE=s3 is set:
+# then only the S3 run, with those arguments.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -31,4 +37,20 @@ as_pg "'$pg_bin/pg_ctl' -D '$pg_dir/data' -o \"-k '$pg_dir' -h 127.0.0.1 -p $pg_
   || { cat "$pg_dir/log" >&2; exit 1; }
 export ARCA_TEST_PG_URL="postgres://postgres@127.0.0.1:$pg_port/postgres"
 
-cargo nextest run --workspace --no-fail-fast "$@"
+status=0
+if [ "${ARCA_TEST_BLOB_STORE:-}" != s3 ]; then
+  cargo nextest run --workspace --no-fail-fast "$@" || status=$?
+fi
+
+if [ $# -eq 0 ] || [ "${ARCA_TEST_BLOB_STORE:-}" = s3 ]; then
+  garage_dir=$(mktemp -d /tmp/arca-garage.XXXXXX)
+  trap 'bash scripts/garage.sh down "$garage_dir" >/dev/null 2>&1 || true; stop_pg' EXIT
+  eval "$(bash scripts/garage.sh up "$garage_dir" 1)"
+  export ARCA_TEST_BLOB_STORE=s3 ARCA_TEST_S3_ENDPOINT="$GARAGE_S3_ENDPOINT_1" ARCA_TEST_S3_REGION="$GARAGE_REGION" \
+    ARCA_TEST_S3_BUCKET="$GARAGE_BUCKET" ARCA_TEST_S3_KEY_ID="$GARAGE_KEY_ID" ARCA_TEST_S3_SECRET="$GARAGE_SECRET"
+  if [ $# -eq 0 ]; then
+    set -- -E 'binary(e2e) & test(/^(generic|oci|oci_conformance|npm|pypi|maven|debian)::postgres::/)'
+  fi
+  cargo nextest run --workspace --no-fail-fast "$@" || status=$?
+fi
+exit $status

@@ -109,7 +109,13 @@ pub async fn serve_file(
     headers: &HeaderMap,
 ) -> ApiResult<Response> {
     let resp = serve_blob(state, file, method, headers).await?;
-    if *method == Method::GET && resp.status() == StatusCode::OK {
+    // A redirect to the store is a download too (the client fetches it from there).
+    if *method == Method::GET
+        && matches!(
+            resp.status(),
+            StatusCode::OK | StatusCode::TEMPORARY_REDIRECT
+        )
+    {
         state.record_download(file);
     }
     Ok(resp)
@@ -141,6 +147,29 @@ pub async fn serve_blob(
     );
     if crate::http::not_modified(headers, &etag, Some(file.updated_at)) {
         return Ok((StatusCode::NOT_MODIFIED, out).into_response());
+    }
+    // A store that hands out direct URLs (S3 with presigned redirects) serves whole downloads
+    // itself, with the content type and disposition set here. Streamed instead: ranges, active
+    // content (it needs the sandboxing headers above, which S3 cannot add), and clients that
+    // may not follow redirects (no User-Agent: scripts and probes).
+    if *method == Method::GET
+        && !headers.contains_key(header::RANGE)
+        && headers.contains_key(header::USER_AGENT)
+        && !is_active(&content_type)
+    {
+        let mut overrides = vec![("content-type", content_type.as_str())];
+        let disposition = out
+            .get(header::CONTENT_DISPOSITION)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
+        if let Some(d) = &disposition {
+            overrides.push(("content-disposition", d.as_str()));
+        }
+        if let Some(url) = state.blobs.download_url(&file.sha256, &overrides).await? {
+            out.insert(header::LOCATION, header_value(&url));
+            out.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+            return Ok((StatusCode::TEMPORARY_REDIRECT, out).into_response());
+        }
     }
     let len = file.size as u64;
     let range = match headers.get(header::RANGE).and_then(|v| v.to_str().ok()) {

@@ -409,9 +409,77 @@ impl Live {
     }
 }
 
-/// The fetch of one file: spooled for readers, staged into the blob store when caching,
-/// verified, committed and recorded. Returns the final progress.
+/// How long a node's claim on one upstream fetch lasts without renewal (renewed every third of
+/// that while the transfer runs); a node that died holding it delays the others this long.
+const FETCH_LEASE_MS: i64 = 30_000;
+/// Longest a node waits for another node's fetch of a file before it gives up.
+const FETCH_WAIT: std::time::Duration = std::time::Duration::from_secs(1800);
+
+/// The fetch of one file. Within a process, concurrent clients share it ([`Fetches`]); across
+/// the processes sharing the metadata store, the one holding the file's lease fetches it and the
+/// others wait for its commit, then serve the kept copy (taking over if the holder fails or dies).
 async fn fetch(
+    state: AppState,
+    proxy: Registry,
+    cache: Option<Registry>,
+    wanted: Wanted,
+    keep: Keep,
+    spool: Arc<Spool>,
+) -> Progress {
+    // A proxy that keeps nothing has nothing another node could wait for.
+    let Some(c) = cache.clone() else {
+        return transfer(state, proxy, cache, wanted, keep, spool).await;
+    };
+    let name = format!("proxy-file|{}|{}", c.id, wanted.path);
+    let holder = uuid::Uuid::new_v4().to_string();
+    let started = std::time::Instant::now();
+    loop {
+        match (keep.probe)(state.clone(), c.clone(), wanted.clone()).await {
+            Ok(Some(row)) => {
+                return Progress::Done {
+                    written: 0,
+                    file: Some(row),
+                };
+            }
+            Ok(None) => {}
+            Err(f) => return Progress::Failed(f),
+        }
+        let until = crate::model::now_ms() + FETCH_LEASE_MS;
+        match state.db.lease_acquire(&name, &holder, until).await {
+            Ok(true) => break,
+            Ok(false) => {}
+            Err(e) => return Progress::Failed(Failure::Internal(e.to_string())),
+        }
+        if started.elapsed() > FETCH_WAIT {
+            return Progress::Failed(Failure::Upstream(format!(
+                "another node's fetch of '{}' did not finish in time",
+                wanted.name
+            )));
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let renew = {
+        let (db, name, holder) = (state.db.clone(), name.clone(), holder.clone());
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(std::time::Duration::from_millis(FETCH_LEASE_MS as u64 / 3))
+                    .await;
+                let until = crate::model::now_ms() + FETCH_LEASE_MS;
+                let _ = db.lease_acquire(&name, &holder, until).await;
+            }
+        })
+    };
+    let out = transfer(state.clone(), proxy, cache, wanted, keep, spool).await;
+    renew.abort();
+    if let Err(e) = state.db.lease_release(&name, &holder).await {
+        tracing::warn!(error = %e, "releasing a fetch lease failed (it expires by itself)");
+    }
+    out
+}
+
+/// The upstream transfer of one file: spooled for readers, staged into the blob store when
+/// caching, verified, committed and recorded. Returns the final progress.
+async fn transfer(
     state: AppState,
     proxy: Registry,
     cache: Option<Registry>,
@@ -423,18 +491,6 @@ async fn fetch(
         return Progress::Failed(Failure::Internal("not a proxy registry".into()));
     };
     let engine = &state.proxy;
-    if let Some(c) = &cache {
-        match (keep.probe)(state.clone(), c.clone(), wanted.clone()).await {
-            Ok(Some(row)) => {
-                return Progress::Done {
-                    written: 0,
-                    file: Some(row),
-                };
-            }
-            Ok(None) => {}
-            Err(f) => return Progress::Failed(f),
-        }
-    }
     let creds = match super::credentials(&state, &proxy, &settings).await {
         Ok(c) => c,
         Err(f) => return Progress::Failed(f),

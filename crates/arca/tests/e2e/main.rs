@@ -5,7 +5,9 @@ mod common;
 
 mod access;
 mod auth;
+mod balancer;
 mod cargo;
+mod cluster;
 mod composer;
 mod cran;
 mod crash;
@@ -26,6 +28,7 @@ mod oci_conformance;
 mod opm;
 mod ops;
 mod proxy;
+mod proxy_cluster;
 mod proxy_metadata;
 mod proxy_oci;
 mod proxy_stream;
