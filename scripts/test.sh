@@ -38,8 +38,21 @@ as_pg "'$pg_bin/pg_ctl' -D '$pg_dir/data' -o \"-k '$pg_dir' -h 127.0.0.1 -p $pg_
 export ARCA_TEST_PG_URL="postgres://postgres@127.0.0.1:$pg_port/postgres"
 
 status=0
+logs=$(mktemp -d /tmp/arca-test-logs.XXXXXX)
+# Runs nextest, keeping its summary line for the end (two runs print two summaries).
+run_nextest() {
+  local name=$1; shift
+  cargo nextest run --workspace --no-fail-fast "$@" 2>&1 | tee "$logs/$name"
+  return "${PIPESTATUS[0]}"
+}
+summaries() {
+  for name in main s3; do
+    [ -f "$logs/$name" ] || continue
+    printf '%-5s run: %s\n' "$name" "$(grep -E '^ *Summary ' "$logs/$name" | tail -n 1 | sed 's/^ *//')"
+  done
+}
 if [ "${ARCA_TEST_BLOB_STORE:-}" != s3 ]; then
-  cargo nextest run --workspace --no-fail-fast "$@" || status=$?
+  run_nextest main "$@" || status=$?
 fi
 
 if [ $# -eq 0 ] || [ "${ARCA_TEST_BLOB_STORE:-}" = s3 ]; then
@@ -51,6 +64,8 @@ if [ $# -eq 0 ] || [ "${ARCA_TEST_BLOB_STORE:-}" = s3 ]; then
   if [ $# -eq 0 ]; then
     set -- -E 'binary(e2e) & test(/^(generic|oci|oci_conformance|npm|pypi|maven|debian)::postgres::/)'
   fi
-  cargo nextest run --workspace --no-fail-fast "$@" || status=$?
+  run_nextest s3 "$@" || status=$?
 fi
+summaries
+rm -rf "$logs"
 exit $status
