@@ -26,6 +26,7 @@ mod oci_conformance;
 mod opm;
 mod ops;
 mod proxy;
+mod proxy2;
 mod pypi;
 mod readme;
 mod real_world;

@@ -12,7 +12,7 @@ use crate::pypi::{client_env, make_dists, py, twine};
 use crate::stub::{Reply, Stub};
 
 /// A GitFlic PROXY in company `acme` (scope `default/acme`) reading from `url` as `user`.
-async fn gitflic_proxy(
+pub(crate) async fn gitflic_proxy(
     s: &Server,
     name: &str,
     package_type: &str,
@@ -35,7 +35,7 @@ async fn gitflic_proxy(
 }
 
 /// A Harness UPSTREAM in account `acme` reading from `url` as the upstream's user `mirror`.
-async fn harness_upstream(s: &Server, id: &str, package_type: &str, url: &str, password: &str) {
+pub(crate) async fn harness_upstream(s: &Server, id: &str, package_type: &str, url: &str, password: &str) {
     s.harness_registry(
         "acme",
         json!({"identifier": id, "packageType": package_type, "parentRef": "acme",
