@@ -5,7 +5,8 @@
 use serde_json::{Value, json};
 
 use crate::both_backends;
-use crate::common::{Backend, Server, call};
+use crate::common::{Backend, Server, call, run};
+use crate::composer::{archive, composer, upload as composer_upload};
 use crate::nuget::{NugetExe, nupkg, push_raw, spec};
 use crate::proxy::{gitflic_proxy, harness_upstream};
 
@@ -153,4 +154,117 @@ async fn nuget_exe_installs_through_a_nuget_proxy(b: Backend) {
     assert_eq!((st, cache.as_deref()), (200, Some("STALE")));
 }
 
-both_backends!(nuget_exe_installs_through_a_nuget_proxy);
+
+/// `composer require` of a package with a dependency through a Composer proxy (Harness
+/// UPSTREAM): Arca's own packages.json, p2 files whose `dist.url` are absolute Arca URLs; with
+/// the upstream gone a fresh project and composer home install again from the cache.
+async fn composer_requires_through_a_composer_proxy(b: Backend) {
+    let mut upstream = Server::start(b).await;
+    upstream
+        .harness_registry(
+            "acme",
+            json!({"identifier": "php", "packageType": "COMPOSER", "parentRef": "acme"}),
+        )
+        .await;
+    let lib = archive(
+        "",
+        &[
+            (
+                "composer.json",
+                r#"{"name":"acme/lib","version":"1.0.0","type":"library","autoload":{"psr-4":{"Acme\\Lib\\":"src/"}}}"#,
+            ),
+            (
+                "src/Greeter.php",
+                r#"<?php namespace Acme\Lib; class Greeter { public static function hi() { return "hi from lib"; } }"#,
+            ),
+        ],
+    );
+    let app = archive(
+        "",
+        &[
+            (
+                "composer.json",
+                r#"{"name":"acme/app","version":"1.2.0","type":"library","require":{"acme/lib":"^1.0"},"autoload":{"psr-4":{"Acme\\App\\":"src/"}}}"#,
+            ),
+            (
+                "src/App.php",
+                r#"<?php namespace Acme\App; class App { public static function run() { return \Acme\Lib\Greeter::hi() . " via app"; } }"#,
+            ),
+        ],
+    );
+    for (file, body) in [("acme-lib-1.0.0.zip", lib.clone()), ("acme-app-1.2.0.zip", app)] {
+        let (st, v) = composer_upload(&upstream, &upstream.token, file, body).await;
+        assert_eq!(st, 201, "{v}");
+    }
+    let mirror = upstream.user_with_role("mirror", "reader", "acme");
+
+    let s = Server::start(b).await;
+    harness_upstream(
+        &s,
+        "phpproxy",
+        "COMPOSER",
+        &upstream.url("/pkg/acme/php/composer"),
+        &mirror,
+    )
+    .await;
+    let ro = s.user_with_role("ro", "reader", "acme");
+    let root = s.url("/pkg/acme/phpproxy/composer");
+    let host = root.split('/').nth(2).unwrap().to_string();
+    let require = |tag: &str| {
+        let home = s.dir.path().join(format!("php-{tag}"));
+        let project = home.join("project");
+        std::fs::create_dir_all(&project).unwrap();
+        std::fs::write(
+            project.join("composer.json"),
+            json!({"repositories": [{"type": "composer", "url": root}, {"packagist.org": false}],
+                   "config": {"secure-http": false}})
+            .to_string(),
+        )
+        .unwrap();
+        std::fs::write(
+            project.join("auth.json"),
+            json!({"http-basic": {host.clone(): {"username": "ro", "password": ro}}}).to_string(),
+        )
+        .unwrap();
+        let r = composer(&project, &home, &["require", "acme/app"]);
+        assert!(r.ok, "composer require failed:\n{}\n{}", r.stdout, r.stderr);
+        let out = run(
+            "php",
+            &[
+                "-r",
+                r#"require "vendor/autoload.php"; echo \Acme\App\App::run();"#,
+            ],
+            &project,
+            &[],
+        );
+        assert_eq!(out.stdout, "hi from lib via app", "{}", out.stderr);
+    };
+    require("first");
+
+    let (st, _, body) = read(&s, "ro", &ro, "/pkg/acme/phpproxy/composer/packages.json").await;
+    assert_eq!(st, 200);
+    let index: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(
+        index["metadata-url"],
+        format!("{root}/p2/%package%.json"),
+        "{index}"
+    );
+    assert!(!index.to_string().contains(&upstream.base), "{index}");
+    let (st, _, body) = read(&s, "ro", &ro, "/pkg/acme/phpproxy/composer/p2/acme/lib.json").await;
+    assert_eq!(st, 200);
+    let p2: Value = serde_json::from_slice(&body).unwrap();
+    let url = p2["packages"]["acme/lib"][0]["dist"]["url"].as_str().unwrap().to_string();
+    assert!(url.starts_with(&format!("{root}/dists/acme/lib/")), "{p2}");
+    assert!(!p2.to_string().contains(&upstream.base), "{p2}");
+    let r = s.client.get(&url).basic_auth("ro", Some(&ro)).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.bytes().await.unwrap().to_vec(), lib, "kept byte for byte");
+
+    upstream.stop();
+    require("offline");
+}
+
+both_backends!(
+    nuget_exe_installs_through_a_nuget_proxy,
+    composer_requires_through_a_composer_proxy,
+);
