@@ -5,10 +5,11 @@
 use serde_json::{Value, json};
 
 use crate::both_backends;
-use crate::common::{Backend, Server, call, run};
+use crate::common::{Backend, Server, call, run, tools};
 use crate::composer::{archive, composer, upload as composer_upload};
 use crate::nuget::{NugetExe, nupkg, push_raw, spec};
 use crate::proxy::{gitflic_proxy, harness_upstream};
+use crate::stub::{Reply, Stub};
 
 /// GET with a reader's Basic credentials: (status, X-Arca-Cache, body).
 async fn read(s: &Server, user: &str, secret: &str, path: &str) -> (u16, Option<String>, Vec<u8>) {
@@ -267,4 +268,125 @@ async fn composer_requires_through_a_composer_proxy(b: Backend) {
 both_backends!(
     nuget_exe_installs_through_a_nuget_proxy,
     composer_requires_through_a_composer_proxy,
+    helm_sdk_pulls_through_a_helm_proxy,
 );
+
+/// Turns on `isOffline` of the GitFlic proxy titled `title` in company `acme`.
+async fn gitflic_offline(s: &Server, title: &str) {
+    let auth = format!("token {}", s.token);
+    let (st, v) = call(
+        s.client
+            .get(s.url("/registry/company/acme/repositories"))
+            .header("authorization", &auth),
+    )
+    .await;
+    assert_eq!(st, 200, "{v}");
+    let id = v["_embedded"]
+        .as_object()
+        .and_then(|o| o.values().next())
+        .and_then(|l| l.as_array())
+        .and_then(|l| l.iter().find(|r| r["title"] == title))
+        .and_then(|r| r["repositoryUuid"].as_str())
+        .unwrap()
+        .to_string();
+    let (st, v) = call(
+        s.client
+            .put(s.url(&format!("/registry/company/acme/repositories/{id}")))
+            .header("authorization", &auth)
+            .json(&json!({"type": "PROXY", "proxySettings": {"isOffline": true}})),
+    )
+    .await;
+    assert_eq!(st, 200, "{v}");
+}
+
+fn helm_python(w: &std::path::Path, script: &str) -> crate::common::Run {
+    run(tools().join("py/bin/python"), &["-c", script], w, &[])
+}
+
+/// Helm's SDK (the helm_python binding; there is no helm CLI here) reads the index of a Helm
+/// proxy whose upstream index uses relative chart URLs and names a chart on another origin, and
+/// pulls both charts; every chart is verified against its `digest` (a wrong one is refused and
+/// not kept). Offline, nothing reaches the upstream; with the upstream gone, the charts are
+/// pulled again from the cache.
+async fn helm_sdk_pulls_through_a_helm_proxy(b: Backend) {
+    use sha2::Digest;
+    let up = Stub::start().await;
+    let releases = Stub::start().await;
+    let s = Server::start(b).await;
+    let w = s.dir.path().join("helm");
+    std::fs::create_dir_all(&w).unwrap();
+    let out = helm_python(
+        &w,
+        "import helm_python as helm\n\
+        helm.Chart.create('hellochart', '.')\n\
+        print(helm.package('hellochart', destination='pkgs'))\n\
+        helm.Chart.create('other', '.')\n\
+        print(helm.package('other', destination='pkgs', version='1.0.0'))\n",
+    );
+    assert!(out.ok, "{}\n{}", out.stdout, out.stderr);
+    let hello = std::fs::read(w.join("pkgs/hellochart-0.1.0.tgz")).unwrap();
+    let other = std::fs::read(w.join("pkgs/other-1.0.0.tgz")).unwrap();
+    let sha = |b: &[u8]| hex::encode(sha2::Sha256::digest(b));
+    let index = format!(
+        "apiVersion: v1\nentries:\n  hellochart:\n  - apiVersion: v2\n    name: hellochart\n    version: 0.1.0\n    \
+         description: relative\n    digest: {}\n    created: \"2026-01-01T00:00:00Z\"\n    urls:\n    - charts/hellochart-0.1.0.tgz\n  \
+         other:\n  - apiVersion: v2\n    name: other\n    version: 1.0.0\n    digest: {}\n    urls:\n    - {}/releases/other-1.0.0.tgz\n  \
+         broken:\n  - apiVersion: v2\n    name: broken\n    version: 1.0.0\n    digest: \"{}\"\n    urls:\n    - charts/broken-1.0.0.tgz\n\
+         generated: \"2026-01-01T00:00:00Z\"\n",
+        sha(&hello),
+        sha(&other),
+        releases.base,
+        "0".repeat(64)
+    );
+    up.set("/repo/index.yaml", Reply::Ok(index.into_bytes(), "application/yaml"));
+    up.set("/repo/charts/hellochart-0.1.0.tgz", Reply::Ok(hello.clone(), "application/gzip"));
+    up.set("/repo/charts/broken-1.0.0.tgz", Reply::Ok(b"not the chart".to_vec(), "application/gzip"));
+    releases.set("/releases/other-1.0.0.tgz", Reply::Ok(other.clone(), "application/gzip"));
+    gitflic_proxy(&s, "helmproxy", "helm", &format!("{}/repo", up.base), "mirror", "secret", 0).await;
+    let ro = s.user_with_role("ro", "reader", "default/acme");
+    let url = s.url("/pkg/default/acme/-/helmproxy/helm");
+    let pull = |dest: &str| {
+        let script = format!(
+            "import helm_python as helm, json\n\
+             idx = helm.repo_index('{url}', username='ro', password='{ro}')\n\
+             print(json.dumps({{n: [[e['version'], e['digest'], e['urls'][0]] for e in v] for n, v in idx['entries'].items()}}))\n\
+             helm.pull('hellochart', repo_url='{url}', version='0.1.0', destination='{dest}', username='ro', password='{ro}')\n\
+             helm.pull('other', repo_url='{url}', version='1.0.0', destination='{dest}', username='ro', password='{ro}')\n"
+        );
+        let out = helm_python(&w, &script);
+        assert!(out.ok, "{}\n{}", out.stdout, out.stderr);
+        assert_eq!(std::fs::read(w.join(dest).join("hellochart-0.1.0.tgz")).unwrap(), hello);
+        assert_eq!(std::fs::read(w.join(dest).join("other-1.0.0.tgz")).unwrap(), other);
+        serde_json::from_str::<Value>(out.stdout.lines().next().unwrap()).unwrap()
+    };
+    std::fs::create_dir_all(w.join("out")).unwrap();
+    let entries = pull("out");
+    // Every URL is Arca's, whatever the upstream wrote; the rest of each entry as it came.
+    for (name, versions) in entries.as_object().unwrap() {
+        let u = versions[0][2].as_str().unwrap();
+        assert_eq!(u, format!("{url}/charts/{name}-{}.tgz", versions[0][0].as_str().unwrap()));
+    }
+    let (st, _, body) = read(&s, "ro", &ro, "/pkg/default/acme/-/helmproxy/helm/index.yaml").await;
+    assert_eq!(st, 200);
+    let text = String::from_utf8_lossy(&body).to_string();
+    assert!(!text.contains(&up.base) && !text.contains(&releases.base), "{text}");
+    assert!(text.contains("description: relative"), "{text}");
+    // A chart that does not match its digest: 502, nothing kept, asked again next time.
+    for round in 1..=2 {
+        let (st, _, _) = read(&s, "ro", &ro, "/pkg/default/acme/-/helmproxy/helm/charts/broken-1.0.0.tgz").await;
+        assert_eq!(st, 502);
+        assert_eq!(up.hits("/repo/charts/broken-1.0.0.tgz"), round);
+    }
+    // The index was revalidated (interval 0), the charts fetched once.
+    assert_eq!(up.hits("/repo/charts/hellochart-0.1.0.tgz"), 1);
+    assert_eq!(releases.hits("/releases/other-1.0.0.tgz"), 1);
+
+    // Offline: served from the cache without a single upstream request.
+    gitflic_offline(&s, "helmproxy").await;
+    let before = up.total() + releases.total();
+    std::fs::create_dir_all(w.join("offline")).unwrap();
+    pull("offline");
+    let (st, _, _) = read(&s, "ro", &ro, "/pkg/default/acme/-/helmproxy/helm/charts/broken-1.0.0.tgz").await;
+    assert_eq!(st, 404);
+    assert_eq!(up.total() + releases.total(), before, "offline: no upstream request");
+}
