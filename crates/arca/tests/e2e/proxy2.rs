@@ -7,6 +7,7 @@ use serde_json::{Value, json};
 use crate::both_backends;
 use crate::common::{Backend, Server, call, run, tools};
 use crate::composer::{archive, composer, upload as composer_upload};
+use crate::cran::{build_package, put as cran_put};
 use crate::nuget::{NugetExe, nupkg, push_raw, spec};
 use crate::proxy::{gitflic_proxy, harness_upstream};
 use crate::stub::{Reply, Stub};
@@ -269,6 +270,7 @@ both_backends!(
     nuget_exe_installs_through_a_nuget_proxy,
     composer_requires_through_a_composer_proxy,
     helm_sdk_pulls_through_a_helm_proxy,
+    r_installs_through_a_cran_proxy,
 );
 
 /// Turns on `isOffline` of the GitFlic proxy titled `title` in company `acme`.
@@ -389,4 +391,95 @@ async fn helm_sdk_pulls_through_a_helm_proxy(b: Backend) {
     let (st, _, _) = read(&s, "ro", &ro, "/pkg/default/acme/-/helmproxy/helm/charts/broken-1.0.0.tgz").await;
     assert_eq!(st, 404);
     assert_eq!(up.total() + releases.total(), before, "offline: no upstream request");
+}
+
+/// R `install.packages` through a CRAN proxy (Harness UPSTREAM) pulls a package and its
+/// dependency; an archived version (only under `Archive/` upstream) installs through the proxy
+/// too; with the upstream gone, a fresh library installs again from the cache.
+async fn r_installs_through_a_cran_proxy(b: Backend) {
+    let mut upstream = Server::start(b).await;
+    upstream
+        .harness_registry(
+            "acme",
+            json!({"identifier": "cran", "packageType": "CRAN", "parentRef": "acme"}),
+        )
+        .await;
+    let w = upstream.dir.path().join("r");
+    std::fs::create_dir_all(&w).unwrap();
+    let greetr = build_package(&w, "greetr", "1.0.0", "", "greet <- function(who) paste(\"hello\", who)\n");
+    let hellor1 = build_package(&w, "hellor", "0.1.0", "greetr", "hello <- function() greet(\"old\")\n");
+    std::fs::remove_dir_all(w.join("src/hellor")).unwrap();
+    let hellor2 = build_package(
+        &w,
+        "hellor",
+        "0.2.0",
+        "greetr (>= 1.0.0)",
+        "hello <- function() greet(\"from hellor\")\n",
+    );
+    for (file, body) in [
+        ("greetr_1.0.0.tar.gz", &greetr),
+        ("hellor_0.1.0.tar.gz", &hellor1),
+        ("hellor_0.2.0.tar.gz", &hellor2),
+    ] {
+        let (st, v) = cran_put(&upstream, &upstream.token, file, body.clone()).await;
+        assert_eq!(st, 201, "{file}: {v}");
+    }
+    let mirror = upstream.user_with_role("mirror", "reader", "acme");
+
+    let s = Server::start(b).await;
+    harness_upstream(&s, "cranproxy", "CRAN", &upstream.url("/pkg/acme/cran/cran"), &mirror).await;
+    let ro = s.user_with_role("ro", "reader", "acme");
+    let host = s.url("").trim_start_matches("http://").trim_end_matches('/').to_string();
+    let repo = format!("http://ro:{ro}@{host}/pkg/acme/cranproxy/cran");
+    let work = s.dir.path().join("r");
+    let install = |lib: &str| {
+        std::fs::create_dir_all(work.join(lib)).unwrap();
+        let script = format!(
+            ".libPaths(c(normalizePath('{lib}'), .libPaths()))\n\
+             options(repos = c(arca = '{repo}'))\n\
+             install.packages('hellor', lib = '{lib}', quiet = TRUE)\n\
+             library(hellor, lib.loc = '{lib}')\n\
+             cat('RESULT:', hello(), '\\n')\n"
+        );
+        let out = run("Rscript", &["-e", &script], &work, &[]);
+        assert!(
+            out.stdout.contains("RESULT: hello from hellor"),
+            "{}\n{}",
+            out.stdout,
+            out.stderr
+        );
+        assert!(work.join(lib).join("greetr").is_dir(), "the dependency came through the proxy");
+    };
+    std::fs::create_dir_all(&work).unwrap();
+    install("lib");
+    // An archived version, by its Archive URL, through the proxy.
+    std::fs::create_dir_all(work.join("old")).unwrap();
+    let script = format!(
+        ".libPaths(c(normalizePath('old'), normalizePath('lib'), .libPaths()))\n\
+         download.file('{repo}/src/contrib/Archive/hellor/hellor_0.1.0.tar.gz', 'hellor_0.1.0.tar.gz', quiet = TRUE)\n\
+         install.packages('hellor_0.1.0.tar.gz', repos = NULL, type = 'source', lib = 'old', quiet = TRUE)\n\
+         library(hellor, lib.loc = 'old')\n\
+         cat('RESULT:', hello(), '\\n')\n"
+    );
+    let out = run("Rscript", &["-e", &script], &work, &[]);
+    assert!(out.stdout.contains("RESULT: hello old"), "{}\n{}", out.stdout, out.stderr);
+    // PACKAGES relays the upstream's stanzas; no upstream address anywhere.
+    let (st, _, body) = read(&s, "ro", &ro, "/pkg/acme/cranproxy/cran/src/contrib/PACKAGES").await;
+    assert_eq!(st, 200);
+    let text = String::from_utf8_lossy(&body).to_string();
+    assert!(text.contains("Package: hellor\nVersion: 0.2.0"), "{text}");
+
+    upstream.stop();
+    install("again");
+    // The stored copy of the upstream's PACKAGES (fresh for the default interval) still serves.
+    let (st, _, again) = read(&s, "ro", &ro, "/pkg/acme/cranproxy/cran/src/contrib/PACKAGES").await;
+    assert_eq!((st, String::from_utf8_lossy(&again).to_string()), (200, text));
+    let (st, _, body) = read(
+        &s,
+        "ro",
+        &ro,
+        "/pkg/acme/cranproxy/cran/src/contrib/Archive/hellor/hellor_0.1.0.tar.gz",
+    )
+    .await;
+    assert_eq!((st, body), (200, hellor1));
 }
