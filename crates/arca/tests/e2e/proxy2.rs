@@ -8,6 +8,7 @@ use crate::both_backends;
 use crate::common::{Backend, Server, call, run, tools};
 use crate::composer::{archive, composer, upload as composer_upload};
 use crate::cran::{build_package, put as cran_put};
+use crate::opm::{ospx, push as opm_push};
 use crate::nuget::{NugetExe, nupkg, push_raw, spec};
 use crate::proxy::{gitflic_proxy, harness_upstream};
 use crate::stub::{Reply, Stub};
@@ -271,6 +272,7 @@ both_backends!(
     composer_requires_through_a_composer_proxy,
     helm_sdk_pulls_through_a_helm_proxy,
     r_installs_through_a_cran_proxy,
+    opm_client_requests_through_an_opm_proxy,
 );
 
 /// Turns on `isOffline` of the GitFlic proxy titled `title` in company `acme`.
@@ -482,4 +484,58 @@ async fn r_installs_through_a_cran_proxy(b: Backend) {
     )
     .await;
     assert_eq!((st, body), (200, hellor1));
+}
+
+/// The opm client's requests through an OPM proxy (GitFlic PROXY, metadata revalidated on every
+/// request): `list.txt`, the latest package by `<name>/<name>.ospx` (a version published upstream
+/// shows at once), a version by `<name>/<name>-<version>.ospx`, each byte for byte; with the
+/// upstream gone, what was fetched is served from the cache.
+async fn opm_client_requests_through_an_opm_proxy(b: Backend) {
+    let mut upstream = Server::start(b).await;
+    upstream
+        .harness_registry(
+            "acme",
+            json!({"identifier": "opm", "packageType": "OPM", "parentRef": "acme"}),
+        )
+        .await;
+    let (v1, v2, v3) = (
+        ospx("gitrunner", "1.6.0", true),
+        ospx("gitrunner", "1.10.0", true),
+        ospx("gitrunner", "1.11.0", true),
+    );
+    for (file, body) in [("gitrunner-1.6.0.ospx", &v1), ("gitrunner-1.10.0.ospx", &v2)] {
+        let (st, msg) = opm_push(&upstream, Some(&upstream.token), file, "stable", body.clone()).await;
+        assert_eq!(st, 200, "{msg}");
+    }
+    let mirror = upstream.user_with_role("mirror", "reader", "acme");
+    let s = Server::start(b).await;
+    gitflic_proxy(&s, "opmproxy", "opm", &upstream.url("/pkg/acme/opm/opm"), "mirror", &mirror, 0).await;
+    let ro = s.user_with_role("ro", "reader", "default/acme");
+    let root = "/pkg/default/acme/-/opmproxy/opm";
+    let get = |path: String| {
+        let s = &s;
+        let ro = ro.clone();
+        async move { read(s, "ro", &ro, &format!("{root}/{path}")).await }
+    };
+    let (st, _, list) = get("list.txt".into()).await;
+    assert_eq!((st, String::from_utf8_lossy(&list).trim()), (200, "gitrunner"));
+    let (st, _, latest) = get("gitrunner/gitrunner.ospx".into()).await;
+    assert_eq!((st, latest == v2), (200, true), "the latest is 1.10.0 (numeric order)");
+    let (st, _, old) = get("gitrunner/gitrunner-1.6.0.ospx".into()).await;
+    assert_eq!((st, old == v1), (200, true));
+    // Published upstream a moment ago: the latest follows at once (interval 0).
+    let (st, msg) = opm_push(&upstream, Some(&upstream.token), "gitrunner-1.11.0.ospx", "stable", v3.clone()).await;
+    assert_eq!(st, 200, "{msg}");
+    let (st, _, latest) = get("gitrunner/gitrunner.ospx".into()).await;
+    assert_eq!((st, latest == v3), (200, true));
+
+    upstream.stop();
+    let (st, cache, list) = get("list.txt".into()).await;
+    assert_eq!((st, cache.as_deref(), String::from_utf8_lossy(&list).trim()), (200, Some("STALE"), "gitrunner"));
+    let (st, cache, latest) = get("gitrunner/gitrunner.ospx".into()).await;
+    assert_eq!((st, cache.as_deref(), latest == v3), (200, Some("STALE"), true));
+    let (st, _, old) = get("gitrunner/gitrunner-1.6.0.ospx".into()).await;
+    assert_eq!((st, old == v1), (200, true), "from the cache");
+    let (st, _, _) = get("gitrunner/gitrunner-1.10.0.ospx".into()).await;
+    assert_eq!(st, 502, "never fetched, upstream gone: a gateway error");
 }
