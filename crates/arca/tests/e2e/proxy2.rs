@@ -8,6 +8,7 @@ use crate::both_backends;
 use crate::common::{Backend, Server, call, run, tools};
 use crate::composer::{archive, composer, upload as composer_upload};
 use crate::cran::{build_package, put as cran_put};
+use crate::debian::{Apt, build_deb, put_deb};
 use crate::opm::{ospx, push as opm_push};
 use crate::nuget::{NugetExe, nupkg, push_raw, spec};
 use crate::proxy::{gitflic_proxy, harness_upstream};
@@ -273,6 +274,7 @@ both_backends!(
     helm_sdk_pulls_through_a_helm_proxy,
     r_installs_through_a_cran_proxy,
     opm_client_requests_through_an_opm_proxy,
+    apt_get_through_a_debian_proxy,
 );
 
 /// Turns on `isOffline` of the GitFlic proxy titled `title` in company `acme`.
@@ -538,4 +540,79 @@ async fn opm_client_requests_through_an_opm_proxy(b: Backend) {
     assert_eq!((st, old == v1), (200, true), "from the cache");
     let (st, _, _) = get("gitrunner/gitrunner-1.10.0.ospx".into()).await;
     assert_eq!(st, 502, "never fetched, upstream gone: a gateway error");
+}
+
+/// apt-get update and install through a Debian proxy (metadata revalidated on every request),
+/// trusting only the upstream's key (no warnings: every file is the upstream's, byte for byte);
+/// the upstream republishes and apt updates again without a hash mismatch; with the upstream
+/// gone, a fresh apt updates and downloads from the cache.
+async fn apt_get_through_a_debian_proxy(b: Backend) {
+    let mut upstream = Server::start(b).await;
+    upstream
+        .harness_registry(
+            "acme",
+            json!({"identifier": "deb", "packageType": "DEBIAN", "parentRef": "acme"}),
+        )
+        .await;
+    let w = upstream.dir.path().join("debs");
+    std::fs::create_dir_all(&w).unwrap();
+    let lib = build_deb(&w, "hello-lib", "1.0.0", None);
+    let app = build_deb(&w, "hello-app", "2.0.0", Some("hello-lib (>= 1.0)"));
+    for f in [&lib, &app] {
+        let name = f.file_name().unwrap().to_str().unwrap();
+        let (st, msg) = put_deb(&upstream, &upstream.token, name, std::fs::read(f).unwrap(), "").await;
+        assert_eq!(st, 201, "{msg}");
+    }
+    let mirror = upstream.user_with_role("mirror", "reader", "acme");
+    // The user trusts the upstream's key, as published by the upstream itself.
+    let armored = upstream
+        .get("/pkg/acme/deb/debian/public.key")
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let s = Server::start(b).await;
+    let key = s.dir.path().join("upstream.asc");
+    std::fs::write(&key, &armored).unwrap();
+    gitflic_proxy(&s, "debproxy", "debian", &upstream.url("/pkg/acme/deb/debian"), "mirror", &mirror, 0).await;
+    let ro = s.user_with_role("ro", "reader", "default/acme");
+    let root = s.url("/pkg/default/acme/-/debproxy/debian/");
+    let clean = |r: &crate::common::Run| {
+        let all = format!("{}{}", r.stdout, r.stderr);
+        assert!(
+            r.ok && !all.contains("W:") && !all.contains("E:") && !all.contains("Hash Sum") && !all.contains("unexpected size"),
+            "{all}"
+        );
+    };
+    let apt = Apt::for_root(&s, "apt-proxy", &root, "ro", &ro, &key);
+    clean(&apt.run(&["update"]));
+    clean(&apt.run(&["install", "-y", "--download-only", "hello-app"]));
+    assert_eq!(
+        std::fs::read(apt.dir.join("cache/archives/hello-lib_1.0.0_all.deb")).unwrap(),
+        std::fs::read(&lib).unwrap(),
+        "byte for byte"
+    );
+    // The upstream republishes: a new Release generation, read consistently.
+    let lib2 = build_deb(&w, "hello-lib", "1.1.0", None);
+    let (st, msg) = put_deb(&upstream, &upstream.token, "hello-lib_1.1.0_all.deb", std::fs::read(&lib2).unwrap(), "").await;
+    assert_eq!(st, 201, "{msg}");
+    clean(&apt.run(&["update"]));
+    clean(&apt.run(&["download", "hello-lib"]));
+    assert_eq!(
+        std::fs::read(apt.dir.join("out/hello-lib_1.1.0_all.deb")).unwrap(),
+        std::fs::read(&lib2).unwrap()
+    );
+    // Release files are relayed as the upstream signed them.
+    let (st, _, inrelease) = read(&s, "ro", &ro, "/pkg/default/acme/-/debproxy/debian/dists/stable/InRelease").await;
+    assert_eq!(st, 200);
+    let up_inrelease = upstream.get("/pkg/acme/deb/debian/dists/stable/InRelease").send().await.unwrap().bytes().await.unwrap();
+    assert_eq!(inrelease, up_inrelease.to_vec());
+
+    upstream.stop();
+    let offline = Apt::for_root(&s, "apt-offline", &root, "ro", &ro, &key);
+    clean(&offline.run(&["update"]));
+    clean(&offline.run(&["install", "-y", "--download-only", "hello-app"]));
+    assert!(offline.dir.join("cache/archives/hello-app_2.0.0_all.deb").exists());
 }
