@@ -9,6 +9,7 @@ use crate::common::{Backend, Server, call, run, tools};
 use crate::composer::{archive, composer, upload as composer_upload};
 use crate::cran::{build_package, put as cran_put};
 use crate::debian::{Apt, build_deb, put_deb};
+use crate::rpm::{build_rpm, dnf, packager, put_rpm};
 use crate::opm::{ospx, push as opm_push};
 use crate::nuget::{NugetExe, nupkg, push_raw, spec};
 use crate::proxy::{gitflic_proxy, harness_upstream};
@@ -275,6 +276,7 @@ both_backends!(
     r_installs_through_a_cran_proxy,
     opm_client_requests_through_an_opm_proxy,
     apt_get_through_a_debian_proxy,
+    dnf_through_an_rpm_proxy,
 );
 
 /// Turns on `isOffline` of the GitFlic proxy titled `title` in company `acme`.
@@ -615,4 +617,62 @@ async fn apt_get_through_a_debian_proxy(b: Backend) {
     clean(&offline.run(&["update"]));
     clean(&offline.run(&["install", "-y", "--download-only", "hello-app"]));
     assert!(offline.dir.join("cache/archives/hello-app_2.0.0_all.deb").exists());
+}
+
+/// dnf makecache and install through an RPM proxy with `repo_gpgcheck=1` against the upstream's
+/// key (repomd.xml and its signature relayed byte for byte); the upstream republishes and dnf
+/// refreshes; with the upstream gone, a fresh installroot installs from the cache.
+async fn dnf_through_an_rpm_proxy(b: Backend) {
+    let mut upstream = Server::start(b).await;
+    upstream
+        .harness_registry(
+            "acme",
+            json!({"identifier": "rpm", "packageType": "RPM", "parentRef": "acme"}),
+        )
+        .await;
+    let s = Server::start(b).await;
+    let w = s.dir.path().join("rpm");
+    let (gnupg, key_id, packager_key) = packager(&w);
+    let lib = build_rpm(&w, &gnupg, &key_id, "hello-lib", "");
+    let app = build_rpm(&w, &gnupg, &key_id, "hello-app", "hello-lib >= 1.0");
+    for f in [&lib, &app] {
+        let name = f.file_name().unwrap().to_str().unwrap();
+        let (st, msg) = put_rpm(&upstream, &upstream.token, name, std::fs::read(f).unwrap()).await;
+        assert_eq!(st, 201, "{msg}");
+    }
+    let mirror = upstream.user_with_role("mirror", "reader", "acme");
+    // The upstream's key, as the upstream publishes it: the only repository key dnf trusts.
+    let armored = upstream
+        .get("/pkg/acme/rpm/rpm/public.key")
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let upstream_key = w.join("RPM-GPG-KEY-upstream");
+    std::fs::write(&upstream_key, &armored).unwrap();
+    let keys = format!("file://{} file://{}", packager_key.display(), upstream_key.display());
+    gitflic_proxy(&s, "rpmproxy", "rpm", &upstream.url("/pkg/acme/rpm/rpm"), "mirror", &mirror, 0).await;
+    let ro = s.user_with_role("ro", "reader", "default/acme");
+    let url = s.url("/pkg/default/acme/-/rpmproxy/rpm/");
+    let ok = |r: crate::common::Run, what: &str| assert!(r.ok, "dnf {what}:\n{}\n{}", r.stdout, r.stderr);
+    ok(dnf(&w, "root", &url, "ro", &ro, &keys, &["makecache"]), "makecache");
+    ok(dnf(&w, "root", &url, "ro", &ro, &keys, &["install", "hello-app"]), "install");
+    assert!(w.join("root/usr/share/hello-lib/README").exists(), "dependency installed");
+    let (st, _, repomd) = read(&s, "ro", &ro, "/pkg/default/acme/-/rpmproxy/rpm/repodata/repomd.xml").await;
+    assert_eq!(st, 200);
+    let up_repomd = upstream.get("/pkg/acme/rpm/rpm/repodata/repomd.xml").send().await.unwrap().bytes().await.unwrap();
+    assert_eq!(repomd, up_repomd.to_vec(), "byte for byte");
+
+    // The upstream republishes (a new package): dnf refreshes through the proxy.
+    std::fs::remove_dir_all(w.join("rpmbuild")).unwrap();
+    let extra = build_rpm(&w, &gnupg, &key_id, "hello-extra", "");
+    let (st, msg) = put_rpm(&upstream, &upstream.token, "hello-extra-1.0-1.noarch.rpm", std::fs::read(&extra).unwrap()).await;
+    assert_eq!(st, 201, "{msg}");
+    ok(dnf(&w, "root", &url, "ro", &ro, &keys, &["--refresh", "install", "hello-extra"]), "refresh + install");
+
+    upstream.stop();
+    ok(dnf(&w, "root2", &url, "ro", &ro, &keys, &["install", "hello-app"]), "install from the cache");
+    assert!(w.join("root2/usr/share/hello-app/README").exists());
 }
