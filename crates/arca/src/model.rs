@@ -257,6 +257,9 @@ pub struct ProxySettings {
     pub source: Option<String>,
     /// Harness auth object (secret *references*, never values). Kept only to echo it back.
     pub harness_auth: Option<serde_json::Value>,
+    /// Debian/RPM: the upstream's armored OpenPGP public key. Signed release files are verified
+    /// with it before they are served, and it is the proxy's `public.key`.
+    pub upstream_key: Option<String>,
 }
 
 /// A scope: account → org → project.

@@ -612,6 +612,46 @@ async fn apt_get_through_a_debian_proxy(b: Backend) {
     let up_inrelease = upstream.get("/pkg/acme/deb/debian/dists/stable/InRelease").send().await.unwrap().bytes().await.unwrap();
     assert_eq!(inrelease, up_inrelease.to_vec());
 
+    // A proxy given the upstream's key verifies InRelease with it and serves it as its
+    // public.key (what its client setup points at); one given another key serves nothing signed.
+    let stranger = s.dir.path().join("stranger.asc");
+    upstream
+        .harness_registry("acme", json!({"identifier": "deb2", "packageType": "DEBIAN", "parentRef": "acme"}))
+        .await;
+    let other_key = upstream.get("/pkg/acme/deb2/debian/public.key").send().await.unwrap().text().await.unwrap();
+    std::fs::write(&stranger, &other_key).unwrap();
+    for (name, given) in [("debkeyed", &armored), ("debwrong", &other_key)] {
+        let (st, v) = call(
+            s.client
+                .post(s.url("/registry/company/acme/repositories"))
+                .header("authorization", format!("token {}", s.token))
+                .json(&json!({"type": "PROXY", "repositoryName": name, "packageType": "debian",
+                    "proxySettings": {"url": upstream.url("/pkg/acme/deb/debian"), "username": "mirror",
+                        "token": mirror, "isCaching": true, "metadataRetrievalIntervalSeconds": 0,
+                        "upstreamPublicKey": given}})),
+        )
+        .await;
+        assert_eq!(st, 201, "{v}");
+        // The key reads back in the other dialect too.
+        let (_, h) = call(s.get(&format!("/har/api/v1/registry/default/acme/{name}/+"))).await;
+        assert_eq!(h["data"]["config"]["upstreamPublicKey"].as_str(), Some(given.trim()), "{h}");
+    }
+    let (st, _, served_key) = read(&s, "ro", &ro, "/pkg/default/acme/-/debkeyed/debian/public.key").await;
+    assert_eq!((st, String::from_utf8_lossy(&served_key).trim()), (200, armored.trim()));
+    let keyed = Apt::for_root(&s, "apt-keyed", &s.url("/pkg/default/acme/-/debkeyed/debian/"), "ro", &ro, &key);
+    clean(&keyed.run(&["update"]));
+    let (st, _, _) = read(&s, "ro", &ro, "/pkg/default/acme/-/debwrong/debian/dists/stable/InRelease").await;
+    assert_eq!(st, 502, "a release not signed by the configured key is not served");
+    let (st, _) = call(
+        s.client
+            .post(s.url("/registry/company/acme/repositories"))
+            .header("authorization", format!("token {}", s.token))
+            .json(&json!({"type": "PROXY", "repositoryName": "debbad", "packageType": "debian",
+                "proxySettings": {"url": upstream.url("/pkg/acme/deb/debian"), "upstreamPublicKey": "not a key"}})),
+    )
+    .await;
+    assert_eq!(st, 400);
+
     upstream.stop();
     let offline = Apt::for_root(&s, "apt-offline", &root, "ro", &ro, &key);
     clean(&offline.run(&["update"]));
@@ -650,11 +690,25 @@ async fn dnf_through_an_rpm_proxy(b: Backend) {
         .text()
         .await
         .unwrap();
-    let upstream_key = w.join("RPM-GPG-KEY-upstream");
-    std::fs::write(&upstream_key, &armored).unwrap();
-    let keys = format!("file://{} file://{}", packager_key.display(), upstream_key.display());
-    gitflic_proxy(&s, "rpmproxy", "rpm", &upstream.url("/pkg/acme/rpm/rpm"), "mirror", &mirror, 0).await;
+    // The proxy is given the upstream's key: it verifies repomd.xml with it and serves it as its
+    // own public.key, which the client then trusts.
+    let (st, v) = call(
+        s.client
+            .post(s.url("/registry/company/acme/repositories"))
+            .header("authorization", format!("token {}", s.token))
+            .json(&json!({"type": "PROXY", "repositoryName": "rpmproxy", "packageType": "rpm",
+                "proxySettings": {"url": upstream.url("/pkg/acme/rpm/rpm"), "username": "mirror",
+                    "token": mirror, "isCaching": true, "metadataRetrievalIntervalSeconds": 0,
+                    "upstreamPublicKey": armored}})),
+    )
+    .await;
+    assert_eq!(st, 201, "{v}");
     let ro = s.user_with_role("ro", "reader", "default/acme");
+    let (st, _, served_key) = read(&s, "ro", &ro, "/pkg/default/acme/-/rpmproxy/rpm/public.key").await;
+    assert_eq!((st, String::from_utf8_lossy(&served_key).trim()), (200, armored.trim()));
+    let upstream_key = w.join("RPM-GPG-KEY-upstream");
+    std::fs::write(&upstream_key, &served_key).unwrap();
+    let keys = format!("file://{} file://{}", packager_key.display(), upstream_key.display());
     let url = s.url("/pkg/default/acme/-/rpmproxy/rpm/");
     let ok = |r: crate::common::Run, what: &str| assert!(r.ok, "dnf {what}:\n{}\n{}", r.stdout, r.stderr);
     ok(dnf(&w, "root", &url, "ro", &ro, &keys, &["makecache"]), "makecache");

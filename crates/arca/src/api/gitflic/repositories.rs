@@ -62,7 +62,9 @@ async fn full_json(state: &AppState, reg: &Registry) -> ApiResult<Value> {
         o.insert(
             "proxySettings".into(),
             json!({"url": p.url, "username": p.username, "isCaching": p.caching, "isOffline": p.offline,
-                   "expireHours": p.expire_hours, "metadataRetrievalIntervalSeconds": p.metadata_interval_secs}),
+                   "expireHours": p.expire_hours, "metadataRetrievalIntervalSeconds": p.metadata_interval_secs,
+                   // Arca extension (Debian/RPM): the upstream's public key.
+                   "upstreamPublicKey": p.upstream_key}),
         );
     }
     if reg.kind == RegistryKind::Group {
@@ -177,6 +179,8 @@ pub struct ProxySettingsDto {
     pub is_offline: Option<bool>,
     pub expire_hours: Option<i64>,
     pub metadata_retrieval_interval_seconds: Option<i64>,
+    /// Arca extension (Debian/RPM proxies): the upstream's armored OpenPGP public key.
+    pub upstream_public_key: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
@@ -274,6 +278,9 @@ fn apply_proxy(reg: &mut Registry, s: &ProxySettingsDto) {
     }
     if let Some(v) = s.metadata_retrieval_interval_seconds {
         p.metadata_interval_secs = v;
+    }
+    if let Some(v) = &s.upstream_public_key {
+        p.upstream_key = Some(v.trim().to_string()).filter(|k| !k.is_empty());
     }
     reg.proxy = Some(p);
 }

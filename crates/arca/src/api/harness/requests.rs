@@ -211,6 +211,11 @@ pub(super) fn parse_config(
                     .or(prev.as_ref().map(|p| p.metadata_interval_secs))
                     .unwrap_or(7200),
                 source: Some(source),
+                upstream_key: match c.get("upstreamPublicKey") {
+                    Some(Value::String(k)) => Some(k.trim().to_string()).filter(|k| !k.is_empty()),
+                    Some(_) => None,
+                    None => prev.as_ref().and_then(|p| p.upstream_key.clone()),
+                },
                 harness_auth: refs.map(|mut r| {
                     if let Some(o) = r.as_object_mut() {
                         o.insert("authType".into(), json!(auth_type));

@@ -79,7 +79,8 @@ pub(super) async fn registry_json(state: &AppState, reg: &Registry) -> ApiResult
                    "authType": auth_type, "auth": auth,
                    // Extensions: the proxy settings Harness has no field for.
                    "metadataCacheTTL": p.metadata_interval_secs, "isOffline": p.offline,
-                   "expireHours": p.expire_hours, "isCaching": p.caching})
+                   "expireHours": p.expire_hours, "isCaching": p.caching,
+                   "upstreamPublicKey": p.upstream_key})
         }
         _ => json!({"type": "VIRTUAL", "upstreamProxies": member_identifiers(state, reg).await?}),
     };

@@ -167,11 +167,7 @@ async fn proxied(state: &AppState, req: &NativeRequest, segs: &[&str]) -> ApiRes
         )
     };
     let file = match segs {
-        ["public.key"] => {
-            return Err(ApiError::not_found(
-                "a Debian proxy serves the upstream's signed files: trust the upstream's own key",
-            ));
-        }
+        ["public.key"] => return upstream_key_response(proxy),
         ["dists", dist, file] if proxy::RELEASE_FILES.contains(file) && valid_word(dist) => {
             let doc = proxy::release_file(state, proxy, dist, file)
                 .await?
@@ -210,6 +206,26 @@ async fn proxied(state: &AppState, req: &NativeRequest, segs: &[&str]) -> ApiRes
     };
     let f = file.ok_or_else(|| ApiError::not_found(format!("{} not found", segs.join("/"))))?;
     serve_file(state, &f, &req.method, &req.headers).await
+}
+
+/// `public.key` of a Debian/RPM proxy: the upstream's key it was given (the files it serves are
+/// the upstream's, signed with that key; a proxy has no key of its own).
+pub(crate) fn upstream_key_response(proxy: &Registry) -> ApiResult<Response> {
+    let key = proxy
+        .proxy
+        .as_ref()
+        .and_then(|p| p.upstream_key.clone())
+        .ok_or_else(|| {
+            ApiError::not_found(
+                "this proxy serves its upstream's signed files and was given no upstream key \
+                 (upstreamPublicKey): trust the upstream's own key",
+            )
+        })?;
+    Ok((
+        [(axum::http::header::CONTENT_TYPE, "application/pgp-keys")],
+        key,
+    )
+        .into_response())
 }
 
 /// Distribution, component and architecture names.

@@ -22,7 +22,9 @@ const ACCEPT: &str = "*/*";
 /// The signed release files, relayed as the upstream has them.
 pub(super) const RELEASE_FILES: [&str; 3] = ["InRelease", "Release", "Release.gpg"];
 
-/// `dists/<dist>/<file>` of the upstream (a release file), revalidated per the interval.
+/// `dists/<dist>/<file>` of the upstream (a release file), revalidated per the interval, and
+/// verified with the upstream's key when the proxy has one: a release that does not verify is
+/// never served, nor are indexes read from it.
 pub(super) async fn release_file(
     state: &AppState,
     proxy: &Registry,
@@ -35,7 +37,52 @@ pub(super) async fn release_file(
         accept: ACCEPT,
         revalidate: false,
     };
-    documents::document(state, proxy, req).await
+    let Some(doc) = documents::document(state, proxy, req).await? else {
+        return Ok(None);
+    };
+    verify(state, proxy, dist, file, &doc).await?;
+    Ok(Some(doc))
+}
+
+/// Checks a release file against the proxy's upstream key, if it has one.
+async fn verify(
+    state: &AppState,
+    proxy: &Registry,
+    dist: &str,
+    file: &str,
+    doc: &Fetched,
+) -> ApiResult<()> {
+    let Some(key) = proxy.proxy.as_ref().and_then(|p| p.upstream_key.clone()) else {
+        return Ok(());
+    };
+    let text = String::from_utf8_lossy(&doc.body);
+    let checked = match file {
+        "InRelease" => crate::signing::verify_clearsigned(&key, &text),
+        // Release and Release.gpg verify together.
+        "Release" | "Release.gpg" => {
+            let other = if file == "Release" { "Release.gpg" } else { "Release" };
+            let path = format!("dists/{dist}/{other}");
+            let req = documents::Request {
+                path: &path,
+                accept: ACCEPT,
+                revalidate: false,
+            };
+            match documents::document(state, proxy, req).await? {
+                Some(o) if file == "Release" => {
+                    crate::signing::verify_detached(&key, &String::from_utf8_lossy(&o.body), &doc.body)
+                }
+                Some(o) => crate::signing::verify_detached(&key, &text, &o.body),
+                None => Err(format!("dists/{dist}/{other} is missing upstream")),
+            }
+        }
+        _ => Ok(()),
+    };
+    checked.map_err(|e| {
+        ApiError::BadGateway(format!(
+            "dists/{dist}/{file} from the upstream of '{}' is not signed by its configured key: {e}",
+            proxy.identifier
+        ))
+    })
 }
 
 /// The release Arca served last for `dist` (InRelease, else Release), without asking upstream;
@@ -44,6 +91,7 @@ async fn served_release(state: &AppState, proxy: &Registry, dist: &str) -> ApiRe
     for file in ["InRelease", "Release"] {
         let path = format!("dists/{dist}/{file}");
         if let Some(d) = documents::stored(state, proxy, &path, ACCEPT).await? {
+            verify(state, proxy, dist, file, &d).await?;
             return Ok(Some(d));
         }
     }

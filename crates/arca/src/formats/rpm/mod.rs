@@ -137,11 +137,7 @@ async fn proxied(state: &AppState, req: &NativeRequest, segs: &[&str]) -> ApiRes
         .await?
         .map(|(_, f)| f);
     let file = match (segs, stored) {
-        (["public.key"], _) => {
-            return Err(ApiError::not_found(
-                "an RPM proxy serves the upstream's signed metadata: trust the upstream's own key",
-            ));
-        }
+        (["public.key"], _) => return super::debian::upstream_key_response(proxy),
         (["repodata", file @ ("repomd.xml" | "repomd.xml.asc")], _) => {
             let doc = proxy::repomd(state, proxy, file)
                 .await?

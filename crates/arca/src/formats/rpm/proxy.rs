@@ -28,7 +28,32 @@ pub(super) async fn repomd(
         accept: ACCEPT,
         revalidate: false,
     };
-    documents::document(state, proxy, req).await
+    let Some(doc) = documents::document(state, proxy, req).await? else {
+        return Ok(None);
+    };
+    // With the upstream's key, repomd.xml and its signature are served only when they verify.
+    if let Some(key) = proxy.proxy.as_ref().and_then(|p| p.upstream_key.clone()) {
+        let other = if file == "repomd.xml" { "repomd.xml.asc" } else { "repomd.xml" };
+        let opath = format!("repodata/{other}");
+        let oreq = documents::Request {
+            path: &opath,
+            accept: ACCEPT,
+            revalidate: false,
+        };
+        let o = documents::document(state, proxy, oreq).await?;
+        let (data, sig) = match (&o, file == "repomd.xml") {
+            (Some(o), true) => (doc.body.clone(), o.body.clone()),
+            (Some(o), false) => (o.body.clone(), doc.body.clone()),
+            (None, _) => (doc.body.clone(), bytes::Bytes::new()),
+        };
+        crate::signing::verify_detached(&key, &String::from_utf8_lossy(&sig), &data).map_err(|e| {
+            crate::error::ApiError::BadGateway(format!(
+                "repodata/{file} from the upstream of '{}' is not signed by its configured key: {e}",
+                proxy.identifier
+            ))
+        })?;
+    }
+    Ok(Some(doc))
 }
 
 /// The SHA-256 the repomd lists for `repodata/<file>` (by its `location href`).
