@@ -152,13 +152,15 @@ pub fn verify_detached(armored_key: &str, signature: &str, data: &[u8]) -> Resul
     let (sig, _) = DetachedSignature::from_string(signature)
         .map_err(|e| format!("not an armored signature: {e}"))?;
     if sig.verify(&key, data).is_ok()
-        || key.public_subkeys.iter().any(|k| sig.verify(k, data).is_ok())
+        || key
+            .public_subkeys
+            .iter()
+            .any(|k| sig.verify(k, data).is_ok())
     {
         return Ok(());
     }
     Err("the signature does not verify with the upstream's key".into())
 }
-
 
 #[cfg(test)]
 mod tests {
@@ -167,8 +169,22 @@ mod tests {
     #[tokio::test]
     async fn relayed_files_verify_with_the_upstreams_key_only() {
         let t = crate::testing::state().await;
-        let reg = crate::testing::stored(&t.state, "acme", "up", crate::model::RegistryKind::Hosted, &[]).await;
-        let other = crate::testing::stored(&t.state, "acme", "other", crate::model::RegistryKind::Hosted, &[]).await;
+        let reg = crate::testing::stored(
+            &t.state,
+            "acme",
+            "up",
+            crate::model::RegistryKind::Hosted,
+            &[],
+        )
+        .await;
+        let other = crate::testing::stored(
+            &t.state,
+            "acme",
+            "other",
+            crate::model::RegistryKind::Hosted,
+            &[],
+        )
+        .await;
         let key = key_for(&t.state.db, &reg).await.unwrap();
         let stranger = key_for(&t.state.db, &other).await.unwrap();
         let signed = key.clearsign("Origin: up\nSuite: stable\n").unwrap();

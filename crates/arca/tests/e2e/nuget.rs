@@ -14,7 +14,13 @@ pub(crate) struct NugetExe {
 
 impl NugetExe {
     fn new(s: &Server, tag: &str, user: &str, secret: &str) -> NugetExe {
-        Self::for_source(s, tag, &s.url("/pkg/acme/nu/nuget/index.json"), user, secret)
+        Self::for_source(
+            s,
+            tag,
+            &s.url("/pkg/acme/nu/nuget/index.json"),
+            user,
+            secret,
+        )
     }
 
     /// NuGet.exe with source `arca` at `source` (a service index URL).

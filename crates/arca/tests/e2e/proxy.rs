@@ -35,7 +35,13 @@ pub(crate) async fn gitflic_proxy(
 }
 
 /// A Harness UPSTREAM in account `acme` reading from `url` as the upstream's user `mirror`.
-pub(crate) async fn harness_upstream(s: &Server, id: &str, package_type: &str, url: &str, password: &str) {
+pub(crate) async fn harness_upstream(
+    s: &Server,
+    id: &str,
+    package_type: &str,
+    url: &str,
+    password: &str,
+) {
     s.harness_registry(
         "acme",
         json!({"identifier": id, "packageType": package_type, "parentRef": "acme",

@@ -9,10 +9,10 @@ use crate::common::{Backend, Server, call, run, tools};
 use crate::composer::{archive, composer, upload as composer_upload};
 use crate::cran::{build_package, put as cran_put};
 use crate::debian::{Apt, build_deb, put_deb};
-use crate::rpm::{build_rpm, dnf, packager, put_rpm};
-use crate::opm::{ospx, push as opm_push};
 use crate::nuget::{NugetExe, nupkg, push_raw, spec};
+use crate::opm::{ospx, push as opm_push};
 use crate::proxy::{gitflic_proxy, harness_upstream};
+use crate::rpm::{build_rpm, dnf, packager, put_rpm};
 use crate::stub::{Reply, Stub};
 
 /// GET with a reader's Basic credentials: (status, X-Arca-Cache, body).
@@ -82,7 +82,13 @@ async fn nuget_exe_installs_through_a_nuget_proxy(b: Backend) {
     let install = |tag: &str| {
         let client = NugetExe::for_source(&s, tag, &source, "ro", &ro);
         client.ok(&[
-            "install", "Acme.App", "-Version", "2.0.0", "-Source", "arca", "-OutputDirectory",
+            "install",
+            "Acme.App",
+            "-Version",
+            "2.0.0",
+            "-Source",
+            "arca",
+            "-OutputDirectory",
             "pkgs",
         ]);
         let pkgs = client.home.join("pkgs");
@@ -99,7 +105,13 @@ async fn nuget_exe_installs_through_a_nuget_proxy(b: Backend) {
 
     // Arca's own service index (no push resources on a proxy), registrations naming only Arca,
     // the package kept byte for byte.
-    let (st, _, body) = read(&s, "ro", &ro, "/pkg/default/acme/-/nuproxy/nuget/index.json").await;
+    let (st, _, body) = read(
+        &s,
+        "ro",
+        &ro,
+        "/pkg/default/acme/-/nuproxy/nuget/index.json",
+    )
+    .await;
     assert_eq!(st, 200);
     let index: Value = serde_json::from_slice(&body).unwrap();
     let types: Vec<&str> = index["resources"]
@@ -108,7 +120,10 @@ async fn nuget_exe_installs_through_a_nuget_proxy(b: Backend) {
         .iter()
         .filter_map(|r| r["@type"].as_str())
         .collect();
-    assert!(!types.iter().any(|t| t.starts_with("PackagePublish")), "{types:?}");
+    assert!(
+        !types.iter().any(|t| t.starts_with("PackagePublish")),
+        "{types:?}"
+    );
     let (st, _, body) = read(
         &s,
         "ro",
@@ -118,7 +133,10 @@ async fn nuget_exe_installs_through_a_nuget_proxy(b: Backend) {
     .await;
     assert_eq!(st, 200, "{}", String::from_utf8_lossy(&body));
     let text = String::from_utf8_lossy(&body).to_string();
-    assert!(!text.contains(&upstream.base), "no upstream address: {text}");
+    assert!(
+        !text.contains(&upstream.base),
+        "no upstream address: {text}"
+    );
     let reg: Value = serde_json::from_slice(&body).unwrap();
     let entry = &reg["items"][0]["items"][0];
     assert_eq!(
@@ -143,7 +161,10 @@ async fn nuget_exe_installs_through_a_nuget_proxy(b: Backend) {
         .as_array()
         .map(|a| a.iter().filter_map(|x| x["name"].as_str()).collect())
         .unwrap_or_default();
-    assert!(names.contains(&"acme.app") && names.contains(&"acme.lib"), "{v}");
+    assert!(
+        names.contains(&"acme.app") && names.contains(&"acme.lib"),
+        "{v}"
+    );
 
     // The upstream goes away: a fresh client installs again, from the cache; the metadata is
     // served stale.
@@ -158,7 +179,6 @@ async fn nuget_exe_installs_through_a_nuget_proxy(b: Backend) {
     .await;
     assert_eq!((st, cache.as_deref()), (200, Some("STALE")));
 }
-
 
 /// `composer require` of a package with a dependency through a Composer proxy (Harness
 /// UPSTREAM): Arca's own packages.json, p2 files whose `dist.url` are absolute Arca URLs; with
@@ -197,7 +217,10 @@ async fn composer_requires_through_a_composer_proxy(b: Backend) {
             ),
         ],
     );
-    for (file, body) in [("acme-lib-1.0.0.zip", lib.clone()), ("acme-app-1.2.0.zip", app)] {
+    for (file, body) in [
+        ("acme-lib-1.0.0.zip", lib.clone()),
+        ("acme-app-1.2.0.zip", app),
+    ] {
         let (st, v) = composer_upload(&upstream, &upstream.token, file, body).await;
         assert_eq!(st, 201, "{v}");
     }
@@ -255,13 +278,28 @@ async fn composer_requires_through_a_composer_proxy(b: Backend) {
         "{index}"
     );
     assert!(!index.to_string().contains(&upstream.base), "{index}");
-    let (st, _, body) = read(&s, "ro", &ro, "/pkg/acme/phpproxy/composer/p2/acme/lib.json").await;
+    let (st, _, body) = read(
+        &s,
+        "ro",
+        &ro,
+        "/pkg/acme/phpproxy/composer/p2/acme/lib.json",
+    )
+    .await;
     assert_eq!(st, 200);
     let p2: Value = serde_json::from_slice(&body).unwrap();
-    let url = p2["packages"]["acme/lib"][0]["dist"]["url"].as_str().unwrap().to_string();
+    let url = p2["packages"]["acme/lib"][0]["dist"]["url"]
+        .as_str()
+        .unwrap()
+        .to_string();
     assert!(url.starts_with(&format!("{root}/dists/acme/lib/")), "{p2}");
     assert!(!p2.to_string().contains(&upstream.base), "{p2}");
-    let r = s.client.get(&url).basic_auth("ro", Some(&ro)).send().await.unwrap();
+    let r = s
+        .client
+        .get(&url)
+        .basic_auth("ro", Some(&ro))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 200);
     assert_eq!(r.bytes().await.unwrap().to_vec(), lib, "kept byte for byte");
 
@@ -346,11 +384,32 @@ async fn helm_sdk_pulls_through_a_helm_proxy(b: Backend) {
         releases.base,
         "0".repeat(64)
     );
-    up.set("/repo/index.yaml", Reply::Ok(index.into_bytes(), "application/yaml"));
-    up.set("/repo/charts/hellochart-0.1.0.tgz", Reply::Ok(hello.clone(), "application/gzip"));
-    up.set("/repo/charts/broken-1.0.0.tgz", Reply::Ok(b"not the chart".to_vec(), "application/gzip"));
-    releases.set("/releases/other-1.0.0.tgz", Reply::Ok(other.clone(), "application/gzip"));
-    gitflic_proxy(&s, "helmproxy", "helm", &format!("{}/repo", up.base), "mirror", "secret", 0).await;
+    up.set(
+        "/repo/index.yaml",
+        Reply::Ok(index.into_bytes(), "application/yaml"),
+    );
+    up.set(
+        "/repo/charts/hellochart-0.1.0.tgz",
+        Reply::Ok(hello.clone(), "application/gzip"),
+    );
+    up.set(
+        "/repo/charts/broken-1.0.0.tgz",
+        Reply::Ok(b"not the chart".to_vec(), "application/gzip"),
+    );
+    releases.set(
+        "/releases/other-1.0.0.tgz",
+        Reply::Ok(other.clone(), "application/gzip"),
+    );
+    gitflic_proxy(
+        &s,
+        "helmproxy",
+        "helm",
+        &format!("{}/repo", up.base),
+        "mirror",
+        "secret",
+        0,
+    )
+    .await;
     let ro = s.user_with_role("ro", "reader", "default/acme");
     let url = s.url("/pkg/default/acme/-/helmproxy/helm");
     let pull = |dest: &str| {
@@ -363,8 +422,14 @@ async fn helm_sdk_pulls_through_a_helm_proxy(b: Backend) {
         );
         let out = helm_python(&w, &script);
         assert!(out.ok, "{}\n{}", out.stdout, out.stderr);
-        assert_eq!(std::fs::read(w.join(dest).join("hellochart-0.1.0.tgz")).unwrap(), hello);
-        assert_eq!(std::fs::read(w.join(dest).join("other-1.0.0.tgz")).unwrap(), other);
+        assert_eq!(
+            std::fs::read(w.join(dest).join("hellochart-0.1.0.tgz")).unwrap(),
+            hello
+        );
+        assert_eq!(
+            std::fs::read(w.join(dest).join("other-1.0.0.tgz")).unwrap(),
+            other
+        );
         serde_json::from_str::<Value>(out.stdout.lines().next().unwrap()).unwrap()
     };
     std::fs::create_dir_all(w.join("out")).unwrap();
@@ -372,16 +437,37 @@ async fn helm_sdk_pulls_through_a_helm_proxy(b: Backend) {
     // Every URL is Arca's, whatever the upstream wrote; the rest of each entry as it came.
     for (name, versions) in entries.as_object().unwrap() {
         let u = versions[0][2].as_str().unwrap();
-        assert_eq!(u, format!("{url}/charts/{name}-{}.tgz", versions[0][0].as_str().unwrap()));
+        assert_eq!(
+            u,
+            format!(
+                "{url}/charts/{name}-{}.tgz",
+                versions[0][0].as_str().unwrap()
+            )
+        );
     }
-    let (st, _, body) = read(&s, "ro", &ro, "/pkg/default/acme/-/helmproxy/helm/index.yaml").await;
+    let (st, _, body) = read(
+        &s,
+        "ro",
+        &ro,
+        "/pkg/default/acme/-/helmproxy/helm/index.yaml",
+    )
+    .await;
     assert_eq!(st, 200);
     let text = String::from_utf8_lossy(&body).to_string();
-    assert!(!text.contains(&up.base) && !text.contains(&releases.base), "{text}");
+    assert!(
+        !text.contains(&up.base) && !text.contains(&releases.base),
+        "{text}"
+    );
     assert!(text.contains("description: relative"), "{text}");
     // A chart that does not match its digest: 502, nothing kept, asked again next time.
     for round in 1..=2 {
-        let (st, _, _) = read(&s, "ro", &ro, "/pkg/default/acme/-/helmproxy/helm/charts/broken-1.0.0.tgz").await;
+        let (st, _, _) = read(
+            &s,
+            "ro",
+            &ro,
+            "/pkg/default/acme/-/helmproxy/helm/charts/broken-1.0.0.tgz",
+        )
+        .await;
         assert_eq!(st, 502);
         assert_eq!(up.hits("/repo/charts/broken-1.0.0.tgz"), round);
     }
@@ -394,9 +480,19 @@ async fn helm_sdk_pulls_through_a_helm_proxy(b: Backend) {
     let before = up.total() + releases.total();
     std::fs::create_dir_all(w.join("offline")).unwrap();
     pull("offline");
-    let (st, _, _) = read(&s, "ro", &ro, "/pkg/default/acme/-/helmproxy/helm/charts/broken-1.0.0.tgz").await;
+    let (st, _, _) = read(
+        &s,
+        "ro",
+        &ro,
+        "/pkg/default/acme/-/helmproxy/helm/charts/broken-1.0.0.tgz",
+    )
+    .await;
     assert_eq!(st, 404);
-    assert_eq!(up.total() + releases.total(), before, "offline: no upstream request");
+    assert_eq!(
+        up.total() + releases.total(),
+        before,
+        "offline: no upstream request"
+    );
 }
 
 /// R `install.packages` through a CRAN proxy (Harness UPSTREAM) pulls a package and its
@@ -412,8 +508,20 @@ async fn r_installs_through_a_cran_proxy(b: Backend) {
         .await;
     let w = upstream.dir.path().join("r");
     std::fs::create_dir_all(&w).unwrap();
-    let greetr = build_package(&w, "greetr", "1.0.0", "", "greet <- function(who) paste(\"hello\", who)\n");
-    let hellor1 = build_package(&w, "hellor", "0.1.0", "greetr", "hello <- function() greet(\"old\")\n");
+    let greetr = build_package(
+        &w,
+        "greetr",
+        "1.0.0",
+        "",
+        "greet <- function(who) paste(\"hello\", who)\n",
+    );
+    let hellor1 = build_package(
+        &w,
+        "hellor",
+        "0.1.0",
+        "greetr",
+        "hello <- function() greet(\"old\")\n",
+    );
     std::fs::remove_dir_all(w.join("src/hellor")).unwrap();
     let hellor2 = build_package(
         &w,
@@ -433,9 +541,20 @@ async fn r_installs_through_a_cran_proxy(b: Backend) {
     let mirror = upstream.user_with_role("mirror", "reader", "acme");
 
     let s = Server::start(b).await;
-    harness_upstream(&s, "cranproxy", "CRAN", &upstream.url("/pkg/acme/cran/cran"), &mirror).await;
+    harness_upstream(
+        &s,
+        "cranproxy",
+        "CRAN",
+        &upstream.url("/pkg/acme/cran/cran"),
+        &mirror,
+    )
+    .await;
     let ro = s.user_with_role("ro", "reader", "acme");
-    let host = s.url("").trim_start_matches("http://").trim_end_matches('/').to_string();
+    let host = s
+        .url("")
+        .trim_start_matches("http://")
+        .trim_end_matches('/')
+        .to_string();
     let repo = format!("http://ro:{ro}@{host}/pkg/acme/cranproxy/cran");
     let work = s.dir.path().join("r");
     let install = |lib: &str| {
@@ -454,7 +573,10 @@ async fn r_installs_through_a_cran_proxy(b: Backend) {
             out.stdout,
             out.stderr
         );
-        assert!(work.join(lib).join("greetr").is_dir(), "the dependency came through the proxy");
+        assert!(
+            work.join(lib).join("greetr").is_dir(),
+            "the dependency came through the proxy"
+        );
     };
     std::fs::create_dir_all(&work).unwrap();
     install("lib");
@@ -468,9 +590,20 @@ async fn r_installs_through_a_cran_proxy(b: Backend) {
          cat('RESULT:', hello(), '\\n')\n"
     );
     let out = run("Rscript", &["-e", &script], &work, &[]);
-    assert!(out.stdout.contains("RESULT: hello old"), "{}\n{}", out.stdout, out.stderr);
+    assert!(
+        out.stdout.contains("RESULT: hello old"),
+        "{}\n{}",
+        out.stdout,
+        out.stderr
+    );
     // PACKAGES relays the upstream's stanzas; no upstream address anywhere.
-    let (st, _, body) = read(&s, "ro", &ro, "/pkg/acme/cranproxy/cran/src/contrib/PACKAGES").await;
+    let (st, _, body) = read(
+        &s,
+        "ro",
+        &ro,
+        "/pkg/acme/cranproxy/cran/src/contrib/PACKAGES",
+    )
+    .await;
     assert_eq!(st, 200);
     let text = String::from_utf8_lossy(&body).to_string();
     assert!(text.contains("Package: hellor\nVersion: 0.2.0"), "{text}");
@@ -478,8 +611,17 @@ async fn r_installs_through_a_cran_proxy(b: Backend) {
     upstream.stop();
     install("again");
     // The stored copy of the upstream's PACKAGES (fresh for the default interval) still serves.
-    let (st, _, again) = read(&s, "ro", &ro, "/pkg/acme/cranproxy/cran/src/contrib/PACKAGES").await;
-    assert_eq!((st, String::from_utf8_lossy(&again).to_string()), (200, text));
+    let (st, _, again) = read(
+        &s,
+        "ro",
+        &ro,
+        "/pkg/acme/cranproxy/cran/src/contrib/PACKAGES",
+    )
+    .await;
+    assert_eq!(
+        (st, String::from_utf8_lossy(&again).to_string()),
+        (200, text)
+    );
     let (st, _, body) = read(
         &s,
         "ro",
@@ -507,13 +649,32 @@ async fn opm_client_requests_through_an_opm_proxy(b: Backend) {
         ospx("gitrunner", "1.10.0", true),
         ospx("gitrunner", "1.11.0", true),
     );
-    for (file, body) in [("gitrunner-1.6.0.ospx", &v1), ("gitrunner-1.10.0.ospx", &v2)] {
-        let (st, msg) = opm_push(&upstream, Some(&upstream.token), file, "stable", body.clone()).await;
+    for (file, body) in [
+        ("gitrunner-1.6.0.ospx", &v1),
+        ("gitrunner-1.10.0.ospx", &v2),
+    ] {
+        let (st, msg) = opm_push(
+            &upstream,
+            Some(&upstream.token),
+            file,
+            "stable",
+            body.clone(),
+        )
+        .await;
         assert_eq!(st, 200, "{msg}");
     }
     let mirror = upstream.user_with_role("mirror", "reader", "acme");
     let s = Server::start(b).await;
-    gitflic_proxy(&s, "opmproxy", "opm", &upstream.url("/pkg/acme/opm/opm"), "mirror", &mirror, 0).await;
+    gitflic_proxy(
+        &s,
+        "opmproxy",
+        "opm",
+        &upstream.url("/pkg/acme/opm/opm"),
+        "mirror",
+        &mirror,
+        0,
+    )
+    .await;
     let ro = s.user_with_role("ro", "reader", "default/acme");
     let root = "/pkg/default/acme/-/opmproxy/opm";
     let get = |path: String| {
@@ -522,22 +683,42 @@ async fn opm_client_requests_through_an_opm_proxy(b: Backend) {
         async move { read(s, "ro", &ro, &format!("{root}/{path}")).await }
     };
     let (st, _, list) = get("list.txt".into()).await;
-    assert_eq!((st, String::from_utf8_lossy(&list).trim()), (200, "gitrunner"));
+    assert_eq!(
+        (st, String::from_utf8_lossy(&list).trim()),
+        (200, "gitrunner")
+    );
     let (st, _, latest) = get("gitrunner/gitrunner.ospx".into()).await;
-    assert_eq!((st, latest == v2), (200, true), "the latest is 1.10.0 (numeric order)");
+    assert_eq!(
+        (st, latest == v2),
+        (200, true),
+        "the latest is 1.10.0 (numeric order)"
+    );
     let (st, _, old) = get("gitrunner/gitrunner-1.6.0.ospx".into()).await;
     assert_eq!((st, old == v1), (200, true));
     // Published upstream a moment ago: the latest follows at once (interval 0).
-    let (st, msg) = opm_push(&upstream, Some(&upstream.token), "gitrunner-1.11.0.ospx", "stable", v3.clone()).await;
+    let (st, msg) = opm_push(
+        &upstream,
+        Some(&upstream.token),
+        "gitrunner-1.11.0.ospx",
+        "stable",
+        v3.clone(),
+    )
+    .await;
     assert_eq!(st, 200, "{msg}");
     let (st, _, latest) = get("gitrunner/gitrunner.ospx".into()).await;
     assert_eq!((st, latest == v3), (200, true));
 
     upstream.stop();
     let (st, cache, list) = get("list.txt".into()).await;
-    assert_eq!((st, cache.as_deref(), String::from_utf8_lossy(&list).trim()), (200, Some("STALE"), "gitrunner"));
+    assert_eq!(
+        (st, cache.as_deref(), String::from_utf8_lossy(&list).trim()),
+        (200, Some("STALE"), "gitrunner")
+    );
     let (st, cache, latest) = get("gitrunner/gitrunner.ospx".into()).await;
-    assert_eq!((st, cache.as_deref(), latest == v3), (200, Some("STALE"), true));
+    assert_eq!(
+        (st, cache.as_deref(), latest == v3),
+        (200, Some("STALE"), true)
+    );
     let (st, _, old) = get("gitrunner/gitrunner-1.6.0.ospx".into()).await;
     assert_eq!((st, old == v1), (200, true), "from the cache");
     let (st, _, _) = get("gitrunner/gitrunner-1.10.0.ospx".into()).await;
@@ -562,7 +743,14 @@ async fn apt_get_through_a_debian_proxy(b: Backend) {
     let app = build_deb(&w, "hello-app", "2.0.0", Some("hello-lib (>= 1.0)"));
     for f in [&lib, &app] {
         let name = f.file_name().unwrap().to_str().unwrap();
-        let (st, msg) = put_deb(&upstream, &upstream.token, name, std::fs::read(f).unwrap(), "").await;
+        let (st, msg) = put_deb(
+            &upstream,
+            &upstream.token,
+            name,
+            std::fs::read(f).unwrap(),
+            "",
+        )
+        .await;
         assert_eq!(st, 201, "{msg}");
     }
     let mirror = upstream.user_with_role("mirror", "reader", "acme");
@@ -578,13 +766,25 @@ async fn apt_get_through_a_debian_proxy(b: Backend) {
     let s = Server::start(b).await;
     let key = s.dir.path().join("upstream.asc");
     std::fs::write(&key, &armored).unwrap();
-    gitflic_proxy(&s, "debproxy", "debian", &upstream.url("/pkg/acme/deb/debian"), "mirror", &mirror, 0).await;
+    gitflic_proxy(
+        &s,
+        "debproxy",
+        "debian",
+        &upstream.url("/pkg/acme/deb/debian"),
+        "mirror",
+        &mirror,
+        0,
+    )
+    .await;
     let ro = s.user_with_role("ro", "reader", "default/acme");
     let root = s.url("/pkg/default/acme/-/debproxy/debian/");
     let clean = |r: &crate::common::Run| {
         let all = format!("{}{}", r.stdout, r.stderr);
         assert!(
-            r.ok && !all.contains("W:") && !all.contains("E:") && !all.contains("Hash Sum") && !all.contains("unexpected size"),
+            r.ok && !all.contains("W:")
+                && !all.contains("E:")
+                && !all.contains("Hash Sum")
+                && !all.contains("unexpected size"),
             "{all}"
         );
     };
@@ -598,7 +798,14 @@ async fn apt_get_through_a_debian_proxy(b: Backend) {
     );
     // The upstream republishes: a new Release generation, read consistently.
     let lib2 = build_deb(&w, "hello-lib", "1.1.0", None);
-    let (st, msg) = put_deb(&upstream, &upstream.token, "hello-lib_1.1.0_all.deb", std::fs::read(&lib2).unwrap(), "").await;
+    let (st, msg) = put_deb(
+        &upstream,
+        &upstream.token,
+        "hello-lib_1.1.0_all.deb",
+        std::fs::read(&lib2).unwrap(),
+        "",
+    )
+    .await;
     assert_eq!(st, 201, "{msg}");
     clean(&apt.run(&["update"]));
     clean(&apt.run(&["download", "hello-lib"]));
@@ -607,18 +814,41 @@ async fn apt_get_through_a_debian_proxy(b: Backend) {
         std::fs::read(&lib2).unwrap()
     );
     // Release files are relayed as the upstream signed them.
-    let (st, _, inrelease) = read(&s, "ro", &ro, "/pkg/default/acme/-/debproxy/debian/dists/stable/InRelease").await;
+    let (st, _, inrelease) = read(
+        &s,
+        "ro",
+        &ro,
+        "/pkg/default/acme/-/debproxy/debian/dists/stable/InRelease",
+    )
+    .await;
     assert_eq!(st, 200);
-    let up_inrelease = upstream.get("/pkg/acme/deb/debian/dists/stable/InRelease").send().await.unwrap().bytes().await.unwrap();
+    let up_inrelease = upstream
+        .get("/pkg/acme/deb/debian/dists/stable/InRelease")
+        .send()
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
     assert_eq!(inrelease, up_inrelease.to_vec());
 
     // A proxy given the upstream's key verifies InRelease with it and serves it as its
     // public.key (what its client setup points at); one given another key serves nothing signed.
     let stranger = s.dir.path().join("stranger.asc");
     upstream
-        .harness_registry("acme", json!({"identifier": "deb2", "packageType": "DEBIAN", "parentRef": "acme"}))
+        .harness_registry(
+            "acme",
+            json!({"identifier": "deb2", "packageType": "DEBIAN", "parentRef": "acme"}),
+        )
         .await;
-    let other_key = upstream.get("/pkg/acme/deb2/debian/public.key").send().await.unwrap().text().await.unwrap();
+    let other_key = upstream
+        .get("/pkg/acme/deb2/debian/public.key")
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     std::fs::write(&stranger, &other_key).unwrap();
     for (name, given) in [("debkeyed", &armored), ("debwrong", &other_key)] {
         let (st, v) = call(
@@ -634,14 +864,43 @@ async fn apt_get_through_a_debian_proxy(b: Backend) {
         assert_eq!(st, 201, "{v}");
         // The key reads back in the other dialect too.
         let (_, h) = call(s.get(&format!("/har/api/v1/registry/default/acme/{name}/+"))).await;
-        assert_eq!(h["data"]["config"]["upstreamPublicKey"].as_str(), Some(given.trim()), "{h}");
+        assert_eq!(
+            h["data"]["config"]["upstreamPublicKey"].as_str(),
+            Some(given.trim()),
+            "{h}"
+        );
     }
-    let (st, _, served_key) = read(&s, "ro", &ro, "/pkg/default/acme/-/debkeyed/debian/public.key").await;
-    assert_eq!((st, String::from_utf8_lossy(&served_key).trim()), (200, armored.trim()));
-    let keyed = Apt::for_root(&s, "apt-keyed", &s.url("/pkg/default/acme/-/debkeyed/debian/"), "ro", &ro, &key);
+    let (st, _, served_key) = read(
+        &s,
+        "ro",
+        &ro,
+        "/pkg/default/acme/-/debkeyed/debian/public.key",
+    )
+    .await;
+    assert_eq!(
+        (st, String::from_utf8_lossy(&served_key).trim()),
+        (200, armored.trim())
+    );
+    let keyed = Apt::for_root(
+        &s,
+        "apt-keyed",
+        &s.url("/pkg/default/acme/-/debkeyed/debian/"),
+        "ro",
+        &ro,
+        &key,
+    );
     clean(&keyed.run(&["update"]));
-    let (st, _, _) = read(&s, "ro", &ro, "/pkg/default/acme/-/debwrong/debian/dists/stable/InRelease").await;
-    assert_eq!(st, 502, "a release not signed by the configured key is not served");
+    let (st, _, _) = read(
+        &s,
+        "ro",
+        &ro,
+        "/pkg/default/acme/-/debwrong/debian/dists/stable/InRelease",
+    )
+    .await;
+    assert_eq!(
+        st, 502,
+        "a release not signed by the configured key is not served"
+    );
     let (st, _) = call(
         s.client
             .post(s.url("/registry/company/acme/repositories"))
@@ -656,7 +915,12 @@ async fn apt_get_through_a_debian_proxy(b: Backend) {
     let offline = Apt::for_root(&s, "apt-offline", &root, "ro", &ro, &key);
     clean(&offline.run(&["update"]));
     clean(&offline.run(&["install", "-y", "--download-only", "hello-app"]));
-    assert!(offline.dir.join("cache/archives/hello-app_2.0.0_all.deb").exists());
+    assert!(
+        offline
+            .dir
+            .join("cache/archives/hello-app_2.0.0_all.deb")
+            .exists()
+    );
 }
 
 /// dnf makecache and install through an RPM proxy with `repo_gpgcheck=1` against the upstream's
@@ -696,37 +960,107 @@ async fn dnf_through_an_rpm_proxy(b: Backend) {
         s.client
             .post(s.url("/registry/company/acme/repositories"))
             .header("authorization", format!("token {}", s.token))
-            .json(&json!({"type": "PROXY", "repositoryName": "rpmproxy", "packageType": "rpm",
+            .json(
+                &json!({"type": "PROXY", "repositoryName": "rpmproxy", "packageType": "rpm",
                 "proxySettings": {"url": upstream.url("/pkg/acme/rpm/rpm"), "username": "mirror",
                     "token": mirror, "isCaching": true, "metadataRetrievalIntervalSeconds": 0,
-                    "upstreamPublicKey": armored}})),
+                    "upstreamPublicKey": armored}}),
+            ),
     )
     .await;
     assert_eq!(st, 201, "{v}");
     let ro = s.user_with_role("ro", "reader", "default/acme");
-    let (st, _, served_key) = read(&s, "ro", &ro, "/pkg/default/acme/-/rpmproxy/rpm/public.key").await;
-    assert_eq!((st, String::from_utf8_lossy(&served_key).trim()), (200, armored.trim()));
+    let (st, _, served_key) =
+        read(&s, "ro", &ro, "/pkg/default/acme/-/rpmproxy/rpm/public.key").await;
+    assert_eq!(
+        (st, String::from_utf8_lossy(&served_key).trim()),
+        (200, armored.trim())
+    );
     let upstream_key = w.join("RPM-GPG-KEY-upstream");
     std::fs::write(&upstream_key, &served_key).unwrap();
-    let keys = format!("file://{} file://{}", packager_key.display(), upstream_key.display());
+    let keys = format!(
+        "file://{} file://{}",
+        packager_key.display(),
+        upstream_key.display()
+    );
     let url = s.url("/pkg/default/acme/-/rpmproxy/rpm/");
-    let ok = |r: crate::common::Run, what: &str| assert!(r.ok, "dnf {what}:\n{}\n{}", r.stdout, r.stderr);
-    ok(dnf(&w, "root", &url, "ro", &ro, &keys, &["makecache"]), "makecache");
-    ok(dnf(&w, "root", &url, "ro", &ro, &keys, &["install", "hello-app"]), "install");
-    assert!(w.join("root/usr/share/hello-lib/README").exists(), "dependency installed");
-    let (st, _, repomd) = read(&s, "ro", &ro, "/pkg/default/acme/-/rpmproxy/rpm/repodata/repomd.xml").await;
+    let ok = |r: crate::common::Run, what: &str| {
+        assert!(r.ok, "dnf {what}:\n{}\n{}", r.stdout, r.stderr)
+    };
+    ok(
+        dnf(&w, "root", &url, "ro", &ro, &keys, &["makecache"]),
+        "makecache",
+    );
+    ok(
+        dnf(
+            &w,
+            "root",
+            &url,
+            "ro",
+            &ro,
+            &keys,
+            &["install", "hello-app"],
+        ),
+        "install",
+    );
+    assert!(
+        w.join("root/usr/share/hello-lib/README").exists(),
+        "dependency installed"
+    );
+    let (st, _, repomd) = read(
+        &s,
+        "ro",
+        &ro,
+        "/pkg/default/acme/-/rpmproxy/rpm/repodata/repomd.xml",
+    )
+    .await;
     assert_eq!(st, 200);
-    let up_repomd = upstream.get("/pkg/acme/rpm/rpm/repodata/repomd.xml").send().await.unwrap().bytes().await.unwrap();
+    let up_repomd = upstream
+        .get("/pkg/acme/rpm/rpm/repodata/repomd.xml")
+        .send()
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
     assert_eq!(repomd, up_repomd.to_vec(), "byte for byte");
 
     // The upstream republishes (a new package): dnf refreshes through the proxy.
     std::fs::remove_dir_all(w.join("rpmbuild")).unwrap();
     let extra = build_rpm(&w, &gnupg, &key_id, "hello-extra", "");
-    let (st, msg) = put_rpm(&upstream, &upstream.token, "hello-extra-1.0-1.noarch.rpm", std::fs::read(&extra).unwrap()).await;
+    let (st, msg) = put_rpm(
+        &upstream,
+        &upstream.token,
+        "hello-extra-1.0-1.noarch.rpm",
+        std::fs::read(&extra).unwrap(),
+    )
+    .await;
     assert_eq!(st, 201, "{msg}");
-    ok(dnf(&w, "root", &url, "ro", &ro, &keys, &["--refresh", "install", "hello-extra"]), "refresh + install");
+    ok(
+        dnf(
+            &w,
+            "root",
+            &url,
+            "ro",
+            &ro,
+            &keys,
+            &["--refresh", "install", "hello-extra"],
+        ),
+        "refresh + install",
+    );
 
     upstream.stop();
-    ok(dnf(&w, "root2", &url, "ro", &ro, &keys, &["install", "hello-app"]), "install from the cache");
+    ok(
+        dnf(
+            &w,
+            "root2",
+            &url,
+            "ro",
+            &ro,
+            &keys,
+            &["install", "hello-app"],
+        ),
+        "install from the cache",
+    );
     assert!(w.join("root2/usr/share/hello-app/README").exists());
 }

@@ -26,11 +26,11 @@ pub(crate) fn packager(w: &Path) -> (PathBuf, String, PathBuf) {
             "sign",
             "never",
         ],
-        &w,
+        w,
         &g,
     );
     assert!(r.ok, "gpg: {}", r.stderr);
-    let r = run("gpg", &["--batch", "--with-colons", "--list-keys"], &w, &g);
+    let r = run("gpg", &["--batch", "--with-colons", "--list-keys"], w, &g);
     let key_id = r
         .stdout
         .lines()
@@ -38,13 +38,19 @@ pub(crate) fn packager(w: &Path) -> (PathBuf, String, PathBuf) {
         .and_then(|l| l.split(':').nth(9))
         .unwrap()
         .to_string();
-    let r = run("gpg", &["--batch", "--armor", "--export", &key_id], &w, &g);
+    let r = run("gpg", &["--batch", "--armor", "--export", &key_id], w, &g);
     let packager_key = w.join("RPM-GPG-KEY-packager");
     std::fs::write(&packager_key, r.stdout).unwrap();
     (gnupg, key_id, packager_key)
 }
 
-pub(crate) fn build_rpm(w: &Path, gnupg: &Path, key_id: &str, name: &str, requires: &str) -> PathBuf {
+pub(crate) fn build_rpm(
+    w: &Path,
+    gnupg: &Path,
+    key_id: &str,
+    name: &str,
+    requires: &str,
+) -> PathBuf {
     let top = w.join("rpmbuild");
     std::fs::create_dir_all(top.join("SPECS")).unwrap();
     let requires = if requires.is_empty() {
@@ -87,7 +93,15 @@ pub(crate) fn build_rpm(w: &Path, gnupg: &Path, key_id: &str, name: &str, requir
     file
 }
 
-pub(crate) fn dnf(w: &Path, root: &str, url: &str, user: &str, token: &str, keys: &str, args: &[&str]) -> Run {
+pub(crate) fn dnf(
+    w: &Path,
+    root: &str,
+    url: &str,
+    user: &str,
+    token: &str,
+    keys: &str,
+    args: &[&str],
+) -> Run {
     let root = w.join(root);
     std::fs::create_dir_all(&root).unwrap();
     let repo = format!("arca,{url}");

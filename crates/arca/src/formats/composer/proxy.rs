@@ -80,7 +80,11 @@ pub(super) async fn p2_files(
             tracing::warn!(proxy = %proxy.identifier, "the upstream has no metadata-url (Composer 1 only): not read");
             continue;
         };
-        let file = if dev { format!("{name}~dev") } else { name.to_string() };
+        let file = if dev {
+            format!("{name}~dev")
+        } else {
+            name.to_string()
+        };
         let Some(url) = url::Url::parse(&root.url)
             .ok()
             .and_then(|b| b.join(&template.replace("%package%", &file)).ok())

@@ -137,7 +137,10 @@ async fn describe(
     meta.insert("MD5sum".into(), json!(row.md5));
     state
         .db
-        .set_version_metadata(&row.version_id, &json!({"description": Value::Object(meta)}))
+        .set_version_metadata(
+            &row.version_id,
+            &json!({"description": Value::Object(meta)}),
+        )
         .await?;
     Ok(())
 }

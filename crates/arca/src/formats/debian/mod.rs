@@ -171,7 +171,9 @@ async fn proxied(state: &AppState, req: &NativeRequest, segs: &[&str]) -> ApiRes
         ["dists", dist, file] if proxy::RELEASE_FILES.contains(file) && valid_word(dist) => {
             let doc = proxy::release_file(state, proxy, dist, file)
                 .await?
-                .ok_or_else(|| ApiError::not_found(format!("dists/{dist}/{file} not found upstream")))?;
+                .ok_or_else(|| {
+                    ApiError::not_found(format!("dists/{dist}/{file} not found upstream"))
+                })?;
             let mut resp = (
                 [(axum::http::header::CONTENT_TYPE, "text/plain")],
                 doc.body.clone(),

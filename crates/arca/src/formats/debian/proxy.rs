@@ -60,7 +60,11 @@ async fn verify(
         "InRelease" => crate::signing::verify_clearsigned(&key, &text),
         // Release and Release.gpg verify together.
         "Release" | "Release.gpg" => {
-            let other = if file == "Release" { "Release.gpg" } else { "Release" };
+            let other = if file == "Release" {
+                "Release.gpg"
+            } else {
+                "Release"
+            };
             let path = format!("dists/{dist}/{other}");
             let req = documents::Request {
                 path: &path,
@@ -68,9 +72,11 @@ async fn verify(
                 revalidate: false,
             };
             match documents::document(state, proxy, req).await? {
-                Some(o) if file == "Release" => {
-                    crate::signing::verify_detached(&key, &String::from_utf8_lossy(&o.body), &doc.body)
-                }
+                Some(o) if file == "Release" => crate::signing::verify_detached(
+                    &key,
+                    &String::from_utf8_lossy(&o.body),
+                    &doc.body,
+                ),
                 Some(o) => crate::signing::verify_detached(&key, &text, &o.body),
                 None => Err(format!("dists/{dist}/{other} is missing upstream")),
             }
@@ -87,7 +93,11 @@ async fn verify(
 
 /// The release Arca served last for `dist` (InRelease, else Release), without asking upstream;
 /// fetched if there is none yet.
-async fn served_release(state: &AppState, proxy: &Registry, dist: &str) -> ApiResult<Option<Fetched>> {
+async fn served_release(
+    state: &AppState,
+    proxy: &Registry,
+    dist: &str,
+) -> ApiResult<Option<Fetched>> {
     for file in ["InRelease", "Release"] {
         let path = format!("dists/{dist}/{file}");
         if let Some(d) = documents::stored(state, proxy, &path, ACCEPT).await? {
@@ -168,8 +178,14 @@ pub(super) async fn dist_index(
         )));
     };
     let url = if listed.by_hash {
-        let dir = rest.rsplit_once('/').map(|(d, _)| format!("{d}/")).unwrap_or_default();
-        crate::proxy::join(&settings.url, &format!("dists/{dist}/{dir}by-hash/SHA256/{hash}"))
+        let dir = rest
+            .rsplit_once('/')
+            .map(|(d, _)| format!("{d}/"))
+            .unwrap_or_default();
+        crate::proxy::join(
+            &settings.url,
+            &format!("dists/{dist}/{dir}by-hash/SHA256/{hash}"),
+        )
     } else {
         crate::proxy::join(&settings.url, &format!("dists/{dist}/{rest}"))
     };
@@ -241,7 +257,10 @@ mod tests {
             l.sha256,
             [
                 ("main/binary-all/Packages".to_string(), "abcd".to_string()),
-                ("main/binary-all/Packages.gz".to_string(), "ef01".to_string())
+                (
+                    "main/binary-all/Packages.gz".to_string(),
+                    "ef01".to_string()
+                )
             ]
         );
     }

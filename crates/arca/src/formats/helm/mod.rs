@@ -453,7 +453,11 @@ async fn index(state: &AppState, req: &NativeRequest) -> ApiResult<Response> {
             .into_iter()
             .map(|(r, _)| r.id)
             .collect();
-    let pkgs: Vec<_> = all.iter().filter(|p| kept.contains(&p.registry_id)).cloned().collect();
+    let pkgs: Vec<_> = all
+        .iter()
+        .filter(|p| kept.contains(&p.registry_id))
+        .cloned()
+        .collect();
     let root = native_root(state, &req.registry);
     let doc = state
         .docs

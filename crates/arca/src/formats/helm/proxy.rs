@@ -55,7 +55,11 @@ pub(super) fn served(root: &str, name: &str, mut entry: Value) -> Option<Value> 
 /// Fetches `file` (`<name>-<version>.tgz`, or its `.prov`) from the first upstream whose index
 /// lists that chart, into that proxy's cache; an unlisted chart makes the indexes be revalidated
 /// once (rate limited).
-pub(super) async fn fetch(state: &AppState, reg: &Registry, file: &str) -> ApiResult<Option<FileRow>> {
+pub(super) async fn fetch(
+    state: &AppState,
+    reg: &Registry,
+    file: &str,
+) -> ApiResult<Option<FileRow>> {
     let (chart_file, prov) = match file.strip_suffix(".prov") {
         Some(c) => (c, true),
         None => (file, false),
@@ -161,7 +165,9 @@ mod tests {
 
     #[test]
     fn charts_are_found_by_file_name_and_urls_point_at_arca() {
-        let d = doc("apiVersion: v1\nentries:\n  my-chart:\n  - name: my-chart\n    version: 1.2.0\n    digest: abc\n    urls:\n    - charts/my-chart-1.2.0.tgz\n    annotations:\n      x: z\n");
+        let d = doc(
+            "apiVersion: v1\nentries:\n  my-chart:\n  - name: my-chart\n    version: 1.2.0\n    digest: abc\n    urls:\n    - charts/my-chart-1.2.0.tgz\n    annotations:\n      x: z\n",
+        );
         let (name, e) = find(&d, "my-chart-1.2.0.tgz").unwrap();
         assert_eq!(name, "my-chart");
         assert!(find(&d, "my-chart-1.3.0.tgz").is_none());

@@ -168,7 +168,9 @@ fn service_index(state: &AppState, req: &NativeRequest) -> ApiResult<Response> {
     let mut resources = Vec::new();
     // A proxy or a cache takes no pushes: only what it serves is advertised.
     if !matches!(req.registry.kind, RegistryKind::Proxy | RegistryKind::Cache) {
-        resources.push(json!({"@id": format!("{root}/api/v2/package"), "@type": "PackagePublish/2.0.0"}));
+        resources.push(
+            json!({"@id": format!("{root}/api/v2/package"), "@type": "PackagePublish/2.0.0"}),
+        );
         resources.push(json!({"@id": format!("{root}/api/v2/symbolpackage"), "@type": "SymbolPackagePublish/4.9.0"}));
     }
     resources.extend([
@@ -729,7 +731,11 @@ fn stored_item(urls: &Urls, e: &Entry) -> Listed {
 /// the read chain and the upstream registrations of its proxies.
 struct Sources {
     chain: Vec<(Registry, PackageRow)>,
-    upstream: Vec<(Registry, crate::proxy::documents::Fetched, Vec<proxy::UpstreamItem>)>,
+    upstream: Vec<(
+        Registry,
+        crate::proxy::documents::Fetched,
+        Vec<proxy::UpstreamItem>,
+    )>,
     urls: Urls,
 }
 
@@ -750,7 +756,11 @@ impl Sources {
 
     /// The document cache's key part and stamp.
     fn key(&self) -> (String, String) {
-        let upstream: String = self.upstream.iter().map(|(_, d, _)| d.sha256.as_str()).collect();
+        let upstream: String = self
+            .upstream
+            .iter()
+            .map(|(_, d, _)| d.sha256.as_str())
+            .collect();
         let pkgs: Vec<PackageRow> = self.chain.iter().map(|(_, p)| p.clone()).collect();
         (upstream, cache::stamp(&pkgs))
     }

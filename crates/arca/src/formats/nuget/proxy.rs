@@ -176,7 +176,10 @@ pub(super) async fn registrations(
 ) -> ApiResult<Vec<(Registry, Fetched, Vec<UpstreamItem>)>> {
     let mut out = Vec::new();
     for proxy in (Resolver { state }).proxies(reg).await? {
-        let Some(hive) = resources(state, &proxy).await?.and_then(|r| r.registrations) else {
+        let Some(hive) = resources(state, &proxy)
+            .await?
+            .and_then(|r| r.registrations)
+        else {
             continue;
         };
         let url = format!("{hive}{lid}/index.json");

@@ -139,9 +139,9 @@ async fn proxied(state: &AppState, req: &NativeRequest, segs: &[&str]) -> ApiRes
     let file = match (segs, stored) {
         (["public.key"], _) => return super::debian::upstream_key_response(proxy),
         (["repodata", file @ ("repomd.xml" | "repomd.xml.asc")], _) => {
-            let doc = proxy::repomd(state, proxy, file)
-                .await?
-                .ok_or_else(|| ApiError::not_found(format!("repodata/{file} not found upstream")))?;
+            let doc = proxy::repomd(state, proxy, file).await?.ok_or_else(|| {
+                ApiError::not_found(format!("repodata/{file} not found upstream"))
+            })?;
             let mut resp = (
                 [(axum::http::header::CONTENT_TYPE, "application/xml")],
                 doc.body.clone(),

@@ -33,7 +33,11 @@ pub(super) async fn repomd(
     };
     // With the upstream's key, repomd.xml and its signature are served only when they verify.
     if let Some(key) = proxy.proxy.as_ref().and_then(|p| p.upstream_key.clone()) {
-        let other = if file == "repomd.xml" { "repomd.xml.asc" } else { "repomd.xml" };
+        let other = if file == "repomd.xml" {
+            "repomd.xml.asc"
+        } else {
+            "repomd.xml"
+        };
         let opath = format!("repodata/{other}");
         let oreq = documents::Request {
             path: &opath,
@@ -142,7 +146,10 @@ mod tests {
     #[test]
     fn repomd_lists_checksums_by_location() {
         let x = br#"<repomd><revision>5</revision><data type="primary"><checksum type="sha256">AB12</checksum><location href="repodata/ab12-primary.xml.gz"/></data><data type="other"><checksum type="sha256">cd</checksum><location href="repodata/cd-other.xml.gz"/></data></repomd>"#;
-        assert_eq!(listed_sha256(x, "ab12-primary.xml.gz").as_deref(), Some("ab12"));
+        assert_eq!(
+            listed_sha256(x, "ab12-primary.xml.gz").as_deref(),
+            Some("ab12")
+        );
         assert_eq!(listed_sha256(x, "cd-other.xml.gz").as_deref(), Some("cd"));
         assert_eq!(listed_sha256(x, "zz-other.xml.gz"), None);
     }
