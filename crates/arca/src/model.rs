@@ -106,12 +106,11 @@ impl PackageType {
         Self::ALL.into_iter().find(|t| t.gitflic() == s)
     }
 
-    /// Types for which a pull-through proxy protocol exists (union of both products).
+    /// Types for which a pull-through proxy protocol exists: every one. GitFlic allows PROXY
+    /// only for maven, npm, pypi, nuget and container, and Harness's enum lacks COMPOSER, OPM,
+    /// DEBIAN and CRAN; the others are Arca extensions (listed in the README).
     pub fn supports_proxy(self) -> bool {
-        !matches!(
-            self,
-            PackageType::Composer | PackageType::Opm | PackageType::Cran
-        )
+        true
     }
 }
 
@@ -264,6 +263,9 @@ pub struct ProxySettings {
     /// Seconds an upstream 404/410 is believed (Harness `negativeCacheTTL`); `None`: the
     /// server's `proxy_negative_ttl_secs`.
     pub negative_ttl_secs: Option<i64>,
+    /// Debian/RPM: the upstream's armored OpenPGP public key. Signed release files are verified
+    /// with it before they are served, and it is the proxy's `public.key`.
+    pub upstream_key: Option<String>,
 }
 
 impl ProxySettings {

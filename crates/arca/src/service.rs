@@ -179,6 +179,11 @@ pub async fn validate(state: &AppState, reg: &Registry, field_members: &str) -> 
                 format!("url '{}' must be http(s) with a host", p.url),
             ));
         }
+        if let Some(k) = &p.upstream_key
+            && let Err(e) = crate::signing::public_key(k)
+        {
+            return Err(ApiError::bad("upstreamPublicKey", e));
+        }
         if p.expire_hours < 0 || p.metadata_interval_secs < 0 {
             return Err(ApiError::bad(
                 "expireHours",

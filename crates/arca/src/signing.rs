@@ -127,3 +127,74 @@ pub async fn rotate(db: &Db, reg: &Registry) -> ApiResult<Arc<RepoKey>> {
 pub fn stamp(key: &RepoKey) -> String {
     hex::encode(&<sha2::Sha256 as sha2::Digest>::digest(key.public_armored.as_bytes())[..8])
 }
+
+/// An upstream's armored public key (what a Debian/RPM proxy verifies relayed files with).
+pub fn public_key(armored: &str) -> Result<pgp::composed::SignedPublicKey, String> {
+    pgp::composed::SignedPublicKey::from_string(armored)
+        .map(|(k, _)| k)
+        .map_err(|e| format!("not an armored OpenPGP public key: {e}"))
+}
+
+/// Verifies a clear-signed document (`InRelease`) with `armored_key` (its primary key or a subkey).
+pub fn verify_clearsigned(armored_key: &str, text: &str) -> Result<(), String> {
+    let key = public_key(armored_key)?;
+    let (msg, _) = CleartextSignedMessage::from_string(text)
+        .map_err(|e| format!("not a clear-signed document: {e}"))?;
+    if msg.verify(&key).is_ok() || key.public_subkeys.iter().any(|k| msg.verify(k).is_ok()) {
+        return Ok(());
+    }
+    Err("the signature does not verify with the upstream's key".into())
+}
+
+/// Verifies an armored detached signature (`Release.gpg`, `repomd.xml.asc`) over `data`.
+pub fn verify_detached(armored_key: &str, signature: &str, data: &[u8]) -> Result<(), String> {
+    let key = public_key(armored_key)?;
+    let (sig, _) = DetachedSignature::from_string(signature)
+        .map_err(|e| format!("not an armored signature: {e}"))?;
+    if sig.verify(&key, data).is_ok()
+        || key
+            .public_subkeys
+            .iter()
+            .any(|k| sig.verify(k, data).is_ok())
+    {
+        return Ok(());
+    }
+    Err("the signature does not verify with the upstream's key".into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn relayed_files_verify_with_the_upstreams_key_only() {
+        let t = crate::testing::state().await;
+        let reg = crate::testing::stored(
+            &t.state,
+            "acme",
+            "up",
+            crate::model::RegistryKind::Hosted,
+            &[],
+        )
+        .await;
+        let other = crate::testing::stored(
+            &t.state,
+            "acme",
+            "other",
+            crate::model::RegistryKind::Hosted,
+            &[],
+        )
+        .await;
+        let key = key_for(&t.state.db, &reg).await.unwrap();
+        let stranger = key_for(&t.state.db, &other).await.unwrap();
+        let signed = key.clearsign("Origin: up\nSuite: stable\n").unwrap();
+        verify_clearsigned(&key.public_armored, &signed).unwrap();
+        assert!(verify_clearsigned(&stranger.public_armored, &signed).is_err());
+        let tampered = signed.replace("Suite: stable", "Suite: evil");
+        assert!(verify_clearsigned(&key.public_armored, &tampered).is_err());
+        let sig = key.detached(b"<repomd/>").unwrap();
+        verify_detached(&key.public_armored, &sig, b"<repomd/>").unwrap();
+        assert!(verify_detached(&key.public_armored, &sig, b"<repomd>x</repomd>").is_err());
+        assert!(public_key("not a key").is_err());
+    }
+}

@@ -139,6 +139,22 @@ pub async fn document_at(
     }
 }
 
+/// The last stored copy of the document at `path` (as `accept`), without asking the upstream:
+/// what was served most recently, for formats whose documents form one generation (an apt
+/// index is the one the served `Release` lists).
+pub async fn stored(
+    state: &AppState,
+    proxy: &Registry,
+    path: &str,
+    accept: &str,
+) -> ApiResult<Option<Fetched>> {
+    let key = format!("{path}|{accept}");
+    match state.db.proxy_document(&proxy.id, &key).await? {
+        Some(d) => Ok(Some(load(state, &d, CacheState::Hit).await?)),
+        None => Ok(None),
+    }
+}
+
 /// The same document from each proxy a read through `reg` reaches, in order (proxies whose
 /// upstream lacks it left out); `path` says where it is below a proxy's URL.
 pub async fn from_each_proxy(

@@ -20,7 +20,7 @@ pub(crate) fn archive(prefix: &str, files: &[(&str, &str)]) -> Vec<u8> {
     zip.finish().unwrap().into_inner()
 }
 
-async fn upload(s: &Server, token: &str, file: &str, body: Vec<u8>) -> (u16, Value) {
+pub(crate) async fn upload(s: &Server, token: &str, file: &str, body: Vec<u8>) -> (u16, Value) {
     call(
         s.client
             .put(s.url(&format!("/pkg/acme/php/composer/{file}")))
@@ -30,7 +30,7 @@ async fn upload(s: &Server, token: &str, file: &str, body: Vec<u8>) -> (u16, Val
     .await
 }
 
-fn composer(cwd: &Path, home: &Path, args: &[&str]) -> Run {
+pub(crate) fn composer(cwd: &Path, home: &Path, args: &[&str]) -> Run {
     let mut all = vec!["--no-interaction", "--no-ansi"];
     all.extend_from_slice(args);
     run(

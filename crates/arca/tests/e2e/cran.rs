@@ -44,7 +44,12 @@ pub(crate) fn build_package(
     std::fs::read(w.join(format!("{name}_{version}.tar.gz"))).unwrap()
 }
 
-async fn put(s: &Server, token: &str, file: &str, body: Vec<u8>) -> (u16, serde_json::Value) {
+pub(crate) async fn put(
+    s: &Server,
+    token: &str,
+    file: &str,
+    body: Vec<u8>,
+) -> (u16, serde_json::Value) {
     call(
         s.client
             .put(s.url(&format!("/pkg/acme/cran/cran/src/contrib/{file}")))

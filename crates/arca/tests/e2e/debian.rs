@@ -43,12 +43,23 @@ pub(crate) struct Apt {
 
 impl Apt {
     pub(crate) fn new(s: &Server, user: &str, token: &str, key: &Path) -> Apt {
-        let dir = s.dir.path().join("apt");
+        Self::for_root(s, "apt", &s.url("/pkg/acme/deb/debian/"), user, token, key)
+    }
+
+    /// apt with its state in `<server dir>/<tag>`, reading the repository at `root`.
+    pub(crate) fn for_root(
+        s: &Server,
+        tag: &str,
+        root: &str,
+        user: &str,
+        token: &str,
+        key: &Path,
+    ) -> Apt {
+        let dir = s.dir.path().join(tag);
         for d in ["lists/partial", "cache/archives/partial", "out"] {
             std::fs::create_dir_all(dir.join(d)).unwrap();
         }
         std::fs::write(dir.join("status"), "").unwrap();
-        let root = s.url("/pkg/acme/deb/debian/");
         std::fs::write(
             dir.join("sources.list"),
             format!("deb [signed-by={}] {root} stable main\n", key.display()),

@@ -207,12 +207,17 @@ async fn proxy_and_cache(b: Backend) {
     assert_eq!(st, 201);
     let (st, _) = call(s.get("/har/api/v1/registry/default/acme/npm-proxy-cache/+")).await;
     assert_eq!(st, 404);
+    // Package types beyond GitFlic's proxy list are Arca extensions: accepted too.
+    let (st, v) = gf_post(
+        &s,
+        "/registry/company/acme/repositories",
+        json!({"type": "PROXY", "repositoryName": "cran-proxy",
+        "packageType": "cran", "proxySettings": {"url": "http://127.0.0.1/"}}),
+    )
+    .await;
+    assert_eq!(st, 201, "{v}");
     // Bad proxies.
     for (body, field) in [
-        (
-            json!({"type": "PROXY", "repositoryName": "p1", "packageType": "cran", "proxySettings": {"url": "http://127.0.0.1/"}}),
-            "packageType",
-        ),
         (
             json!({"type": "PROXY", "repositoryName": "p1", "packageType": "npm", "proxySettings": {"url": "file:///etc"}}),
             "url",

@@ -180,9 +180,12 @@ async fn validation_errors_name_the_field(b: Backend) {
             "config.authType",
         ),
         (
-            json!({"identifier": "x1", "packageType": "COMPOSER", "parentRef": "acme",
-                "config": {"type": "UPSTREAM", "url": "http://127.0.0.1/", "authType": "Anonymous"}}),
-            "packageType",
+            // Every package type can be an UPSTREAM (COMPOSER, OPM, DEBIAN, CRAN as Arca
+            // extensions); a Debian proxy's upstream key must be a key.
+            json!({"identifier": "x1", "packageType": "DEBIAN", "parentRef": "acme",
+                "config": {"type": "UPSTREAM", "url": "http://127.0.0.1/", "authType": "Anonymous",
+                           "upstreamPublicKey": "not a key"}}),
+            "upstreamPublicKey",
         ),
         (
             json!({"identifier": "x1", "packageType": "NPM", "parentRef": "acme",

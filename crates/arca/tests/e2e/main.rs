@@ -28,6 +28,7 @@ mod oci_conformance;
 mod opm;
 mod ops;
 mod proxy;
+mod proxy2;
 mod proxy_cluster;
 mod proxy_metadata;
 mod proxy_oci;

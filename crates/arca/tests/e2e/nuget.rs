@@ -7,13 +7,30 @@ use crate::both_backends;
 use crate::common::{Backend, Run, Server, call, run, tools};
 
 /// NuGet.exe 5.8 under mono, with a `NuGet.Config` for source `arca` in an isolated home.
-struct NugetExe {
-    home: PathBuf,
+pub(crate) struct NugetExe {
+    pub(crate) home: PathBuf,
     exe: PathBuf,
 }
 
 impl NugetExe {
     fn new(s: &Server, tag: &str, user: &str, secret: &str) -> NugetExe {
+        Self::for_source(
+            s,
+            tag,
+            &s.url("/pkg/acme/nu/nuget/index.json"),
+            user,
+            secret,
+        )
+    }
+
+    /// NuGet.exe with source `arca` at `source` (a service index URL).
+    pub(crate) fn for_source(
+        s: &Server,
+        tag: &str,
+        source: &str,
+        user: &str,
+        secret: &str,
+    ) -> NugetExe {
         let home = s.dir.path().join(format!("nuget-{tag}"));
         let config_dir = home.join(".config/NuGet");
         std::fs::create_dir_all(&config_dir).unwrap();
@@ -22,7 +39,7 @@ impl NugetExe {
             format!(
                 "<configuration><packageSources><clear /><add key=\"arca\" value=\"{}\" protocolVersion=\"3\" /></packageSources>\
                  <packageSourceCredentials><arca><add key=\"Username\" value=\"{user}\" /><add key=\"ClearTextPassword\" value=\"{secret}\" /></arca></packageSourceCredentials></configuration>",
-                s.url("/pkg/acme/nu/nuget/index.json")
+                source
             ),
         )
         .unwrap();
@@ -32,14 +49,14 @@ impl NugetExe {
         }
     }
 
-    fn run(&self, args: &[&str]) -> Run {
+    pub(crate) fn run(&self, args: &[&str]) -> Run {
         let mut all = vec![self.exe.to_str().unwrap()];
         all.extend_from_slice(args);
         all.push("-NonInteractive");
         run("mono", &all, &self.home, &[])
     }
 
-    fn ok(&self, args: &[&str]) -> String {
+    pub(crate) fn ok(&self, args: &[&str]) -> String {
         let r = self.run(args);
         assert!(r.ok, "nuget {args:?} failed:\n{}\n{}", r.stdout, r.stderr);
         r.stdout
@@ -74,7 +91,7 @@ pub(crate) fn spec(id: &str, version: &str, deps: &str) -> String {
     )
 }
 
-async fn push_raw(s: &Server, key: &str, body: Vec<u8>) -> (u16, Value) {
+pub(crate) async fn push_raw(s: &Server, key: &str, body: Vec<u8>) -> (u16, Value) {
     let part = reqwest::multipart::Part::bytes(body).file_name("package.nupkg");
     call(
         s.client

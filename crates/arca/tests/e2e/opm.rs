@@ -28,7 +28,7 @@ pub(crate) fn ospx(name: &str, version: &str, with_metadata: bool) -> Vec<u8> {
 }
 
 /// `opm push` as the client sends it: raw body, FILE-NAME, CHANNEL, OAUTH-TOKEN.
-async fn push(
+pub(crate) async fn push(
     s: &Server,
     token: Option<&str>,
     file: &str,

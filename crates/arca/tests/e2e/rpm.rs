@@ -6,7 +6,51 @@ use crate::both_backends;
 use crate::common::{Backend, Run, Server, call, run};
 
 /// Builds a noarch rpm with rpmbuild and signs it with the test key (rpmsign + gpg).
-fn build_rpm(w: &Path, gnupg: &Path, key_id: &str, name: &str, requires: &str) -> PathBuf {
+/// A packager's signing key in its own GnuPG home under `w`: (home, key id, armored key file).
+pub(crate) fn packager(w: &Path) -> (PathBuf, String, PathBuf) {
+    let gnupg = w.join("gnupg");
+    std::fs::create_dir_all(&gnupg).unwrap();
+    std::fs::set_permissions(&gnupg, std::os::unix::fs::PermissionsExt::from_mode(0o700)).unwrap();
+    let g = [("GNUPGHOME", gnupg.display().to_string())];
+    let r = run(
+        "gpg",
+        &[
+            "--batch",
+            "--pinentry-mode",
+            "loopback",
+            "--passphrase",
+            "",
+            "--quick-gen-key",
+            "Packager <packager@example.com>",
+            "ed25519",
+            "sign",
+            "never",
+        ],
+        w,
+        &g,
+    );
+    assert!(r.ok, "gpg: {}", r.stderr);
+    let r = run("gpg", &["--batch", "--with-colons", "--list-keys"], w, &g);
+    let key_id = r
+        .stdout
+        .lines()
+        .find(|l| l.starts_with("fpr:"))
+        .and_then(|l| l.split(':').nth(9))
+        .unwrap()
+        .to_string();
+    let r = run("gpg", &["--batch", "--armor", "--export", &key_id], w, &g);
+    let packager_key = w.join("RPM-GPG-KEY-packager");
+    std::fs::write(&packager_key, r.stdout).unwrap();
+    (gnupg, key_id, packager_key)
+}
+
+pub(crate) fn build_rpm(
+    w: &Path,
+    gnupg: &Path,
+    key_id: &str,
+    name: &str,
+    requires: &str,
+) -> PathBuf {
     let top = w.join("rpmbuild");
     std::fs::create_dir_all(top.join("SPECS")).unwrap();
     let requires = if requires.is_empty() {
@@ -49,7 +93,15 @@ fn build_rpm(w: &Path, gnupg: &Path, key_id: &str, name: &str, requires: &str) -
     file
 }
 
-fn dnf(w: &Path, root: &str, url: &str, user: &str, token: &str, keys: &str, args: &[&str]) -> Run {
+pub(crate) fn dnf(
+    w: &Path,
+    root: &str,
+    url: &str,
+    user: &str,
+    token: &str,
+    keys: &str,
+    args: &[&str],
+) -> Run {
     let root = w.join(root);
     std::fs::create_dir_all(&root).unwrap();
     let repo = format!("arca,{url}");
@@ -76,7 +128,7 @@ fn dnf(w: &Path, root: &str, url: &str, user: &str, token: &str, keys: &str, arg
     run("dnf", &all, w, &[])
 }
 
-async fn put_rpm(s: &Server, token: &str, file: &str, body: Vec<u8>) -> (u16, String) {
+pub(crate) async fn put_rpm(s: &Server, token: &str, file: &str, body: Vec<u8>) -> (u16, String) {
     let r = s
         .client
         .put(s.url(&format!("/pkg/acme/rpm/rpm/{file}")))
@@ -96,39 +148,7 @@ async fn dnf_from_signed_repository(b: Backend) {
     let dev = s.user_with_role("dev", "deployer", "acme");
     let ro = s.user_with_role("ro", "reader", "acme");
     let w = s.dir.path().join("rpm");
-    let gnupg = w.join("gnupg");
-    std::fs::create_dir_all(&gnupg).unwrap();
-    std::fs::set_permissions(&gnupg, std::os::unix::fs::PermissionsExt::from_mode(0o700)).unwrap();
-    let g = [("GNUPGHOME", gnupg.display().to_string())];
-    let r = run(
-        "gpg",
-        &[
-            "--batch",
-            "--pinentry-mode",
-            "loopback",
-            "--passphrase",
-            "",
-            "--quick-gen-key",
-            "Packager <packager@example.com>",
-            "ed25519",
-            "sign",
-            "never",
-        ],
-        &w,
-        &g,
-    );
-    assert!(r.ok, "gpg: {}", r.stderr);
-    let r = run("gpg", &["--batch", "--with-colons", "--list-keys"], &w, &g);
-    let key_id = r
-        .stdout
-        .lines()
-        .find(|l| l.starts_with("fpr:"))
-        .and_then(|l| l.split(':').nth(9))
-        .unwrap()
-        .to_string();
-    let r = run("gpg", &["--batch", "--armor", "--export", &key_id], &w, &g);
-    let packager_key = w.join("RPM-GPG-KEY-packager");
-    std::fs::write(&packager_key, r.stdout).unwrap();
+    let (gnupg, key_id, packager_key) = packager(&w);
 
     let lib = build_rpm(&w, &gnupg, &key_id, "hello-lib", "");
     let app = build_rpm(&w, &gnupg, &key_id, "hello-app", "hello-lib >= 1.0");

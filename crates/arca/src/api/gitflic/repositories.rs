@@ -63,7 +63,9 @@ async fn full_json(state: &AppState, reg: &Registry) -> ApiResult<Value> {
             "proxySettings".into(),
             json!({"url": p.url, "username": p.username, "isCaching": p.caching, "isOffline": p.offline,
                    "expireHours": p.expire_hours, "metadataRetrievalIntervalSeconds": p.metadata_interval_secs,
-                   "dockerLibraryPrefix": p.uses_library_prefix()}),
+                   "dockerLibraryPrefix": p.uses_library_prefix(),
+                   // Arca extension (Debian/RPM): the upstream's public key.
+                   "upstreamPublicKey": p.upstream_key}),
         );
     }
     if reg.kind == RegistryKind::Group {
@@ -181,6 +183,8 @@ pub struct ProxySettingsDto {
     /// Arca's extension for container proxies: ask for single-segment image names under
     /// `library/` upstream (Docker Hub's rule).
     pub docker_library_prefix: Option<bool>,
+    /// Arca extension (Debian/RPM proxies): the upstream's armored OpenPGP public key.
+    pub upstream_public_key: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
@@ -281,6 +285,9 @@ fn apply_proxy(reg: &mut Registry, s: &ProxySettingsDto) {
     }
     if let Some(v) = s.metadata_retrieval_interval_seconds {
         p.metadata_interval_secs = v;
+    }
+    if let Some(v) = &s.upstream_public_key {
+        p.upstream_key = Some(v.trim().to_string()).filter(|k| !k.is_empty());
     }
     reg.proxy = Some(p);
 }

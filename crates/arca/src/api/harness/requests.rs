@@ -216,6 +216,11 @@ pub(super) fn parse_config(
                 library_prefix: flag("dockerLibraryPrefix")
                     .or(prev.as_ref().and_then(|p| p.library_prefix)),
                 source: Some(source),
+                upstream_key: match c.get("upstreamPublicKey") {
+                    Some(Value::String(k)) => Some(k.trim().to_string()).filter(|k| !k.is_empty()),
+                    Some(_) => None,
+                    None => prev.as_ref().and_then(|p| p.upstream_key.clone()),
+                },
                 harness_auth: refs.map(|mut r| {
                     if let Some(o) = r.as_object_mut() {
                         o.insert("authType".into(), json!(auth_type));

@@ -81,7 +81,8 @@ pub(super) async fn registry_json(state: &AppState, reg: &Registry) -> ApiResult
                    "metadataCacheTTL": p.metadata_interval_secs, "isOffline": p.offline,
                    "expireHours": p.expire_hours, "isCaching": p.caching,
                    "dockerLibraryPrefix": p.uses_library_prefix(),
-                   "negativeCacheTTL": p.negative_ttl_secs.unwrap_or(state.config.proxy_negative_ttl_secs as i64)})
+                   "negativeCacheTTL": p.negative_ttl_secs.unwrap_or(state.config.proxy_negative_ttl_secs as i64),
+                   "upstreamPublicKey": p.upstream_key})
         }
         _ => json!({"type": "VIRTUAL", "upstreamProxies": member_identifiers(state, reg).await?}),
     };

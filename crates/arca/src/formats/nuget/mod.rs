@@ -18,6 +18,7 @@
 //! OData feed is not served: every NuGet client since 3.0 speaks v3.
 
 pub(crate) mod nuspec;
+mod proxy;
 mod v2;
 pub(crate) mod version;
 
@@ -39,7 +40,8 @@ use crate::blob::{ByteStream, StagedBlob};
 use crate::doc_cache::{self as cache, Doc};
 use crate::download::serve_file;
 use crate::error::{ApiError, ApiResult};
-use crate::model::{PackageType, Registry, rfc3339};
+use crate::model::{PackageType, Registry, RegistryKind, rfc3339};
+use crate::proxy::documents::CacheState;
 use crate::state::AppState;
 use crate::store::artifacts::{PackageRow, Page, VersionRow};
 use version::NuVersion;
@@ -163,14 +165,20 @@ fn json_doc(v: &Value) -> Doc {
 
 fn service_index(state: &AppState, req: &NativeRequest) -> ApiResult<Response> {
     let root = native_root(state, &req.registry);
-    let mut resources = vec![
-        json!({"@id": format!("{root}/api/v2/package"), "@type": "PackagePublish/2.0.0"}),
-        json!({"@id": format!("{root}/api/v2/symbolpackage"), "@type": "SymbolPackagePublish/4.9.0"}),
+    let mut resources = Vec::new();
+    // A proxy or a cache takes no pushes: only what it serves is advertised.
+    if !matches!(req.registry.kind, RegistryKind::Proxy | RegistryKind::Cache) {
+        resources.push(
+            json!({"@id": format!("{root}/api/v2/package"), "@type": "PackagePublish/2.0.0"}),
+        );
+        resources.push(json!({"@id": format!("{root}/api/v2/symbolpackage"), "@type": "SymbolPackagePublish/4.9.0"}));
+    }
+    resources.extend([
         json!({"@id": format!("{root}/package/"), "@type": "PackageBaseAddress/3.0.0"}),
         // NuGet.exe `list` goes through the v2 feed.
         json!({"@id": format!("{root}/api/v2"), "@type": "LegacyGallery"}),
         json!({"@id": format!("{root}/api/v2"), "@type": "LegacyGallery/2.0.0"}),
-    ];
+    ]);
     // NuGet 5.x needs the -rc and -beta aliases besides the versioned ones.
     for t in [
         "",
@@ -333,9 +341,27 @@ async fn push(state: &AppState, req: NativeRequest, symbols: bool) -> ApiResult<
         || exists("package"),
     )
     .await?;
+    let meta = version_metadata(&spec, blob.size as i64, &blob.sha512);
+    state
+        .db
+        .set_version_metadata(&file.version_id, &meta)
+        .await?;
+    if let Some(pkg) = state.db.package_by_name(&target.id, &lid).await?
+        && pkg.metadata.get("id").is_none()
+    {
+        state
+            .db
+            .set_package_metadata(&pkg.id, &json!({"id": spec.id}))
+            .await?;
+    }
+    Ok(StatusCode::CREATED.into_response())
+}
+
+/// The version metadata of a package with this manifest (what registrations and search read).
+pub(super) fn version_metadata(spec: &nuspec::Nuspec, size: i64, sha512: &str) -> Value {
     let mut meta = json!({
         "id": spec.id,
-        "version": norm,
+        "version": spec.version.normalized(),
         "fullVersion": spec.version.full(),
         "prerelease": spec.version.is_prerelease(),
         "semver2": spec.version.is_semver2(),
@@ -343,7 +369,7 @@ async fn push(state: &AppState, req: NativeRequest, symbols: bool) -> ApiResult<
         "dependencyGroups": spec.dependency_groups,
         "packageTypes": spec.package_types,
         "licenseExpression": spec.license_expression,
-        "nupkg": {"size": blob.size, "sha512": blob.sha512},
+        "nupkg": {"size": size, "sha512": sha512},
     });
     for (k, v) in &spec.fields {
         if matches!(
@@ -367,19 +393,7 @@ async fn push(state: &AppState, req: NativeRequest, symbols: bool) -> ApiResult<
             meta[k] = json!(v);
         }
     }
-    state
-        .db
-        .set_version_metadata(&file.version_id, &meta)
-        .await?;
-    if let Some(pkg) = state.db.package_by_name(&target.id, &lid).await?
-        && pkg.metadata.get("id").is_none()
-    {
-        state
-            .db
-            .set_package_metadata(&pkg.id, &json!({"id": spec.id}))
-            .await?;
-    }
-    Ok(StatusCode::CREATED.into_response())
+    meta
 }
 
 async fn set_listed(
@@ -486,23 +500,65 @@ pub(super) fn listed(row: &VersionRow) -> bool {
 
 async fn flat_versions(state: &AppState, req: &NativeRequest, id: &str) -> ApiResult<Response> {
     let lid = id.to_ascii_lowercase();
-    let pkgs = chain_packages(state, &req.registry, &lid).await?;
+    let chain = (Resolver { state }).packages(&req.registry, &lid).await?;
+    let upstream = proxy::flat_versions(state, &req.registry, &lid, false).await?;
+    let answered: Vec<_> = upstream
+        .iter()
+        .map(|(r, d, _)| (r.clone(), d.clone()))
+        .collect();
+    let stale = answered.iter().any(|(_, d)| d.state == CacheState::Stale);
+    let upstream_key: String = answered.iter().map(|(_, d)| d.sha256.as_str()).collect();
+    let pkgs: Vec<PackageRow> = chain.iter().map(|(_, p)| p.clone()).collect();
     let doc = state
         .docs
         .get_or_build(
-            format!("nuget-flat|{}|{lid}", req.registry.id),
+            format!("nuget-flat|{}|{lid}|{upstream_key}", req.registry.id),
             cache::stamp(&pkgs),
             || async {
-                let entries = versions_of(state, &pkgs).await?;
-                if entries.is_empty() {
+                // What a proxy cached is listed as its upstream lists it now; only where the
+                // upstream is unavailable do the cached versions stand for it.
+                let stored: Vec<PackageRow> =
+                    crate::proxy::documents::without_answered_caches(&chain, &answered)
+                        .into_iter()
+                        .map(|(_, p)| p)
+                        .collect();
+                let mut all: BTreeMap<String, NuVersion> = versions_of(state, &stored)
+                    .await?
+                    .into_iter()
+                    .map(|e| (e.row.version, e.version))
+                    .collect();
+                for (_, _, versions) in &upstream {
+                    for v in versions {
+                        if let Some(parsed) = NuVersion::parse(v) {
+                            all.entry(v.clone()).or_insert(parsed);
+                        }
+                    }
+                }
+                if all.is_empty() {
                     return Err(ApiError::not_found(format!("package '{id}' not found")));
                 }
-                let versions: Vec<&str> = entries.iter().map(|e| e.row.version.as_str()).collect();
+                let mut sorted: Vec<(String, NuVersion)> = all.into_iter().collect();
+                sorted.sort_by(|a, b| a.1.cmp(&b.1));
+                let versions: Vec<&str> = sorted.iter().map(|(k, _)| k.as_str()).collect();
                 Ok(json_doc(&json!({"versions": versions})))
             },
         )
         .await?;
-    Ok(doc.respond(&req.headers, req.method == Method::HEAD))
+    Ok(stale_marked(
+        doc.respond(&req.headers, req.method == Method::HEAD),
+        stale,
+    ))
+}
+
+/// Marks a response built from an upstream document served stale.
+fn stale_marked(mut resp: Response, stale: bool) -> Response {
+    if stale {
+        resp.headers_mut().insert(
+            "x-arca-cache",
+            header::HeaderValue::from_static(CacheState::Stale.header_value()),
+        );
+    }
+    resp
 }
 
 async fn flat_file(
@@ -524,10 +580,18 @@ async fn flat_file(
             "no file '{file}' in {id} {ver}"
         )));
     }
-    let (_, f) = (Resolver { state })
+    let found = (Resolver { state })
         .find_file(&req.registry, &format!("package/{lid}/{lver}/{lfile}"))
         .await?
-        .ok_or_else(|| ApiError::not_found(format!("package {id} {ver} not found")))?;
+        .map(|(_, f)| f);
+    let f = match found {
+        Some(f) => Some(f),
+        None if !lfile.ends_with(".snupkg") => {
+            proxy::fetch(state, &req.registry, &lid, &lver, &lfile).await?
+        }
+        None => None,
+    }
+    .ok_or_else(|| ApiError::not_found(format!("package {id} {ver} not found")))?;
     serve_file(state, &f, &req.method, &req.headers).await
 }
 
@@ -635,29 +699,123 @@ fn catalog_entry(urls: &Urls, e: &Entry) -> Value {
     })
 }
 
-fn page_items(urls: &Urls, entries: &[Entry]) -> Vec<Value> {
-    entries
-        .iter()
-        .map(|e| {
-            json!({
-                "@id": urls.leaf(&e.row.version),
-                "@type": "Package",
-                "commitId": e.row.id,
-                "commitTimeStamp": rfc3339(e.row.updated_at),
-                "catalogEntry": catalog_entry(urls, e),
-                "packageContent": urls.content(&e.row.version),
-                "registration": urls.index(),
-            })
-        })
-        .collect()
+/// One version of a registration as served: stored (its item generated here) or an upstream's
+/// (its item relayed, URLs pointing at Arca).
+struct Listed {
+    version: NuVersion,
+    lver: String,
+    item: Value,
+    listed: bool,
+    published: String,
 }
 
-fn page(urls: &Urls, chunk: &[Entry], inline: bool) -> Value {
+fn stored_item(urls: &Urls, e: &Entry) -> Listed {
+    Listed {
+        version: e.version.clone(),
+        lver: e.row.version.clone(),
+        item: json!({
+            "@id": urls.leaf(&e.row.version),
+            "@type": "Package",
+            "commitId": e.row.id,
+            "commitTimeStamp": rfc3339(e.row.updated_at),
+            "catalogEntry": catalog_entry(urls, e),
+            "packageContent": urls.content(&e.row.version),
+            "registration": urls.index(),
+        }),
+        listed: listed(&e.row),
+        published: published(&e.row),
+    }
+}
+
+/// What the registration documents of one package are built from: the stored packages along
+/// the read chain and the upstream registrations of its proxies.
+struct Sources {
+    chain: Vec<(Registry, PackageRow)>,
+    upstream: Vec<(
+        Registry,
+        crate::proxy::documents::Fetched,
+        Vec<proxy::UpstreamItem>,
+    )>,
+    urls: Urls,
+}
+
+impl Sources {
+    async fn of(state: &AppState, reg: &Registry, lid: &str) -> ApiResult<Sources> {
+        let urls = Urls {
+            root: native_root(state, reg),
+            lid: lid.to_string(),
+        };
+        let chain = (Resolver { state }).packages(reg, lid).await?;
+        let upstream = proxy::registrations(state, reg, lid, &urls).await?;
+        Ok(Sources {
+            chain,
+            upstream,
+            urls,
+        })
+    }
+
+    /// The document cache's key part and stamp.
+    fn key(&self) -> (String, String) {
+        let upstream: String = self
+            .upstream
+            .iter()
+            .map(|(_, d, _)| d.sha256.as_str())
+            .collect();
+        let pkgs: Vec<PackageRow> = self.chain.iter().map(|(_, p)| p.clone()).collect();
+        (upstream, cache::stamp(&pkgs))
+    }
+
+    fn stale(&self) -> bool {
+        self.upstream
+            .iter()
+            .any(|(_, d, _)| d.state == CacheState::Stale)
+    }
+
+    /// Every version, ascending: stored ones first by key, then the upstreams' in order. What a
+    /// proxy cached is listed as its upstream lists it now; only where the upstream is
+    /// unavailable do the cached versions stand for it.
+    async fn items(&self, state: &AppState) -> ApiResult<Vec<Listed>> {
+        let answered: Vec<_> = self
+            .upstream
+            .iter()
+            .map(|(r, d, _)| (r.clone(), d.clone()))
+            .collect();
+        let stored: Vec<PackageRow> =
+            crate::proxy::documents::without_answered_caches(&self.chain, &answered)
+                .into_iter()
+                .map(|(_, p)| p)
+                .collect();
+        let mut by_key: BTreeMap<String, Listed> = versions_of(state, &stored)
+            .await?
+            .iter()
+            .map(|e| (e.row.version.clone(), stored_item(&self.urls, e)))
+            .collect();
+        for (_, _, items) in &self.upstream {
+            for u in items {
+                by_key.entry(u.lver.clone()).or_insert_with(|| Listed {
+                    version: u.version.clone(),
+                    lver: u.lver.clone(),
+                    item: u.item.clone(),
+                    listed: u.item["catalogEntry"]["listed"].as_bool().unwrap_or(true),
+                    published: u.item["catalogEntry"]["published"]
+                        .as_str()
+                        .unwrap_or(UNLISTED_DATE)
+                        .to_string(),
+                });
+            }
+        }
+        let mut all: Vec<Listed> = by_key.into_values().collect();
+        all.sort_by(|a, b| a.version.cmp(&b.version));
+        Ok(all)
+    }
+}
+
+fn page(urls: &Urls, chunk: &[Listed], inline: bool) -> Value {
     let lower = chunk.first().map(|e| e.version.full()).unwrap_or_default();
     let upper = chunk.last().map(|e| e.version.full()).unwrap_or_default();
     let (lk, uk) = (
-        chunk.first().map(|e| e.row.version.as_str()).unwrap_or(""),
-        chunk.last().map(|e| e.row.version.as_str()).unwrap_or(""),
+        chunk.first().map(|e| e.lver.as_str()).unwrap_or(""),
+        chunk.last().map(|e| e.lver.as_str()).unwrap_or(""),
     );
     let mut p = json!({
         "@id": urls.page(lk, uk),
@@ -668,7 +826,7 @@ fn page(urls: &Urls, chunk: &[Entry], inline: bool) -> Value {
         "parent": urls.index(),
     });
     if inline {
-        p["items"] = json!(page_items(urls, chunk));
+        p["items"] = json!(chunk.iter().map(|l| l.item.clone()).collect::<Vec<_>>());
     }
     p
 }
@@ -679,28 +837,25 @@ async fn registration_index(
     id: &str,
 ) -> ApiResult<Response> {
     let lid = id.to_ascii_lowercase();
-    let pkgs = chain_packages(state, &req.registry, &lid).await?;
-    let urls = Urls {
-        root: native_root(state, &req.registry),
-        lid: lid.clone(),
-    };
+    let src = Sources::of(state, &req.registry, &lid).await?;
+    let (upstream, stamp) = src.key();
     let doc = state
         .docs
         .get_or_build(
-            format!("nuget-reg|{}|{lid}", req.registry.id),
-            cache::stamp(&pkgs),
+            format!("nuget-reg|{}|{lid}|{upstream}", req.registry.id),
+            stamp,
             || async {
-                let entries = versions_of(state, &pkgs).await?;
+                let entries = src.items(state).await?;
                 if entries.is_empty() {
                     return Err(ApiError::not_found(format!("package '{id}' not found")));
                 }
                 let inline = entries.len() <= INLINE_LIMIT;
                 let pages: Vec<Value> = entries
                     .chunks(PAGE_SIZE)
-                    .map(|c| page(&urls, c, inline))
+                    .map(|c| page(&src.urls, c, inline))
                     .collect();
                 Ok(json_doc(&json!({
-                    "@id": urls.index(),
+                    "@id": src.urls.index(),
                     "@type": ["catalog:CatalogRoot", "PackageRegistration", "catalog:Permalink"],
                     "count": pages.len(),
                     "items": pages,
@@ -708,7 +863,10 @@ async fn registration_index(
             },
         )
         .await?;
-    Ok(doc.respond(&req.headers, req.method == Method::HEAD))
+    Ok(stale_marked(
+        doc.respond(&req.headers, req.method == Method::HEAD),
+        src.stale(),
+    ))
 }
 
 async fn registration_page(
@@ -719,32 +877,35 @@ async fn registration_page(
     upper: &str,
 ) -> ApiResult<Response> {
     let lid = id.to_ascii_lowercase();
-    let pkgs = chain_packages(state, &req.registry, &lid).await?;
-    let urls = Urls {
-        root: native_root(state, &req.registry),
-        lid: lid.clone(),
-    };
+    let src = Sources::of(state, &req.registry, &lid).await?;
+    let (upstream, stamp) = src.key();
     let doc = state
         .docs
         .get_or_build(
-            format!("nuget-page|{}|{lid}|{lower}|{upper}", req.registry.id),
-            cache::stamp(&pkgs),
+            format!(
+                "nuget-page|{}|{lid}|{lower}|{upper}|{upstream}",
+                req.registry.id
+            ),
+            stamp,
             || async {
-                let entries = versions_of(state, &pkgs).await?;
+                let entries = src.items(state).await?;
                 let chunk = entries
                     .chunks(PAGE_SIZE)
                     .find(|c| {
-                        c.first().map(|e| e.row.version.as_str()) == Some(lower)
-                            && c.last().map(|e| e.row.version.as_str()) == Some(upper)
+                        c.first().map(|e| e.lver.as_str()) == Some(lower)
+                            && c.last().map(|e| e.lver.as_str()) == Some(upper)
                     })
                     .ok_or_else(|| ApiError::not_found("no such registration page"))?;
-                let mut p = page(&urls, chunk, true);
+                let mut p = page(&src.urls, chunk, true);
                 p["@context"] = json!({"@vocab": "http://schema.nuget.org/schema#"});
                 Ok::<_, ApiError>(json_doc(&p))
             },
         )
         .await?;
-    Ok(doc.respond(&req.headers, req.method == Method::HEAD))
+    Ok(stale_marked(
+        doc.respond(&req.headers, req.method == Method::HEAD),
+        src.stale(),
+    ))
 }
 
 async fn registration_leaf(
@@ -754,25 +915,26 @@ async fn registration_leaf(
     ver: &str,
 ) -> ApiResult<Response> {
     let (lid, lver) = keys(id, ver)?;
-    let (_, entries) = chain_versions(state, &req.registry, &lid).await?;
+    let src = Sources::of(state, &req.registry, &lid).await?;
+    let entries = src.items(state).await?;
     let e = entries
         .iter()
-        .find(|e| e.row.version == lver)
+        .find(|e| e.lver == lver)
         .ok_or_else(|| ApiError::not_found(format!("package {id} {ver} not found")))?;
-    let urls = Urls {
-        root: native_root(state, &req.registry),
-        lid,
-    };
+    let urls = &src.urls;
     let leaf = json!({
         "@id": urls.leaf(&lver),
         "@type": ["Package", "http://schema.nuget.org/catalog#Permalink"],
         "catalogEntry": urls.leaf(&lver),
-        "listed": listed(&e.row),
+        "listed": e.listed,
         "packageContent": urls.content(&lver),
-        "published": published(&e.row),
+        "published": e.published,
         "registration": urls.index(),
     });
-    Ok(json_doc(&leaf).respond(&req.headers, req.method == Method::HEAD))
+    Ok(stale_marked(
+        json_doc(&leaf).respond(&req.headers, req.method == Method::HEAD),
+        src.stale(),
+    ))
 }
 
 // ---------------------------------------------------------------------------------------------

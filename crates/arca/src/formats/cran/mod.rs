@@ -11,6 +11,8 @@
 //! R asks for `PACKAGES.rds` first and falls back to `PACKAGES.gz` when it is missing (404), so the
 //! R serialization format is not produced.
 
+mod proxy;
+
 use crate::formats::setup::{Setup, SetupContext, inline, step};
 use async_trait::async_trait;
 use axum::http::{Method, StatusCode};
@@ -24,6 +26,7 @@ use crate::doc_cache::{self as cache, Doc};
 use crate::download::serve_file;
 use crate::error::{ApiError, ApiResult};
 use crate::model::PackageType;
+use crate::proxy::documents::CacheState;
 use crate::state::AppState;
 
 pub struct Cran;
@@ -225,21 +228,42 @@ async fn download(state: &AppState, req: &NativeRequest, file: &str) -> ApiResul
     let (pkg, version) =
         split_file(file).ok_or_else(|| ApiError::not_found(format!("no file '{file}'")))?;
     let path = format!("src/contrib/Archive/{pkg}/{pkg}_{version}.tar.gz");
-    let (_, f) = (Resolver { state })
+    let found = (Resolver { state })
         .find_file(&req.registry, &path)
         .await?
-        .ok_or_else(|| ApiError::not_found(format!("{pkg} {version} not found")))?;
+        .map(|(_, f)| f);
+    let f = match found {
+        Some(f) => Some(f),
+        None => proxy::fetch(state, &req.registry, pkg, version, &path).await?,
+    }
+    .ok_or_else(|| ApiError::not_found(format!("{pkg} {version} not found")))?;
     serve_file(state, &f, &req.method, &req.headers).await
 }
 
 /// `PACKAGES`: the latest version of every package along the read chain.
 async fn index(state: &AppState, req: &NativeRequest, gz: bool) -> ApiResult<Response> {
-    let (_, pkgs) = (Resolver { state }).all_packages(&req.registry).await?;
+    let (chain, all) = (Resolver { state }).all_packages(&req.registry).await?;
+    let upstream = proxy::indexes(state, &req.registry, false).await?;
+    let stale = upstream.iter().any(|(_, d)| d.state == CacheState::Stale);
+    let upstream_key: String = upstream.iter().map(|(_, d)| d.sha256.as_str()).collect();
+    // What a proxy cached is listed as its upstream lists it now; only where the upstream is
+    // unavailable do the cached packages stand for it.
+    let chain: Vec<(crate::model::Registry, ())> = chain.into_iter().map(|r| (r, ())).collect();
+    let kept: std::collections::HashSet<String> =
+        crate::proxy::documents::without_answered_caches(&chain, &upstream)
+            .into_iter()
+            .map(|(r, _)| r.id)
+            .collect();
+    let pkgs: Vec<_> = all
+        .iter()
+        .filter(|p| kept.contains(&p.registry_id))
+        .cloned()
+        .collect();
     let doc = state
         .docs
         .get_or_build(
-            format!("cran|{}|{gz}", req.registry.id),
-            cache::stamp(&pkgs),
+            format!("cran|{}|{gz}|{upstream_key}", req.registry.id),
+            cache::stamp(&all),
             || async {
                 let mut text = String::new();
                 let mut seen = std::collections::HashSet::new();
@@ -266,6 +290,15 @@ async fn index(state: &AppState, req: &NativeRequest, gz: bool) -> ApiResult<Res
                     }
                     text.push('\n');
                 }
+                // The upstreams' stanzas, verbatim, for names not stored here.
+                for (_, doc) in &upstream {
+                    for (name, stanza) in proxy::stanzas(doc) {
+                        if seen.insert(name) {
+                            text.push_str(&stanza);
+                            text.push_str("\n\n");
+                        }
+                    }
+                }
                 if gz {
                     crate::archive::gzip(text.as_bytes())
                         .map(|b| Doc::new(b, "application/gzip"))
@@ -276,7 +309,14 @@ async fn index(state: &AppState, req: &NativeRequest, gz: bool) -> ApiResult<Res
             },
         )
         .await?;
-    Ok(doc.respond(&req.headers, req.method == Method::HEAD))
+    let mut resp = doc.respond(&req.headers, req.method == Method::HEAD);
+    if stale {
+        resp.headers_mut().insert(
+            "x-arca-cache",
+            axum::http::HeaderValue::from_static(CacheState::Stale.header_value()),
+        );
+    }
+    Ok(resp)
 }
 
 #[cfg(test)]

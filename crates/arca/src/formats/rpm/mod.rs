@@ -12,6 +12,8 @@
 //! Repository metadata is generated from the metadata store when a package changed (validated per
 //! package revision) and is identical on every server process (timestamps come from the data).
 
+mod proxy;
+
 use crate::formats::setup::{Setup, SetupContext, inline, step, write_private_file};
 use std::collections::BTreeMap;
 
@@ -101,6 +103,9 @@ impl Format for Rpm {
         let segs = req.segments();
         let segs: Vec<&str> = segs.iter().map(String::as_str).collect();
         let get = req.method == Method::GET || req.method == Method::HEAD;
+        if get && req.registry.kind == crate::model::RegistryKind::Proxy {
+            return proxied(state, &req, &segs).await;
+        }
         match (&req.method, segs.as_slice()) {
             (_, ["public.key"]) if get => super::public_key_response(state, &req.registry).await,
             (_, ["repodata", file]) if get => repodata(state, &req, file).await,
@@ -120,6 +125,43 @@ impl Format for Rpm {
             _ => Err(ApiError::not_found("no such RPM repository path")),
         }
     }
+}
+
+/// A read of an RPM proxy: the upstream's files byte for byte (see [`proxy`]); the proxy's cache
+/// first for immutable files.
+async fn proxied(state: &AppState, req: &NativeRequest, segs: &[&str]) -> ApiResult<Response> {
+    let proxy = &req.registry;
+    let path = segs.join("/");
+    let stored = (Resolver { state })
+        .find_file(&req.registry, &path)
+        .await?
+        .map(|(_, f)| f);
+    let file = match (segs, stored) {
+        (["public.key"], _) => return super::debian::upstream_key_response(proxy),
+        (["repodata", file @ ("repomd.xml" | "repomd.xml.asc")], _) => {
+            let doc = proxy::repomd(state, proxy, file).await?.ok_or_else(|| {
+                ApiError::not_found(format!("repodata/{file} not found upstream"))
+            })?;
+            let mut resp = (
+                [(axum::http::header::CONTENT_TYPE, "application/xml")],
+                doc.body.clone(),
+            )
+                .into_response();
+            if doc.state == crate::proxy::documents::CacheState::Stale {
+                resp.headers_mut().insert(
+                    "x-arca-cache",
+                    axum::http::HeaderValue::from_static("STALE"),
+                );
+            }
+            return Ok(resp);
+        }
+        (_, Some(f)) => Some(f),
+        (["repodata", file], None) => proxy::repodata(state, proxy, file).await?,
+        ([.., last], None) if last.ends_with(".rpm") => proxy::package(state, proxy, &path).await?,
+        _ => None,
+    };
+    let f = file.ok_or_else(|| ApiError::not_found(format!("{path} not found")))?;
+    serve_file(state, &f, &req.method, &req.headers).await
 }
 
 /// A dependency as primary.xml writes it.

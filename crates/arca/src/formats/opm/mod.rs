@@ -8,6 +8,8 @@
 //!   `OAUTH-TOKEN` (the hub's style) or `Authorization`. Name and version come from the package's
 //!   `opm-metadata.xml` (or, failing that, its `packagedef`).
 
+mod proxy;
+
 use crate::formats::setup::{Setup, SetupContext, inline, step};
 use async_trait::async_trait;
 use axum::http::{Method, StatusCode};
@@ -20,6 +22,7 @@ use crate::doc_cache::{self as cache, Doc};
 use crate::download::serve_file;
 use crate::error::{ApiError, ApiResult};
 use crate::model::PackageType;
+use crate::proxy::documents::CacheState;
 use crate::state::AppState;
 
 pub struct Opm;
@@ -258,22 +261,40 @@ async fn push(state: &AppState, req: NativeRequest) -> ApiResult<Response> {
 
 async fn list(state: &AppState, req: &NativeRequest) -> ApiResult<Response> {
     let (_, pkgs) = (Resolver { state }).all_packages(&req.registry).await?;
+    let upstream = proxy::lists(state, &req.registry).await?;
+    let upstream_key: String = upstream.iter().map(|(_, d)| d.sha256.as_str()).collect();
+    let stale = upstream.iter().any(|(_, d)| d.state == CacheState::Stale);
     let doc = state
         .docs
         .get_or_build(
-            format!("opm|{}", req.registry.id),
+            format!("opm|{}|{upstream_key}", req.registry.id),
             cache::stamp(&pkgs),
             || async {
                 let mut names: Vec<&str> = pkgs.iter().map(|p| p.name.as_str()).collect();
                 names.sort();
                 names.dedup();
+                // The upstreams' names after the stored ones (case-sensitive, first spelling).
+                let from_upstream: Vec<String> =
+                    upstream.iter().flat_map(|(_, d)| proxy::names(d)).collect();
+                for n in &from_upstream {
+                    if !names.contains(&n.as_str()) {
+                        names.push(n);
+                    }
+                }
                 let mut text = names.join("\n");
                 text.push('\n');
                 Ok::<_, ApiError>(Doc::new(text, "text/plain; charset=utf-8"))
             },
         )
         .await?;
-    Ok(doc.respond(&req.headers, req.method == Method::HEAD))
+    let mut resp = doc.respond(&req.headers, req.method == Method::HEAD);
+    if stale {
+        resp.headers_mut().insert(
+            "x-arca-cache",
+            axum::http::HeaderValue::from_static(CacheState::Stale.header_value()),
+        );
+    }
+    Ok(resp)
 }
 
 async fn download(
@@ -283,8 +304,15 @@ async fn download(
     file: &str,
 ) -> ApiResult<Response> {
     let version = if file == format!("{name}.ospx") {
-        // The latest version of the package.
-        let chain = (Resolver { state }).packages(&req.registry, name).await?;
+        // The latest version of the package: stored, else as an upstream has it (what a proxy
+        // cached stands for its upstream only while that upstream does not answer).
+        let all = (Resolver { state }).packages(&req.registry, name).await?;
+        let upstream = if valid_name(name) {
+            proxy::latest(state, &req.registry, name).await?
+        } else {
+            Vec::new()
+        };
+        let chain = crate::proxy::documents::without_answered_caches(&all, &upstream);
         let mut best: Option<String> = None;
         for (_, p) in &chain {
             for v in state.db.all_versions(&p.id).await? {
@@ -296,7 +324,26 @@ async fn download(
                 }
             }
         }
-        best.ok_or_else(|| ApiError::not_found(format!("package '{name}' not found")))?
+        match (best, upstream.first()) {
+            (Some(b), _) => b,
+            (None, Some((_, doc))) => {
+                let mut resp = (
+                    [(axum::http::header::CONTENT_TYPE, "application/zip")],
+                    proxy::body(doc),
+                )
+                    .into_response();
+                if doc.state == CacheState::Stale {
+                    resp.headers_mut().insert(
+                        "x-arca-cache",
+                        axum::http::HeaderValue::from_static(CacheState::Stale.header_value()),
+                    );
+                }
+                return Ok(resp);
+            }
+            (None, None) => {
+                return Err(ApiError::not_found(format!("package '{name}' not found")));
+            }
+        }
     } else {
         file.strip_prefix(&format!("{name}-"))
             .and_then(|v| v.strip_suffix(".ospx"))
@@ -304,10 +351,16 @@ async fn download(
             .ok_or_else(|| ApiError::not_found(format!("no file '{file}' for '{name}'")))?
             .to_string()
     };
-    let (_, f) = (Resolver { state })
+    let found = (Resolver { state })
         .find_file(&req.registry, &format!("{name}/{name}-{version}.ospx"))
         .await?
-        .ok_or_else(|| ApiError::not_found(format!("{name} {version} not found")))?;
+        .map(|(_, f)| f);
+    let f = match found {
+        Some(f) => Some(f),
+        None if valid_name(name) => proxy::fetch(state, &req.registry, name, &version).await?,
+        None => None,
+    }
+    .ok_or_else(|| ApiError::not_found(format!("{name} {version} not found")))?;
     serve_file(state, &f, &req.method, &req.headers).await
 }
 

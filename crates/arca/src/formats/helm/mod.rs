@@ -13,6 +13,8 @@
 //! go through [`super::upload`]: write permission first, then the chart, parsed in memory under
 //! the in-memory body cap.
 
+mod proxy;
+
 use crate::formats::setup::{Setup, SetupContext, inline, step};
 use async_trait::async_trait;
 use axum::Json;
@@ -31,6 +33,7 @@ use crate::doc_cache::{self as cache, Doc};
 use crate::download::serve_file;
 use crate::error::{ApiError, ApiResult};
 use crate::model::{PackageType, rfc3339};
+use crate::proxy::documents::CacheState;
 use crate::state::AppState;
 
 pub struct Helm;
@@ -425,19 +428,40 @@ async fn download(state: &AppState, req: &NativeRequest, file: &str) -> ApiResul
     if file.contains(['/', '\\']) || file.starts_with('.') {
         return Err(ApiError::not_found("no such chart"));
     }
-    let (_, f) = (Resolver { state })
+    let found = (Resolver { state })
         .find_file(&req.registry, &format!("charts/{file}"))
         .await?
-        .ok_or_else(|| ApiError::not_found(format!("no chart file '{file}'")))?;
+        .map(|(_, f)| f);
+    let f = match found {
+        Some(f) => Some(f),
+        None => proxy::fetch(state, &req.registry, file).await?,
+    }
+    .ok_or_else(|| ApiError::not_found(format!("no chart file '{file}'")))?;
     serve_file(state, &f, &req.method, &req.headers).await
 }
 
 async fn index(state: &AppState, req: &NativeRequest) -> ApiResult<Response> {
-    let (_, pkgs) = (Resolver { state }).all_packages(&req.registry).await?;
+    let (chain, all) = (Resolver { state }).all_packages(&req.registry).await?;
+    let upstream = proxy::indexes(state, &req.registry, false).await?;
+    let stale = upstream.iter().any(|(_, d)| d.state == CacheState::Stale);
+    let upstream_key: String = upstream.iter().map(|(_, d)| d.sha256.as_str()).collect();
+    // What a proxy cached is listed as its upstream lists it now; only where the upstream is
+    // unavailable do the cached charts stand for it.
+    let chain: Vec<(crate::model::Registry, ())> = chain.into_iter().map(|r| (r, ())).collect();
+    let kept: std::collections::HashSet<String> =
+        crate::proxy::documents::without_answered_caches(&chain, &upstream)
+            .into_iter()
+            .map(|(r, _)| r.id)
+            .collect();
+    let pkgs: Vec<_> = all
+        .iter()
+        .filter(|p| kept.contains(&p.registry_id))
+        .cloned()
+        .collect();
     let root = native_root(state, &req.registry);
     let doc = state
         .docs
-        .get_or_build(format!("helm|{}", req.registry.id), cache::stamp(&pkgs), || async {
+        .get_or_build(format!("helm|{}|{upstream_key}", req.registry.id), cache::stamp(&all), || async {
             let mut entries = Map::new();
             for p in &pkgs {
                 if entries.contains_key(&p.name) {
@@ -468,11 +492,35 @@ async fn index(state: &AppState, req: &NativeRequest) -> ApiResult<Response> {
                 versions.sort_by(|a, b| b.0.cmp(&a.0));
                 entries.insert(p.name.clone(), Value::Array(versions.into_iter().map(|(_, e)| e).collect()));
             }
+            // Upstream charts after the stored ones; a name stored here hides the upstream's.
+            for (_, doc) in &upstream {
+                for (name, versions) in proxy::entries(doc) {
+                    if entries.contains_key(&name) {
+                        continue;
+                    }
+                    let listed: Vec<Value> = versions
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .filter_map(|e| proxy::served(&root, &name, e.clone()))
+                        .collect();
+                    if !listed.is_empty() {
+                        entries.insert(name, Value::Array(listed));
+                    }
+                }
+            }
             let index = json!({"apiVersion": "v1", "entries": entries, "generated": rfc3339(crate::model::now_ms())});
             let yaml = serde_saphyr::to_string(&index)
                 .map_err(|e| ApiError::Internal(anyhow::anyhow!("writing index.yaml: {e}")))?;
             Ok::<_, ApiError>(Doc::new(yaml, "application/yaml"))
         })
         .await?;
-    Ok(doc.respond(&req.headers, req.method == Method::HEAD))
+    let mut resp = doc.respond(&req.headers, req.method == Method::HEAD);
+    if stale {
+        resp.headers_mut().insert(
+            "x-arca-cache",
+            header::HeaderValue::from_static(CacheState::Stale.header_value()),
+        );
+    }
+    Ok(resp)
 }

@@ -13,6 +13,8 @@
 //! packages changed (validated per package revision, like every generated document), never on
 //! every request, and signed with the registry's key.
 
+mod proxy;
+
 use crate::formats::setup::{Setup, SetupContext, inline, step};
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Read;
@@ -119,6 +121,9 @@ impl Format for Debian {
         let segs = req.segments();
         let segs: Vec<&str> = segs.iter().map(String::as_str).collect();
         let get = req.method == Method::GET || req.method == Method::HEAD;
+        if req.registry.kind == crate::model::RegistryKind::Proxy {
+            return proxied(state, &req, &segs).await;
+        }
         match (&req.method, segs.as_slice()) {
             (_, ["public.key"]) if get => super::public_key_response(state, &req.registry).await,
             (_, ["dists", dist, rest @ ..]) if get && !rest.is_empty() => {
@@ -140,6 +145,89 @@ impl Format for Debian {
             _ => Err(ApiError::not_found("no such apt repository path")),
         }
     }
+}
+
+/// A read of a Debian proxy: the upstream's files byte for byte (see [`proxy`]); the proxy's
+/// cache first for immutable files.
+async fn proxied(state: &AppState, req: &NativeRequest, segs: &[&str]) -> ApiResult<Response> {
+    let get = req.method == Method::GET || req.method == Method::HEAD;
+    if !get {
+        return Err(ApiError::MethodNotAllowed(format!(
+            "registry '{}' is a proxy; uploads are not possible",
+            req.registry.identifier
+        )));
+    }
+    let proxy = &req.registry;
+    let stored = |path: String| async move {
+        Ok::<_, ApiError>(
+            (Resolver { state })
+                .find_file(&req.registry, &path)
+                .await?
+                .map(|(_, f)| f),
+        )
+    };
+    let file = match segs {
+        ["public.key"] => return upstream_key_response(proxy),
+        ["dists", dist, file] if proxy::RELEASE_FILES.contains(file) && valid_word(dist) => {
+            let doc = proxy::release_file(state, proxy, dist, file)
+                .await?
+                .ok_or_else(|| {
+                    ApiError::not_found(format!("dists/{dist}/{file} not found upstream"))
+                })?;
+            let mut resp = (
+                [(axum::http::header::CONTENT_TYPE, "text/plain")],
+                doc.body.clone(),
+            )
+                .into_response();
+            if doc.state == crate::proxy::documents::CacheState::Stale {
+                resp.headers_mut().insert(
+                    "x-arca-cache",
+                    axum::http::HeaderValue::from_static("STALE"),
+                );
+            }
+            return Ok(resp);
+        }
+        ["dists", dist, rest @ ..] if !rest.is_empty() && valid_word(dist) => {
+            let rest = rest.join("/");
+            match rest.rsplit_once("/by-hash/SHA256/") {
+                Some((_, h)) => match stored(format!("dists/{dist}/by-hash/SHA256/{h}")).await? {
+                    Some(f) => Some(f),
+                    None => proxy::dist_index(state, proxy, dist, &rest).await?,
+                },
+                None => proxy::dist_index(state, proxy, dist, &rest).await?,
+            }
+        }
+        ["pool", ..] => {
+            let path = segs.join("/");
+            match stored(path.clone()).await? {
+                Some(f) => Some(f),
+                None => proxy::pool_file(state, proxy, &path).await?,
+            }
+        }
+        _ => return Err(ApiError::not_found("no such apt repository path")),
+    };
+    let f = file.ok_or_else(|| ApiError::not_found(format!("{} not found", segs.join("/"))))?;
+    serve_file(state, &f, &req.method, &req.headers).await
+}
+
+/// `public.key` of a Debian/RPM proxy: the upstream's key it was given (the files it serves are
+/// the upstream's, signed with that key; a proxy has no key of its own).
+pub(crate) fn upstream_key_response(proxy: &Registry) -> ApiResult<Response> {
+    let key = proxy
+        .proxy
+        .as_ref()
+        .and_then(|p| p.upstream_key.clone())
+        .ok_or_else(|| {
+            ApiError::not_found(
+                "this proxy serves its upstream's signed files and was given no upstream key \
+                 (upstreamPublicKey): trust the upstream's own key",
+            )
+        })?;
+    Ok((
+        [(axum::http::header::CONTENT_TYPE, "application/pgp-keys")],
+        key,
+    )
+        .into_response())
 }
 
 /// Distribution, component and architecture names.

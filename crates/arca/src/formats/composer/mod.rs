@@ -15,6 +15,8 @@
 //! Packages are keyed by their lowercase name, versions by the version string as uploaded;
 //! two spellings of one version (`1.0` and `1.0.0`) normalise alike and are the same version.
 
+mod proxy;
+
 use crate::formats::setup::{Setup, SetupContext, inline, step};
 use async_trait::async_trait;
 use axum::Json;
@@ -28,6 +30,7 @@ use crate::doc_cache::{self as cache, Doc};
 use crate::download::serve_file;
 use crate::error::{ApiError, ApiResult};
 use crate::model::{PackageType, Reupload, rfc3339};
+use crate::proxy::documents::CacheState;
 use crate::state::AppState;
 use crate::store::artifacts::Page;
 
@@ -127,11 +130,19 @@ impl Format for Composer {
                 metadata(state, &req, &format!("{vendor}/{name}"), dev).await
             }
             (_, ["dists", vendor, name, version, file]) if get => {
-                let path = format!("dists/{vendor}/{name}/{version}/{file}");
-                let (_, f) = (Resolver { state })
-                    .find_file(&req.registry, &path.to_ascii_lowercase())
+                let path = format!("dists/{vendor}/{name}/{version}/{file}").to_ascii_lowercase();
+                let found = (Resolver { state })
+                    .find_file(&req.registry, &path)
                     .await?
-                    .ok_or_else(|| ApiError::not_found(format!("no archive at {path}")))?;
+                    .map(|(_, f)| f);
+                let f = match found {
+                    Some(f) => Some(f),
+                    None => {
+                        let pkg = format!("{vendor}/{name}").to_ascii_lowercase();
+                        proxy::fetch(state, &req.registry, &pkg, &path).await?
+                    }
+                }
+                .ok_or_else(|| ApiError::not_found(format!("no archive at {path}")))?;
                 serve_file(state, &f, &req.method, &req.headers).await
             }
             (_, ["search.json"]) if get => search(state, &req).await,
@@ -421,18 +432,22 @@ async fn packages_json(state: &AppState, req: &NativeRequest) -> ApiResult<Respo
         .into_iter()
         .map(|r| r.id)
         .collect();
-    let names = state.db.package_names(&chain).await?;
-    let doc = Doc::new(
-        json!({
-            "packages": [],
-            "metadata-url": format!("{root}/p2/%package%.json"),
-            "available-packages": names,
-            "notify-batch": format!("{root}/downloads"),
-            "search": format!("{root}/search.json?q=%query%&type=%type%"),
-        })
-        .to_string(),
-        "application/json",
-    );
+    let mut names = state.db.package_names(&chain).await?;
+    let mut index = json!({
+        "packages": [],
+        "metadata-url": format!("{root}/p2/%package%.json"),
+        "notify-batch": format!("{root}/downloads"),
+        "search": format!("{root}/search.json?q=%query%&type=%type%"),
+    });
+    // With proxies, the list is complete only if every upstream gives one; otherwise there is
+    // none and composer asks for each name it needs.
+    if let Some(upstream) = proxy::available(state, &req.registry).await? {
+        names.extend(upstream);
+        names.sort();
+        names.dedup();
+        index["available-packages"] = json!(names);
+    }
+    let doc = Doc::new(index.to_string(), "application/json");
     Ok(doc.respond(&req.headers, req.method == Method::HEAD))
 }
 
@@ -443,16 +458,26 @@ async fn metadata(
     dev: bool,
 ) -> ApiResult<Response> {
     let key = name.to_ascii_lowercase();
-    let chain = (Resolver { state }).packages(&req.registry, &key).await?;
-    if chain.is_empty() {
+    let all = (Resolver { state }).packages(&req.registry, &key).await?;
+    let upstream = proxy::p2_files(state, &req.registry, &key, dev, false).await?;
+    if all.is_empty() && upstream.is_empty() {
         return Err(ApiError::not_found(format!("package '{name}' not found")));
     }
-    let pkgs: Vec<_> = chain.iter().map(|(_, p)| p.clone()).collect();
+    let answered: Vec<_> = upstream
+        .iter()
+        .map(|(r, d, _)| (r.clone(), d.clone()))
+        .collect();
+    let stale = answered.iter().any(|(_, d)| d.state == CacheState::Stale);
+    let upstream_key: String = answered.iter().map(|(_, d)| d.sha256.as_str()).collect();
+    // What a proxy cached is listed as its upstream lists it now; only where the upstream is
+    // unavailable do the cached versions stand for it.
+    let chain = crate::proxy::documents::without_answered_caches(&all, &answered);
+    let pkgs: Vec<_> = all.iter().map(|(_, p)| p.clone()).collect();
     let root = native_root(state, &req.registry);
     let doc = state
         .docs
         .get_or_build(
-            format!("composer|{}|{key}|{dev}", req.registry.id),
+            format!("composer|{}|{key}|{dev}|{upstream_key}", req.registry.id),
             cache::stamp(&pkgs),
             || async {
                 let mut seen = std::collections::HashSet::new();
@@ -479,12 +504,34 @@ async fn metadata(
                         entry.insert("name".into(), json!(key));
                         entry.insert("version".into(), json!(v.version));
                         entry.insert("version_normalized".into(), json!(norm));
-                        entry.insert(
-                            "dist".into(),
-                            json!({"type": "zip", "url": format!("{root}/{dist}"), "shasum": sha1, "reference": sha1}),
-                        );
-                        entry.insert("time".into(), json!(rfc3339(v.created_at)));
+                        // A cached upstream version keeps the upstream's dist (its reference).
+                        let cached = v.metadata.get("upstreamDist");
+                        let dist_doc = match cached {
+                            Some(Value::Object(d)) => {
+                                let mut d = d.clone();
+                                d.insert("url".into(), json!(format!("{root}/{dist}")));
+                                Value::Object(d)
+                            }
+                            _ => json!({"type": "zip", "url": format!("{root}/{dist}"), "shasum": sha1, "reference": sha1}),
+                        };
+                        entry.insert("dist".into(), dist_doc);
+                        if cached.is_none() || !entry.contains_key("time") {
+                            entry.insert("time".into(), json!(rfc3339(v.created_at)));
+                        }
                         versions.push(Value::Object(entry));
+                    }
+                }
+                for (_, _, listed) in &upstream {
+                    for e in listed {
+                        let Some(norm) = e["version_normalized"].as_str() else {
+                            continue;
+                        };
+                        if !seen.insert(norm.to_string()) {
+                            continue;
+                        }
+                        if let Some(served) = proxy::served(&root, &key, e.clone()) {
+                            versions.push(served);
+                        }
                     }
                 }
                 Ok::<_, ApiError>(Doc::new(
@@ -494,7 +541,14 @@ async fn metadata(
             },
         )
         .await?;
-    Ok(doc.respond(&req.headers, req.method == Method::HEAD))
+    let mut resp = doc.respond(&req.headers, req.method == Method::HEAD);
+    if stale {
+        resp.headers_mut().insert(
+            "x-arca-cache",
+            axum::http::HeaderValue::from_static(CacheState::Stale.header_value()),
+        );
+    }
+    Ok(resp)
 }
 
 /// Accepts Composer's install notifications. Downloads are already counted when archives are

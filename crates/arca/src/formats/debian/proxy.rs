@@ -1,0 +1,267 @@
+//! Debian (apt) through a proxy. The proxy's URL is the upstream archive root (holding `dists/`
+//! and `pool/`). Nothing is rewritten or re-signed: every file is served byte for byte, so apt
+//! verifies the upstream's signature with the upstream's key and no Arca key is involved.
+//!
+//! `InRelease`, `Release` and `Release.gpg` are metadata, revalidated per the proxy's interval.
+//! Every other file of a distribution is served as part of the *generation* of the `Release`
+//! Arca served last: an index asked for by name is the blob whose SHA-256 that `Release` lists
+//! (fetched by hash where the upstream offers `by-hash`, verified, kept under its hash), so a
+//! client never gets an index of another generation than its `Release` ("Hash Sum mismatch");
+//! `by-hash` files are immutable and stay in the cache when the upstream republishes, so the
+//! previous generation stays available. Pool files are immutable, kept by path.
+
+use crate::error::{ApiError, ApiResult};
+use crate::model::Registry;
+use crate::proxy::documents::{self, Fetched};
+use crate::proxy::files::{self, Wanted};
+use crate::state::AppState;
+use crate::store::artifacts::FileRow;
+
+const ACCEPT: &str = "*/*";
+
+/// The signed release files, relayed as the upstream has them.
+pub(super) const RELEASE_FILES: [&str; 3] = ["InRelease", "Release", "Release.gpg"];
+
+/// `dists/<dist>/<file>` of the upstream (a release file), revalidated per the interval, and
+/// verified with the upstream's key when the proxy has one: a release that does not verify is
+/// never served, nor are indexes read from it.
+pub(super) async fn release_file(
+    state: &AppState,
+    proxy: &Registry,
+    dist: &str,
+    file: &str,
+) -> ApiResult<Option<Fetched>> {
+    let path = format!("dists/{dist}/{file}");
+    let req = documents::Request {
+        path: &path,
+        accept: ACCEPT,
+        revalidate: false,
+    };
+    let Some(doc) = documents::document(state, proxy, req).await? else {
+        return Ok(None);
+    };
+    verify(state, proxy, dist, file, &doc).await?;
+    Ok(Some(doc))
+}
+
+/// Checks a release file against the proxy's upstream key, if it has one.
+async fn verify(
+    state: &AppState,
+    proxy: &Registry,
+    dist: &str,
+    file: &str,
+    doc: &Fetched,
+) -> ApiResult<()> {
+    let Some(key) = proxy.proxy.as_ref().and_then(|p| p.upstream_key.clone()) else {
+        return Ok(());
+    };
+    let text = String::from_utf8_lossy(&doc.body);
+    let checked = match file {
+        "InRelease" => crate::signing::verify_clearsigned(&key, &text),
+        // Release and Release.gpg verify together.
+        "Release" | "Release.gpg" => {
+            let other = if file == "Release" {
+                "Release.gpg"
+            } else {
+                "Release"
+            };
+            let path = format!("dists/{dist}/{other}");
+            let req = documents::Request {
+                path: &path,
+                accept: ACCEPT,
+                revalidate: false,
+            };
+            match documents::document(state, proxy, req).await? {
+                Some(o) if file == "Release" => crate::signing::verify_detached(
+                    &key,
+                    &String::from_utf8_lossy(&o.body),
+                    &doc.body,
+                ),
+                Some(o) => crate::signing::verify_detached(&key, &text, &o.body),
+                None => Err(format!("dists/{dist}/{other} is missing upstream")),
+            }
+        }
+        _ => Ok(()),
+    };
+    checked.map_err(|e| {
+        ApiError::BadGateway(format!(
+            "dists/{dist}/{file} from the upstream of '{}' is not signed by its configured key: {e}",
+            proxy.identifier
+        ))
+    })
+}
+
+/// The release Arca served last for `dist` (InRelease, else Release), without asking upstream;
+/// fetched if there is none yet.
+async fn served_release(
+    state: &AppState,
+    proxy: &Registry,
+    dist: &str,
+) -> ApiResult<Option<Fetched>> {
+    for file in ["InRelease", "Release"] {
+        let path = format!("dists/{dist}/{file}");
+        if let Some(d) = documents::stored(state, proxy, &path, ACCEPT).await? {
+            verify(state, proxy, dist, file, &d).await?;
+            return Ok(Some(d));
+        }
+    }
+    for file in ["InRelease", "Release"] {
+        if let Some(d) = release_file(state, proxy, dist, file).await? {
+            return Ok(Some(d));
+        }
+    }
+    Ok(None)
+}
+
+/// What a release says: whether it offers `by-hash`, and the SHA-256 of each file it lists.
+struct Listing {
+    by_hash: bool,
+    sha256: Vec<(String, String)>,
+}
+
+fn listing(release: &[u8]) -> Listing {
+    let text = String::from_utf8_lossy(release);
+    let mut by_hash = false;
+    let mut sha256 = Vec::new();
+    let mut in_sha = false;
+    for line in text.lines() {
+        if line.starts_with("-----BEGIN PGP SIGNATURE") {
+            break;
+        }
+        if !line.starts_with(' ') {
+            in_sha = line.trim_end() == "SHA256:";
+            if let Some(v) = line.strip_prefix("Acquire-By-Hash:") {
+                by_hash = v.trim().eq_ignore_ascii_case("yes");
+            }
+            continue;
+        }
+        if in_sha {
+            let mut parts = line.split_whitespace();
+            if let (Some(h), Some(_size), Some(name)) = (parts.next(), parts.next(), parts.next()) {
+                sha256.push((name.to_string(), h.to_ascii_lowercase()));
+            }
+        }
+    }
+    Listing { by_hash, sha256 }
+}
+
+/// A file of `dists/<dist>/` other than the release files: an index by name (the one the served
+/// release lists) or a `by-hash` file.
+pub(super) async fn dist_index(
+    state: &AppState,
+    proxy: &Registry,
+    dist: &str,
+    rest: &str,
+) -> ApiResult<Option<FileRow>> {
+    let Some(settings) = &proxy.proxy else {
+        return Ok(None);
+    };
+    // `…/by-hash/SHA256/<hash>`: immutable, the name is the digest.
+    let hashed = rest
+        .rsplit_once("/by-hash/SHA256/")
+        .map(|(_, h)| h)
+        .or_else(|| rest.strip_prefix("by-hash/SHA256/"));
+    if let Some(hash) = hashed {
+        if hash.len() != 64 || !hash.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Ok(None);
+        }
+        let url = crate::proxy::join(&settings.url, &format!("dists/{dist}/{rest}"));
+        return by_hash(state, proxy, dist, &url, &hash.to_ascii_lowercase()).await;
+    }
+    let Some(release) = served_release(state, proxy, dist).await? else {
+        return Ok(None);
+    };
+    let listed = listing(&release.body);
+    let Some((_, hash)) = listed.sha256.iter().find(|(n, _)| n == rest) else {
+        return Err(ApiError::not_found(format!(
+            "dists/{dist}/{rest} is not listed in the distribution's Release"
+        )));
+    };
+    let url = if listed.by_hash {
+        let dir = rest
+            .rsplit_once('/')
+            .map(|(d, _)| format!("{d}/"))
+            .unwrap_or_default();
+        crate::proxy::join(
+            &settings.url,
+            &format!("dists/{dist}/{dir}by-hash/SHA256/{hash}"),
+        )
+    } else {
+        crate::proxy::join(&settings.url, &format!("dists/{dist}/{rest}"))
+    };
+    by_hash(state, proxy, dist, &url, hash).await
+}
+
+/// Fetches the index with SHA-256 `hash` from `url` into the cache, under its hash.
+async fn by_hash(
+    state: &AppState,
+    proxy: &Registry,
+    dist: &str,
+    url: &str,
+    hash: &str,
+) -> ApiResult<Option<FileRow>> {
+    let wanted = Wanted {
+        url: url.to_string(),
+        sha256: Some(hash.to_string()),
+        sha512: None,
+        sha1: None,
+        package: format!("dists/{dist}"),
+        version: "indexes".into(),
+        path: format!("dists/{dist}/by-hash/SHA256/{hash}"),
+        name: hash.to_string(),
+        content_type: Some("application/octet-stream".into()),
+        metadata: serde_json::json!({}),
+    };
+    files::file(state, proxy, wanted).await
+}
+
+/// A pool file (`pool/…`), kept by path; apt checks it against the index it came from.
+pub(super) async fn pool_file(
+    state: &AppState,
+    proxy: &Registry,
+    path: &str,
+) -> ApiResult<Option<FileRow>> {
+    let Some(settings) = &proxy.proxy else {
+        return Ok(None);
+    };
+    let name = path.rsplit('/').next().unwrap_or(path).to_string();
+    // `<package>_<version>_<arch>.deb` names the package and version it is listed under.
+    let mut parts = name.trim_end_matches(".deb").splitn(3, '_');
+    let package = parts.next().unwrap_or(&name).to_string();
+    let version = parts.next().unwrap_or("0").to_string();
+    let wanted = Wanted {
+        url: crate::proxy::join(&settings.url, path),
+        sha256: None,
+        sha512: None,
+        sha1: None,
+        package,
+        version,
+        path: path.to_string(),
+        name,
+        content_type: Some("application/vnd.debian.binary-package".into()),
+        metadata: serde_json::json!({}),
+    };
+    files::file(state, proxy, wanted).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn releases_list_their_indexes_by_sha256() {
+        let r = b"-----BEGIN PGP SIGNED MESSAGE-----\nHash: SHA512\n\nOrigin: x\nAcquire-By-Hash: yes\nMD5Sum:\n 0123 10 main/binary-all/Packages\nSHA256:\n ABCD 10 main/binary-all/Packages\n ef01 20 main/binary-all/Packages.gz\n-----BEGIN PGP SIGNATURE-----\n\nxx\n";
+        let l = listing(r);
+        assert!(l.by_hash);
+        assert_eq!(
+            l.sha256,
+            [
+                ("main/binary-all/Packages".to_string(), "abcd".to_string()),
+                (
+                    "main/binary-all/Packages.gz".to_string(),
+                    "ef01".to_string()
+                )
+            ]
+        );
+    }
+}
