@@ -93,6 +93,18 @@ impl ProxyEngine {
         url: &str,
         headers: HeaderMap,
     ) -> Result<reqwest::Response, reqwest::Error> {
+        // The proxy's credentials go to its upstream's origin only: a file its metadata places on
+        // another host (a CDN, a chart host), and that host's token realm, get none.
+        let anonymous = Credentials::default();
+        let upstream_origin = proxy
+            .proxy
+            .as_ref()
+            .and_then(|p| url::Url::parse(p.url.trim().trim_start_matches("sparse+")).ok())
+            .map(|u| u.origin());
+        let creds = match url::Url::parse(url).ok().map(|u| u.origin()) {
+            Some(o) if Some(&o) == upstream_origin.as_ref() => creds,
+            _ => &anonymous,
+        };
         let repository = oci_repository(url);
         let token_key = format!(
             "{}|{}|{}",

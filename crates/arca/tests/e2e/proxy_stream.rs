@@ -236,7 +236,62 @@ async fn upstreams_are_reached_through_the_environments_proxy(b: Backend) {
     );
 }
 
+/// The proxy's credentials go to its upstream only: a file the upstream's metadata places on
+/// another origin is fetched without them.
+async fn credentials_stay_with_the_upstreams_origin(b: Backend) {
+    use sha2::Digest;
+    let index = Stub::start().await;
+    let files = Stub::start().await;
+    let s = Server::start(b).await;
+    gitflic_proxy(
+        &s,
+        "pyp",
+        "pypi",
+        &index.base,
+        "mirror",
+        "UPSTREAM-SECRET",
+        0,
+    )
+    .await;
+    let sdist = b"an sdist on another host".to_vec();
+    let page = json!({"meta": {"api-version": "1.1"}, "name": "demo", "files": [
+        {"filename": "demo-1.0.tar.gz", "url": format!("{}/dl/demo-1.0.tar.gz", files.base),
+         "hashes": {"sha256": hex::encode(sha2::Sha256::digest(&sdist))}}]});
+    index.set(
+        "/simple/demo/",
+        Reply::Ok(
+            page.to_string().into_bytes(),
+            "application/vnd.pypi.simple.v1+json",
+        ),
+    );
+    files.set(
+        "/dl/demo-1.0.tar.gz",
+        Reply::Ok(sdist.clone(), "application/gzip"),
+    );
+    let r = s
+        .get("/pkg/default/pyp/python/files/demo/1.0/demo-1.0.tar.gz")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.bytes().await.unwrap().to_vec(), sdist);
+    assert_eq!(files.hits("/dl/demo-1.0.tar.gz"), 1);
+    assert!(
+        index
+            .authorization()
+            .iter()
+            .any(|a| a.starts_with("Basic ")),
+        "the upstream gets the proxy's credentials"
+    );
+    assert_eq!(
+        files.authorization(),
+        Vec::<String>::new(),
+        "another origin gets none"
+    );
+}
+
 both_backends!(
+    credentials_stay_with_the_upstreams_origin,
     a_miss_streams_to_every_client_while_it_arrives,
     upstreams_are_reached_through_the_environments_proxy
 );
