@@ -32,6 +32,7 @@ pub mod generic;
 pub mod helm;
 pub mod json_stream;
 pub mod maven;
+pub mod members;
 pub mod npm;
 pub mod nuget;
 pub mod oci;
@@ -225,38 +226,71 @@ pub struct Resolver<'a> {
 }
 
 impl Resolver<'_> {
-    /// The registries whose content a read through `reg` can see, in resolution order.
+    /// The registries whose content a read through `reg` can see, in resolution order (less the
+    /// proxies' caches once the dependency-confusion guard hid them for this request).
     pub async fn read_chain(&self, reg: &Registry) -> ApiResult<Vec<Registry>> {
-        let mut all = self.walk(reg).await?;
-        all.retain(|r| r.kind != RegistryKind::Proxy);
-        Ok(all)
+        let hidden = members::proxies_hidden();
+        Ok(self
+            .reached(reg)
+            .await?
+            .iter()
+            .filter(|r| r.reg.kind != RegistryKind::Proxy)
+            .filter(|r| !(hidden && r.reg.kind == RegistryKind::Cache))
+            .map(|r| r.reg.clone())
+            .collect())
     }
 
-    /// The proxies a read through `reg` may ask, in resolution order (after everything stored:
-    /// what a proxy fetched is in its cache, which [`Resolver::read_chain`] already holds).
+    /// The proxies a read through `reg` may ask upstream, in resolution order (after everything
+    /// stored: what a proxy fetched is in its cache, which [`Resolver::read_chain`] already
+    /// holds). None once the dependency-confusion guard hid them; not those reached through a
+    /// group that does not allow remote proxying (they answer from their cache only).
     pub async fn proxies(&self, reg: &Registry) -> ApiResult<Vec<Registry>> {
-        let mut all = self.walk(reg).await?;
-        all.retain(|r| r.kind == RegistryKind::Proxy);
-        Ok(all)
+        if members::proxies_hidden() {
+            return Ok(Vec::new());
+        }
+        Ok(self
+            .reached(reg)
+            .await?
+            .iter()
+            .filter(|r| r.reg.kind == RegistryKind::Proxy && r.live)
+            .map(|r| r.reg.clone())
+            .collect())
     }
 
-    /// Every registry a read through `reg` reaches, proxies right after their caches.
-    async fn walk(&self, reg: &Registry) -> ApiResult<Vec<Registry>> {
-        let mut out: Vec<Registry> = Vec::new();
+    /// Every registry a read through `reg` reaches, walked once per request (see [`members`]).
+    pub async fn reached(&self, reg: &Registry) -> ApiResult<Arc<Vec<members::Reached>>> {
+        if let Some(w) = members::remembered_walk(&reg.id) {
+            return Ok(w);
+        }
+        let w = Arc::new(self.walk(reg).await?);
+        members::remember_walk(&reg.id, w.clone());
+        Ok(w)
+    }
+
+    /// Every registry a read through `reg` reaches, proxies right after their caches; a proxy is
+    /// live unless a group on the way forbids remote proxying.
+    async fn walk(&self, reg: &Registry) -> ApiResult<Vec<members::Reached>> {
+        let mut out: Vec<members::Reached> = Vec::new();
         let mut seen = std::collections::HashSet::new();
-        let mut queue: std::collections::VecDeque<Registry> =
-            std::collections::VecDeque::from([reg.clone()]);
-        while let Some(r) = queue.pop_front() {
+        let mut queue: std::collections::VecDeque<(Registry, bool)> =
+            std::collections::VecDeque::from([(reg.clone(), true)]);
+        let reached = |reg: Registry, live: bool, label: String| members::Reached {
+            reg,
+            live,
+            label,
+        };
+        while let Some((r, live)) = queue.pop_front() {
             if !seen.insert(r.id.clone()) {
                 continue;
             }
             match r.kind {
                 RegistryKind::Hosted | RegistryKind::Cache | RegistryKind::Trash => {
                     let members = r.members.clone();
-                    out.push(r);
+                    let label = r.identifier.clone();
+                    out.push(reached(r, true, label));
                     for m in members {
                         if let Some(m) = self.state.db.registry_by_id(&m).await? {
-                            queue.push_back(m);
+                            queue.push_back((m, live));
                         }
                     }
                 }
@@ -264,15 +298,17 @@ impl Resolver<'_> {
                     if let Some(cache) = self.state.db.cache_of_proxy(&r.id).await?
                         && seen.insert(cache.id.clone())
                     {
-                        out.push(cache);
+                        out.push(reached(cache, true, r.identifier.clone()));
                     }
-                    out.push(r);
+                    let label = r.identifier.clone();
+                    out.push(reached(r, live, label));
                 }
                 RegistryKind::Group => {
                     // Members in order, each fully before the next.
+                    let live = live && r.allow_remote_proxying;
                     for m in r.members.iter().rev() {
                         if let Some(m) = self.state.db.registry_by_id(m).await? {
-                            queue.push_front(m);
+                            queue.push_front((m, live));
                         }
                     }
                 }
@@ -281,19 +317,75 @@ impl Resolver<'_> {
         Ok(out)
     }
 
-    /// The package called `name` in each registry of the read chain that has one, in order.
+    /// The package called `name` in each registry of the read chain that has one, in order. This
+    /// is where the dependency-confusion guard decides (see [`members`]): when a hosted member has
+    /// the name and `reg`'s allow-list does not name it, the proxies' caches are left out here and
+    /// the proxies are not asked for the rest of the request.
     pub async fn packages(
         &self,
         reg: &Registry,
         name: &str,
     ) -> ApiResult<Vec<(Registry, crate::store::artifacts::PackageRow)>> {
+        let hidden = members::proxies_hidden();
         let mut out = Vec::new();
-        for r in self.read_chain(reg).await? {
-            if let Some(p) = self.state.db.package_by_name(&r.id, name).await? {
+        let mut owned = false;
+        let reached = self.reached(reg).await?;
+        for r in reached.iter() {
+            if r.reg.kind == RegistryKind::Proxy || (hidden && r.reg.kind == RegistryKind::Cache) {
+                continue;
+            }
+            if let Some(p) = self.state.db.package_by_name(&r.reg.id, name).await? {
+                owned |= members::is_hosted(r);
                 out.push((r, p));
             }
         }
-        Ok(out)
+        if owned && !members::allow_listed(&reg.dc_allow_list, name) {
+            members::hide_proxies();
+            out.retain(|(r, _)| r.reg.kind != RegistryKind::Cache);
+        }
+        Ok(out
+            .into_iter()
+            .map(|(r, p)| {
+                members::served_by(&r.label);
+                (r.reg.clone(), p)
+            })
+            .collect())
+    }
+
+    /// The dependency-confusion guard for a request that names a package without listing it (a
+    /// download): when a hosted member has `name` and the allow-list does not name it, proxies
+    /// and their caches are out of this request.
+    pub async fn guard(&self, reg: &Registry, name: &str) -> ApiResult<()> {
+        if members::proxies_hidden() || members::allow_listed(&reg.dc_allow_list, name) {
+            return Ok(());
+        }
+        let reached = self.reached(reg).await?;
+        let has_proxies = reached
+            .iter()
+            .any(|r| matches!(r.reg.kind, RegistryKind::Proxy | RegistryKind::Cache));
+        if !has_proxies {
+            return Ok(());
+        }
+        for r in reached.iter().filter(|r| members::is_hosted(r)) {
+            if self.state.db.package_by_name(&r.reg.id, name).await?.is_some() {
+                members::hide_proxies();
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    /// Names the member that holds `file` in `X-Arca-Served-By` (a proxy's cache by its proxy).
+    pub async fn served(&self, reg: &Registry, file: &FileRow) -> ApiResult<()> {
+        if let Some(r) = self
+            .reached(reg)
+            .await?
+            .iter()
+            .find(|r| r.reg.id == file.registry_id)
+        {
+            members::served_by(&r.label);
+        }
+        Ok(())
     }
 
     /// Every package of every registry of the read chain (one query per registry), with the
@@ -332,6 +424,7 @@ impl Resolver<'_> {
     ) -> ApiResult<Option<(Registry, FileRow)>> {
         for r in self.read_chain(reg).await? {
             if let Some(f) = self.state.db.file_by_path(&r.id, path).await? {
+                self.served(reg, &f).await?;
                 return Ok(Some((r, f)));
             }
         }
@@ -343,12 +436,25 @@ impl Resolver<'_> {
         match reg.kind {
             RegistryKind::Hosted => Ok(reg.clone()),
             RegistryKind::Group => match &reg.deployment_registry_id {
-                Some(id) => self.state.db.registry_by_id(id).await?.ok_or_else(|| {
-                    ApiError::conflict(format!(
-                        "the deployment registry of '{}' no longer exists",
-                        reg.identifier
-                    ))
-                }),
+                Some(id) => {
+                    let dep = self.state.db.registry_by_id(id).await?.ok_or_else(|| {
+                        ApiError::conflict(format!(
+                            "the deployment registry of '{}' no longer exists",
+                            reg.identifier
+                        ))
+                    })?;
+                    // Checked when the group is configured; a write never lands in a cache.
+                    if dep.kind != RegistryKind::Hosted {
+                        return Err(ApiError::bad(
+                            "deploymentRepositoryUuid",
+                            format!(
+                                "the deployment registry '{}' of '{}' is not a LOCAL registry",
+                                dep.identifier, reg.identifier
+                            ),
+                        ));
+                    }
+                    Ok(dep)
+                }
                 None => Err(ApiError::MethodNotAllowed(format!(
                     "virtual registry '{}' has no deployment registry; uploads are not possible",
                     reg.identifier
@@ -457,7 +563,15 @@ async fn dispatch(
         headers: parts.headers,
         body: std::sync::Mutex::new(Some(body)),
     };
-    format.handle(state, native).await
+    let (resp, served) = members::scope(format.handle(state, native)).await;
+    let mut resp = resp?;
+    // The members that answered (a merged document names each contributor once, in order).
+    if !served.is_empty()
+        && let Ok(v) = axum::http::HeaderValue::from_str(&served.join(", "))
+    {
+        resp.headers_mut().insert("x-arca-served-by", v);
+    }
+    Ok(resp)
 }
 
 #[cfg(test)]

@@ -71,6 +71,7 @@ fn row_to_registry(r: &AnyRow) -> Result<Registry, sqlx::Error> {
         cache_of: r.try_get("cache_of")?,
         allow_remote_proxying: flag(r, "allow_remote_proxying")?,
         allow_public_groups: flag(r, "allow_public_groups")?,
+        dc_allow_list: json_list(&r.try_get::<String, _>("dc_allow_list")?),
         deployment_registry_id: r.try_get("deployment_registry_id")?,
         members: Vec::new(),
         created_at: r.try_get("created_at")?,
@@ -246,9 +247,9 @@ impl Db {
              allowed_patterns, blocked_patterns, cleanup_policies, scanners, anonymous, delete_allowed, reupload, \
              proxy_url, proxy_username, proxy_secret, proxy_caching, proxy_offline, proxy_expire_hours, \
              proxy_metadata_interval, proxy_source, proxy_harness_auth, cache_of, allow_remote_proxying, \
-             deployment_registry_id, created_at, updated_at, allow_public_groups) VALUES ($1, $2, $3, $4, $5, $6, $7, \
-             $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27, $28, \
-             $29, $30)",
+             deployment_registry_id, created_at, updated_at, allow_public_groups, dc_allow_list) VALUES ($1, $2, $3, \
+             $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, \
+             $26, $27, $28, $29, $30, $31)",
         )
         .bind(&reg.id)
         .bind(&reg.namespace)
@@ -280,6 +281,7 @@ impl Db {
         .bind(reg.created_at)
         .bind(reg.updated_at)
         .bind(b(reg.allow_public_groups))
+        .bind(serde_json::to_string(&reg.dc_allow_list).unwrap_or_default())
         .execute(&mut **tx)
         .await;
         match res {
@@ -313,7 +315,7 @@ impl Db {
              proxy_username = $11, proxy_secret = $12, proxy_caching = $13, proxy_offline = $14, \
              proxy_expire_hours = $15, proxy_metadata_interval = $16, proxy_source = $17, proxy_harness_auth = $18, \
              allow_remote_proxying = $19, deployment_registry_id = $20, updated_at = $21, \
-             allow_public_groups = $22 WHERE id = $23",
+             allow_public_groups = $22, dc_allow_list = $23 WHERE id = $24",
         )
         .bind(reg.description.clone())
         .bind(serde_json::to_string(&reg.labels).unwrap_or_default())
@@ -337,6 +339,7 @@ impl Db {
         .bind(reg.deployment_registry_id.clone())
         .bind(now_ms())
         .bind(b(reg.allow_public_groups))
+        .bind(serde_json::to_string(&reg.dc_allow_list).unwrap_or_default())
         .bind(&reg.id)
         .execute(&mut *tx)
         .await?;

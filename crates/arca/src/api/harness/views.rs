@@ -81,7 +81,8 @@ pub(super) async fn registry_json(state: &AppState, reg: &Registry) -> ApiResult
                    "metadataCacheTTL": p.metadata_interval_secs, "isOffline": p.offline,
                    "expireHours": p.expire_hours, "isCaching": p.caching})
         }
-        _ => json!({"type": "VIRTUAL", "upstreamProxies": member_identifiers(state, reg).await?}),
+        _ => json!({"type": "VIRTUAL", "upstreamProxies": member_identifiers(state, reg).await?,
+                    "dependencyConfusionAllowList": reg.dc_allow_list}),
     };
     Ok(json!({
         "uuid": reg.id,

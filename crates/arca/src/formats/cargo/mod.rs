@@ -172,13 +172,20 @@ async fn route(state: &AppState, req: NativeRequest) -> ApiResult<Response> {
         (&Method::GET | &Method::HEAD, ["api", "v1", "crates", name, version, "download"]) => {
             let name = name.to_ascii_lowercase();
             let path = format!("crates/{name}/{version}/{name}-{version}.crate");
-            let f = match (Resolver { state }).find_file(&req.registry, &path).await? {
+            let resolver = Resolver { state };
+            // The download agrees with the index (dependency-confusion guard).
+            resolver.guard(&req.registry, &name).await?;
+            let f = match resolver.find_file(&req.registry, &path).await? {
                 Some((_, f)) => f,
-                None => proxy::download(state, &req.registry, &name, version, &path)
-                    .await?
-                    .ok_or_else(|| {
-                        ApiError::not_found(format!("crate {name}@{version} not found"))
-                    })?,
+                None => {
+                    let f = proxy::download(state, &req.registry, &name, version, &path)
+                        .await?
+                        .ok_or_else(|| {
+                            ApiError::not_found(format!("crate {name}@{version} not found"))
+                        })?;
+                    resolver.served(&req.registry, &f).await?;
+                    f
+                }
             };
             serve_file(state, &f, &req.method, &req.headers).await
         }

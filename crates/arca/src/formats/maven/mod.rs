@@ -375,17 +375,26 @@ impl Format for Maven {
             ) => {
                 let dir = segs[..segs.len() - 1].join("/");
                 let path = format!("{dir}/{filename}");
-                let file = match (Resolver { state }).find_file(&req.registry, &path).await? {
+                let resolver = Resolver { state };
+                // The download agrees with the metadata (dependency-confusion guard).
+                resolver
+                    .guard(&req.registry, &format!("{group}:{artifact}"))
+                    .await?;
+                let file = match resolver.find_file(&req.registry, &path).await? {
                     Some((_, f)) => f,
-                    None => proxy::file(
-                        state,
-                        &req.registry,
-                        &format!("{group}:{artifact}"),
-                        &version,
-                        &path,
-                    )
-                    .await?
-                    .ok_or_else(|| ApiError::not_found(format!("'{path}' not found")))?,
+                    None => {
+                        let f = proxy::file(
+                            state,
+                            &req.registry,
+                            &format!("{group}:{artifact}"),
+                            &version,
+                            &path,
+                        )
+                        .await?
+                        .ok_or_else(|| ApiError::not_found(format!("'{path}' not found")))?;
+                        resolver.served(&req.registry, &f).await?;
+                        f
+                    }
                 };
                 match alg {
                     Some(alg) => Ok(text(digest_of(&file, alg))),

@@ -820,6 +820,8 @@ async fn download(
     filename: &str,
 ) -> ApiResult<Response> {
     let resolver = Resolver { state };
+    // The download agrees with the project page (dependency-confusion guard).
+    resolver.guard(&req.registry, &normalize(project)).await?;
     if let Some(wheel) = filename.strip_suffix(".metadata") {
         let path = format!("files/{project}/{version}/{wheel}");
         let (_, file) = resolver
@@ -852,9 +854,13 @@ async fn download(
     let path = format!("files/{project}/{version}/{filename}");
     let file = match resolver.find_file(&req.registry, &path).await? {
         Some((_, f)) => f,
-        None => proxy::fetch(state, &req.registry, &normalize(project), version, filename)
-            .await?
-            .ok_or_else(|| ApiError::not_found(format!("'{filename}' not found")))?,
+        None => {
+            let f = proxy::fetch(state, &req.registry, &normalize(project), version, filename)
+                .await?
+                .ok_or_else(|| ApiError::not_found(format!("'{filename}' not found")))?;
+            resolver.served(&req.registry, &f).await?;
+            f
+        }
     };
     serve_file(state, &file, &req.method, &req.headers).await
 }
