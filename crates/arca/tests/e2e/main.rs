@@ -14,6 +14,7 @@ mod generic;
 mod gitflic;
 mod gitflic_names;
 mod gitflic_seed;
+mod groups;
 mod harness;
 mod harness_seed;
 mod helm;
