@@ -132,26 +132,25 @@ impl Format for Generic {
                     .map(|r| r.id)
                     .collect();
                 let (_, pkgs) = state.db.list_packages(&ids, &[], &page()).await?;
-                // Merged: a package once, its latest version the highest among the members'.
-                let mut merged: Vec<(String, Option<String>)> = Vec::new();
+                // Merged: a package once, its latest version the newest among the members'
+                // (generic versions have no order: the one uploaded last, as in one registry).
+                let mut merged: Vec<(String, Option<String>, i64)> = Vec::new();
                 for p in pkgs {
-                    match merged.iter_mut().find(|(n, _)| *n == p.name) {
-                        Some((_, latest)) => {
-                            if let Some(v) = p.latest_version
-                                && latest.as_deref().is_none_or(|l| {
-                                    crate::versions::compare(PackageType::Generic, &v, l)
-                                        == Some(std::cmp::Ordering::Greater)
-                                })
+                    match merged.iter_mut().find(|(n, _, _)| *n == p.name) {
+                        Some((_, latest, at)) => {
+                            if p.latest_version.is_some()
+                                && (latest.is_none() || p.updated_at > *at)
                             {
-                                *latest = Some(v);
+                                *latest = p.latest_version;
+                                *at = p.updated_at;
                             }
                         }
-                        None => merged.push((p.name, p.latest_version)),
+                        None => merged.push((p.name, p.latest_version, p.updated_at)),
                     }
                 }
                 let names: Vec<_> = merged
                     .iter()
-                    .map(|(n, l)| json!({"name": n, "latestVersion": l}))
+                    .map(|(n, l, _)| json!({"name": n, "latestVersion": l}))
                     .collect();
                 Ok(Json(json!({ "packages": names })).into_response())
             }
@@ -185,17 +184,12 @@ impl Format for Generic {
                         let file = match resolver.find_file(&req.registry, &path).await? {
                             Some((_, f)) => f,
                             None => {
-                                let f = fetch_upstream(
-                                    state,
-                                    &req.registry,
-                                    &package,
-                                    &version,
-                                    &path,
-                                )
-                                .await?
-                                .ok_or_else(|| {
-                                    ApiError::not_found(format!("file '{path}' not found"))
-                                })?;
+                                let f =
+                                    fetch_upstream(state, &req.registry, &package, &version, &path)
+                                        .await?
+                                        .ok_or_else(|| {
+                                            ApiError::not_found(format!("file '{path}' not found"))
+                                        })?;
                                 resolver.served(&req.registry, &f).await?;
                                 f
                             }
@@ -351,7 +345,9 @@ async fn list(
     package: &str,
     version: Option<&str>,
 ) -> ApiResult<Response> {
-    let chain = (Resolver { state }).packages(&req.registry, package).await?;
+    let chain = (Resolver { state })
+        .packages(&req.registry, package)
+        .await?;
     if chain.is_empty() {
         return Err(ApiError::not_found(format!(
             "package '{package}' not found"
@@ -383,7 +379,11 @@ async fn list(
                 found = true;
                 let (_, files) = state.db.list_files(&ver.id, &page()).await?;
                 for file in files {
-                    let path = file.path.strip_prefix(&prefix).unwrap_or(&file.path).to_string();
+                    let path = file
+                        .path
+                        .strip_prefix(&prefix)
+                        .unwrap_or(&file.path)
+                        .to_string();
                     if seen.insert(path.clone()) {
                         f.push(json!({"path": path, "size": file.size, "sha256": file.sha256}));
                     }

@@ -274,11 +274,8 @@ impl Resolver<'_> {
         let mut seen = std::collections::HashSet::new();
         let mut queue: std::collections::VecDeque<(Registry, bool)> =
             std::collections::VecDeque::from([(reg.clone(), true)]);
-        let reached = |reg: Registry, live: bool, label: String| members::Reached {
-            reg,
-            live,
-            label,
-        };
+        let reached =
+            |reg: Registry, live: bool, label: String| members::Reached { reg, live, label };
         while let Some((r, live)) = queue.pop_front() {
             if !seen.insert(r.id.clone()) {
                 continue;
@@ -367,7 +364,13 @@ impl Resolver<'_> {
             return Ok(());
         }
         for r in reached.iter().filter(|r| members::is_hosted(r)) {
-            if self.state.db.package_by_name(&r.reg.id, name).await?.is_some() {
+            if self
+                .state
+                .db
+                .package_by_name(&r.reg.id, name)
+                .await?
+                .is_some()
+            {
                 members::hide_proxies();
                 break;
             }

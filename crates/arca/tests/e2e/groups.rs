@@ -7,8 +7,11 @@
 use serde_json::{Value, json};
 
 use crate::both_backends;
-use crate::common::{Backend, Server, call};
+use crate::cargo::{CargoClient, krate};
+use crate::common::{Backend, Server, call, run};
+use crate::maven::{Mvn, project, write};
 use crate::npm::{Npm, package};
+use crate::pypi::{client_env, make_dists, py, twine};
 
 /// A GitFlic call with the admin token.
 async fn gf(s: &Server, method: reqwest::Method, path: &str, body: Option<Value>) -> (u16, Value) {
@@ -77,8 +80,10 @@ pub(crate) async fn group(
         s,
         reqwest::Method::POST,
         "/registry/instance/x/repositories",
-        Some(json!({"type": "VIRTUAL", "repositoryName": name, "packageType": package_type,
-                    "virtualSettings": settings})),
+        Some(
+            json!({"type": "VIRTUAL", "repositoryName": name, "packageType": package_type,
+                    "virtualSettings": settings}),
+        ),
     )
     .await;
     assert_eq!(st, 201, "{v}");
@@ -149,7 +154,10 @@ async fn npm_through_a_group_merges_and_guards(b: Backend) {
         &["publish"],
     );
     to_a.ok(
-        &package(&w.join("px"), json!({"name": "private-x", "version": "1.0.0"})),
+        &package(
+            &w.join("px"),
+            json!({"name": "private-x", "version": "1.0.0"}),
+        ),
         &["publish"],
     );
     to_b.ok(
@@ -263,4 +271,449 @@ async fn npm_through_a_group_merges_and_guards(b: Backend) {
     assert_eq!(r.status(), 200, "the proxy itself still reads through");
 }
 
-both_backends!(npm_through_a_group_merges_and_guards);
+/// pip through a group of two LOCALs and a PROXY: files unioned by filename across the members;
+/// a project a LOCAL owns hides the upstream's files of it on the page and at the download URL;
+/// an upload through the group lands in the deployment member.
+async fn pip_through_a_group_with_a_proxy_member(b: Backend) {
+    let up = Server::start(b).await;
+    up.harness_registry(
+        "acme",
+        json!({"identifier": "pyup", "packageType": "PYTHON", "parentRef": "acme"}),
+    )
+    .await;
+    let files = make_dists(
+        &up.dir.path().join("dist"),
+        json!([
+            {"kind": "wheel", "name": "alpha-lib", "version": "1.1"},
+            {"kind": "wheel", "name": "beta", "version": "2.0", "deps": ["alpha-lib>=1.1"]},
+            {"kind": "wheel", "name": "private-y", "version": "9.9"},
+        ]),
+    );
+    let r = twine(&up, &up.url("/pkg/acme/pyup/python/"), &up.token, &files);
+    assert!(r.ok, "{}\n{}", r.stdout, r.stderr);
+    let mirror = up.user_with_role("mirror", "reader", "acme");
+
+    let s = Server::start(b).await;
+    let a = hosted(&s, "py-a", "PYTHON").await;
+    let bb = hosted(&s, "py-b", "PYTHON").await;
+    let p = upstream(
+        &s,
+        "py-up",
+        "PYTHON",
+        &up.url("/pkg/acme/pyup/python/simple/"),
+        &mirror,
+    )
+    .await;
+    group(&s, "py-all", "pypi", &[&a, &bb, &p], Some(&a), json!({})).await;
+    let w = s.dir.path();
+    let mine = make_dists(
+        &w.join("dist-a"),
+        json!([{"kind": "wheel", "name": "private-y", "version": "1.0"}]),
+    );
+    // Uploaded through the group: it lands in py-a.
+    let r = twine(&s, &s.url("/pkg/default/py-all/python/"), &s.token, &mine);
+    assert!(r.ok, "{}\n{}", r.stdout, r.stderr);
+    let gamma = make_dists(
+        &w.join("dist-b"),
+        json!([{"kind": "wheel", "name": "gamma", "version": "1.0"}]),
+    );
+    let r = twine(&s, &s.url("/pkg/default/py-b/python/"), &s.token, &gamma);
+    assert!(r.ok, "{}\n{}", r.stdout, r.stderr);
+    let r = get(&s, "/pkg/default/py-a/python/simple/private-y/").await;
+    assert_eq!(
+        r.status(),
+        200,
+        "the upload landed in the deployment member"
+    );
+
+    let host = s.base.trim_start_matches("http://");
+    let index = format!(
+        "http://u:{}@{host}/pkg/default/py-all/python/simple/",
+        s.token
+    );
+    let site = w.join("site");
+    let r = run(
+        py("pip"),
+        &[
+            "install",
+            "--index-url",
+            &index,
+            "--target",
+            site.to_str().unwrap(),
+            "beta",
+            "gamma",
+            "private-y",
+        ],
+        w,
+        &client_env(w),
+    );
+    assert!(
+        r.ok,
+        "pip install through the group failed:\n{}\n{}",
+        r.stdout, r.stderr
+    );
+    for m in ["alpha_lib.py", "beta.py", "gamma.py"] {
+        assert!(site.join(m).exists(), "{m}: {}", r.stdout);
+    }
+    let private = std::fs::read_to_string(site.join("private_y.py")).unwrap();
+    assert!(private.contains("private-y 1.0"), "{private}");
+
+    // The page lists the LOCAL's file only; the upstream's 9.9 is not served either.
+    let r = s
+        .client
+        .get(s.url("/pkg/default/py-all/python/simple/private-y/"))
+        .header("x-api-key", &s.token)
+        .header("accept", "application/vnd.pypi.simple.v1+json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.headers()["x-arca-served-by"], "py-a");
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["versions"], json!(["1.0"]), "{v}");
+    let r = get(
+        &s,
+        "/pkg/default/py-all/python/files/private-y/9.9/private_y-9.9-py3-none-any.whl",
+    )
+    .await;
+    assert_eq!(r.status(), 404);
+    let r = get(
+        &s,
+        "/pkg/default/py-all/python/files/alpha-lib/1.1/alpha_lib-1.1-py3-none-any.whl",
+    )
+    .await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["x-arca-served-by"], "py-up");
+}
+
+/// cargo through a group of two LOCALs and a PROXY: a crate published through the group (into
+/// its deployment member) depends on a crate only the upstream has; `cargo run` resolves both
+/// through the group's merged index.
+async fn cargo_through_a_group_with_a_proxy_member(b: Backend) {
+    let up = Server::start(b).await;
+    up.harness_registry(
+        "acme",
+        json!({"identifier": "cup", "packageType": "CARGO", "parentRef": "acme"}),
+    )
+    .await;
+    let publish = [
+        "publish",
+        "--registry",
+        "arca",
+        "--allow-dirty",
+        "--no-verify",
+    ];
+    let leaf = krate(
+        &up.dir.path().join("leaf"),
+        "leaf_util",
+        "0.1.0",
+        "",
+        "pub fn answer() -> u32 { 42 }\n",
+    );
+    CargoClient::new(&up, "cup", &up.token, "pub").ok(&leaf, &publish);
+    let mirror = up.user_with_role("mirror", "reader", "acme");
+
+    let s = Server::start(b).await;
+    let a = hosted(&s, "c-a", "CARGO").await;
+    let bb = hosted(&s, "c-b", "CARGO").await;
+    let p = upstream(
+        &s,
+        "c-up",
+        "CARGO",
+        &format!("sparse+{}", up.url("/pkg/acme/cup/cargo/index/")),
+        &mirror,
+    )
+    .await;
+    group(&s, "c-all", "cargo", &[&a, &bb, &p], Some(&a), json!({})).await;
+    let w = s.dir.path();
+    let through = CargoClient::at(&s, "default", "c-all", &s.token, "grp");
+    let mid = krate(
+        &w.join("mid"),
+        "mid-core",
+        "0.2.0",
+        "leaf_util = { version = \"0.1\", registry = \"arca\" }\n",
+        "pub fn doubled() -> u32 { leaf_util::answer() * 2 }\n",
+    );
+    through.ok(&mid, &publish);
+    let r = get(&s, "/pkg/default/c-a/cargo/index/mi/d-/mid-core").await;
+    assert_eq!(r.status(), 200, "published into the deployment member");
+    let app = krate(
+        &w.join("app"),
+        "app-bin",
+        "1.0.0",
+        "mid-core = { version = \"0.2\", registry = \"arca\" }\n",
+        "fn main() { println!(\"doubled={}\", mid_core::doubled()); }\n",
+    );
+    let out =
+        CargoClient::at(&s, "default", "c-all", &s.token, "app").ok(&app, &["run", "--quiet"]);
+    assert!(out.contains("doubled=84"), "{out}");
+    let r = get(
+        &s,
+        "/pkg/default/c-all/cargo/api/v1/crates/leaf_util/0.1.0/download",
+    )
+    .await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["x-arca-served-by"], "c-up");
+}
+
+/// mvn through a group of two LOCALs and a PROXY: `maven-metadata.xml` is the union of the
+/// members' versions with `latest`/`release` by Maven's order and a `.sha1` of the merged bytes;
+/// the groupId a LOCAL owns hides the upstream's versions (metadata and files, the cached ones
+/// too) unless the allow-list names the groupId.
+async fn mvn_through_a_group_with_a_proxy_member(b: Backend) {
+    use sha1::Digest;
+    let up = Server::start(b).await;
+    up.harness_registry(
+        "acme",
+        json!({"identifier": "mup", "packageType": "MAVEN", "parentRef": "acme"}),
+    )
+    .await;
+    let proj = up.dir.path().join("proj");
+    project(&proj, &up.url("/pkg/acme/mup/maven/"));
+    Mvn::new(&up, "dev", "admin", &up.token).ok(&proj, &["deploy"]);
+    let mirror = up.user_with_role("mirror", "reader", "acme");
+
+    let s = Server::start(b).await;
+    let a = hosted(&s, "m-a", "MAVEN").await;
+    let bb = hosted(&s, "m-b", "MAVEN").await;
+    let p = upstream(&s, "m-up", "MAVEN", &up.url("/pkg/acme/mup/maven"), &mirror).await;
+    let g = group(
+        &s,
+        "m-all",
+        "maven",
+        &[&a, &bb, &p],
+        Some(&a),
+        json!({"dependencyConfusionAllowList": ["com.acme"]}),
+    )
+    .await;
+    // m-b holds an older com.acme:util (a bare POM).
+    let pom = "<project xmlns=\"http://maven.apache.org/POM/4.0.0\"><modelVersion>4.0.0</modelVersion>\
+               <groupId>com.acme</groupId><artifactId>util</artifactId><version>0.9</version></project>";
+    let r = s
+        .client
+        .put(s.url("/pkg/default/m-b/maven/com/acme/util/0.9/util-0.9.pom"))
+        .header("x-api-key", &s.token)
+        .body(pom)
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success(), "{}", r.status());
+
+    let meta_url = "/pkg/default/m-all/maven/com/acme/util/maven-metadata.xml";
+    let meta = get(&s, meta_url).await.text().await.unwrap();
+    for want in [
+        "<version>0.9</version>",
+        "<version>1.0.0</version>",
+        "<latest>1.0.0</latest>",
+        "<release>1.0.0</release>",
+    ] {
+        assert!(meta.contains(want), "{want}: {meta}");
+    }
+    let sha1 = get(&s, &format!("{meta_url}.sha1"))
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(
+        sha1.trim(),
+        hex::encode(sha1::Sha1::digest(meta.as_bytes()))
+    );
+
+    let url = s.url("/pkg/default/m-all/maven/");
+    let app = s.dir.path().join("app");
+    write(
+        &app.join("pom.xml"),
+        &format!(
+            "<project xmlns=\"http://maven.apache.org/POM/4.0.0\"><modelVersion>4.0.0</modelVersion>\
+             <groupId>com.example</groupId><artifactId>app</artifactId><version>0.1</version>\
+             <properties><maven.compiler.source>11</maven.compiler.source><maven.compiler.target>11</maven.compiler.target></properties>\
+             <repositories><repository><id>arca</id><url>{url}</url></repository></repositories>\
+             <dependencies><dependency><groupId>com.acme</groupId><artifactId>util</artifactId><version>[0.5,2.0)</version></dependency></dependencies></project>"
+        ),
+    );
+    write(
+        &app.join("src/main/java/App.java"),
+        "public class App { public static void main(String[] a) { System.out.println(com.acme.util.Util.twice()); } }",
+    );
+    Mvn::new(&s, "one", "admin", &s.token).ok(&app, &["package"]);
+    assert!(
+        s.dir
+            .path()
+            .join("mvn-one/m2/com/acme/util/1.0.0/util-1.0.0.jar")
+            .exists(),
+        "the highest version, from the upstream"
+    );
+
+    // Without the allow-list the LOCAL owns com.acme:util: the upstream's versions are hidden,
+    // in the metadata and at the file URL, although the proxy has the jar cached.
+    set_virtual(&s, &g, json!({"dependencyConfusionAllowList": []})).await;
+    let meta = get(&s, meta_url).await.text().await.unwrap();
+    assert!(meta.contains("<version>0.9</version>"), "{meta}");
+    assert!(!meta.contains("1.0.0"), "{meta}");
+    let r = get(
+        &s,
+        "/pkg/default/m-all/maven/com/acme/util/1.0.0/util-1.0.0.jar",
+    )
+    .await;
+    assert_eq!(r.status(), 404);
+    let r = get(
+        &s,
+        "/pkg/default/m-all/maven/com/acme/core/1.0.0/core-1.0.0.jar",
+    )
+    .await;
+    assert_eq!(
+        r.status(),
+        200,
+        "a name no LOCAL owns still comes from the proxy"
+    );
+    assert_eq!(r.headers()["x-arca-served-by"], "m-up");
+}
+
+/// Generic listings through a group are merged (a package once, versions from every member,
+/// a version's files unioned by path), and so are the management lists of the group: Harness's
+/// registry and space artifact lists and GitFlic's package list show each name once with the
+/// member serving it. An RPM group mixing LOCAL and PROXY members is refused.
+async fn listings_and_artifact_lists_of_a_group(b: Backend) {
+    let s = Server::start(b).await;
+    let a = hosted(&s, "g-a", "GENERIC").await;
+    let bb = hosted(&s, "g-b", "GENERIC").await;
+    let put = |reg: &'static str, path: &'static str| {
+        let s = &s;
+        async move {
+            let r = s
+                .client
+                .put(s.url(&format!("/pkg/default/{reg}/generic/{path}")))
+                .header("x-api-key", &s.token)
+                .body(format!("{reg}:{path}"))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), 201, "{reg} {path}");
+        }
+    };
+    put("g-a", "tool/1.0/x").await;
+    put("g-b", "tool/1.0/x").await;
+    put("g-b", "tool/1.0/z").await;
+    put("g-b", "tool/2.0/y").await;
+    put("g-b", "other/1.0/f").await;
+    group(&s, "g-all", "generic", &[&a, &bb], None, json!({})).await;
+
+    let (st, v) = call(s.get("/pkg/default/g-all/generic/")).await;
+    assert_eq!(st, 200, "{v}");
+    let mut packages = v["packages"].as_array().unwrap().clone();
+    packages.sort_by_key(|p| p["name"].as_str().unwrap().to_string());
+    // A package once; its latest version the newest upload among the members' (g-a's is 1.0).
+    assert_eq!(
+        packages,
+        [
+            json!({"name": "other", "latestVersion": "1.0"}),
+            json!({"name": "tool", "latestVersion": "2.0"})
+        ],
+        "{v}"
+    );
+    let (_, v) = call(s.get("/pkg/default/g-all/generic/tool")).await;
+    let versions: Vec<&str> = v["versions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x["version"].as_str().unwrap())
+        .collect();
+    assert_eq!(versions.len(), 2, "{v}");
+    assert!(
+        versions.contains(&"1.0") && versions.contains(&"2.0"),
+        "{v}"
+    );
+    let (_, v) = call(s.get("/pkg/default/g-all/generic/tool/1.0")).await;
+    let mut paths: Vec<&str> = v["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x["path"].as_str().unwrap())
+        .collect();
+    paths.sort();
+    assert_eq!(paths, ["x", "z"], "{v}");
+    // The first member wins a path.
+    let r = get(&s, "/pkg/default/g-all/generic/tool/1.0/x").await;
+    assert_eq!(r.headers()["x-arca-served-by"], "g-a");
+    assert_eq!(r.text().await.unwrap(), "g-a:tool/1.0/x");
+    let r = get(&s, "/pkg/default/g-all/generic/tool/1.0/z").await;
+    assert_eq!(r.headers()["x-arca-served-by"], "g-b");
+
+    let served = |rows: &Value| -> Vec<(String, String)> {
+        let mut v: Vec<(String, String)> = rows
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|r| r["registryIdentifier"] == "g-all" || r["repositoryTitle"] == "g-all")
+            .map(|r| {
+                (
+                    r["name"].as_str().unwrap().to_string(),
+                    r["servedBy"].as_str().unwrap_or("?").to_string(),
+                )
+            })
+            .collect();
+        v.sort();
+        v
+    };
+    let want = vec![
+        ("other".to_string(), "g-b".to_string()),
+        ("tool".to_string(), "g-a".to_string()),
+    ];
+    let (st, v) = call(s.get("/har/api/v1/registry/default/g-all/+/artifacts")).await;
+    assert_eq!(st, 200, "{v}");
+    assert_eq!(v["data"]["itemCount"], 2, "{v}");
+    assert_eq!(served(&v["data"]["artifacts"]), want, "{v}");
+    let (st, v) = call(s.get("/har/api/v1/spaces/default/+/artifacts?reg_identifier=g-all")).await;
+    assert_eq!(st, 200, "{v}");
+    assert_eq!(served(&v["data"]["artifacts"]), want, "{v}");
+    // Unfiltered, the members' own rows are there too (5 files in 3 rows, plus the group's 2).
+    let (_, v) = call(s.get("/har/api/v1/spaces/default/+/artifacts?size=50")).await;
+    assert_eq!(v["data"]["itemCount"], 5, "{v}");
+    let (st, v) = gf(&s, reqwest::Method::GET, "/registry/package?size=50", None).await;
+    assert_eq!(st, 200, "{v}");
+    assert_eq!(
+        served(&v["_embedded"]["simplePackageInfoModelList"]),
+        want,
+        "{v}"
+    );
+
+    // RPM: one repomd.xml per root, so LOCAL and PROXY members do not mix.
+    let ra = hosted(&s, "r-a", "RPM").await;
+    s.harness_registry(
+        "default",
+        json!({"identifier": "r-up", "packageType": "RPM", "parentRef": "default",
+               "config": {"type": "UPSTREAM", "source": "Custom", "url": "http://127.0.0.1:9/"}}),
+    )
+    .await;
+    let rp = uuid(&s, "r-up").await;
+    let (st, v) = gf(
+        &s,
+        reqwest::Method::POST,
+        "/registry/instance/x/repositories",
+        Some(
+            json!({"type": "VIRTUAL", "repositoryName": "r-all", "packageType": "rpm",
+                    "virtualSettings": {"includedRepositoryUuids": [&ra, &rp]}}),
+        ),
+    )
+    .await;
+    assert_eq!(st, 400, "{v}");
+    assert!(v.to_string().contains("cannot mix"), "{v}");
+    let (st, v) = gf(
+        &s,
+        reqwest::Method::POST,
+        "/registry/instance/x/repositories",
+        Some(
+            json!({"type": "VIRTUAL", "repositoryName": "r-all", "packageType": "rpm",
+                    "virtualSettings": {"includedRepositoryUuids": [&ra]}}),
+        ),
+    )
+    .await;
+    assert_eq!(st, 201, "{v}");
+}
+
+both_backends!(
+    listings_and_artifact_lists_of_a_group,
+    npm_through_a_group_merges_and_guards,
+    pip_through_a_group_with_a_proxy_member,
+    cargo_through_a_group_with_a_proxy_member,
+    mvn_through_a_group_with_a_proxy_member
+);

@@ -20,14 +20,11 @@ impl Npm {
 
     /// npm pointed at registry `reg` of account `account`.
     pub(crate) fn at(s: &Server, account: &str, reg: &str, token: &str) -> Npm {
-        let dir = s
-            .dir
-            .path()
-            .join(match account {
-                // The directory every test used before registries in other accounts.
-                "acme" => format!("npm-{}", &token[token.len() - 6..]),
-                _ => format!("npm-{account}-{reg}-{}", &token[token.len() - 6..]),
-            });
+        let dir = s.dir.path().join(match account {
+            // The directory every test used before registries in other accounts.
+            "acme" => format!("npm-{}", &token[token.len() - 6..]),
+            _ => format!("npm-{account}-{reg}-{}", &token[token.len() - 6..]),
+        });
         std::fs::create_dir_all(&dir).unwrap();
         let host = s.base.trim_start_matches("http://");
         let rc = dir.join("npmrc");

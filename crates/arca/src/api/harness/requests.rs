@@ -105,14 +105,14 @@ pub(super) fn parse_config(
             };
             let allow_list = match c.get("dependencyConfusionAllowList") {
                 None | Some(Value::Null) => None,
-                Some(v) => Some(
-                    serde_json::from_value::<Vec<String>>(v.clone()).map_err(|_| {
+                Some(v) => Some(serde_json::from_value::<Vec<String>>(v.clone()).map_err(
+                    |_| {
                         ApiError::bad(
                             "config.dependencyConfusionAllowList",
                             "must be a list of name patterns",
                         )
-                    })?,
-                ),
+                    },
+                )?),
             };
             Ok(ParsedConfig {
                 kind,
