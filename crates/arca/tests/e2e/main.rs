@@ -36,4 +36,5 @@ mod setup_clients;
 mod setup_verbatim;
 mod stub;
 mod tokens;
+mod trash;
 mod uploads;
