@@ -285,10 +285,8 @@ impl Resolver<'_> {
                     let members = r.members.clone();
                     let label = r.identifier.clone();
                     out.push(reached(r, true, label));
-                    for m in members {
-                        if let Some(m) = self.state.db.registry_by_id(&m).await? {
-                            queue.push_back((m, live));
-                        }
+                    for m in self.state.db.registries_by_ids(&members).await? {
+                        queue.push_back((m, live));
                     }
                 }
                 RegistryKind::Proxy => {
@@ -303,10 +301,15 @@ impl Resolver<'_> {
                 RegistryKind::Group => {
                     // Members in order, each fully before the next.
                     let live = live && r.allow_remote_proxying;
-                    for m in r.members.iter().rev() {
-                        if let Some(m) = self.state.db.registry_by_id(m).await? {
-                            queue.push_front((m, live));
-                        }
+                    for m in self
+                        .state
+                        .db
+                        .registries_by_ids(&r.members)
+                        .await?
+                        .into_iter()
+                        .rev()
+                    {
+                        queue.push_front((m, live));
                     }
                 }
             }
@@ -327,13 +330,28 @@ impl Resolver<'_> {
         let mut out = Vec::new();
         let mut owned = false;
         let reached = self.reached(reg).await?;
-        for r in reached.iter() {
-            if r.reg.kind == RegistryKind::Proxy || (hidden && r.reg.kind == RegistryKind::Cache) {
-                continue;
-            }
-            if let Some(p) = self.state.db.package_by_name(&r.reg.id, name).await? {
+        let stored: Vec<&members::Reached> = reached
+            .iter()
+            .filter(|r| {
+                r.reg.kind != RegistryKind::Proxy && !(hidden && r.reg.kind == RegistryKind::Cache)
+            })
+            .collect();
+        // One query for every member: a group's read costs about what a registry's does.
+        let ids: Vec<String> = stored.iter().map(|r| r.reg.id.clone()).collect();
+        let mut found = match ids.as_slice() {
+            [one] => self
+                .state
+                .db
+                .package_by_name(one, name)
+                .await?
+                .into_iter()
+                .collect(),
+            _ => self.state.db.packages_by_name(&ids, name).await?,
+        };
+        for r in stored {
+            if let Some(i) = found.iter().position(|p| p.registry_id == r.reg.id) {
                 owned |= members::is_hosted(r);
-                out.push((r, p));
+                out.push((r, found.swap_remove(i)));
             }
         }
         if owned && !members::allow_listed(&reg.dc_allow_list, name) {
@@ -363,17 +381,19 @@ impl Resolver<'_> {
         if !has_proxies {
             return Ok(());
         }
-        for r in reached.iter().filter(|r| members::is_hosted(r)) {
-            if self
-                .state
-                .db
-                .package_by_name(&r.reg.id, name)
-                .await?
-                .is_some()
-            {
-                members::hide_proxies();
-                break;
-            }
+        let hosted: Vec<String> = reached
+            .iter()
+            .filter(|r| members::is_hosted(r))
+            .map(|r| r.reg.id.clone())
+            .collect();
+        if !self
+            .state
+            .db
+            .packages_by_name(&hosted, name)
+            .await?
+            .is_empty()
+        {
+            members::hide_proxies();
         }
         Ok(())
     }

@@ -124,6 +124,46 @@ impl Db {
         Ok(reg)
     }
 
+    /// The registries of `ids` that exist, in the order of `ids`, with their members: one query
+    /// whatever the number (a group's members are loaded at once on every read through it).
+    pub async fn registries_by_ids(&self, ids: &[String]) -> StoreResult<Vec<Registry>> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let params = (1..=ids.len())
+            .map(|i| format!("${i}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        // One row per (registry, member), members in order; a registry without members once.
+        let sql = format!(
+            "SELECT r.*, s.path AS scope_path, m.member_id AS member_id FROM registries r \
+             JOIN scopes s ON s.id = r.scope_id LEFT JOIN registry_members m ON m.registry_id = r.id \
+             WHERE r.id IN ({params}) ORDER BY r.id, m.position"
+        );
+        let mut q = sqlx::query(&sql);
+        for id in ids {
+            q = q.bind(id);
+        }
+        let mut found: Vec<Registry> = Vec::new();
+        for row in q.fetch_all(&self.read).await? {
+            let id: String = row.try_get("id")?;
+            let member: Option<String> = row.try_get("member_id")?;
+            if found.last().is_none_or(|r| r.id != id) {
+                found.push(row_to_registry(&row)?);
+            }
+            if let (Some(m), Some(r)) = (member, found.last_mut()) {
+                r.members.push(m);
+            }
+        }
+        Ok(ids
+            .iter()
+            .filter_map(|id| {
+                let i = found.iter().position(|r| r.id == *id)?;
+                Some(found.swap_remove(i))
+            })
+            .collect())
+    }
+
     pub async fn registry_by_id(&self, id: &str) -> StoreResult<Option<Registry>> {
         let sql = format!("{SELECT} WHERE r.id = $1");
         let row = sqlx::query(&sql)
