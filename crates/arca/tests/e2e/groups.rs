@@ -710,7 +710,64 @@ async fn listings_and_artifact_lists_of_a_group(b: Backend) {
     assert_eq!(st, 201, "{v}");
 }
 
+/// Helm's SDK through a group of two LOCALs: `index.yaml` lists a chart's versions from both
+/// members (before, the first member's entry stood for the chart), and a version only the second
+/// member has is pulled through the group.
+async fn helm_index_through_a_group_merges_versions(b: Backend) {
+    let s = Server::start(b).await;
+    let a = hosted(&s, "h-a", "HELM").await;
+    let bb = hosted(&s, "h-b", "HELM").await;
+    group(&s, "h-all", "helm", &[&a, &bb], None, json!({})).await;
+    let w = s.dir.path().join("helm");
+    std::fs::create_dir_all(w.join("out")).unwrap();
+    let python = |script: &str| {
+        let r = run(
+            crate::common::tools().join("py/bin/python"),
+            &["-c", script],
+            &w,
+            &[],
+        );
+        assert!(r.ok, "{}\n{}", r.stdout, r.stderr);
+        r.stdout
+    };
+    python(
+        "import helm_python as helm\n\
+         helm.Chart.create('hellochart', '.')\n\
+         helm.package('hellochart', destination='pkgs')\n\
+         helm.package('hellochart', destination='pkgs', version='0.2.0')\n",
+    );
+    for (reg, file) in [
+        ("h-a", "hellochart-0.1.0.tgz"),
+        ("h-b", "hellochart-0.2.0.tgz"),
+    ] {
+        let r = s
+            .client
+            .put(s.url(&format!("/pkg/default/{reg}/helm/{file}")))
+            .basic_auth("u", Some(&s.token))
+            .body(std::fs::read(w.join("pkgs").join(file)).unwrap())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 201, "{reg} {file}");
+    }
+    let url = s.url("/pkg/default/h-all/helm");
+    let token = &s.token;
+    let out = python(&format!(
+        "import helm_python as helm, json\n\
+         idx = helm.repo_index('{url}', username='u', password='{token}')\n\
+         print(json.dumps([e['version'] for e in idx['entries']['hellochart']]))\n\
+         helm.pull('hellochart', repo_url='{url}', version='0.2.0', destination='out', username='u', password='{token}')\n"
+    ));
+    let versions: Value = serde_json::from_str(out.lines().next().unwrap()).unwrap();
+    assert_eq!(versions, json!(["0.2.0", "0.1.0"]), "{out}");
+    assert_eq!(
+        std::fs::read(w.join("out/hellochart-0.2.0.tgz")).unwrap(),
+        std::fs::read(w.join("pkgs/hellochart-0.2.0.tgz")).unwrap()
+    );
+}
+
 both_backends!(
+    helm_index_through_a_group_merges_versions,
     listings_and_artifact_lists_of_a_group,
     npm_through_a_group_merges_and_guards,
     pip_through_a_group_with_a_proxy_member,
