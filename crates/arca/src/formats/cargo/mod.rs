@@ -535,7 +535,12 @@ async fn search(state: &AppState, req: &NativeRequest) -> ApiResult<Response> {
     };
     let (total, pkgs) = state.db.list_packages(&ids, &[], &page).await?;
     let mut crates = Vec::new();
+    // Through a group a crate several members have is listed once.
+    let mut seen = std::collections::HashSet::new();
     for p in pkgs {
+        if !seen.insert(p.name.clone()) {
+            continue;
+        }
         let latest = p.latest_version.clone().unwrap_or_default();
         let description = match state.db.version_by_name(&p.id, &latest).await? {
             Some(v) => v

@@ -1127,7 +1127,12 @@ async fn search(state: &AppState, req: &NativeRequest) -> ApiResult<Response> {
     };
     let (total, pkgs) = state.db.list_packages(&ids, &[], &page).await?;
     let mut objects = Vec::new();
+    // Through a group a name several members have is listed once.
+    let mut seen = std::collections::HashSet::new();
     for p in pkgs {
+        if !seen.insert(p.name.clone()) {
+            continue;
+        }
         let latest = p
             .metadata
             .pointer("/dist-tags/latest")
