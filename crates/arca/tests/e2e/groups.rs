@@ -676,6 +676,19 @@ async fn listings_and_artifact_lists_of_a_group(b: Backend) {
         "{v}"
     );
 
+    // Writes: without a deployment member a group refuses uploads (405); the deployment member
+    // must be a LOCAL (a proxy or its cache is refused with 400).
+    let r = s
+        .client
+        .put(s.url("/pkg/default/g-all/generic/new/1/f"))
+        .header("x-api-key", &s.token)
+        .body("x")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 405);
+    assert!(r.text().await.unwrap().contains("no deployment registry"));
+
     // RPM: one repomd.xml per root, so LOCAL and PROXY members do not mix.
     let ra = hosted(&s, "r-a", "RPM").await;
     s.harness_registry(
@@ -708,6 +721,16 @@ async fn listings_and_artifact_lists_of_a_group(b: Backend) {
     )
     .await;
     assert_eq!(st, 201, "{v}");
+    let (st, v) = gf(
+        &s,
+        reqwest::Method::POST,
+        "/registry/instance/x/repositories",
+        Some(json!({"type": "VIRTUAL", "repositoryName": "r-dep", "packageType": "rpm",
+                    "virtualSettings": {"includedRepositoryUuids": [&rp], "deploymentRepositoryUuid": &rp}})),
+    )
+    .await;
+    assert_eq!(st, 400, "{v}");
+    assert_eq!(v["details"]["field"], "deploymentRepositoryUuid", "{v}");
 }
 
 /// Helm's SDK through a group of two LOCALs: `index.yaml` lists a chart's versions from both
