@@ -413,7 +413,8 @@ impl Resolver<'_> {
 
     /// Every package of every registry of the read chain (one query per registry), with the
     /// chain: what a whole-repository index (PACKAGES, index.yaml, Release, repodata) is built
-    /// from and validated against.
+    /// from and validated against. A proxy's cached packages of a name a hosted registry of the
+    /// chain owns are left out (the dependency-confusion guard).
     pub async fn all_packages(
         &self,
         reg: &Registry,
@@ -436,6 +437,19 @@ impl Resolver<'_> {
                     .1,
             );
         }
+        // The dependency-confusion guard for whole-repository indexes: what a proxy cached of a
+        // name a hosted registry of the chain has is left out (unless allow-listed).
+        let kind = |id: &str| chain.iter().find(|r| r.id == id).map(|r| r.kind);
+        let owned: std::collections::HashSet<String> = pkgs
+            .iter()
+            .filter(|p| kind(&p.registry_id) == Some(RegistryKind::Hosted))
+            .map(|p| p.name.clone())
+            .collect();
+        pkgs.retain(|p| {
+            kind(&p.registry_id) != Some(RegistryKind::Cache)
+                || !owned.contains(&p.name)
+                || members::allow_listed(&reg.dc_allow_list, &p.name)
+        });
         Ok((chain, pkgs))
     }
 
@@ -600,7 +614,7 @@ async fn dispatch(
 #[cfg(test)]
 mod tests {
 
-    use super::Resolver;
+    use super::{Resolver, members};
     use crate::model::RegistryKind;
     use crate::testing::{state, stored};
 
@@ -653,6 +667,112 @@ mod tests {
             ["b", "a", "proxy-cache"]
         );
         assert_eq!(names(r.read_chain(&inner).await.unwrap()), ["b"]);
+    }
+
+    /// Records one file of `package` 1.0 in `reg`.
+    async fn put(s: &crate::state::AppState, reg: &crate::model::Registry, package: &str) {
+        let blob = crate::blob::BlobInfo {
+            sha256: format!("{:0>64}", package.len()),
+            sha1: String::new(),
+            md5: String::new(),
+            sha512: String::new(),
+            size: 1,
+        };
+        s.db.record_blob(&blob).await.unwrap();
+        let path = format!("{package}/1.0/f");
+        s.db.record_file(
+            reg,
+            crate::store::artifacts::NewFile {
+                package,
+                version: "1.0",
+                path: &path,
+                name: "f",
+                blob: &blob,
+                content_type: None,
+                metadata: serde_json::json!({}),
+            },
+        )
+        .await
+        .unwrap();
+    }
+
+    #[tokio::test]
+    async fn the_guard_and_remote_proxying_shape_what_a_group_reaches() {
+        let t = state().await;
+        let s = &t.state;
+        let hosted = stored(s, "acme", "h", RegistryKind::Hosted, &[]).await;
+        let proxy = stored(s, "acme", "p", RegistryKind::Proxy, &[]).await;
+        let mut cache = crate::testing::registry(
+            s,
+            "acme",
+            "p-cache",
+            crate::model::PackageType::Generic,
+            RegistryKind::Cache,
+            &[],
+        )
+        .await;
+        cache.cache_of = Some(proxy.id.clone());
+        s.db.insert_registry(&cache).await.unwrap();
+        put(s, &hosted, "owned").await;
+        put(s, &cache, "owned").await;
+        put(s, &cache, "free").await;
+        let mut g = stored(s, "acme", "g", RegistryKind::Group, &[&hosted, &proxy]).await;
+        let r = Resolver { state: s };
+        let names = |pkgs: Vec<crate::store::artifacts::PackageRow>| -> Vec<(String, String)> {
+            let mut v: Vec<(String, String)> = pkgs
+                .into_iter()
+                .map(|p| {
+                    let from = if p.registry_id == hosted.id {
+                        "h"
+                    } else {
+                        "cache"
+                    };
+                    (p.name, from.to_string())
+                })
+                .collect();
+            v.sort();
+            v
+        };
+        // The hosted member owns `owned`: the cache's copy is left out of indexes and lookups.
+        assert_eq!(
+            names(r.all_packages(&g).await.unwrap().1),
+            [
+                ("free".into(), "cache".into()),
+                ("owned".into(), "h".into())
+            ]
+        );
+        let found = r.packages(&g, "owned").await.unwrap();
+        assert_eq!(found.len(), 1);
+        assert_eq!(found[0].0.id, hosted.id);
+        // Within a request, the decision also hides the proxy and its cache from later lookups.
+        let ((), served) = members::scope(async {
+            r.packages(&g, "owned").await.unwrap();
+            assert!(r.proxies(&g).await.unwrap().is_empty());
+            let chain: Vec<String> = r
+                .read_chain(&g)
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|x| x.identifier)
+                .collect();
+            assert_eq!(chain, ["h"]);
+        })
+        .await;
+        assert_eq!(served, ["h"]);
+        // A name nobody hosts comes from the cache (named after its proxy).
+        let ((), served) = members::scope(async {
+            assert_eq!(r.packages(&g, "free").await.unwrap().len(), 1);
+        })
+        .await;
+        assert_eq!(served, ["p"]);
+        // Allow-listed, the cache's copy is back.
+        g.dc_allow_list = vec!["own*".into()];
+        assert_eq!(r.packages(&g, "owned").await.unwrap().len(), 2);
+        assert_eq!(r.all_packages(&g).await.unwrap().1.len(), 3);
+        // allowRemoteProxying: the proxy is asked only when the group allows it.
+        assert!(r.proxies(&g).await.unwrap().is_empty());
+        g.allow_remote_proxying = true;
+        assert_eq!(r.proxies(&g).await.unwrap().len(), 1);
     }
 
     #[tokio::test]
