@@ -15,6 +15,9 @@ if [ ${#need_apt[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}" >/dev/null
 fi
 command -v cargo-nextest >/dev/null || cargo install --locked cargo-nextest
+# Garage, the S3-compatible object store of the S3 test run and of scripts/cluster.sh (about 15
+# minutes of build on two cores, once).
+command -v garage >/dev/null || cargo install --locked garage@2.5.0
 
 # Python clients (pip, twine, uv) in their own venv under target/, so tests use known versions.
 tools="$(cd "$(dirname "$0")/.." && pwd)/target/test-tools"

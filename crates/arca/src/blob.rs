@@ -18,7 +18,8 @@
 //!
 //! The local backend is written against `tokio::fs` on purpose: `object_store`'s local backend
 //! streams reads in 8 KiB chunks, which costs an order of magnitude more CPU per byte than the 1 MiB
-//! chunks used here. S3-compatible storage (scale-out) is a second implementation of the same trait.
+//! chunks used here. S3-compatible storage (scale-out, several servers on one bucket) is a second
+//! implementation of the same trait, in [`s3`].
 
 use std::io::SeekFrom;
 use std::path::{Path, PathBuf};
@@ -31,6 +32,9 @@ use md5::Md5;
 use sha1::Sha1;
 use sha2::{Digest, Sha256, Sha512};
 use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
+
+pub mod s3;
+pub use s3::S3BlobStore;
 
 pub type ByteStream = Pin<Box<dyn Stream<Item = Result<Bytes, std::io::Error>> + Send>>;
 
@@ -158,6 +162,16 @@ pub trait BlobStore: Send + Sync {
     async fn free_space(&self) -> Result<Option<u64>, BlobError>;
     /// Reachable and writable (for `/ready`).
     async fn ready(&self) -> bool;
+    /// A URL from which a client can fetch the whole blob directly (a presigned S3 GET, valid a
+    /// few minutes), answered with these response headers (`content-type`,
+    /// `content-disposition`); None when the store serves downloads itself.
+    async fn download_url(
+        &self,
+        _sha256: &str,
+        _headers: &[(&str, &str)],
+    ) -> Result<Option<String>, BlobError> {
+        Ok(None)
+    }
     /// The blob as a local file, for parsers that need to seek (zip, ar): the blob itself where the
     /// store is a local disk, a temporary copy otherwise.
     async fn local_file(&self, sha256: &str) -> Result<BlobFile, BlobError>;
@@ -365,6 +379,49 @@ async fn remove_if_present(path: &Path) -> Result<(), BlobError> {
     }
 }
 
+/// Streams a body into a new file of `tmp` while hashing it: the staging step of every backend
+/// (the S3 backend then sends the hashed file to its content address).
+async fn stage_in(
+    tmp: &Path,
+    mut body: ByteStream,
+    limit: Option<u64>,
+    digests: Digests,
+) -> Result<StagedBlob, BlobError> {
+    let path = tmp.join(uuid::Uuid::new_v4().to_string());
+    let guard = TmpGuard(Some(path.clone()));
+    let mut file = tokio::fs::File::create(&path).await?;
+    let mut hasher = MultiHasher::new(digests);
+    while let Some(chunk) = body.next().await {
+        let chunk = chunk.map_err(BlobError::Body)?;
+        if let Some(max) = limit
+            && hasher.size + chunk.len() as u64 > max
+        {
+            drain(body).await;
+            return Err(BlobError::TooLarge(max));
+        }
+        hasher.update(&chunk);
+        file.write_all(&chunk).await?;
+    }
+    file.sync_all().await?;
+    drop(file);
+    Ok(StagedBlob {
+        info: hasher.finish(),
+        guard,
+    })
+}
+
+/// Removes the files of `dir` not written to since `cutoff_ms`; returns (files, bytes).
+async fn sweep_dir(dir: &Path, cutoff_ms: i64) -> Result<(u64, u64), BlobError> {
+    let (mut files, mut bytes) = (0, 0);
+    for e in list_dir(dir).await? {
+        if e.modified_ms < cutoff_ms && tokio::fs::remove_file(dir.join(&e.key)).await.is_ok() {
+            files += 1;
+            bytes += e.size;
+        }
+    }
+    Ok((files, bytes))
+}
+
 /// Deletes the temporary file unless the upload was committed.
 struct TmpGuard(Option<PathBuf>);
 impl Drop for TmpGuard {
@@ -398,31 +455,11 @@ impl BlobStore for LocalBlobStore {
 
     async fn stage(
         &self,
-        mut body: ByteStream,
+        body: ByteStream,
         limit: Option<u64>,
         digests: Digests,
     ) -> Result<StagedBlob, BlobError> {
-        let tmp = self.root.join("tmp").join(uuid::Uuid::new_v4().to_string());
-        let guard = TmpGuard(Some(tmp.clone()));
-        let mut file = tokio::fs::File::create(&tmp).await?;
-        let mut hasher = MultiHasher::new(digests);
-        while let Some(chunk) = body.next().await {
-            let chunk = chunk.map_err(BlobError::Body)?;
-            if let Some(max) = limit
-                && hasher.size + chunk.len() as u64 > max
-            {
-                drain(body).await;
-                return Err(BlobError::TooLarge(max));
-            }
-            hasher.update(&chunk);
-            file.write_all(&chunk).await?;
-        }
-        file.sync_all().await?;
-        drop(file);
-        Ok(StagedBlob {
-            info: hasher.finish(),
-            guard,
-        })
+        stage_in(&self.root.join("tmp"), body, limit, digests).await
     }
 
     async fn commit(&self, mut staged: StagedBlob) -> Result<BlobInfo, BlobError> {
@@ -578,18 +615,7 @@ impl BlobStore for LocalBlobStore {
     }
 
     async fn sweep_temporaries(&self, cutoff_ms: i64) -> Result<(u64, u64), BlobError> {
-        let (mut files, mut bytes) = (0, 0);
-        for e in list_dir(&self.root.join("tmp")).await? {
-            if e.modified_ms < cutoff_ms
-                && tokio::fs::remove_file(self.root.join("tmp").join(&e.key))
-                    .await
-                    .is_ok()
-            {
-                files += 1;
-                bytes += e.size;
-            }
-        }
-        Ok((files, bytes))
+        sweep_dir(&self.root.join("tmp"), cutoff_ms).await
     }
 
     async fn session_abort(&self, id: &str) -> Result<(), BlobError> {

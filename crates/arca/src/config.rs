@@ -97,6 +97,38 @@ pub struct ConfigArgs {
     /// it; its blobs are then collected like any other unreferenced ones [default: 30].
     #[arg(long, env = "ARCA_TRASH_RETENTION_DAYS", global = true)]
     pub trash_retention_days: Option<u64>,
+    /// Where blobs live: a local directory, or `s3://bucket/prefix` on any S3-compatible store
+    /// [default: <data dir>/blobs].
+    #[arg(long, env = "ARCA_BLOB_STORE", global = true)]
+    pub blob_store: Option<String>,
+    /// S3 endpoint URL (Garage, MinIO, Ceph...) [default: the AWS endpoint of the region].
+    #[arg(long, env = "ARCA_S3_ENDPOINT", global = true)]
+    pub s3_endpoint: Option<String>,
+    /// S3 region (Garage names its own, e.g. `garage`) [default: us-east-1].
+    #[arg(long, env = "ARCA_S3_REGION", global = true)]
+    pub s3_region: Option<String>,
+    /// Path-style S3 addressing (`<endpoint>/<bucket>/<key>`) [default: true with an endpoint].
+    #[arg(long, env = "ARCA_S3_PATH_STYLE", global = true)]
+    pub s3_path_style: Option<bool>,
+    /// Allow a plain-HTTP S3 endpoint [default: false].
+    #[arg(long, env = "ARCA_S3_ALLOW_HTTP", global = true)]
+    pub s3_allow_http: Option<bool>,
+    /// S3 access key id [default: AWS_ACCESS_KEY_ID].
+    #[arg(long, env = "ARCA_S3_ACCESS_KEY_ID", global = true)]
+    pub s3_access_key_id: Option<String>,
+    /// Answer full blob and file downloads with a redirect to a presigned S3 URL (valid 5 minutes)
+    /// instead of streaming them through the server; needs an endpoint clients can reach
+    /// [default: false].
+    #[arg(long, env = "ARCA_S3_PRESIGNED_REDIRECTS", global = true)]
+    pub s3_presigned_redirects: Option<bool>,
+    /// S3 secret access key [default: AWS_SECRET_ACCESS_KEY].
+    #[arg(
+        long,
+        env = "ARCA_S3_SECRET_ACCESS_KEY",
+        global = true,
+        hide_env_values = true
+    )]
+    pub s3_secret_access_key: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -123,6 +155,62 @@ struct FileConfig {
     gc_interval_secs: Option<u64>,
     gc_grace_secs: Option<u64>,
     trash_retention_days: Option<u64>,
+    blob_store: Option<String>,
+    s3_endpoint: Option<String>,
+    s3_region: Option<String>,
+    s3_path_style: Option<bool>,
+    s3_allow_http: Option<bool>,
+    s3_access_key_id: Option<String>,
+    s3_secret_access_key: Option<String>,
+    s3_presigned_redirects: Option<bool>,
+}
+
+/// Where blobs live.
+#[derive(Clone, PartialEq, Eq)]
+pub enum BlobStoreConfig {
+    Local(PathBuf),
+    S3(S3Config),
+}
+
+/// An S3-compatible bucket (see `crate::blob::s3`).
+#[derive(Clone, PartialEq, Eq)]
+pub struct S3Config {
+    pub bucket: String,
+    /// Key prefix inside the bucket, without leading or trailing `/` (may be empty).
+    pub prefix: String,
+    pub endpoint: Option<String>,
+    pub region: String,
+    pub path_style: bool,
+    pub allow_http: bool,
+    pub access_key_id: Option<String>,
+    pub secret_access_key: Option<String>,
+    /// Redirect downloads to presigned URLs (see `crate::blob::BlobStore::download_url`).
+    pub presigned_redirects: bool,
+}
+
+// The secret never reaches logs or panics through Debug.
+impl std::fmt::Debug for S3Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("S3Config")
+            .field("bucket", &self.bucket)
+            .field("prefix", &self.prefix)
+            .field("endpoint", &self.endpoint)
+            .field("region", &self.region)
+            .field("path_style", &self.path_style)
+            .field("allow_http", &self.allow_http)
+            .field("access_key_id", &self.access_key_id)
+            .field("presigned_redirects", &self.presigned_redirects)
+            .finish_non_exhaustive()
+    }
+}
+
+impl std::fmt::Debug for BlobStoreConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            BlobStoreConfig::Local(p) => write!(f, "Local({})", p.display()),
+            BlobStoreConfig::S3(s) => s.fmt(f),
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -161,6 +249,8 @@ pub struct Config {
     pub gc_grace_secs: u64,
     /// Days deleted versions stay restorable in the trash (0: purged at the next run).
     pub trash_retention_days: u64,
+    /// Where blobs live (local directory or S3 bucket).
+    pub blob_store: BlobStoreConfig,
 }
 
 impl Config {
@@ -181,8 +271,9 @@ impl Config {
         let data_dir = args
             .data_dir
             .clone()
-            .or(file.data_dir)
+            .or(file.data_dir.clone())
             .unwrap_or_else(|| PathBuf::from("./arca-data"));
+        let blob_store = blob_store(args, &file, &data_dir)?;
         let database_url = args
             .database_url
             .clone()
@@ -287,12 +378,74 @@ impl Config {
             gc_interval_secs,
             gc_grace_secs,
             trash_retention_days,
+            blob_store,
         })
     }
 
+    /// The local blob directory; with an S3 store, the node-local scratch area where uploads are
+    /// hashed before they are sent to the bucket.
     pub fn blob_dir(&self) -> PathBuf {
-        self.data_dir.join("blobs")
+        match &self.blob_store {
+            BlobStoreConfig::Local(dir) => dir.clone(),
+            BlobStoreConfig::S3(_) => self.data_dir.join("blobs"),
+        }
     }
+}
+
+/// `--blob-store` and the S3 settings: flags over environment over the file; credentials fall
+/// back to the standard `AWS_ACCESS_KEY_ID` / `AWS_SECRET_ACCESS_KEY` variables.
+fn blob_store(
+    args: &ConfigArgs,
+    file: &FileConfig,
+    data_dir: &Path,
+) -> anyhow::Result<BlobStoreConfig> {
+    let spec = args.blob_store.clone().or(file.blob_store.clone());
+    let Some(spec) = spec.filter(|s| !s.is_empty()) else {
+        return Ok(BlobStoreConfig::Local(data_dir.join("blobs")));
+    };
+    let Some(rest) = spec.strip_prefix("s3://") else {
+        return Ok(BlobStoreConfig::Local(PathBuf::from(spec)));
+    };
+    let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+    anyhow::ensure!(
+        !bucket.is_empty(),
+        "blob_store: expected s3://bucket[/prefix], got '{spec}'"
+    );
+    let endpoint = args
+        .s3_endpoint
+        .clone()
+        .or(file.s3_endpoint.clone())
+        .filter(|s| !s.is_empty());
+    let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+    Ok(BlobStoreConfig::S3(S3Config {
+        bucket: bucket.to_string(),
+        prefix: prefix.trim_matches('/').to_string(),
+        path_style: args
+            .s3_path_style
+            .or(file.s3_path_style)
+            .unwrap_or(endpoint.is_some()),
+        allow_http: args.s3_allow_http.or(file.s3_allow_http).unwrap_or(false),
+        presigned_redirects: args
+            .s3_presigned_redirects
+            .or(file.s3_presigned_redirects)
+            .unwrap_or(false),
+        region: args
+            .s3_region
+            .clone()
+            .or(file.s3_region.clone())
+            .unwrap_or_else(|| "us-east-1".into()),
+        endpoint,
+        access_key_id: args
+            .s3_access_key_id
+            .clone()
+            .or(file.s3_access_key_id.clone())
+            .or_else(|| env("AWS_ACCESS_KEY_ID")),
+        secret_access_key: args
+            .s3_secret_access_key
+            .clone()
+            .or(file.s3_secret_access_key.clone())
+            .or_else(|| env("AWS_SECRET_ACCESS_KEY")),
+    }))
 }
 
 /// `<Source>=<url>` of `--upstream-sources`.
@@ -345,4 +498,58 @@ fn upstream_sources(
 
 fn default_database_url(data_dir: &Path) -> String {
     format!("sqlite://{}/arca.db", data_dir.display())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(args: ConfigArgs) -> Config {
+        Config::load(&args).unwrap()
+    }
+
+    #[test]
+    fn blob_store_is_local_by_default_and_s3_from_a_url() {
+        let c = load(ConfigArgs {
+            data_dir: Some("/d".into()),
+            ..Default::default()
+        });
+        assert_eq!(c.blob_store, BlobStoreConfig::Local("/d/blobs".into()));
+        let c = load(ConfigArgs {
+            data_dir: Some("/d".into()),
+            blob_store: Some("s3://bucket/some/prefix/".into()),
+            s3_endpoint: Some("http://127.0.0.1:3900".into()),
+            s3_access_key_id: Some("id".into()),
+            s3_secret_access_key: Some("secret".into()),
+            ..Default::default()
+        });
+        let BlobStoreConfig::S3(s3) = &c.blob_store else {
+            panic!("{:?}", c.blob_store)
+        };
+        assert_eq!(
+            (s3.bucket.as_str(), s3.prefix.as_str()),
+            ("bucket", "some/prefix")
+        );
+        // Path-style by default with an endpoint; the secret stays out of Debug output.
+        assert!(s3.path_style && !s3.allow_http);
+        assert!(!format!("{:?}", c.blob_store).contains("secret"));
+        assert_eq!(c.blob_dir(), PathBuf::from("/d/blobs"));
+        let c = load(ConfigArgs {
+            blob_store: Some("s3://bucket".into()),
+            s3_path_style: Some(false),
+            ..Default::default()
+        });
+        let BlobStoreConfig::S3(s3) = &c.blob_store else {
+            panic!()
+        };
+        assert_eq!(s3.prefix, "");
+        assert!(!s3.path_style);
+        assert!(
+            Config::load(&ConfigArgs {
+                blob_store: Some("s3:///x".into()),
+                ..Default::default()
+            })
+            .is_err()
+        );
+    }
 }

@@ -74,6 +74,33 @@ fn is_active(content_type: &str) -> bool {
         || t == "text/xsl"
 }
 
+/// The headers every stored or relayed file is served with: its type, and what keeps user
+/// content from running as the registry's origin.
+pub fn user_content_headers(out: &mut HeaderMap, content_type: &str, name: &str) {
+    out.insert(header::CONTENT_TYPE, header_value(content_type));
+    // Stored files are user content served from the registry's origin: never sniffed into
+    // something active, never able to run script against the origin, and active types
+    // (HTML, SVG, XML, scripts) downloaded rather than rendered.
+    out.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    out.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static("default-src 'none'; sandbox"),
+    );
+    if is_active(content_type) {
+        let name: String = name
+            .chars()
+            .filter(|c| c.is_ascii_graphic() && *c != '"' && *c != '\\')
+            .collect();
+        out.insert(
+            header::CONTENT_DISPOSITION,
+            header_value(&format!("attachment; filename=\"{name}\"")),
+        );
+    }
+}
+
 /// Answers GET or HEAD for a stored file, counting full downloads.
 pub async fn serve_file(
     state: &AppState,
@@ -82,7 +109,13 @@ pub async fn serve_file(
     headers: &HeaderMap,
 ) -> ApiResult<Response> {
     let resp = serve_blob(state, file, method, headers).await?;
-    if *method == Method::GET && resp.status() == StatusCode::OK {
+    // A redirect to the store is a download too (the client fetches it from there).
+    if *method == Method::GET
+        && matches!(
+            resp.status(),
+            StatusCode::OK | StatusCode::TEMPORARY_REDIRECT
+        )
+    {
         state.record_download(file);
     }
     Ok(resp)
@@ -104,29 +137,7 @@ pub async fn serve_blob(
     let mut out = HeaderMap::new();
     out.insert(header::ETAG, header_value(&etag));
     out.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
-    out.insert(header::CONTENT_TYPE, header_value(&content_type));
-    // Stored files are user content served from the registry's origin: never sniffed into
-    // something active, never able to run script against the origin, and active types
-    // (HTML, SVG, XML, scripts) downloaded rather than rendered.
-    out.insert(
-        header::X_CONTENT_TYPE_OPTIONS,
-        HeaderValue::from_static("nosniff"),
-    );
-    out.insert(
-        header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static("default-src 'none'; sandbox"),
-    );
-    if is_active(&content_type) {
-        let name: String = file
-            .name
-            .chars()
-            .filter(|c| c.is_ascii_graphic() && *c != '"' && *c != '\\')
-            .collect();
-        out.insert(
-            header::CONTENT_DISPOSITION,
-            header_value(&format!("attachment; filename=\"{name}\"")),
-        );
-    }
+    user_content_headers(&mut out, &content_type, &file.name);
     out.insert("x-checksum-sha256", header_value(&file.sha256));
     out.insert("x-checksum-sha1", header_value(&file.sha1));
     out.insert("x-checksum-md5", header_value(&file.md5));
@@ -136,6 +147,29 @@ pub async fn serve_blob(
     );
     if crate::http::not_modified(headers, &etag, Some(file.updated_at)) {
         return Ok((StatusCode::NOT_MODIFIED, out).into_response());
+    }
+    // A store that hands out direct URLs (S3 with presigned redirects) serves whole downloads
+    // itself, with the content type and disposition set here. Streamed instead: ranges, active
+    // content (it needs the sandboxing headers above, which S3 cannot add), and clients that
+    // may not follow redirects (no User-Agent: scripts and probes).
+    if *method == Method::GET
+        && !headers.contains_key(header::RANGE)
+        && headers.contains_key(header::USER_AGENT)
+        && !is_active(&content_type)
+    {
+        let mut overrides = vec![("content-type", content_type.as_str())];
+        let disposition = out
+            .get(header::CONTENT_DISPOSITION)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
+        if let Some(d) = &disposition {
+            overrides.push(("content-disposition", d.as_str()));
+        }
+        if let Some(url) = state.blobs.download_url(&file.sha256, &overrides).await? {
+            out.insert(header::LOCATION, header_value(&url));
+            out.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+            return Ok((StatusCode::TEMPORARY_REDIRECT, out).into_response());
+        }
     }
     let len = file.size as u64;
     let range = match headers.get(header::RANGE).and_then(|v| v.to_str().ok()) {

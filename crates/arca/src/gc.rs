@@ -1,5 +1,12 @@
 //! Blob garbage collection, safe to run while servers take uploads, on any number of processes.
 //!
+//! One collector works at a time across every process sharing the metadata store: a run takes a
+//! lease row (`leases`) and renews it after every batch; a run that finds the lease held by a
+//! live collector does nothing (`Report::busy`), and one whose holder died takes it over once it
+//! expires ([`LEASE`]). The listing pass resumes from its recorded position, so a collection cut
+//! short by a crash is resumed by the next run on any node. On object storage the quarantine is a
+//! copy and a delete rather than an atomic rename, which is what makes a single collector matter.
+//!
 //! Reference counting lives in the metadata store: a blob is garbage when no file row (of any
 //! registry, the trash can included) and no OCI repository link points at it, and it has not been
 //! stored or referenced for a grace period (`blobs.touched_at`, which every write refreshes).
@@ -45,6 +52,8 @@ pub struct Report {
     pub leftover_bytes: u64,
     /// Cached files of proxies evicted by `expireHours`.
     pub expired: u64,
+    /// Another collector held the cluster-wide lease: this run did nothing.
+    pub busy: bool,
 }
 
 /// Purges the versions deleted more than `retention_days` days ago from every trash (the trash
@@ -63,12 +72,60 @@ pub async fn purge_trash(db: &Db, retention_days: u64) -> ApiResult<u64> {
 /// How many stored blobs one run's listing pass looks at (one indexed lookup each).
 pub const LISTED_PER_RUN: usize = 10_000;
 
+/// How long a collector's lease lasts without renewal; it renews it after every batch.
+pub const LEASE: Duration = Duration::from_secs(600);
+const LEASE_NAME: &str = "gc";
+
+/// A collector's hold on the cluster-wide lease.
+struct Lease<'a> {
+    db: &'a Db,
+    holder: String,
+}
+
+impl Lease<'_> {
+    /// Renews the lease; false when it was lost (expired and taken over by another collector).
+    async fn renew(&self) -> ApiResult<bool> {
+        let until = now_ms() + LEASE.as_millis() as i64;
+        Ok(self
+            .db
+            .lease_acquire(LEASE_NAME, &self.holder, until)
+            .await?)
+    }
+}
+
+/// Runs one collection unless another collector (of any process sharing the metadata store)
+/// holds the lease, in which case the report says `busy` and nothing was done.
 pub async fn collect(db: &Db, blobs: &dyn BlobStore, grace: Duration) -> ApiResult<Report> {
+    let lease = Lease {
+        db,
+        holder: uuid::Uuid::new_v4().to_string(),
+    };
+    if !lease.renew().await? {
+        return Ok(Report {
+            busy: true,
+            ..Report::default()
+        });
+    }
+    let result = collect_leased(db, blobs, grace, &lease).await;
+    if let Err(e) = db.lease_release(LEASE_NAME, &lease.holder).await {
+        tracing::warn!(error = %e, "releasing the collector's lease failed (it expires by itself)");
+    }
+    result
+}
+
+async fn collect_leased(
+    db: &Db,
+    blobs: &dyn BlobStore,
+    grace: Duration,
+    lease: &Lease<'_>,
+) -> ApiResult<Report> {
     let cutoff = now_ms() - grace.as_millis() as i64;
     let mut report = Report {
         links: db.expire_oci_links(cutoff).await?,
         ..Report::default()
     };
+    // Leases of holders that died long ago (a live holder renews well within an hour).
+    db.leases_expire(now_ms() - 3_600_000).await?;
     // Cached upstream content nobody fetched for its proxy's expireHours: forgotten here, its
     // blob then collected below like any other unreferenced one (shared blobs stay referenced).
     for file in db.expired_cache_files(now_ms()).await? {
@@ -91,7 +148,7 @@ pub async fn collect(db: &Db, blobs: &dyn BlobStore, grace: Duration) -> ApiResu
     }
     loop {
         let batch = db.gc_candidates(cutoff, 500).await?;
-        if batch.is_empty() {
+        if batch.is_empty() || !lease.renew().await? {
             break;
         }
         let mut progressed = false;
@@ -114,7 +171,7 @@ pub async fn collect(db: &Db, blobs: &dyn BlobStore, grace: Duration) -> ApiResu
             break;
         }
     }
-    collect_orphans(db, blobs, cutoff, &mut report).await?;
+    collect_orphans(db, blobs, cutoff, &mut report, lease).await?;
     Ok(report)
 }
 
@@ -124,11 +181,16 @@ async fn collect_orphans(
     blobs: &dyn BlobStore,
     cutoff: i64,
     report: &mut Report,
+    lease: &Lease<'_>,
 ) -> ApiResult<()> {
     const PASS: &str = "orphans";
     let mut cursor = db.gc_cursor(PASS).await?;
     let mut listed = 0;
     while listed < LISTED_PER_RUN {
+        if !lease.renew().await? {
+            // Taken over: the other collector goes on from the recorded position.
+            return Ok(());
+        }
         let page = blobs.list_blobs(cursor.as_deref(), 1000).await?;
         let Some(last) = page.last() else {
             // The whole store was walked: the next run starts over.
@@ -154,4 +216,41 @@ async fn collect_orphans(
         }
     }
     Ok(db.set_gc_cursor(PASS, cursor.as_deref()).await?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::state;
+
+    #[tokio::test]
+    async fn one_collector_at_a_time_and_a_dead_ones_lease_expires() {
+        let t = state().await;
+        let s = &t.state;
+        let until = now_ms() + 60_000;
+        // Another process's collector holds the lease: this run does nothing.
+        assert!(s.db.lease_acquire("gc", "other", until).await.unwrap());
+        let r = collect(&s.db, s.blobs.as_ref(), Duration::from_secs(0))
+            .await
+            .unwrap();
+        assert!(r.busy);
+        // The holder renews it; nobody else takes it.
+        assert!(s.db.lease_acquire("gc", "other", until).await.unwrap());
+        assert!(!s.db.lease_acquire("gc", "third", until).await.unwrap());
+        // Released (or expired): the next run collects, and gives the lease back when done.
+        s.db.lease_release("gc", "other").await.unwrap();
+        let r = collect(&s.db, s.blobs.as_ref(), Duration::from_secs(0))
+            .await
+            .unwrap();
+        assert!(!r.busy);
+        assert!(
+            s.db.lease_acquire("gc", "dead", now_ms() - 1)
+                .await
+                .unwrap()
+        );
+        assert!(
+            s.db.lease_acquire("gc", "next", until).await.unwrap(),
+            "an expired lease is taken over"
+        );
+    }
 }

@@ -171,6 +171,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         )
         .await
         .map_err(api)?;
+        if r.busy {
+            println!("another collector is running (its lease is held); nothing was collected");
+            return Ok(());
+        }
         println!(
             "collected {} blobs ({} bytes), {} unrecorded blobs ({} bytes), {} leftovers of interrupted writes ({} bytes), {} expired OCI links, {} abandoned uploads, {} expired proxy cache files",
             r.blobs,

@@ -258,6 +258,20 @@ pub struct ProxySettings {
     pub source: Option<String>,
     /// Harness auth object (secret *references*, never values). Kept only to echo it back.
     pub harness_auth: Option<serde_json::Value>,
+    /// OCI proxies: whether single-segment image names are asked for under `library/` upstream
+    /// (Docker Hub's rule); `None` follows the source (on for `Dockerhub`).
+    pub library_prefix: Option<bool>,
+    /// Seconds an upstream 404/410 is believed (Harness `negativeCacheTTL`); `None`: the
+    /// server's `proxy_negative_ttl_secs`.
+    pub negative_ttl_secs: Option<i64>,
+}
+
+impl ProxySettings {
+    /// Whether `library/` is put before single-segment image names upstream.
+    pub fn uses_library_prefix(&self) -> bool {
+        self.library_prefix
+            .unwrap_or(self.source.as_deref() == Some("Dockerhub"))
+    }
 }
 
 /// A scope: account → org → project.

@@ -12,8 +12,8 @@ use axum::routing::{any, get};
 
 use crate::api;
 use crate::auth::{generate_token, hash_token};
-use crate::blob::LocalBlobStore;
-use crate::config::Config;
+use crate::blob::{LocalBlobStore, S3BlobStore};
+use crate::config::{BlobStoreConfig, Config};
 use crate::formats;
 use crate::state::{AppState, Inner};
 use crate::store::Db;
@@ -22,9 +22,18 @@ pub async fn build_state(config: Config) -> anyhow::Result<AppState> {
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("creating {}", config.data_dir.display()))?;
     let db = Db::connect(&config.database_url).await?;
-    let blobs = LocalBlobStore::open(&config.blob_dir())
-        .await
-        .context("opening blob store")?;
+    let blobs: Arc<dyn crate::blob::BlobStore> = match &config.blob_store {
+        BlobStoreConfig::Local(dir) => Arc::new(
+            LocalBlobStore::open(dir)
+                .await
+                .context("opening blob store")?,
+        ),
+        BlobStoreConfig::S3(s3) => Arc::new(
+            S3BlobStore::open(s3, &config.blob_dir())
+                .await
+                .context("opening the S3 blob store")?,
+        ),
+    };
     db.ensure_scope(&config.default_account)
         .await
         .map_err(|e| anyhow::anyhow!("creating default account: {e}"))?;
@@ -46,7 +55,7 @@ pub async fn build_state(config: Config) -> anyhow::Result<AppState> {
         proxy,
         config,
         db,
-        blobs: Arc::new(blobs),
+        blobs,
         password_cache: Default::default(),
         docs: Default::default(),
         downloads: Default::default(),
@@ -251,8 +260,8 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
 }
 
 /// Runs the blob garbage collector periodically (every `gc_interval_secs`, 0 disables; grace
-/// `gc_grace_secs`). Every process may run it: the collector's steps are conditional updates, so
-/// concurrent runs do not conflict.
+/// `gc_grace_secs`). Every process may try: one at a time holds the collector's lease (see
+/// `crate::gc`), the others skip their turn.
 fn spawn_gc(state: AppState) {
     let (interval, grace) = (state.config.gc_interval_secs, state.config.gc_grace_secs);
     if interval == 0 {
@@ -274,6 +283,9 @@ fn spawn_gc(state: AppState) {
             )
             .await
             {
+                Ok(r) if r.busy => {
+                    tracing::debug!("another process's garbage collector holds the lease")
+                }
                 Ok(r) => tracing::info!(
                     blobs = r.blobs,
                     bytes = r.bytes,

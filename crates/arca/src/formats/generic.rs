@@ -17,12 +17,11 @@ use serde_json::json;
 use super::upload::{Body, FileSpec, Upload};
 use super::{Format, NativeRequest, Resolver};
 use crate::auth::Need;
-use crate::download::serve_file;
 use crate::error::{ApiError, ApiResult};
 use crate::model::{PackageType, Registry};
 use crate::proxy::files::Wanted;
 use crate::state::AppState;
-use crate::store::artifacts::{FileRow, Page};
+use crate::store::artifacts::Page;
 
 pub struct Generic;
 
@@ -181,20 +180,15 @@ impl Format for Generic {
                 match req.method {
                     Method::GET | Method::HEAD => {
                         resolver.guard(&req.registry, &package).await?;
-                        let file = match resolver.find_file(&req.registry, &path).await? {
-                            Some((_, f)) => f,
-                            None => {
-                                let f =
-                                    fetch_upstream(state, &req.registry, &package, &version, &path)
-                                        .await?
-                                        .ok_or_else(|| {
-                                            ApiError::not_found(format!("file '{path}' not found"))
-                                        })?;
-                                resolver.served(&req.registry, &f).await?;
-                                f
-                            }
+                        let got = match resolver.find_file(&req.registry, &path).await? {
+                            Some((_, f)) => crate::proxy::files::Got::Stored(f),
+                            None => fetch_upstream(state, &req.registry, &package, &version, &path)
+                                .await?
+                                .ok_or_else(|| {
+                                    ApiError::not_found(format!("file '{path}' not found"))
+                                })?,
                         };
-                        serve_file(state, &file, &req.method, &req.headers).await
+                        got.respond(state, &req.method, &req.headers).await
                     }
                     Method::PUT => upload(state, req, &package, &version, &file_path, &path).await,
                     Method::DELETE => {
@@ -229,7 +223,7 @@ async fn fetch_upstream(
     package: &str,
     version: &str,
     path: &str,
-) -> ApiResult<Option<FileRow>> {
+) -> ApiResult<Option<crate::proxy::files::Got>> {
     for proxy in (Resolver { state }).proxies(reg).await? {
         let Some(settings) = &proxy.proxy else {
             continue;
@@ -246,7 +240,7 @@ async fn fetch_upstream(
             content_type: None,
             metadata: json!({}),
         };
-        if let Some(f) = crate::proxy::files::file(state, &proxy, wanted).await? {
+        if let Some(f) = crate::proxy::files::open(state, &proxy, wanted).await? {
             return Ok(Some(f));
         }
     }

@@ -127,8 +127,8 @@ fn glob(pattern: &str, text: &str) -> bool {
     p[pi..].iter().all(|c| *c == '*')
 }
 
-/// Whether the members of a read through `root` owning a name hide the proxies: the guard looks
-/// at hosted members only (a cache is what a proxy fetched, not what the organisation owns).
+/// Whether a member's names count for the guard: hosted members only (a cache holds what a proxy
+/// fetched, not what the organisation owns).
 pub fn is_hosted(r: &Reached) -> bool {
     r.reg.kind == RegistryKind::Hosted
 }

@@ -232,7 +232,7 @@ impl<'a> Upload<'a> {
 pub async fn check_free_space(state: &AppState, headers: &HeaderMap) -> ApiResult<()> {
     let free = match state.blobs.free_space().await {
         Ok(Some(free)) => free,
-        // A store that cannot tell (object storage) is never full from here.
+        // A store that cannot tell is never full from here.
         Ok(None) => return Ok(()),
         Err(e) => {
             // Not knowing is no reason to refuse; a full disk still answers 507 when written.

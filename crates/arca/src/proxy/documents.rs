@@ -66,6 +66,22 @@ pub async fn document(
     proxy: &Registry,
     req: Request<'_>,
 ) -> ApiResult<Option<Fetched>> {
+    let url = match &proxy.proxy {
+        Some(s) => join(&s.url, req.path),
+        None => String::new(),
+    };
+    document_at(state, proxy, req, url).await
+}
+
+/// [`document`] at an upstream URL the format composed itself (`req.path` then only names the
+/// document in the store: formats whose upstream URLs are not "proxy URL + path", like OCI
+/// registries with a namespace).
+pub async fn document_at(
+    state: &AppState,
+    proxy: &Registry,
+    req: Request<'_>,
+    url: String,
+) -> ApiResult<Option<Fetched>> {
     let settings = proxy
         .proxy
         .as_ref()
@@ -97,7 +113,6 @@ pub async fn document(
             ))),
         };
     }
-    let url = join(&settings.url, req.path);
     let work = fetch(
         state.clone(),
         proxy.clone(),
@@ -194,16 +209,25 @@ async fn fetch(
     };
     let engine = &state.proxy;
     let creds = super::credentials(&state, &proxy, &settings).await?;
-    let mut req = engine.get(&creds, &url).header(header::ACCEPT, &accept);
+    let mut headers = axum::http::HeaderMap::new();
+    let mut set = |name: header::HeaderName, value: &str| {
+        if let Ok(v) = axum::http::HeaderValue::from_str(value) {
+            headers.insert(name, v);
+        }
+    };
+    set(header::ACCEPT, &accept);
     if let Some(d) = &stored {
         if let Some(etag) = &d.etag {
-            req = req.header(header::IF_NONE_MATCH, etag);
+            set(header::IF_NONE_MATCH, etag);
         }
         if let Some(lm) = &d.last_modified {
-            req = req.header(header::IF_MODIFIED_SINCE, lm);
+            set(header::IF_MODIFIED_SINCE, lm);
         }
     }
-    let resp = match req.send().await {
+    let resp = match engine
+        .send(&proxy, &creds, axum::http::Method::GET, &url, headers)
+        .await
+    {
         Ok(r) => r,
         Err(e) => {
             engine.record_outcome(&proxy, false);

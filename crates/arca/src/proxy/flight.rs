@@ -1,8 +1,8 @@
 //! Single flight: concurrent requests for one key share one piece of work (one upstream fetch).
 //!
 //! The first caller for a key starts the work; callers arriving while it runs wait for the same
-//! result instead of starting their own. The key lock is per process; the scale-out issue makes
-//! it cluster-wide behind this same interface.
+//! result instead of starting their own. The key lock is per process; across processes, proxied
+//! files take a lease in the metadata store (`files::fetch`).
 
 use std::collections::HashMap;
 use std::sync::Mutex;

@@ -26,8 +26,11 @@
 //!   client's request chooses *which* listed file, never a URL (no SSRF).
 //!
 //! In-process state here (the breaker, the negative cache, the flights) is per node and bounded
-//! by short lifetimes; everything that must survive or be shared lives in the stores.
+//! by short lifetimes; everything that must survive or be shared lives in the stores. A file's
+//! upstream fetch is single-flight across nodes too: the node holding the file's lease in the
+//! metadata store fetches it, the others wait for its row (`files::fetch`).
 
+pub(crate) mod auth;
 pub mod documents;
 pub mod files;
 pub mod flight;
@@ -93,7 +96,12 @@ pub struct ProxyEngine {
     /// Key → when a version miss last forced a revalidation.
     misses: Mutex<HashMap<String, Instant>>,
     pub(crate) documents: flight::Flights<Result<documents::Fetched, Failure>>,
-    pub(crate) files: flight::Flights<Result<crate::store::artifacts::FileRow, Failure>>,
+    /// Files being fetched (one spool per key), joined by concurrent readers.
+    pub(crate) live: files::Fetches,
+    /// Small documents a format resolves itself (OCI manifests and tags), one at a time per key.
+    pub(crate) manifests:
+        flight::Flights<Result<Option<crate::store::artifacts::FileRow>, Failure>>,
+    pub(crate) tokens: auth::Tokens,
 }
 
 impl ProxyEngine {
@@ -112,18 +120,10 @@ impl ProxyEngine {
             negative: Mutex::default(),
             misses: Mutex::default(),
             documents: flight::Flights::default(),
-            files: flight::Flights::default(),
+            live: files::Fetches::default(),
+            manifests: flight::Flights::default(),
+            tokens: auth::Tokens::default(),
         })
-    }
-
-    /// A GET to the upstream with the proxy's own credentials (never the client's).
-    pub(crate) fn get(&self, creds: &Credentials, url: &str) -> reqwest::RequestBuilder {
-        let req = self.client.get(url);
-        match (&creds.user, &creds.secret) {
-            (Some(u), secret) if !u.is_empty() => req.basic_auth(u, secret.as_deref()),
-            (_, Some(token)) if !token.is_empty() => req.bearer_auth(token),
-            _ => req,
-        }
     }
 
     /// Whether the circuit of this proxy's upstream is open (recent failures in a row).
@@ -171,7 +171,13 @@ impl ProxyEngine {
         if neg.len() > 100_000 {
             neg.retain(|_, until| *until > now);
         }
-        neg.insert(Self::negative_key(proxy, key), now + self.negative_ttl);
+        let ttl = proxy
+            .proxy
+            .as_ref()
+            .and_then(|p| p.negative_ttl_secs)
+            .map(|s| Duration::from_secs(s.max(0) as u64))
+            .unwrap_or(self.negative_ttl);
+        neg.insert(Self::negative_key(proxy, key), now + ttl);
     }
 
     /// Whether a version miss on `key` may force a revalidation now (at most once per

@@ -8,6 +8,7 @@ pub mod artifacts;
 pub mod auth;
 pub mod gc;
 pub mod keys;
+pub mod leases;
 pub mod metadata;
 pub mod oci;
 pub mod paging;

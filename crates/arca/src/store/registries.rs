@@ -40,6 +40,10 @@ fn row_to_registry(r: &AnyRow) -> Result<Registry, sqlx::Error> {
             harness_auth: r
                 .try_get::<Option<String>, _>("proxy_harness_auth")?
                 .and_then(|s| serde_json::from_str(&s).ok()),
+            library_prefix: r
+                .try_get::<Option<i64>, _>("proxy_library_prefix")?
+                .map(|v| v != 0),
+            negative_ttl_secs: r.try_get("proxy_negative_ttl")?,
         }),
         _ => None,
     };
@@ -287,9 +291,9 @@ impl Db {
              allowed_patterns, blocked_patterns, cleanup_policies, scanners, anonymous, delete_allowed, reupload, \
              proxy_url, proxy_username, proxy_secret, proxy_caching, proxy_offline, proxy_expire_hours, \
              proxy_metadata_interval, proxy_source, proxy_harness_auth, cache_of, allow_remote_proxying, \
-             deployment_registry_id, created_at, updated_at, allow_public_groups, dc_allow_list) VALUES ($1, $2, $3, \
-             $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, \
-             $26, $27, $28, $29, $30, $31)",
+             deployment_registry_id, created_at, updated_at, allow_public_groups, proxy_library_prefix, proxy_negative_ttl, \
+             dc_allow_list) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, \
+             $20, $21, $22, $23, $24, $25, $26, $27, $28, $29, $30, $31, $32, $33)",
         )
         .bind(&reg.id)
         .bind(&reg.namespace)
@@ -321,6 +325,8 @@ impl Db {
         .bind(reg.created_at)
         .bind(reg.updated_at)
         .bind(b(reg.allow_public_groups))
+        .bind(p.library_prefix.map(b))
+        .bind(p.negative_ttl_secs)
         .bind(serde_json::to_string(&reg.dc_allow_list).unwrap_or_default())
         .execute(&mut **tx)
         .await;
@@ -355,7 +361,8 @@ impl Db {
              proxy_username = $11, proxy_secret = $12, proxy_caching = $13, proxy_offline = $14, \
              proxy_expire_hours = $15, proxy_metadata_interval = $16, proxy_source = $17, proxy_harness_auth = $18, \
              allow_remote_proxying = $19, deployment_registry_id = $20, updated_at = $21, \
-             allow_public_groups = $22, dc_allow_list = $23 WHERE id = $24",
+             allow_public_groups = $22, proxy_library_prefix = $23, proxy_negative_ttl = $24, dc_allow_list = $25 \
+             WHERE id = $26",
         )
         .bind(reg.description.clone())
         .bind(serde_json::to_string(&reg.labels).unwrap_or_default())
@@ -379,6 +386,8 @@ impl Db {
         .bind(reg.deployment_registry_id.clone())
         .bind(now_ms())
         .bind(b(reg.allow_public_groups))
+        .bind(p.library_prefix.map(b))
+        .bind(p.negative_ttl_secs)
         .bind(serde_json::to_string(&reg.dc_allow_list).unwrap_or_default())
         .bind(&reg.id)
         .execute(&mut *tx)

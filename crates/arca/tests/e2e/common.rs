@@ -58,6 +58,113 @@ pub async fn postgres_database() -> String {
     format!("{prefix}/{name}")
 }
 
+/// With `ARCA_TEST_BLOB_STORE=s3` (set by `scripts/test.sh` for its S3 run, next to the
+/// `ARCA_TEST_S3_*` coordinates of the throwaway Garage node it started), the blob-store settings
+/// that make a server with data directory `data` keep its blobs in that bucket, under a prefix of
+/// its own (kept in `data`, so that a restart or a second server on the same data finds the same
+/// blobs). Empty otherwise.
+pub fn s3_env(data: &std::path::Path) -> Vec<(String, String)> {
+    if std::env::var("ARCA_TEST_BLOB_STORE").as_deref() != Ok("s3") {
+        return Vec::new();
+    }
+    let var = |k: &str| std::env::var(k).unwrap_or_else(|_| panic!("{k} is not set"));
+    std::fs::create_dir_all(data).expect("data dir");
+    let prefix_file = data.join("s3-prefix");
+    let prefix = std::fs::read_to_string(&prefix_file).unwrap_or_else(|_| {
+        let p = format!("t{}", random_hex(16));
+        std::fs::write(&prefix_file, &p).expect("s3-prefix");
+        p
+    });
+    vec![
+        (
+            "ARCA_BLOB_STORE".into(),
+            format!("s3://{}/{prefix}", var("ARCA_TEST_S3_BUCKET")),
+        ),
+        ("ARCA_S3_ENDPOINT".into(), var("ARCA_TEST_S3_ENDPOINT")),
+        ("ARCA_S3_REGION".into(), var("ARCA_TEST_S3_REGION")),
+        ("ARCA_S3_ALLOW_HTTP".into(), "true".into()),
+        ("ARCA_S3_ACCESS_KEY_ID".into(), var("ARCA_TEST_S3_KEY_ID")),
+        (
+            "ARCA_S3_SECRET_ACCESS_KEY".into(),
+            var("ARCA_TEST_S3_SECRET"),
+        ),
+    ]
+}
+
+/// Whether this run keeps blobs in S3 (see [`s3_env`]).
+pub fn on_s3() -> bool {
+    std::env::var("ARCA_TEST_BLOB_STORE").as_deref() == Ok("s3")
+}
+
+/// Whether the server's blob store holds the blob `digest` (`sha256:<hex>` or `<hex>`).
+pub async fn blob_stored(s: &Server, digest: &str) -> bool {
+    let hexd = digest.trim_start_matches("sha256:");
+    if !on_s3() {
+        return s
+            .data_dir()
+            .join("blobs/sha256")
+            .join(&hexd[..2])
+            .join(hexd)
+            .exists();
+    }
+    let (store, prefix) = s3_client(s);
+    use object_store::ObjectStore;
+    let key = object_store::path::Path::from(format!("{prefix}/sha256/{}/{hexd}", &hexd[..2]));
+    match store.head(&key).await {
+        Ok(_) => true,
+        Err(object_store::Error::NotFound { .. }) => false,
+        Err(e) => panic!("S3 HEAD {key}: {e}"),
+    }
+}
+
+/// A client of the bucket the server keeps its blobs in (S3 run), and its key prefix.
+fn s3_client(s: &Server) -> (object_store::aws::AmazonS3, String) {
+    let env: std::collections::HashMap<String, String> =
+        s3_env(&s.data_dir()).into_iter().collect();
+    let (bucket, prefix) = env["ARCA_BLOB_STORE"]
+        .trim_start_matches("s3://")
+        .split_once('/')
+        .expect("s3://bucket/prefix");
+    let store = object_store::aws::AmazonS3Builder::new()
+        .with_bucket_name(bucket)
+        .with_endpoint(&env["ARCA_S3_ENDPOINT"])
+        .with_region(&env["ARCA_S3_REGION"])
+        .with_allow_http(true)
+        .with_access_key_id(&env["ARCA_S3_ACCESS_KEY_ID"])
+        .with_secret_access_key(&env["ARCA_S3_SECRET_ACCESS_KEY"])
+        .build()
+        .expect("S3 client");
+    (store, prefix.to_string())
+}
+
+/// How many committed blobs the server's blob store holds: files under `blobs/sha256` of its
+/// data directory, or objects under `<prefix>/sha256/` in the bucket on the S3 run.
+pub async fn stored_blobs(s: &Server) -> usize {
+    if !on_s3() {
+        let mut n = 0;
+        let Ok(dirs) = std::fs::read_dir(s.data_dir().join("blobs/sha256")) else {
+            return 0;
+        };
+        for d in dirs {
+            n += std::fs::read_dir(d.expect("dir").path())
+                .expect("dir")
+                .count();
+        }
+        return n;
+    }
+    use futures::TryStreamExt;
+    use object_store::ObjectStore;
+    let (store, prefix) = s3_client(s);
+    let listed: Vec<_> = store
+        .list(Some(&object_store::path::Path::from(format!(
+            "{prefix}/sha256"
+        ))))
+        .try_collect()
+        .await
+        .expect("list the bucket");
+    listed.len()
+}
+
 impl Server {
     pub async fn start(backend: Backend) -> Server {
         let dir = tempfile::tempdir().expect("tempdir");
@@ -93,6 +200,14 @@ impl Server {
             // stdout (the first start's token) and stderr (logs) both land in server.log.
             .stdout(Stdio::from(log.try_clone().expect("log file")))
             .stderr(Stdio::from(log));
+        let data = env
+            .iter()
+            .find(|(k, _)| *k == "ARCA_DATA_DIR")
+            .map(|(_, v)| PathBuf::from(v))
+            .unwrap_or_else(|| dir.path().join("data"));
+        for (k, v) in s3_env(&data) {
+            cmd.env(k, v);
+        }
         for (k, v) in env {
             cmd.env(k, v);
         }
@@ -155,6 +270,7 @@ impl Server {
             .env("ARCA_DATA_DIR", self.data_dir())
             .env("ARCA_DATABASE_URL", &self.database_url)
             .env("ARCA_LOG", "warn")
+            .envs(s3_env(&self.data_dir()))
             .output()
             .expect("run arca cli");
         assert!(

@@ -5,7 +5,7 @@ use serde_json::json;
 use sha2::{Digest, Sha256};
 
 use crate::both_backends;
-use crate::common::{Backend, Server, call};
+use crate::common::{Backend, Server, call, stored_blobs};
 
 /// Runs curl (the generic format's real client) and returns (http status, body).
 fn curl(args: &[&str]) -> (u16, String) {
@@ -436,11 +436,7 @@ async fn identical_content_is_stored_once(b: Backend) {
             .unwrap();
         assert_eq!(r.status(), 201);
     }
-    let mut blobs = 0;
-    for d in std::fs::read_dir(s.data_dir().join("blobs/sha256")).unwrap() {
-        blobs += std::fs::read_dir(d.unwrap().path()).unwrap().count();
-    }
-    assert_eq!(blobs, 1);
+    assert_eq!(stored_blobs(&s).await, 1);
 }
 
 async fn bad_paths_and_mismatched_formats(b: Backend) {
@@ -575,13 +571,7 @@ async fn interrupted_uploads_leave_nothing(b: Backend) {
         0,
         "temporary data removed"
     );
-    assert_eq!(
-        std::fs::read_dir(s.data_dir().join("blobs/sha256"))
-            .unwrap()
-            .count(),
-        0,
-        "no blob committed"
-    );
+    assert_eq!(stored_blobs(&s).await, 0, "no blob committed");
 
     // The server is killed mid-upload: after a restart nothing is visible and no blob exists.
     let slow = futures::stream::iter(0..50).then(|_| async {
@@ -624,13 +614,7 @@ async fn interrupted_uploads_leave_nothing(b: Backend) {
     );
     let (_, v) = call(s.get("/har/api/v1/registry/acme/files/+/artifacts")).await;
     assert_eq!(v["data"]["itemCount"], 0);
-    assert_eq!(
-        std::fs::read_dir(s.data_dir().join("blobs/sha256"))
-            .unwrap()
-            .count(),
-        0,
-        "no half-written blob"
-    );
+    assert_eq!(stored_blobs(&s).await, 0, "no half-written blob");
 }
 
 both_backends!(

@@ -8,12 +8,12 @@ use serde_json::{Value, json};
 use crate::both_backends;
 use crate::common::{Backend, Run, Server, call, run, tools};
 
-fn ok(r: Run, what: &str) -> String {
+pub(crate) fn ok(r: Run, what: &str) -> String {
     assert!(r.ok, "{what} failed:\n{}\n{}", r.stdout, r.stderr);
     r.stdout
 }
 
-fn host(s: &Server) -> String {
+pub(crate) fn host(s: &Server) -> String {
     s.url("")
         .trim_start_matches("http://")
         .trim_end_matches('/')
@@ -21,7 +21,7 @@ fn host(s: &Server) -> String {
 }
 
 /// The manifest digest an OCI layout's index.json records for `tag`.
-fn layout_digest(layout: &Path, tag: &str) -> String {
+pub(crate) fn layout_digest(layout: &Path, tag: &str) -> String {
     let idx: Value =
         serde_json::from_str(&std::fs::read_to_string(layout.join("index.json")).unwrap()).unwrap();
     idx["manifests"]
@@ -35,7 +35,7 @@ fn layout_digest(layout: &Path, tag: &str) -> String {
 }
 
 /// Builds layout `layout` with image `tag`: two layers from files, for `arch`.
-fn umoci_image(w: &Path, tag: &str, arch: &str) {
+pub(crate) fn umoci_image(w: &Path, tag: &str, arch: &str) {
     let files = w.join(format!("files-{tag}"));
     std::fs::create_dir_all(&files).unwrap();
     std::fs::write(files.join("one.txt"), format!("one {tag}")).unwrap();
@@ -90,7 +90,7 @@ fn umoci_image(w: &Path, tag: &str, arch: &str) {
 }
 
 /// Adds an OCI index over the images `tags` to the layout, as tag `name`.
-fn add_index(layout: &Path, tags: &[&str], name: &str) {
+pub(crate) fn add_index(layout: &Path, tags: &[&str], name: &str) {
     let mut manifests = Vec::new();
     for t in tags {
         let d = layout_digest(layout, t);
@@ -118,7 +118,7 @@ fn add_index(layout: &Path, tags: &[&str], name: &str) {
     std::fs::write(&path, idx.to_string()).unwrap();
 }
 
-fn skopeo(w: &Path, args: &[&str]) -> Run {
+pub(crate) fn skopeo(w: &Path, args: &[&str]) -> Run {
     let mut all = vec!["--insecure-policy"];
     all.extend_from_slice(args);
     run("skopeo", &all, w, &[])

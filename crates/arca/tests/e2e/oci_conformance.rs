@@ -6,7 +6,7 @@ use serde_json::{Value, json};
 use sha2::Digest;
 
 use crate::both_backends;
-use crate::common::{Backend, Server, call};
+use crate::common::{Backend, Server, blob_stored, call};
 
 /// A server with DOCKER registry `acme/docker` and helpers speaking the protocol as admin.
 struct Reg {
@@ -1170,13 +1170,6 @@ async fn anonymous_pull_from_public_registry_only(b: Backend) {
 /// image, an upload in progress or a blob waiting for its manifest needs stays.
 async fn garbage_collection(b: Backend) {
     let r = Reg::new(b, json!({"isDeletePackageAllowed": true})).await;
-    let blob_file = |d: &str| {
-        let hexd = d.trim_start_matches("sha256:").to_string();
-        r.s.data_dir()
-            .join("blobs/sha256")
-            .join(&hexd[..2])
-            .join(hexd)
-    };
     let (kept, _) = r
         .push_image(REPO, "keep", &[b"kept layer", b"shared layer"], json!({}))
         .await;
@@ -1223,18 +1216,24 @@ async fn garbage_collection(b: Backend) {
     // Within the grace period nothing goes.
     let out = r.s.cli(&["gc", "--grace-secs", "3600"]);
     assert!(out.contains("collected 0 blobs"), "{out}");
-    assert!(blob_file(&sha256(b"doomed layer")).exists());
+    assert!(blob_stored(&r.s, &sha256(b"doomed layer")).await);
     // After it, only the deleted image's own layer (and manifest) go.
     tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     let out = r.s.cli(&["gc", "--grace-secs", "0"]);
     assert!(!out.contains("collected 0 blobs"), "{out}");
     assert!(
-        !blob_file(&sha256(b"doomed layer")).exists(),
+        !blob_stored(&r.s, &sha256(b"doomed layer")).await,
         "unreferenced layer collected"
     );
-    assert!(!blob_file(&gone).exists(), "deleted manifest collected");
+    assert!(
+        !blob_stored(&r.s, &gone).await,
+        "deleted manifest collected"
+    );
     for d in [sha256(b"kept layer"), sha256(b"shared layer"), kept.clone()] {
-        assert!(blob_file(&d).exists(), "{d} is still used by {REPO}:keep");
+        assert!(
+            blob_stored(&r.s, &d).await,
+            "{d} is still used by {REPO}:keep"
+        );
     }
     let pulled = r
         .req(
@@ -1273,7 +1272,7 @@ async fn garbage_collection(b: Backend) {
         out.contains("collected 0 blobs") && out.contains("0 abandoned uploads"),
         "{out}"
     );
-    assert!(blob_file(&waiting).exists());
+    assert!(blob_stored(&r.s, &waiting).await);
     let d = sha256(b"in progress, done");
     let put = r
         .req(Method::PUT, &format!("{loc}?digest={d}"))

@@ -19,6 +19,9 @@ pub enum Reply {
     Status(u16),
     /// Declares `declared` bytes, sends `body`, then ends the connection.
     Truncated(Vec<u8>, usize),
+    /// 200 declaring the whole length: sends the first part at once and the rest only when the
+    /// test opens the gate (so a test can see bytes arrive before the upstream is done).
+    Gated(Vec<u8>, Vec<u8>, Arc<tokio::sync::Semaphore>),
 }
 
 #[derive(Default)]
@@ -135,6 +138,29 @@ async fn answer(state: &Mutex<State>, path: &str, headers: &HeaderMap) -> Respon
             .status(StatusCode::from_u16(code).unwrap())
             .body(Body::from("upstream error page"))
             .unwrap(),
+        Some(Reply::Gated(first, rest, gate)) => {
+            let len = first.len() + rest.len();
+            let chunks = futures::stream::unfold(
+                (Some(first), Some(rest), gate),
+                |(first, rest, gate)| async move {
+                    if let Some(f) = first {
+                        return Some((
+                            Ok::<_, std::io::Error>(bytes::Bytes::from(f)),
+                            (None, rest, gate),
+                        ));
+                    }
+                    let r = rest?;
+                    gate.acquire().await.ok()?.forget();
+                    Some((Ok(bytes::Bytes::from(r)), (None, None, gate)))
+                },
+            );
+            let mut r = Response::new(Body::from_stream(chunks));
+            r.headers_mut().insert(
+                header::CONTENT_LENGTH,
+                HeaderValue::from_str(&len.to_string()).unwrap(),
+            );
+            r
+        }
         Some(Reply::Truncated(body, declared)) => {
             // A stream (no size of its own), so that the declared length is what goes out.
             let chunks = futures::stream::iter([Ok::<_, std::io::Error>(bytes::Bytes::from(body))]);

@@ -62,7 +62,8 @@ async fn full_json(state: &AppState, reg: &Registry) -> ApiResult<Value> {
         o.insert(
             "proxySettings".into(),
             json!({"url": p.url, "username": p.username, "isCaching": p.caching, "isOffline": p.offline,
-                   "expireHours": p.expire_hours, "metadataRetrievalIntervalSeconds": p.metadata_interval_secs}),
+                   "expireHours": p.expire_hours, "metadataRetrievalIntervalSeconds": p.metadata_interval_secs,
+                   "dockerLibraryPrefix": p.uses_library_prefix()}),
         );
     }
     if reg.kind == RegistryKind::Group {
@@ -178,6 +179,9 @@ pub struct ProxySettingsDto {
     pub is_offline: Option<bool>,
     pub expire_hours: Option<i64>,
     pub metadata_retrieval_interval_seconds: Option<i64>,
+    /// Arca's extension for container proxies: ask for single-segment image names under
+    /// `library/` upstream (Docker Hub's rule).
+    pub docker_library_prefix: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
@@ -274,6 +278,9 @@ fn apply_proxy(reg: &mut Registry, s: &ProxySettingsDto) {
     }
     if let Some(v) = s.expire_hours {
         p.expire_hours = v;
+    }
+    if let Some(v) = s.docker_library_prefix {
+        p.library_prefix = Some(v);
     }
     if let Some(v) = s.metadata_retrieval_interval_seconds {
         p.metadata_interval_secs = v;

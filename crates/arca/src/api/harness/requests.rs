@@ -225,6 +225,11 @@ pub(super) fn parse_config(
                 metadata_interval_secs: number("metadataCacheTTL")
                     .or(prev.as_ref().map(|p| p.metadata_interval_secs))
                     .unwrap_or(7200),
+                negative_ttl_secs: number("negativeCacheTTL")
+                    .filter(|v| *v >= 0)
+                    .or(prev.as_ref().and_then(|p| p.negative_ttl_secs)),
+                library_prefix: flag("dockerLibraryPrefix")
+                    .or(prev.as_ref().and_then(|p| p.library_prefix)),
                 source: Some(source),
                 harness_auth: refs.map(|mut r| {
                     if let Some(o) = r.as_object_mut() {

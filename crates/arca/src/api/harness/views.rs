@@ -79,7 +79,9 @@ pub(super) async fn registry_json(state: &AppState, reg: &Registry) -> ApiResult
                    "authType": auth_type, "auth": auth,
                    // Extensions: the proxy settings Harness has no field for.
                    "metadataCacheTTL": p.metadata_interval_secs, "isOffline": p.offline,
-                   "expireHours": p.expire_hours, "isCaching": p.caching})
+                   "expireHours": p.expire_hours, "isCaching": p.caching,
+                   "dockerLibraryPrefix": p.uses_library_prefix(),
+                   "negativeCacheTTL": p.negative_ttl_secs.unwrap_or(state.config.proxy_negative_ttl_secs as i64)})
         }
         _ => json!({"type": "VIRTUAL", "upstreamProxies": member_identifiers(state, reg).await?,
                     "dependencyConfusionAllowList": reg.dc_allow_list}),

@@ -26,7 +26,6 @@ use super::{Format, NativeRequest, Resolver};
 use crate::archive::{Limits, tar_gz_find};
 use crate::auth::Need;
 use crate::doc_cache::{self as cache, Doc};
-use crate::download::serve_file;
 use crate::error::{ApiError, ApiResult};
 use crate::model::PackageType;
 use crate::state::AppState;
@@ -175,19 +174,15 @@ async fn route(state: &AppState, req: NativeRequest) -> ApiResult<Response> {
             let resolver = Resolver { state };
             // The download agrees with the index (dependency-confusion guard).
             resolver.guard(&req.registry, &name).await?;
-            let f = match resolver.find_file(&req.registry, &path).await? {
-                Some((_, f)) => f,
-                None => {
-                    let f = proxy::download(state, &req.registry, &name, version, &path)
-                        .await?
-                        .ok_or_else(|| {
-                            ApiError::not_found(format!("crate {name}@{version} not found"))
-                        })?;
-                    resolver.served(&req.registry, &f).await?;
-                    f
-                }
+            let got = match resolver.find_file(&req.registry, &path).await? {
+                Some((_, f)) => crate::proxy::files::Got::Stored(f),
+                None => proxy::download(state, &req.registry, &name, version, &path)
+                    .await?
+                    .ok_or_else(|| {
+                        ApiError::not_found(format!("crate {name}@{version} not found"))
+                    })?,
             };
-            serve_file(state, &f, &req.method, &req.headers).await
+            got.respond(state, &req.method, &req.headers).await
         }
         _ => Err(ApiError::not_found("no such cargo registry endpoint")),
     }

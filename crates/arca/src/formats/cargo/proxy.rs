@@ -12,7 +12,7 @@ use crate::model::Registry;
 use crate::proxy::documents::{self, Fetched};
 use crate::proxy::files::{self, Wanted};
 use crate::state::AppState;
-use crate::store::artifacts::FileRow;
+use futures::FutureExt;
 
 /// The index files of `name` from the proxies reached through `reg`, in order. A proxy's URL is
 /// its index root (cargo's `sparse+` prefix is dropped when the URL is stored).
@@ -46,7 +46,7 @@ pub(super) async fn download(
     name: &str,
     version: &str,
     path: &str,
-) -> ApiResult<Option<FileRow>> {
+) -> ApiResult<Option<files::Got>> {
     for revalidate in [false, true] {
         let files = index_files(state, reg, name, revalidate).await?;
         for (proxy, doc) in &files {
@@ -85,19 +85,25 @@ pub(super) async fn download(
                 content_type: Some("application/x-tar".into()),
                 metadata: serde_json::json!({}),
             };
-            let Some(row) = files::file(state, proxy, wanted).await? else {
-                return Ok(None);
-            };
             // The index line goes with the crate: the cache alone can then list the version.
             let yanked = entry["yanked"].as_bool().unwrap_or(false);
-            state
-                .db
-                .merge_version_metadata(
-                    &row.version_id,
-                    &serde_json::json!({"index": entry, "yanked": yanked}),
-                )
-                .await?;
-            return Ok(Some(row));
+            let meta = serde_json::json!({"index": entry, "yanked": yanked});
+            let on_commit: files::OnCommit =
+                std::sync::Arc::new(move |state, cache, wanted, blob| {
+                    let meta = meta.clone();
+                    async move {
+                        let row = files::record_file(&state, &cache, &wanted, &blob).await?;
+                        state
+                            .db
+                            .merge_version_metadata(&row.version_id, &meta)
+                            .await
+                            .map_err(|e| crate::proxy::Failure::Internal(e.to_string()))?;
+                        Ok(row)
+                    }
+                    .boxed()
+                });
+            let keep = files::Keep::new(on_commit, crate::blob::Digests::All);
+            return files::open_with(state, proxy, wanted, keep).await;
         }
         let may_retry = files
             .iter()

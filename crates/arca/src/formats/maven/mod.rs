@@ -25,7 +25,6 @@ use super::upload::{Body, FileSpec, Upload};
 use super::{Format, NativeRequest, Resolver};
 use crate::auth::Need;
 use crate::doc_cache::{self as cache, Doc};
-use crate::download::serve_file;
 use crate::error::{ApiError, ApiResult};
 use crate::model::{PackageType, Registry, Reupload};
 use crate::state::AppState;
@@ -359,6 +358,20 @@ impl Format for Maven {
                     alg,
                 },
             ) => {
+                // A SNAPSHOT only the upstream has: its metadata as the upstream wrote it.
+                if !hosted_has_version(state, &req.registry, &group, &artifact, &version).await?
+                    && let Some(up) =
+                        proxy::version_metadata(state, &req.registry, &group, &artifact, &version)
+                            .await?
+                {
+                    let doc = Doc::new(up.body, "application/xml");
+                    let mut resp = metadata_response(&doc, alg, &req)?;
+                    resp.headers_mut().insert(
+                        "x-arca-cache",
+                        axum::http::HeaderValue::from_static(up.state.header_value()),
+                    );
+                    return Ok(resp);
+                }
                 let doc =
                     version_metadata(state, &req.registry, &group, &artifact, &version).await?;
                 metadata_response(&doc, alg, &req)
@@ -380,25 +393,27 @@ impl Format for Maven {
                 resolver
                     .guard(&req.registry, &format!("{group}:{artifact}"))
                     .await?;
-                let file = match resolver.find_file(&req.registry, &path).await? {
-                    Some((_, f)) => f,
-                    None => {
-                        let f = proxy::file(
-                            state,
-                            &req.registry,
-                            &format!("{group}:{artifact}"),
-                            &version,
-                            &path,
-                        )
-                        .await?
-                        .ok_or_else(|| ApiError::not_found(format!("'{path}' not found")))?;
-                        resolver.served(&req.registry, &f).await?;
-                        f
-                    }
+                let got = match resolver.find_file(&req.registry, &path).await? {
+                    Some((_, f)) => crate::proxy::files::Got::Stored(f),
+                    None => proxy::file(
+                        state,
+                        &req.registry,
+                        &format!("{group}:{artifact}"),
+                        &version,
+                        &path,
+                    )
+                    .await?
+                    .ok_or_else(|| ApiError::not_found(format!("'{path}' not found")))?,
                 };
                 match alg {
-                    Some(alg) => Ok(text(digest_of(&file, alg))),
-                    None => serve_file(state, &file, &req.method, &req.headers).await,
+                    Some(alg) => {
+                        let file = got
+                            .finished()
+                            .await?
+                            .ok_or_else(|| ApiError::not_found(format!("'{path}' not found")))?;
+                        Ok(text(digest_of(&file, alg)))
+                    }
+                    None => got.respond(state, &req.method, &req.headers).await,
                 }
             }
             (Method::PUT, Target::ArtifactMetadata { .. } | Target::VersionMetadata { .. }) => {
@@ -631,6 +646,22 @@ async fn chain_packages(
     (Resolver { state })
         .packages(reg, &format!("{group}:{artifact}"))
         .await
+}
+
+/// Whether a stored registry of the read chain other than a proxy's cache holds the version.
+async fn hosted_has_version(
+    state: &AppState,
+    reg: &Registry,
+    group: &str,
+    artifact: &str,
+    version: &str,
+) -> ApiResult<bool> {
+    for (r, p) in chain_packages(state, reg, group, artifact).await? {
+        if r.cache_of.is_none() && state.db.version_by_name(&p.id, version).await?.is_some() {
+            return Ok(true);
+        }
+    }
+    Ok(false)
 }
 
 /// The artifact-level metadata, or None when no registry of the read chain has the artifact.

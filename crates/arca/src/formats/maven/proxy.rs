@@ -2,7 +2,9 @@
 //! where the upstream publishes a `.sha1` sidecar, verified against it before they are kept
 //! (Arca then computes every sidecar it serves from the kept bytes, so they always agree);
 //! artifact-level `maven-metadata.xml` is revalidated per the proxy's interval and its versions
-//! merged into the one Arca generates. Version-level (SNAPSHOT) metadata is not proxied yet.
+//! merged into the one Arca generates. Version-level (SNAPSHOT) metadata names the newest build
+//! of a SNAPSHOT, which only the upstream knows: it is revalidated the same way and relayed as
+//! the upstream wrote it (its timestamped files are immutable and fetched like any other).
 
 use crate::error::ApiResult;
 use crate::formats::Resolver;
@@ -10,7 +12,6 @@ use crate::model::Registry;
 use crate::proxy::documents::{self, Fetched};
 use crate::proxy::files::{self, Wanted};
 use crate::state::AppState;
-use crate::store::artifacts::FileRow;
 
 /// The artifact-level metadata of `group:artifact` from the proxies reached through `reg`.
 pub(super) async fn artifact_metadata(
@@ -32,6 +33,32 @@ pub(super) async fn artifact_metadata(
         }
     }
     Ok(out)
+}
+
+/// The version-level metadata of `group:artifact:version` (a SNAPSHOT) from the first proxy
+/// reached through `reg` whose upstream has it.
+pub(super) async fn version_metadata(
+    state: &AppState,
+    reg: &Registry,
+    group: &str,
+    artifact: &str,
+    version: &str,
+) -> ApiResult<Option<Fetched>> {
+    let path = format!(
+        "{}/{artifact}/{version}/maven-metadata.xml",
+        group.replace('.', "/")
+    );
+    for proxy in (Resolver { state }).proxies(reg).await? {
+        let req = documents::Request {
+            path: &path,
+            accept: "application/xml, text/xml;q=0.9, */*;q=0.1",
+            revalidate: false,
+        };
+        if let Some(doc) = documents::document(state, &proxy, req).await? {
+            return Ok(Some(doc));
+        }
+    }
+    Ok(None)
 }
 
 /// The `<version>` entries of a `maven-metadata.xml`.
@@ -61,7 +88,7 @@ pub(super) async fn file(
     package: &str,
     version: &str,
     path: &str,
-) -> ApiResult<Option<FileRow>> {
+) -> ApiResult<Option<files::Got>> {
     for proxy in (Resolver { state }).proxies(reg).await? {
         let Some(settings) = &proxy.proxy else {
             continue;
@@ -88,7 +115,7 @@ pub(super) async fn file(
             content_type: None,
             metadata: serde_json::json!({}),
         };
-        if let Some(f) = files::file(state, &proxy, wanted).await? {
+        if let Some(f) = files::open(state, &proxy, wanted).await? {
             return Ok(Some(f));
         }
     }

@@ -34,7 +34,6 @@ use crate::archive::{Limits, tar_gz_find};
 use crate::auth::{Need, Principal, generate_token, hash_token};
 use crate::blob::{ByteStream, StagedBlob};
 use crate::doc_cache::{self as cache, Doc};
-use crate::download::serve_file;
 use crate::error::{ApiError, ApiResult};
 use crate::model::{PackageType, Registry, rfc3339};
 use crate::state::AppState;
@@ -534,19 +533,15 @@ async fn tarball(
     // The download agrees with the packument: a name a hosted member owns is never served from
     // a proxy member (dependency-confusion guard).
     resolver.guard(&req.registry, name).await?;
-    let f = match resolver.find_file(&req.registry, &path).await? {
-        Some((_, f)) => f,
-        None => {
-            let f = proxy::tarball(state, &req.registry, name, file)
-                .await?
-                .ok_or_else(|| {
-                    ApiError::not_found(format!("tarball '{file}' of '{name}' not found"))
-                })?;
-            resolver.served(&req.registry, &f).await?;
-            f
-        }
+    let got = match resolver.find_file(&req.registry, &path).await? {
+        Some((_, f)) => crate::proxy::files::Got::Stored(f),
+        None => proxy::tarball(state, &req.registry, name, file)
+            .await?
+            .ok_or_else(|| {
+                ApiError::not_found(format!("tarball '{file}' of '{name}' not found"))
+            })?,
     };
-    serve_file(state, &f, &req.method, &req.headers).await
+    got.respond(state, &req.method, &req.headers).await
 }
 
 // ---------------------------------------------------------------------------------------------

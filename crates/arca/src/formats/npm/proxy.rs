@@ -13,7 +13,7 @@ use crate::model::Registry;
 use crate::proxy::documents::{self, Fetched};
 use crate::proxy::files::{self, Wanted};
 use crate::state::AppState;
-use crate::store::artifacts::FileRow;
+use futures::FutureExt;
 
 /// The packument path of `name` below an upstream's URL (a scope's slash encoded, as the public
 /// registry's clients send it).
@@ -41,7 +41,7 @@ pub(super) async fn tarball(
     reg: &Registry,
     name: &str,
     file: &str,
-) -> ApiResult<Option<FileRow>> {
+) -> ApiResult<Option<files::Got>> {
     for revalidate in [false, true] {
         let docs = packuments(state, reg, name, revalidate).await?;
         for (proxy, doc) in &docs {
@@ -66,19 +66,27 @@ pub(super) async fn tarball(
                 content_type: Some("application/octet-stream".into()),
                 metadata: serde_json::json!({}),
             };
-            let Some(row) = files::file(state, proxy, wanted).await? else {
-                return Ok(None);
-            };
             // The manifest goes with the tarball: the cache alone can then list the version.
             let mut stored = manifest.clone();
             if let Some(d) = stored.get_mut("dist").and_then(Value::as_object_mut) {
                 d.remove("tarball");
             }
-            state
-                .db
-                .set_version_metadata(&row.version_id, &stored)
-                .await?;
-            return Ok(Some(row));
+            let on_commit: files::OnCommit =
+                std::sync::Arc::new(move |state, cache, wanted, blob| {
+                    let stored = stored.clone();
+                    async move {
+                        let row = files::record_file(&state, &cache, &wanted, &blob).await?;
+                        state
+                            .db
+                            .set_version_metadata(&row.version_id, &stored)
+                            .await
+                            .map_err(|e| crate::proxy::Failure::Internal(e.to_string()))?;
+                        Ok(row)
+                    }
+                    .boxed()
+                });
+            let keep = files::Keep::new(on_commit, crate::blob::Digests::All);
+            return files::open_with(state, proxy, wanted, keep).await;
         }
         let may_retry = docs
             .iter()

@@ -11,6 +11,7 @@ use crate::auth::Need;
 use crate::blob::{BlobError, BlobInfo, ByteStream, Digests};
 use crate::formats::Resolver;
 use crate::model::Registry;
+use crate::proxy::files::Got;
 use crate::store::oci::RepoBlob;
 
 /// The blob as seen through the repository's read chain (a group sees its members' blobs).
@@ -35,17 +36,25 @@ pub(super) async fn blob(ctx: &Ctx<'_>, repo: &Repo, digest: &str) -> OciResult<
     match ctx.method {
         Method::GET | Method::HEAD => {
             ctx.who.check(repo, Need::Read)?;
-            let (_, b) = find_blob(ctx, repo, digest)
-                .await?
-                .ok_or_else(|| OciError::blob_unknown(digest))?;
-            let file = ctx
-                .state
-                .db
-                .blob_as_file(&b.sha256, digest)
-                .await?
-                .ok_or_else(|| OciError::blob_unknown(digest))?;
-            let mut resp =
-                crate::download::serve_blob(ctx.state, &file, &ctx.method, &ctx.headers).await?;
+            let got = match find_blob(ctx, repo, digest).await? {
+                Some((_, b)) => Got::Stored(
+                    ctx.state
+                        .db
+                        .blob_as_file(&b.sha256, digest)
+                        .await?
+                        .ok_or_else(|| OciError::blob_unknown(digest))?,
+                ),
+                None => super::proxy::blob(ctx.state, &repo.registry, &repo.image, digest)
+                    .await?
+                    .ok_or_else(|| OciError::blob_unknown(digest))?,
+            };
+            let mut resp = match got {
+                // Blob rows are synthetic (no file to count downloads on).
+                Got::Stored(file) => {
+                    crate::download::serve_blob(ctx.state, &file, &ctx.method, &ctx.headers).await?
+                }
+                live => live.respond(ctx.state, &ctx.method, &ctx.headers).await?,
+            };
             let h = resp.headers_mut();
             h.insert("docker-content-digest", header_value(digest));
             h.insert(header::ETAG, header_value(&format!("\"{digest}\"")));

@@ -10,7 +10,7 @@ use super::{Caller, Ctx, OciError, OciResult, Repo, empty, parse_digest};
 use crate::auth::Need;
 use crate::blob::{BlobInfo, ByteStream};
 use crate::formats::Resolver;
-use crate::model::{Registry, Reupload};
+use crate::model::{Registry, RegistryKind, Reupload};
 use crate::state::AppState;
 use crate::store::artifacts::{FileRow, NewFile};
 
@@ -87,11 +87,16 @@ async fn find_in(
     }
 }
 
+/// The manifest in the stored registries of the read chain; a proxy's cached tags are left to
+/// the proxy (they are revalidated), its cached digests are content like any other.
 async fn find(ctx: &Ctx<'_>, repo: &Repo, reference: &str) -> OciResult<Option<FileRow>> {
     for r in (Resolver { state: ctx.state })
         .read_chain(&repo.registry)
         .await?
     {
+        if r.kind == RegistryKind::Cache && !is_digest(reference) {
+            continue;
+        }
         if let Some(f) = find_in(ctx.state, &r, &repo.image, reference).await? {
             return Ok(Some(f));
         }
@@ -101,14 +106,23 @@ async fn find(ctx: &Ctx<'_>, repo: &Repo, reference: &str) -> OciResult<Option<F
 
 async fn get(ctx: &Ctx<'_>, repo: &Repo, reference: &str) -> OciResult<Response> {
     ctx.who.check(repo, Need::Read)?;
-    let file = find(ctx, repo, reference)
-        .await?
-        .ok_or_else(|| OciError::manifest_unknown(reference))?;
+    let (file, how) = match find(ctx, repo, reference).await? {
+        Some(f) => (f, None),
+        None => {
+            let found = super::proxy::manifest(ctx.state, &repo.registry, &repo.image, reference)
+                .await?
+                .ok_or_else(|| OciError::manifest_unknown(reference))?;
+            (found.file, Some(found.state))
+        }
+    };
     let digest = format!("sha256:{}", file.sha256);
     let mut resp = crate::download::serve_file(ctx.state, &file, &ctx.method, &ctx.headers).await?;
     let h = resp.headers_mut();
     h.insert("docker-content-digest", header_value(&digest));
     h.insert(header::ETAG, header_value(&format!("\"{digest}\"")));
+    if let Some(how) = how {
+        h.insert("x-arca-cache", HeaderValue::from_static(how.header_value()));
+    }
     for k in [
         "x-checksum-sha256",
         "x-checksum-sha1",
@@ -122,14 +136,14 @@ async fn get(ctx: &Ctx<'_>, repo: &Repo, reference: &str) -> OciResult<Response>
 
 /// What a manifest references, for validation and for the version's files.
 pub(crate) struct Parsed {
-    media_type: String,
+    pub media_type: String,
     /// Blobs (config and layers) that must be in the repository.
-    blobs: Vec<(String, i64)>,
+    pub blobs: Vec<(String, i64)>,
     /// Manifests (an index's children) that must be in the repository.
-    children: Vec<String>,
-    subject: Option<String>,
-    artifact_type: Option<String>,
-    annotations: Value,
+    pub children: Vec<String>,
+    pub subject: Option<String>,
+    pub artifact_type: Option<String>,
+    pub annotations: Value,
 }
 
 pub(crate) fn parse_manifest(bytes: &[u8], content_type: Option<&str>) -> OciResult<Parsed> {
@@ -561,10 +575,11 @@ pub(super) async fn tags(ctx: &Ctx<'_>, repo: &Repo) -> OciResult<Response> {
     let chain = (Resolver { state: ctx.state })
         .packages(&repo.registry, &repo.image)
         .await?;
-    if chain.is_empty() {
+    // What the proxies' upstreams list (the images they cached are listed through them).
+    let mut tags = super::proxy::tags(ctx.state, &repo.registry, &repo.image).await?;
+    if chain.is_empty() && tags.is_empty() {
         return Err(OciError::name_unknown(&repo.name));
     }
-    let mut tags: Vec<String> = Vec::new();
     for (_, pkg) in &chain {
         for v in ctx.state.db.all_versions(&pkg.id).await? {
             if !is_digest(&v.version) && !tags.contains(&v.version) {

@@ -15,6 +15,7 @@
 
 pub(crate) mod blobs;
 pub(crate) mod manifests;
+mod proxy;
 mod token;
 
 use axum::body::Body;

@@ -28,7 +28,7 @@ use super::{Format, NativeRequest, Resolver, native_root};
 use crate::auth::Need;
 use crate::blob::{ByteStream, StagedBlob};
 use crate::doc_cache::{self as cache, Doc};
-use crate::download::{serve_blob, serve_file};
+use crate::download::serve_blob;
 use crate::error::{ApiError, ApiResult};
 use crate::model::{PackageType, Registry, Reupload, rfc3339};
 use crate::state::AppState;
@@ -852,17 +852,13 @@ async fn download(
         return serve_blob(state, &doc, &req.method, &req.headers).await;
     }
     let path = format!("files/{project}/{version}/{filename}");
-    let file = match resolver.find_file(&req.registry, &path).await? {
-        Some((_, f)) => f,
-        None => {
-            let f = proxy::fetch(state, &req.registry, &normalize(project), version, filename)
-                .await?
-                .ok_or_else(|| ApiError::not_found(format!("'{filename}' not found")))?;
-            resolver.served(&req.registry, &f).await?;
-            f
-        }
+    let got = match resolver.find_file(&req.registry, &path).await? {
+        Some((_, f)) => crate::proxy::files::Got::Stored(f),
+        None => proxy::fetch(state, &req.registry, &normalize(project), version, filename)
+            .await?
+            .ok_or_else(|| ApiError::not_found(format!("'{filename}' not found")))?,
     };
-    serve_file(state, &file, &req.method, &req.headers).await
+    got.respond(state, &req.method, &req.headers).await
 }
 
 async fn yank(

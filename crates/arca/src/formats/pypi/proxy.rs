@@ -12,7 +12,6 @@ use crate::model::Registry;
 use crate::proxy::documents::{self, Fetched};
 use crate::proxy::files::{self, Wanted};
 use crate::state::AppState;
-use crate::store::artifacts::FileRow;
 
 /// What Arca asks an upstream's project page for: JSON first, HTML understood.
 const ACCEPT: &str = "application/vnd.pypi.simple.v1+json, application/vnd.pypi.simple.v1+html;q=0.2, text/html;q=0.1";
@@ -85,7 +84,7 @@ pub(super) async fn fetch(
     norm: &str,
     version: &str,
     filename: &str,
-) -> ApiResult<Option<FileRow>> {
+) -> ApiResult<Option<files::Got>> {
     for revalidate in [false, true] {
         let pages = pages(state, reg, norm, revalidate).await?;
         for (proxy, page) in &pages {
@@ -109,7 +108,7 @@ pub(super) async fn fetch(
                 name: filename.to_string(),
                 content_type: None,
             };
-            return files::file(state, proxy, wanted).await;
+            return files::open(state, proxy, wanted).await;
         }
         let may_retry = pages
             .iter()
