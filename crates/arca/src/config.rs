@@ -93,6 +93,10 @@ pub struct ConfigArgs {
     /// collector [default: 3600].
     #[arg(long, env = "ARCA_GC_GRACE_SECS", global = true)]
     pub gc_grace_secs: Option<u64>,
+    /// Days a deleted version stays in the trash before the periodic task (and `arca gc`) purges
+    /// it; its blobs are then collected like any other unreferenced ones [default: 30].
+    #[arg(long, env = "ARCA_TRASH_RETENTION_DAYS", global = true)]
+    pub trash_retention_days: Option<u64>,
     /// Where blobs live: a local directory, or `s3://bucket/prefix` on any S3-compatible store
     /// [default: <data dir>/blobs].
     #[arg(long, env = "ARCA_BLOB_STORE", global = true)]
@@ -150,6 +154,7 @@ struct FileConfig {
     min_free_bytes: Option<u64>,
     gc_interval_secs: Option<u64>,
     gc_grace_secs: Option<u64>,
+    trash_retention_days: Option<u64>,
     blob_store: Option<String>,
     s3_endpoint: Option<String>,
     s3_region: Option<String>,
@@ -242,6 +247,8 @@ pub struct Config {
     /// The periodic garbage collector: interval (0: off) and grace, in seconds.
     pub gc_interval_secs: u64,
     pub gc_grace_secs: u64,
+    /// Days deleted versions stay restorable in the trash (0: purged at the next run).
+    pub trash_retention_days: u64,
     /// Where blobs live (local directory or S3 bucket).
     pub blob_store: BlobStoreConfig,
 }
@@ -345,6 +352,10 @@ impl Config {
             .or(file.gc_interval_secs)
             .unwrap_or(3600);
         let gc_grace_secs = args.gc_grace_secs.or(file.gc_grace_secs).unwrap_or(3600);
+        let trash_retention_days = args
+            .trash_retention_days
+            .or(file.trash_retention_days)
+            .unwrap_or(30);
         Ok(Config {
             listen,
             data_dir,
@@ -366,6 +377,7 @@ impl Config {
             min_free_bytes,
             gc_interval_secs,
             gc_grace_secs,
+            trash_retention_days,
             blob_store,
         })
     }

@@ -56,6 +56,19 @@ pub struct Report {
     pub busy: bool,
 }
 
+/// Purges the versions deleted more than `retention_days` days ago from every trash (the trash
+/// retention, `ARCA_TRASH_RETENTION_DAYS`); their blobs are then collected by [`collect`] once
+/// nothing else refers to them. Returns how many versions were purged.
+pub async fn purge_trash(db: &Db, retention_days: u64) -> ApiResult<u64> {
+    let cutoff = now_ms().saturating_sub((retention_days as i64).saturating_mul(86_400_000));
+    let mut purged = 0;
+    for (package, version) in db.trashed_before(cutoff).await? {
+        db.purge_version(&package, &version).await?;
+        purged += 1;
+    }
+    Ok(purged)
+}
+
 /// How many stored blobs one run's listing pass looks at (one indexed lookup each).
 pub const LISTED_PER_RUN: usize = 10_000;
 

@@ -155,6 +155,15 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     }
     if let Command::Gc { grace_secs } = cli.command {
         let state = arca::server::build_state(config).await?;
+        let purged = arca::gc::purge_trash(&state.db, state.config.trash_retention_days)
+            .await
+            .map_err(api)?;
+        if purged > 0 {
+            println!(
+                "purged {purged} versions deleted more than {} days ago from the trash",
+                state.config.trash_retention_days
+            );
+        }
         let r = arca::gc::collect(
             &state.db,
             state.blobs.as_ref(),

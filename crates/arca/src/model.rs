@@ -322,6 +322,10 @@ pub struct Registry {
     /// private itself (`allowPublicGroups` in both dialects). Without it a public registry
     /// cannot include this one.
     pub allow_public_groups: bool,
+    /// A group's dependency-confusion allow-list (`dependencyConfusionAllowList`): name patterns
+    /// (`@acme/*`, a Maven groupId prefix, a glob) whose proxy versions stay visible although a
+    /// hosted member has the name. See `formats::members`.
+    pub dc_allow_list: Vec<String>,
     pub deployment_registry_id: Option<String>,
     /// Ordered member ids: upstream proxies of a hosted registry, or members of a group.
     pub members: Vec<String>,
@@ -364,6 +368,7 @@ impl Registry {
             cache_of: None,
             allow_remote_proxying: false,
             allow_public_groups: false,
+            dc_allow_list: vec![],
             deployment_registry_id: None,
             members: vec![],
             created_at: now,

@@ -270,6 +270,12 @@ fn spawn_gc(state: AppState) {
     tokio::spawn(async move {
         loop {
             tokio::time::sleep(std::time::Duration::from_secs(interval)).await;
+            // Trashed versions past their retention go first: their blobs are then collected.
+            match crate::gc::purge_trash(&state.db, state.config.trash_retention_days).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(versions = n, "purged from the trash"),
+                Err(e) => tracing::warn!(error = %e, "purging the trash failed"),
+            }
             match crate::gc::collect(
                 &state.db,
                 state.blobs.as_ref(),

@@ -255,6 +255,7 @@ pub async fn validate(state: &AppState, reg: &Registry, field_members: &str) -> 
     }
     if reg.kind == RegistryKind::Group {
         detect_cycle(state, reg, field_members).await?;
+        refuse_mixed_rpm_group(state, reg, field_members).await?;
     }
     match (&reg.deployment_registry_id, reg.kind) {
         (None, _) => {}
@@ -288,6 +289,32 @@ pub async fn validate(state: &AppState, reg: &Registry, field_members: &str) -> 
                 "only VIRTUAL registries have a deployment registry",
             ));
         }
+    }
+    Ok(())
+}
+
+/// An RPM repository has one `repomd.xml` per root, signed by whoever generated it: a group can
+/// merge and re-sign its hosted members, or pass one proxy's upstream through, not both. A group
+/// mixing them is refused when it is configured rather than serving metadata dnf rejects.
+async fn refuse_mixed_rpm_group(
+    state: &AppState,
+    reg: &Registry,
+    field_members: &str,
+) -> ApiResult<()> {
+    if reg.package_type != crate::model::PackageType::Rpm {
+        return Ok(());
+    }
+    let reached = (crate::formats::Resolver { state }).reached(reg).await?;
+    let hosted = reached.iter().any(|r| r.reg.kind == RegistryKind::Hosted);
+    let proxied = reached
+        .iter()
+        .any(|r| matches!(r.reg.kind, RegistryKind::Proxy | RegistryKind::Cache));
+    if hosted && proxied {
+        return Err(ApiError::bad(
+            field_members,
+            "an RPM group cannot mix LOCAL and PROXY members: RPM has one repomd.xml per \
+             repository root, so hosted packages and a proxied upstream cannot be served together",
+        ));
     }
     Ok(())
 }

@@ -36,6 +36,7 @@ pub async fn state() -> TestState {
         min_free_bytes: 0,
         gc_interval_secs: 0,
         gc_grace_secs: 3600,
+        trash_retention_days: 30,
         blob_store: crate::config::BlobStoreConfig::Local(dir.path().join("blobs")),
     };
     let state = crate::server::build_state(config).await.expect("state");

@@ -5,6 +5,7 @@ pub mod client_setup;
 pub mod common;
 pub mod gitflic;
 pub mod harness;
+pub mod merged;
 pub mod openapi;
 pub mod secrets;
 pub mod tokens;

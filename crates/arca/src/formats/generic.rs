@@ -131,9 +131,25 @@ impl Format for Generic {
                     .map(|r| r.id)
                     .collect();
                 let (_, pkgs) = state.db.list_packages(&ids, &[], &page()).await?;
-                let names: Vec<_> = pkgs
+                // Merged: a package once, its latest version the newest among the members'
+                // (generic versions have no order: the one uploaded last, as in one registry).
+                let mut merged: Vec<(String, Option<String>, i64)> = Vec::new();
+                for p in pkgs {
+                    match merged.iter_mut().find(|(n, _, _)| *n == p.name) {
+                        Some((_, latest, at)) => {
+                            if p.latest_version.is_some()
+                                && (latest.is_none() || p.updated_at > *at)
+                            {
+                                *latest = p.latest_version;
+                                *at = p.updated_at;
+                            }
+                        }
+                        None => merged.push((p.name, p.latest_version, p.updated_at)),
+                    }
+                }
+                let names: Vec<_> = merged
                     .iter()
-                    .map(|p| json!({"name": p.name, "latestVersion": p.latest_version}))
+                    .map(|(n, l, _)| json!({"name": n, "latestVersion": l}))
                     .collect();
                 Ok(Json(json!({ "packages": names })).into_response())
             }
@@ -163,6 +179,7 @@ impl Format for Generic {
                 let path = format!("{package}/{version}/{file_path}");
                 match req.method {
                     Method::GET | Method::HEAD => {
+                        resolver.guard(&req.registry, &package).await?;
                         let got = match resolver.find_file(&req.registry, &path).await? {
                             Some((_, f)) => crate::proxy::files::Got::Stored(f),
                             None => fetch_upstream(state, &req.registry, &package, &version, &path)
@@ -313,49 +330,67 @@ async fn upload(
     Ok((StatusCode::CREATED, Json(body)).into_response())
 }
 
+/// A package's versions, or a version's files, merged across the members of the read chain:
+/// versions unioned (the first member that has a version wins it), a version's files unioned by
+/// path (the first member wins a path), as downloads resolve them.
 async fn list(
     state: &AppState,
     req: &NativeRequest,
     package: &str,
     version: Option<&str>,
 ) -> ApiResult<Response> {
-    for reg in (Resolver { state }).read_chain(&req.registry).await? {
-        let Some(pkg) = state.db.package_by_name(&reg.id, package).await? else {
-            continue;
-        };
-        return match version {
-            None => {
-                let (_, versions) = state.db.list_versions(&pkg.id, &page()).await?;
-                let v: Vec<_> = versions
-                    .iter()
-                    .map(|v| json!({"version": v.version, "size": v.size, "fileCount": v.file_count}))
-                    .collect();
-                Ok(Json(json!({"package": package, "versions": v})).into_response())
-            }
-            Some(version) => {
-                let ver = state
-                    .db
-                    .version_by_name(&pkg.id, version)
-                    .await?
-                    .ok_or_else(|| {
-                        ApiError::not_found(format!("version '{package}/{version}' not found"))
-                    })?;
-                let (_, files) = state.db.list_files(&ver.id, &page()).await?;
-                let prefix = format!("{package}/{version}/");
-                let f: Vec<_> = files
-                    .iter()
-                    .map(|f| json!({"path": f.path.strip_prefix(&prefix).unwrap_or(&f.path), "size": f.size, "sha256": f.sha256}))
-                    .collect();
-                Ok(
-                    Json(json!({"package": package, "version": version, "files": f}))
-                        .into_response(),
-                )
-            }
-        };
+    let chain = (Resolver { state })
+        .packages(&req.registry, package)
+        .await?;
+    if chain.is_empty() {
+        return Err(ApiError::not_found(format!(
+            "package '{package}' not found"
+        )));
     }
-    Err(ApiError::not_found(format!(
-        "package '{package}' not found"
-    )))
+    match version {
+        None => {
+            let mut seen = std::collections::HashSet::new();
+            let mut v = Vec::new();
+            for (_, pkg) in &chain {
+                let (_, versions) = state.db.list_versions(&pkg.id, &page()).await?;
+                for ver in versions {
+                    if seen.insert(ver.version.clone()) {
+                        v.push(json!({"version": ver.version, "size": ver.size, "fileCount": ver.file_count}));
+                    }
+                }
+            }
+            Ok(Json(json!({"package": package, "versions": v})).into_response())
+        }
+        Some(version) => {
+            let prefix = format!("{package}/{version}/");
+            let mut seen = std::collections::HashSet::new();
+            let mut f = Vec::new();
+            let mut found = false;
+            for (_, pkg) in &chain {
+                let Some(ver) = state.db.version_by_name(&pkg.id, version).await? else {
+                    continue;
+                };
+                found = true;
+                let (_, files) = state.db.list_files(&ver.id, &page()).await?;
+                for file in files {
+                    let path = file
+                        .path
+                        .strip_prefix(&prefix)
+                        .unwrap_or(&file.path)
+                        .to_string();
+                    if seen.insert(path.clone()) {
+                        f.push(json!({"path": path, "size": file.size, "sha256": file.sha256}));
+                    }
+                }
+            }
+            if !found {
+                return Err(ApiError::not_found(format!(
+                    "version '{package}/{version}' not found"
+                )));
+            }
+            Ok(Json(json!({"package": package, "version": version, "files": f})).into_response())
+        }
+    }
 }
 
 /// Moves one version, or every version of a package, to the account's trash can.

@@ -32,6 +32,7 @@ pub mod generic;
 pub mod helm;
 pub mod json_stream;
 pub mod maven;
+pub mod members;
 pub mod npm;
 pub mod nuget;
 pub mod oci;
@@ -225,55 +226,90 @@ pub struct Resolver<'a> {
 }
 
 impl Resolver<'_> {
-    /// The registries whose content a read through `reg` can see, in resolution order.
+    /// The registries whose content a read through `reg` can see, in resolution order (less the
+    /// proxies' caches once the dependency-confusion guard hid them for this request).
     pub async fn read_chain(&self, reg: &Registry) -> ApiResult<Vec<Registry>> {
-        let mut all = self.walk(reg).await?;
-        all.retain(|r| r.kind != RegistryKind::Proxy);
-        Ok(all)
+        let hidden = members::proxies_hidden();
+        Ok(self
+            .reached(reg)
+            .await?
+            .iter()
+            .filter(|r| r.reg.kind != RegistryKind::Proxy)
+            .filter(|r| !(hidden && r.reg.kind == RegistryKind::Cache))
+            .map(|r| r.reg.clone())
+            .collect())
     }
 
-    /// The proxies a read through `reg` may ask, in resolution order (after everything stored:
-    /// what a proxy fetched is in its cache, which [`Resolver::read_chain`] already holds).
+    /// The proxies a read through `reg` may ask upstream, in resolution order (after everything
+    /// stored: what a proxy fetched is in its cache, which [`Resolver::read_chain`] already
+    /// holds). None once the dependency-confusion guard hid them; not those reached through a
+    /// group that does not allow remote proxying (they answer from their cache only).
     pub async fn proxies(&self, reg: &Registry) -> ApiResult<Vec<Registry>> {
-        let mut all = self.walk(reg).await?;
-        all.retain(|r| r.kind == RegistryKind::Proxy);
-        Ok(all)
+        if members::proxies_hidden() {
+            return Ok(Vec::new());
+        }
+        Ok(self
+            .reached(reg)
+            .await?
+            .iter()
+            .filter(|r| r.reg.kind == RegistryKind::Proxy && r.live)
+            .map(|r| r.reg.clone())
+            .collect())
     }
 
-    /// Every registry a read through `reg` reaches, proxies right after their caches.
-    async fn walk(&self, reg: &Registry) -> ApiResult<Vec<Registry>> {
-        let mut out: Vec<Registry> = Vec::new();
+    /// Every registry a read through `reg` reaches, walked once per request (see [`members`]).
+    pub async fn reached(&self, reg: &Registry) -> ApiResult<Arc<Vec<members::Reached>>> {
+        if let Some(w) = members::remembered_walk(&reg.id) {
+            return Ok(w);
+        }
+        let w = Arc::new(self.walk(reg).await?);
+        members::remember_walk(&reg.id, w.clone());
+        Ok(w)
+    }
+
+    /// Every registry a read through `reg` reaches, proxies right after their caches; a proxy is
+    /// live unless a group on the way forbids remote proxying.
+    async fn walk(&self, reg: &Registry) -> ApiResult<Vec<members::Reached>> {
+        let mut out: Vec<members::Reached> = Vec::new();
         let mut seen = std::collections::HashSet::new();
-        let mut queue: std::collections::VecDeque<Registry> =
-            std::collections::VecDeque::from([reg.clone()]);
-        while let Some(r) = queue.pop_front() {
+        let mut queue: std::collections::VecDeque<(Registry, bool)> =
+            std::collections::VecDeque::from([(reg.clone(), true)]);
+        let reached =
+            |reg: Registry, live: bool, label: String| members::Reached { reg, live, label };
+        while let Some((r, live)) = queue.pop_front() {
             if !seen.insert(r.id.clone()) {
                 continue;
             }
             match r.kind {
                 RegistryKind::Hosted | RegistryKind::Cache | RegistryKind::Trash => {
                     let members = r.members.clone();
-                    out.push(r);
-                    for m in members {
-                        if let Some(m) = self.state.db.registry_by_id(&m).await? {
-                            queue.push_back(m);
-                        }
+                    let label = r.identifier.clone();
+                    out.push(reached(r, true, label));
+                    for m in self.state.db.registries_by_ids(&members).await? {
+                        queue.push_back((m, live));
                     }
                 }
                 RegistryKind::Proxy => {
                     if let Some(cache) = self.state.db.cache_of_proxy(&r.id).await?
                         && seen.insert(cache.id.clone())
                     {
-                        out.push(cache);
+                        out.push(reached(cache, true, r.identifier.clone()));
                     }
-                    out.push(r);
+                    let label = r.identifier.clone();
+                    out.push(reached(r, live, label));
                 }
                 RegistryKind::Group => {
                     // Members in order, each fully before the next.
-                    for m in r.members.iter().rev() {
-                        if let Some(m) = self.state.db.registry_by_id(m).await? {
-                            queue.push_front(m);
-                        }
+                    let live = live && r.allow_remote_proxying;
+                    for m in self
+                        .state
+                        .db
+                        .registries_by_ids(&r.members)
+                        .await?
+                        .into_iter()
+                        .rev()
+                    {
+                        queue.push_front((m, live));
                     }
                 }
             }
@@ -281,24 +317,104 @@ impl Resolver<'_> {
         Ok(out)
     }
 
-    /// The package called `name` in each registry of the read chain that has one, in order.
+    /// The package called `name` in each registry of the read chain that has one, in order. This
+    /// is where the dependency-confusion guard decides (see [`members`]): when a hosted member has
+    /// the name and `reg`'s allow-list does not name it, the proxies' caches are left out here and
+    /// the proxies are not asked for the rest of the request.
     pub async fn packages(
         &self,
         reg: &Registry,
         name: &str,
     ) -> ApiResult<Vec<(Registry, crate::store::artifacts::PackageRow)>> {
+        let hidden = members::proxies_hidden();
         let mut out = Vec::new();
-        for r in self.read_chain(reg).await? {
-            if let Some(p) = self.state.db.package_by_name(&r.id, name).await? {
-                out.push((r, p));
+        let mut owned = false;
+        let reached = self.reached(reg).await?;
+        let stored: Vec<&members::Reached> = reached
+            .iter()
+            .filter(|r| {
+                r.reg.kind != RegistryKind::Proxy && !(hidden && r.reg.kind == RegistryKind::Cache)
+            })
+            .collect();
+        // One query for every member: a group's read costs about what a registry's does.
+        let ids: Vec<String> = stored.iter().map(|r| r.reg.id.clone()).collect();
+        let mut found = match ids.as_slice() {
+            [one] => self
+                .state
+                .db
+                .package_by_name(one, name)
+                .await?
+                .into_iter()
+                .collect(),
+            _ => self.state.db.packages_by_name(&ids, name).await?,
+        };
+        for r in stored {
+            if let Some(i) = found.iter().position(|p| p.registry_id == r.reg.id) {
+                owned |= members::is_hosted(r);
+                out.push((r, found.swap_remove(i)));
             }
         }
-        Ok(out)
+        if owned && !members::allow_listed(&reg.dc_allow_list, name) {
+            members::hide_proxies();
+            out.retain(|(r, _)| r.reg.kind != RegistryKind::Cache);
+        }
+        Ok(out
+            .into_iter()
+            .map(|(r, p)| {
+                members::served_by(&r.label);
+                (r.reg.clone(), p)
+            })
+            .collect())
+    }
+
+    /// The dependency-confusion guard for a request that names a package without listing it (a
+    /// download): when a hosted member has `name` and the allow-list does not name it, proxies
+    /// and their caches are out of this request.
+    pub async fn guard(&self, reg: &Registry, name: &str) -> ApiResult<()> {
+        if members::proxies_hidden() || members::allow_listed(&reg.dc_allow_list, name) {
+            return Ok(());
+        }
+        let reached = self.reached(reg).await?;
+        let has_proxies = reached
+            .iter()
+            .any(|r| matches!(r.reg.kind, RegistryKind::Proxy | RegistryKind::Cache));
+        if !has_proxies {
+            return Ok(());
+        }
+        let hosted: Vec<String> = reached
+            .iter()
+            .filter(|r| members::is_hosted(r))
+            .map(|r| r.reg.id.clone())
+            .collect();
+        if !self
+            .state
+            .db
+            .packages_by_name(&hosted, name)
+            .await?
+            .is_empty()
+        {
+            members::hide_proxies();
+        }
+        Ok(())
+    }
+
+    /// Names the member that holds `file` in `X-Arca-Served-By` (a proxy's cache by its proxy).
+    pub async fn served(&self, reg: &Registry, file: &FileRow) -> ApiResult<()> {
+        if let Some(r) = self
+            .reached(reg)
+            .await?
+            .iter()
+            .find(|r| r.reg.id == file.registry_id)
+        {
+            members::served_by(&r.label);
+        }
+        Ok(())
     }
 
     /// Every package of every registry of the read chain (one query per registry), with the
     /// chain: what a whole-repository index (PACKAGES, index.yaml, Release, repodata) is built
-    /// from and validated against.
+    /// from and validated against. A proxy's cached packages of a name a hosted registry of the
+    /// chain owns are left out (the dependency-confusion guard).
     pub async fn all_packages(
         &self,
         reg: &Registry,
@@ -321,6 +437,19 @@ impl Resolver<'_> {
                     .1,
             );
         }
+        // The dependency-confusion guard for whole-repository indexes: what a proxy cached of a
+        // name a hosted registry of the chain has is left out (unless allow-listed).
+        let kind = |id: &str| chain.iter().find(|r| r.id == id).map(|r| r.kind);
+        let owned: std::collections::HashSet<String> = pkgs
+            .iter()
+            .filter(|p| kind(&p.registry_id) == Some(RegistryKind::Hosted))
+            .map(|p| p.name.clone())
+            .collect();
+        pkgs.retain(|p| {
+            kind(&p.registry_id) != Some(RegistryKind::Cache)
+                || !owned.contains(&p.name)
+                || members::allow_listed(&reg.dc_allow_list, &p.name)
+        });
         Ok((chain, pkgs))
     }
 
@@ -332,6 +461,7 @@ impl Resolver<'_> {
     ) -> ApiResult<Option<(Registry, FileRow)>> {
         for r in self.read_chain(reg).await? {
             if let Some(f) = self.state.db.file_by_path(&r.id, path).await? {
+                self.served(reg, &f).await?;
                 return Ok(Some((r, f)));
             }
         }
@@ -343,12 +473,25 @@ impl Resolver<'_> {
         match reg.kind {
             RegistryKind::Hosted => Ok(reg.clone()),
             RegistryKind::Group => match &reg.deployment_registry_id {
-                Some(id) => self.state.db.registry_by_id(id).await?.ok_or_else(|| {
-                    ApiError::conflict(format!(
-                        "the deployment registry of '{}' no longer exists",
-                        reg.identifier
-                    ))
-                }),
+                Some(id) => {
+                    let dep = self.state.db.registry_by_id(id).await?.ok_or_else(|| {
+                        ApiError::conflict(format!(
+                            "the deployment registry of '{}' no longer exists",
+                            reg.identifier
+                        ))
+                    })?;
+                    // Checked when the group is configured; a write never lands in a cache.
+                    if dep.kind != RegistryKind::Hosted {
+                        return Err(ApiError::bad(
+                            "deploymentRepositoryUuid",
+                            format!(
+                                "the deployment registry '{}' of '{}' is not a LOCAL registry",
+                                dep.identifier, reg.identifier
+                            ),
+                        ));
+                    }
+                    Ok(dep)
+                }
                 None => Err(ApiError::MethodNotAllowed(format!(
                     "virtual registry '{}' has no deployment registry; uploads are not possible",
                     reg.identifier
@@ -457,13 +600,21 @@ async fn dispatch(
         headers: parts.headers,
         body: std::sync::Mutex::new(Some(body)),
     };
-    format.handle(state, native).await
+    let (resp, served) = members::scope(format.handle(state, native)).await;
+    let mut resp = resp?;
+    // The members that answered (a merged document names each contributor once, in order).
+    if !served.is_empty()
+        && let Ok(v) = axum::http::HeaderValue::from_str(&served.join(", "))
+    {
+        resp.headers_mut().insert("x-arca-served-by", v);
+    }
+    Ok(resp)
 }
 
 #[cfg(test)]
 mod tests {
 
-    use super::Resolver;
+    use super::{Resolver, members};
     use crate::model::RegistryKind;
     use crate::testing::{state, stored};
 
@@ -516,6 +667,112 @@ mod tests {
             ["b", "a", "proxy-cache"]
         );
         assert_eq!(names(r.read_chain(&inner).await.unwrap()), ["b"]);
+    }
+
+    /// Records one file of `package` 1.0 in `reg`.
+    async fn put(s: &crate::state::AppState, reg: &crate::model::Registry, package: &str) {
+        let blob = crate::blob::BlobInfo {
+            sha256: format!("{:0>64}", package.len()),
+            sha1: String::new(),
+            md5: String::new(),
+            sha512: String::new(),
+            size: 1,
+        };
+        s.db.record_blob(&blob).await.unwrap();
+        let path = format!("{package}/1.0/f");
+        s.db.record_file(
+            reg,
+            crate::store::artifacts::NewFile {
+                package,
+                version: "1.0",
+                path: &path,
+                name: "f",
+                blob: &blob,
+                content_type: None,
+                metadata: serde_json::json!({}),
+            },
+        )
+        .await
+        .unwrap();
+    }
+
+    #[tokio::test]
+    async fn the_guard_and_remote_proxying_shape_what_a_group_reaches() {
+        let t = state().await;
+        let s = &t.state;
+        let hosted = stored(s, "acme", "h", RegistryKind::Hosted, &[]).await;
+        let proxy = stored(s, "acme", "p", RegistryKind::Proxy, &[]).await;
+        let mut cache = crate::testing::registry(
+            s,
+            "acme",
+            "p-cache",
+            crate::model::PackageType::Generic,
+            RegistryKind::Cache,
+            &[],
+        )
+        .await;
+        cache.cache_of = Some(proxy.id.clone());
+        s.db.insert_registry(&cache).await.unwrap();
+        put(s, &hosted, "owned").await;
+        put(s, &cache, "owned").await;
+        put(s, &cache, "free").await;
+        let mut g = stored(s, "acme", "g", RegistryKind::Group, &[&hosted, &proxy]).await;
+        let r = Resolver { state: s };
+        let names = |pkgs: Vec<crate::store::artifacts::PackageRow>| -> Vec<(String, String)> {
+            let mut v: Vec<(String, String)> = pkgs
+                .into_iter()
+                .map(|p| {
+                    let from = if p.registry_id == hosted.id {
+                        "h"
+                    } else {
+                        "cache"
+                    };
+                    (p.name, from.to_string())
+                })
+                .collect();
+            v.sort();
+            v
+        };
+        // The hosted member owns `owned`: the cache's copy is left out of indexes and lookups.
+        assert_eq!(
+            names(r.all_packages(&g).await.unwrap().1),
+            [
+                ("free".into(), "cache".into()),
+                ("owned".into(), "h".into())
+            ]
+        );
+        let found = r.packages(&g, "owned").await.unwrap();
+        assert_eq!(found.len(), 1);
+        assert_eq!(found[0].0.id, hosted.id);
+        // Within a request, the decision also hides the proxy and its cache from later lookups.
+        let ((), served) = members::scope(async {
+            r.packages(&g, "owned").await.unwrap();
+            assert!(r.proxies(&g).await.unwrap().is_empty());
+            let chain: Vec<String> = r
+                .read_chain(&g)
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|x| x.identifier)
+                .collect();
+            assert_eq!(chain, ["h"]);
+        })
+        .await;
+        assert_eq!(served, ["h"]);
+        // A name nobody hosts comes from the cache (named after its proxy).
+        let ((), served) = members::scope(async {
+            assert_eq!(r.packages(&g, "free").await.unwrap().len(), 1);
+        })
+        .await;
+        assert_eq!(served, ["p"]);
+        // Allow-listed, the cache's copy is back.
+        g.dc_allow_list = vec!["own*".into()];
+        assert_eq!(r.packages(&g, "owned").await.unwrap().len(), 2);
+        assert_eq!(r.all_packages(&g).await.unwrap().1.len(), 3);
+        // allowRemoteProxying: the proxy is asked only when the group allows it.
+        assert!(r.proxies(&g).await.unwrap().is_empty());
+        g.allow_remote_proxying = true;
+        assert_eq!(r.proxies(&g).await.unwrap().len(), 1);
     }
 
     #[tokio::test]

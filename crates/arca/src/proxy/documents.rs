@@ -173,6 +173,7 @@ pub async fn from_each_proxy(
             revalidate,
         };
         if let Some(doc) = document(state, &proxy, req).await? {
+            crate::formats::members::served_by(&proxy.identifier);
             out.push((proxy, doc));
         }
     }

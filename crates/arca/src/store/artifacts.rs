@@ -432,6 +432,29 @@ impl Db {
         Ok(row.map(|r| row_to_package(&r)).transpose()?)
     }
 
+    /// The package called `name` in each of `registry_ids` that has one (one query; in no
+    /// particular order).
+    pub async fn packages_by_name(
+        &self,
+        registry_ids: &[String],
+        name: &str,
+    ) -> StoreResult<Vec<PackageRow>> {
+        if registry_ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let params = (2..=registry_ids.len() + 1)
+            .map(|i| format!("${i}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let sql = format!("SELECT * FROM packages WHERE name = $1 AND registry_id IN ({params})");
+        let mut q = sqlx::query(&sql).bind(name);
+        for id in registry_ids {
+            q = q.bind(id);
+        }
+        let rows = q.fetch_all(&self.read).await?;
+        Ok(rows.iter().map(row_to_package).collect::<Result<_, _>>()?)
+    }
+
     pub async fn version_by_name(
         &self,
         package_id: &str,

@@ -76,6 +76,7 @@ fn row_to_registry(r: &AnyRow) -> Result<Registry, sqlx::Error> {
         cache_of: r.try_get("cache_of")?,
         allow_remote_proxying: flag(r, "allow_remote_proxying")?,
         allow_public_groups: flag(r, "allow_public_groups")?,
+        dc_allow_list: json_list(&r.try_get::<String, _>("dc_allow_list")?),
         deployment_registry_id: r.try_get("deployment_registry_id")?,
         members: Vec::new(),
         created_at: r.try_get("created_at")?,
@@ -126,6 +127,46 @@ impl Db {
             .map(|r| r.try_get::<String, _>("member_id"))
             .collect::<Result<_, _>>()?;
         Ok(reg)
+    }
+
+    /// The registries of `ids` that exist, in the order of `ids`, with their members: one query
+    /// whatever the number (a group's members are loaded at once on every read through it).
+    pub async fn registries_by_ids(&self, ids: &[String]) -> StoreResult<Vec<Registry>> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let params = (1..=ids.len())
+            .map(|i| format!("${i}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        // One row per (registry, member), members in order; a registry without members once.
+        let sql = format!(
+            "SELECT r.*, s.path AS scope_path, m.member_id AS member_id FROM registries r \
+             JOIN scopes s ON s.id = r.scope_id LEFT JOIN registry_members m ON m.registry_id = r.id \
+             WHERE r.id IN ({params}) ORDER BY r.id, m.position"
+        );
+        let mut q = sqlx::query(&sql);
+        for id in ids {
+            q = q.bind(id);
+        }
+        let mut found: Vec<Registry> = Vec::new();
+        for row in q.fetch_all(&self.read).await? {
+            let id: String = row.try_get("id")?;
+            let member: Option<String> = row.try_get("member_id")?;
+            if found.last().is_none_or(|r| r.id != id) {
+                found.push(row_to_registry(&row)?);
+            }
+            if let (Some(m), Some(r)) = (member, found.last_mut()) {
+                r.members.push(m);
+            }
+        }
+        Ok(ids
+            .iter()
+            .filter_map(|id| {
+                let i = found.iter().position(|r| r.id == *id)?;
+                Some(found.swap_remove(i))
+            })
+            .collect())
     }
 
     pub async fn registry_by_id(&self, id: &str) -> StoreResult<Option<Registry>> {
@@ -252,8 +293,8 @@ impl Db {
              proxy_url, proxy_username, proxy_secret, proxy_caching, proxy_offline, proxy_expire_hours, \
              proxy_metadata_interval, proxy_source, proxy_harness_auth, cache_of, allow_remote_proxying, \
              deployment_registry_id, created_at, updated_at, allow_public_groups, proxy_library_prefix, proxy_negative_ttl, \
-             proxy_upstream_key) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, \
-             $19, $20, $21, $22, $23, $24, $25, $26, $27, $28, $29, $30, $31, $32, $33)",
+             proxy_upstream_key, dc_allow_list) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, \
+             $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27, $28, $29, $30, $31, $32, $33, $34)",
         )
         .bind(&reg.id)
         .bind(&reg.namespace)
@@ -288,6 +329,7 @@ impl Db {
         .bind(p.library_prefix.map(b))
         .bind(p.negative_ttl_secs)
         .bind(p.upstream_key.clone())
+        .bind(serde_json::to_string(&reg.dc_allow_list).unwrap_or_default())
         .execute(&mut **tx)
         .await;
         match res {
@@ -321,8 +363,9 @@ impl Db {
              proxy_username = $11, proxy_secret = $12, proxy_caching = $13, proxy_offline = $14, \
              proxy_expire_hours = $15, proxy_metadata_interval = $16, proxy_source = $17, proxy_harness_auth = $18, \
              allow_remote_proxying = $19, deployment_registry_id = $20, updated_at = $21, \
-             allow_public_groups = $22, proxy_library_prefix = $23, proxy_negative_ttl = $24, proxy_upstream_key = $25 \
-             WHERE id = $26",
+             allow_public_groups = $22, proxy_library_prefix = $23, proxy_negative_ttl = $24, proxy_upstream_key = $25, \
+             dc_allow_list = $26 \
+             WHERE id = $27",
         )
         .bind(reg.description.clone())
         .bind(serde_json::to_string(&reg.labels).unwrap_or_default())
@@ -349,6 +392,7 @@ impl Db {
         .bind(p.library_prefix.map(b))
         .bind(p.negative_ttl_secs)
         .bind(p.upstream_key.clone())
+        .bind(serde_json::to_string(&reg.dc_allow_list).unwrap_or_default())
         .bind(&reg.id)
         .execute(&mut *tx)
         .await?;

@@ -172,6 +172,26 @@ impl Db {
         Ok(())
     }
 
+    /// Versions that entered a trash before `cutoff` (epoch ms; a trashed version's `updated_at`
+    /// is when it was deleted), with their packages: what the retention purges.
+    pub async fn trashed_before(&self, cutoff: i64) -> StoreResult<Vec<(PackageRow, VersionRow)>> {
+        let rows = sqlx::query(
+            "SELECT v.* FROM versions v JOIN registries r ON r.id = v.registry_id \
+             WHERE r.kind = 'TRASH' AND v.updated_at < $1 ORDER BY v.updated_at, v.id",
+        )
+        .bind(cutoff)
+        .fetch_all(&self.read)
+        .await?;
+        let mut out = Vec::new();
+        for r in &rows {
+            let v = row_to_version(r)?;
+            if let Some(p) = self.package_by_id(&v.package_id).await? {
+                out.push((p, v));
+            }
+        }
+        Ok(out)
+    }
+
     /// Moves a deleted version back into `reg`, the registry it was deleted from. A live version
     /// of that name, or a live file at one of its paths, is a conflict.
     pub async fn restore_version(

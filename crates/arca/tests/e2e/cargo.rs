@@ -14,9 +14,14 @@ pub(crate) struct CargoClient {
 impl CargoClient {
     /// An isolated CARGO_HOME that knows one registry, `arca`.
     pub(crate) fn new(s: &Server, reg: &str, token: &str, tag: &str) -> CargoClient {
+        CargoClient::at(s, "acme", reg, token, tag)
+    }
+
+    /// The same for registry `reg` of account `account`.
+    pub(crate) fn at(s: &Server, account: &str, reg: &str, token: &str, tag: &str) -> CargoClient {
         let home = s.dir.path().join(format!("cargo-home-{tag}"));
         std::fs::create_dir_all(&home).unwrap();
-        let index = format!("sparse+{}/pkg/acme/{reg}/cargo/index/", s.base);
+        let index = format!("sparse+{}/pkg/{account}/{reg}/cargo/index/", s.base);
         std::fs::write(
             home.join("config.toml"),
             format!(

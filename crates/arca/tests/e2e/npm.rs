@@ -15,14 +15,20 @@ pub(crate) struct Npm {
 
 impl Npm {
     pub(crate) fn new(s: &Server, reg: &str, token: &str) -> Npm {
-        let dir = s
-            .dir
-            .path()
-            .join(format!("npm-{}", &token[token.len() - 6..]));
+        Npm::at(s, "acme", reg, token)
+    }
+
+    /// npm pointed at registry `reg` of account `account`.
+    pub(crate) fn at(s: &Server, account: &str, reg: &str, token: &str) -> Npm {
+        let dir = s.dir.path().join(match account {
+            // The directory every test used before registries in other accounts.
+            "acme" => format!("npm-{}", &token[token.len() - 6..]),
+            _ => format!("npm-{account}-{reg}-{}", &token[token.len() - 6..]),
+        });
         std::fs::create_dir_all(&dir).unwrap();
         let host = s.base.trim_start_matches("http://");
         let rc = dir.join("npmrc");
-        std::fs::write(&rc, format!("registry=http://{host}/pkg/acme/{reg}/npm/\n//{host}/pkg/acme/{reg}/npm/:_authToken={token}\n")).unwrap();
+        std::fs::write(&rc, format!("registry=http://{host}/pkg/{account}/{reg}/npm/\n//{host}/pkg/{account}/{reg}/npm/:_authToken={token}\n")).unwrap();
         Npm {
             rc,
             cache: dir.join("cache"),

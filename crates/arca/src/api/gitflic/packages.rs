@@ -83,6 +83,12 @@ pub(super) async fn list_packages(
         false,
         None,
     );
+    if regs
+        .iter()
+        .any(|r| r.kind == crate::model::RegistryKind::Group)
+    {
+        return list_with_groups(state, &regs, pg, page, size).await;
+    }
     let (total, pkgs) = state.db.list_packages(&ids, &[], &pg).await?;
     let items = pkgs
         .iter()
@@ -91,6 +97,68 @@ pub(super) async fn list_packages(
                 .find(|r| r.id == p.registry_id)
                 .map(|r| package_json(state, r, p))
         })
+        .collect();
+    Ok(Json(paged(
+        "simplePackageInfoModelList",
+        items,
+        total,
+        page,
+        size,
+    ))
+    .into_response())
+}
+
+/// The package list of a scope with VIRTUAL repositories: each shows its merged view (every
+/// name once, `servedBy` naming the member that serves it) beside the other repositories' own
+/// packages, in one list paged here.
+async fn list_with_groups(
+    state: &AppState,
+    regs: &[Registry],
+    pg: Page,
+    page: i64,
+    size: i64,
+) -> ApiResult<Response> {
+    use crate::model::RegistryKind;
+    let mut ids: Vec<String> = regs
+        .iter()
+        .filter(|r| r.kind != RegistryKind::Group)
+        .map(|r| r.id.clone())
+        .collect();
+    let mut groups = Vec::new();
+    for g in regs.iter().filter(|r| r.kind == RegistryKind::Group) {
+        let merged = crate::api::merged::of_group(state, g).await?;
+        ids.extend(merged.stores.iter().cloned());
+        groups.push((g, merged));
+    }
+    ids.sort();
+    ids.dedup();
+    let all = Page {
+        offset: 0,
+        limit: i64::MAX,
+        ..pg.clone()
+    };
+    let (_, pkgs) = state.db.list_packages(&ids, &[], &all).await?;
+    let mut items = Vec::new();
+    for p in &pkgs {
+        if let Some(r) = regs
+            .iter()
+            .find(|r| r.id == p.registry_id && r.kind != RegistryKind::Group)
+        {
+            items.push(package_json(state, r, p));
+        }
+        for (g, merged) in &groups {
+            if let Some(m) = merged.served_by(p) {
+                let mut v = package_json(state, g, p);
+                v["servedBy"] = json!(m);
+                items.push(v);
+            }
+        }
+    }
+    let total = items.len() as i64;
+    let items = items
+        .into_iter()
+        .skip(pg.offset.max(0) as usize)
+        .take(pg.limit.max(0) as usize)
         .collect();
     Ok(Json(paged(
         "simplePackageInfoModelList",

@@ -72,7 +72,8 @@ async fn full_json(state: &AppState, reg: &Registry) -> ApiResult<Value> {
         o.insert(
             "virtualSettings".into(),
             json!({"includedRepositoryUuids": reg.members, "allowRemoteProxying": reg.allow_remote_proxying,
-                   "deploymentRepositoryUuid": reg.deployment_registry_id}),
+                   "deploymentRepositoryUuid": reg.deployment_registry_id,
+                   "dependencyConfusionAllowList": reg.dc_allow_list}),
         );
     }
     if reg.kind == RegistryKind::Hosted && !reg.members.is_empty() {
@@ -193,6 +194,8 @@ pub struct VirtualSettingsDto {
     pub included_repository_uuids: Option<Vec<String>>,
     pub allow_remote_proxying: Option<bool>,
     pub deployment_repository_uuid: Option<String>,
+    /// Arca's extension: name patterns exempt from the dependency-confusion guard.
+    pub dependency_confusion_allow_list: Option<Vec<String>>,
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -365,6 +368,9 @@ async fn apply_virtual(
     }
     if let Some(v) = s.allow_remote_proxying {
         reg.allow_remote_proxying = v;
+    }
+    if let Some(v) = &s.dependency_confusion_allow_list {
+        reg.dc_allow_list = v.clone();
     }
     Ok(())
 }

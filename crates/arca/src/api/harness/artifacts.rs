@@ -60,6 +60,41 @@ pub(super) async fn list_in_registry(cx: &Ctx<'_>, reg: &Registry) -> ApiResult<
         .into_iter()
         .map(str::to_string)
         .collect();
+    if reg.kind == RegistryKind::Group {
+        // The merged view: every name once, from the member that serves it.
+        let merged = crate::api::merged::of_group(state, reg).await?;
+        let want = package_page(query, page, size)?;
+        let all = Page {
+            offset: 0,
+            limit: i64::MAX,
+            ..want.clone()
+        };
+        let (_, rows) = state
+            .db
+            .list_packages(&merged.stores, &labels, &all)
+            .await?;
+        let rows: Vec<(&PackageRow, &str)> = rows
+            .iter()
+            .filter_map(|r| merged.served_by(r).map(|m| (r, m)))
+            .collect();
+        let items: Vec<Value> = rows
+            .iter()
+            .skip(want.offset.max(0) as usize)
+            .take(want.limit.max(0) as usize)
+            .map(|(p, m)| {
+                let mut v = registry_artifact_json(state, reg, p);
+                v["servedBy"] = json!(m);
+                v
+            })
+            .collect();
+        return Ok(success(list_json(
+            rows.len() as i64,
+            index,
+            size,
+            "artifacts",
+            json!(items),
+        )));
+    }
     let (total, pkgs) = state
         .db
         .list_packages(
@@ -119,6 +154,9 @@ pub(super) async fn list_in_space(cx: &Ctx<'_>, space: &str) -> ApiResult<Respon
     }
     let ids: Vec<String> = stores.iter().map(|(id, _)| id.clone()).collect();
     let (page, size, index) = paging(query)?;
+    if regs.iter().any(|r| r.kind == RegistryKind::Group) {
+        return list_in_space_with_groups(cx, &regs, stores, page, size, index).await;
+    }
     let (total, pkgs) = state
         .db
         .list_packages(&ids, &[], &package_page(query, page, size)?)
@@ -131,6 +169,67 @@ pub(super) async fn list_in_space(cx: &Ctx<'_>, space: &str) -> ApiResult<Respon
                 .find(|(id, _)| *id == p.registry_id)
                 .map(|(_, reg)| space_artifact_json(state, reg, p))
         })
+        .collect();
+    Ok(success(list_json(
+        total,
+        index,
+        size,
+        "artifacts",
+        json!(items),
+    )))
+}
+
+/// A space list that shows groups: each group's merged view (every name once, with the member
+/// that serves it) beside the other registries' own rows, in one sorted list paged here.
+async fn list_in_space_with_groups(
+    cx: &Ctx<'_>,
+    regs: &[Registry],
+    stores: Vec<(String, &Registry)>,
+    page: i64,
+    size: i64,
+    index: i64,
+) -> ApiResult<Response> {
+    let state = cx.state;
+    let mut groups = Vec::new();
+    let mut ids: Vec<String> = stores
+        .iter()
+        .filter(|(_, r)| r.kind != RegistryKind::Group)
+        .map(|(id, _)| id.clone())
+        .collect();
+    for g in regs.iter().filter(|r| r.kind == RegistryKind::Group) {
+        let merged = crate::api::merged::of_group(state, g).await?;
+        ids.extend(merged.stores.iter().cloned());
+        groups.push((g, merged));
+    }
+    ids.sort();
+    ids.dedup();
+    let want = package_page(cx.query, page, size)?;
+    let all = Page {
+        offset: 0,
+        limit: i64::MAX,
+        ..want.clone()
+    };
+    let (_, rows) = state.db.list_packages(&ids, &[], &all).await?;
+    let mut items: Vec<Value> = Vec::new();
+    for p in &rows {
+        for (id, reg) in &stores {
+            if *id == p.registry_id && reg.kind != RegistryKind::Group {
+                items.push(space_artifact_json(state, reg, p));
+            }
+        }
+        for (g, merged) in &groups {
+            if let Some(m) = merged.served_by(p) {
+                let mut v = space_artifact_json(state, g, p);
+                v["servedBy"] = json!(m);
+                items.push(v);
+            }
+        }
+    }
+    let total = items.len() as i64;
+    let items: Vec<Value> = items
+        .into_iter()
+        .skip(want.offset.max(0) as usize)
+        .take(want.limit.max(0) as usize)
         .collect();
     Ok(success(list_json(
         total,

@@ -66,6 +66,7 @@ pub(super) async fn create(cx: &Ctx<'_>) -> ApiResult<Response> {
         reupload: parse_reupload(req.package_reupload_type.as_deref())?
             .unwrap_or(Reupload::Override),
         proxy: cfg.proxy,
+        dc_allow_list: cfg.allow_list.unwrap_or_default(),
         members,
         ..Registry::new(&parent, identifier, package_type, cfg.kind)
     };
@@ -181,6 +182,9 @@ pub(super) async fn update(cx: &Ctx<'_>, mut reg: Registry) -> ApiResult<Respons
     }
     if let Some(p) = cfg.proxy {
         reg.proxy = Some(p);
+    }
+    if let Some(l) = cfg.allow_list {
+        reg.dc_allow_list = l;
     }
     if let Some(d) = req.description {
         reg.description = Some(d);

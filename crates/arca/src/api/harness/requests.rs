@@ -53,6 +53,8 @@ pub(super) struct ParsedConfig {
     pub kind: RegistryKind,
     pub upstreams: Option<Vec<String>>,
     pub proxy: Option<ProxySettings>,
+    /// `dependencyConfusionAllowList` of a VIRTUAL (Arca's extension; see `formats::members`).
+    pub allow_list: Option<Vec<String>>,
 }
 
 pub(super) fn parse_config(
@@ -68,6 +70,7 @@ pub(super) fn parse_config(
             kind: existing.map(|r| r.kind).unwrap_or(RegistryKind::Hosted),
             upstreams: None,
             proxy: None,
+            allow_list: None,
         });
     };
     if !c.is_object() {
@@ -100,10 +103,22 @@ pub(super) fn parse_config(
                 Some(k @ (RegistryKind::Group | RegistryKind::Cache | RegistryKind::Trash)) => k,
                 _ => RegistryKind::Hosted,
             };
+            let allow_list = match c.get("dependencyConfusionAllowList") {
+                None | Some(Value::Null) => None,
+                Some(v) => Some(serde_json::from_value::<Vec<String>>(v.clone()).map_err(
+                    |_| {
+                        ApiError::bad(
+                            "config.dependencyConfusionAllowList",
+                            "must be a list of name patterns",
+                        )
+                    },
+                )?),
+            };
             Ok(ParsedConfig {
                 kind,
                 upstreams,
                 proxy: None,
+                allow_list,
             })
         }
         Some("UPSTREAM") => {
@@ -232,6 +247,7 @@ pub(super) fn parse_config(
                 kind: RegistryKind::Proxy,
                 upstreams: None,
                 proxy: Some(proxy),
+                allow_list: None,
             })
         }
         Some(t) => Err(ApiError::bad(

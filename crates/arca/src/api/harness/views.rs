@@ -84,7 +84,8 @@ pub(super) async fn registry_json(state: &AppState, reg: &Registry) -> ApiResult
                    "negativeCacheTTL": p.negative_ttl_secs.unwrap_or(state.config.proxy_negative_ttl_secs as i64),
                    "upstreamPublicKey": p.upstream_key})
         }
-        _ => json!({"type": "VIRTUAL", "upstreamProxies": member_identifiers(state, reg).await?}),
+        _ => json!({"type": "VIRTUAL", "upstreamProxies": member_identifiers(state, reg).await?,
+                    "dependencyConfusionAllowList": reg.dc_allow_list}),
     };
     Ok(json!({
         "uuid": reg.id,

@@ -171,7 +171,10 @@ async fn route(state: &AppState, req: NativeRequest) -> ApiResult<Response> {
         (&Method::GET | &Method::HEAD, ["api", "v1", "crates", name, version, "download"]) => {
             let name = name.to_ascii_lowercase();
             let path = format!("crates/{name}/{version}/{name}-{version}.crate");
-            let got = match (Resolver { state }).find_file(&req.registry, &path).await? {
+            let resolver = Resolver { state };
+            // The download agrees with the index (dependency-confusion guard).
+            resolver.guard(&req.registry, &name).await?;
+            let got = match resolver.find_file(&req.registry, &path).await? {
                 Some((_, f)) => crate::proxy::files::Got::Stored(f),
                 None => proxy::download(state, &req.registry, &name, version, &path)
                     .await?
@@ -527,7 +530,12 @@ async fn search(state: &AppState, req: &NativeRequest) -> ApiResult<Response> {
     };
     let (total, pkgs) = state.db.list_packages(&ids, &[], &page).await?;
     let mut crates = Vec::new();
+    // Through a group a crate several members have is listed once.
+    let mut seen = std::collections::HashSet::new();
     for p in pkgs {
+        if !seen.insert(p.name.clone()) {
+            continue;
+        }
         let latest = p.latest_version.clone().unwrap_or_default();
         let description = match state.db.version_by_name(&p.id, &latest).await? {
             Some(v) => v

@@ -462,13 +462,16 @@ async fn index(state: &AppState, req: &NativeRequest) -> ApiResult<Response> {
     let doc = state
         .docs
         .get_or_build(format!("helm|{}|{upstream_key}", req.registry.id), cache::stamp(&all), || async {
-            let mut entries = Map::new();
+            // A chart's entries are the union of its versions over the read chain (a group's
+            // members in order): the first member that has a version wins it.
+            let mut by_name: std::collections::BTreeMap<String, Vec<(String, semver::Version, Value)>> =
+                Default::default();
             for p in &pkgs {
-                if entries.contains_key(&p.name) {
-                    continue;
-                }
-                let mut versions: Vec<(semver::Version, Value)> = Vec::new();
+                let versions = by_name.entry(p.name.clone()).or_default();
                 for v in state.db.all_versions(&p.id).await? {
+                    if versions.iter().any(|(known, _, _)| *known == v.version) {
+                        continue;
+                    }
                     // Charts pushed over OCI have no classic archive. Charts stored before
                     // `chartDigest` carry the archive's digest as a bare `digest`.
                     let digest = v.metadata.get("chartDigest").or_else(|| {
@@ -484,13 +487,16 @@ async fn index(state: &AppState, req: &NativeRequest) -> ApiResult<Response> {
                     e["digest"] = digest.clone();
                     let key = semver::Version::parse(v.version.trim_start_matches('v'))
                         .unwrap_or(semver::Version::new(0, 0, 0));
-                    versions.push((key, e));
+                    versions.push((v.version.clone(), key, e));
                 }
+            }
+            let mut entries = Map::new();
+            for (name, mut versions) in by_name {
                 if versions.is_empty() {
                     continue;
                 }
-                versions.sort_by(|a, b| b.0.cmp(&a.0));
-                entries.insert(p.name.clone(), Value::Array(versions.into_iter().map(|(_, e)| e).collect()));
+                versions.sort_by(|a, b| b.1.cmp(&a.1));
+                entries.insert(name, Value::Array(versions.into_iter().map(|(_, _, e)| e).collect()));
             }
             // Upstream charts after the stored ones; a name stored here hides the upstream's.
             for (_, doc) in &upstream {

@@ -388,7 +388,12 @@ impl Format for Maven {
             ) => {
                 let dir = segs[..segs.len() - 1].join("/");
                 let path = format!("{dir}/{filename}");
-                let got = match (Resolver { state }).find_file(&req.registry, &path).await? {
+                let resolver = Resolver { state };
+                // The download agrees with the metadata (dependency-confusion guard).
+                resolver
+                    .guard(&req.registry, &format!("{group}:{artifact}"))
+                    .await?;
+                let got = match resolver.find_file(&req.registry, &path).await? {
                     Some((_, f)) => crate::proxy::files::Got::Stored(f),
                     None => proxy::file(
                         state,

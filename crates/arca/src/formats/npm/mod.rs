@@ -39,6 +39,7 @@ use crate::model::{PackageType, Registry, rfc3339};
 use crate::state::AppState;
 use crate::store::artifacts::{FileRow, PackageRow, Page};
 
+mod group;
 mod proxy;
 
 use crate::proxy::documents::{CacheState, Fetched};
@@ -206,6 +207,8 @@ struct StoredVersion {
 /// Everything known about a package along the read chain of `reg`.
 struct Packument {
     dist_tags: Map<String, Value>,
+    /// Each member's own dist-tags, in member order: merged by [`group::merge_tags`].
+    member_tags: Vec<Map<String, Value>>,
     versions: BTreeMap<String, StoredVersion>,
     meta: Value,
     created: i64,
@@ -229,17 +232,15 @@ async fn load_from(
         let files: BTreeMap<String, FileRow> =
             state.db.package_files(&pkg.id).await?.into_iter().collect();
         let p = out.get_or_insert_with(|| Packument {
-            dist_tags: pkg
-                .metadata
-                .get("dist-tags")
-                .and_then(Value::as_object)
-                .cloned()
-                .unwrap_or_default(),
+            dist_tags: Map::new(),
+            member_tags: Vec::new(),
             versions: BTreeMap::new(),
             meta: pkg.metadata.clone(),
             created: pkg.created_at,
             modified: pkg.updated_at,
         });
+        p.member_tags.push(stored_dist_tags(&pkg.metadata));
+        p.modified = p.modified.max(pkg.updated_at);
         for v in state.db.all_versions(&pkg.id).await? {
             if let Some(file) = files.get(&v.version) {
                 p.versions
@@ -253,16 +254,12 @@ async fn load_from(
             }
         }
     }
-    let mut out = out.filter(|p| !p.versions.is_empty());
-    if let Some(p) = out.as_mut() {
-        normalize_latest(p);
-    }
     Ok(out)
 }
 
 /// Adds the versions and tags of upstream packuments (in order) to what the stored packages
-/// hold: a version or tag already known stays as it is (the first member wins); a tag whose
-/// version is in no member is dropped.
+/// hold (a version already known stays as it is: the first member wins), then merges the
+/// members' dist-tags by npm's group rule ([`group::merge_tags`]).
 fn merge_upstream(out: Option<Packument>, upstream: &[(Registry, Fetched)]) -> Option<Packument> {
     let mut out = out;
     for (_, doc) in upstream {
@@ -271,6 +268,7 @@ fn merge_upstream(out: Option<Packument>, upstream: &[(Registry, Fetched)]) -> O
         };
         let p = out.get_or_insert_with(|| Packument {
             dist_tags: Map::new(),
+            member_tags: Vec::new(),
             versions: BTreeMap::new(),
             meta: json!({"readme": v.get("readme").cloned().unwrap_or(json!(""))}),
             created: 0,
@@ -284,16 +282,12 @@ fn merge_upstream(out: Option<Packument>, upstream: &[(Registry, Fetched)]) -> O
                 time: v.pointer(&format!("/time/{ver}")).cloned(),
             });
         }
-        for (tag, ver) in v["dist-tags"].as_object().into_iter().flatten() {
-            if !p.dist_tags.contains_key(tag) {
-                p.dist_tags.insert(tag.clone(), ver.clone());
-            }
-        }
+        p.member_tags
+            .push(v["dist-tags"].as_object().cloned().unwrap_or_default());
     }
     let mut out = out.filter(|p| !p.versions.is_empty());
     if let Some(p) = out.as_mut() {
-        p.dist_tags
-            .retain(|_, v| v.as_str().is_some_and(|v| p.versions.contains_key(v)));
+        p.dist_tags = group::merge_tags(&p.member_tags, |v| p.versions.contains_key(v));
         normalize_latest(p);
     }
     out
@@ -535,7 +529,11 @@ async fn tarball(
     file: &str,
 ) -> ApiResult<Response> {
     let path = format!("{name}/-/{file}");
-    let got = match (Resolver { state }).find_file(&req.registry, &path).await? {
+    let resolver = Resolver { state };
+    // The download agrees with the packument: a name a hosted member owns is never served from
+    // a proxy member (dependency-confusion guard).
+    resolver.guard(&req.registry, name).await?;
+    let got = match resolver.find_file(&req.registry, &path).await? {
         Some((_, f)) => crate::proxy::files::Got::Stored(f),
         None => proxy::tarball(state, &req.registry, name, file)
             .await?
@@ -1124,7 +1122,12 @@ async fn search(state: &AppState, req: &NativeRequest) -> ApiResult<Response> {
     };
     let (total, pkgs) = state.db.list_packages(&ids, &[], &page).await?;
     let mut objects = Vec::new();
+    // Through a group a name several members have is listed once.
+    let mut seen = std::collections::HashSet::new();
     for p in pkgs {
+        if !seen.insert(p.name.clone()) {
+            continue;
+        }
         let latest = p
             .metadata
             .pointer("/dist-tags/latest")

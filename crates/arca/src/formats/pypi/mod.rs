@@ -820,6 +820,8 @@ async fn download(
     filename: &str,
 ) -> ApiResult<Response> {
     let resolver = Resolver { state };
+    // The download agrees with the project page (dependency-confusion guard).
+    resolver.guard(&req.registry, &normalize(project)).await?;
     if let Some(wheel) = filename.strip_suffix(".metadata") {
         let path = format!("files/{project}/{version}/{wheel}");
         let (_, file) = resolver
