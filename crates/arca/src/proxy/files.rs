@@ -458,6 +458,21 @@ async fn fetch(
         }
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
+    // The node that held the lease before may have committed and let go between the probe
+    // above and taking the lease: look once more, now that no one else can be fetching.
+    match (keep.probe)(state.clone(), c.clone(), wanted.clone()).await {
+        Ok(None) => {}
+        found => {
+            let _ = state.db.lease_release(&name, &holder).await;
+            return match found {
+                Ok(row) => Progress::Done {
+                    written: 0,
+                    file: row,
+                },
+                Err(f) => Progress::Failed(f),
+            };
+        }
+    }
     let renew = {
         let (db, name, holder) = (state.db.clone(), name.clone(), holder.clone());
         tokio::spawn(async move {
