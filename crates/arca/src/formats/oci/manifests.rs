@@ -239,7 +239,7 @@ fn blob_unknown(d: &str) -> OciError {
     )
 }
 
-async fn blob_info(state: &AppState, sha256: &str) -> OciResult<BlobInfo> {
+pub(super) async fn blob_info(state: &AppState, sha256: &str) -> OciResult<BlobInfo> {
     let f = state
         .db
         .blob_as_file(sha256, "")

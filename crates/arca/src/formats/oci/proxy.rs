@@ -482,7 +482,9 @@ async fn store_manifest(
             .await
             .map_err(|e| internal(&e))?
         {
-            let info = blob_info_of(state, &b.sha256).await?;
+            let info = super::manifests::blob_info(state, &b.sha256)
+                .await
+                .map_err(|e| Failure::Internal(e.message))?;
             record_blob_file(state, cache, image, version, d, &info).await?;
         }
     }
@@ -658,22 +660,6 @@ async fn record_blob_file(
     files::record_file(state, cache, &wanted, blob)
         .await
         .map(|_| ())
-}
-
-async fn blob_info_of(state: &AppState, sha256: &str) -> Result<BlobInfo, Failure> {
-    let f = state
-        .db
-        .blob_as_file(sha256, "")
-        .await
-        .map_err(|e| Failure::Internal(e.to_string()))?
-        .ok_or_else(|| Failure::Internal(format!("blob {sha256} vanished")))?;
-    Ok(BlobInfo {
-        sha256: f.sha256,
-        sha1: f.sha1,
-        md5: f.md5,
-        sha512: f.sha512,
-        size: f.size as u64,
-    })
 }
 
 fn check_circuit(state: &AppState, proxy: &Registry) -> ApiResult<()> {
