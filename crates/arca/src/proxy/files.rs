@@ -50,6 +50,31 @@ pub struct Wanted {
     pub metadata: serde_json::Value,
 }
 
+impl Wanted {
+    /// A file at the same `path` below the upstream's URL as in the cache, which no metadata
+    /// publishes a digest for (the client checks it against its own index).
+    pub fn at_upstream_path(
+        upstream: &str,
+        path: &str,
+        package: String,
+        version: String,
+        content_type: &str,
+    ) -> Wanted {
+        Wanted {
+            url: super::join(upstream, path),
+            sha256: None,
+            sha512: None,
+            sha1: None,
+            package,
+            version,
+            path: path.to_string(),
+            name: path.rsplit('/').next().unwrap_or(path).to_string(),
+            content_type: Some(content_type.to_string()),
+            metadata: serde_json::json!({}),
+        }
+    }
+}
+
 /// How a verified, committed file is recorded in the cache registry; by default as a file of
 /// `wanted.package`/`wanted.version` at `wanted.path` ([`record_file`]).
 pub type OnCommit = Arc<

@@ -229,18 +229,13 @@ pub(super) async fn pool_file(
     let mut parts = name.trim_end_matches(".deb").splitn(3, '_');
     let package = parts.next().unwrap_or(&name).to_string();
     let version = parts.next().unwrap_or("0").to_string();
-    let wanted = Wanted {
-        url: crate::proxy::join(&settings.url, path),
-        sha256: None,
-        sha512: None,
-        sha1: None,
+    let wanted = Wanted::at_upstream_path(
+        &settings.url,
+        path,
         package,
         version,
-        path: path.to_string(),
-        name,
-        content_type: Some("application/vnd.debian.binary-package".into()),
-        metadata: serde_json::json!({}),
-    };
+        "application/vnd.debian.binary-package",
+    );
     files::file(state, proxy, wanted).await
 }
 

@@ -124,18 +124,8 @@ pub(super) async fn package(
         [n, v, r] => (n.to_string(), format!("{v}-{r}")),
         _ => (stem.to_string(), "0".to_string()),
     };
-    let wanted = Wanted {
-        url: crate::proxy::join(&settings.url, path),
-        sha256: None,
-        sha512: None,
-        sha1: None,
-        package,
-        version,
-        path: path.to_string(),
-        name,
-        content_type: Some("application/x-rpm".into()),
-        metadata: serde_json::json!({}),
-    };
+    let wanted =
+        Wanted::at_upstream_path(&settings.url, path, package, version, "application/x-rpm");
     files::file(state, proxy, wanted).await
 }
 
