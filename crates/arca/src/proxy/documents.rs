@@ -2,8 +2,11 @@
 //! validators, revalidated when stale, served stale while the upstream fails. See the module
 //! documentation of `crate::proxy` for the rules.
 
+use std::sync::Arc;
+
 use axum::http::header;
 use bytes::Bytes;
+use futures::future::BoxFuture;
 use futures::{FutureExt, StreamExt, TryStreamExt};
 
 use super::{Failure, join, transport_failure};
@@ -59,6 +62,27 @@ pub struct Request<'a> {
     pub revalidate: bool,
 }
 
+/// A new copy of a document the upstream sent, before it replaces the stored one.
+pub struct Candidate {
+    pub body: Bytes,
+    pub sha256: String,
+    /// The copy served so far, if any (to refuse a rollback, say).
+    pub stored: Option<Bytes>,
+}
+
+/// A document kept together with a checked one, of the same generation (a detached signature),
+/// stored under `path` before the checked document replaces the old one.
+pub struct Companion {
+    pub path: String,
+    pub body: Bytes,
+}
+
+/// What a format checks before a new copy of a document is stored (a signature, a revision not
+/// older than the served one). A refusal leaves the stored copy in service, as when the
+/// upstream fails (served stale, logged); with nothing stored it is a 502.
+pub type Check =
+    dyn Fn(Candidate) -> BoxFuture<'static, Result<Vec<Companion>, String>> + Send + Sync;
+
 /// The document at `req.path` of `proxy`'s upstream, or `None` where the upstream does not have
 /// it (or the proxy is offline without a copy).
 pub async fn document(
@@ -81,6 +105,27 @@ pub async fn document_at(
     proxy: &Registry,
     req: Request<'_>,
     url: String,
+) -> ApiResult<Option<Fetched>> {
+    document_inner(state, proxy, req, url, None).await
+}
+
+/// [`document_at`], where a new copy is stored only once `check` accepts it (see [`Check`]).
+pub async fn document_checked(
+    state: &AppState,
+    proxy: &Registry,
+    req: Request<'_>,
+    url: String,
+    check: Arc<Check>,
+) -> ApiResult<Option<Fetched>> {
+    document_inner(state, proxy, req, url, Some(check)).await
+}
+
+async fn document_inner(
+    state: &AppState,
+    proxy: &Registry,
+    req: Request<'_>,
+    url: String,
+    check: Option<Arc<Check>>,
 ) -> ApiResult<Option<Fetched>> {
     let settings = proxy
         .proxy
@@ -120,6 +165,7 @@ pub async fn document_at(
         url,
         req.accept.to_string(),
         stored.clone(),
+        check,
     )
     .boxed();
     match engine
@@ -219,6 +265,7 @@ async fn fetch(
     url: String,
     accept: String,
     stored: Option<ProxyDocument>,
+    check: Option<Arc<Check>>,
 ) -> Result<Fetched, Failure> {
     let Some(settings) = proxy.proxy.clone() else {
         return Err(Failure::Internal("not a proxy registry".into()));
@@ -325,6 +372,34 @@ async fn fetch(
         url: final_url,
         fetched_at: now_ms(),
     };
+    if let Some(check) = check {
+        // Checked before it is stored: a refused copy never replaces the good one.
+        let body = load(&state, &doc, CacheState::Miss).await?.body;
+        let old = match &stored {
+            Some(d) if d.sha256 != doc.sha256 => Some(load(&state, d, CacheState::Hit).await?.body),
+            _ => None,
+        };
+        let candidate = Candidate {
+            body,
+            sha256: doc.sha256.clone(),
+            stored: old,
+        };
+        let companions = check(candidate).await.map_err(|e| {
+            tracing::warn!(proxy = %proxy.identifier, %key, error = %e, "a new upstream document was refused");
+            Failure::Upstream(e)
+        })?;
+        let accept = key.rsplit_once('|').map(|(_, a)| a).unwrap_or("*/*");
+        for c in companions {
+            keep(
+                &state,
+                &proxy,
+                &format!("{}|{accept}", c.path),
+                c.body,
+                &doc.url,
+            )
+            .await?;
+        }
+    }
     state
         .db
         .put_proxy_document(&proxy.id, &key, &doc)
@@ -333,4 +408,105 @@ async fn fetch(
     load(&state, &doc, CacheState::Miss)
         .await
         .map_err(Failure::from)
+}
+
+/// The companion `path` kept with the served document `doc` (its detached signature), served
+/// with `doc`'s cache state. A document stored before its companion was kept with it gets it
+/// filled in once: fetched from `url`, kept only if `verify` accepts it with `doc`.
+pub async fn companion(
+    state: &AppState,
+    proxy: &Registry,
+    doc: &Fetched,
+    path: &str,
+    accept: &str,
+    url: &str,
+    verify: impl Fn(&[u8], &[u8]) -> Result<(), String>,
+) -> ApiResult<Option<Fetched>> {
+    if let Some(mut c) = stored(state, proxy, path, accept).await? {
+        c.state = doc.state;
+        return Ok(Some(c));
+    }
+    if proxy.proxy.as_ref().is_some_and(|p| p.offline) || state.proxy.known_missing(proxy, path) {
+        return Ok(None);
+    }
+    let Some(body) = upstream_bytes(state, proxy, url).await? else {
+        state.proxy.remember_missing(proxy, path);
+        return Ok(None);
+    };
+    verify(&doc.body, &body).map_err(ApiError::BadGateway)?;
+    keep(state, proxy, &format!("{path}|{accept}"), body, url).await?;
+    stored(state, proxy, path, accept).await.map(|c| {
+        c.map(|mut c| {
+            c.state = doc.state;
+            c
+        })
+    })
+}
+
+/// Stores `body` as the document `key` of `proxy` (a companion of a checked document).
+async fn keep(
+    state: &AppState,
+    proxy: &Registry,
+    key: &str,
+    body: Bytes,
+    url: &str,
+) -> Result<(), Failure> {
+    let stream = futures::stream::once(async move { Ok::<_, std::io::Error>(body) });
+    let info = state
+        .blobs
+        .put(Box::pin(stream), None, None)
+        .await
+        .map_err(|e| Failure::Internal(e.to_string()))?;
+    state.commit_blob(&info).await.map_err(Failure::from)?;
+    let doc = ProxyDocument {
+        sha256: info.sha256,
+        content_type: None,
+        etag: None,
+        last_modified: None,
+        url: url.to_string(),
+        fetched_at: now_ms(),
+    };
+    state
+        .db
+        .put_proxy_document(&proxy.id, key, &doc)
+        .await
+        .map_err(|e| Failure::Internal(e.to_string()))
+}
+
+/// One plain GET of `url` with the proxy's credentials, nothing stored: what a [`Check`] reads
+/// alongside the document it checks (a detached signature). `None` where the upstream has
+/// no such file.
+pub async fn upstream_bytes(
+    state: &AppState,
+    proxy: &Registry,
+    url: &str,
+) -> Result<Option<Bytes>, Failure> {
+    let Some(settings) = proxy.proxy.clone() else {
+        return Err(Failure::Internal("not a proxy registry".into()));
+    };
+    let creds = super::credentials(state, proxy, &settings).await?;
+    let resp = state
+        .proxy
+        .send(
+            proxy,
+            &creds,
+            axum::http::Method::GET,
+            url,
+            axum::http::HeaderMap::new(),
+        )
+        .await
+        .map_err(|e| transport_failure(url, &e))?;
+    match resp.status().as_u16() {
+        200 => {}
+        404 | 410 => return Ok(None),
+        s => return Err(Failure::Upstream(format!("the upstream answered {s}"))),
+    }
+    let limit = state.config.max_parsed_body_bytes as usize;
+    let body = resp.bytes().await.map_err(|e| transport_failure(url, &e))?;
+    if body.len() > limit {
+        return Err(Failure::Upstream(
+            "the upstream's document is too large".into(),
+        ));
+    }
+    Ok(Some(body))
 }

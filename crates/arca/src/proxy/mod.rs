@@ -63,6 +63,17 @@ pub enum Failure {
     Internal(String),
 }
 
+impl std::fmt::Display for Failure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Failure::NotFound(m)
+            | Failure::Upstream(m)
+            | Failure::Timeout(m)
+            | Failure::Internal(m) => f.write_str(m),
+        }
+    }
+}
+
 impl From<Failure> for ApiError {
     fn from(f: Failure) -> ApiError {
         match f {

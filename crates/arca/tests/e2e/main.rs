@@ -30,6 +30,7 @@ mod opm;
 mod ops;
 mod proxy;
 mod proxy2;
+mod proxy3;
 mod proxy_cluster;
 mod proxy_metadata;
 mod proxy_oci;

@@ -10,9 +10,13 @@
 //! `by-hash` files are immutable and stay in the cache when the upstream republishes, so the
 //! previous generation stays available. Pool files are immutable, kept by path.
 
+use std::sync::Arc;
+
+use futures::FutureExt;
+
 use crate::error::{ApiError, ApiResult};
 use crate::model::Registry;
-use crate::proxy::documents::{self, Fetched};
+use crate::proxy::documents::{self, Candidate, Check, Companion, Fetched};
 use crate::proxy::files::{self, Wanted};
 use crate::state::AppState;
 use crate::store::artifacts::FileRow;
@@ -22,77 +26,124 @@ const ACCEPT: &str = "*/*";
 /// The signed release files, relayed as the upstream has them.
 pub(super) const RELEASE_FILES: [&str; 3] = ["InRelease", "Release", "Release.gpg"];
 
-/// `dists/<dist>/<file>` of the upstream (a release file), revalidated per the interval, and
-/// verified with the upstream's key when the proxy has one: a release that does not verify is
-/// never served, nor are indexes read from it.
+/// `dists/<dist>/<file>` of the upstream (a release file), revalidated per the interval. A new
+/// `InRelease`, or `Release` with the `Release.gpg` fetched alongside it, is stored only when it
+/// verifies with the upstream's key (where the proxy has one): a bad new generation leaves the
+/// good one in service (stale, logged). `Release.gpg` is kept with its `Release` (keyed by the
+/// release's SHA-256), so the two served are always of one generation.
 pub(super) async fn release_file(
     state: &AppState,
     proxy: &Registry,
     dist: &str,
     file: &str,
 ) -> ApiResult<Option<Fetched>> {
-    let path = format!("dists/{dist}/{file}");
+    let Some(settings) = &proxy.proxy else {
+        return Ok(None);
+    };
+    let signed = if file == "Release.gpg" {
+        "Release"
+    } else {
+        file
+    };
+    let path = format!("dists/{dist}/{signed}");
     let req = documents::Request {
         path: &path,
         accept: ACCEPT,
         revalidate: false,
     };
-    let Some(doc) = documents::document(state, proxy, req).await? else {
+    let url = crate::proxy::join(&settings.url, &path);
+    let check = release_check(state, proxy, dist, signed);
+    let Some(doc) = documents::document_checked(state, proxy, req, url, check).await? else {
         return Ok(None);
     };
-    verify(state, proxy, dist, file, &doc).await?;
-    Ok(Some(doc))
+    if file != "Release.gpg" {
+        return Ok(Some(doc));
+    }
+    let url = crate::proxy::join(&settings.url, &format!("dists/{dist}/Release.gpg"));
+    documents::companion(
+        state,
+        proxy,
+        &doc,
+        &signature_path(dist, &doc.sha256),
+        ACCEPT,
+        &url,
+        |release, sig| verify(proxy, dist, "Release", release, Some(sig)),
+    )
+    .await
 }
 
-/// Checks a release file against the proxy's upstream key, if it has one.
-async fn verify(
-    state: &AppState,
-    proxy: &Registry,
-    dist: &str,
-    file: &str,
-    doc: &Fetched,
-) -> ApiResult<()> {
-    let Some(key) = proxy.proxy.as_ref().and_then(|p| p.upstream_key.clone()) else {
-        return Ok(());
-    };
-    let text = String::from_utf8_lossy(&doc.body);
-    let checked = match file {
-        "InRelease" => crate::signing::verify_clearsigned(&key, &text),
-        // Release and Release.gpg verify together.
-        "Release" | "Release.gpg" => {
-            let other = if file == "Release" {
-                "Release.gpg"
-            } else {
-                "Release"
-            };
-            let path = format!("dists/{dist}/{other}");
-            let req = documents::Request {
-                path: &path,
-                accept: ACCEPT,
-                revalidate: false,
-            };
-            match documents::document(state, proxy, req).await? {
-                Some(o) if file == "Release" => crate::signing::verify_detached(
-                    &key,
-                    &String::from_utf8_lossy(&o.body),
-                    &doc.body,
-                ),
-                Some(o) => crate::signing::verify_detached(&key, &text, &o.body),
-                None => Err(format!("dists/{dist}/{other} is missing upstream")),
+/// Where the `Release.gpg` of the release with this SHA-256 is kept.
+fn signature_path(dist: &str, release_sha256: &str) -> String {
+    format!("dists/{dist}/Release.gpg@{release_sha256}")
+}
+
+/// What a new `InRelease` / `Release` must pass before it is stored (see [`release_file`]).
+fn release_check(state: &AppState, proxy: &Registry, dist: &str, file: &str) -> Arc<Check> {
+    let (state, proxy, dist, file) = (
+        state.clone(),
+        proxy.clone(),
+        dist.to_string(),
+        file.to_string(),
+    );
+    Arc::new(move |c: Candidate| {
+        let (state, proxy, dist, file) = (state.clone(), proxy.clone(), dist.clone(), file.clone());
+        async move {
+            if file == "InRelease" {
+                return verify(&proxy, &dist, &file, &c.body, None).map(|()| Vec::new());
             }
+            let url = proxy
+                .proxy
+                .as_ref()
+                .map(|s| crate::proxy::join(&s.url, &format!("dists/{dist}/Release.gpg")))
+                .unwrap_or_default();
+            let sig = documents::upstream_bytes(&state, &proxy, &url)
+                .await
+                .map_err(|f| f.to_string())?;
+            verify(
+                &proxy,
+                &dist,
+                &file,
+                &c.body,
+                Some(sig.as_deref().unwrap_or_default()),
+            )?;
+            Ok(sig
+                .map(|body| Companion {
+                    path: signature_path(&dist, &c.sha256),
+                    body,
+                })
+                .into_iter()
+                .collect())
         }
-        _ => Ok(()),
-    };
-    checked.map_err(|e| {
-        ApiError::BadGateway(format!(
-            "dists/{dist}/{file} from the upstream of '{}' is not signed by its configured key: {e}",
-            proxy.identifier
-        ))
+        .boxed()
     })
 }
 
-/// The release Arca served last for `dist` (InRelease, else Release), without asking upstream;
-/// fetched if there is none yet.
+/// Checks a release file against the proxy's upstream key, if it has one: `InRelease` alone,
+/// `Release` with its detached signature `sig`.
+fn verify(
+    proxy: &Registry,
+    dist: &str,
+    file: &str,
+    body: &[u8],
+    sig: Option<&[u8]>,
+) -> Result<(), String> {
+    let Some(key) = proxy.proxy.as_ref().and_then(|p| p.upstream_key.as_deref()) else {
+        return Ok(());
+    };
+    let checked = match sig {
+        None => crate::signing::verify_clearsigned(key, &String::from_utf8_lossy(body)),
+        Some(sig) => crate::signing::verify_detached(key, &String::from_utf8_lossy(sig), body),
+    };
+    checked.map_err(|e| {
+        format!(
+            "dists/{dist}/{file} from the upstream of '{}' is not signed by its configured key: {e}",
+            proxy.identifier
+        )
+    })
+}
+
+/// The release Arca served last for `dist` (InRelease, else Release), without asking upstream
+/// (it was verified before it was stored); fetched if there is none yet.
 async fn served_release(
     state: &AppState,
     proxy: &Registry,
@@ -101,7 +152,6 @@ async fn served_release(
     for file in ["InRelease", "Release"] {
         let path = format!("dists/{dist}/{file}");
         if let Some(d) = documents::stored(state, proxy, &path, ACCEPT).await? {
-            verify(state, proxy, dist, file, &d).await?;
             return Ok(Some(d));
         }
     }

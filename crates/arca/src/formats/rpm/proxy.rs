@@ -1,63 +1,211 @@
 //! RPM (dnf) through a proxy. The proxy's URL is the upstream repository root (holding
-//! `repodata/`). `repodata/repomd.xml` and `repomd.xml.asc` are metadata, revalidated per the
-//! proxy's interval and relayed byte for byte, so dnf verifies them with the upstream's key
-//! (`repo_gpgcheck=1`) and no Arca key is involved. Every other repodata file is immutable: it is
-//! verified against the checksum the last served `repomd.xml` lists for it (or, for an older
-//! generation, the checksum its name starts with) and kept under its name, so the repodata of a
-//! previous `repomd.xml` stays available after the upstream replaces it. Packages are kept by
-//! path (dnf checks them against `primary`).
+//! `repodata/`), or a `metalink` / `mirrorlist` document naming mirrors of it: that is resolved
+//! here, server-side, to the first base URL it lists (revalidated per the interval like any
+//! metadata), so clients only ever see Arca.
+//!
+//! `repodata/repomd.xml` is metadata, revalidated per the proxy's interval and relayed byte for
+//! byte, so dnf verifies it with the upstream's key (`repo_gpgcheck=1`) and no Arca key is
+//! involved. A new `repomd.xml` is stored only after it passed two checks: it is not older than
+//! the one served so far (an upstream that rolls back is not followed: dnf refuses an older
+//! repomd), and, when the proxy has the upstream's key, it verifies against the `repomd.xml.asc`
+//! fetched with it. That signature is kept *with* its `repomd.xml` (one generation, keyed by the
+//! repomd's SHA-256), so `repomd.xml.asc` is always the one of the `repomd.xml` served.
+//!
+//! Every other repodata file is immutable: it is verified against the checksum the last served
+//! `repomd.xml` lists for it (or, for an older generation, the checksum its name starts with)
+//! and kept under its name, so the repodata of a previous `repomd.xml` stays available after the
+//! upstream replaces it. Packages are kept by path (dnf checks them against `primary`).
 
-use crate::error::ApiResult;
+use std::sync::Arc;
+
+use futures::FutureExt;
+
+use crate::error::{ApiError, ApiResult};
 use crate::model::Registry;
-use crate::proxy::documents::{self, Fetched};
+use crate::proxy::documents::{self, Candidate, Check, Companion, Fetched};
 use crate::proxy::files::{self, Wanted};
+use crate::proxy::join;
 use crate::state::AppState;
 use crate::store::artifacts::FileRow;
 
 const ACCEPT: &str = "*/*";
+const REPOMD: &str = "repodata/repomd.xml";
 
-/// `repodata/repomd.xml` or `repomd.xml.asc` of the upstream, revalidated per the interval.
+/// `repodata/repomd.xml` or `repomd.xml.asc` of the upstream: the repomd revalidated per the
+/// interval (see the module documentation), the signature the one of that repomd.
 pub(super) async fn repomd(
     state: &AppState,
     proxy: &Registry,
     file: &str,
 ) -> ApiResult<Option<Fetched>> {
-    let path = format!("repodata/{file}");
+    let base = base(state, proxy).await?;
     let req = documents::Request {
-        path: &path,
+        path: REPOMD,
         accept: ACCEPT,
         revalidate: false,
     };
-    let Some(doc) = documents::document(state, proxy, req).await? else {
+    let check = repomd_check(state, proxy, &base);
+    let doc = documents::document_checked(state, proxy, req, join(&base, REPOMD), check).await?;
+    let Some(doc) = doc else {
         return Ok(None);
     };
-    // With the upstream's key, repomd.xml and its signature are served only when they verify.
-    if let Some(key) = proxy.proxy.as_ref().and_then(|p| p.upstream_key.clone()) {
-        let other = if file == "repomd.xml" {
-            "repomd.xml.asc"
-        } else {
-            "repomd.xml"
-        };
-        let opath = format!("repodata/{other}");
-        let oreq = documents::Request {
-            path: &opath,
-            accept: ACCEPT,
-            revalidate: false,
-        };
-        let o = documents::document(state, proxy, oreq).await?;
-        let (data, sig) = match (&o, file == "repomd.xml") {
-            (Some(o), true) => (doc.body.clone(), o.body.clone()),
-            (Some(o), false) => (o.body.clone(), doc.body.clone()),
-            (None, _) => (doc.body.clone(), bytes::Bytes::new()),
-        };
-        crate::signing::verify_detached(&key, &String::from_utf8_lossy(&sig), &data).map_err(|e| {
-            crate::error::ApiError::BadGateway(format!(
-                "repodata/{file} from the upstream of '{}' is not signed by its configured key: {e}",
+    if file == "repomd.xml" {
+        return Ok(Some(doc));
+    }
+    let url = join(&base, "repodata/repomd.xml.asc");
+    documents::companion(
+        state,
+        proxy,
+        &doc,
+        &signature_path(&doc.sha256),
+        ACCEPT,
+        &url,
+        |repomd, sig| verify(proxy, repomd, sig),
+    )
+    .await
+}
+
+/// Where the signature of the repomd with this SHA-256 is kept.
+fn signature_path(repomd_sha256: &str) -> String {
+    format!("repodata/repomd.xml.asc@{repomd_sha256}")
+}
+
+/// Checks `repomd` against `sig` with the proxy's upstream key, if it has one.
+fn verify(proxy: &Registry, repomd: &[u8], sig: &[u8]) -> Result<(), String> {
+    let Some(key) = proxy.proxy.as_ref().and_then(|p| p.upstream_key.as_deref()) else {
+        return Ok(());
+    };
+    crate::signing::verify_detached(key, &String::from_utf8_lossy(sig), repomd).map_err(|e| {
+        format!(
+            "repodata/repomd.xml from the upstream of '{}' is not signed by its configured key: {e}",
+            proxy.identifier
+        )
+    })
+}
+
+/// What a new repomd.xml must pass before it is stored: not older than the served one, signed
+/// (with the proxy's key), its signature fetched to be kept with it.
+fn repomd_check(state: &AppState, proxy: &Registry, base: &str) -> Arc<Check> {
+    let (state, proxy, base) = (state.clone(), proxy.clone(), base.to_string());
+    Arc::new(move |c: Candidate| {
+        let (state, proxy, base) = (state.clone(), proxy.clone(), base.clone());
+        async move {
+            if let Some(old) = &c.stored
+                && older(&c.body, old)
+            {
+                return Err(format!(
+                    "the upstream of '{}' rolled repodata/repomd.xml back (revision {} after {}); \
+                     the newer copy stays in service",
+                    proxy.identifier,
+                    generation(&c.body).0.unwrap_or_default(),
+                    generation(old).0.unwrap_or_default()
+                ));
+            }
+            let url = join(&base, "repodata/repomd.xml.asc");
+            let sig = documents::upstream_bytes(&state, &proxy, &url)
+                .await
+                .map_err(|f| f.to_string())?;
+            verify(&proxy, &c.body, sig.as_deref().unwrap_or_default())?;
+            Ok(sig
+                .map(|body| Companion {
+                    path: signature_path(&c.sha256),
+                    body,
+                })
+                .into_iter()
+                .collect())
+        }
+        .boxed()
+    })
+}
+
+/// A repomd's `<revision>` (when numeric) and its newest `<timestamp>`.
+fn generation(repomd: &[u8]) -> (Option<u64>, Option<u64>) {
+    let text = String::from_utf8_lossy(repomd);
+    let values = |tag: &str| -> Vec<u64> {
+        let (open, close) = (format!("<{tag}>"), format!("</{tag}>"));
+        text.split(open.as_str())
+            .skip(1)
+            .filter_map(|rest| rest.split(close.as_str()).next()?.trim().parse().ok())
+            .collect()
+    };
+    (
+        values("revision").first().copied(),
+        values("timestamp").into_iter().max(),
+    )
+}
+
+/// Whether repomd `new` is of an older generation than `old`: by revision where both have a
+/// numeric one that differs, else by their newest timestamp.
+fn older(new: &[u8], old: &[u8]) -> bool {
+    let (n, o) = (generation(new), generation(old));
+    match (n.0, o.0) {
+        (Some(a), Some(b)) if a != b => a < b,
+        _ => matches!((n.1, o.1), (Some(a), Some(b)) if a < b),
+    }
+}
+
+/// The upstream repository's base URL: the proxy's URL, or the first usable base URL of the
+/// metalink / mirrorlist document it names.
+async fn base(state: &AppState, proxy: &Registry) -> ApiResult<String> {
+    let Some(settings) = &proxy.proxy else {
+        return Err(ApiError::Internal(anyhow::anyhow!("not a proxy registry")));
+    };
+    if !names_mirror_list(&settings.url) {
+        return Ok(settings.url.clone());
+    }
+    let req = documents::Request {
+        path: "@mirrors",
+        accept: ACCEPT,
+        revalidate: false,
+    };
+    let doc = documents::document_at(state, proxy, req, settings.url.clone())
+        .await?
+        .ok_or_else(|| {
+            ApiError::BadGateway(format!(
+                "the mirror list of '{}' is not found upstream",
                 proxy.identifier
             ))
         })?;
-    }
-    Ok(Some(doc))
+    first_base(&doc.body).ok_or_else(|| {
+        ApiError::BadGateway(format!(
+            "the mirror list of '{}' names no usable base URL",
+            proxy.identifier
+        ))
+    })
+}
+
+/// Whether a configured URL names a metalink or mirrorlist document rather than a repository.
+fn names_mirror_list(url: &str) -> bool {
+    url::Url::parse(url).is_ok_and(|u| {
+        let last = u
+            .path()
+            .rsplit('/')
+            .next()
+            .unwrap_or("")
+            .to_ascii_lowercase();
+        last.contains("metalink") || last.contains("mirrorlist")
+    })
+}
+
+/// The first http(s) base URL of a metalink (its `<url>`s name `…/repodata/repomd.xml`) or of a
+/// mirrorlist (one base URL a line, `#` comments).
+fn first_base(list: &[u8]) -> Option<String> {
+    let text = String::from_utf8_lossy(list);
+    let usable = |u: &str| u.starts_with("http://") || u.starts_with("https://");
+    let found = if text.contains("<metalink") {
+        text.split("<url").skip(1).find_map(|rest| {
+            let body = rest.split_once('>')?.1;
+            let url = body.split("</url>").next()?.trim().replace("&amp;", "&");
+            usable(&url).then_some(url)
+        })?
+    } else {
+        text.lines()
+            .map(str::trim)
+            .find(|l| !l.starts_with('#') && usable(l))?
+            .to_string()
+    };
+    let base = found.trim_end_matches(REPOMD).trim_end_matches('/');
+    Some(base.to_string())
 }
 
 /// The SHA-256 the repomd lists for `repodata/<file>` (by its `location href`).
@@ -80,10 +228,8 @@ pub(super) async fn repodata(
     proxy: &Registry,
     file: &str,
 ) -> ApiResult<Option<FileRow>> {
-    let Some(settings) = &proxy.proxy else {
-        return Ok(None);
-    };
-    let served = documents::stored(state, proxy, "repodata/repomd.xml", ACCEPT).await?;
+    let base = base(state, proxy).await?;
+    let served = documents::stored(state, proxy, REPOMD, ACCEPT).await?;
     let prefix = file.split('-').next().unwrap_or("");
     let named = (prefix.len() == 64 && prefix.bytes().all(|b| b.is_ascii_hexdigit()))
         .then(|| prefix.to_ascii_lowercase());
@@ -92,7 +238,7 @@ pub(super) async fn repodata(
         .and_then(|d| listed_sha256(&d.body, file))
         .or(named);
     let wanted = Wanted {
-        url: crate::proxy::join(&settings.url, &format!("repodata/{file}")),
+        url: join(&base, &format!("repodata/{file}")),
         sha256,
         sha512: None,
         sha1: None,
@@ -112,9 +258,7 @@ pub(super) async fn package(
     proxy: &Registry,
     path: &str,
 ) -> ApiResult<Option<FileRow>> {
-    let Some(settings) = &proxy.proxy else {
-        return Ok(None);
-    };
+    let base = base(state, proxy).await?;
     let name = path.rsplit('/').next().unwrap_or(path).to_string();
     // `<name>-<version>-<release>.<arch>.rpm`: the package is what precedes the version.
     let stem = name.trim_end_matches(".rpm");
@@ -124,8 +268,7 @@ pub(super) async fn package(
         [n, v, r] => (n.to_string(), format!("{v}-{r}")),
         _ => (stem.to_string(), "0".to_string()),
     };
-    let wanted =
-        Wanted::at_upstream_path(&settings.url, path, package, version, "application/x-rpm");
+    let wanted = Wanted::at_upstream_path(&base, path, package, version, "application/x-rpm");
     files::file(state, proxy, wanted).await
 }
 
@@ -142,5 +285,43 @@ mod tests {
         );
         assert_eq!(listed_sha256(x, "cd-other.xml.gz").as_deref(), Some("cd"));
         assert_eq!(listed_sha256(x, "zz-other.xml.gz"), None);
+    }
+
+    #[test]
+    fn a_repomd_is_older_by_revision_else_by_newest_timestamp() {
+        let r = |rev: &str, ts: &[u64]| {
+            let data: String = ts
+                .iter()
+                .map(|t| format!("<data><timestamp>{t}</timestamp></data>"))
+                .collect();
+            format!("<repomd><revision>{rev}</revision>{data}</repomd>").into_bytes()
+        };
+        assert!(older(&r("5", &[900]), &r("6", &[100])));
+        assert!(!older(&r("7", &[100]), &r("6", &[900])));
+        assert!(older(&r("x", &[100, 200]), &r("x", &[300])));
+        assert!(
+            !older(&r("6", &[300]), &r("6", &[300])),
+            "the same generation"
+        );
+        assert!(!older(b"<repomd/>", &r("6", &[300])), "nothing to compare");
+    }
+
+    #[test]
+    fn mirror_lists_resolve_to_the_first_usable_base_url() {
+        let metalink = br#"<?xml version="1.0"?><metalink version="3.0"><files><file name="repomd.xml"><resources>
+            <url protocol="rsync" type="rsync" preference="100">rsync://m1/repo/repodata/repomd.xml</url>
+            <url protocol="https" type="https" preference="99">https://m2/fedora/os/repodata/repomd.xml</url>
+            <url protocol="http" type="http" preference="98">http://m3/os/repodata/repomd.xml</url>
+        </resources></file></files></metalink>"#;
+        assert_eq!(
+            first_base(metalink).as_deref(),
+            Some("https://m2/fedora/os")
+        );
+        let mirrorlist = b"# repo = fedora\nftp://m0/os/\nhttp://m1/os/\nhttp://m2/os/\n";
+        assert_eq!(first_base(mirrorlist).as_deref(), Some("http://m1/os"));
+        assert_eq!(first_base(b"# nothing\n"), None);
+        assert!(names_mirror_list("http://h/metalink?repo=f39&arch=x86_64"));
+        assert!(names_mirror_list("http://h/pub/mirrorlist"));
+        assert!(!names_mirror_list("http://h/pkg/acme/rpm/rpm"));
     }
 }
