@@ -588,8 +588,40 @@ async fn apt_keeps_the_good_generation_through_a_debian_proxy(b: Backend) {
             "{file}"
         );
     }
+    // A pool file is fetched against the SHA-256 its Packages index lists: other bytes are
+    // refused and not kept.
+    let (st, _, _) = read(
+        &s,
+        "ro",
+        &ro,
+        &format!("/pkg/default/acme/-/debkeyed/debian/{by_name}"),
+    )
+    .await;
+    assert_eq!(st, 200);
+    let (pool, good) = g2
+        .files
+        .iter()
+        .find(|(p, _)| p.contains("hello-lib_1.1.0"))
+        .unwrap();
+    let upstream_pool = format!("/deb/{pool}");
+    stub.set(
+        &upstream_pool,
+        Reply::Ok(b"not the package".to_vec(), "application/octet-stream"),
+    );
+    let proxied = format!("/pkg/default/acme/-/debkeyed/debian/{pool}");
+    let (st, _, _) = read(&s, "ro", &ro, &proxied).await;
+    assert_eq!(st, 502, "bytes other than the index lists");
+    stub.set(
+        &upstream_pool,
+        Reply::Ok(good.clone(), "application/octet-stream"),
+    );
     clean(&apt.run(&["update"]));
     clean(&apt.run(&["download", "hello-lib"]));
+    assert_eq!(
+        stub.hits(&upstream_pool),
+        2,
+        "fetched again: nothing was kept"
+    );
     assert_eq!(
         std::fs::read(apt.dir.join("out/hello-lib_1.1.0_all.deb")).unwrap(),
         std::fs::read(&lib2).unwrap()

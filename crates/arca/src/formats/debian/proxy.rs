@@ -8,7 +8,12 @@
 //! (fetched by hash where the upstream offers `by-hash`, verified, kept under its hash), so a
 //! client never gets an index of another generation than its `Release` ("Hash Sum mismatch");
 //! `by-hash` files are immutable and stay in the cache when the upstream republishes, so the
-//! previous generation stays available. Pool files are immutable, kept by path.
+//! previous generation stays available. Pool files are immutable, kept by path, and fetched
+//! against the SHA-256 the cached `Packages` index of a served release lists for them.
+//!
+//! A new `InRelease`, or `Release` with its `Release.gpg`, replaces the served one only after it
+//! verified with the upstream's key (where the proxy has one); `Release.gpg` is kept with the
+//! `Release` it signs.
 
 use std::sync::Arc;
 
@@ -265,7 +270,10 @@ async fn by_hash(
     files::file(state, proxy, wanted).await
 }
 
-/// A pool file (`pool/…`), kept by path; apt checks it against the index it came from.
+/// A pool file (`pool/…`), kept by path. Where a `Packages` index of a served release lists it
+/// (and Arca has that index cached), it is fetched against the SHA-256 listed there: a file
+/// whose bytes differ is refused (502) and nothing kept. A file no readable index lists is
+/// fetched as is (apt checks it against its own index).
 pub(super) async fn pool_file(
     state: &AppState,
     proxy: &Registry,
@@ -279,19 +287,126 @@ pub(super) async fn pool_file(
     let mut parts = name.trim_end_matches(".deb").splitn(3, '_');
     let package = parts.next().unwrap_or(&name).to_string();
     let version = parts.next().unwrap_or("0").to_string();
-    let wanted = Wanted::at_upstream_path(
+    let mut wanted = Wanted::at_upstream_path(
         &settings.url,
         path,
         package,
         version,
         "application/vnd.debian.binary-package",
     );
+    wanted.sha256 = listed_pool_sha256(state, proxy, path).await?;
     files::file(state, proxy, wanted).await
+}
+
+/// The SHA-256 the `Packages` indexes of the served releases list for `pool_path`, read from
+/// the indexes Arca has cached (the ones its clients read).
+async fn listed_pool_sha256(
+    state: &AppState,
+    proxy: &Registry,
+    pool_path: &str,
+) -> ApiResult<Option<String>> {
+    let Some(cache) = state.db.cache_of_proxy(&proxy.id).await? else {
+        return Ok(None);
+    };
+    let cached = state.db.files_with_prefix(&cache.id, "dists/").await?;
+    // Cached indexes are kept as `dists/<dist>/by-hash/SHA256/<hash>`.
+    let mut dists: Vec<&str> = cached
+        .iter()
+        .filter_map(|f| {
+            let rest = f.path.strip_prefix("dists/")?;
+            rest.split_once("/by-hash/SHA256/").map(|(d, _)| d)
+        })
+        .collect();
+    dists.dedup();
+    for dist in dists {
+        let mut release = None;
+        for file in ["InRelease", "Release"] {
+            let path = format!("dists/{dist}/{file}");
+            if let Some(d) = documents::stored(state, proxy, &path, ACCEPT).await? {
+                release = Some(d);
+                break;
+            }
+        }
+        let Some(release) = release else { continue };
+        for (name, hash) in listing(&release.body).sha256 {
+            let file = name.rsplit('/').next().unwrap_or(&name);
+            if !file.starts_with("Packages") {
+                continue;
+            }
+            let at = format!("dists/{dist}/by-hash/SHA256/{hash}");
+            let Some(index) = cached.iter().find(|f| f.path == at) else {
+                continue;
+            };
+            let Some(text) = read_index(state, index, file).await? else {
+                continue;
+            };
+            if let Some(sha) = pool_entry(&text, pool_path) {
+                return Ok(Some(sha));
+            }
+        }
+    }
+    Ok(None)
+}
+
+/// A cached `Packages` index as text (decompressed as its name says), if it can be read.
+async fn read_index(state: &AppState, index: &FileRow, name: &str) -> ApiResult<Option<String>> {
+    use futures::TryStreamExt;
+    use std::io::Read;
+    if index.size > state.config.max_parsed_body_bytes as i64 {
+        return Ok(None);
+    }
+    let read = state.blobs.get(&index.sha256, None).await?;
+    let chunks: Vec<bytes::Bytes> = read.stream.try_collect().await?;
+    let body = chunks.concat();
+    let mut text = String::new();
+    let decoded = if name.ends_with(".gz") {
+        flate2::read::GzDecoder::new(&body[..]).read_to_string(&mut text)
+    } else if name.ends_with(".xz") {
+        liblzma::read::XzDecoder::new(&body[..]).read_to_string(&mut text)
+    } else if name == "Packages" {
+        String::from_utf8(body)
+            .map(|t| {
+                text = t;
+                text.len()
+            })
+            .map_err(std::io::Error::other)
+    } else {
+        return Ok(None);
+    };
+    Ok(decoded.ok().map(|_| text))
+}
+
+/// The `SHA256` of the stanza of a `Packages` index whose `Filename` is `pool_path`.
+fn pool_entry(packages: &str, pool_path: &str) -> Option<String> {
+    packages.split("\n\n").find_map(|stanza| {
+        let field = |k: &str| {
+            stanza
+                .lines()
+                .find_map(|l| l.strip_prefix(k)?.strip_prefix(':').map(str::trim))
+        };
+        (field("Filename")? == pool_path)
+            .then(|| field("SHA256").map(str::to_ascii_lowercase))
+            .flatten()
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn packages_indexes_give_a_pool_file_its_sha256() {
+        let p = "Package: a\nFilename: pool/main/a/a_1_all.deb\nSize: 3\nSHA256: AA\n\nPackage: b\nFilename: pool/main/b/b_1_all.deb\nSHA256: bb\n";
+        assert_eq!(
+            pool_entry(p, "pool/main/b/b_1_all.deb").as_deref(),
+            Some("bb")
+        );
+        assert_eq!(
+            pool_entry(p, "pool/main/a/a_1_all.deb").as_deref(),
+            Some("aa")
+        );
+        assert_eq!(pool_entry(p, "pool/main/c/c_1_all.deb"), None);
+    }
 
     #[test]
     fn releases_list_their_indexes_by_sha256() {
