@@ -28,6 +28,9 @@ pub struct Doc {
     /// resolution of one second. Another process may date the same content differently: that costs
     /// a client one download, never a stale document.
     pub changed_at: i64,
+    /// The body gzip-compressed, made on the first request that accepts it and kept with the
+    /// document (a large index is compressed once, not per request).
+    gzip: Arc<std::sync::OnceLock<Bytes>>,
 }
 
 impl Doc {
@@ -42,7 +45,45 @@ impl Doc {
             etag,
             content_type,
             changed_at: crate::model::now_ms(),
+            gzip: Arc::default(),
         }
+    }
+
+    /// Like [`Self::respond`], gzip-compressed for a client that accepts it (`Accept-Encoding`):
+    /// for large documents (a Helm `index.yaml`). The compressed representation has an ETag of
+    /// its own, as HTTP wants for a different representation.
+    pub fn respond_compressed(&self, headers: &HeaderMap, head: bool) -> Response {
+        let gzip = headers
+            .get(header::ACCEPT_ENCODING)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(accepts_gzip);
+        if !gzip {
+            let mut r = self.respond(headers, head);
+            r.headers_mut()
+                .append(header::VARY, HeaderValue::from_static("Accept-Encoding"));
+            return r;
+        }
+        let body = self.gzip.get_or_init(|| {
+            use std::io::Write;
+            let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+            // Writing to memory cannot fail.
+            let _ = enc.write_all(&self.body);
+            enc.finish().unwrap_or_default().into()
+        });
+        let etag = format!("{}-gzip\"", self.etag.trim_end_matches('"'));
+        let compressed = Doc {
+            body: body.clone(),
+            etag,
+            content_type: self.content_type,
+            changed_at: self.changed_at,
+            gzip: Arc::default(),
+        };
+        let mut r = compressed.respond(headers, head);
+        r.headers_mut()
+            .insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+        r.headers_mut()
+            .append(header::VARY, HeaderValue::from_static("Accept-Encoding"));
+        r
     }
 
     /// 200 with the body, or 304 when the client already has this version (by `ETag`).
@@ -80,6 +121,20 @@ impl Doc {
         }
         (StatusCode::OK, h, self.body.clone()).into_response()
     }
+}
+
+/// Whether an `Accept-Encoding` value accepts gzip (listed, and not with `q=0`).
+fn accepts_gzip(v: &str) -> bool {
+    v.split(',').any(|part| {
+        let mut it = part.split(';').map(str::trim);
+        let coding = it.next().unwrap_or("");
+        let refused = it.any(|p| {
+            p.strip_prefix("q=")
+                .and_then(|q| q.parse::<f32>().ok())
+                .is_some_and(|q| q <= 0.0)
+        });
+        (coding.eq_ignore_ascii_case("gzip") || coding == "*") && !refused
+    })
 }
 
 /// What a document was built from: the packages (id and revision) found along the read chain.
@@ -230,6 +285,36 @@ impl DocCache {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn gzip_goes_to_clients_that_accept_it_with_an_etag_of_its_own() {
+        use std::io::Read;
+        assert!(accepts_gzip("gzip, deflate"));
+        assert!(accepts_gzip("br;q=1.0, GZIP;q=0.5"));
+        assert!(accepts_gzip("*"));
+        assert!(!accepts_gzip("gzip;q=0, br"));
+        assert!(!accepts_gzip("identity"));
+        let doc = Doc::new("entries: {}\n".repeat(100), "application/yaml");
+        let mut h = HeaderMap::new();
+        h.insert(header::ACCEPT_ENCODING, HeaderValue::from_static("gzip"));
+        let r = doc.respond_compressed(&h, false);
+        assert_eq!(r.headers()[header::CONTENT_ENCODING], "gzip");
+        let etag = r.headers()[header::ETAG].clone();
+        assert_ne!(etag.to_str().unwrap(), doc.etag);
+        let body = doc.gzip.get().unwrap().clone();
+        let mut plain = String::new();
+        flate2::read::GzDecoder::new(&body[..])
+            .read_to_string(&mut plain)
+            .unwrap();
+        assert_eq!(plain.as_bytes(), &doc.body[..]);
+        h.insert(header::IF_NONE_MATCH, etag);
+        assert_eq!(
+            doc.respond_compressed(&h, false).status(),
+            StatusCode::NOT_MODIFIED
+        );
+        let r = doc.respond_compressed(&HeaderMap::new(), false);
+        assert!(r.headers().get(header::CONTENT_ENCODING).is_none());
+    }
 
     #[test]
     fn changed_content_is_dated_a_later_second_unchanged_content_keeps_its_date() {

@@ -13,7 +13,7 @@ use crate::nuget::{NugetExe, nupkg, push_raw, spec};
 use crate::opm::{ospx, push as opm_push};
 use crate::proxy::{gitflic_proxy, harness_upstream};
 use crate::rpm::{build_rpm, dnf, packager, put_rpm};
-use crate::stub::{Reply, Stub};
+use crate::stub::{Dead, Reply, Stub};
 
 /// GET with a reader's Basic credentials: (status, X-Arca-Cache, body).
 async fn read(s: &Server, user: &str, secret: &str, path: &str) -> (u16, Option<String>, Vec<u8>) {
@@ -166,9 +166,10 @@ async fn nuget_exe_installs_through_a_nuget_proxy(b: Backend) {
         "{v}"
     );
 
-    // The upstream goes away: a fresh client installs again, from the cache; the metadata is
-    // served stale.
+    // The upstream goes away (its address now refuses every connection, counted): a fresh
+    // client installs again, from the cache; the metadata, past its interval, is served stale.
     upstream.stop();
+    let dead = Dead::at(&upstream.base).await;
     install("offline");
     let (st, cache, _) = read(
         &s,
@@ -178,6 +179,12 @@ async fn nuget_exe_installs_through_a_nuget_proxy(b: Backend) {
     )
     .await;
     assert_eq!((st, cache.as_deref()), (200, Some("STALE")));
+    assert!(dead.count() > 0, "the stale path asked the upstream first");
+    // isOffline: the same install without a single upstream connection.
+    gitflic_offline(&s, "nuproxy").await;
+    dead.reset();
+    install("isoffline");
+    assert_eq!(dead.count(), 0, "offline: no upstream connection");
 }
 
 /// `composer require` of a package with a dependency through a Composer proxy (Harness
@@ -235,6 +242,7 @@ async fn composer_requires_through_a_composer_proxy(b: Backend) {
         &mirror,
     )
     .await;
+    short_interval(&s, "phpproxy", &mirror).await;
     let ro = s.user_with_role("ro", "reader", "acme");
     let root = s.url("/pkg/acme/phpproxy/composer");
     let host = root.split('/').nth(2).unwrap().to_string();
@@ -303,8 +311,25 @@ async fn composer_requires_through_a_composer_proxy(b: Backend) {
     assert_eq!(r.status(), 200);
     assert_eq!(r.bytes().await.unwrap().to_vec(), lib, "kept byte for byte");
 
+    // Past the interval, the upstream gone (its address refusing connections, counted): a fresh
+    // project installs from the cache, the metadata served stale.
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
     upstream.stop();
+    let dead = Dead::at(&upstream.base).await;
     require("offline");
+    let (st, cache, _) = read(
+        &s,
+        "ro",
+        &ro,
+        "/pkg/acme/phpproxy/composer/p2/acme/lib.json",
+    )
+    .await;
+    assert_eq!((st, cache.as_deref()), (200, Some("STALE")));
+    assert!(dead.count() > 0, "the stale path asked the upstream first");
+    harness_offline(&s, "phpproxy", &mirror).await;
+    dead.reset();
+    require("isoffline");
+    assert_eq!(dead.count(), 0, "offline: no upstream connection");
 }
 
 both_backends!(
@@ -316,6 +341,29 @@ both_backends!(
     apt_get_through_a_debian_proxy,
     dnf_through_an_rpm_proxy,
 );
+
+/// Sets the metadata interval of the Harness UPSTREAM `id` of account `acme` (reading as the
+/// upstream's user `mirror`) to one second.
+async fn short_interval(s: &Server, id: &str, password: &str) {
+    let (st, v) = call(s.put(
+        &format!("/har/api/v1/registry/acme/{id}/+"),
+        json!({"config": {"type": "UPSTREAM", "metadataCacheTTL": 1, "authType": "UserPassword",
+                          "auth": {"userName": "mirror", "password": password}}}),
+    ))
+    .await;
+    assert_eq!(st, 200, "{v}");
+}
+
+/// Turns on `isOffline` of the Harness UPSTREAM `id` of account `acme` (as in [`short_interval`]).
+async fn harness_offline(s: &Server, id: &str, password: &str) {
+    let (st, v) = call(s.put(
+        &format!("/har/api/v1/registry/acme/{id}/+"),
+        json!({"config": {"type": "UPSTREAM", "isOffline": true, "authType": "UserPassword",
+                          "auth": {"userName": "mirror", "password": password}}}),
+    ))
+    .await;
+    assert_eq!(st, 200, "{v}");
+}
 
 /// Turns on `isOffline` of the GitFlic proxy titled `title` in company `acme`.
 async fn gitflic_offline(s: &Server, title: &str) {
@@ -459,6 +507,36 @@ async fn helm_sdk_pulls_through_a_helm_proxy(b: Backend) {
         "{text}"
     );
     assert!(text.contains("description: relative"), "{text}");
+    // The index goes gzip-compressed to a client that accepts it; the upstream's index was
+    // revalidated (304), not fetched again.
+    let r = s
+        .client
+        .get(s.url("/pkg/default/acme/-/helmproxy/helm/index.yaml"))
+        .basic_auth("ro", Some(&ro))
+        .header("accept-encoding", "gzip")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        r.headers()
+            .get("content-encoding")
+            .map(|v| v.to_str().unwrap()),
+        Some("gzip")
+    );
+    let gz = r.bytes().await.unwrap();
+    let mut unzipped = String::new();
+    std::io::Read::read_to_string(&mut flate2::read::GzDecoder::new(&gz[..]), &mut unzipped)
+        .unwrap();
+    assert_eq!(unzipped, text);
+    assert!(gz.len() < body.len());
+    assert!(
+        up.not_modified("/repo/index.yaml") >= 2,
+        "revalidated, not refetched"
+    );
+    assert_eq!(
+        up.hits("/repo/index.yaml") - up.not_modified("/repo/index.yaml"),
+        1
+    );
     // A chart that does not match its digest: 502, nothing kept, asked again next time.
     for round in 1..=2 {
         let (st, _, _) = read(
@@ -549,6 +627,7 @@ async fn r_installs_through_a_cran_proxy(b: Backend) {
         &mirror,
     )
     .await;
+    short_interval(&s, "cranproxy", &mirror).await;
     let ro = s.user_with_role("ro", "reader", "acme");
     let host = s
         .url("")
@@ -608,10 +687,13 @@ async fn r_installs_through_a_cran_proxy(b: Backend) {
     let text = String::from_utf8_lossy(&body).to_string();
     assert!(text.contains("Package: hellor\nVersion: 0.2.0"), "{text}");
 
+    // Past the interval, the upstream gone (its address refusing connections, counted): a fresh
+    // library installs from the cache, the stored PACKAGES served stale.
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
     upstream.stop();
+    let dead = Dead::at(&upstream.base).await;
     install("again");
-    // The stored copy of the upstream's PACKAGES (fresh for the default interval) still serves.
-    let (st, _, again) = read(
+    let (st, cache, again) = read(
         &s,
         "ro",
         &ro,
@@ -619,9 +701,18 @@ async fn r_installs_through_a_cran_proxy(b: Backend) {
     )
     .await;
     assert_eq!(
-        (st, String::from_utf8_lossy(&again).to_string()),
-        (200, text)
+        (
+            st,
+            cache.as_deref(),
+            String::from_utf8_lossy(&again).to_string()
+        ),
+        (200, Some("STALE"), text)
     );
+    assert!(dead.count() > 0, "the stale path asked the upstream first");
+    harness_offline(&s, "cranproxy", &mirror).await;
+    dead.reset();
+    install("isoffline");
+    assert_eq!(dead.count(), 0, "offline: no upstream connection");
     let (st, _, body) = read(
         &s,
         "ro",

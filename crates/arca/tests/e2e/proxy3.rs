@@ -628,7 +628,76 @@ async fn apt_keeps_the_good_generation_through_a_debian_proxy(b: Backend) {
     );
 }
 
+/// A CRAN proxy checks a source package against the `MD5sum` its upstream's PACKAGES lists
+/// (other bytes: 502, nothing kept) and relays the upstream's `PACKAGES.rds` byte for byte;
+/// a hosted registry has none (R then reads PACKAGES.gz).
+async fn cran_proxy_checks_md5sums_and_relays_packages_rds(b: Backend) {
+    let stub = Stub::start().await;
+    let s = Server::start(b).await;
+    let good = b"the real source package".to_vec();
+    let md5 = {
+        let f = s.dir.path().join("pkg.tar.gz");
+        std::fs::write(&f, &good).unwrap();
+        let out = run("md5sum", &[&f.display().to_string()], s.dir.path(), &[]);
+        out.stdout.split_whitespace().next().unwrap().to_string()
+    };
+    stub.set(
+        "/cran/src/contrib/PACKAGES",
+        Reply::Ok(
+            format!("Package: hellor\nVersion: 0.1.0\nMD5sum: {md5}\n\n").into_bytes(),
+            "text/plain",
+        ),
+    );
+    let rds = b"X\n\x00\x00\x00\x03 not really R serialization".to_vec();
+    stub.set(
+        "/cran/src/contrib/PACKAGES.rds",
+        Reply::Ok(rds.clone(), "application/octet-stream"),
+    );
+    stub.set(
+        "/cran/src/contrib/hellor_0.1.0.tar.gz",
+        Reply::Ok(b"tampered".to_vec(), "application/gzip"),
+    );
+    crate::proxy::harness_upstream(&s, "cranp", "CRAN", &format!("{}/cran", stub.base), "x").await;
+    s.harness_registry(
+        "acme",
+        json!({"identifier": "hosted", "packageType": "CRAN", "parentRef": "acme"}),
+    )
+    .await;
+    let ro = s.user_with_role("ro", "reader", "acme");
+    let file = "/pkg/acme/cranp/cran/src/contrib/hellor_0.1.0.tar.gz";
+    let (st, _, _) = read(&s, "ro", &ro, file).await;
+    assert_eq!(st, 502, "bytes other than PACKAGES lists");
+    stub.set(
+        "/cran/src/contrib/hellor_0.1.0.tar.gz",
+        Reply::Ok(good.clone(), "application/gzip"),
+    );
+    let (st, _, body) = read(&s, "ro", &ro, file).await;
+    assert_eq!((st, body == good), (200, true));
+    assert_eq!(
+        stub.hits("/cran/src/contrib/hellor_0.1.0.tar.gz"),
+        2,
+        "nothing was kept the first time"
+    );
+    let (st, _, body) = read(
+        &s,
+        "ro",
+        &ro,
+        "/pkg/acme/cranp/cran/src/contrib/PACKAGES.rds",
+    )
+    .await;
+    assert_eq!((st, body == rds), (200, true));
+    let (st, _, _) = read(
+        &s,
+        "ro",
+        &ro,
+        "/pkg/acme/hosted/cran/src/contrib/PACKAGES.rds",
+    )
+    .await;
+    assert_eq!(st, 404);
+}
+
 both_backends!(
     dnf_keeps_the_good_generation_through_an_rpm_proxy,
     apt_keeps_the_good_generation_through_a_debian_proxy,
+    cran_proxy_checks_md5sums_and_relays_packages_rds,
 );

@@ -28,6 +28,8 @@ pub enum Reply {
 struct State {
     replies: HashMap<String, Reply>,
     hits: HashMap<String, usize>,
+    /// Requests answered 304 (the client's `If-None-Match` matched), by path.
+    not_modified: HashMap<String, usize>,
     authorization: Vec<String>,
 }
 
@@ -67,6 +69,17 @@ impl Stub {
             .lock()
             .unwrap()
             .hits
+            .get(path)
+            .copied()
+            .unwrap_or(0)
+    }
+
+    /// Requests for `path` answered 304 Not Modified so far (revalidations).
+    pub fn not_modified(&self, path: &str) -> usize {
+        self.state
+            .lock()
+            .unwrap()
+            .not_modified
             .get(path)
             .copied()
             .unwrap_or(0)
@@ -115,6 +128,12 @@ async fn answer(state: &Mutex<State>, path: &str, headers: &HeaderMap) -> Respon
             .get(header::IF_NONE_MATCH)
             .is_some_and(|v| v.as_bytes() == tag.as_bytes())
         {
+            *state
+                .lock()
+                .unwrap()
+                .not_modified
+                .entry(path.to_string())
+                .or_default() += 1;
             return Response::builder()
                 .status(304)
                 .header(header::ETAG, tag)
@@ -171,5 +190,44 @@ async fn answer(state: &Mutex<State>, path: &str, headers: &HeaderMap) -> Respon
             );
             r
         }
+    }
+}
+
+/// Listens where a stopped upstream was (`base`, its `http://host:port`) and counts the
+/// connections made to it, closing each at once (the proxy sees a broken upstream): a proxy
+/// that serves stale copies can be seen to have asked, an offline one not to.
+pub struct Dead {
+    pub connections: Arc<std::sync::atomic::AtomicUsize>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Dead {
+    pub async fn at(base: &str) -> Dead {
+        let addr = base.trim_start_matches("http://").trim_end_matches('/');
+        let listener = tokio::net::TcpListener::bind(addr).await.unwrap();
+        let connections: Arc<std::sync::atomic::AtomicUsize> = Arc::default();
+        let count = connections.clone();
+        let task = tokio::spawn(async move {
+            while let Ok((conn, _)) = listener.accept().await {
+                count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                drop(conn);
+            }
+        });
+        Dead { connections, task }
+    }
+
+    pub fn count(&self) -> usize {
+        self.connections.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    pub fn reset(&self) {
+        self.connections
+            .store(0, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+impl Drop for Dead {
+    fn drop(&mut self) {
+        self.task.abort();
     }
 }

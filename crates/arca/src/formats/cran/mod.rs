@@ -9,7 +9,8 @@
 //! * `src/contrib/<pkg>_<version>.tar.gz` and `src/contrib/Archive/<pkg>/<pkg>_<version>.tar.gz`.
 //!
 //! R asks for `PACKAGES.rds` first and falls back to `PACKAGES.gz` when it is missing (404), so the
-//! R serialization format is not produced.
+//! R serialization format is not produced: a proxy relays its upstream's `PACKAGES.rds` (which
+//! lists what its PACKAGES lists), every other registry answers 404.
 
 mod proxy;
 
@@ -109,6 +110,7 @@ impl Format for Cran {
         match (&req.method, segs.as_slice()) {
             (_, ["src", "contrib", "PACKAGES"]) if get => index(state, &req, false).await,
             (_, ["src", "contrib", "PACKAGES.gz"]) if get => index(state, &req, true).await,
+            (_, ["src", "contrib", "PACKAGES.rds"]) if get => packages_rds(state, &req).await,
             (_, ["src", "contrib", file]) if get => download(state, &req, file).await,
             (_, ["src", "contrib", "Archive", _, file]) if get => download(state, &req, file).await,
             (&Method::PUT, ["src", "contrib", file]) => upload(state, req, file).await,
@@ -238,6 +240,30 @@ async fn download(state: &AppState, req: &NativeRequest, file: &str) -> ApiResul
     }
     .ok_or_else(|| ApiError::not_found(format!("{pkg} {version} not found")))?;
     serve_file(state, &f, &req.method, &req.headers).await
+}
+
+/// `PACKAGES.rds`: the upstream's, relayed byte for byte (revalidated like PACKAGES) by a proxy;
+/// Arca cannot write R serialization, so anything else (a hosted registry, a group merging
+/// several members) is a 404 and R reads `PACKAGES.gz`.
+async fn packages_rds(state: &AppState, req: &NativeRequest) -> ApiResult<Response> {
+    if req.registry.proxy.is_none() {
+        return Err(ApiError::not_found("no PACKAGES.rds: read PACKAGES.gz"));
+    }
+    let doc = proxy::packages_rds(state, &req.registry)
+        .await?
+        .ok_or_else(|| ApiError::not_found("no PACKAGES.rds upstream: read PACKAGES.gz"))?;
+    let mut resp = (
+        [(axum::http::header::CONTENT_TYPE, "application/octet-stream")],
+        doc.body.clone(),
+    )
+        .into_response();
+    if doc.state == CacheState::Stale {
+        resp.headers_mut().insert(
+            "x-arca-cache",
+            axum::http::HeaderValue::from_static(CacheState::Stale.header_value()),
+        );
+    }
+    Ok(resp)
 }
 
 /// `PACKAGES`: the latest version of every package along the read chain.

@@ -5,13 +5,18 @@
 //! so once cached it is served at both `src/contrib/<file>` and `Archive/<pkg>/<file>` however
 //! the upstream moves it; on a miss, a version the upstream's PACKAGES lists is asked for at
 //! `src/contrib/`, any other at `src/contrib/Archive/<pkg>/` (where CRAN moves superseded
-//! versions), each place tried after the other.
+//! versions), each place tried after the other, and checked against the `MD5sum` PACKAGES lists
+//! for it before it is kept. `PACKAGES.rds` is relayed as the upstream has it.
 
+use std::sync::Arc;
+
+use futures::FutureExt;
 use serde_json::{Map, Value, json};
 
 use crate::error::ApiResult;
 use crate::formats::Resolver;
 use crate::model::Registry;
+use crate::proxy::Failure;
 use crate::proxy::documents::{self, Fetched};
 use crate::proxy::files::{self, Wanted};
 use crate::state::AppState;
@@ -27,6 +32,16 @@ pub(super) async fn indexes(
         "src/contrib/PACKAGES".to_string()
     })
     .await
+}
+
+/// The upstream's `src/contrib/PACKAGES.rds` of `proxy` (metadata, revalidated per the interval).
+pub(super) async fn packages_rds(state: &AppState, proxy: &Registry) -> ApiResult<Option<Fetched>> {
+    let req = documents::Request {
+        path: "src/contrib/PACKAGES.rds",
+        accept: "*/*",
+        revalidate: false,
+    };
+    documents::document(state, proxy, req).await
 }
 
 /// The stanzas of a PACKAGES document: (package name, the stanza's text as it came).
@@ -85,10 +100,14 @@ pub(super) async fn fetch(
             } else {
                 [&archived, &current]
             };
+            // PACKAGES publishes an MD5 only: checked before the file is recorded.
+            let md5 = stanza
+                .as_deref()
+                .and_then(|s| field(s, "MD5sum"))
+                .map(str::to_ascii_lowercase);
             for at in order {
                 let wanted = Wanted {
                     url: crate::proxy::join(&settings.url, at),
-                    // PACKAGES publishes an MD5 only, which the engine does not verify against.
                     sha256: None,
                     sha512: None,
                     sha1: None,
@@ -99,7 +118,12 @@ pub(super) async fn fetch(
                     content_type: Some("application/gzip".into()),
                     metadata: json!({}),
                 };
-                if let Some(row) = files::file(state, &proxy, wanted).await? {
+                let keep = files::Keep::new(md5_checked(md5.clone()), crate::blob::Digests::All);
+                let got = match files::open_with(state, &proxy, wanted, keep).await? {
+                    Some(got) => got.finished().await?,
+                    None => None,
+                };
+                if let Some(row) = got {
                     describe(state, &row, pkg, version, stanza.as_deref()).await?;
                     return Ok(Some(row));
                 }
@@ -115,6 +139,26 @@ pub(super) async fn fetch(
         }
     }
     Ok(None)
+}
+
+/// Records a fetched source package only when its MD5 is the one PACKAGES lists (if it lists
+/// one): other bytes are refused (502) and not kept.
+fn md5_checked(md5: Option<String>) -> files::OnCommit {
+    Arc::new(move |state, cache, wanted, blob| {
+        let md5 = md5.clone();
+        async move {
+            if let Some(want) = md5
+                && want != blob.md5
+            {
+                return Err(Failure::Upstream(format!(
+                    "'{}' from upstream does not match the MD5sum its PACKAGES lists; nothing was kept",
+                    wanted.name
+                )));
+            }
+            files::record_file(&state, &cache, &wanted, &blob).await
+        }
+        .boxed()
+    })
 }
 
 /// Gives a cached version the PACKAGES fields a stored one has (from the upstream's stanza where

@@ -521,7 +521,8 @@ async fn index(state: &AppState, req: &NativeRequest) -> ApiResult<Response> {
             Ok::<_, ApiError>(Doc::new(yaml, "application/yaml"))
         })
         .await?;
-    let mut resp = doc.respond(&req.headers, req.method == Method::HEAD);
+    // A large index goes compressed to the clients that accept it.
+    let mut resp = doc.respond_compressed(&req.headers, req.method == Method::HEAD);
     if stale {
         resp.headers_mut().insert(
             "x-arca-cache",
