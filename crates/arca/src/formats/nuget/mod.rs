@@ -1002,14 +1002,29 @@ async fn search_packages(
     Ok(state.db.list_packages(&ids, &[], &page).await?)
 }
 
+/// Search: the packages stored along the read chain, then what the upstreams' search services
+/// answer (passed through live, URLs on Arca) for ids not stored here; the packages cached from
+/// a proxy stand for it only where its upstream did not answer.
 async fn search(state: &AppState, req: &NativeRequest) -> ApiResult<Response> {
     let p = search_params(req)?;
     let root = native_root(state, &req.registry);
     let (total, pkgs) = search_packages(state, req, &p).await?;
+    let upstream = proxy::search(state, &req.registry, req.query.as_deref(), &root).await?;
+    let answered_caches: std::collections::HashSet<String> = (Resolver { state })
+        .read_chain(&req.registry)
+        .await?
+        .into_iter()
+        .filter(|r| {
+            r.cache_of
+                .as_ref()
+                .is_some_and(|p| upstream.answered.contains(p))
+        })
+        .map(|r| r.id)
+        .collect();
     let mut data = Vec::new();
     let mut seen = std::collections::HashSet::new();
     for pkg in pkgs {
-        if !seen.insert(pkg.name.clone()) {
+        if answered_caches.contains(&pkg.registry_id) || !seen.insert(pkg.name.clone()) {
             continue;
         }
         let (_, entries) = chain_versions(state, &req.registry, &pkg.name).await?;
@@ -1062,7 +1077,13 @@ async fn search(state: &AppState, req: &NativeRequest) -> ApiResult<Response> {
             "versions": versions,
         }));
     }
-    Ok(Json(json!({"totalHits": total, "data": data})).into_response())
+    for item in upstream.data {
+        let lid = item["id"].as_str().unwrap_or("").to_ascii_lowercase();
+        if seen.insert(lid) {
+            data.push(item);
+        }
+    }
+    Ok(Json(json!({"totalHits": total + upstream.total, "data": data})).into_response())
 }
 
 async fn autocomplete(state: &AppState, req: &NativeRequest) -> ApiResult<Response> {

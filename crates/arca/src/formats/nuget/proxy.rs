@@ -70,6 +70,7 @@ fn decoded(body: &[u8]) -> Option<Value> {
 struct Resources {
     base_address: Option<String>,
     registrations: Option<String>,
+    search: Option<String>,
 }
 
 async fn resources(state: &AppState, proxy: &Registry) -> ApiResult<Option<Resources>> {
@@ -105,7 +106,93 @@ async fn resources(state: &AppState, proxy: &Registry) -> ApiResult<Option<Resou
     Ok(Some(Resources {
         base_address: find(&["PackageBaseAddress/3.0.0"]),
         registrations: find(&HIVES),
+        search: find(&[
+            "SearchQueryService/3.5.0",
+            "SearchQueryService/3.0.0-rc",
+            "SearchQueryService/3.0.0-beta",
+            "SearchQueryService",
+        ]),
     }))
+}
+
+/// What the upstreams' search services answered a query: the proxies that answered, their
+/// total of hits, and their results with every URL pointing at Arca (`root`).
+pub(super) struct UpstreamHits {
+    pub answered: Vec<String>,
+    pub total: i64,
+    pub data: Vec<Value>,
+}
+
+/// The query passed through to the `SearchQueryService` of each proxy reached through `reg`
+/// (not stored: a search is answered live; an upstream that fails or is offline is left out,
+/// and the packages cached from it stand for it). `query` is the client's query string.
+pub(super) async fn search(
+    state: &AppState,
+    reg: &Registry,
+    query: Option<&str>,
+    root: &str,
+) -> ApiResult<UpstreamHits> {
+    let mut out = UpstreamHits {
+        answered: Vec::new(),
+        total: 0,
+        data: Vec::new(),
+    };
+    for proxy in (Resolver { state }).proxies(reg).await? {
+        if proxy.proxy.as_ref().is_none_or(|p| p.offline) || state.proxy.circuit_open(&proxy) {
+            continue;
+        }
+        let Some(service) = resources(state, &proxy).await?.and_then(|r| r.search) else {
+            continue;
+        };
+        let mut url = service.trim_end_matches('/').to_string();
+        if let Some(q) = query.filter(|q| !q.is_empty()) {
+            url = format!("{url}?{q}");
+        }
+        let body = match documents::upstream_bytes(state, &proxy, &url).await {
+            Ok(Some(b)) => b,
+            Ok(None) => continue,
+            Err(failure) => {
+                state.proxy.record_outcome(&proxy, false);
+                tracing::warn!(proxy = %proxy.identifier, %failure, "upstream search failed; cached packages stand for it");
+                continue;
+            }
+        };
+        let Some(answer) = decoded(&body) else {
+            continue;
+        };
+        out.answered.push(proxy.id.clone());
+        out.total += answer["totalHits"].as_i64().unwrap_or(0);
+        for item in answer["data"].as_array().into_iter().flatten() {
+            if let Some(item) = search_item(root, item.clone()) {
+                out.data.push(item);
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// An upstream search result with its URLs on Arca (registration index, version leaves).
+fn search_item(root: &str, mut item: Value) -> Option<Value> {
+    let lid = item["id"].as_str()?.to_ascii_lowercase();
+    let urls = Urls {
+        root: root.to_string(),
+        lid,
+    };
+    item["@id"] = json!(urls.index());
+    item["registration"] = json!(urls.index());
+    if let Some(versions) = item["versions"].as_array_mut() {
+        for v in versions {
+            let Some(lver) = v["version"]
+                .as_str()
+                .and_then(NuVersion::parse)
+                .map(|n| n.normalized().to_ascii_lowercase())
+            else {
+                continue;
+            };
+            v["@id"] = json!(urls.leaf(&lver));
+        }
+    }
+    Some(item)
 }
 
 /// The document at absolute `url` (on the upstream's origin) from `proxy`.
