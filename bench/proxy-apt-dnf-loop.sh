@@ -2,8 +2,9 @@
 # apt and dnf looping `update` / `makecache --refresh` through a Debian and an RPM proxy while the
 # upstream (a second Arca) republishes every few seconds: counts "Hash Sum mismatch", "unexpected
 # size" and other failures (the target is zero). The proxies revalidate on every request
-# (metadataCacheTTL 0), the worst case for index generations. apt trusts only the upstream's key;
-# dnf runs with repo_gpgcheck=1 against it.
+# (metadataCacheTTL 0), the worst case for index generations, and hold the upstream's key (each new
+# generation verified before it is stored). apt trusts only the upstream's key; dnf runs with
+# repo_gpgcheck=1 against it.
 #   bench/proxy-apt-dnf-loop.sh [iterations] [republish-seconds]
 # Uses $ARCA_BIN (default: a release build, built if missing).
 set -euo pipefail
@@ -31,12 +32,8 @@ up="http://127.0.0.1:$up_port"; px="http://127.0.0.1:$px_port"
 create() {
   curl -sf -X POST -H "x-api-key: $token" -H 'content-type: application/json' "$1/har/api/v1/registry" -d "$2" >/dev/null
 }
-for t in DEBIAN:deb:debian RPM:rpm:rpm; do
-  IFS=: read -r ptype id seg <<<"$t"
-  create "$up" "{\"identifier\":\"$id\",\"packageType\":\"$ptype\",\"parentRef\":\"bench\"}"
-  create "$px" "{\"identifier\":\"${id}p\",\"packageType\":\"$ptype\",\"parentRef\":\"bench\",
-    \"config\":{\"type\":\"UPSTREAM\",\"source\":\"Custom\",\"url\":\"$up/pkg/bench/$id/$seg\",
-    \"authType\":\"UserPassword\",\"auth\":{\"userName\":\"admin\",\"password\":\"$token\"},\"metadataCacheTTL\":0}}"
+for t in DEBIAN:deb RPM:rpm; do
+  create "$up" "{\"identifier\":\"${t#*:}\",\"packageType\":\"${t%%:*}\",\"parentRef\":\"bench\"}"
 done
 
 publish_deb() {
@@ -57,6 +54,15 @@ publish_rpm() {
 publish_deb 1.0; publish_rpm 1.0; : > "$work/published"
 curl -sf "$up/pkg/bench/deb/debian/public.key" -u "admin:$token" > "$work/upstream-deb.asc"
 curl -sf "$up/pkg/bench/rpm/rpm/public.key" -u "admin:$token" > "$work/upstream-rpm.asc"
+# The proxies hold the upstream's key: each new InRelease / repomd.xml is verified before it is
+# stored (upstreamPublicKey).
+for t in DEBIAN:deb:debian RPM:rpm:rpm; do
+  IFS=: read -r ptype id seg <<<"$t"
+  create "$px" "$(python3 -c 'import json,sys; p,i,s,u,t,k=sys.argv[1:]; print(json.dumps({"identifier": i+"p", "packageType": p, "parentRef": "bench",
+    "config": {"type": "UPSTREAM", "source": "Custom", "url": f"{u}/pkg/bench/{i}/{s}", "authType": "UserPassword",
+               "auth": {"userName": "admin", "password": t}, "metadataCacheTTL": 0, "upstreamPublicKey": open(k).read()}}))' \
+    "$ptype" "$id" "$seg" "$up" "$token" "$work/upstream-$id.asc")"
+done
 
 # apt with its own state, trusting only the upstream's key.
 a="$work/apt"; mkdir -p "$a/lists/partial" "$a/cache/archives/partial"; : > "$a/status"

@@ -7,11 +7,16 @@
 #      (the upstream paced at 100 MiB/s, so that followers that wait for the whole file show);
 #   3. warm hits: MiB/s of a cached 64 MiB blob vs the same bytes from a hosted registry;
 #   4. metadata under load (wrk, BENCH_SECONDS, default 60): upstream requests for one packument
-#      with metadataRetrievalIntervalSeconds S (default 10), against the target ceil(T/S) + 1.
-#   bench/proxy.sh [big MiB]
+#      with metadataRetrievalIntervalSeconds S (default 10), against the target ceil(T/S) + 1;
+#   5. warm hits of the formats of issue 16 (NuGet, Composer, Helm, Debian, RPM, CRAN, OPM), one
+#      metadata and one content row each: a proxy against the hosted registry it reads from
+#      (bench/proxy_formats.py; wrk for BENCH_FORMAT_SECONDS, default 5, per request).
+#   bench/proxy.sh [big MiB]        (BENCH_PARTS=5 runs only section 5; default: all)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 big_mib=${1:-1024}
+parts=${BENCH_PARTS:-12345}
+want() { [[ $parts == *$1* ]]; }
 dur=${BENCH_SECONDS:-60}
 interval=${BENCH_INTERVAL:-10}
 command -v wrk >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null; }
@@ -79,6 +84,7 @@ docker-registry serve "$work/dist.yml" >"$work/dist.log" 2>&1 & dpid=$!; pids+=(
 wait_http "http://127.0.0.1:$dp/v2/"
 D="http://127.0.0.1:$dp"
 
+if want 1; then
 echo "== 1. cold ${big_mib} MiB blob, one client"
 cold() {  # name pid url
   local c0 c1 t
@@ -92,6 +98,8 @@ c0=$(cpu "$dpid"); t=$(curl -sf -o /dev/null -w '%{time_total}' "$D/v2/lib/img/b
 python3 -c "import sys; t,c0,c1,mib,hwm,s=sys.argv[1:]; mib=int(mib); print(f'{\"distribution\":<14} {mib/float(t):8.1f} MiB/s  upstream bytes {int(s)/(mib<<20):.2f}x  CPU {(float(c1)-float(c0))/(mib/1024):5.2f} s/GiB  peak RSS {hwm} MiB')" \
   "$t" "$c0" "$c1" "$big_mib" "$(hwm "$dpid")" "$(( $(sent "/v2/lib/img/blobs/sha256:$big") - before ))"
 
+fi
+if want 2; then
 echo "== 2. 100 concurrent cold requests (target: 1 upstream request each, all succeed, TTFB spread <= 50 ms)"
 echo "   (the upstream sends files at 100 MiB/s, so that a transfer outlasts the burst's start)"
 curl -sf "http://127.0.0.1:$up/_rate?mib=100" >/dev/null
@@ -107,7 +115,9 @@ burst "distribution OCI blob" "$D/v2/lib/img/blobs/sha256:$b64" "/v2/lib/img/blo
 burst "arca generic (16 MiB)" "$A/pkg/bench/gen/generic/tool/1.0/tool.tgz" "/files/tool/1.0/tool.tgz"
 burst "arca npm packument" "$A/pkg/bench/npmp/npm/bench-meta" "/npm/bench-meta"
 
+fi
 curl -sf "http://127.0.0.1:$up/_rate" >/dev/null
+if want 3; then
 echo "== 3. warm hits, 64 MiB x 24, 4 at a time (target: proxy >= 90% of hosted)"
 warm() {  # label pid url
   local c0 c1 t0 t1
@@ -120,8 +130,15 @@ warm "arca hosted" "$apid" "$A/pkg/bench/local/generic/blob/1/b64.bin"
 warm "arca proxy (cached)" "$apid" "$A/v2/bench/hub/lib/img/blobs/sha256:$b64"
 warm "distribution (cached)" "$dpid" "$D/v2/lib/img/blobs/sha256:$b64"
 
+fi
+if want 4; then
 echo "== 4. metadata under load: ${dur}s of wrk on one packument, interval ${interval}s"
 h0=$(hits "/npm/bench-meta")
 wrk -t2 -c16 -d"${dur}s" "$A/pkg/bench/npmp/npm/bench-meta" | grep -E 'Requests/sec|requests in'
 n=$(( $(hits "/npm/bench-meta") - h0 ))
 python3 -c "import math,sys; n,d,s=map(int,sys.argv[1:]); t=math.ceil(d/s)+1; print(f'upstream packument requests {n} (target <= {t}): {\"ok\" if n <= t else \"OVER\"}')" "$n" "$dur" "$interval"
+fi
+if want 5; then
+echo "== 5. warm hits, issue 16 formats: proxy vs the hosted registry it reads (same process), ${BENCH_FORMAT_SECONDS:-5}s of wrk each"
+python3 bench/proxy_formats.py "$A" "$token" "$apid" "${BENCH_FORMAT_SECONDS:-5}" "$work"
+fi
