@@ -777,9 +777,85 @@ async fn nuget_search_passes_through_a_nuget_proxy(b: Backend) {
     );
 }
 
+/// A Debian upstream without `by-hash`: an index asked for by name is the one the Release Arca
+/// served lists, even once the upstream's file by that name belongs to a later generation (the
+/// indexes clients read are fetched as soon as a new Release is accepted); the previous
+/// generation's index stays available by its hash.
+async fn debian_indexes_by_name_follow_the_served_release(b: Backend) {
+    use sha2::Digest;
+    let stub = Stub::start().await;
+    let s = Server::start(b).await;
+    let packages = |v: u32| {
+        format!("Package: hello\nVersion: 1.{v}\nArchitecture: all\nFilename: pool/h/hello_1.{v}_all.deb\n\n").into_bytes()
+    };
+    let release = |p: &[u8]| {
+        format!(
+            "Origin: stub\nSuite: stable\nDate: x\nSHA256:\n {} {} main/binary-all/Packages\n",
+            hex::encode(sha2::Sha256::digest(p)),
+            p.len()
+        )
+        .into_bytes()
+    };
+    let publish = |v: u32, with_release: bool| {
+        let p = packages(v);
+        if with_release {
+            stub.set(
+                "/deb/dists/stable/Release",
+                Reply::Ok(release(&p), "text/plain"),
+            );
+        }
+        stub.set(
+            "/deb/dists/stable/main/binary-all/Packages",
+            Reply::Ok(p, "text/plain"),
+        );
+    };
+    publish(1, true);
+    crate::proxy::gitflic_proxy(
+        &s,
+        "debnohash",
+        "debian",
+        &format!("{}/deb", stub.base),
+        "u",
+        "t",
+        0,
+    )
+    .await;
+    let ro = s.user_with_role("ro", "reader", "default/acme");
+    let base = "/pkg/default/acme/-/debnohash/debian/dists/stable";
+    let (st, _, r1) = read(&s, "ro", &ro, &format!("{base}/Release")).await;
+    assert_eq!((st, r1 == release(&packages(1))), (200, true));
+    let (st, _, p) = read(&s, "ro", &ro, &format!("{base}/main/binary-all/Packages")).await;
+    assert_eq!((st, p == packages(1)), (200, true));
+    // The upstream republishes; a client reads the new Release, then the upstream moves on again
+    // before the client asks for the index by name.
+    publish(2, true);
+    let (st, _, r2) = read(&s, "ro", &ro, &format!("{base}/Release")).await;
+    assert_eq!((st, r2 == release(&packages(2))), (200, true));
+    publish(3, false);
+    let (st, _, p) = read(&s, "ro", &ro, &format!("{base}/main/binary-all/Packages")).await;
+    assert_eq!(
+        (st, String::from_utf8_lossy(&p).to_string()),
+        (200, String::from_utf8(packages(2)).unwrap())
+    );
+    let old = hex::encode(sha2::Sha256::digest(packages(1)));
+    let (st, _, p) = read(
+        &s,
+        "ro",
+        &ro,
+        &format!("{base}/main/binary-all/by-hash/SHA256/{old}"),
+    )
+    .await;
+    assert_eq!(
+        (st, p == packages(1)),
+        (200, true),
+        "the previous generation stays available"
+    );
+}
+
 both_backends!(
     dnf_keeps_the_good_generation_through_an_rpm_proxy,
     apt_keeps_the_good_generation_through_a_debian_proxy,
     cran_proxy_checks_md5sums_and_relays_packages_rds,
     nuget_search_passes_through_a_nuget_proxy,
+    debian_indexes_by_name_follow_the_served_release,
 );

@@ -8,7 +8,9 @@
 //! (fetched by hash where the upstream offers `by-hash`, verified, kept under its hash), so a
 //! client never gets an index of another generation than its `Release` ("Hash Sum mismatch");
 //! `by-hash` files are immutable and stay in the cache when the upstream republishes, so the
-//! previous generation stays available. Pool files are immutable, kept by path, and fetched
+//! previous generation stays available. Where the upstream has no `by-hash`, the indexes clients
+//! read are fetched by name as soon as a new release is accepted (against its hashes), before the
+//! upstream's files by name move on to a later generation. Pool files are immutable, kept by path, and fetched
 //! against the SHA-256 the cached `Packages` index of a served release lists for them.
 //!
 //! A new `InRelease`, or `Release` with its `Release.gpg`, replaces the served one only after it
@@ -94,7 +96,9 @@ fn release_check(state: &AppState, proxy: &Registry, dist: &str, file: &str) -> 
         let (state, proxy, dist, file) = (state.clone(), proxy.clone(), dist.clone(), file.clone());
         async move {
             if file == "InRelease" {
-                return verify(&proxy, &dist, &file, &c.body, None).map(|()| Vec::new());
+                verify(&proxy, &dist, &file, &c.body, None)?;
+                prefetch(&state, &proxy, &dist, c.stored.as_deref(), &c.body).await;
+                return Ok(Vec::new());
             }
             let url = proxy
                 .proxy
@@ -111,6 +115,7 @@ fn release_check(state: &AppState, proxy: &Registry, dist: &str, file: &str) -> 
                 &c.body,
                 Some(sig.as_deref().unwrap_or_default()),
             )?;
+            prefetch(&state, &proxy, &dist, c.stored.as_deref(), &c.body).await;
             Ok(sig
                 .map(|body| Companion {
                     path: signature_path(&dist, &c.sha256),
@@ -121,6 +126,44 @@ fn release_check(state: &AppState, proxy: &Registry, dist: &str, file: &str) -> 
         }
         .boxed()
     })
+}
+
+/// When a new release of an upstream without `by-hash` is accepted, the indexes its clients read
+/// (those of the previous release Arca has cached) are fetched at once by name, against the new
+/// release's hashes: by the time a client asks for them, the upstream's files by name may already
+/// belong to a later generation. Failures are only logged (the index is then fetched on request,
+/// as without this).
+async fn prefetch(state: &AppState, proxy: &Registry, dist: &str, old: Option<&[u8]>, new: &[u8]) {
+    let (Some(old), Some(settings)) = (old, &proxy.proxy) else {
+        return;
+    };
+    let new = listing(new);
+    if new.by_hash {
+        return;
+    }
+    let cached = match state.db.cache_of_proxy(&proxy.id).await {
+        Ok(Some(cache)) => state
+            .db
+            .files_with_prefix(&cache.id, &format!("dists/{dist}/by-hash/SHA256/"))
+            .await
+            .unwrap_or_default(),
+        _ => return,
+    };
+    for (name, old_hash) in listing(old).sha256 {
+        let used = cached
+            .iter()
+            .any(|f| f.path.ends_with(&format!("/{old_hash}")));
+        let Some((_, hash)) = new.sha256.iter().find(|(n, _)| *n == name) else {
+            continue;
+        };
+        if !used || *hash == old_hash {
+            continue;
+        }
+        let url = crate::proxy::join(&settings.url, &format!("dists/{dist}/{name}"));
+        if let Err(e) = by_hash(state, proxy, dist, &url, hash).await {
+            tracing::warn!(proxy = %proxy.identifier, dist, index = %name, error = %e, "prefetching an index of a new release failed");
+        }
+    }
 }
 
 /// Checks a release file against the proxy's upstream key, if it has one: `InRelease` alone,
