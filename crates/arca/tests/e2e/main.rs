@@ -32,6 +32,7 @@ mod proxy;
 mod proxy2;
 mod proxy3;
 mod proxy_cluster;
+mod proxy_details;
 mod proxy_metadata;
 mod proxy_oci;
 mod proxy_stream;

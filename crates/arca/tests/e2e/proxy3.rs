@@ -16,7 +16,12 @@ use crate::rpm::{build_rpm, dnf, packager, put_rpm};
 use crate::stub::{Reply, Stub};
 
 /// GET with a reader's Basic credentials: (status, X-Arca-Cache, body).
-async fn read(s: &Server, user: &str, secret: &str, path: &str) -> (u16, Option<String>, Vec<u8>) {
+pub(crate) async fn read(
+    s: &Server,
+    user: &str,
+    secret: &str,
+    path: &str,
+) -> (u16, Option<String>, Vec<u8>) {
     let r = s
         .client
         .get(s.url(path))
@@ -628,155 +633,6 @@ async fn apt_keeps_the_good_generation_through_a_debian_proxy(b: Backend) {
     );
 }
 
-/// A CRAN proxy checks a source package against the `MD5sum` its upstream's PACKAGES lists
-/// (other bytes: 502, nothing kept) and relays the upstream's `PACKAGES.rds` byte for byte;
-/// a hosted registry has none (R then reads PACKAGES.gz).
-async fn cran_proxy_checks_md5sums_and_relays_packages_rds(b: Backend) {
-    let stub = Stub::start().await;
-    let s = Server::start(b).await;
-    let good = b"the real source package".to_vec();
-    let md5 = {
-        let f = s.dir.path().join("pkg.tar.gz");
-        std::fs::write(&f, &good).unwrap();
-        let out = run("md5sum", &[&f.display().to_string()], s.dir.path(), &[]);
-        out.stdout.split_whitespace().next().unwrap().to_string()
-    };
-    stub.set(
-        "/cran/src/contrib/PACKAGES",
-        Reply::Ok(
-            format!("Package: hellor\nVersion: 0.1.0\nMD5sum: {md5}\n\n").into_bytes(),
-            "text/plain",
-        ),
-    );
-    let rds = b"X\n\x00\x00\x00\x03 not really R serialization".to_vec();
-    stub.set(
-        "/cran/src/contrib/PACKAGES.rds",
-        Reply::Ok(rds.clone(), "application/octet-stream"),
-    );
-    stub.set(
-        "/cran/src/contrib/hellor_0.1.0.tar.gz",
-        Reply::Ok(b"tampered".to_vec(), "application/gzip"),
-    );
-    crate::proxy::harness_upstream(&s, "cranp", "CRAN", &format!("{}/cran", stub.base), "x").await;
-    s.harness_registry(
-        "acme",
-        json!({"identifier": "hosted", "packageType": "CRAN", "parentRef": "acme"}),
-    )
-    .await;
-    let ro = s.user_with_role("ro", "reader", "acme");
-    let file = "/pkg/acme/cranp/cran/src/contrib/hellor_0.1.0.tar.gz";
-    let (st, _, _) = read(&s, "ro", &ro, file).await;
-    assert_eq!(st, 502, "bytes other than PACKAGES lists");
-    stub.set(
-        "/cran/src/contrib/hellor_0.1.0.tar.gz",
-        Reply::Ok(good.clone(), "application/gzip"),
-    );
-    let (st, _, body) = read(&s, "ro", &ro, file).await;
-    assert_eq!((st, body == good), (200, true));
-    assert_eq!(
-        stub.hits("/cran/src/contrib/hellor_0.1.0.tar.gz"),
-        2,
-        "nothing was kept the first time"
-    );
-    let (st, _, body) = read(
-        &s,
-        "ro",
-        &ro,
-        "/pkg/acme/cranp/cran/src/contrib/PACKAGES.rds",
-    )
-    .await;
-    assert_eq!((st, body == rds), (200, true));
-    let (st, _, _) = read(
-        &s,
-        "ro",
-        &ro,
-        "/pkg/acme/hosted/cran/src/contrib/PACKAGES.rds",
-    )
-    .await;
-    assert_eq!(st, 404);
-}
-
-/// NuGet search through a proxy is passed through to the upstream's SearchQueryService, its
-/// URLs rewritten to Arca; an upstream whose search fails leaves a working (local) search.
-async fn nuget_search_passes_through_a_nuget_proxy(b: Backend) {
-    let stub = Stub::start().await;
-    let s = Server::start(b).await;
-    let index = json!({"version": "3.0.0", "resources": [
-        {"@id": format!("{}/nu/flat/", stub.base), "@type": "PackageBaseAddress/3.0.0"},
-        {"@id": format!("{}/nu/reg/", stub.base), "@type": "RegistrationsBaseUrl/3.6.0"},
-        {"@id": format!("{}/nu/query", stub.base), "@type": "SearchQueryService/3.5.0"}]});
-    stub.set(
-        "/nu/index.json",
-        Reply::Ok(index.to_string().into_bytes(), "application/json"),
-    );
-    let hits = json!({"totalHits": 1, "data": [{
-        "@id": format!("{}/nu/reg/stub.pkg/index.json", stub.base), "@type": "Package",
-        "registration": format!("{}/nu/reg/stub.pkg/index.json", stub.base),
-        "id": "Stub.Pkg", "version": "1.2.0", "description": "from upstream search",
-        "versions": [{"version": "1.0.0", "downloads": 1, "@id": format!("{}/nu/reg/stub.pkg/1.0.0.json", stub.base)},
-                     {"version": "1.2.0", "downloads": 2, "@id": format!("{}/nu/reg/stub.pkg/1.2.0.json", stub.base)}]}]});
-    stub.set(
-        "/nu/query",
-        Reply::Ok(hits.to_string().into_bytes(), "application/json"),
-    );
-    crate::proxy::gitflic_proxy(
-        &s,
-        "nusearch",
-        "nuget",
-        &format!("{}/nu/index.json", stub.base),
-        "u",
-        "t",
-        7200,
-    )
-    .await;
-    let ro = s.user_with_role("ro", "reader", "default/acme");
-    let root = s.url("/pkg/default/acme/-/nusearch/nuget");
-    let (st, _, body) = read(
-        &s,
-        "ro",
-        &ro,
-        "/pkg/default/acme/-/nusearch/nuget/query?q=stub&take=20",
-    )
-    .await;
-    assert_eq!(st, 200);
-    let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
-    let item = &v["data"][0];
-    assert_eq!(
-        (
-            item["id"].as_str(),
-            item["description"].as_str(),
-            v["totalHits"].as_i64()
-        ),
-        (Some("Stub.Pkg"), Some("from upstream search"), Some(1)),
-        "{v}"
-    );
-    assert_eq!(
-        item["registration"],
-        format!("{root}/registration/stub.pkg/index.json")
-    );
-    assert_eq!(
-        item["versions"][1]["@id"],
-        format!("{root}/registration/stub.pkg/1.2.0.json")
-    );
-    assert!(!v.to_string().contains(&stub.base), "{v}");
-    assert_eq!(stub.hits("/nu/query"), 1);
-    // A failing upstream search: the local search still answers.
-    stub.set("/nu/query", Reply::Status(500));
-    let (st, _, body) = read(
-        &s,
-        "ro",
-        &ro,
-        "/pkg/default/acme/-/nusearch/nuget/query?q=stub",
-    )
-    .await;
-    let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
-    assert_eq!(
-        (st, v["data"].as_array().map(Vec::len)),
-        (200, Some(0)),
-        "{v}"
-    );
-}
-
 /// A Debian upstream without `by-hash`: an index asked for by name is the one the Release Arca
 /// served lists, even once the upstream's file by that name belongs to a later generation (the
 /// indexes clients read are fetched as soon as a new Release is accepted); the previous
@@ -855,7 +711,5 @@ async fn debian_indexes_by_name_follow_the_served_release(b: Backend) {
 both_backends!(
     dnf_keeps_the_good_generation_through_an_rpm_proxy,
     apt_keeps_the_good_generation_through_a_debian_proxy,
-    cran_proxy_checks_md5sums_and_relays_packages_rds,
-    nuget_search_passes_through_a_nuget_proxy,
     debian_indexes_by_name_follow_the_served_release,
 );
