@@ -708,8 +708,61 @@ async fn debian_indexes_by_name_follow_the_served_release(b: Backend) {
     );
 }
 
+/// An RPM upstream with `--simple-md-filenames` (repodata without its checksum in the name): the
+/// repodata served by name is the one the served repomd.xml lists, never a cached copy of an
+/// earlier generation, even once the upstream's file by that name moved on.
+async fn rpm_simple_repodata_names_follow_the_served_repomd(b: Backend) {
+    use sha2::Digest;
+    let stub = Stub::start().await;
+    let s = Server::start(b).await;
+    let primary = |v: u32| format!("<metadata packages=\"{v}\"/>").into_bytes();
+    let publish = |v: u32, with_repomd: bool| {
+        let p = primary(v);
+        if with_repomd {
+            let repomd = format!(
+                "<repomd><revision>{v}</revision><data type=\"primary\"><checksum type=\"sha256\">{}</checksum>\
+                 <location href=\"repodata/primary.xml\"/><timestamp>{v}</timestamp></data></repomd>",
+                hex::encode(sha2::Sha256::digest(&p))
+            );
+            stub.set(
+                "/rpm/repodata/repomd.xml",
+                Reply::Ok(repomd.into_bytes(), "application/xml"),
+            );
+        }
+        stub.set("/rpm/repodata/primary.xml", Reply::Ok(p, "application/xml"));
+    };
+    publish(1, true);
+    crate::proxy::gitflic_proxy(
+        &s,
+        "rpmsimple",
+        "rpm",
+        &format!("{}/rpm", stub.base),
+        "u",
+        "t",
+        0,
+    )
+    .await;
+    let ro = s.user_with_role("ro", "reader", "default/acme");
+    let base = "/pkg/default/acme/-/rpmsimple/rpm/repodata";
+    let (st, _, _) = read(&s, "ro", &ro, &format!("{base}/repomd.xml")).await;
+    assert_eq!(st, 200);
+    let (st, _, p) = read(&s, "ro", &ro, &format!("{base}/primary.xml")).await;
+    assert_eq!((st, p == primary(1)), (200, true));
+    publish(2, true);
+    let (st, _, _) = read(&s, "ro", &ro, &format!("{base}/repomd.xml")).await;
+    assert_eq!(st, 200);
+    publish(3, false);
+    let (st, _, p) = read(&s, "ro", &ro, &format!("{base}/primary.xml")).await;
+    assert_eq!(
+        (st, String::from_utf8_lossy(&p).to_string()),
+        (200, String::from_utf8(primary(2)).unwrap()),
+        "the generation of the served repomd.xml"
+    );
+}
+
 both_backends!(
     dnf_keeps_the_good_generation_through_an_rpm_proxy,
     apt_keeps_the_good_generation_through_a_debian_proxy,
     debian_indexes_by_name_follow_the_served_release,
+    rpm_simple_repodata_names_follow_the_served_repomd,
 );

@@ -13,8 +13,9 @@
 //!
 //! Every other repodata file is immutable: it is verified against the checksum the last served
 //! `repomd.xml` lists for it (or, for an older generation, the checksum its name starts with)
-//! and kept under its name, so the repodata of a previous `repomd.xml` stays available after the
-//! upstream replaces it. Packages are kept by path (dnf checks them against `primary`).
+//! and kept under its name (a name without its checksum, `--simple-md-filenames`, under its
+//! SHA-256 as well, and fetched as soon as a new repomd is accepted), so the repodata of a
+//! previous `repomd.xml` stays available after the upstream replaces it. Packages are kept by path (dnf checks them against `primary`).
 
 use std::sync::Arc;
 
@@ -106,6 +107,9 @@ fn repomd_check(state: &AppState, proxy: &Registry, base: &str) -> Arc<Check> {
                 .await
                 .map_err(|f| f.to_string())?;
             verify(&proxy, &c.body, sig.as_deref().unwrap_or_default())?;
+            if let Some(old) = &c.stored {
+                prefetch(&state, &proxy, &base, old, &c.body).await;
+            }
             Ok(sig
                 .map(|body| Companion {
                     path: signature_path(&c.sha256),
@@ -208,18 +212,86 @@ fn first_base(list: &[u8]) -> Option<String> {
     Some(base.to_string())
 }
 
+/// Every `repodata/<file>` a repomd lists, with its SHA-256.
+fn listed(repomd: &[u8]) -> Vec<(String, String)> {
+    let text = String::from_utf8_lossy(repomd);
+    text.split("<data ")
+        .skip(1)
+        .filter_map(|data| {
+            let href = data.split("href=\"repodata/").nth(1)?.split('"').next()?;
+            let start =
+                data.find("<checksum type=\"sha256\">")? + "<checksum type=\"sha256\">".len();
+            let end = data[start..].find('<')? + start;
+            Some((
+                href.to_string(),
+                data[start..end].trim().to_ascii_lowercase(),
+            ))
+        })
+        .collect()
+}
+
 /// The SHA-256 the repomd lists for `repodata/<file>` (by its `location href`).
 fn listed_sha256(repomd: &[u8], file: &str) -> Option<String> {
-    let text = String::from_utf8_lossy(repomd);
-    let want = format!("href=\"repodata/{file}\"");
-    text.split("<data ").skip(1).find_map(|data| {
-        if !data.contains(&want) {
-            return None;
+    listed(repomd)
+        .into_iter()
+        .find_map(|(f, sha)| (f == file).then_some(sha))
+}
+
+/// The checksum a repodata file's name starts with (`<sha256>-primary.xml.gz`), if it has one.
+fn named_sha256(file: &str) -> Option<String> {
+    let prefix = file.split('-').next().unwrap_or("");
+    (prefix.len() == 64 && prefix.bytes().all(|b| b.is_ascii_hexdigit()))
+        .then(|| prefix.to_ascii_lowercase())
+}
+
+/// What a repodata file is fetched as: its upstream URL, digest and cache path. A file without
+/// its checksum in its name (`--simple-md-filenames`) changes under one name from one repomd to
+/// the next: it is kept under its SHA-256 (`repodata/by-sha256/<sha256>/<file>`), so each
+/// generation's copy is its own.
+fn repodata_wanted(base: &str, file: &str, sha256: Option<String>) -> Wanted {
+    let path = match (&sha256, named_sha256(file)) {
+        (Some(sha), None) => format!("repodata/by-sha256/{sha}/{file}"),
+        _ => format!("repodata/{file}"),
+    };
+    Wanted {
+        url: join(base, &format!("repodata/{file}")),
+        sha256,
+        sha512: None,
+        sha1: None,
+        package: "repodata".into(),
+        version: "repodata".into(),
+        path,
+        name: file.to_string(),
+        content_type: Some("application/octet-stream".into()),
+        metadata: serde_json::json!({}),
+    }
+}
+
+/// When a new repomd is accepted, its repodata without a checksum in the name that clients read
+/// (the previous generation's copy is cached) is fetched at once, before the upstream's file by
+/// that name moves on to a later generation. Failures are only logged.
+async fn prefetch(state: &AppState, proxy: &Registry, base: &str, old: &[u8], new: &[u8]) {
+    let Ok(Some(cache)) = state.db.cache_of_proxy(&proxy.id).await else {
+        return;
+    };
+    let before = listed(old);
+    for (file, sha) in listed(new) {
+        if named_sha256(&file).is_some() {
+            continue;
         }
-        let start = data.find("<checksum type=\"sha256\">")? + "<checksum type=\"sha256\">".len();
-        let end = data[start..].find('<')? + start;
-        Some(data[start..end].trim().to_ascii_lowercase())
-    })
+        let Some((_, old_sha)) = before.iter().find(|(f, _)| *f == file) else {
+            continue;
+        };
+        let cached = format!("repodata/by-sha256/{old_sha}/{file}");
+        if *old_sha == sha
+            || !matches!(state.db.file_by_path(&cache.id, &cached).await, Ok(Some(_)))
+        {
+            continue;
+        }
+        if let Err(e) = files::file(state, proxy, repodata_wanted(base, &file, Some(sha))).await {
+            tracing::warn!(proxy = %proxy.identifier, %file, error = %e, "prefetching repodata of a new repomd failed");
+        }
+    }
 }
 
 /// A repodata file other than repomd.xml: verified, kept under its name.
@@ -230,26 +302,11 @@ pub(super) async fn repodata(
 ) -> ApiResult<Option<FileRow>> {
     let base = base(state, proxy).await?;
     let served = documents::stored(state, proxy, REPOMD, ACCEPT).await?;
-    let prefix = file.split('-').next().unwrap_or("");
-    let named = (prefix.len() == 64 && prefix.bytes().all(|b| b.is_ascii_hexdigit()))
-        .then(|| prefix.to_ascii_lowercase());
     let sha256 = served
         .as_ref()
         .and_then(|d| listed_sha256(&d.body, file))
-        .or(named);
-    let wanted = Wanted {
-        url: join(&base, &format!("repodata/{file}")),
-        sha256,
-        sha512: None,
-        sha1: None,
-        package: "repodata".into(),
-        version: "repodata".into(),
-        path: format!("repodata/{file}"),
-        name: file.to_string(),
-        content_type: Some("application/octet-stream".into()),
-        metadata: serde_json::json!({}),
-    };
-    files::file(state, proxy, wanted).await
+        .or_else(|| named_sha256(file));
+    files::file(state, proxy, repodata_wanted(&base, file, sha256)).await
 }
 
 /// A package (any path outside `repodata/`), kept by path.
