@@ -10,8 +10,8 @@
 //! `by-hash` files are immutable and stay in the cache when the upstream republishes, so the
 //! previous generation stays available. Where the upstream has no `by-hash`, the indexes clients
 //! read are fetched by name as soon as a new release is accepted (against its hashes), before the
-//! upstream's files by name move on to a later generation. Pool files are immutable, kept by path, and fetched
-//! against the SHA-256 the cached `Packages` index of a served release lists for them.
+//! upstream's files by name move on to a later generation. Pool files are immutable, kept by
+//! path, and fetched against the SHA-256 the cached `Packages` index of a served release lists.
 //!
 //! A new `InRelease`, or `Release` with its `Release.gpg`, replaces the served one only after it
 //! verified with the upstream's key (where the proxy has one); `Release.gpg` is kept with the
@@ -161,7 +161,10 @@ async fn prefetch(state: &AppState, proxy: &Registry, dist: &str, old: Option<&[
         }
         let url = crate::proxy::join(&settings.url, &format!("dists/{dist}/{name}"));
         if let Err(e) = by_hash(state, proxy, dist, &url, hash).await {
-            tracing::warn!(proxy = %proxy.identifier, dist, index = %name, error = %e, "prefetching an index of a new release failed");
+            tracing::warn!(
+                proxy = %proxy.identifier, dist, index = %name, error = %e,
+                "prefetching an index of a new release failed"
+            );
         }
     }
 }

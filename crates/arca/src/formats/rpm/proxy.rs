@@ -15,7 +15,8 @@
 //! `repomd.xml` lists for it (or, for an older generation, the checksum its name starts with)
 //! and kept under its name (a name without its checksum, `--simple-md-filenames`, under its
 //! SHA-256 as well, and fetched as soon as a new repomd is accepted), so the repodata of a
-//! previous `repomd.xml` stays available after the upstream replaces it. Packages are kept by path (dnf checks them against `primary`).
+//! previous `repomd.xml` stays available after the upstream replaces it. Packages are kept by
+//! path (dnf checks them against `primary`).
 
 use std::sync::Arc;
 
@@ -289,7 +290,10 @@ async fn prefetch(state: &AppState, proxy: &Registry, base: &str, old: &[u8], ne
             continue;
         }
         if let Err(e) = files::file(state, proxy, repodata_wanted(base, &file, Some(sha))).await {
-            tracing::warn!(proxy = %proxy.identifier, %file, error = %e, "prefetching repodata of a new repomd failed");
+            tracing::warn!(
+                proxy = %proxy.identifier, %file, error = %e,
+                "prefetching repodata of a new repomd failed"
+            );
         }
     }
 }
