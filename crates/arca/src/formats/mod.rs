@@ -400,11 +400,16 @@ impl Resolver<'_> {
 
     /// Names the member that holds `file` in `X-Arca-Served-By` (a proxy's cache by its proxy).
     pub async fn served(&self, reg: &Registry, file: &FileRow) -> ApiResult<()> {
+        self.served_from(reg, &file.registry_id).await
+    }
+
+    /// Names the member `registry_id` (reached through `reg`) in `X-Arca-Served-By`.
+    pub async fn served_from(&self, reg: &Registry, registry_id: &str) -> ApiResult<()> {
         if let Some(r) = self
             .reached(reg)
             .await?
             .iter()
-            .find(|r| r.reg.id == file.registry_id)
+            .find(|r| r.reg.id == registry_id)
         {
             members::served_by(&r.label);
         }
@@ -451,6 +456,45 @@ impl Resolver<'_> {
                 || members::allow_listed(&reg.dc_allow_list, &p.name)
         });
         Ok((chain, pkgs))
+    }
+
+    /// A search through `reg`: packages whose name contains `term`, each name once (from the
+    /// first registry of the read chain that has it; a proxy's cache not for a name a hosted
+    /// registry of the chain owns, unless allow-listed), paged by name; the total counts names.
+    pub async fn search(
+        &self,
+        reg: &Registry,
+        term: &str,
+        offset: i64,
+        limit: i64,
+    ) -> ApiResult<(i64, Vec<crate::store::artifacts::PackageRow>)> {
+        let chain = self.read_chain(reg).await?;
+        let ids: Vec<String> = chain.iter().map(|r| r.id.clone()).collect();
+        let (total, rows) = self.state.db.search_names(&ids, term, offset, limit).await?;
+        let rank = |id: &str| chain.iter().position(|r| r.id == id);
+        let kind = |id: &str| rank(id).map(|i| chain[i].kind);
+        let owned: std::collections::HashSet<&str> = rows
+            .iter()
+            .filter(|p| kind(&p.registry_id) == Some(RegistryKind::Hosted))
+            .map(|p| p.name.as_str())
+            .collect();
+        let mut best: std::collections::BTreeMap<String, (usize, &crate::store::artifacts::PackageRow)> =
+            std::collections::BTreeMap::new();
+        for p in &rows {
+            let Some(i) = rank(&p.registry_id) else {
+                continue;
+            };
+            if kind(&p.registry_id) == Some(RegistryKind::Cache)
+                && owned.contains(p.name.as_str())
+                && !members::allow_listed(&reg.dc_allow_list, &p.name)
+            {
+                continue;
+            }
+            if best.get(&p.name).is_none_or(|(j, _)| i < *j) {
+                best.insert(p.name.clone(), (i, p));
+            }
+        }
+        Ok((total, best.into_values().map(|(_, p)| p.clone()).collect()))
     }
 
     /// Finds an immutable file by its registry-relative path along the read chain.

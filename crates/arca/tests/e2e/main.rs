@@ -17,6 +17,7 @@ mod gitflic;
 mod gitflic_names;
 mod gitflic_seed;
 mod groups;
+mod groups2;
 mod harness;
 mod harness_seed;
 mod helm;

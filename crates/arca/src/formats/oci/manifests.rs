@@ -98,6 +98,9 @@ async fn find(ctx: &Ctx<'_>, repo: &Repo, reference: &str) -> OciResult<Option<F
             continue;
         }
         if let Some(f) = find_in(ctx.state, &r, &repo.image, reference).await? {
+            (Resolver { state: ctx.state })
+                .served_from(&repo.registry, &r.id)
+                .await?;
             return Ok(Some(f));
         }
     }
@@ -106,6 +109,10 @@ async fn find(ctx: &Ctx<'_>, repo: &Repo, reference: &str) -> OciResult<Option<F
 
 async fn get(ctx: &Ctx<'_>, repo: &Repo, reference: &str) -> OciResult<Response> {
     ctx.who.check(repo, Need::Read)?;
+    // An image a hosted member holds is never pulled from a proxy member (unless allow-listed).
+    (Resolver { state: ctx.state })
+        .guard(&repo.registry, &repo.image)
+        .await?;
     let (file, how) = match find(ctx, repo, reference).await? {
         Some(f) => (f, None),
         None => {
