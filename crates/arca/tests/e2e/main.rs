@@ -18,6 +18,7 @@ mod gitflic_names;
 mod gitflic_seed;
 mod groups;
 mod groups2;
+mod groups_clients;
 mod harness;
 mod harness_seed;
 mod helm;

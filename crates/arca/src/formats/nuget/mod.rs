@@ -502,6 +502,11 @@ async fn flat_versions(state: &AppState, req: &NativeRequest, id: &str) -> ApiRe
     let lid = id.to_ascii_lowercase();
     let chain = (Resolver { state }).packages(&req.registry, &lid).await?;
     let upstream = proxy::flat_versions(state, &req.registry, &lid, false).await?;
+    for (proxy, _, versions) in &upstream {
+        if !versions.is_empty() {
+            crate::formats::members::served_by(&proxy.identifier);
+        }
+    }
     let answered: Vec<_> = upstream
         .iter()
         .map(|(r, d, _)| (r.clone(), d.clone()))
@@ -750,6 +755,9 @@ impl Sources {
         };
         let chain = (Resolver { state }).packages(reg, lid).await?;
         let upstream = proxy::registrations(state, reg, lid, &urls).await?;
+        for (proxy, _, _) in &upstream {
+            crate::formats::members::served_by(&proxy.identifier);
+        }
         Ok(Sources {
             chain,
             upstream,
