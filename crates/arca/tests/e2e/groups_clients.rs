@@ -533,7 +533,7 @@ async fn apt_get_through_a_debian_group_with_a_proxy_member() {
             .unwrap();
         assert_eq!(r.status(), 201, "{}", r.text().await.unwrap());
     }
-    group(&s, "deb-all", "debian", &[&a, &b, &p], None, json!({})).await;
+    let gid = group(&s, "deb-all", "debian", &[&a, &b, &p], None, json!({})).await;
 
     // One proxy member per distribution, checked when the group is configured.
     let any = proxy("deb-any", json!([])).await;
@@ -613,4 +613,28 @@ async fn apt_get_through_a_debian_group_with_a_proxy_member() {
     assert!(!local.contains("up-app"), "{local}");
     let r = get(&s, "/pkg/default/deb-all/debian/dists/nowhere/InRelease").await;
     assert_eq!(r.status(), 404);
+
+    // The guard: the upstream's `local-lib` (a name the LOCALs hold) is not downloaded through
+    // the group, though `stable` lists it, until the allow-list names it.
+    let theirs = build_deb(&w, "local-lib", "9.0.0", None);
+    let (st, msg) = put_deb(&up, &up.token, "local-lib_9.0.0_all.deb", std::fs::read(&theirs).unwrap(), "").await;
+    assert_eq!(st, 201, "{msg}");
+    let pool = "/pkg/default/deb-all/debian/pool/main/l/local-lib/local-lib_9.0.0_all.deb";
+    let upstream_pool = up
+        .get("/pkg/acme/deb/debian/dists/stable/main/binary-amd64/Packages")
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        upstream_pool.contains("pool/main/l/local-lib/local-lib_9.0.0_all.deb"),
+        "{upstream_pool}"
+    );
+    assert_eq!(get(&s, pool).await.status(), 404);
+    set_virtual(&s, &gid, json!({"dependencyConfusionAllowList": ["local-*"], "allowRemoteProxying": true})).await;
+    let r = get(&s, pool).await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.bytes().await.unwrap(), std::fs::read(&theirs).unwrap());
 }

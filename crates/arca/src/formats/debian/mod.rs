@@ -535,7 +535,14 @@ async fn group_pool_file(
     if group.kind != crate::model::RegistryKind::Group {
         return Ok(None);
     }
-    for p in (Resolver { state }).proxies(group).await? {
+    let resolver = Resolver { state };
+    // `<package>_<version>_<arch>.deb`: a package a hosted member holds is never downloaded from
+    // a proxy member (the dependency-confusion guard, unless allow-listed).
+    let file = path.rsplit('/').next().unwrap_or(path);
+    if let Some((package, _)) = file.split_once('_') {
+        resolver.guard(group, package).await?;
+    }
+    for p in resolver.proxies(group).await? {
         if let Some(f) = proxy::pool_file(state, &p, path).await? {
             return Ok(Some(f));
         }
