@@ -31,6 +31,55 @@ pub struct Reached {
     pub label: String,
 }
 
+/// How long a process trusts a walk it remembers across requests: changes this process makes
+/// to a registry invalidate it at once (see `store::registries::registries_generation`); a
+/// change another process of a cluster made to a *member* is seen within this time (the group's
+/// own row, member list and order included, is read on every request).
+const WALK_TTL: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Walks remembered across requests, per registry id, with what they were computed from.
+#[derive(Default)]
+pub struct Walks(Mutex<HashMap<String, (String, std::time::Instant, Arc<Vec<Reached>>)>>);
+
+impl Walks {
+    /// The fingerprint a walk of `reg` depends on beside its members' rows.
+    fn fingerprint(reg: &Registry) -> String {
+        format!(
+            "{}|{}|{}|{}|{}",
+            reg.updated_at,
+            reg.members.join(","),
+            reg.allow_remote_proxying,
+            reg.kind.as_str(),
+            crate::store::registries::registries_generation()
+        )
+    }
+
+    pub(super) fn get(&self, reg: &Registry) -> Option<Arc<Vec<Reached>>> {
+        let map = self.0.lock().ok()?;
+        let (fp, at, walk) = map.get(&reg.id)?;
+        (at.elapsed() < WALK_TTL && *fp == Self::fingerprint(reg)).then(|| walk.clone())
+    }
+
+    pub(super) fn put(&self, reg: &Registry, fingerprint: String, walk: Arc<Vec<Reached>>) {
+        if let Ok(mut map) = self.0.lock() {
+            // Bounded by the registries read within the TTL; cleared rather than aged per entry.
+            if map.len() > 10_000 {
+                map.clear();
+            }
+            map.insert(
+                reg.id.clone(),
+                (fingerprint, std::time::Instant::now(), walk),
+            );
+        }
+    }
+
+    /// The fingerprint to store a walk under: taken *before* the walk reads the members, so a
+    /// registry written meanwhile makes the stored walk fail its next check.
+    pub(super) fn fingerprint_now(reg: &Registry) -> String {
+        Self::fingerprint(reg)
+    }
+}
+
 /// What one request remembers.
 #[derive(Default)]
 struct Memory {

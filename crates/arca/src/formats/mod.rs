@@ -262,7 +262,15 @@ impl Resolver<'_> {
         if let Some(w) = members::remembered_walk(&reg.id) {
             return Ok(w);
         }
+        // A walk this process made a moment ago from the same rows (see `members::Walks`): a
+        // group's read then costs one package query, as a registry's does.
+        if let Some(w) = self.state.walks.get(reg) {
+            members::remember_walk(&reg.id, w.clone());
+            return Ok(w);
+        }
+        let fingerprint = members::Walks::fingerprint_now(reg);
         let w = Arc::new(self.walk(reg).await?);
+        self.state.walks.put(reg, fingerprint, w.clone());
         members::remember_walk(&reg.id, w.clone());
         Ok(w)
     }
@@ -658,6 +666,8 @@ async fn dispatch(
 #[cfg(test)]
 mod tests {
 
+    use std::sync::Arc;
+
     use super::{Resolver, members};
     use crate::model::RegistryKind;
     use crate::testing::{state, stored};
@@ -817,6 +827,32 @@ mod tests {
         assert!(r.proxies(&g).await.unwrap().is_empty());
         g.allow_remote_proxying = true;
         assert_eq!(r.proxies(&g).await.unwrap().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_remembered_walk_follows_registry_changes() {
+        let t = state().await;
+        let s = &t.state;
+        let mut h = stored(s, "acme", "h", RegistryKind::Hosted, &[]).await;
+        let other = stored(s, "acme", "other", RegistryKind::Hosted, &[]).await;
+        let mut g = stored(s, "acme", "g", RegistryKind::Group, &[&h]).await;
+        let r = Resolver { state: s };
+        let labels = |w: Arc<Vec<members::Reached>>| -> Vec<String> {
+            w.iter().map(|x| x.label.clone()).collect()
+        };
+        assert_eq!(labels(r.reached(&g).await.unwrap()), ["h"]);
+        // Remembered across requests: the same walk while nothing changed.
+        let first = r.reached(&g).await.unwrap();
+        assert!(Arc::ptr_eq(&first, &r.reached(&g).await.unwrap()));
+        // A member written by this process: the next read walks again and sees it.
+        h.description = Some("changed".into());
+        s.db.update_registry(&h).await.unwrap();
+        let w = r.reached(&g).await.unwrap();
+        assert!(!Arc::ptr_eq(&first, &w));
+        assert_eq!(w[0].reg.description.as_deref(), Some("changed"));
+        // The group's own member list is part of what the walk is checked against.
+        g.members.push(other.id.clone());
+        assert_eq!(labels(r.reached(&g).await.unwrap()), ["h", "other"]);
     }
 
     #[tokio::test]

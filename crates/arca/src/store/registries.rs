@@ -290,6 +290,7 @@ impl Db {
     }
 
     pub(crate) async fn insert_registry_in(tx: &mut Tx<'_>, reg: &Registry) -> StoreResult<()> {
+        bump_generation();
         let p = reg.proxy.clone().unwrap_or_default();
         let res = sqlx::query(
             "INSERT INTO registries (id, account, scope_id, identifier, package_type, kind, description, labels, \
@@ -415,6 +416,7 @@ impl Db {
                 .await?;
         }
         tx.commit().await?;
+        bump_generation();
         Ok(())
     }
 
@@ -437,6 +439,7 @@ impl Db {
             sqlx::query(sql).bind(id).execute(&mut *tx).await?;
         }
         tx.commit().await?;
+        bump_generation();
         Ok(())
     }
 
@@ -559,4 +562,16 @@ impl Db {
 fn distributions_column(p: &ProxySettings) -> Option<String> {
     (!p.distributions.is_empty())
         .then(|| serde_json::to_string(&p.distributions).unwrap_or_default())
+}
+
+/// Changes whenever this process writes a registry row (create, update, delete): what a
+/// process-local memory of registry rows (a group's member walk) checks before it is trusted.
+static GENERATION: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+pub fn registries_generation() -> u64 {
+    GENERATION.load(std::sync::atomic::Ordering::Acquire)
+}
+
+fn bump_generation() {
+    GENERATION.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
 }
