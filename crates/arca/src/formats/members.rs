@@ -14,6 +14,9 @@
 //! * **`allowRemoteProxying`.** A proxy reached through a group that does not allow remote
 //!   proxying answers from its cache only; it is never asked upstream.
 //! * **Served by.** The members that answered are collected and sent as `X-Arca-Served-By`.
+//! * **Walks across requests.** A process remembers a registry's walk for up to [`WALK_TTL`]
+//!   ([`Walks`]), checked against the registry's own row (read on every request) and against
+//!   every registry write the process made since, so a group's read costs one package query.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -37,9 +40,12 @@ pub struct Reached {
 /// own row, member list and order included, is read on every request).
 const WALK_TTL: std::time::Duration = std::time::Duration::from_secs(1);
 
+/// A remembered walk: the fingerprint it was computed under, when, and the walk.
+type Remembered = (String, std::time::Instant, Arc<Vec<Reached>>);
+
 /// Walks remembered across requests, per registry id, with what they were computed from.
 #[derive(Default)]
-pub struct Walks(Mutex<HashMap<String, (String, std::time::Instant, Arc<Vec<Reached>>)>>);
+pub struct Walks(Mutex<HashMap<String, Remembered>>);
 
 impl Walks {
     /// The fingerprint a walk of `reg` depends on beside its members' rows.

@@ -478,7 +478,11 @@ impl Resolver<'_> {
     ) -> ApiResult<(i64, Vec<crate::store::artifacts::PackageRow>)> {
         let chain = self.read_chain(reg).await?;
         let ids: Vec<String> = chain.iter().map(|r| r.id.clone()).collect();
-        let (total, rows) = self.state.db.search_names(&ids, term, offset, limit).await?;
+        let (total, rows) = self
+            .state
+            .db
+            .search_names(&ids, term, offset, limit)
+            .await?;
         let rank = |id: &str| chain.iter().position(|r| r.id == id);
         let kind = |id: &str| rank(id).map(|i| chain[i].kind);
         let owned: std::collections::HashSet<&str> = rows
@@ -486,8 +490,10 @@ impl Resolver<'_> {
             .filter(|p| kind(&p.registry_id) == Some(RegistryKind::Hosted))
             .map(|p| p.name.as_str())
             .collect();
-        let mut best: std::collections::BTreeMap<String, (usize, &crate::store::artifacts::PackageRow)> =
-            std::collections::BTreeMap::new();
+        let mut best: std::collections::BTreeMap<
+            String,
+            (usize, &crate::store::artifacts::PackageRow),
+        > = std::collections::BTreeMap::new();
         for p in &rows {
             let Some(i) = rank(&p.registry_id) else {
                 continue;

@@ -14,7 +14,12 @@ use crate::npm::{Npm, package};
 use crate::pypi::{client_env, make_dists, py, twine};
 
 /// A GitFlic call with the admin token.
-pub(crate) async fn gf(s: &Server, method: reqwest::Method, path: &str, body: Option<Value>) -> (u16, Value) {
+pub(crate) async fn gf(
+    s: &Server,
+    method: reqwest::Method,
+    path: &str,
+    body: Option<Value>,
+) -> (u16, Value) {
     let mut r = s
         .client
         .request(method, s.url(path))

@@ -167,10 +167,7 @@ async fn put(s: &Server, reg: &str, case: &Case, name: &str, version: &str) {
                 ),
             )
         }
-        "opm" => (
-            format!("{name}-{version}.ospx"),
-            ospx(name, version, true),
-        ),
+        "opm" => (format!("{name}-{version}.ospx"), ospx(name, version, true)),
         other => panic!("{other}"),
     };
     publish(s, reg, case.format, &file, body).await;
@@ -181,7 +178,11 @@ async fn put_upstream(up: &Server, case: &Case, name: &str, version: &str) {
     let w = up.dir.path().join("up-pkgs");
     std::fs::create_dir_all(&w).unwrap();
     let st = match case.format {
-        "nuget" => push_raw(up, &up.token, nuget_package(&w, name, version)).await.0,
+        "nuget" => {
+            push_raw(up, &up.token, nuget_package(&w, name, version))
+                .await
+                .0
+        }
         "composer" => {
             composer_upload(
                 up,
@@ -213,7 +214,11 @@ async fn put_upstream(up: &Server, case: &Case, name: &str, version: &str) {
         }
         other => panic!("{other}"),
     };
-    assert!((200..300).contains(&st), "{} upstream upload: {st}", case.format);
+    assert!(
+        (200..300).contains(&st),
+        "{} upstream upload: {st}",
+        case.format
+    );
 }
 
 /// For each format: a group of two LOCALs and a PROXY (upstream = a second arca). A name a LOCAL
@@ -317,7 +322,11 @@ async fn downloads_through_a_group_are_guarded(b: Backend) {
         // And hidden again once the allow-list no longer names it, although it is cached now.
         set_virtual(&s, &gid, json!({"dependencyConfusionAllowList": []})).await;
         let r = get(&s, &format!("{root}/{theirs}")).await;
-        assert_eq!(r.status(), 404, "{f}: cached {theirs} without the allow-list");
+        assert_eq!(
+            r.status(),
+            404,
+            "{f}: cached {theirs} without the allow-list"
+        );
     }
 }
 

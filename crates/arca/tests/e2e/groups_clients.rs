@@ -48,8 +48,23 @@ async fn composer_through_a_group_with_a_proxy_member() {
     let s = Server::start(Backend::Sqlite).await;
     let a = hosted(&s, "php-a", "COMPOSER").await;
     let b = hosted(&s, "php-b", "COMPOSER").await;
-    let p = upstream(&s, "php-up", "COMPOSER", &up.url("/pkg/acme/php/composer"), &mirror).await;
-    let g = group(&s, "php-all", "composer", &[&a, &b, &p], Some(&a), json!({})).await;
+    let p = upstream(
+        &s,
+        "php-up",
+        "COMPOSER",
+        &up.url("/pkg/acme/php/composer"),
+        &mirror,
+    )
+    .await;
+    let g = group(
+        &s,
+        "php-all",
+        "composer",
+        &[&a, &b, &p],
+        Some(&a),
+        json!({}),
+    )
+    .await;
     let put = |reg: &'static str, version: &'static str| {
         let s = &s;
         async move {
@@ -86,7 +101,10 @@ async fn composer_through_a_group_with_a_proxy_member() {
     let php = |expr: &str| {
         let out = run(
             "php",
-            &["-r", &format!("require \"vendor/autoload.php\"; echo {expr};")],
+            &[
+                "-r",
+                &format!("require \"vendor/autoload.php\"; echo {expr};"),
+            ],
             &project,
             &[],
         );
@@ -124,7 +142,10 @@ async fn composer_through_a_group_with_a_proxy_member() {
     )
     .await;
     let r = get(&s, "/pkg/default/php-all/composer/p2/acme/shared.json").await;
-    let served = r.headers()["x-arca-served-by"].to_str().unwrap().to_string();
+    let served = r.headers()["x-arca-served-by"]
+        .to_str()
+        .unwrap()
+        .to_string();
     let v: Value = r.json().await.unwrap();
     assert!(v.to_string().contains("\"3.0.0\""), "{v}");
     assert_eq!(served, "php-a, php-b, php-up");
@@ -149,22 +170,40 @@ async fn nuget_exe_through_a_group_with_a_proxy_member() {
     let s = Server::start(Backend::Sqlite).await;
     let a = hosted(&s, "nu-a", "NUGET").await;
     let b = hosted(&s, "nu-b", "NUGET").await;
-    let p = upstream(&s, "nu-up", "NUGET", &up.url("/pkg/acme/nu/nuget/index.json"), &mirror).await;
+    let p = upstream(
+        &s,
+        "nu-up",
+        "NUGET",
+        &up.url("/pkg/acme/nu/nuget/index.json"),
+        &mirror,
+    )
+    .await;
     group(&s, "nu-all", "nuget", &[&a, &b, &p], Some(&a), json!({})).await;
     let w = s.dir.path().join("pkgs");
-    publish(&s, "nu-a", "nuget", "", nuget_package(&w, "Shared.Lib", "1.0.0")).await;
-    publish(&s, "nu-b", "nuget", "", nuget_package(&w, "Shared.Lib", "2.0.0")).await;
-
-    let (st, v) = crate::common::call(
-        s.get("/pkg/default/nu-all/nuget/package/shared.lib/index.json"),
+    publish(
+        &s,
+        "nu-a",
+        "nuget",
+        "",
+        nuget_package(&w, "Shared.Lib", "1.0.0"),
     )
     .await;
+    publish(
+        &s,
+        "nu-b",
+        "nuget",
+        "",
+        nuget_package(&w, "Shared.Lib", "2.0.0"),
+    )
+    .await;
+
+    let (st, v) =
+        crate::common::call(s.get("/pkg/default/nu-all/nuget/package/shared.lib/index.json")).await;
     assert_eq!(st, 200, "{v}");
     assert_eq!(v["versions"], json!(["1.0.0", "2.0.0"]), "{v}");
-    let (st, v) = crate::common::call(
-        s.get("/pkg/default/nu-all/nuget/registration/shared.lib/index.json"),
-    )
-    .await;
+    let (st, v) =
+        crate::common::call(s.get("/pkg/default/nu-all/nuget/registration/shared.lib/index.json"))
+            .await;
     assert_eq!(st, 200, "{v}");
     assert_eq!(v["count"], 1, "{v}");
     let page = &v["items"][0];
@@ -187,7 +226,11 @@ async fn nuget_exe_through_a_group_with_a_proxy_member() {
     };
     let r = get(&s, "/pkg/default/nu-all/nuget/package/only.up/index.json").await;
     assert_eq!(r.headers()["x-arca-served-by"], "nu-up");
-    let r = get(&s, "/pkg/default/nu-all/nuget/registration/only.up/index.json").await;
+    let r = get(
+        &s,
+        "/pkg/default/nu-all/nuget/registration/only.up/index.json",
+    )
+    .await;
     assert_eq!(r.headers()["x-arca-served-by"], "nu-up");
     assert_eq!(install("one", "Shared.Lib"), ["Shared.Lib.2.0.0"]);
     assert_eq!(install("two", "Only.Up"), ["Only.Up.1.0.0"]);
@@ -196,7 +239,14 @@ async fn nuget_exe_through_a_group_with_a_proxy_member() {
     let client = NugetExe::for_source(&s, "push", &source, "u", &s.token);
     let pkg = w.join("Shared.Lib.2.1.0.nupkg");
     std::fs::write(&pkg, nuget_package(&w, "Shared.Lib", "2.1.0")).unwrap();
-    client.ok(&["push", pkg.to_str().unwrap(), "-Source", "arca", "-ApiKey", &s.token]);
+    client.ok(&[
+        "push",
+        pkg.to_str().unwrap(),
+        "-Source",
+        "arca",
+        "-ApiKey",
+        &s.token,
+    ]);
     let r = get(&s, "/pkg/default/nu-a/nuget/package/shared.lib/index.json").await;
     let v: Value = r.json().await.unwrap();
     assert_eq!(v["versions"], json!(["1.0.0", "2.1.0"]), "{v}");
@@ -319,9 +369,21 @@ async fn skopeo_through_a_group_with_a_proxy_member() {
     };
     let up_creds = format!("admin:{}", up.token);
     let uh = host(&up);
-    copy("oci:layout:u1", &format!("docker://{uh}/acme/up/shared:v1"), &up_creds);
-    copy("oci:layout:u9", &format!("docker://{uh}/acme/up/shared:v9"), &up_creds);
-    copy("oci:layout:o1", &format!("docker://{uh}/acme/up/only-up:v1"), &up_creds);
+    copy(
+        "oci:layout:u1",
+        &format!("docker://{uh}/acme/up/shared:v1"),
+        &up_creds,
+    );
+    copy(
+        "oci:layout:u9",
+        &format!("docker://{uh}/acme/up/shared:v9"),
+        &up_creds,
+    );
+    copy(
+        "oci:layout:o1",
+        &format!("docker://{uh}/acme/up/only-up:v1"),
+        &up_creds,
+    );
 
     let a = hosted(&s, "o-a", "DOCKER").await;
     let b = hosted(&s, "o-b", "DOCKER").await;
@@ -336,9 +398,21 @@ async fn skopeo_through_a_group_with_a_proxy_member() {
     group(&s, "o-all", "container", &[&a, &b, &p], Some(&a), json!({})).await;
     let creds = format!("admin:{}", s.token);
     let h = host(&s);
-    copy("oci:layout:a1", &format!("docker://{h}/default/o-a/shared:v1"), &creds);
-    copy("oci:layout:b1", &format!("docker://{h}/default/o-b/shared:v1"), &creds);
-    copy("oci:layout:b2", &format!("docker://{h}/default/o-b/shared:v2"), &creds);
+    copy(
+        "oci:layout:a1",
+        &format!("docker://{h}/default/o-a/shared:v1"),
+        &creds,
+    );
+    copy(
+        "oci:layout:b1",
+        &format!("docker://{h}/default/o-b/shared:v1"),
+        &creds,
+    );
+    copy(
+        "oci:layout:b2",
+        &format!("docker://{h}/default/o-b/shared:v2"),
+        &creds,
+    );
 
     let list = ok(
         skopeo(
@@ -364,7 +438,11 @@ async fn skopeo_through_a_group_with_a_proxy_member() {
         layout_digest(&w.join("pulled"), dest)
     };
     let layout = |t: &str| layout_digest(&w.join("layout"), t);
-    assert_eq!(pull("shared:v1", "s1"), layout("a1"), "the first member's v1");
+    assert_eq!(
+        pull("shared:v1", "s1"),
+        layout("a1"),
+        "the first member's v1"
+    );
     assert_eq!(pull("shared:v2", "s2"), layout("b2"));
     assert_eq!(pull("only-up:v1", "o1"), layout("o1"), "through the proxy");
     // The upstream's shared:v9 is hidden (the LOCALs hold `shared`), by tag and by digest.
@@ -378,7 +456,10 @@ async fn skopeo_through_a_group_with_a_proxy_member() {
             &format!("docker://{h}/default/o-all/shared:v9"),
         ],
     );
-    assert!(!r.ok, "the upstream's shared:v9 must not be pulled through the group");
+    assert!(
+        !r.ok,
+        "the upstream's shared:v9 must not be pulled through the group"
+    );
     let r = s
         .client
         .get(s.url(&format!(
@@ -406,7 +487,11 @@ async fn skopeo_through_a_group_with_a_proxy_member() {
     assert_eq!(r.headers()["x-arca-served-by"], "o-b");
 
     // Pushed through the group: into o-a, pulled at once.
-    copy("oci:layout:a3", &format!("docker://{h}/default/o-all/shared:v3"), &creds);
+    copy(
+        "oci:layout:a3",
+        &format!("docker://{h}/default/o-all/shared:v3"),
+        &creds,
+    );
     let r = get(&s, "/v2/default/o-a/shared/tags/list").await;
     let v: Value = r.json().await.unwrap();
     assert!(v["tags"].as_array().unwrap().contains(&json!("v3")), "{v}");
@@ -484,7 +569,14 @@ async fn apt_get_through_a_debian_group_with_a_proxy_member() {
     let w = up.dir.path().join("debs");
     std::fs::create_dir_all(&w).unwrap();
     let up_app = build_deb(&w, "up-app", "1.0.0", None);
-    let (st, msg) = put_deb(&up, &up.token, "up-app_1.0.0_all.deb", std::fs::read(&up_app).unwrap(), "").await;
+    let (st, msg) = put_deb(
+        &up,
+        &up.token,
+        "up-app_1.0.0_all.deb",
+        std::fs::read(&up_app).unwrap(),
+        "",
+    )
+    .await;
     assert_eq!(st, 201, "{msg}");
     let up_key = up
         .get("/pkg/acme/deb/debian/public.key")
@@ -544,12 +636,17 @@ async fn apt_get_through_a_debian_group_with_a_proxy_member() {
             &s,
             reqwest::Method::POST,
             "/registry/instance/x/repositories",
-            Some(json!({"type": "VIRTUAL", "repositoryName": "deb-bad", "packageType": "debian",
-                        "virtualSettings": {"includedRepositoryUuids": [&a, &p, bad]}})),
+            Some(
+                json!({"type": "VIRTUAL", "repositoryName": "deb-bad", "packageType": "debian",
+                        "virtualSettings": {"includedRepositoryUuids": [&a, &p, bad]}}),
+            ),
         )
         .await;
         assert_eq!(st, 400, "{v}");
-        assert!(v.to_string().contains("one proxy member per distribution"), "{v}");
+        assert!(
+            v.to_string().contains("one proxy member per distribution"),
+            "{v}"
+        );
     }
     group(&s, "deb-two", "debian", &[&a, &p, &other], None, json!({})).await;
 
@@ -563,7 +660,14 @@ async fn apt_get_through_a_debian_group_with_a_proxy_member() {
     std::fs::write(keys.join("group.asc"), &group_key).unwrap();
     std::fs::write(keys.join("up.asc"), &up_key).unwrap();
     let root = s.url("/pkg/default/deb-all/debian/");
-    let apt = Apt::for_root(&s, "apt-group", &root, "u", &s.token, &keys.join("group.asc"));
+    let apt = Apt::for_root(
+        &s,
+        "apt-group",
+        &root,
+        "u",
+        &s.token,
+        &keys.join("group.asc"),
+    );
     std::fs::write(
         apt.dir.join("sources.list"),
         format!(
@@ -617,7 +721,14 @@ async fn apt_get_through_a_debian_group_with_a_proxy_member() {
     // The guard: the upstream's `local-lib` (a name the LOCALs hold) is not downloaded through
     // the group, though `stable` lists it, until the allow-list names it.
     let theirs = build_deb(&w, "local-lib", "9.0.0", None);
-    let (st, msg) = put_deb(&up, &up.token, "local-lib_9.0.0_all.deb", std::fs::read(&theirs).unwrap(), "").await;
+    let (st, msg) = put_deb(
+        &up,
+        &up.token,
+        "local-lib_9.0.0_all.deb",
+        std::fs::read(&theirs).unwrap(),
+        "",
+    )
+    .await;
     assert_eq!(st, 201, "{msg}");
     let pool = "/pkg/default/deb-all/debian/pool/main/l/local-lib/local-lib_9.0.0_all.deb";
     let upstream_pool = up
@@ -633,7 +744,12 @@ async fn apt_get_through_a_debian_group_with_a_proxy_member() {
         "{upstream_pool}"
     );
     assert_eq!(get(&s, pool).await.status(), 404);
-    set_virtual(&s, &gid, json!({"dependencyConfusionAllowList": ["local-*"], "allowRemoteProxying": true})).await;
+    set_virtual(
+        &s,
+        &gid,
+        json!({"dependencyConfusionAllowList": ["local-*"], "allowRemoteProxying": true}),
+    )
+    .await;
     let r = get(&s, pool).await;
     assert_eq!(r.status(), 200);
     assert_eq!(r.bytes().await.unwrap(), std::fs::read(&theirs).unwrap());

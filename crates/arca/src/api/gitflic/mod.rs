@@ -26,8 +26,8 @@ use self::packages::{list_packages, one_package, version_list};
 pub use self::repositories::{
     LocalSettings, ProxySettingsDto, RepositoryRequest, VirtualSettingsDto,
 };
-pub use self::trash::RestoreRequest;
 use self::repositories::{create, delete, get_one, list, modify};
+pub use self::trash::RestoreRequest;
 use super::common::check_size;
 use crate::auth::Principal;
 use crate::error::{ApiError, ApiResult};

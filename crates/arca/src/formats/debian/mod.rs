@@ -131,10 +131,7 @@ impl Format for Debian {
             }
             (_, ["pool", ..]) if get => {
                 let path = segs.join("/");
-                let f = match (Resolver { state })
-                    .find_file(&req.registry, &path)
-                    .await?
-                {
+                let f = match (Resolver { state }).find_file(&req.registry, &path).await? {
                     Some((_, f)) => f,
                     // Through a group: a pool file of a distribution a proxy member passes
                     // through, fetched by that proxy.
