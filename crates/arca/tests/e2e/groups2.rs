@@ -463,7 +463,88 @@ fn base64_encode(b: &[u8]) -> String {
     base64::engine::general_purpose::STANDARD.encode(b)
 }
 
+/// Helm charts by `helm_python` (the Go SDK's binding): `name` at each version, into `w/pkgs`.
+fn helm_charts(w: &std::path::Path, charts: &[(&str, &str)]) {
+    std::fs::create_dir_all(w).unwrap();
+    let mut script = String::from("import helm_python as helm\n");
+    for (name, version) in charts {
+        script.push_str(&format!(
+            "helm.Chart.create('{name}', '.')\nhelm.package('{name}', destination='pkgs', version='{version}')\n"
+        ));
+    }
+    let r = crate::common::run(
+        crate::common::tools().join("py/bin/python"),
+        &["-c", &script],
+        w,
+        &[],
+    );
+    assert!(r.ok, "{}\n{}", r.stdout, r.stderr);
+}
+
+/// Helm through a group of a LOCAL and a PROXY: the chart a LOCAL holds (a dashed name) is not
+/// downloaded at the upstream's version until the allow-list names it; a chart only the upstream
+/// has is, served by the proxy.
+async fn helm_downloads_through_a_group_are_guarded(b: Backend) {
+    let up = Server::start(b).await;
+    up.harness_registry(
+        "acme",
+        json!({"identifier": "hup", "packageType": "HELM", "parentRef": "acme"}),
+    )
+    .await;
+    let mirror = up.user_with_role("mirror", "reader", "acme");
+    let w = up.dir.path().join("helm");
+    helm_charts(&w, &[("priv-chart", "9.0.0"), ("free-chart", "1.0.0")]);
+    let s = Server::start(b).await;
+    let sw = s.dir.path().join("helm");
+    helm_charts(&sw, &[("priv-chart", "1.0.0")]);
+    let put = |s: &Server, path: String, file: std::path::PathBuf| {
+        let req = s
+            .client
+            .put(s.url(&path))
+            .basic_auth("u", Some(&s.token))
+            .body(std::fs::read(file).unwrap());
+        async move {
+            let r = req.send().await.unwrap();
+            assert_eq!(r.status(), 201, "{path}");
+        }
+    };
+    for f in ["priv-chart-9.0.0.tgz", "free-chart-1.0.0.tgz"] {
+        put(&up, format!("/pkg/acme/hup/helm/{f}"), w.join("pkgs").join(f)).await;
+    }
+    let a = hosted(&s, "hl-a", "HELM").await;
+    put(
+        &s,
+        "/pkg/default/hl-a/helm/priv-chart-1.0.0.tgz".into(),
+        sw.join("pkgs/priv-chart-1.0.0.tgz"),
+    )
+    .await;
+    let p = upstream(&s, "hl-up", "HELM", &up.url("/pkg/acme/hup/helm"), &mirror).await;
+    let g = group(&s, "hl-all", "helm", &[&a, &p], None, json!({})).await;
+    let root = "/pkg/default/hl-all/helm/charts";
+    let r = get(&s, &format!("{root}/priv-chart-9.0.0.tgz")).await;
+    assert_eq!(r.status(), 404, "the upstream's priv-chart 9.0.0");
+    let r = get(&s, &format!("{root}/priv-chart-1.0.0.tgz")).await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["x-arca-served-by"], "hl-a");
+    let r = get(&s, &format!("{root}/free-chart-1.0.0.tgz")).await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["x-arca-served-by"], "hl-up");
+    set_virtual(
+        &s,
+        &g,
+        json!({"dependencyConfusionAllowList": ["priv-*"], "allowRemoteProxying": true}),
+    )
+    .await;
+    let r = get(&s, &format!("{root}/priv-chart-9.0.0.tgz")).await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(
+        r.bytes().await.unwrap(),
+        std::fs::read(w.join("pkgs/priv-chart-9.0.0.tgz")).unwrap()
+    );
+}
+
 both_backends!(
+    helm_downloads_through_a_group_are_guarded,
     downloads_through_a_group_are_guarded,
     a_file_streamed_live_through_a_group_names_its_proxy,
     search_totals_through_a_group_count_names_once

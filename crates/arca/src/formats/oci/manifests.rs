@@ -633,10 +633,10 @@ pub(super) async fn referrers(ctx: &Ctx<'_>, repo: &Repo, digest: &str) -> OciRe
     let filter = ctx.query("artifactType");
     let mut manifests = Vec::new();
     let mut seen = std::collections::HashSet::new();
-    for r in (Resolver { state: ctx.state })
-        .read_chain(&repo.registry)
-        .await?
-    {
+    let resolver = Resolver { state: ctx.state };
+    // An image a hosted member holds lists no referrers a proxy member cached (the guard).
+    resolver.guard(&repo.registry, &repo.image).await?;
+    for r in resolver.read_chain(&repo.registry).await? {
         for (d, desc) in ctx.state.db.referrers(&r.id, &repo.image, digest).await? {
             // A referrer whose manifest was deleted is gone.
             if find_in(ctx.state, &r, &repo.image, &d).await?.is_none() || !seen.insert(d) {
