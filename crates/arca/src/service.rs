@@ -272,7 +272,18 @@ pub async fn validate(state: &AppState, reg: &Registry, field_members: &str) -> 
     if reg.kind == RegistryKind::Group {
         detect_cycle(state, reg, field_members).await?;
         refuse_mixed_rpm_group(state, reg, field_members).await?;
-        refuse_shared_debian_distribution(state, reg, field_members).await?;
+        refuse_shared_debian_distribution(state, reg, None, field_members).await?;
+    }
+    // A Debian proxy that changes the distributions it serves must still share none with the
+    // other proxy members of the groups that hold it.
+    if reg.kind == RegistryKind::Proxy && reg.package_type == crate::model::PackageType::Debian {
+        for id in state.db.registry_ids_including(&reg.id).await? {
+            if let Some(g) = state.db.registry_by_id(&id).await?
+                && g.kind == RegistryKind::Group
+            {
+                refuse_shared_debian_distribution(state, &g, Some(reg), "distributions").await?;
+            }
+        }
     }
     match (&reg.deployment_registry_id, reg.kind) {
         (None, _) => {}
@@ -343,16 +354,21 @@ async fn refuse_mixed_rpm_group(
 async fn refuse_shared_debian_distribution(
     state: &AppState,
     reg: &Registry,
+    changed: Option<&Registry>,
     field_members: &str,
 ) -> ApiResult<()> {
     if reg.package_type != crate::model::PackageType::Debian {
         return Ok(());
     }
     let reached = (crate::formats::Resolver { state }).reached(reg).await?;
+    // A proxy being changed counts with its new settings.
     let proxies: Vec<&Registry> = reached
         .iter()
         .filter(|r| r.reg.kind == RegistryKind::Proxy)
-        .map(|r| &r.reg)
+        .map(|r| match changed {
+            Some(c) if c.id == r.reg.id => c,
+            _ => &r.reg,
+        })
         .collect();
     let serves = |p: &Registry| -> Vec<String> {
         p.proxy

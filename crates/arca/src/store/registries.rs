@@ -443,6 +443,20 @@ impl Db {
         Ok(())
     }
 
+    /// Ids of the registries (hosted or group) whose member list includes `member_id`.
+    pub async fn registry_ids_including(&self, member_id: &str) -> StoreResult<Vec<String>> {
+        let rows = sqlx::query(
+            "SELECT DISTINCT registry_id FROM registry_members WHERE member_id = $1 ORDER BY registry_id",
+        )
+        .bind(member_id)
+        .fetch_all(&self.read)
+        .await?;
+        Ok(rows
+            .iter()
+            .filter_map(|r| r.try_get::<String, _>("registry_id").ok())
+            .collect())
+    }
+
     /// Registries (hosted or group) whose member list includes `member_id`.
     pub async fn registries_including(&self, member_id: &str) -> StoreResult<Vec<String>> {
         let rows = sqlx::query(

@@ -509,7 +509,12 @@ async fn helm_downloads_through_a_group_are_guarded(b: Backend) {
         }
     };
     for f in ["priv-chart-9.0.0.tgz", "free-chart-1.0.0.tgz"] {
-        put(&up, format!("/pkg/acme/hup/helm/{f}"), w.join("pkgs").join(f)).await;
+        put(
+            &up,
+            format!("/pkg/acme/hup/helm/{f}"),
+            w.join("pkgs").join(f),
+        )
+        .await;
     }
     let a = hosted(&s, "hl-a", "HELM").await;
     put(

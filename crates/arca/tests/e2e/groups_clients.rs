@@ -649,6 +649,45 @@ async fn apt_get_through_a_debian_group_with_a_proxy_member() {
         );
     }
     group(&s, "deb-two", "debian", &[&a, &p, &other], None, json!({})).await;
+    // Nor may a member proxy take a distribution another member proxy serves later on.
+    let (st, v) = crate::groups::gf(
+        &s,
+        reqwest::Method::PUT,
+        &format!("/registry/instance/repositories/{other}"),
+        Some(json!({"type": "PROXY", "proxySettings": {"distributions": ["stable"]}})),
+    )
+    .await;
+    assert_eq!(st, 400, "{v}");
+    assert!(
+        v.to_string().contains("one proxy member per distribution"),
+        "{v}"
+    );
+    let (st, v) = crate::groups::gf(
+        &s,
+        reqwest::Method::PUT,
+        &format!("/registry/instance/repositories/{other}"),
+        Some(json!({"type": "PROXY", "proxySettings": {"distributions": ["other", "more"]}})),
+    )
+    .await;
+    assert_eq!(st, 200, "{v}");
+    let (_, v) = crate::groups::gf(
+        &s,
+        reqwest::Method::GET,
+        &format!("/registry/instance/x/repositories/{other}"),
+        None,
+    )
+    .await;
+    assert_eq!(
+        v["proxySettings"]["distributions"],
+        json!(["other", "more"]),
+        "{v}"
+    );
+    let (_, h) = crate::common::call(s.get("/har/api/v1/registry/default/deb-other/+")).await;
+    assert_eq!(
+        h["data"]["config"]["distributions"],
+        json!(["other", "more"]),
+        "{h}"
+    );
 
     let group_key = get(&s, "/pkg/default/deb-all/debian/public.key")
         .await
