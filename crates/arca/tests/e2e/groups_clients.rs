@@ -395,7 +395,7 @@ async fn skopeo_through_a_group_with_a_proxy_member() {
         &mirror,
     )
     .await;
-    group(&s, "o-all", "container", &[&a, &b, &p], Some(&a), json!({})).await;
+    let g = group(&s, "o-all", "container", &[&a, &b, &p], Some(&a), json!({})).await;
     let creds = format!("admin:{}", s.token);
     let h = host(&s);
     copy(
@@ -496,6 +496,28 @@ async fn skopeo_through_a_group_with_a_proxy_member() {
     let v: Value = r.json().await.unwrap();
     assert!(v["tags"].as_array().unwrap().contains(&json!("v3")), "{v}");
     assert_eq!(pull("shared:v3", "s3"), layout("a3"));
+
+    // Allow-listed, the upstream's shared:v9 pulls through the group (from the proxy).
+    set_virtual(
+        &s,
+        &g,
+        json!({"dependencyConfusionAllowList": ["shared"], "allowRemoteProxying": true}),
+    )
+    .await;
+    assert_eq!(pull("shared:v9", "s9"), layout("u9"));
+    let r = s
+        .client
+        .head(s.url(&format!(
+            "/v2/default/o-all/shared/manifests/{}",
+            layout("u9")
+        )))
+        .basic_auth("admin", Some(&s.token))
+        .header("accept", "application/vnd.oci.image.manifest.v1+json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["x-arca-served-by"], "o-up");
 }
 
 /// The OPM client's requests through the group: `list.txt` is the union of the members' (the
