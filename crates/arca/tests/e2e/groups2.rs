@@ -440,6 +440,62 @@ async fn search_totals_through_a_group_count_names_once(b: Backend) {
     let (_, v) = call(s.get("/pkg/default/ps-all/npm/-/v1/search?text=dup&size=1&from=1")).await;
     assert_eq!(v["total"], 2, "{v}");
     assert_eq!(v["objects"][0]["package"]["name"], "dup-two", "{v}");
+
+    // Cargo: the same crate in both members.
+    let ca = hosted(&s, "cs-a", "CARGO").await;
+    let cb = hosted(&s, "cs-b", "CARGO").await;
+    for (reg, name, vers) in [
+        ("cs-a", "dup-crate", "1.0.0"),
+        ("cs-b", "dup-crate", "2.0.0"),
+        ("cs-b", "dup-other", "1.0.0"),
+    ] {
+        let r = s
+            .client
+            .put(s.url(&format!("/pkg/default/{reg}/cargo/api/v1/crates/new")))
+            .header("authorization", &s.token)
+            .body(cargo_publish_body(name, vers))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+    }
+    group(&s, "cs-all", "cargo", &[&ca, &cb], None, json!({})).await;
+    let (st, v) = call(s.get("/pkg/default/cs-all/cargo/api/v1/crates?q=dup&per_page=10")).await;
+    assert_eq!(st, 200, "{v}");
+    assert_eq!(v["meta"]["total"], 2, "{v}");
+    let names: Vec<&str> = v["crates"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["dup-crate", "dup-other"], "{v}");
+}
+
+/// A `cargo publish` request body: the JSON metadata and a `.crate` holding its `Cargo.toml`.
+fn cargo_publish_body(name: &str, vers: &str) -> Vec<u8> {
+    let toml = format!("[package]\nname = \"{name}\"\nversion = \"{vers}\"\nedition = \"2021\"\n");
+    let lib = "pub fn f() {}\n";
+    let mut tar = tar::Builder::new(flate2::write::GzEncoder::new(
+        Vec::new(),
+        flate2::Compression::default(),
+    ));
+    for (path, body) in [("Cargo.toml", toml.as_str()), ("src/lib.rs", lib)] {
+        let mut h = tar::Header::new_gnu();
+        h.set_size(body.len() as u64);
+        h.set_mode(0o644);
+        h.set_cksum();
+        tar.append_data(&mut h, format!("{name}-{vers}/{path}"), body.as_bytes())
+            .unwrap();
+    }
+    let krate = tar.into_inner().unwrap().finish().unwrap();
+    let meta = json!({"name": name, "vers": vers, "deps": [], "features": {}}).to_string();
+    let mut b = Vec::new();
+    b.extend_from_slice(&(meta.len() as u32).to_le_bytes());
+    b.extend_from_slice(meta.as_bytes());
+    b.extend_from_slice(&(krate.len() as u32).to_le_bytes());
+    b.extend_from_slice(&krate);
+    b
 }
 
 /// A gzipped tar holding `package/package.json`, as `npm pack` makes it.
