@@ -19,6 +19,7 @@ mod gitflic_seed;
 mod groups;
 mod groups2;
 mod groups_clients;
+mod groups_debian;
 mod harness;
 mod harness_seed;
 mod helm;

@@ -13,6 +13,7 @@
 //! packages changed (validated per package revision, like every generated document), never on
 //! every request, and signed with the registry's key.
 
+mod group;
 mod proxy;
 
 use crate::formats::setup::{Setup, SetupContext, inline, step};
@@ -135,7 +136,7 @@ impl Format for Debian {
                     Some((_, f)) => f,
                     // Through a group: a pool file of a distribution a proxy member passes
                     // through, fetched by that proxy.
-                    None => group_pool_file(state, &req.registry, &path)
+                    None => group::pool_file(state, &req.registry, &path)
                         .await?
                         .ok_or_else(|| ApiError::not_found(format!("no package at {path}")))?,
                 };
@@ -477,7 +478,7 @@ async fn dist_file(
     // that serves it, unmerged, with the upstream's signatures.
     let doc = match built {
         Err(ApiError::NotFound(_)) if req.registry.kind == crate::model::RegistryKind::Group => {
-            if let Some(proxy) = group_proxy_for(state, &req.registry, dist).await? {
+            if let Some(proxy) = group::proxy_for(state, &req.registry, dist).await? {
                 let path = format!("dists/{dist}/{rest}");
                 let segs: Vec<&str> = path.split('/').collect();
                 crate::formats::members::served_by(&proxy.identifier);
@@ -493,58 +494,6 @@ async fn dist_file(
         doc.ok_or_else(|| ApiError::not_found(format!("dists/{dist}/{rest} does not exist")))?;
     // apt revalidates with If-Modified-Since.
     Ok(doc.respond_dated(&req.headers, req.method == Method::HEAD))
-}
-
-/// The proxy member of group `group` that serves distribution `dist` (one that declares it, else
-/// one that declares none: at most one can, see `service::refuse_shared_debian_distribution`).
-/// Not through a group that does not allow remote proxying (a release is revalidated upstream).
-async fn group_proxy_for(
-    state: &AppState,
-    group: &Registry,
-    dist: &str,
-) -> ApiResult<Option<Registry>> {
-    let reached = (Resolver { state }).reached(group).await?;
-    let proxies: Vec<&Registry> = reached
-        .iter()
-        .filter(|r| r.reg.kind == crate::model::RegistryKind::Proxy && r.live)
-        .map(|r| &r.reg)
-        .collect();
-    let declared = |p: &Registry| {
-        p.proxy
-            .as_ref()
-            .map(|s| s.distributions.clone())
-            .unwrap_or_default()
-    };
-    Ok(proxies
-        .iter()
-        .find(|p| declared(p).iter().any(|d| d == dist))
-        .or_else(|| proxies.iter().find(|p| declared(p).is_empty()))
-        .map(|p| (*p).clone()))
-}
-
-/// A pool file through a group that no stored member has: fetched by the group's proxy members
-/// in order (the distributions they pass through list it).
-async fn group_pool_file(
-    state: &AppState,
-    group: &Registry,
-    path: &str,
-) -> ApiResult<Option<FileRow>> {
-    if group.kind != crate::model::RegistryKind::Group {
-        return Ok(None);
-    }
-    let resolver = Resolver { state };
-    // `<package>_<version>_<arch>.deb`: a package a hosted member holds is never downloaded from
-    // a proxy member (the dependency-confusion guard, unless allow-listed).
-    let file = path.rsplit('/').next().unwrap_or(path);
-    if let Some((package, _)) = file.split_once('_') {
-        resolver.guard(group, package).await?;
-    }
-    for p in resolver.proxies(group).await? {
-        if let Some(f) = proxy::pool_file(state, &p, path).await? {
-            return Ok(Some(f));
-        }
-    }
-    Ok(None)
 }
 
 /// Generates `Packages`, `Packages.gz` (and their by-hash copies) for every component and
