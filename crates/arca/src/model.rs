@@ -266,6 +266,10 @@ pub struct ProxySettings {
     /// Debian/RPM: the upstream's armored OpenPGP public key. Signed release files are verified
     /// with it before they are served, and it is the proxy's `public.key`.
     pub upstream_key: Option<String>,
+    /// Debian: the distributions this proxy serves through a group, passed through unmerged with
+    /// the upstream's signatures (empty: any distribution no hosted member holds). A group holds
+    /// at most one proxy member per distribution.
+    pub distributions: Vec<String>,
 }
 
 impl ProxySettings {

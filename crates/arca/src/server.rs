@@ -58,6 +58,7 @@ pub async fn build_state(config: Config) -> anyhow::Result<AppState> {
         blobs,
         password_cache: Default::default(),
         docs: Default::default(),
+        walks: Default::default(),
         downloads: Default::default(),
     })))
 }

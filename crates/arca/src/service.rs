@@ -184,6 +184,22 @@ pub async fn validate(state: &AppState, reg: &Registry, field_members: &str) -> 
         {
             return Err(ApiError::bad("upstreamPublicKey", e));
         }
+        if let Some(d) = p
+            .distributions
+            .iter()
+            .find(|d| !crate::formats::debian::valid_word(d))
+        {
+            return Err(ApiError::bad(
+                "distributions",
+                format!("'{d}' is not a distribution name"),
+            ));
+        }
+        if !p.distributions.is_empty() && reg.package_type != crate::model::PackageType::Debian {
+            return Err(ApiError::bad(
+                "distributions",
+                "only Debian proxies serve distributions",
+            ));
+        }
         if p.expire_hours < 0 || p.metadata_interval_secs < 0 {
             return Err(ApiError::bad(
                 "expireHours",
@@ -256,6 +272,18 @@ pub async fn validate(state: &AppState, reg: &Registry, field_members: &str) -> 
     if reg.kind == RegistryKind::Group {
         detect_cycle(state, reg, field_members).await?;
         refuse_mixed_rpm_group(state, reg, field_members).await?;
+        refuse_shared_debian_distribution(state, reg, None, field_members).await?;
+    }
+    // A Debian proxy that changes the distributions it serves must still share none with the
+    // other proxy members of the groups that hold it.
+    if reg.kind == RegistryKind::Proxy && reg.package_type == crate::model::PackageType::Debian {
+        for id in state.db.registry_ids_including(&reg.id).await? {
+            if let Some(g) = state.db.registry_by_id(&id).await?
+                && g.kind == RegistryKind::Group
+            {
+                refuse_shared_debian_distribution(state, &g, Some(reg), "distributions").await?;
+            }
+        }
     }
     match (&reg.deployment_registry_id, reg.kind) {
         (None, _) => {}
@@ -315,6 +343,60 @@ async fn refuse_mixed_rpm_group(
             "an RPM group cannot mix LOCAL and PROXY members: RPM has one repomd.xml per \
              repository root, so hosted packages and a proxied upstream cannot be served together",
         ));
+    }
+    Ok(())
+}
+
+/// A Debian group passes each distribution a proxy member serves through unmerged, with the
+/// upstream's signature: two proxy members serving one distribution cannot both be, so such a
+/// group is refused when it is configured. A proxy that declares no `distributions` serves any
+/// (so it shares them with every other proxy member).
+async fn refuse_shared_debian_distribution(
+    state: &AppState,
+    reg: &Registry,
+    changed: Option<&Registry>,
+    field_members: &str,
+) -> ApiResult<()> {
+    if reg.package_type != crate::model::PackageType::Debian {
+        return Ok(());
+    }
+    let reached = (crate::formats::Resolver { state }).reached(reg).await?;
+    // A proxy being changed counts with its new settings.
+    let proxies: Vec<&Registry> = reached
+        .iter()
+        .filter(|r| r.reg.kind == RegistryKind::Proxy)
+        .map(|r| match changed {
+            Some(c) if c.id == r.reg.id => c,
+            _ => &r.reg,
+        })
+        .collect();
+    let serves = |p: &Registry| -> Vec<String> {
+        p.proxy
+            .as_ref()
+            .map(|s| s.distributions.clone())
+            .unwrap_or_default()
+    };
+    for (i, a) in proxies.iter().enumerate() {
+        for b in &proxies[i + 1..] {
+            let (da, db) = (serves(a), serves(b));
+            let shared = if da.is_empty() || db.is_empty() {
+                Some("any distribution".to_string())
+            } else {
+                da.iter()
+                    .find(|d| db.contains(d))
+                    .map(|d| format!("distribution '{d}'"))
+            };
+            if let Some(what) = shared {
+                return Err(ApiError::bad(
+                    field_members,
+                    format!(
+                        "a Debian group holds at most one proxy member per distribution: '{}' and \
+                         '{}' both serve {what} (declare each proxy's `distributions`)",
+                        a.identifier, b.identifier
+                    ),
+                ));
+            }
+        }
     }
     Ok(())
 }

@@ -23,6 +23,8 @@ pub struct Inner {
     pub docs: crate::doc_cache::DocCache,
     pub downloads: crate::download_counter::DownloadCounter,
     pub proxy: crate::proxy::ProxyEngine,
+    /// Group member walks remembered across requests (see `formats::members::Walks`).
+    pub walks: crate::formats::members::Walks,
 }
 
 impl std::ops::Deref for AppState {

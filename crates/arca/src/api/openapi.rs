@@ -8,7 +8,9 @@
 use axum::Json;
 use utoipa::OpenApi;
 
-use super::gitflic::{LocalSettings, ProxySettingsDto, RepositoryRequest, VirtualSettingsDto};
+use super::gitflic::{
+    LocalSettings, ProxySettingsDto, RepositoryRequest, RestoreRequest, VirtualSettingsDto,
+};
 use super::harness::RegistryRequest;
 use super::tokens::TokenRequest;
 use crate::model::CleanupPolicy;
@@ -328,6 +330,42 @@ doc_op!(
     "Delete a service-wide repository",
     params(("uuid" = String, Path,))
 );
+// Arca's extension on a TRASH_CAN (every scope form serves it; the company and instance forms
+// are declared).
+doc_op!(
+    g_trash_c,
+    get,
+    "/registry/company/{companyAlias}/repositories/{uuid}/trash",
+    "GitFlic",
+    "List the versions in a company's TRASH_CAN (Arca extension)",
+    params(("companyAlias" = String, Path,), ("uuid" = String, Path,), ("page" = Option<i64>, Query,), ("size" = Option<i64>, Query,))
+);
+doc_op!(
+    g_restore_c,
+    post,
+    "/registry/company/{companyAlias}/repositories/{uuid}/restore",
+    "GitFlic",
+    "Restore a version from a company's TRASH_CAN into its repository (Arca extension)",
+    body = RestoreRequest,
+    params(("companyAlias" = String, Path,), ("uuid" = String, Path,))
+);
+doc_op!(
+    g_trash_i,
+    get,
+    "/registry/instance/repositories/{uuid}/trash",
+    "GitFlic",
+    "List the versions in the service-wide TRASH_CAN (Arca extension)",
+    params(("uuid" = String, Path,), ("page" = Option<i64>, Query,), ("size" = Option<i64>, Query,))
+);
+doc_op!(
+    g_restore_i,
+    post,
+    "/registry/instance/repositories/{uuid}/restore",
+    "GitFlic",
+    "Restore a version from the service-wide TRASH_CAN into its repository (Arca extension)",
+    body = RestoreRequest,
+    params(("uuid" = String, Path,))
+);
 // The other instance form of each operation (both forms serve every operation).
 doc_op!(g_list_i2, get, "/registry/instance/repositories", "GitFlic", "List service-wide repositories",
     params(("page" = Option<i64>, Query,), ("size" = Option<i64>, Query,)));
@@ -542,6 +580,10 @@ fn a_token_revoke() {}
         g_pkgs_i,
         g_pkg_i,
         g_vers_i,
+        g_trash_c,
+        g_restore_c,
+        g_trash_i,
+        g_restore_i,
         a_secret_set,
         a_secret_list,
         a_secret_delete,
@@ -556,6 +598,7 @@ fn a_token_revoke() {}
         LocalSettings,
         ProxySettingsDto,
         VirtualSettingsDto,
+        RestoreRequest,
         TokenRequest
     ))
 )]

@@ -14,6 +14,9 @@
 //! * **`allowRemoteProxying`.** A proxy reached through a group that does not allow remote
 //!   proxying answers from its cache only; it is never asked upstream.
 //! * **Served by.** The members that answered are collected and sent as `X-Arca-Served-By`.
+//! * **Walks across requests.** A process remembers a registry's walk for up to [`WALK_TTL`]
+//!   ([`Walks`]), checked against the registry's own row (read on every request) and against
+//!   every registry write the process made since, so a group's read costs one package query.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -29,6 +32,58 @@ pub struct Reached {
     pub live: bool,
     /// What `X-Arca-Served-By` calls it: a cache is named after its proxy.
     pub label: String,
+}
+
+/// How long a process trusts a walk it remembers across requests: changes this process makes
+/// to a registry invalidate it at once (see `store::registries::registries_generation`); a
+/// change another process of a cluster made to a *member* is seen within this time (the group's
+/// own row, member list and order included, is read on every request).
+const WALK_TTL: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// A remembered walk: the fingerprint it was computed under, when, and the walk.
+type Remembered = (String, std::time::Instant, Arc<Vec<Reached>>);
+
+/// Walks remembered across requests, per registry id, with what they were computed from.
+#[derive(Default)]
+pub struct Walks(Mutex<HashMap<String, Remembered>>);
+
+impl Walks {
+    /// The fingerprint a walk of `reg` depends on beside its members' rows.
+    fn fingerprint(reg: &Registry) -> String {
+        format!(
+            "{}|{}|{}|{}|{}",
+            reg.updated_at,
+            reg.members.join(","),
+            reg.allow_remote_proxying,
+            reg.kind.as_str(),
+            crate::store::registries::registries_generation()
+        )
+    }
+
+    pub(super) fn get(&self, reg: &Registry) -> Option<Arc<Vec<Reached>>> {
+        let map = self.0.lock().ok()?;
+        let (fp, at, walk) = map.get(&reg.id)?;
+        (at.elapsed() < WALK_TTL && *fp == Self::fingerprint(reg)).then(|| walk.clone())
+    }
+
+    pub(super) fn put(&self, reg: &Registry, fingerprint: String, walk: Arc<Vec<Reached>>) {
+        if let Ok(mut map) = self.0.lock() {
+            // Bounded by the registries read within the TTL; cleared rather than aged per entry.
+            if map.len() > 10_000 {
+                map.clear();
+            }
+            map.insert(
+                reg.id.clone(),
+                (fingerprint, std::time::Instant::now(), walk),
+            );
+        }
+    }
+
+    /// The fingerprint to store a walk under: taken *before* the walk reads the members, so a
+    /// registry written meanwhile makes the stored walk fail its next check.
+    pub(super) fn fingerprint_now(reg: &Registry) -> String {
+        Self::fingerprint(reg)
+    }
 }
 
 /// What one request remembers.

@@ -262,7 +262,15 @@ impl Resolver<'_> {
         if let Some(w) = members::remembered_walk(&reg.id) {
             return Ok(w);
         }
+        // A walk this process made a moment ago from the same rows (see `members::Walks`): a
+        // group's read then costs one package query, as a registry's does.
+        if let Some(w) = self.state.walks.get(reg) {
+            members::remember_walk(&reg.id, w.clone());
+            return Ok(w);
+        }
+        let fingerprint = members::Walks::fingerprint_now(reg);
         let w = Arc::new(self.walk(reg).await?);
+        self.state.walks.put(reg, fingerprint, w.clone());
         members::remember_walk(&reg.id, w.clone());
         Ok(w)
     }
@@ -400,11 +408,16 @@ impl Resolver<'_> {
 
     /// Names the member that holds `file` in `X-Arca-Served-By` (a proxy's cache by its proxy).
     pub async fn served(&self, reg: &Registry, file: &FileRow) -> ApiResult<()> {
+        self.served_from(reg, &file.registry_id).await
+    }
+
+    /// Names the member `registry_id` (reached through `reg`) in `X-Arca-Served-By`.
+    pub async fn served_from(&self, reg: &Registry, registry_id: &str) -> ApiResult<()> {
         if let Some(r) = self
             .reached(reg)
             .await?
             .iter()
-            .find(|r| r.reg.id == file.registry_id)
+            .find(|r| r.reg.id == registry_id)
         {
             members::served_by(&r.label);
         }
@@ -451,6 +464,51 @@ impl Resolver<'_> {
                 || members::allow_listed(&reg.dc_allow_list, &p.name)
         });
         Ok((chain, pkgs))
+    }
+
+    /// A search through `reg`: packages whose name contains `term`, each name once (from the
+    /// first registry of the read chain that has it; a proxy's cache not for a name a hosted
+    /// registry of the chain owns, unless allow-listed), paged by name; the total counts names.
+    pub async fn search(
+        &self,
+        reg: &Registry,
+        term: &str,
+        offset: i64,
+        limit: i64,
+    ) -> ApiResult<(i64, Vec<crate::store::artifacts::PackageRow>)> {
+        let chain = self.read_chain(reg).await?;
+        let ids: Vec<String> = chain.iter().map(|r| r.id.clone()).collect();
+        let (total, rows) = self
+            .state
+            .db
+            .search_names(&ids, term, offset, limit)
+            .await?;
+        let rank = |id: &str| chain.iter().position(|r| r.id == id);
+        let kind = |id: &str| rank(id).map(|i| chain[i].kind);
+        let owned: std::collections::HashSet<&str> = rows
+            .iter()
+            .filter(|p| kind(&p.registry_id) == Some(RegistryKind::Hosted))
+            .map(|p| p.name.as_str())
+            .collect();
+        let mut best: std::collections::BTreeMap<
+            String,
+            (usize, &crate::store::artifacts::PackageRow),
+        > = std::collections::BTreeMap::new();
+        for p in &rows {
+            let Some(i) = rank(&p.registry_id) else {
+                continue;
+            };
+            if kind(&p.registry_id) == Some(RegistryKind::Cache)
+                && owned.contains(p.name.as_str())
+                && !members::allow_listed(&reg.dc_allow_list, &p.name)
+            {
+                continue;
+            }
+            if best.get(&p.name).is_none_or(|(j, _)| i < *j) {
+                best.insert(p.name.clone(), (i, p));
+            }
+        }
+        Ok((total, best.into_values().map(|(_, p)| p.clone()).collect()))
     }
 
     /// Finds an immutable file by its registry-relative path along the read chain.
@@ -614,6 +672,8 @@ async fn dispatch(
 #[cfg(test)]
 mod tests {
 
+    use std::sync::Arc;
+
     use super::{Resolver, members};
     use crate::model::RegistryKind;
     use crate::testing::{state, stored};
@@ -773,6 +833,32 @@ mod tests {
         assert!(r.proxies(&g).await.unwrap().is_empty());
         g.allow_remote_proxying = true;
         assert_eq!(r.proxies(&g).await.unwrap().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_remembered_walk_follows_registry_changes() {
+        let t = state().await;
+        let s = &t.state;
+        let mut h = stored(s, "acme", "h", RegistryKind::Hosted, &[]).await;
+        let other = stored(s, "acme", "other", RegistryKind::Hosted, &[]).await;
+        let mut g = stored(s, "acme", "g", RegistryKind::Group, &[&h]).await;
+        let r = Resolver { state: s };
+        let labels = |w: Arc<Vec<members::Reached>>| -> Vec<String> {
+            w.iter().map(|x| x.label.clone()).collect()
+        };
+        assert_eq!(labels(r.reached(&g).await.unwrap()), ["h"]);
+        // Remembered across requests: the same walk while nothing changed.
+        let first = r.reached(&g).await.unwrap();
+        assert!(Arc::ptr_eq(&first, &r.reached(&g).await.unwrap()));
+        // A member written by this process: the next read walks again and sees it.
+        h.description = Some("changed".into());
+        s.db.update_registry(&h).await.unwrap();
+        let w = r.reached(&g).await.unwrap();
+        assert!(!Arc::ptr_eq(&first, &w));
+        assert_eq!(w[0].reg.description.as_deref(), Some("changed"));
+        // The group's own member list is part of what the walk is checked against.
+        g.members.push(other.id.clone());
+        assert_eq!(labels(r.reached(&g).await.unwrap()), ["h", "other"]);
     }
 
     #[tokio::test]

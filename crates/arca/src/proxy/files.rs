@@ -214,6 +214,7 @@ pub async fn open_with(
     if let Some(cache) = &cache
         && let Some(f) = state.db.file_by_path(&cache.id, &wanted.path).await?
     {
+        crate::formats::members::served_by(&proxy.identifier);
         return Ok(Some(Got::Stored(f)));
     }
     // `isCaching: false`: the proxy relays (still one fetch per key) and keeps nothing new.
@@ -257,6 +258,11 @@ pub async fn open_with(
         .await
         .map(|p| p.clone())
         .map_err(|_| ApiError::Internal(anyhow::anyhow!("a proxy fetch ended without a word")))?;
+    if !matches!(seen, Progress::Failed(_)) {
+        // Through a group, the member that answered is named in `X-Arca-Served-By`, whether
+        // the file was committed already or is still arriving.
+        crate::formats::members::served_by(&proxy.identifier);
+    }
     match seen {
         Progress::Failed(Failure::NotFound(_)) => Ok(None),
         Progress::Failed(f) => Err(f.into()),

@@ -700,6 +700,58 @@ impl Db {
         Ok(row.map(|r| r.try_get::<String, _>("name")).transpose()?)
     }
 
+    /// Package names containing `term` in these registries, each name once, sorted and paged:
+    /// the number of distinct names, and every row (of any of these registries) of the names on
+    /// the page. What a search through a group counts and lists.
+    pub async fn search_names(
+        &self,
+        registry_ids: &[String],
+        term: &str,
+        offset: i64,
+        limit: i64,
+    ) -> StoreResult<(i64, Vec<PackageRow>)> {
+        if registry_ids.is_empty() {
+            return Ok((0, vec![]));
+        }
+        let mut filter = Filter::default();
+        filter.any_of("registry_id", registry_ids.iter().cloned());
+        if !term.is_empty() {
+            filter.contains("name", term);
+        }
+        let where_ = filter.sql();
+        let total: i64 = filter
+            .query(&format!(
+                "SELECT COUNT(DISTINCT name) AS n FROM packages WHERE {where_}"
+            ))
+            .fetch_one(&self.read)
+            .await?
+            .try_get("n")?;
+        let sql = format!(
+            "SELECT DISTINCT name FROM packages WHERE {where_} ORDER BY name LIMIT {} OFFSET {}",
+            limit.max(0),
+            offset.max(0)
+        );
+        let names: Vec<String> = filter
+            .query(&sql)
+            .fetch_all(&self.read)
+            .await?
+            .iter()
+            .map(|r| r.try_get("name"))
+            .collect::<Result<_, _>>()?;
+        if names.is_empty() {
+            return Ok((total, vec![]));
+        }
+        let mut rows = Filter::default();
+        rows.any_of("registry_id", registry_ids.iter().cloned());
+        rows.any_of("name", names);
+        let sql = format!("SELECT * FROM packages WHERE {} ORDER BY name", rows.sql());
+        let found = rows.query(&sql).fetch_all(&self.read).await?;
+        Ok((
+            total,
+            found.iter().map(row_to_package).collect::<Result<_, _>>()?,
+        ))
+    }
+
     /// Names of the packages in these registries, sorted and without duplicates.
     pub async fn package_names(&self, registry_ids: &[String]) -> StoreResult<Vec<String>> {
         if registry_ids.is_empty() {

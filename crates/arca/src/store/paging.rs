@@ -213,7 +213,7 @@ impl Filter {
         self
     }
 
-    fn sql(&self) -> String {
+    pub(super) fn sql(&self) -> String {
         if self.conds.is_empty() {
             "1 = 1".into()
         } else {
@@ -221,7 +221,7 @@ impl Filter {
         }
     }
 
-    fn query<'q>(
+    pub(super) fn query<'q>(
         &'q self,
         sql: &'q str,
     ) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>> {

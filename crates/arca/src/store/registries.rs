@@ -45,6 +45,10 @@ fn row_to_registry(r: &AnyRow) -> Result<Registry, sqlx::Error> {
                 .map(|v| v != 0),
             negative_ttl_secs: r.try_get("proxy_negative_ttl")?,
             upstream_key: r.try_get("proxy_upstream_key")?,
+            distributions: r
+                .try_get::<Option<String>, _>("proxy_distributions")?
+                .and_then(|s| serde_json::from_str(&s).ok())
+                .unwrap_or_default(),
         }),
         _ => None,
     };
@@ -286,6 +290,7 @@ impl Db {
     }
 
     pub(crate) async fn insert_registry_in(tx: &mut Tx<'_>, reg: &Registry) -> StoreResult<()> {
+        bump_generation();
         let p = reg.proxy.clone().unwrap_or_default();
         let res = sqlx::query(
             "INSERT INTO registries (id, account, scope_id, identifier, package_type, kind, description, labels, \
@@ -293,8 +298,8 @@ impl Db {
              proxy_url, proxy_username, proxy_secret, proxy_caching, proxy_offline, proxy_expire_hours, \
              proxy_metadata_interval, proxy_source, proxy_harness_auth, cache_of, allow_remote_proxying, \
              deployment_registry_id, created_at, updated_at, allow_public_groups, proxy_library_prefix, proxy_negative_ttl, \
-             proxy_upstream_key, dc_allow_list) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, \
-             $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27, $28, $29, $30, $31, $32, $33, $34)",
+             proxy_upstream_key, dc_allow_list, proxy_distributions) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, \
+             $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27, $28, $29, $30, $31, $32, $33, $34, $35)",
         )
         .bind(&reg.id)
         .bind(&reg.namespace)
@@ -330,6 +335,7 @@ impl Db {
         .bind(p.negative_ttl_secs)
         .bind(p.upstream_key.clone())
         .bind(serde_json::to_string(&reg.dc_allow_list).unwrap_or_default())
+        .bind(distributions_column(&p))
         .execute(&mut **tx)
         .await;
         match res {
@@ -364,8 +370,8 @@ impl Db {
              proxy_expire_hours = $15, proxy_metadata_interval = $16, proxy_source = $17, proxy_harness_auth = $18, \
              allow_remote_proxying = $19, deployment_registry_id = $20, updated_at = $21, \
              allow_public_groups = $22, proxy_library_prefix = $23, proxy_negative_ttl = $24, proxy_upstream_key = $25, \
-             dc_allow_list = $26 \
-             WHERE id = $27",
+             dc_allow_list = $26, proxy_distributions = $27 \
+             WHERE id = $28",
         )
         .bind(reg.description.clone())
         .bind(serde_json::to_string(&reg.labels).unwrap_or_default())
@@ -393,6 +399,7 @@ impl Db {
         .bind(p.negative_ttl_secs)
         .bind(p.upstream_key.clone())
         .bind(serde_json::to_string(&reg.dc_allow_list).unwrap_or_default())
+        .bind(distributions_column(&p))
         .bind(&reg.id)
         .execute(&mut *tx)
         .await?;
@@ -409,6 +416,7 @@ impl Db {
                 .await?;
         }
         tx.commit().await?;
+        bump_generation();
         Ok(())
     }
 
@@ -431,7 +439,22 @@ impl Db {
             sqlx::query(sql).bind(id).execute(&mut *tx).await?;
         }
         tx.commit().await?;
+        bump_generation();
         Ok(())
+    }
+
+    /// Ids of the registries (hosted or group) whose member list includes `member_id`.
+    pub async fn registry_ids_including(&self, member_id: &str) -> StoreResult<Vec<String>> {
+        let rows = sqlx::query(
+            "SELECT DISTINCT registry_id FROM registry_members WHERE member_id = $1 ORDER BY registry_id",
+        )
+        .bind(member_id)
+        .fetch_all(&self.read)
+        .await?;
+        Ok(rows
+            .iter()
+            .filter_map(|r| r.try_get::<String, _>("registry_id").ok())
+            .collect())
     }
 
     /// Registries (hosted or group) whose member list includes `member_id`.
@@ -547,4 +570,22 @@ impl Db {
         self.paged(List::Registries, &select, "r.identifier", filter, page)
             .await
     }
+}
+
+/// `proxy_distributions`: a JSON list, NULL when none are declared.
+fn distributions_column(p: &ProxySettings) -> Option<String> {
+    (!p.distributions.is_empty())
+        .then(|| serde_json::to_string(&p.distributions).unwrap_or_default())
+}
+
+/// Changes whenever this process writes a registry row (create, update, delete): what a
+/// process-local memory of registry rows (a group's member walk) checks before it is trusted.
+static GENERATION: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+pub fn registries_generation() -> u64 {
+    GENERATION.load(std::sync::atomic::Ordering::Acquire)
+}
+
+fn bump_generation() {
+    GENERATION.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
 }

@@ -14,7 +14,12 @@ use crate::npm::{Npm, package};
 use crate::pypi::{client_env, make_dists, py, twine};
 
 /// A GitFlic call with the admin token.
-async fn gf(s: &Server, method: reqwest::Method, path: &str, body: Option<Value>) -> (u16, Value) {
+pub(crate) async fn gf(
+    s: &Server,
+    method: reqwest::Method,
+    path: &str,
+    body: Option<Value>,
+) -> (u16, Value) {
     let mut r = s
         .client
         .request(method, s.url(path))
@@ -26,7 +31,7 @@ async fn gf(s: &Server, method: reqwest::Method, path: &str, body: Option<Value>
 }
 
 /// The uuid of registry `id` in the instance scope.
-async fn uuid(s: &Server, id: &str) -> String {
+pub(crate) async fn uuid(s: &Server, id: &str) -> String {
     let (st, v) = call(s.get(&format!("/har/api/v1/registry/default/{id}/+"))).await;
     assert_eq!(st, 200, "{v}");
     v["data"]["uuid"].as_str().unwrap().to_string()
@@ -91,7 +96,7 @@ pub(crate) async fn group(
 }
 
 /// Changes a VIRTUAL's settings.
-async fn set_virtual(s: &Server, id: &str, settings: Value) {
+pub(crate) async fn set_virtual(s: &Server, id: &str, settings: Value) {
     let (st, v) = gf(
         s,
         reqwest::Method::PUT,
@@ -102,7 +107,7 @@ async fn set_virtual(s: &Server, id: &str, settings: Value) {
     assert_eq!(st, 200, "{v}");
 }
 
-async fn get(s: &Server, path: &str) -> reqwest::Response {
+pub(crate) async fn get(s: &Server, path: &str) -> reqwest::Response {
     s.client
         .get(s.url(path))
         .header("x-api-key", &s.token)

@@ -12,13 +12,14 @@
 
 mod packages;
 mod repositories;
+mod trash;
 
 use std::collections::HashMap;
 
 use axum::Router;
 use axum::extract::{FromRequestParts, Path};
 use axum::http::request::Parts;
-use axum::routing::get;
+use axum::routing::{get, post};
 use serde_json::{Value, json};
 
 use self::packages::{list_packages, one_package, version_list};
@@ -26,6 +27,7 @@ pub use self::repositories::{
     LocalSettings, ProxySettingsDto, RepositoryRequest, VirtualSettingsDto,
 };
 use self::repositories::{create, delete, get_one, list, modify};
+pub use self::trash::RestoreRequest;
 use super::common::check_size;
 use crate::auth::Principal;
 use crate::error::{ApiError, ApiResult};
@@ -54,6 +56,23 @@ pub fn router() -> Router<AppState> {
             .route(
                 &format!("{scope}/repositories/{{uuid}}"),
                 get(get_one).put(modify).delete(delete),
+            );
+    }
+    // Arca's extension on a TRASH_CAN: what it holds, and restoring a version (see `trash`).
+    for scope in [
+        PROJECT,
+        COMPANY,
+        "/registry/instance/{alias}",
+        "/registry/instance",
+    ] {
+        router = router
+            .route(
+                &format!("{scope}/repositories/{{uuid}}/trash"),
+                get(trash::list),
+            )
+            .route(
+                &format!("{scope}/repositories/{{uuid}}/restore"),
+                post(trash::restore),
             );
     }
     // Packages (GitFlic's package API), over every registry repository of the scope; the

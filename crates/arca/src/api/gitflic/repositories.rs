@@ -65,7 +65,9 @@ async fn full_json(state: &AppState, reg: &Registry) -> ApiResult<Value> {
                    "expireHours": p.expire_hours, "metadataRetrievalIntervalSeconds": p.metadata_interval_secs,
                    "dockerLibraryPrefix": p.uses_library_prefix(),
                    // Arca extension (Debian/RPM): the upstream's public key.
-                   "upstreamPublicKey": p.upstream_key}),
+                   "upstreamPublicKey": p.upstream_key,
+                   // Arca extension (Debian): the distributions served through a group.
+                   "distributions": p.distributions}),
         );
     }
     if reg.kind == RegistryKind::Group {
@@ -186,6 +188,9 @@ pub struct ProxySettingsDto {
     pub docker_library_prefix: Option<bool>,
     /// Arca extension (Debian/RPM proxies): the upstream's armored OpenPGP public key.
     pub upstream_public_key: Option<String>,
+    /// Arca extension (Debian proxies): the distributions this proxy serves through a group
+    /// (empty: any distribution no LOCAL member holds); one proxy member per distribution.
+    pub distributions: Option<Vec<String>>,
 }
 
 #[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
@@ -291,6 +296,9 @@ fn apply_proxy(reg: &mut Registry, s: &ProxySettingsDto) {
     }
     if let Some(v) = &s.upstream_public_key {
         p.upstream_key = Some(v.trim().to_string()).filter(|k| !k.is_empty());
+    }
+    if let Some(v) = &s.distributions {
+        p.distributions = v.iter().map(|d| d.trim().to_string()).collect();
     }
     reg.proxy = Some(p);
 }

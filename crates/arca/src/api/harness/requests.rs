@@ -231,6 +231,18 @@ pub(super) fn parse_config(
                 library_prefix: flag("dockerLibraryPrefix")
                     .or(prev.as_ref().and_then(|p| p.library_prefix)),
                 source: Some(source),
+                distributions: match c.get("distributions") {
+                    Some(Value::Array(l)) => l
+                        .iter()
+                        .filter_map(Value::as_str)
+                        .map(|d| d.trim().to_string())
+                        .collect(),
+                    Some(_) => Vec::new(),
+                    None => prev
+                        .as_ref()
+                        .map(|p| p.distributions.clone())
+                        .unwrap_or_default(),
+                },
                 upstream_key: match c.get("upstreamPublicKey") {
                     Some(Value::String(k)) => Some(k.trim().to_string()).filter(|k| !k.is_empty()),
                     Some(_) => None,

@@ -82,7 +82,7 @@ pub(super) async fn registry_json(state: &AppState, reg: &Registry) -> ApiResult
                    "expireHours": p.expire_hours, "isCaching": p.caching,
                    "dockerLibraryPrefix": p.uses_library_prefix(),
                    "negativeCacheTTL": p.negative_ttl_secs.unwrap_or(state.config.proxy_negative_ttl_secs as i64),
-                   "upstreamPublicKey": p.upstream_key})
+                   "upstreamPublicKey": p.upstream_key, "distributions": p.distributions})
         }
         _ => json!({"type": "VIRTUAL", "upstreamProxies": member_identifiers(state, reg).await?,
                     "dependencyConfusionAllowList": reg.dc_allow_list}),

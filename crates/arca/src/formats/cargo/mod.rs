@@ -29,7 +29,7 @@ use crate::doc_cache::{self as cache, Doc};
 use crate::error::{ApiError, ApiResult};
 use crate::model::PackageType;
 use crate::state::AppState;
-use crate::store::artifacts::{PackageRow, Page};
+use crate::store::artifacts::PackageRow;
 
 mod proxy;
 
@@ -515,27 +515,12 @@ async fn search(state: &AppState, req: &NativeRequest) -> ApiResult<Response> {
     let per_page = crate::http::query_int(&q, "per_page")?
         .unwrap_or(10)
         .clamp(1, 100);
-    let ids: Vec<String> = (Resolver { state })
-        .read_chain(&req.registry)
-        .await?
-        .into_iter()
-        .map(|r| r.id)
-        .collect();
-    let page = Page {
-        offset: 0,
-        limit: per_page,
-        sort: crate::store::paging::SortField::Name,
-        descending: false,
-        search: Some(text),
-    };
-    let (total, pkgs) = state.db.list_packages(&ids, &[], &page).await?;
+    // Through a group a crate several members have is listed and counted once.
+    let (total, pkgs) = (Resolver { state })
+        .search(&req.registry, &text, 0, per_page)
+        .await?;
     let mut crates = Vec::new();
-    // Through a group a crate several members have is listed once.
-    let mut seen = std::collections::HashSet::new();
     for p in pkgs {
-        if !seen.insert(p.name.clone()) {
-            continue;
-        }
         let latest = p.latest_version.clone().unwrap_or_default();
         let description = match state.db.version_by_name(&p.id, &latest).await? {
             Some(v) => v

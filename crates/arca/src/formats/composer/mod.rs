@@ -131,16 +131,17 @@ impl Format for Composer {
             }
             (_, ["dists", vendor, name, version, file]) if get => {
                 let path = format!("dists/{vendor}/{name}/{version}/{file}").to_ascii_lowercase();
-                let found = (Resolver { state })
+                let pkg = format!("{vendor}/{name}").to_ascii_lowercase();
+                let resolver = Resolver { state };
+                // A name a hosted member owns is never downloaded from a proxy member.
+                resolver.guard(&req.registry, &pkg).await?;
+                let found = resolver
                     .find_file(&req.registry, &path)
                     .await?
                     .map(|(_, f)| f);
                 let f = match found {
                     Some(f) => Some(f),
-                    None => {
-                        let pkg = format!("{vendor}/{name}").to_ascii_lowercase();
-                        proxy::fetch(state, &req.registry, &pkg, &path).await?
-                    }
+                    None => proxy::fetch(state, &req.registry, &pkg, &path).await?,
                 }
                 .ok_or_else(|| ApiError::not_found(format!("no archive at {path}")))?;
                 serve_file(state, &f, &req.method, &req.headers).await

@@ -102,6 +102,9 @@ pub(super) async fn p2_files(
         };
         if let Some(doc) = documents::document(state, &proxy, req).await? {
             let versions = versions(&doc, name);
+            if !versions.is_empty() {
+                crate::formats::members::served_by(&proxy.identifier);
+            }
             out.push((proxy, doc, versions));
         }
     }

@@ -230,7 +230,10 @@ async fn download(state: &AppState, req: &NativeRequest, file: &str) -> ApiResul
     let (pkg, version) =
         split_file(file).ok_or_else(|| ApiError::not_found(format!("no file '{file}'")))?;
     let path = format!("src/contrib/Archive/{pkg}/{pkg}_{version}.tar.gz");
-    let found = (Resolver { state })
+    let resolver = Resolver { state };
+    // A name a hosted member owns is never downloaded from a proxy member (unless allow-listed).
+    resolver.guard(&req.registry, pkg).await?;
+    let found = resolver
         .find_file(&req.registry, &path)
         .await?
         .map(|(_, f)| f);

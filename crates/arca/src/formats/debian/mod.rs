@@ -13,6 +13,7 @@
 //! packages changed (validated per package revision, like every generated document), never on
 //! every request, and signed with the registry's key.
 
+mod group;
 mod proxy;
 
 use crate::formats::setup::{Setup, SetupContext, inline, step};
@@ -122,7 +123,7 @@ impl Format for Debian {
         let segs: Vec<&str> = segs.iter().map(String::as_str).collect();
         let get = req.method == Method::GET || req.method == Method::HEAD;
         if req.registry.kind == crate::model::RegistryKind::Proxy {
-            return proxied(state, &req, &segs).await;
+            return proxied(state, &req, &req.registry, &segs).await;
         }
         match (&req.method, segs.as_slice()) {
             (_, ["public.key"]) if get => super::public_key_response(state, &req.registry).await,
@@ -131,10 +132,14 @@ impl Format for Debian {
             }
             (_, ["pool", ..]) if get => {
                 let path = segs.join("/");
-                let (_, f) = (Resolver { state })
-                    .find_file(&req.registry, &path)
-                    .await?
-                    .ok_or_else(|| ApiError::not_found(format!("no package at {path}")))?;
+                let f = match (Resolver { state }).find_file(&req.registry, &path).await? {
+                    Some((_, f)) => f,
+                    // Through a group: a pool file of a distribution a proxy member passes
+                    // through, fetched by that proxy.
+                    None => group::pool_file(state, &req.registry, &path)
+                        .await?
+                        .ok_or_else(|| ApiError::not_found(format!("no package at {path}")))?,
+                };
                 serve_file(state, &f, &req.method, &req.headers).await
             }
             (&Method::PUT, [file]) if file.ends_with(".deb") => upload(state, req).await,
@@ -147,9 +152,15 @@ impl Format for Debian {
     }
 }
 
-/// A read of a Debian proxy: the upstream's files byte for byte (see [`proxy`]); the proxy's
-/// cache first for immutable files.
-async fn proxied(state: &AppState, req: &NativeRequest, segs: &[&str]) -> ApiResult<Response> {
+/// A read of a Debian proxy (addressed directly, or the proxy member of a group that passes a
+/// distribution through): the upstream's files byte for byte (see [`proxy`]); the proxy's cache
+/// first for immutable files.
+async fn proxied(
+    state: &AppState,
+    req: &NativeRequest,
+    proxy: &Registry,
+    segs: &[&str],
+) -> ApiResult<Response> {
     let get = req.method == Method::GET || req.method == Method::HEAD;
     if !get {
         return Err(ApiError::MethodNotAllowed(format!(
@@ -157,11 +168,10 @@ async fn proxied(state: &AppState, req: &NativeRequest, segs: &[&str]) -> ApiRes
             req.registry.identifier
         )));
     }
-    let proxy = &req.registry;
     let stored = |path: String| async move {
         Ok::<_, ApiError>(
             (Resolver { state })
-                .find_file(&req.registry, &path)
+                .find_file(proxy, &path)
                 .await?
                 .map(|(_, f)| f),
         )
@@ -451,7 +461,7 @@ async fn dist_file(
     let key = crate::signing::key_for(&state.db, &req.registry).await?;
     let stamp = format!("{}|{}", cache::stamp(&pkgs), crate::signing::stamp(&key));
     let modified = pkgs.iter().map(|p| p.updated_at).max().unwrap_or(0);
-    let doc = state
+    let built = state
         .docs
         .get_or_build_set(
             &format!("deb|{}|{dist}", req.registry.id),
@@ -463,7 +473,23 @@ async fn dist_file(
                 Ok::<_, ApiError>(snap.into_iter().collect())
             },
         )
-        .await?;
+        .await;
+    // A distribution no hosted member holds: a group passes it through from the proxy member
+    // that serves it, unmerged, with the upstream's signatures.
+    let doc = match built {
+        Err(ApiError::NotFound(_)) if req.registry.kind == crate::model::RegistryKind::Group => {
+            if let Some(proxy) = group::proxy_for(state, &req.registry, dist).await? {
+                let path = format!("dists/{dist}/{rest}");
+                let segs: Vec<&str> = path.split('/').collect();
+                crate::formats::members::served_by(&proxy.identifier);
+                return proxied(state, req, &proxy, &segs).await;
+            }
+            return Err(ApiError::not_found(format!(
+                "distribution '{dist}' has no packages"
+            )));
+        }
+        other => other?,
+    };
     let doc =
         doc.ok_or_else(|| ApiError::not_found(format!("dists/{dist}/{rest} does not exist")))?;
     // apt revalidates with If-Modified-Since.

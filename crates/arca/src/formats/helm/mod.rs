@@ -428,7 +428,16 @@ async fn download(state: &AppState, req: &NativeRequest, file: &str) -> ApiResul
     if file.contains(['/', '\\']) || file.starts_with('.') {
         return Err(ApiError::not_found("no such chart"));
     }
-    let found = (Resolver { state })
+    let resolver = Resolver { state };
+    // A chart a hosted member holds is never downloaded from a proxy member (unless
+    // allow-listed). `<name>-<version>.tgz`: names may hold dashes, versions start with a digit.
+    let stem = file.strip_suffix(".tgz").unwrap_or(file);
+    for (i, _) in stem.match_indices('-') {
+        if stem[i + 1..].starts_with(|c: char| c.is_ascii_digit()) {
+            resolver.guard(&req.registry, &stem[..i]).await?;
+        }
+    }
+    let found = resolver
         .find_file(&req.registry, &format!("charts/{file}"))
         .await?
         .map(|(_, f)| f);

@@ -37,7 +37,7 @@ use crate::doc_cache::{self as cache, Doc};
 use crate::error::{ApiError, ApiResult};
 use crate::model::{PackageType, Registry, rfc3339};
 use crate::state::AppState;
-use crate::store::artifacts::{FileRow, PackageRow, Page};
+use crate::store::artifacts::{FileRow, PackageRow};
 
 mod group;
 mod proxy;
@@ -1107,27 +1107,12 @@ async fn search(state: &AppState, req: &NativeRequest) -> ApiResult<Response> {
         .unwrap_or(20)
         .clamp(1, 250);
     let from = crate::http::query_int(&q, "from")?.unwrap_or(0);
-    let ids: Vec<String> = (Resolver { state })
-        .read_chain(&req.registry)
-        .await?
-        .into_iter()
-        .map(|r| r.id)
-        .collect();
-    let page = Page {
-        offset: from,
-        limit: size,
-        sort: crate::store::paging::SortField::Name,
-        descending: false,
-        search: Some(text.clone()),
-    };
-    let (total, pkgs) = state.db.list_packages(&ids, &[], &page).await?;
+    // Through a group a name several members have is listed and counted once.
+    let (total, pkgs) = (Resolver { state })
+        .search(&req.registry, &text, from, size)
+        .await?;
     let mut objects = Vec::new();
-    // Through a group a name several members have is listed once.
-    let mut seen = std::collections::HashSet::new();
     for p in pkgs {
-        if !seen.insert(p.name.clone()) {
-            continue;
-        }
         let latest = p
             .metadata
             .pointer("/dist-tags/latest")

@@ -43,7 +43,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::model::{PackageType, Registry, RegistryKind, rfc3339};
 use crate::proxy::documents::CacheState;
 use crate::state::AppState;
-use crate::store::artifacts::{PackageRow, Page, VersionRow};
+use crate::store::artifacts::{PackageRow, VersionRow};
 use version::NuVersion;
 
 pub struct Nuget;
@@ -502,6 +502,11 @@ async fn flat_versions(state: &AppState, req: &NativeRequest, id: &str) -> ApiRe
     let lid = id.to_ascii_lowercase();
     let chain = (Resolver { state }).packages(&req.registry, &lid).await?;
     let upstream = proxy::flat_versions(state, &req.registry, &lid, false).await?;
+    for (proxy, _, versions) in &upstream {
+        if !versions.is_empty() {
+            crate::formats::members::served_by(&proxy.identifier);
+        }
+    }
     let answered: Vec<_> = upstream
         .iter()
         .map(|(r, d, _)| (r.clone(), d.clone()))
@@ -580,7 +585,10 @@ async fn flat_file(
             "no file '{file}' in {id} {ver}"
         )));
     }
-    let found = (Resolver { state })
+    let resolver = Resolver { state };
+    // A name a hosted member owns is never downloaded from a proxy member (unless allow-listed).
+    resolver.guard(&req.registry, &lid).await?;
+    let found = resolver
         .find_file(&req.registry, &format!("package/{lid}/{lver}/{lfile}"))
         .await?
         .map(|(_, f)| f);
@@ -747,6 +755,9 @@ impl Sources {
         };
         let chain = (Resolver { state }).packages(reg, lid).await?;
         let upstream = proxy::registrations(state, reg, lid, &urls).await?;
+        for (proxy, _, _) in &upstream {
+            crate::formats::members::served_by(&proxy.identifier);
+        }
         Ok(Sources {
             chain,
             upstream,
@@ -986,20 +997,10 @@ async fn search_packages(
     req: &NativeRequest,
     p: &SearchParams,
 ) -> ApiResult<(i64, Vec<PackageRow>)> {
-    let ids: Vec<String> = (Resolver { state })
-        .read_chain(&req.registry)
-        .await?
-        .into_iter()
-        .map(|r| r.id)
-        .collect();
-    let page = Page {
-        offset: p.skip,
-        limit: p.take,
-        sort: crate::store::paging::SortField::Name,
-        descending: false,
-        search: Some(p.text.clone()),
-    };
-    Ok(state.db.list_packages(&ids, &[], &page).await?)
+    // Through a group a name several members have is listed and counted once.
+    (Resolver { state })
+        .search(&req.registry, &p.text, p.skip, p.take)
+        .await
 }
 
 /// Search: the packages stored along the read chain, then what the upstreams' search services

@@ -20,11 +20,12 @@ pub(super) async fn find_blob(
     repo: &Repo,
     digest: &str,
 ) -> OciResult<Option<(Registry, RepoBlob)>> {
-    for r in (Resolver { state: ctx.state })
-        .read_chain(&repo.registry)
-        .await?
-    {
+    let resolver = Resolver { state: ctx.state };
+    // An image a hosted member holds is never pulled from a proxy member (unless allow-listed).
+    resolver.guard(&repo.registry, &repo.image).await?;
+    for r in resolver.read_chain(&repo.registry).await? {
         if let Some(b) = ctx.state.db.repo_blob(&r.id, &repo.image, digest).await? {
+            resolver.served_from(&repo.registry, &r.id).await?;
             return Ok(Some((r, b)));
         }
     }

@@ -98,6 +98,9 @@ async fn find(ctx: &Ctx<'_>, repo: &Repo, reference: &str) -> OciResult<Option<F
             continue;
         }
         if let Some(f) = find_in(ctx.state, &r, &repo.image, reference).await? {
+            (Resolver { state: ctx.state })
+                .served_from(&repo.registry, &r.id)
+                .await?;
             return Ok(Some(f));
         }
     }
@@ -106,6 +109,10 @@ async fn find(ctx: &Ctx<'_>, repo: &Repo, reference: &str) -> OciResult<Option<F
 
 async fn get(ctx: &Ctx<'_>, repo: &Repo, reference: &str) -> OciResult<Response> {
     ctx.who.check(repo, Need::Read)?;
+    // An image a hosted member holds is never pulled from a proxy member (unless allow-listed).
+    (Resolver { state: ctx.state })
+        .guard(&repo.registry, &repo.image)
+        .await?;
     let (file, how) = match find(ctx, repo, reference).await? {
         Some(f) => (f, None),
         None => {
@@ -626,10 +633,10 @@ pub(super) async fn referrers(ctx: &Ctx<'_>, repo: &Repo, digest: &str) -> OciRe
     let filter = ctx.query("artifactType");
     let mut manifests = Vec::new();
     let mut seen = std::collections::HashSet::new();
-    for r in (Resolver { state: ctx.state })
-        .read_chain(&repo.registry)
-        .await?
-    {
+    let resolver = Resolver { state: ctx.state };
+    // An image a hosted member holds lists no referrers a proxy member cached (the guard).
+    resolver.guard(&repo.registry, &repo.image).await?;
+    for r in resolver.read_chain(&repo.registry).await? {
         for (d, desc) in ctx.state.db.referrers(&r.id, &repo.image, digest).await? {
             // A referrer whose manifest was deleted is gone.
             if find_in(ctx.state, &r, &repo.image, &d).await?.is_none() || !seen.insert(d) {

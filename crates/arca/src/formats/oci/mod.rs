@@ -496,10 +496,19 @@ async fn caller(state: &AppState, headers: &HeaderMap) -> OciResult<Caller> {
 
 /// Entry point for `/v2/` and everything below it.
 pub async fn route(State(state): State<AppState>, req: Request) -> Response {
-    let mut resp = match dispatch(&state, req).await {
+    // One request's walk of the members, guard decision and served-by (see `members`), as for
+    // the `/pkg` routes.
+    let (out, served) = crate::formats::members::scope(dispatch(&state, req)).await;
+    let mut resp = match out {
         Ok(r) => r,
         Err(e) => render(&state, e),
     };
+    if resp.status().is_success()
+        && !served.is_empty()
+        && let Ok(v) = HeaderValue::from_str(&served.join(", "))
+    {
+        resp.headers_mut().insert("x-arca-served-by", v);
+    }
     base_headers(resp.headers_mut());
     resp
 }

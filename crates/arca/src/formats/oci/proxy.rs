@@ -86,6 +86,7 @@ pub(super) async fn manifest(
             by_tag(state, &proxy, image, reference).await?
         };
         if found.is_some() {
+            crate::formats::members::served_by(&proxy.identifier);
             return Ok(found);
         }
     }

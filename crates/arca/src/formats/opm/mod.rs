@@ -351,7 +351,10 @@ async fn download(
             .ok_or_else(|| ApiError::not_found(format!("no file '{file}' for '{name}'")))?
             .to_string()
     };
-    let found = (Resolver { state })
+    let resolver = Resolver { state };
+    // A name a hosted member owns is never downloaded from a proxy member (unless allow-listed).
+    resolver.guard(&req.registry, name).await?;
+    let found = resolver
         .find_file(&req.registry, &format!("{name}/{name}-{version}.ospx"))
         .await?
         .map(|(_, f)| f);
