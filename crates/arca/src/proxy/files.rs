@@ -199,6 +199,28 @@ fn record_default(
     async move { record_file(&state, &cache, &wanted, &blob).await }.boxed()
 }
 
+/// The file at `path` of `proxy`'s cache, if it holds one: what a request for it is served
+/// without asking the upstream (for a format that works out what a miss needs, such as a
+/// published digest, only on a miss).
+pub async fn cached(state: &AppState, proxy: &Registry, path: &str) -> ApiResult<Option<FileRow>> {
+    let cache = state.db.cache_of_proxy(&proxy.id).await?;
+    cached_in(state, proxy, cache.as_ref(), path).await
+}
+
+async fn cached_in(
+    state: &AppState,
+    proxy: &Registry,
+    cache: Option<&Registry>,
+    path: &str,
+) -> ApiResult<Option<FileRow>> {
+    let Some(cache) = cache else { return Ok(None) };
+    let found = state.db.file_by_path(&cache.id, path).await?;
+    if found.is_some() {
+        crate::formats::members::served_by(&proxy.identifier);
+    }
+    Ok(found)
+}
+
 /// [`open`], keeping a fetched file as `keep` says instead of as a plain file.
 pub async fn open_with(
     state: &AppState,
@@ -211,10 +233,7 @@ pub async fn open_with(
         .as_ref()
         .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("not a proxy registry")))?;
     let cache = state.db.cache_of_proxy(&proxy.id).await?;
-    if let Some(cache) = &cache
-        && let Some(f) = state.db.file_by_path(&cache.id, &wanted.path).await?
-    {
-        crate::formats::members::served_by(&proxy.identifier);
+    if let Some(f) = cached_in(state, proxy, cache.as_ref(), &wanted.path).await? {
         return Ok(Some(Got::Stored(f)));
     }
     // `isCaching: false`: the proxy relays (still one fetch per key) and keeps nothing new.

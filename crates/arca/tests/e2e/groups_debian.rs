@@ -255,4 +255,45 @@ async fn apt_get_through_a_debian_group_with_a_proxy_member() {
     let r = get(&s, pool).await;
     assert_eq!(r.status(), 200);
     assert_eq!(r.bytes().await.unwrap(), std::fs::read(&theirs).unwrap());
+
+    // `allowRemoteProxying: false`: the proxy member answers from its cache only. What it has
+    // cached is still served (apt updates and installs cleanly); what it has not is not fetched.
+    set_virtual(
+        &s,
+        &gid,
+        json!({"dependencyConfusionAllowList": ["local-*"], "allowRemoteProxying": false}),
+    )
+    .await;
+    let late = build_deb(&w, "late-app", "1.0.0", None);
+    let (st, msg) = put_deb(
+        &up,
+        &up.token,
+        "late-app_1.0.0_all.deb",
+        std::fs::read(&late).unwrap(),
+        "",
+    )
+    .await;
+    assert_eq!(st, 201, "{msg}");
+    let cached = get(&s, "/pkg/default/deb-all/debian/dists/stable/InRelease").await;
+    assert_eq!(cached.status(), 200);
+    let upstream_now = up
+        .get("/pkg/acme/deb/debian/dists/stable/InRelease")
+        .send()
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    // The release cached before, not the upstream's new one.
+    assert_eq!(cached.bytes().await.unwrap(), upstream_release);
+    assert_ne!(upstream_now, upstream_release);
+    clean(&apt.run(&["update"]));
+    std::fs::remove_file(apt.dir.join("cache/archives/up-app_1.0.0_all.deb")).unwrap();
+    clean(&apt.run(&["install", "-y", "--download-only", "up-app"]));
+    let r = get(
+        &s,
+        "/pkg/default/deb-all/debian/pool/main/l/late-app/late-app_1.0.0_all.deb",
+    )
+    .await;
+    assert_eq!(r.status(), 404);
 }

@@ -12,17 +12,26 @@ use crate::store::artifacts::FileRow;
 
 /// The proxy member of group `group` that serves distribution `dist` (one that declares it, else
 /// one that declares none: at most one can, see `service::refuse_shared_debian_distribution`).
-/// Not through a group that does not allow remote proxying (a release is revalidated upstream).
+/// Through a group that does not allow remote proxying, the member answers from what it has
+/// cached only (as every proxy member then does), so it is handed back offline.
 pub(super) async fn proxy_for(
     state: &AppState,
     group: &Registry,
     dist: &str,
 ) -> ApiResult<Option<Registry>> {
     let reached = (Resolver { state }).reached(group).await?;
-    let proxies: Vec<&Registry> = reached
+    let proxies: Vec<Registry> = reached
         .iter()
-        .filter(|r| r.reg.kind == crate::model::RegistryKind::Proxy && r.live)
-        .map(|r| &r.reg)
+        .filter(|r| r.reg.kind == crate::model::RegistryKind::Proxy)
+        .map(|r| {
+            let mut reg = r.reg.clone();
+            if !r.live
+                && let Some(settings) = reg.proxy.as_mut()
+            {
+                settings.offline = true;
+            }
+            reg
+        })
         .collect();
     let declared = |p: &Registry| {
         p.proxy
@@ -34,7 +43,7 @@ pub(super) async fn proxy_for(
         .iter()
         .find(|p| declared(p).iter().any(|d| d == dist))
         .or_else(|| proxies.iter().find(|p| declared(p).is_empty()))
-        .map(|p| (*p).clone()))
+        .cloned())
 }
 
 /// A pool file through a group that no stored member has: fetched by the group's proxy members

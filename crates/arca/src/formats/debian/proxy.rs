@@ -316,10 +316,11 @@ async fn by_hash(
     files::file(state, proxy, wanted).await
 }
 
-/// A pool file (`pool/…`), kept by path. Where a `Packages` index of a served release lists it
-/// (and Arca has that index cached), it is fetched against the SHA-256 listed there: a file
-/// whose bytes differ is refused (502) and nothing kept. A file no readable index lists is
-/// fetched as is (apt checks it against its own index).
+/// A pool file (`pool/…`), kept by path (pool files are immutable: a rebuild gets a new
+/// version). Where a `Packages` index of a served release lists it (and Arca has that index
+/// cached), a miss is fetched against the SHA-256 listed there: a file whose bytes differ is
+/// refused (502) and nothing kept. A file no readable index lists is fetched as is (apt checks
+/// it against its own index). A hit is served without reading the indexes.
 pub(super) async fn pool_file(
     state: &AppState,
     proxy: &Registry,
@@ -328,6 +329,9 @@ pub(super) async fn pool_file(
     let Some(settings) = &proxy.proxy else {
         return Ok(None);
     };
+    if let Some(f) = files::cached(state, proxy, path).await? {
+        return Ok(Some(f));
+    }
     let name = path.rsplit('/').next().unwrap_or(path).to_string();
     // `<package>_<version>_<arch>.deb` names the package and version it is listed under.
     let mut parts = name.trim_end_matches(".deb").splitn(3, '_');
