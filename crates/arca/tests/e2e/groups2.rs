@@ -604,7 +604,126 @@ async fn helm_downloads_through_a_group_are_guarded(b: Backend) {
     );
 }
 
+/// Maven SNAPSHOT version metadata through a group of two LOCALs that both hold builds of one
+/// SNAPSHOT: merged per classifier and extension (the newest build of each wins, whichever
+/// member holds it), the `<snapshot>` naming the newest build, the `.sha1` sidecar computed
+/// from the merged bytes, and a build published to a member seen at once.
+async fn maven_snapshot_metadata_through_a_group_merges_builds(b: Backend) {
+    let s = Server::start(b).await;
+    let a = hosted(&s, "mvn-a", "MAVEN").await;
+    let bb = hosted(&s, "mvn-b", "MAVEN").await;
+    group(&s, "mvn-all", "maven", &[&a, &bb], None, json!({})).await;
+    let dir = "com/acme/snap/1.0-SNAPSHOT";
+    let pom = "<project><modelVersion>4.0.0</modelVersion><groupId>com.acme</groupId>\
+               <artifactId>snap</artifactId><version>1.0-SNAPSHOT</version></project>";
+    let put = |reg: &'static str, file: String, body: Vec<u8>| {
+        let s = &s;
+        async move {
+            let r = s
+                .client
+                .put(s.url(&format!("/pkg/default/{reg}/maven/{dir}/{file}")))
+                .basic_auth("u", Some(&s.token))
+                .body(body)
+                .send()
+                .await
+                .unwrap();
+            assert!(r.status().is_success(), "{file}: {}", r.status());
+        }
+    };
+    // mvn-a holds build 1 (jar + pom); mvn-b build 2 (jar + sources jar).
+    put(
+        "mvn-a",
+        "snap-1.0-20261101.010101-1.jar".into(),
+        b"jar1".to_vec(),
+    )
+    .await;
+    put("mvn-a", "snap-1.0-20261101.010101-1.pom".into(), pom.into()).await;
+    put(
+        "mvn-b",
+        "snap-1.0-20261102.020202-2.jar".into(),
+        b"jar2".to_vec(),
+    )
+    .await;
+    put(
+        "mvn-b",
+        "snap-1.0-20261102.020202-2-sources.jar".into(),
+        b"src2".to_vec(),
+    )
+    .await;
+    let meta_url = format!("/pkg/default/mvn-all/maven/{dir}/maven-metadata.xml");
+    let value = |x: &str, classifier: Option<&str>, ext: &str| -> Option<String> {
+        x.split("<snapshotVersion>").skip(1).find_map(|e| {
+            let c = e
+                .split_once("<classifier>")
+                .map(|(_, r)| r.split('<').next().unwrap_or(""));
+            let x = e.split_once("<extension>")?.1.split('<').next()?;
+            (c == classifier && x == ext)
+                .then(|| {
+                    e.split_once("<value>")
+                        .map(|(_, r)| r.split('<').next().unwrap_or("").to_string())
+                })
+                .flatten()
+        })
+    };
+    let x = get(&s, &meta_url).await.text().await.unwrap();
+    assert!(x.contains("<buildNumber>2</buildNumber>"), "{x}");
+    assert!(x.contains("<timestamp>20261102.020202</timestamp>"), "{x}");
+    assert_eq!(
+        value(&x, None, "jar").as_deref(),
+        Some("1.0-20261102.020202-2"),
+        "{x}"
+    );
+    assert_eq!(
+        value(&x, None, "pom").as_deref(),
+        Some("1.0-20261101.010101-1"),
+        "{x}"
+    );
+    assert_eq!(
+        value(&x, Some("sources"), "jar").as_deref(),
+        Some("1.0-20261102.020202-2"),
+        "{x}"
+    );
+    let sha1 = get(
+        &s,
+        &format!("/pkg/default/mvn-all/maven/{dir}/maven-metadata.xml.sha1"),
+    )
+    .await
+    .text()
+    .await
+    .unwrap();
+    assert_eq!(
+        sha1.trim(),
+        hex::encode(<sha1::Sha1 as sha2::Digest>::digest(x.as_bytes()))
+    );
+    // A newer build published to the first member wins its pom and jar at once.
+    put("mvn-a", "snap-1.0-20261103.030303-3.pom".into(), pom.into()).await;
+    put(
+        "mvn-a",
+        "snap-1.0-20261103.030303-3.jar".into(),
+        b"jar3".to_vec(),
+    )
+    .await;
+    let x = get(&s, &meta_url).await.text().await.unwrap();
+    assert!(x.contains("<buildNumber>3</buildNumber>"), "{x}");
+    assert_eq!(
+        value(&x, None, "pom").as_deref(),
+        Some("1.0-20261103.030303-3"),
+        "{x}"
+    );
+    assert_eq!(
+        value(&x, None, "jar").as_deref(),
+        Some("1.0-20261103.030303-3"),
+        "{x}"
+    );
+    assert_eq!(
+        value(&x, Some("sources"), "jar").as_deref(),
+        Some("1.0-20261102.020202-2"),
+        "{x}"
+    );
+}
+
 both_backends!(
+    maven_snapshot_metadata_through_a_group_merges_builds,
     helm_downloads_through_a_group_are_guarded,
     downloads_through_a_group_are_guarded,
     a_file_streamed_live_through_a_group_names_its_proxy,
