@@ -590,7 +590,19 @@ pub async fn update(
     normalize_upstream_url(&mut reg);
     validate(state, &reg, field_members).await?;
     check_exposure(state, principal, &reg, field_members).await?;
+    let before = state.db.registry_by_id(&reg.id).await?;
     state.db.update_registry(&reg).await?;
+    // Metadata documents kept from another upstream, or verified with another key, are not
+    // served again: the next request fetches (and verifies) them afresh. Cached files stay
+    // (immutable content, checked against the metadata that lists them).
+    let source = |r: &Registry| {
+        r.proxy
+            .as_ref()
+            .map(|p| (p.url.clone(), p.upstream_key.clone()))
+    };
+    if reg.kind == RegistryKind::Proxy && before.as_ref().map(source) != Some(source(&reg)) {
+        state.db.delete_proxy_documents(&reg.id).await?;
+    }
     ensure_cache(state, &reg).await?;
     Ok(state.db.registry_by_id(&reg.id).await?.unwrap_or(reg))
 }

@@ -94,4 +94,14 @@ impl Db {
             .await?;
         Ok(())
     }
+
+    /// Forgets every document kept for the proxy `registry_id` (its upstream or the key its
+    /// documents were verified with changed: none of them is known good any more).
+    pub async fn delete_proxy_documents(&self, registry_id: &str) -> StoreResult<()> {
+        sqlx::query("DELETE FROM proxy_documents WHERE registry_id = $1")
+            .bind(registry_id)
+            .execute(&self.write)
+            .await?;
+        Ok(())
+    }
 }

@@ -468,7 +468,7 @@ async fn apt_keeps_the_good_generation_through_a_debian_proxy(b: Backend) {
     let s = Server::start(b).await;
     let w = s.dir.path().join("debs");
     std::fs::create_dir_all(&w).unwrap();
-    let (gnupg, key_id, _) = packager(&s.dir.path().join("gpg"));
+    let (gnupg, key_id, packager_key) = packager(&s.dir.path().join("gpg"));
     let lib = build_deb(&w, "hello-lib", "1.0.0", None);
     let (st, msg) = put_deb(
         &upstream,
@@ -631,6 +631,32 @@ async fn apt_keeps_the_good_generation_through_a_debian_proxy(b: Backend) {
         std::fs::read(apt.dir.join("out/hello-lib_1.1.0_all.deb")).unwrap(),
         std::fs::read(&lib2).unwrap()
     );
+
+    // Another key on the proxy: what was verified with the old one is not served again; the
+    // release is fetched afresh and checked with the new key (here it does not match: 502).
+    let set_key = |armored: String| {
+        let s = &s;
+        async move {
+            let uuid = crate::groups::uuid(s, "acme/debkeyed").await;
+            let (st, v) = call(
+                s.client
+                    .put(s.url(&format!("/registry/company/acme/repositories/{uuid}")))
+                    .header("authorization", format!("token {}", s.token))
+                    .json(
+                        &json!({"type": "PROXY", "proxySettings": {"upstreamPublicKey": armored}}),
+                    ),
+            )
+            .await;
+            assert_eq!(st, 200, "{v}");
+        }
+    };
+    set_key(std::fs::read_to_string(&packager_key).unwrap()).await;
+    let (st, _, _) = read(&s, "ro", &ro, &format!("{base}/InRelease")).await;
+    assert_eq!(st, 502, "verified with the new key");
+    set_key(armored.clone()).await;
+    let (st, _, body) = read(&s, "ro", &ro, &format!("{base}/InRelease")).await;
+    assert_eq!((st, &body == &g2.in_release), (200, true));
+    clean(&apt.run(&["update"]));
 }
 
 /// A Debian upstream without `by-hash`: an index asked for by name is the one the Release Arca
