@@ -11,34 +11,41 @@ use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
 use crate::store::artifacts::FileRow;
 
+/// A `Range` that no byte of the body satisfies (or that cannot be read): answered 416.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Unsatisfiable;
+
 /// Parses a single `bytes=` range against a length. `Ok(None)`: no (usable) range, serve it all.
 /// Multiple ranges are answered with the whole body, which RFC 9110 allows.
-pub fn parse_range(value: &str, len: u64) -> Result<Option<(u64, u64)>, ()> {
+pub fn parse_range(value: &str, len: u64) -> Result<Option<(u64, u64)>, Unsatisfiable> {
     let Some(spec) = value.trim().strip_prefix("bytes=") else {
         return Ok(None);
     };
     if spec.contains(',') {
         return Ok(None);
     }
-    let (a, b) = spec.split_once('-').ok_or(())?;
+    let (a, b) = spec.split_once('-').ok_or(Unsatisfiable)?;
     let (a, b) = (a.trim(), b.trim());
     let range = if a.is_empty() {
-        let n: u64 = b.parse().map_err(|_| ())?;
+        let n: u64 = b.parse().map_err(|_| Unsatisfiable)?;
         if n == 0 {
-            return Err(());
+            return Err(Unsatisfiable);
         }
         (len.saturating_sub(n), len)
     } else {
-        let start: u64 = a.parse().map_err(|_| ())?;
+        let start: u64 = a.parse().map_err(|_| Unsatisfiable)?;
         let end = if b.is_empty() {
             len
         } else {
-            b.parse::<u64>().map_err(|_| ())?.saturating_add(1).min(len)
+            b.parse::<u64>()
+                .map_err(|_| Unsatisfiable)?
+                .saturating_add(1)
+                .min(len)
         };
         (start, end)
     };
     if range.0 >= len || range.0 >= range.1 {
-        return Err(());
+        return Err(Unsatisfiable);
     }
     Ok(Some(range))
 }
@@ -175,7 +182,7 @@ pub async fn serve_blob(
     let range = match headers.get(header::RANGE).and_then(|v| v.to_str().ok()) {
         Some(r) => match parse_range(r, len) {
             Ok(r) => r,
-            Err(()) => {
+            Err(Unsatisfiable) => {
                 let mut resp = ApiError::RangeNotSatisfiable(format!(
                     "range '{r}' is not satisfiable for {len} bytes"
                 ))
@@ -209,7 +216,7 @@ pub async fn serve_blob(
 
 #[cfg(test)]
 mod tests {
-    use super::parse_range;
+    use super::{Unsatisfiable, parse_range};
 
     #[test]
     fn ranges() {
@@ -234,9 +241,9 @@ mod tests {
             "bytes=3",
             "bytes=-",
         ] {
-            assert_eq!(parse_range(bad, 10), Err(()), "{bad}");
+            assert_eq!(parse_range(bad, 10), Err(Unsatisfiable), "{bad}");
         }
-        assert_eq!(parse_range("bytes=0-", 0), Err(()));
+        assert_eq!(parse_range("bytes=0-", 0), Err(Unsatisfiable));
         assert_eq!(
             parse_range(&format!("bytes=0-{}", u64::MAX), 10),
             Ok(Some((0, 10)))

@@ -122,6 +122,8 @@ impl Keep {
 }
 
 /// A proxied file as it can be served: already in the cache, or arriving from upstream.
+// One per request, moved once: boxing the row would only add an allocation.
+#[allow(clippy::large_enum_variant)]
 pub enum Got {
     Stored(FileRow),
     Live(Live),
@@ -147,6 +149,8 @@ struct Spool {
     progress: watch::Sender<Progress>,
 }
 
+// One per fetch, in a watch channel: boxing the row would only add an allocation.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone)]
 enum Progress {
     /// Waiting for the upstream's answer.
