@@ -377,6 +377,97 @@ async fn dnf_keeps_the_good_generation_through_an_rpm_proxy(b: Backend) {
         "install through a metalink upstream",
     );
     assert!(stub.hits("/elsewhere/repodata/repomd.xml") == 0);
+
+    // A mirror that fails is passed over: the next one in the list serves the repomd, and
+    // repodata and packages come from the mirror that served it.
+    stub.set("/dead/repodata/repomd.xml", Reply::Status(500));
+    let metalink_of = |mirrors: &[&str], hash: Option<String>| {
+        let urls: String = mirrors
+            .iter()
+            .map(|m| {
+                format!(
+                    "<url protocol=\"http\" type=\"http\">{}{m}/repodata/repomd.xml</url>\n",
+                    stub.base
+                )
+            })
+            .collect();
+        let hash = hash
+            .map(|h| format!("<verification><hash type=\"sha256\">{h}</hash></verification>"))
+            .unwrap_or_default();
+        format!(
+            "<?xml version=\"1.0\"?>\n<metalink version=\"3.0\"><files><file name=\"repomd.xml\">{hash}<resources>\n{urls}</resources></file></files></metalink>\n"
+        )
+        .into_bytes()
+    };
+    stub.set(
+        "/mirrors/fallback/metalink",
+        Reply::Ok(
+            metalink_of(&["/dead", "/rpm"], None),
+            "application/metalink+xml",
+        ),
+    );
+    keyed_proxy(
+        &s,
+        "rpmfallback",
+        "rpm",
+        &format!("{}/mirrors/fallback/metalink", stub.base),
+        &armored,
+    )
+    .await;
+    ok(
+        dnf(
+            &w,
+            "root-fallback",
+            &s.url("/pkg/default/acme/-/rpmfallback/rpm/"),
+            "ro",
+            &ro,
+            &keys,
+            &["install", "hello-extra"],
+        ),
+        "install through a metalink whose first mirror fails",
+    );
+    assert!(
+        stub.hits("/dead/repodata/repomd.xml") >= 1,
+        "the first mirror was asked"
+    );
+    assert_eq!(
+        stub.paths()
+            .iter()
+            .filter(|p| p.starts_with("/dead/") && !p.ends_with("repomd.xml"))
+            .count(),
+        0,
+        "files come from the mirror that served the repomd"
+    );
+
+    // A metalink's sha256 of repomd.xml is checked: a repomd no mirror could match is refused.
+    let sha = |b: &[u8]| hex::encode(<sha2::Sha256 as sha2::Digest>::digest(b));
+    stub.set(
+        "/mirrors/hashed/metalink",
+        Reply::Ok(
+            metalink_of(&["/rpm"], Some("0".repeat(64))),
+            "application/metalink+xml",
+        ),
+    );
+    keyed_proxy(
+        &s,
+        "rpmhashed",
+        "rpm",
+        &format!("{}/mirrors/hashed/metalink", stub.base),
+        &armored,
+    )
+    .await;
+    let repomd = "/pkg/default/acme/-/rpmhashed/rpm/repodata/repomd.xml";
+    let (st, _, _) = read(&s, "ro", &ro, repomd).await;
+    assert_eq!(st, 502, "a repomd the metalink does not list");
+    stub.set(
+        "/mirrors/hashed/metalink",
+        Reply::Ok(
+            metalink_of(&["/rpm"], Some(sha(&g2.repomd).to_uppercase())),
+            "application/metalink+xml",
+        ),
+    );
+    let (st, _, body) = read(&s, "ro", &ro, repomd).await;
+    assert_eq!((st, body == g2.repomd), (200, true), "the listed one");
 }
 
 /// One generation of a Debian repository (distribution `stable`) as the stub serves it.

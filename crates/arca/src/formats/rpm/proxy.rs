@@ -1,7 +1,11 @@
 //! RPM (dnf) through a proxy. The proxy's URL is the upstream repository root (holding
 //! `repodata/`), or a `metalink` / `mirrorlist` document naming mirrors of it: that is resolved
-//! here, server-side, to the first base URL it lists (revalidated per the interval like any
-//! metadata), so clients only ever see Arca.
+//! here, server-side (revalidated per the interval like any metadata), so clients only ever see
+//! Arca. `repomd.xml` is asked of the mirrors in the list's order (at most [`MIRRORS_TRIED`]),
+//! the next one when a mirror fails, lacks it or offers one the checks below refuse; a metalink's
+//! `sha256` hashes of `repomd.xml` are checked too, as dnf checks them. Repodata and packages
+//! come from the mirror that served the repomd in service (mirrors may be at other
+//! generations), the others after it.
 //!
 //! `repodata/repomd.xml` is metadata, revalidated per the proxy's interval and relayed byte for
 //! byte, so dnf verifies it with the upstream's key (`repo_gpgcheck=1`) and no Arca key is
@@ -24,7 +28,7 @@ use futures::FutureExt;
 
 use crate::error::{ApiError, ApiResult};
 use crate::model::Registry;
-use crate::proxy::documents::{self, Candidate, Check, Companion, Fetched};
+use crate::proxy::documents::{self, CacheState, Candidate, Check, Companion, Fetched};
 use crate::proxy::files::{self, Wanted};
 use crate::proxy::join;
 use crate::state::AppState;
@@ -40,21 +44,33 @@ pub(super) async fn repomd(
     proxy: &Registry,
     file: &str,
 ) -> ApiResult<Option<Fetched>> {
-    let base = base(state, proxy).await?;
-    let req = documents::Request {
-        path: REPOMD,
-        accept: ACCEPT,
-        revalidate: false,
-    };
-    let check = repomd_check(state, proxy, &base);
-    let doc = documents::document_checked(state, proxy, req, join(&base, REPOMD), check).await?;
-    let Some(doc) = doc else {
+    let upstream = upstream(state, proxy).await?;
+    let mut outcome: ApiResult<Option<Fetched>> = Ok(None);
+    for (i, base) in upstream.bases.iter().enumerate() {
+        let req = documents::Request {
+            path: REPOMD,
+            accept: ACCEPT,
+            // A later mirror is asked although the stored copy was just served stale.
+            revalidate: i > 0,
+        };
+        let check = repomd_check(state, proxy, base, &upstream.repomd_sha256);
+        let got = documents::document_checked(state, proxy, req, join(base, REPOMD), check).await;
+        let done = matches!(&got, Ok(Some(d)) if d.state != CacheState::Stale);
+        // What a later mirror could not better: a stale copy beats an error or nothing.
+        if done || !matches!(outcome, Ok(Some(_))) {
+            outcome = got;
+        }
+        if done || proxy.proxy.as_ref().is_some_and(|p| p.offline) {
+            break;
+        }
+    }
+    let Some(doc) = outcome? else {
         return Ok(None);
     };
     if file == "repomd.xml" {
         return Ok(Some(doc));
     }
-    let url = join(&base, "repodata/repomd.xml.asc");
+    let url = join(&base_of(&doc.url), "repodata/repomd.xml.asc");
     documents::companion(
         state,
         proxy,
@@ -65,6 +81,14 @@ pub(super) async fn repomd(
         |repomd, sig| verify(proxy, repomd, sig),
     )
     .await
+}
+
+/// The repository base URL of a `…/repodata/repomd.xml` URL.
+fn base_of(repomd_url: &str) -> String {
+    repomd_url
+        .trim_end_matches(REPOMD)
+        .trim_end_matches('/')
+        .to_string()
 }
 
 /// Where the signature of the repomd with this SHA-256 is kept.
@@ -85,13 +109,22 @@ fn verify(proxy: &Registry, repomd: &[u8], sig: &[u8]) -> Result<(), String> {
     })
 }
 
-/// What a new repomd.xml must pass before it is stored: not older than the served one, signed
-/// (with the proxy's key), its signature fetched to be kept with it.
-fn repomd_check(state: &AppState, proxy: &Registry, base: &str) -> Arc<Check> {
+/// What a new repomd.xml must pass before it is stored: one of the `sha256` hashes a metalink
+/// lists for it (when it lists any), not older than the served one, signed (with the proxy's
+/// key), its signature fetched to be kept with it.
+fn repomd_check(state: &AppState, proxy: &Registry, base: &str, listed: &[String]) -> Arc<Check> {
     let (state, proxy, base) = (state.clone(), proxy.clone(), base.to_string());
+    let listed = listed.to_vec();
     Arc::new(move |c: Candidate| {
         let (state, proxy, base) = (state.clone(), proxy.clone(), base.clone());
+        let listed = listed.clone();
         async move {
+            if !listed.is_empty() && !listed.contains(&c.sha256) {
+                return Err(format!(
+                    "repodata/repomd.xml from {base} is none of those the metalink of '{}' lists",
+                    proxy.identifier
+                ));
+            }
             if let Some(old) = &c.stored
                 && older(&c.body, old)
             {
@@ -149,14 +182,27 @@ fn older(new: &[u8], old: &[u8]) -> bool {
     }
 }
 
-/// The upstream repository's base URL: the proxy's URL, or the first usable base URL of the
-/// metalink / mirrorlist document it names.
-async fn base(state: &AppState, proxy: &Registry) -> ApiResult<String> {
+/// Where the upstream repository is: its base URLs in the order to ask them (one, unless the
+/// proxy's URL is a mirror list), and the `repomd.xml` hashes a metalink lists.
+struct Upstream {
+    bases: Vec<String>,
+    repomd_sha256: Vec<String>,
+}
+
+/// How many mirrors of a list one request asks at most.
+const MIRRORS_TRIED: usize = 3;
+
+/// The proxy's upstream: its URL, or the usable base URLs of the metalink / mirrorlist
+/// document it names.
+async fn upstream(state: &AppState, proxy: &Registry) -> ApiResult<Upstream> {
     let Some(settings) = &proxy.proxy else {
         return Err(ApiError::Internal(anyhow::anyhow!("not a proxy registry")));
     };
     if !names_mirror_list(&settings.url) {
-        return Ok(settings.url.clone());
+        return Ok(Upstream {
+            bases: vec![settings.url.clone()],
+            repomd_sha256: Vec::new(),
+        });
     }
     let req = documents::Request {
         path: "@mirrors",
@@ -171,12 +217,49 @@ async fn base(state: &AppState, proxy: &Registry) -> ApiResult<String> {
                 proxy.identifier
             ))
         })?;
-    first_base(&doc.body).ok_or_else(|| {
-        ApiError::BadGateway(format!(
+    let mut bases = mirror_bases(&doc.body);
+    if bases.is_empty() {
+        return Err(ApiError::BadGateway(format!(
             "the mirror list of '{}' names no usable base URL",
             proxy.identifier
-        ))
+        )));
+    }
+    bases.truncate(MIRRORS_TRIED);
+    Ok(Upstream {
+        bases,
+        repomd_sha256: metalink_sha256(&doc.body),
     })
+}
+
+/// The base URLs to fetch repodata and packages from: the one the stored repomd came from
+/// first (a mirror at another generation would not match it), then the other mirrors.
+async fn file_bases(state: &AppState, proxy: &Registry) -> ApiResult<Vec<String>> {
+    let mut bases = upstream(state, proxy).await?.bases;
+    if let Some(doc) = documents::stored(state, proxy, REPOMD, ACCEPT).await? {
+        let served = base_of(&doc.url);
+        bases.retain(|b| *b != served);
+        bases.insert(0, served);
+    }
+    Ok(bases)
+}
+
+/// `wanted(base)` from the first of `bases` that has it; the last failure if none has and one
+/// failed.
+async fn file_from_mirrors(
+    state: &AppState,
+    proxy: &Registry,
+    bases: &[String],
+    wanted: impl Fn(&str) -> Wanted,
+) -> ApiResult<Option<FileRow>> {
+    let mut failure = None;
+    for base in bases {
+        match files::file(state, proxy, wanted(base)).await {
+            Ok(Some(f)) => return Ok(Some(f)),
+            Ok(None) => {}
+            Err(e) => failure = Some(e),
+        }
+    }
+    failure.map_or(Ok(None), Err)
 }
 
 /// Whether a configured URL names a metalink or mirrorlist document rather than a repository.
@@ -192,25 +275,47 @@ fn names_mirror_list(url: &str) -> bool {
     })
 }
 
-/// The first http(s) base URL of a metalink (its `<url>`s name `…/repodata/repomd.xml`) or of a
-/// mirrorlist (one base URL a line, `#` comments).
-fn first_base(list: &[u8]) -> Option<String> {
+/// The http(s) base URLs of a metalink (its `<url>`s name `…/repodata/repomd.xml`) or of a
+/// mirrorlist (one base URL a line, `#` comments), in the document's order.
+fn mirror_bases(list: &[u8]) -> Vec<String> {
     let text = String::from_utf8_lossy(list);
     let usable = |u: &str| u.starts_with("http://") || u.starts_with("https://");
-    let found = if text.contains("<metalink") {
-        text.split("<url").skip(1).find_map(|rest| {
-            let body = rest.split_once('>')?.1;
-            let url = body.split("</url>").next()?.trim().replace("&amp;", "&");
-            usable(&url).then_some(url)
-        })?
+    let urls: Vec<String> = if text.contains("<metalink") {
+        text.split("<url")
+            .skip(1)
+            .filter_map(|rest| {
+                let body = rest.split_once('>')?.1;
+                Some(body.split("</url>").next()?.trim().replace("&amp;", "&"))
+            })
+            .collect()
     } else {
         text.lines()
             .map(str::trim)
-            .find(|l| !l.starts_with('#') && usable(l))?
-            .to_string()
+            .filter(|l| !l.starts_with('#'))
+            .map(str::to_string)
+            .collect()
     };
-    let base = found.trim_end_matches(REPOMD).trim_end_matches('/');
-    Some(base.to_string())
+    urls.into_iter()
+        .filter(|u| usable(u))
+        .map(|u| base_of(&u))
+        .collect()
+}
+
+/// The `sha256` hashes a metalink lists for `repomd.xml` (its own and its `alternates`').
+fn metalink_sha256(list: &[u8]) -> Vec<String> {
+    let text = String::from_utf8_lossy(list);
+    if !text.contains("<metalink") {
+        return Vec::new();
+    }
+    text.split("<hash")
+        .skip(1)
+        .filter_map(|rest| {
+            let (attrs, body) = rest.split_once('>')?;
+            let sha256 = attrs.contains("type=\"sha256\"") || attrs.contains("type='sha256'");
+            let value = body.split('<').next()?.trim().to_ascii_lowercase();
+            (sha256 && value.len() == 64).then_some(value)
+        })
+        .collect()
 }
 
 /// Every `repodata/<file>` a repomd lists, with its SHA-256.
@@ -304,13 +409,16 @@ pub(super) async fn repodata(
     proxy: &Registry,
     file: &str,
 ) -> ApiResult<Option<FileRow>> {
-    let base = base(state, proxy).await?;
+    let bases = file_bases(state, proxy).await?;
     let served = documents::stored(state, proxy, REPOMD, ACCEPT).await?;
     let sha256 = served
         .as_ref()
         .and_then(|d| listed_sha256(&d.body, file))
         .or_else(|| named_sha256(file));
-    files::file(state, proxy, repodata_wanted(&base, file, sha256)).await
+    file_from_mirrors(state, proxy, &bases, |base| {
+        repodata_wanted(base, file, sha256.clone())
+    })
+    .await
 }
 
 /// A package (any path outside `repodata/`), kept by path.
@@ -319,7 +427,7 @@ pub(super) async fn package(
     proxy: &Registry,
     path: &str,
 ) -> ApiResult<Option<FileRow>> {
-    let base = base(state, proxy).await?;
+    let bases = file_bases(state, proxy).await?;
     let name = path.rsplit('/').next().unwrap_or(path).to_string();
     // `<name>-<version>-<release>.<arch>.rpm`: the package is what precedes the version.
     let stem = name.trim_end_matches(".rpm");
@@ -329,8 +437,16 @@ pub(super) async fn package(
         [n, v, r] => (n.to_string(), format!("{v}-{r}")),
         _ => (stem.to_string(), "0".to_string()),
     };
-    let wanted = Wanted::at_upstream_path(&base, path, package, version, "application/x-rpm");
-    files::file(state, proxy, wanted).await
+    file_from_mirrors(state, proxy, &bases, |base| {
+        Wanted::at_upstream_path(
+            base,
+            path,
+            package.clone(),
+            version.clone(),
+            "application/x-rpm",
+        )
+    })
+    .await
 }
 
 #[cfg(test)]
@@ -368,19 +484,30 @@ mod tests {
     }
 
     #[test]
-    fn mirror_lists_resolve_to_the_first_usable_base_url() {
-        let metalink = br#"<?xml version="1.0"?><metalink version="3.0"><files><file name="repomd.xml"><resources>
+    fn mirror_lists_resolve_to_their_usable_base_urls_in_order() {
+        let metalink = br#"<?xml version="1.0"?><metalink version="3.0"><files><file name="repomd.xml">
+            <verification><hash type="md5">0123</hash>
+            <hash type="sha256">AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA</hash></verification>
+            <mm0:alternates><mm0:alternate><verification>
+            <hash type="sha256">bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb</hash>
+            </verification></mm0:alternate></mm0:alternates><resources>
             <url protocol="rsync" type="rsync" preference="100">rsync://m1/repo/repodata/repomd.xml</url>
             <url protocol="https" type="https" preference="99">https://m2/fedora/os/repodata/repomd.xml</url>
             <url protocol="http" type="http" preference="98">http://m3/os/repodata/repomd.xml</url>
         </resources></file></files></metalink>"#;
         assert_eq!(
-            first_base(metalink).as_deref(),
-            Some("https://m2/fedora/os")
+            mirror_bases(metalink),
+            ["https://m2/fedora/os", "http://m3/os"]
+        );
+        assert_eq!(
+            metalink_sha256(metalink),
+            ["a".repeat(64), "b".repeat(64)],
+            "sha256 hashes only, lower-cased, alternates too"
         );
         let mirrorlist = b"# repo = fedora\nftp://m0/os/\nhttp://m1/os/\nhttp://m2/os/\n";
-        assert_eq!(first_base(mirrorlist).as_deref(), Some("http://m1/os"));
-        assert_eq!(first_base(b"# nothing\n"), None);
+        assert_eq!(mirror_bases(mirrorlist), ["http://m1/os", "http://m2/os"]);
+        assert!(metalink_sha256(mirrorlist).is_empty());
+        assert!(mirror_bases(b"# nothing\n").is_empty());
         assert!(names_mirror_list("http://h/metalink?repo=f39&arch=x86_64"));
         assert!(names_mirror_list("http://h/pub/mirrorlist"));
         assert!(!names_mirror_list("http://h/pkg/acme/rpm/rpm"));
