@@ -84,7 +84,8 @@ async fn nuget_search_passes_through_a_nuget_proxy(b: Backend) {
     let index = json!({"version": "3.0.0", "resources": [
         {"@id": format!("{}/nu/flat/", stub.base), "@type": "PackageBaseAddress/3.0.0"},
         {"@id": format!("{}/nu/reg/", stub.base), "@type": "RegistrationsBaseUrl/3.6.0"},
-        {"@id": format!("{}/nu/query", stub.base), "@type": "SearchQueryService/3.5.0"}]});
+        {"@id": format!("{}/nu/query", stub.base), "@type": "SearchQueryService/3.5.0"},
+        {"@id": format!("{}/nu/autocomplete", stub.base), "@type": "SearchAutocompleteService/3.5.0"}]});
     stub.set(
         "/nu/index.json",
         Reply::Ok(index.to_string().into_bytes(), "application/json"),
@@ -155,6 +156,43 @@ async fn nuget_search_passes_through_a_nuget_proxy(b: Backend) {
         (200, Some(0)),
         "{v}"
     );
+
+    // Autocomplete is passed through as well: ids for `q=`, an id's versions for `id=`.
+    let autocomplete = |answer: serde_json::Value| {
+        stub.set(
+            "/nu/autocomplete",
+            Reply::Ok(answer.to_string().into_bytes(), "application/json"),
+        );
+    };
+    autocomplete(json!({"totalHits": 1, "data": ["Stub.Pkg"]}));
+    let (st, _, body) = read(
+        &s,
+        "ro",
+        &ro,
+        "/pkg/default/acme/-/nusearch/nuget/autocomplete?q=stub",
+    )
+    .await;
+    let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(
+        (st, v["totalHits"].as_i64(), v["data"].clone()),
+        (200, Some(1), json!(["Stub.Pkg"])),
+        "{v}"
+    );
+    autocomplete(json!({"totalHits": 2, "data": ["1.0.0", "1.2.0"]}));
+    let (st, _, body) = read(
+        &s,
+        "ro",
+        &ro,
+        "/pkg/default/acme/-/nusearch/nuget/autocomplete?id=stub.pkg",
+    )
+    .await;
+    let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(
+        (st, v["data"].clone()),
+        (200, json!(["1.0.0", "1.2.0"])),
+        "{v}"
+    );
+    assert_eq!(stub.hits("/nu/autocomplete"), 2);
 }
 
 both_backends!(

@@ -1010,7 +1010,14 @@ async fn search(state: &AppState, req: &NativeRequest) -> ApiResult<Response> {
     let p = search_params(req)?;
     let root = native_root(state, &req.registry);
     let (total, pkgs) = search_packages(state, req, &p).await?;
-    let upstream = proxy::search(state, &req.registry, req.query.as_deref(), &root).await?;
+    let upstream = proxy::search(
+        state,
+        &req.registry,
+        proxy::Service::Search,
+        req.query.as_deref(),
+        &root,
+    )
+    .await?;
     let answered_caches: std::collections::HashSet<String> = (Resolver { state })
         .read_chain(&req.registry)
         .await?
@@ -1087,22 +1094,52 @@ async fn search(state: &AppState, req: &NativeRequest) -> ApiResult<Response> {
     Ok(Json(json!({"totalHits": total + upstream.total, "data": data})).into_response())
 }
 
+/// Autocomplete: ids (`q=`) or an id's versions (`id=`) stored along the read chain, then what
+/// the upstreams' autocomplete services answer (passed through live) that is not among them.
 async fn autocomplete(state: &AppState, req: &NativeRequest) -> ApiResult<Response> {
     let p = search_params(req)?;
     let q = crate::http::query_pairs(req.query.as_deref());
-    if let Some(id) = crate::http::query_get(&q, "id") {
+    let root = native_root(state, &req.registry);
+    let (mut total, mut data, key): (i64, Vec<Value>, fn(&Value) -> String) = if let Some(id) =
+        crate::http::query_get(&q, "id")
+    {
         let (_, entries) = chain_versions(state, &req.registry, &id.to_ascii_lowercase()).await?;
-        let versions: Vec<String> = entries
+        let versions: Vec<Value> = entries
             .iter()
             .filter(|e| visible(e, &p))
-            .map(|e| e.version.full())
+            .map(|e| json!(e.version.full()))
             .collect();
-        return Ok(Json(json!({"totalHits": versions.len(), "data": versions})).into_response());
+        // Versions compare by their normalised form.
+        let key = |v: &Value| {
+            let s = v.as_str().unwrap_or("");
+            NuVersion::parse(s)
+                .map(|n| n.normalized().to_ascii_lowercase())
+                .unwrap_or_else(|| s.to_ascii_lowercase())
+        };
+        (versions.len() as i64, versions, key)
+    } else {
+        let (total, pkgs) = search_packages(state, req, &p).await?;
+        let names: Vec<Value> = pkgs
+            .iter()
+            .map(|p| p.metadata.get("id").cloned().unwrap_or(json!(p.name)))
+            .collect();
+        let key = |v: &Value| v.as_str().unwrap_or("").to_ascii_lowercase();
+        (total, names, key)
+    };
+    let upstream = proxy::search(
+        state,
+        &req.registry,
+        proxy::Service::Autocomplete,
+        req.query.as_deref(),
+        &root,
+    )
+    .await?;
+    let mut seen: std::collections::HashSet<String> = data.iter().map(key).collect();
+    for item in upstream.data {
+        if seen.insert(key(&item)) {
+            data.push(item);
+            total += 1;
+        }
     }
-    let (total, pkgs) = search_packages(state, req, &p).await?;
-    let names: Vec<Value> = pkgs
-        .iter()
-        .map(|p| p.metadata.get("id").cloned().unwrap_or(json!(p.name)))
-        .collect();
-    Ok(Json(json!({"totalHits": total, "data": names})).into_response())
+    Ok(Json(json!({"totalHits": total, "data": data})).into_response())
 }

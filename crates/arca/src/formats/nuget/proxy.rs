@@ -71,6 +71,7 @@ struct Resources {
     base_address: Option<String>,
     registrations: Option<String>,
     search: Option<String>,
+    autocomplete: Option<String>,
 }
 
 async fn resources(state: &AppState, proxy: &Registry) -> ApiResult<Option<Resources>> {
@@ -112,23 +113,39 @@ async fn resources(state: &AppState, proxy: &Registry) -> ApiResult<Option<Resou
             "SearchQueryService/3.0.0-beta",
             "SearchQueryService",
         ]),
+        autocomplete: find(&[
+            "SearchAutocompleteService/3.5.0",
+            "SearchAutocompleteService/3.0.0-rc",
+            "SearchAutocompleteService/3.0.0-beta",
+            "SearchAutocompleteService",
+        ]),
     }))
 }
 
 /// What the upstreams' search services answered a query: the proxies that answered, their
-/// total of hits, and their results with every URL pointing at Arca (`root`).
+/// total of hits, and their results (for a search with every URL pointing at Arca, `root`).
 pub(super) struct UpstreamHits {
     pub answered: Vec<String>,
     pub total: i64,
     pub data: Vec<Value>,
 }
 
-/// The query passed through to the `SearchQueryService` of each proxy reached through `reg`
-/// (not stored: a search is answered live; an upstream that fails or is offline is left out,
-/// and the packages cached from it stand for it). `query` is the client's query string.
+/// Which search service of the upstreams a query is passed to.
+#[derive(Clone, Copy)]
+pub(super) enum Service {
+    /// `SearchQueryService`: package results, their URLs rewritten to Arca.
+    Search,
+    /// `SearchAutocompleteService`: ids (`q=`) or versions (`id=`), relayed as they are.
+    Autocomplete,
+}
+
+/// The query passed through to the search service of each proxy reached through `reg` (not
+/// stored: a search is answered live; an upstream that fails or is offline is left out, and
+/// the packages cached from it stand for it). `query` is the client's query string.
 pub(super) async fn search(
     state: &AppState,
     reg: &Registry,
+    service: Service,
     query: Option<&str>,
     root: &str,
 ) -> ApiResult<UpstreamHits> {
@@ -141,10 +158,15 @@ pub(super) async fn search(
         if proxy.proxy.as_ref().is_none_or(|p| p.offline) || state.proxy.circuit_open(&proxy) {
             continue;
         }
-        let Some(service) = resources(state, &proxy).await?.and_then(|r| r.search) else {
+        let Some(resources) = resources(state, &proxy).await? else {
             continue;
         };
-        let mut url = service.trim_end_matches('/').to_string();
+        let url = match service {
+            Service::Search => resources.search,
+            Service::Autocomplete => resources.autocomplete,
+        };
+        let Some(url) = url else { continue };
+        let mut url = url.trim_end_matches('/').to_string();
         if let Some(q) = query.filter(|q| !q.is_empty()) {
             url = format!("{url}?{q}");
         }
@@ -163,9 +185,11 @@ pub(super) async fn search(
         out.answered.push(proxy.id.clone());
         out.total += answer["totalHits"].as_i64().unwrap_or(0);
         for item in answer["data"].as_array().into_iter().flatten() {
-            if let Some(item) = search_item(root, item.clone()) {
-                out.data.push(item);
-            }
+            let item = match service {
+                Service::Search => search_item(root, item.clone()),
+                Service::Autocomplete => Some(item.clone()),
+            };
+            out.data.extend(item);
         }
     }
     Ok(out)
