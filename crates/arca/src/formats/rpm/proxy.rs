@@ -235,6 +235,9 @@ async fn upstream(state: &AppState, proxy: &Registry) -> ApiResult<Upstream> {
 /// first (a mirror at another generation would not match it), then the other mirrors.
 async fn file_bases(state: &AppState, proxy: &Registry) -> ApiResult<Vec<String>> {
     let mut bases = upstream(state, proxy).await?.bases;
+    if bases.len() < 2 {
+        return Ok(bases);
+    }
     if let Some(doc) = documents::stored(state, proxy, REPOMD, ACCEPT).await? {
         let served = base_of(&doc.url);
         bases.retain(|b| *b != served);
@@ -427,6 +430,10 @@ pub(super) async fn package(
     proxy: &Registry,
     path: &str,
 ) -> ApiResult<Option<FileRow>> {
+    // A hit is served without working out where a miss would come from.
+    if let Some(f) = files::cached(state, proxy, path).await? {
+        return Ok(Some(f));
+    }
     let bases = file_bases(state, proxy).await?;
     let name = path.rsplit('/').next().unwrap_or(path).to_string();
     // `<name>-<version>-<release>.<arch>.rpm`: the package is what precedes the version.
