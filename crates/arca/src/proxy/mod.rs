@@ -34,6 +34,7 @@ pub(crate) mod auth;
 pub mod documents;
 pub mod files;
 pub mod flight;
+pub mod memo;
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -113,6 +114,8 @@ pub struct ProxyEngine {
     pub(crate) manifests:
         flight::Flights<Result<Option<crate::store::artifacts::FileRow>, Failure>>,
     pub(crate) tokens: auth::Tokens,
+    /// Stored documents' bodies and what formats derive from them, by digest (see `memo`).
+    pub(crate) memo: memo::Memo,
 }
 
 impl ProxyEngine {
@@ -134,6 +137,7 @@ impl ProxyEngine {
             live: files::Fetches::default(),
             manifests: flight::Flights::default(),
             tokens: auth::Tokens::default(),
+            memo: memo::Memo::default(),
         })
     }
 
