@@ -244,12 +244,22 @@ pub fn without_answered_caches<P: Clone>(
         .collect()
 }
 
-/// Reads a stored document's body (metadata documents are held in memory to be rewritten).
+/// Reads a stored document's body (metadata documents are held in memory to be rewritten): from
+/// the engine's memo when kept there (the digest comes from the row just read, so it is the
+/// current document's), else from the blob store.
 async fn load(state: &AppState, d: &ProxyDocument, how: CacheState) -> ApiResult<Fetched> {
-    let read = state.blobs.get(&d.sha256, None).await?;
-    let chunks: Vec<Bytes> = read.stream.try_collect().await?;
+    let body = match state.proxy.memo.body(&d.sha256) {
+        Some(body) => body,
+        None => {
+            let read = state.blobs.get(&d.sha256, None).await?;
+            let chunks: Vec<Bytes> = read.stream.try_collect().await?;
+            let body: Bytes = chunks.concat().into();
+            state.proxy.memo.keep_body(&d.sha256, &body);
+            body
+        }
+    };
     Ok(Fetched {
-        body: chunks.concat().into(),
+        body,
         content_type: d.content_type.clone(),
         url: d.url.clone(),
         sha256: d.sha256.clone(),

@@ -26,7 +26,9 @@
 //!   client's request chooses *which* listed file, never a URL (no SSRF).
 //!
 //! In-process state here (the breaker, the negative cache, the flights) is per node and bounded
-//! by short lifetimes; everything that must survive or be shared lives in the stores. A file's
+//! by short lifetimes; everything that must survive or be shared lives in the stores. The
+//! [`memo`] of stored documents' bodies is keyed by the digest their metadata-store row names on
+//! each request, so it never outlives a refresh by any node; it is bounded in bytes. A file's
 //! upstream fetch is single-flight across nodes too: the node holding the file's lease in the
 //! metadata store fetches it, the others wait for its row (`files::fetch`).
 
@@ -34,6 +36,7 @@ pub(crate) mod auth;
 pub mod documents;
 pub mod files;
 pub mod flight;
+pub mod memo;
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -113,6 +116,8 @@ pub struct ProxyEngine {
     pub(crate) manifests:
         flight::Flights<Result<Option<crate::store::artifacts::FileRow>, Failure>>,
     pub(crate) tokens: auth::Tokens,
+    /// Stored documents' bodies and what formats derive from them, by digest (see `memo`).
+    pub(crate) memo: memo::Memo,
 }
 
 impl ProxyEngine {
@@ -134,6 +139,7 @@ impl ProxyEngine {
             live: files::Fetches::default(),
             manifests: flight::Flights::default(),
             tokens: auth::Tokens::default(),
+            memo: memo::Memo::default(),
         })
     }
 

@@ -523,7 +523,7 @@ async fn metadata(
                     }
                 }
                 for (_, _, listed) in &upstream {
-                    for e in listed {
+                    for e in listed.iter() {
                         let Some(norm) = e["version_normalized"].as_str() else {
                             continue;
                         };

@@ -9,6 +9,8 @@
 //! (redirects followed), verified against `shasum` when the upstream publishes one, and kept with
 //! the version's metadata, for when the upstream is gone.
 
+use std::sync::Arc;
+
 use serde_json::{Map, Value, json};
 
 use crate::error::ApiResult;
@@ -31,14 +33,26 @@ fn path_to(proxy_url: &str, target: &str) -> Option<String> {
     (back == target).then_some(rel)
 }
 
-/// The upstream's `packages.json`.
-async fn root_document(state: &AppState, proxy: &Registry) -> ApiResult<Option<Fetched>> {
+/// The upstream's `packages.json`, and its content parsed (kept per document digest: it is read
+/// on every request for a package).
+async fn root_document(
+    state: &AppState,
+    proxy: &Registry,
+) -> ApiResult<Option<(Fetched, Arc<Value>)>> {
     let req = documents::Request {
         path: "packages.json",
         accept: JSON,
         revalidate: false,
     };
-    documents::document(state, proxy, req).await
+    Ok(documents::document(state, proxy, req).await?.map(|doc| {
+        let v = state
+            .proxy
+            .memo
+            .derived(&doc.sha256, doc.body.len(), "composer-root", || {
+                serde_json::from_slice::<Value>(&doc.body).unwrap_or_default()
+            });
+        (doc, v)
+    }))
 }
 
 /// The names each proxy reached through `reg` says it has (`available-packages`), or `None` when
@@ -46,10 +60,9 @@ async fn root_document(state: &AppState, proxy: &Registry) -> ApiResult<Option<F
 pub(super) async fn available(state: &AppState, reg: &Registry) -> ApiResult<Option<Vec<String>>> {
     let mut names = Vec::new();
     for proxy in (Resolver { state }).proxies(reg).await? {
-        let Some(doc) = root_document(state, &proxy).await? else {
+        let Some((_, v)) = root_document(state, &proxy).await? else {
             continue;
         };
-        let v: Value = serde_json::from_slice(&doc.body).unwrap_or_default();
         match v["available-packages"].as_array() {
             Some(list) => names.extend(list.iter().filter_map(Value::as_str).map(str::to_string)),
             None => return Ok(None),
@@ -59,23 +72,23 @@ pub(super) async fn available(state: &AppState, reg: &Registry) -> ApiResult<Opt
 }
 
 /// The p2 file of `name` (`~dev` for dev versions) from each proxy reached through `reg`, in
-/// order: (proxy, the document, its versions expanded, `dist.url` still the upstream's, resolved).
+/// order: (proxy, the document, its versions expanded, `dist.url` still the upstream's, resolved;
+/// kept per document digest, so a warm hit parses nothing).
 pub(super) async fn p2_files(
     state: &AppState,
     reg: &Registry,
     name: &str,
     dev: bool,
     revalidate: bool,
-) -> ApiResult<Vec<(Registry, Fetched, Vec<Value>)>> {
+) -> ApiResult<Vec<(Registry, Fetched, Arc<Vec<Value>>)>> {
     let mut out = Vec::new();
     for proxy in (Resolver { state }).proxies(reg).await? {
         let Some(settings) = &proxy.proxy else {
             continue;
         };
-        let Some(root) = root_document(state, &proxy).await? else {
+        let Some((root, v)) = root_document(state, &proxy).await? else {
             continue;
         };
-        let v: Value = serde_json::from_slice(&root.body).unwrap_or_default();
         let Some(template) = v["metadata-url"].as_str() else {
             tracing::warn!(proxy = %proxy.identifier, "the upstream has no metadata-url (Composer 1 only): not read");
             continue;
@@ -101,7 +114,12 @@ pub(super) async fn p2_files(
             revalidate,
         };
         if let Some(doc) = documents::document(state, &proxy, req).await? {
-            let versions = versions(&doc, name);
+            let versions = state.proxy.memo.derived(
+                &doc.sha256,
+                doc.body.len(),
+                &format!("composer-p2|{}|{name}", doc.url),
+                || versions(&doc, name),
+            );
             if !versions.is_empty() {
                 crate::formats::members::served_by(&proxy.identifier);
             }

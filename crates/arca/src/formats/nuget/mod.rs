@@ -533,7 +533,7 @@ async fn flat_versions(state: &AppState, req: &NativeRequest, id: &str) -> ApiRe
                     .map(|e| (e.row.version, e.version))
                     .collect();
                 for (_, _, versions) in &upstream {
-                    for v in versions {
+                    for v in versions.iter() {
                         if let Some(parsed) = NuVersion::parse(v) {
                             all.entry(v.clone()).or_insert(parsed);
                         }
@@ -739,11 +739,7 @@ fn stored_item(urls: &Urls, e: &Entry) -> Listed {
 /// the read chain and the upstream registrations of its proxies.
 struct Sources {
     chain: Vec<(Registry, PackageRow)>,
-    upstream: Vec<(
-        Registry,
-        crate::proxy::documents::Fetched,
-        Vec<proxy::UpstreamItem>,
-    )>,
+    upstream: proxy::Registrations,
     urls: Urls,
 }
 
@@ -801,8 +797,8 @@ impl Sources {
             .iter()
             .map(|e| (e.row.version.clone(), stored_item(&self.urls, e)))
             .collect();
-        for (_, _, items) in &self.upstream {
-            for u in items {
+        for (_, _, pages) in &self.upstream {
+            for u in pages.iter().flat_map(|p| p.iter()) {
                 by_key.entry(u.lver.clone()).or_insert_with(|| Listed {
                     version: u.version.clone(),
                     lver: u.lver.clone(),

@@ -9,6 +9,7 @@
 //! version the metadata a pushed one has, so the cache alone can list it when the upstream is gone.
 
 use std::io::Read;
+use std::sync::Arc;
 
 use serde_json::{Value, json};
 
@@ -67,6 +68,7 @@ fn decoded(body: &[u8]) -> Option<Value> {
 }
 
 /// What Arca uses of an upstream's service index: absolute URLs, each ending in `/`.
+#[derive(Clone)]
 struct Resources {
     base_address: Option<String>,
     registrations: Option<String>,
@@ -87,9 +89,19 @@ async fn resources(state: &AppState, proxy: &Registry) -> ApiResult<Option<Resou
     let Some(doc) = documents::document(state, proxy, req).await? else {
         return Ok(None);
     };
-    let Some(index) = decoded(&doc.body) else {
-        return Ok(None);
-    };
+    // Read on every request for a package: parsed once per stored document (and its URL).
+    let found = state.proxy.memo.derived(
+        &doc.sha256,
+        doc.body.len(),
+        &format!("nuget-resources|{}", doc.url),
+        || service_resources(&doc),
+    );
+    Ok(Option::clone(&found))
+}
+
+/// The resources Arca uses, from a service index `doc`.
+fn service_resources(doc: &Fetched) -> Option<Resources> {
+    let index = decoded(&doc.body)?;
     let base = url::Url::parse(&doc.url).ok();
     let find = |types: &[&str]| -> Option<String> {
         let all = index["resources"].as_array()?;
@@ -104,7 +116,7 @@ async fn resources(state: &AppState, proxy: &Registry) -> ApiResult<Option<Resou
                 .map(|u| format!("{}/", u.trim_end_matches('/')))
         })
     };
-    Ok(Some(Resources {
+    Some(Resources {
         base_address: find(&["PackageBaseAddress/3.0.0"]),
         registrations: find(&HIVES),
         search: find(&[
@@ -119,7 +131,7 @@ async fn resources(state: &AppState, proxy: &Registry) -> ApiResult<Option<Resou
             "SearchAutocompleteService/3.0.0-beta",
             "SearchAutocompleteService",
         ]),
-    }))
+    })
 }
 
 /// What the upstreams' search services answered a query: the proxies that answered, their
@@ -242,13 +254,13 @@ async fn document_at(
 }
 
 /// The flat-container version lists of `lid` from the proxies reached through `reg`, in order:
-/// (proxy, the document, its lower-case normalised versions).
+/// (proxy, the document, its lower-case normalised versions, kept per document digest).
 pub(super) async fn flat_versions(
     state: &AppState,
     reg: &Registry,
     lid: &str,
     revalidate: bool,
-) -> ApiResult<Vec<(Registry, Fetched, Vec<String>)>> {
+) -> ApiResult<Vec<(Registry, Fetched, Arc<Vec<String>>)>> {
     let mut out = Vec::new();
     for proxy in (Resolver { state }).proxies(reg).await? {
         let Some(base) = resources(state, &proxy).await?.and_then(|r| r.base_address) else {
@@ -256,14 +268,20 @@ pub(super) async fn flat_versions(
         };
         let url = format!("{base}{lid}/index.json");
         if let Some(doc) = document_at(state, &proxy, &url, revalidate).await? {
-            let versions = decoded(&doc.body)
-                .and_then(|v| v["versions"].as_array().cloned())
-                .unwrap_or_default()
-                .iter()
-                .filter_map(Value::as_str)
-                .filter_map(NuVersion::parse)
-                .map(|v| v.normalized().to_ascii_lowercase())
-                .collect();
+            let versions =
+                state
+                    .proxy
+                    .memo
+                    .derived(&doc.sha256, doc.body.len(), "nuget-flat", || {
+                        decoded(&doc.body)
+                            .and_then(|v| v["versions"].as_array().cloned())
+                            .unwrap_or_default()
+                            .iter()
+                            .filter_map(Value::as_str)
+                            .filter_map(NuVersion::parse)
+                            .map(|v| v.normalized().to_ascii_lowercase())
+                            .collect::<Vec<String>>()
+                    });
             out.push((proxy, doc, versions));
         }
     }
@@ -277,14 +295,25 @@ pub(super) struct UpstreamItem {
     pub(super) item: Value,
 }
 
+/// Each proxy's registration of one package: (proxy, its index document, its items page by page).
+pub(super) type Registrations = Vec<(Registry, Fetched, Vec<Arc<Vec<UpstreamItem>>>)>;
+
+/// A page of an upstream's registration index: its items (inlined, already rewritten), or where
+/// the page is.
+enum Page {
+    Items(Arc<Vec<UpstreamItem>>),
+    At(String),
+}
+
 /// The registrations of `lid` from the proxies reached through `reg`, in order: every item of
-/// every page (pages not inlined are fetched), rewritten for `urls`.
+/// every page (pages not inlined are fetched), rewritten for `urls`, page by page. The rewritten
+/// items are kept per document digest, hive and `urls`: a warm hit rewrites nothing.
 pub(super) async fn registrations(
     state: &AppState,
     reg: &Registry,
     lid: &str,
     urls: &Urls,
-) -> ApiResult<Vec<(Registry, Fetched, Vec<UpstreamItem>)>> {
+) -> ApiResult<Registrations> {
     let mut out = Vec::new();
     for proxy in (Resolver { state }).proxies(reg).await? {
         let Some(hive) = resources(state, &proxy)
@@ -297,30 +326,55 @@ pub(super) async fn registrations(
         let Some(doc) = document_at(state, &proxy, &url, false).await? else {
             continue;
         };
-        let Some(index) = decoded(&doc.body) else {
+        let what = format!("{hive}|{}|{}", urls.root, urls.lid);
+        let rewritten = |items: Vec<Value>| -> Vec<UpstreamItem> {
+            items
+                .into_iter()
+                .filter_map(|item| rewrite_item(item, &hive, urls))
+                .collect()
+        };
+        let pages = state.proxy.memo.derived(
+            &doc.sha256,
+            doc.body.len(),
+            &format!("nuget-reg|{what}"),
+            || -> Option<Vec<Page>> {
+                let index = decoded(&doc.body)?;
+                let pages = index["items"].as_array().into_iter().flatten();
+                Some(
+                    pages
+                        .filter_map(|page| match page["items"].as_array() {
+                            Some(inline) => Some(Page::Items(Arc::new(rewritten(inline.clone())))),
+                            None => page["@id"].as_str().map(|at| Page::At(at.to_string())),
+                        })
+                        .collect(),
+                )
+            },
+        );
+        let Some(pages) = pages.as_ref() else {
             continue;
         };
         let mut items = Vec::new();
-        for page in index["items"].as_array().into_iter().flatten() {
-            let page_items = match page["items"].as_array() {
-                Some(inline) => inline.clone(),
-                None => {
-                    let Some(at) = page["@id"].as_str() else {
-                        continue;
-                    };
+        for page in pages {
+            match page {
+                Page::Items(inline) => items.push(inline.clone()),
+                Page::At(at) => {
                     let Some(pdoc) = document_at(state, &proxy, at, false).await? else {
                         continue;
                     };
-                    decoded(&pdoc.body)
-                        .and_then(|p| p["items"].as_array().cloned())
-                        .unwrap_or_default()
+                    items.push(state.proxy.memo.derived(
+                        &pdoc.sha256,
+                        pdoc.body.len(),
+                        &format!("nuget-page|{what}"),
+                        || {
+                            rewritten(
+                                decoded(&pdoc.body)
+                                    .and_then(|p| p["items"].as_array().cloned())
+                                    .unwrap_or_default(),
+                            )
+                        },
+                    ));
                 }
-            };
-            items.extend(
-                page_items
-                    .into_iter()
-                    .filter_map(|item| rewrite_item(item, &hive, urls)),
-            );
+            }
         }
         out.push((proxy, doc, items));
     }
