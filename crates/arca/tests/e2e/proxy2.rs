@@ -12,25 +12,9 @@ use crate::debian::{Apt, build_deb, put_deb};
 use crate::nuget::{NugetExe, nupkg, push_raw, spec};
 use crate::opm::{ospx, push as opm_push};
 use crate::proxy::{gitflic_proxy, harness_upstream};
+use crate::proxy3::read;
 use crate::rpm::{build_rpm, dnf, packager, put_rpm};
 use crate::stub::{Dead, Reply, Stub};
-
-/// GET with a reader's Basic credentials: (status, X-Arca-Cache, body).
-async fn read(s: &Server, user: &str, secret: &str, path: &str) -> (u16, Option<String>, Vec<u8>) {
-    let r = s
-        .client
-        .get(s.url(path))
-        .basic_auth(user, Some(secret))
-        .send()
-        .await
-        .unwrap();
-    let status = r.status().as_u16();
-    let cache = r
-        .headers()
-        .get("x-arca-cache")
-        .map(|v| v.to_str().unwrap().to_string());
-    (status, cache, r.bytes().await.unwrap().to_vec())
-}
 
 /// NuGet.exe installs a package with a dependency through a NuGet proxy (GitFlic PROXY) whose
 /// upstream needs credentials: Arca's own service index, registrations relayed with their URLs
