@@ -195,7 +195,88 @@ async fn nuget_search_passes_through_a_nuget_proxy(b: Backend) {
     assert_eq!(stub.hits("/nu/autocomplete"), 2);
 }
 
+/// An UPSTREAM's credentials follow its config: the stored password is sent while the config
+/// names it, not once a `PUT` names another secret reference (that one is used, here unset: 502),
+/// nor once a `PUT` makes it Anonymous (the stored secret is dropped, not sent as a token).
+async fn an_upstream_made_anonymous_sends_no_credentials(b: Backend) {
+    let stub = Stub::start().await;
+    let s = Server::start(b).await;
+    for f in ["a", "b", "c"] {
+        stub.set(
+            &format!("/files/t/1/{f}.bin"),
+            Reply::Ok(f.as_bytes().to_vec(), "application/octet-stream"),
+        );
+    }
+    crate::proxy::harness_upstream(
+        &s,
+        "creds",
+        "GENERIC",
+        &format!("{}/files", stub.base),
+        "pw1",
+    )
+    .await;
+    let fetch = |f: &'static str| {
+        let s = &s;
+        async move {
+            let r = s
+                .client
+                .get(s.url(&format!("/pkg/acme/creds/generic/t/1/{f}.bin")))
+                .header("x-api-key", &s.token)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), 200, "{f}");
+        }
+    };
+    fetch("a").await;
+    assert_eq!(stub.authorization().len(), 1);
+    let (st, v) = crate::common::call(s.get("/har/api/v1/registry/acme/creds/+")).await;
+    assert_eq!(st, 200, "{v}");
+    let mut config = v["data"]["config"].clone();
+    assert_eq!(config["auth"].get("password"), None, "{config}");
+    config["auth"]["secretIdentifier"] = json!("unset-ref");
+    let put = |config: serde_json::Value| {
+        let s = &s;
+        async move {
+            let (st, v) = crate::common::call(
+                s.client
+                    .put(s.url("/har/api/v1/registry/acme/creds/+"))
+                    .header("x-api-key", &s.token)
+                    .json(&json!({"identifier": "creds", "config": config})),
+            )
+            .await;
+            assert_eq!(st, 200, "{v}");
+        }
+    };
+    // Another reference: it is what is used (unset here), never the stored password.
+    put(config).await;
+    let r = s
+        .client
+        .get(s.url("/pkg/acme/creds/generic/t/1/b.bin"))
+        .header("x-api-key", &s.token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 502);
+    assert!(r.text().await.unwrap().contains("unset-ref"));
+    assert_eq!(stub.authorization().len(), 1, "{:?}", stub.authorization());
+    put(
+        json!({"type": "UPSTREAM", "url": format!("{}/files", stub.base), "authType": "Anonymous"}),
+    )
+    .await;
+    let before = stub.authorization().len();
+    fetch("c").await;
+    assert_eq!(stub.hits("/files/t/1/c.bin"), 1);
+    assert_eq!(
+        stub.authorization().len(),
+        before,
+        "no credentials once Anonymous: {:?}",
+        stub.authorization()
+    );
+}
+
 both_backends!(
+    an_upstream_made_anonymous_sends_no_credentials,
     cran_proxy_checks_md5sums_and_relays_packages_rds,
     nuget_search_passes_through_a_nuget_proxy,
 );

@@ -209,10 +209,27 @@ pub(super) fn parse_config(
             // Settings Harness has no field for travel as extensions on `config`.
             let flag = |k: &str| c.get(k).and_then(Value::as_bool);
             let number = |k: &str| c.get(k).and_then(Value::as_i64);
+            let harness_auth = refs.map(|mut r| {
+                if let Some(o) = r.as_object_mut() {
+                    o.insert("authType".into(), json!(auth_type));
+                }
+                r
+            });
+            // A stored secret is never shown, so a config sent back as read keeps it; other
+            // credentials (another user or reference, or Anonymous) drop it: it would otherwise
+            // still be sent upstream.
+            let secret = match auth_type {
+                "Anonymous" => None,
+                _ => secret.or_else(|| {
+                    prev.as_ref()
+                        .filter(|p| p.username == username && p.harness_auth == harness_auth)
+                        .and_then(|p| p.secret.clone())
+                }),
+            };
             let proxy = ProxySettings {
                 url,
                 username,
-                secret: secret.or_else(|| prev.as_ref().and_then(|p| p.secret.clone())),
+                secret,
                 caching: flag("isCaching")
                     .or(prev.as_ref().map(|p| p.caching))
                     .unwrap_or(true),
@@ -248,12 +265,7 @@ pub(super) fn parse_config(
                     Some(_) => None,
                     None => prev.as_ref().and_then(|p| p.upstream_key.clone()),
                 },
-                harness_auth: refs.map(|mut r| {
-                    if let Some(o) = r.as_object_mut() {
-                        o.insert("authType".into(), json!(auth_type));
-                    }
-                    r
-                }),
+                harness_auth,
             };
             Ok(ParsedConfig {
                 kind: RegistryKind::Proxy,
