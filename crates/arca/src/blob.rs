@@ -95,13 +95,26 @@ pub trait BlobStore: Send + Sync {
         self.put_with(body, limit, expected_sha256, Digests::All)
             .await
     }
+    /// [`BlobStore::put`] computing only `digests`: staged, checked against `expected_sha256`,
+    /// then committed (one sequence for every store).
     async fn put_with(
         &self,
         body: ByteStream,
         limit: Option<u64>,
         expected_sha256: Option<&str>,
         digests: Digests,
-    ) -> Result<BlobInfo, BlobError>;
+    ) -> Result<BlobInfo, BlobError> {
+        let staged = self.stage(body, limit, digests).await?;
+        if let Some(expected) = expected_sha256
+            && !expected.eq_ignore_ascii_case(&staged.info.sha256)
+        {
+            return Err(BlobError::DigestMismatch {
+                expected: expected.to_string(),
+                actual: staged.info.sha256.clone(),
+            });
+        }
+        self.commit(staged).await
+    }
     /// Streams a body aside into a staged blob, capped at `limit` bytes. Nothing is visible until
     /// [`BlobStore::commit`]; dropping the staged blob discards it.
     async fn stage(
@@ -434,25 +447,6 @@ impl Drop for TmpGuard {
 
 #[async_trait]
 impl BlobStore for LocalBlobStore {
-    async fn put_with(
-        &self,
-        body: ByteStream,
-        limit: Option<u64>,
-        expected_sha256: Option<&str>,
-        digests: Digests,
-    ) -> Result<BlobInfo, BlobError> {
-        let staged = self.stage(body, limit, digests).await?;
-        if let Some(expected) = expected_sha256
-            && !expected.eq_ignore_ascii_case(&staged.info.sha256)
-        {
-            return Err(BlobError::DigestMismatch {
-                expected: expected.to_string(),
-                actual: staged.info.sha256.clone(),
-            });
-        }
-        self.commit(staged).await
-    }
-
     async fn stage(
         &self,
         body: ByteStream,

@@ -275,25 +275,6 @@ impl S3BlobStore {
 
 #[async_trait::async_trait]
 impl BlobStore for S3BlobStore {
-    async fn put_with(
-        &self,
-        body: ByteStream,
-        limit: Option<u64>,
-        expected_sha256: Option<&str>,
-        digests: Digests,
-    ) -> Result<BlobInfo, BlobError> {
-        let staged = self.stage(body, limit, digests).await?;
-        if let Some(expected) = expected_sha256
-            && !expected.eq_ignore_ascii_case(&staged.info.sha256)
-        {
-            return Err(BlobError::DigestMismatch {
-                expected: expected.to_string(),
-                actual: staged.info.sha256.clone(),
-            });
-        }
-        self.commit(staged).await
-    }
-
     async fn stage(
         &self,
         body: ByteStream,
